@@ -1,0 +1,237 @@
+//! The typed questions the core asks the storage layer (`Need`) and the answers it gets
+//! back (`Reply`). This file is the contract between `berth-core` and the server: the
+//! server answers every `Need` with exactly one `Reply` of the variant documented on it.
+//!
+//! Storage nouns only: no status codes here. The core turns replies into responses.
+
+use crate::oci::{Digest, Reference, RepoName, Tag, UploadId};
+use bytes::Bytes;
+use std::fmt;
+
+/// Identifies one outstanding need of one connection; echoed back in `Input::Reply`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NeedId(pub u64);
+
+impl fmt::Debug for NeedId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NeedId({})", self.0)
+    }
+}
+
+/// Where a blob's bytes live. Opaque to the core: minted by the server from a storage
+/// location and handed back unchanged in `Output::SendBlob`. The core only adds a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlobHandle {
+    /// Which file holds the bytes (the server's pack number).
+    pub file: u64,
+    /// Offset of the blob's first byte in that file.
+    pub offset: u64,
+}
+
+/// A blob present in a repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub size: u64,
+    pub handle: BlobHandle,
+}
+
+/// The state of an open upload session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub id: UploadId,
+    /// Bytes received so far (`L`); the next byte goes at this offset.
+    pub offset: u64,
+}
+
+/// A stored manifest as pushed: exact bytes and the media type recorded at push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestInfo {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+}
+
+/// What the referrers API lists for one manifest whose `subject` names a digest
+/// (spec digest §7.2). Computed by the core when the manifest is pushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Referrer {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    /// The referrer's top-level `annotations` object, as raw JSON text, if it had one.
+    pub annotations: Option<String>,
+}
+
+/// A manifest the core has validated and wants stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewManifest {
+    /// Digest of `body` (algorithm of the URL digest, else sha256).
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+    /// Tags to point at this manifest (the path tag and/or `?tag=` parameters).
+    pub tags: Vec<Tag>,
+    /// Blobs (config, layers) this manifest references and the store must hold in the
+    /// repository. Layers with `urls` or non-distributable types are left out.
+    pub blobs: Vec<Digest>,
+    /// Manifests (index entries) this manifest references.
+    pub manifests: Vec<Digest>,
+    /// The `subject` and this manifest's referrer entry, if it has a subject.
+    pub subject: Option<(Digest, Referrer)>,
+}
+
+/// A page of names (tags or repositories), sorted byte-wise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<String>,
+    /// Whether more items follow the last one in this page.
+    pub more: bool,
+}
+
+/// One non-registry HTTP request (web pages, JSON API, `/metrics`, token endpoint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRequest {
+    pub method: String,
+    /// Path without the query string, percent-decoding not applied.
+    pub path: String,
+    /// The raw query string (without `?`), empty if none.
+    pub query: String,
+    /// Header names lower-cased, values as sent (lossy UTF-8).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// The server's answer to a `WebRequest`; the core adds framing headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// A question for the storage layer. Answered by exactly one `Input::Reply` carrying the
+/// `Reply` variant named on each case, or `Reply::Failed` when storage itself failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Need<'c> {
+    /// Is `digest` linked into `repo`? → `Reply::Blob`.
+    StatBlob { repo: RepoName, digest: Digest },
+    /// Unlink `digest` from `repo`. → `Reply::Deleted`.
+    DeleteBlob { repo: RepoName, digest: Digest },
+    /// Open a new upload session in `repo`. → `Reply::Upload(Some(_))`.
+    StartUpload { repo: RepoName },
+    /// State of an upload session. → `Reply::Upload` (`None` if unknown or not `repo`'s).
+    UploadStatus { repo: RepoName, upload: UploadId },
+    /// Append `bytes` at `offset` (always the session's current length, which the core
+    /// learned from an earlier reply). `bytes` borrows the connection's receive buffer.
+    /// → `Reply::Upload` with the new length (`None` if the session vanished).
+    AppendUpload {
+        repo: RepoName,
+        upload: UploadId,
+        offset: u64,
+        bytes: &'c [u8],
+    },
+    /// Close the session, verify the whole content hashes to `digest`, make it durable and
+    /// link it into `repo`. → `Reply::Finished`.
+    FinishUpload {
+        repo: RepoName,
+        upload: UploadId,
+        digest: Digest,
+    },
+    /// Drop an upload session and its bytes. → `Reply::Deleted`.
+    CancelUpload { repo: RepoName, upload: UploadId },
+    /// Link `digest` into `repo` from `from` (or, with `from: None`, from anywhere the store
+    /// allows); if that is not possible, open an upload session instead. → `Reply::Mount`.
+    MountBlob {
+        repo: RepoName,
+        digest: Digest,
+        from: Option<RepoName>,
+    },
+    /// → `Reply::Manifest` (`None`: no such manifest or tag in `repo`).
+    GetManifest {
+        repo: RepoName,
+        reference: Reference,
+    },
+    /// Store a validated manifest durably. → `Reply::ManifestPut`.
+    PutManifest {
+        repo: RepoName,
+        manifest: NewManifest,
+    },
+    /// Delete a tag (tag reference) or a manifest and every tag pointing to it (digest).
+    /// → `Reply::Deleted`.
+    DeleteManifest {
+        repo: RepoName,
+        reference: Reference,
+    },
+    /// Tags of `repo` after `last`, at most `n`. → `Reply::Tags` (`None`: unknown repo).
+    ListTags {
+        repo: RepoName,
+        n: usize,
+        last: Option<String>,
+    },
+    /// Manifests in `repo` whose subject is `subject`. → `Reply::Referrers`.
+    Referrers { repo: RepoName, subject: Digest },
+    /// Repository names after `last`, at most `n`. → `Reply::Catalog`.
+    Catalog { n: usize, last: Option<String> },
+    /// A request outside `/v2/`. → `Reply::Web`.
+    Web(WebRequest),
+}
+
+/// Outcome of closing an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// Durable and linked: only ever built from the engine's `Durable<_>`.
+    Committed(BlobInfo),
+    /// The content hashes to something else; the session is discarded.
+    DigestMismatch,
+    /// No such session in this repository.
+    UploadUnknown,
+    /// The content exceeds the configured maximum upload size; the session is discarded.
+    TooLarge,
+}
+
+/// Outcome of a cross-repository mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mount {
+    Mounted(BlobInfo),
+    /// Not mountable: an upload session was opened instead (202 fallback).
+    Started(UploadInfo),
+}
+
+/// Outcome of storing a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManifestPut {
+    /// Durable.
+    Stored,
+    /// These referenced blobs or manifests are not in the repository; nothing was stored.
+    Missing(Vec<Digest>),
+}
+
+/// Outcome of a delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    Done,
+    /// Nothing by that name (blob, manifest, tag or upload) in an existing repository.
+    NotFound,
+    /// The repository does not exist.
+    NameUnknown,
+}
+
+/// The storage layer's answer to a `Need`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Blob(Option<BlobInfo>),
+    Upload(Option<UploadInfo>),
+    Finished(Finish),
+    Mount(Mount),
+    Manifest(Option<ManifestInfo>),
+    ManifestPut(ManifestPut),
+    Deleted(Deleted),
+    Tags(Option<Page>),
+    Catalog(Page),
+    Referrers(Vec<Referrer>),
+    Web(WebResponse),
+    /// Storage failed (I/O, corruption); the core answers 500 and keeps the connection.
+    Failed(String),
+}
