@@ -146,7 +146,10 @@ pub(crate) struct ReqCtx {
 /// borrowed only when polled.
 enum Queued {
     Transmit(Bytes),
-    SendBlob { blob: BlobHandle, range: Range<u64> },
+    SendBlob {
+        blob: BlobHandle,
+        range: Range<u64>,
+    },
     Need(NeedId, Need<'static>),
     Append {
         id: NeedId,
@@ -263,7 +266,8 @@ impl Connection {
                 if *want != id {
                     return Err(Misuse::UnexpectedReply(id));
                 }
-                let Phase::Parked { pending, .. } = std::mem::replace(&mut self.phase, Phase::Head) else {
+                let Phase::Parked { pending, .. } = std::mem::replace(&mut self.phase, Phase::Head)
+                else {
                     unreachable!("checked Parked just above");
                 };
                 self.on_reply(pending, reply, now);
@@ -378,9 +382,13 @@ impl Connection {
         }
         if !self.timers.is_set(Timer::Header) {
             self.timers.stop(Timer::Idle);
-            self.timers.set(Timer::Header, now + self.limits.header_timeout);
+            self.timers
+                .set(Timer::Header, now + self.limits.header_timeout);
         }
-        let len = match self.scan.find_end(&self.buf[self.start..self.end], &self.limits) {
+        let len = match self
+            .scan
+            .find_end(&self.buf[self.start..self.end], &self.limits)
+        {
             Ok(Some(len)) => len,
             Ok(None) => {
                 if self.eof {
@@ -560,7 +568,12 @@ impl Connection {
             } => {
                 if let Some(max) = self.limits.upload_bytes {
                     if offset.saturating_add(n as u64) > max {
-                        self.respond_error(ErrorCode::SizeInvalid, Some("upload exceeds the size limit".into()), 413, now);
+                        self.respond_error(
+                            ErrorCode::SizeInvalid,
+                            Some("upload exceeds the size limit".into()),
+                            413,
+                            now,
+                        );
                         return;
                     }
                 }
@@ -632,7 +645,8 @@ impl Connection {
         if let Some(r) = self.req.as_mut() {
             if r.expect_continue && !r.continue_sent && r.body.is_some() {
                 r.continue_sent = true;
-                self.out.push_back(Queued::Transmit(Bytes::from_static(response::CONTINUE)));
+                self.out
+                    .push_back(Queued::Transmit(Bytes::from_static(response::CONTINUE)));
             }
         }
         self.phase = Phase::Body(task);
@@ -644,7 +658,13 @@ impl Connection {
     }
 
     /// Sends an OCI error response with the code's status (or `status` if given).
-    pub(crate) fn respond_error(&mut self, code: ErrorCode, detail: Option<String>, status: u16, now: Instant) {
+    pub(crate) fn respond_error(
+        &mut self,
+        code: ErrorCode,
+        detail: Option<String>,
+        status: u16,
+        now: Instant,
+    ) {
         self.respond_errors(status, &[ErrorEntry { code, detail }], now);
     }
 
@@ -672,7 +692,9 @@ impl Connection {
         let mut close = !req.keep_alive;
         if let Some(dec) = &req.body {
             let waiting_for_continue = req.expect_continue && !req.continue_sent;
-            let fits = dec.remaining().is_none_or(|r| r <= self.limits.discard_bytes);
+            let fits = dec
+                .remaining()
+                .is_none_or(|r| r <= self.limits.discard_bytes);
             if waiting_for_continue || !fits {
                 close = true;
             } else if !close {

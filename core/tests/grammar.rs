@@ -70,7 +70,10 @@ fn digests() {
     let rows: Vec<(String, Result<(), DigestError>)> = vec![
         (format!("sha256:{h64}"), Ok(())),
         (format!("sha512:{}", "a".repeat(128)), Ok(())),
-        (format!("sha256:{}", h64.to_uppercase()), Err(DigestError::Encoding)),
+        (
+            format!("sha256:{}", h64.to_uppercase()),
+            Err(DigestError::Encoding),
+        ),
         (format!("sha256:{}", &h64[1..]), Err(DigestError::Encoding)),
         (format!("sha512:{h64}"), Err(DigestError::Encoding)),
         ("sha256:totallywrong".into(), Err(DigestError::Encoding)),
@@ -93,7 +96,13 @@ fn digests() {
 #[test]
 fn upload_ids() {
     // §1.4: opaque, [a-zA-Z0-9-_.=]+
-    for (s, ok) in [("up-1", true), ("a.b=c_D", true), ("", false), ("a/b", false), ("a%b", false)] {
+    for (s, ok) in [
+        ("up-1", true),
+        ("a.b=c_D", true),
+        ("", false),
+        ("a/b", false),
+        ("a%b", false),
+    ] {
         assert_eq!(UploadId::parse(s).is_some(), ok, "{s:?}");
     }
     assert!(UploadId::parse(&"a".repeat(65)).is_none());
@@ -134,6 +143,10 @@ fn upload_content_ranges() {
         ("", None),
     ];
     for (v, want) in rows {
-        assert_eq!(ContentRange::parse(v).map(|c| (c.start, c.end)), *want, "{v}");
+        assert_eq!(
+            ContentRange::parse(v).map(|c| (c.start, c.end)),
+            *want,
+            "{v}"
+        );
     }
 }

@@ -10,7 +10,9 @@ use berth_core::Limits;
 use common::{sha256, OCI_MANIFEST};
 
 fn location(prev: Option<&Response>) -> String {
-    prev.and_then(|r| r.header("Location")).unwrap_or("/v2/missing/blobs/uploads/none").to_owned()
+    prev.and_then(|r| r.header("Location"))
+        .unwrap_or("/v2/missing/blobs/uploads/none")
+        .to_owned()
 }
 
 /// A client that pushes a layer (POST, chunked PATCH, PUT), a config (single POST), a
@@ -40,11 +42,23 @@ fn pusher(i: usize, shared: &'static [u8]) -> (Vec<Step>, Vec<u16>) {
     let (ld2, sd2) = (ld.clone(), sd.clone());
     let steps: Vec<Step> = vec![
         Box::new(move |_| Request::post(format!("/v2/{n}/blobs/uploads/"))),
-        Box::new(move |prev| Request::patch(location(prev)).body(l1.clone()).chunked(11 + i)),
+        Box::new(move |prev| {
+            Request::patch(location(prev))
+                .body(l1.clone())
+                .chunked(11 + i)
+        }),
         Box::new(move |prev| Request::put(format!("{}?digest={ld}", location(prev)))),
-        Box::new(move |_| Request::post(format!("/v2/{n2}/blobs/uploads/?digest={cd}")).body(config.clone())),
-        Box::new(move |_| Request::post(format!("/v2/{n3}/blobs/uploads/?digest={sd2}")).body(shared.to_vec())),
-        Box::new(move |_| Request::put(format!("/v2/{n4}/manifests/v1")).header("Content-Type", OCI_MANIFEST).body(m.clone())),
+        Box::new(move |_| {
+            Request::post(format!("/v2/{n2}/blobs/uploads/?digest={cd}")).body(config.clone())
+        }),
+        Box::new(move |_| {
+            Request::post(format!("/v2/{n3}/blobs/uploads/?digest={sd2}")).body(shared.to_vec())
+        }),
+        Box::new(move |_| {
+            Request::put(format!("/v2/{n4}/manifests/v1"))
+                .header("Content-Type", OCI_MANIFEST)
+                .body(m.clone())
+        }),
         Box::new(move |_| Request::get(format!("/v2/{n5}/manifests/v1"))),
         Box::new(move |_| Request::get(format!("/v2/{n6}/blobs/{ld2}"))),
         Box::new(move |_| Request::head(format!("/v2/{n7}/blobs/{sd}"))),
@@ -68,8 +82,14 @@ fn run(seed: u64, clients: usize) {
         assert_eq!(got, expect[i], "client {i}, seed {}", sim.seed);
         assert_eq!(c.records.len(), expect[i].len());
         let layer: Vec<u8> = (0..(500 + i * 37)).map(|j| (j * (i + 3)) as u8).collect();
-        assert_eq!(c.responses[7].body, layer, "client {i} pulls its layer back");
-        assert_eq!(c.responses[8].header("Content-Length"), Some(SHARED.len().to_string().as_str()));
+        assert_eq!(
+            c.responses[7].body, layer,
+            "client {i} pulls its layer back"
+        );
+        assert_eq!(
+            c.responses[8].header("Content-Length"),
+            Some(SHARED.len().to_string().as_str())
+        );
     }
     assert_eq!(sim.store.open_uploads(), 0);
 }

@@ -6,9 +6,12 @@ use berth_core::testkit::{parse_responses, Harness};
 use berth_core::Limits;
 use proptest::prelude::*;
 
+/// (route, status, bytes in, bytes out) of each record.
+type Summary = Vec<(&'static str, u16, u64, u64)>;
+
 /// Runs `stream` delivered in the pieces between `cuts`; returns the wire and the records'
 /// (route, status, bytes in, bytes out).
-fn run(stream: &[u8], cuts: &[usize]) -> (Vec<u8>, Vec<(&'static str, u16, u64, u64)>) {
+fn run(stream: &[u8], cuts: &[usize]) -> (Vec<u8>, Summary) {
     let mut h = Harness::new();
     let mut prev = 0;
     let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(stream.len())).collect();
@@ -19,7 +22,11 @@ fn run(stream: &[u8], cuts: &[usize]) -> (Vec<u8>, Vec<(&'static str, u16, u64, 
         assert_eq!(took, c - prev, "the connection read every byte");
         prev = c;
     }
-    let recs = h.records.iter().map(|r| (r.route, r.status, r.bytes_in, r.bytes_out)).collect();
+    let recs = h
+        .records
+        .iter()
+        .map(|r| (r.route, r.status, r.bytes_in, r.bytes_out))
+        .collect();
     (h.wire, recs)
 }
 
@@ -31,7 +38,10 @@ fn recorded_session_succeeds_in_one_piece() {
     let (rs, used) = parse_responses(&wire, &heads);
     assert_eq!(used, wire.len());
     let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [200, 404, 202, 202, 202, 201, 201, 201, 200, 200, 206, 200]);
+    assert_eq!(
+        statuses,
+        [200, 404, 202, 202, 202, 201, 201, 201, 200, 200, 206, 200]
+    );
     assert_eq!(rs[4].header("Range"), Some("0-199"));
 }
 
@@ -70,7 +80,10 @@ fn survive(stream: &[u8], limits: &Limits) {
     h.feed(stream);
     h.eof();
     assert!(h.closed, "EOF always ends the connection");
-    assert!(h.needs.len() <= stream.len() + 16, "needs must be bounded by input");
+    assert!(
+        h.needs.len() <= stream.len() + 16,
+        "needs must be bounded by input"
+    );
 }
 
 #[test]
@@ -85,10 +98,23 @@ fn every_prefix_of_a_push_session_ends_cleanly() {
 #[test]
 fn every_one_byte_mutation_of_a_push_session_ends_cleanly() {
     let (_, stream) = common::push_session();
-    let limits = Limits { header_bytes: 512, manifest_bytes: 1024, discard_bytes: 64, ..Limits::default() };
+    let limits = Limits {
+        header_bytes: 512,
+        manifest_bytes: 1024,
+        discard_bytes: 64,
+        ..Limits::default()
+    };
     let mut m = stream.clone();
     for i in 0..stream.len() {
-        for v in [stream[i] ^ 0x01, stream[i] ^ 0x20, b'\n', b'0', b':', 0xff, 0] {
+        for v in [
+            stream[i] ^ 0x01,
+            stream[i] ^ 0x20,
+            b'\n',
+            b'0',
+            b':',
+            0xff,
+            0,
+        ] {
             m[i] = v;
             survive(&m, &limits);
         }

@@ -17,7 +17,15 @@ fuzz_target!(|data: &[u8]| {
     let piece = 1 + data[0] as usize;
     let small = data[1] & 1 == 1;
     let limits = if small {
-        Limits { header_bytes: 256, header_count: 8, manifest_bytes: 512, web_body_bytes: 64, discard_bytes: 32, page_size: 3, ..Limits::default() }
+        Limits {
+            header_bytes: 256,
+            header_count: 8,
+            manifest_bytes: 512,
+            web_body_bytes: 64,
+            discard_bytes: 32,
+            page_size: 3,
+            ..Limits::default()
+        }
     } else {
         Limits::default()
     };
@@ -28,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     h.piece = piece;
     let stream = &data[2..];
     let took = h.feed(stream);
-    assert!(took == stream.len() || h.closed || !h.conn.wants_read(), "stopped reading without a reason");
+    assert!(
+        took == stream.len() || h.closed || !h.conn.wants_read(),
+        "stopped reading without a reason"
+    );
     if data[1] & 8 == 8 {
         h.advance(Duration::from_secs(3600));
     }

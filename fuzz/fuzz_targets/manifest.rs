@@ -17,7 +17,9 @@ const TYPES: [Option<&str>; 7] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, body)) = data.split_first() else { return };
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
     let ct = TYPES[sel as usize % TYPES.len()];
     if let Ok(p) = manifest::parse(body, ct) {
         // What is accepted is consistent: raw annotations are a JSON object.

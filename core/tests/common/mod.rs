@@ -2,9 +2,9 @@
 
 #![allow(dead_code)]
 
+use berth_core::hash;
 use berth_core::oci::{Algorithm, Digest};
 use berth_core::testkit::Request;
-use berth_core::hash;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -28,13 +28,23 @@ pub fn push_session() -> (Vec<Request>, Vec<u8>) {
         Request::get("/v2/"),
         Request::head(format!("/v2/s/app/blobs/{ld}")),
         Request::post("/v2/s/app/blobs/uploads/"),
-        Request::patch("/v2/s/app/blobs/uploads/up-1").body(layer[..100].to_vec()).chunked(7),
-        Request::patch("/v2/s/app/blobs/uploads/up-1").header("Content-Range", "100-199").body(layer[100..200].to_vec()),
-        Request::put(format!("/v2/s/app/blobs/uploads/up-1?digest={ld}")).body(layer[200..].to_vec()),
+        Request::patch("/v2/s/app/blobs/uploads/up-1")
+            .body(layer[..100].to_vec())
+            .chunked(7),
+        Request::patch("/v2/s/app/blobs/uploads/up-1")
+            .header("Content-Range", "100-199")
+            .body(layer[100..200].to_vec()),
+        Request::put(format!("/v2/s/app/blobs/uploads/up-1?digest={ld}"))
+            .body(layer[200..].to_vec()),
         Request::post(format!("/v2/s/app/blobs/uploads/?digest={cd}")).body(config.clone()),
-        Request::put("/v2/s/app/manifests/v1").header("Content-Type", OCI_MANIFEST).body(manifest.clone()),
+        Request::put("/v2/s/app/manifests/v1")
+            .header("Content-Type", OCI_MANIFEST)
+            .body(manifest.clone()),
         Request::get("/v2/s/app/manifests/v1"),
-        Request::head(format!("/v2/s/app/manifests/{}", sha256(manifest.as_bytes()))),
+        Request::head(format!(
+            "/v2/s/app/manifests/{}",
+            sha256(manifest.as_bytes())
+        )),
         Request::get(format!("/v2/s/app/blobs/{ld}")).header("Range", "bytes=10-19"),
         Request::get("/v2/s/app/tags/list"),
     ];
