@@ -375,6 +375,13 @@ impl Connection {
                 self.close();
                 return false;
             }
+            // Between requests an empty buffer that grew for a body shrinks back, so idle
+            // keep-alive connections hold little memory.
+            if self.buf.len() > INITIAL_RECV {
+                self.buf = vec![0; INITIAL_RECV];
+                self.start = 0;
+                self.end = 0;
+            }
             if !self.timers.is_set(Timer::Header) && !self.timers.is_set(Timer::Idle) {
                 self.timers.set(Timer::Idle, now + self.limits.idle_timeout);
             }
@@ -449,15 +456,25 @@ impl Connection {
         self.respond(r, RespBody::Bytes(Bytes::from_static(body)), now);
     }
 
-    fn begin_request(&mut self, h: Head, now: Instant) {
+    fn begin_request(&mut self, mut h: Head, now: Instant) {
+        let route = crate::oci::route::route(h.method, &h.path, &h.query);
+        // Only web requests need the method and path again (for `WebRequest`).
+        let (method, path) = if matches!(route, Ok(crate::oci::route::Route::Web)) {
+            (h.method_str.clone(), h.path.clone())
+        } else {
+            (
+                std::mem::take(&mut h.method_str),
+                std::mem::take(&mut h.path),
+            )
+        };
         let body = match h.framing {
             Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(BodyDecoder::length(n)),
             Framing::Chunked => Some(BodyDecoder::chunked()),
         };
         self.req = Some(ReqCtx {
-            method: h.method_str.clone(),
-            path: h.path.clone(),
+            method,
+            path,
             route: "web",
             started: now,
             bytes_in: 0,
@@ -468,7 +485,7 @@ impl Connection {
             expect_continue: h.expect_continue,
             continue_sent: false,
         });
-        self.dispatch(h, now);
+        self.dispatch(h, route, now);
     }
 
     fn advance_body(&mut self, now: Instant) -> bool {

@@ -14,7 +14,7 @@ use crate::oci::error::{json_string, ErrorCode, ErrorEntry};
 use crate::oci::manifest;
 use crate::oci::range::{self, ContentRange, RangeAnswer};
 use crate::oci::referrers;
-use crate::oci::route::{self, Op, Route, RouteError};
+use crate::oci::route::{Op, Route, RouteError};
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag, UploadId};
 use bytes::Bytes;
 use sha2::Digest as _;
@@ -111,8 +111,8 @@ pub(crate) enum Pending {
 }
 
 impl Connection {
-    pub(crate) fn dispatch(&mut self, h: Head, now: Instant) {
-        let route = match route::route(h.method, &h.path, &h.query) {
+    pub(crate) fn dispatch(&mut self, h: Head, route: Result<Route, RouteError>, now: Instant) {
+        let route = match route {
             Ok(r) => r,
             Err(e) => {
                 self.set_route("invalid");
@@ -766,11 +766,10 @@ impl Connection {
                 _ => self.respond_code(ErrorCode::BlobUploadUnknown, None, now),
             },
             (P::ManifestGet, Reply::Manifest(Some(m))) => {
-                let ds = m.digest.to_string();
                 let mut r = ResponseHead::new(200);
                 r.header("Content-Type", &m.media_type)
-                    .header("Docker-Content-Digest", &ds)
-                    .header_fmt("ETag", format_args!("\"{ds}\""));
+                    .header_fmt("Docker-Content-Digest", format_args!("{}", m.digest))
+                    .header_fmt("ETag", format_args!("\"{}\"", m.digest));
                 self.respond(r, RespBody::Bytes(m.body), now);
             }
             (P::ManifestGet, Reply::Manifest(None)) => {

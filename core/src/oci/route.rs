@@ -156,28 +156,50 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
             last: q.get("last").map(str::to_owned),
         }));
     }
-    let segs: Vec<&str> = rest.split('/').collect();
-    let k = segs.len();
-    let name_of = |upto: usize| -> Result<RepoName, RouteError> {
-        if upto == 0 {
-            return Err(RouteError::NotFound);
+    // The last three segments, found from the right without allocating; `k` counts the
+    // segments, saturating at 4 ("at least four").
+    let mut seg = [""; 3];
+    let mut starts = [0usize; 3];
+    let mut k = 0;
+    let mut end = rest.len();
+    while k < 3 {
+        match rest[..end].rfind('/') {
+            Some(i) => {
+                seg[k] = &rest[i + 1..end];
+                starts[k] = i + 1;
+                end = i;
+                k += 1;
+            }
+            None => {
+                seg[k] = &rest[..end];
+                k += 1;
+                end = usize::MAX;
+                break;
+            }
         }
-        let name = &rest[..segs[..upto].iter().map(|s| s.len() + 1).sum::<usize>() - 1];
+    }
+    if end != usize::MAX {
+        k = 4;
+    }
+    let last = |i: usize| seg[i - 1];
+    // The name is everything before the last `trailing` segments.
+    let name_before = |trailing: usize| -> Result<RepoName, RouteError> {
+        let name = &rest[..starts[trailing - 1].saturating_sub(1)];
         RepoName::parse(name).ok_or_else(|| RouteError::oci(ErrorCode::NameInvalid, name))
     };
     let q = Query::parse(query);
-    let op = if k >= 3 && segs[k - 2] == "tags" && segs[k - 1] == "list" {
+    let op = if k >= 3 && last(2) == "tags" && last(1) == "list" {
         if !read {
             return Err(RouteError::Method);
         }
         Op::TagsList {
-            name: name_of(k - 2)?,
+            name: name_before(2)?,
             n: q.n()?,
             last: q.get("last").map(str::to_owned),
         }
-    } else if k >= 4 && segs[k - 3] == "blobs" && segs[k - 2] == "uploads" {
-        let name = name_of(k - 3)?;
-        let id = segs[k - 1];
+    } else if k >= 4 && last(3) == "blobs" && last(2) == "uploads" {
+        let name = name_before(3)?;
+        let id = last(1);
         if id.is_empty() {
             upload_start(method, name, &q)?
         } else {
@@ -206,23 +228,23 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
                 _ => return Err(RouteError::Method),
             }
         }
-    } else if k >= 3 && segs[k - 2] == "blobs" && segs[k - 1] == "uploads" {
+    } else if k >= 3 && last(2) == "blobs" && last(1) == "uploads" {
         // `/blobs/uploads` without the trailing slash: lenient alias of end-4a.
-        upload_start(method, name_of(k - 2)?, &q)?
-    } else if k >= 3 && segs[k - 2] == "blobs" {
+        upload_start(method, name_before(2)?, &q)?
+    } else if k >= 3 && last(2) == "blobs" {
         if !matches!(method, Method::Get | Method::Head | Method::Delete) {
             return Err(RouteError::Method);
         }
-        let name = name_of(k - 2)?;
-        let digest = parse_digest(&percent_decode(segs[k - 1]))?;
+        let name = name_before(2)?;
+        let digest = parse_digest(&percent_decode(last(1)))?;
         if method == Method::Delete {
             Op::BlobDelete { name, digest }
         } else {
             Op::BlobGet { name, digest, head }
         }
-    } else if k >= 3 && segs[k - 2] == "manifests" {
-        let name = name_of(k - 2)?;
-        let raw = percent_decode(segs[k - 1]);
+    } else if k >= 3 && last(2) == "manifests" {
+        let name = name_before(2)?;
+        let raw = percent_decode(last(1));
         match method {
             Method::Get | Method::Head | Method::Delete => {
                 // T1 probes `.INVALID_MANIFEST_NAME` and expects 404: an invalid tag names
@@ -268,13 +290,13 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
             }
             _ => return Err(RouteError::Method),
         }
-    } else if k >= 3 && segs[k - 2] == "referrers" {
+    } else if k >= 3 && last(2) == "referrers" {
         if !read {
             return Err(RouteError::Method);
         }
         Op::Referrers {
-            name: name_of(k - 2)?,
-            digest: parse_digest(&percent_decode(segs[k - 1]))?,
+            name: name_before(2)?,
+            digest: parse_digest(&percent_decode(last(1)))?,
             artifact_type: q
                 .get("artifactType")
                 .filter(|s| !s.is_empty())
