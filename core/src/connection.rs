@@ -117,9 +117,12 @@ pub(crate) enum BodyTask {
         then: AfterUpload,
     },
     /// Collected into one buffer of at most `limit` bytes (manifests, web requests).
+    /// `framing` counts chunked framing bytes, bounded too: tiny chunks with long
+    /// extensions must not make a small body cost unbounded reading.
     Gather {
         data: Vec<u8>,
         limit: usize,
+        framing: usize,
         then: AfterGather,
     },
     /// The rest of a body already answered: dropped, at most `budget` more bytes.
@@ -521,8 +524,38 @@ impl Connection {
             }
             Step::Framing(n) => {
                 self.start += n;
-                self.phase = Phase::Body(task);
                 self.timers.set(Timer::Body, now + self.limits.body_timeout);
+                match task {
+                    BodyTask::Discard { budget, .. } if n as u64 > budget => {
+                        self.close();
+                        return false;
+                    }
+                    BodyTask::Discard { dec, budget } => {
+                        self.phase = Phase::Body(BodyTask::Discard {
+                            dec,
+                            budget: budget - n as u64,
+                        });
+                    }
+                    BodyTask::Gather {
+                        data,
+                        limit,
+                        framing,
+                        then,
+                    } => {
+                        let framing = framing + n;
+                        if framing > limit / 2 + 4096 {
+                            self.gather_too_large(then, now);
+                            return false;
+                        }
+                        self.phase = Phase::Body(BodyTask::Gather {
+                            data,
+                            limit,
+                            framing,
+                            then,
+                        });
+                    }
+                    upload => self.phase = Phase::Body(upload),
+                }
                 true
             }
             Step::Data(n) => {
@@ -567,6 +600,7 @@ impl Connection {
             BodyTask::Gather {
                 mut data,
                 limit,
+                framing,
                 then,
             } => {
                 if data.len() + n > limit {
@@ -575,7 +609,12 @@ impl Connection {
                 }
                 data.extend_from_slice(&self.buf[self.start..self.start + n]);
                 self.consume_body(n);
-                self.phase = Phase::Body(BodyTask::Gather { data, limit, then });
+                self.phase = Phase::Body(BodyTask::Gather {
+                    data,
+                    limit,
+                    framing,
+                    then,
+                });
             }
             BodyTask::Upload {
                 repo,

@@ -314,6 +314,7 @@ impl Connection {
                 self.read_body(BodyTask::Gather {
                     data: Vec::with_capacity(cap),
                     limit,
+                    framing: 0,
                     then,
                 });
             }
@@ -424,6 +425,7 @@ impl Connection {
         self.read_body(BodyTask::Gather {
             data: Vec::with_capacity(cap),
             limit,
+            framing: 0,
             then,
         });
     }

@@ -1085,3 +1085,125 @@ fn every_answered_request_gives_one_record() {
     assert_eq!(h.records[1].bytes_in, 5);
     assert_eq!(h.records[2].bytes_out, 5);
 }
+
+#[test]
+fn single_post_asks_start_append_finish_in_order() {
+    let mut h = Harness::new();
+    let data = b"abc";
+    let r = h.send(
+        &Request::post(format!("/v2/a/blobs/uploads/?digest={}", sha256(data))).body(&data[..]),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(h.needs, ["StartUpload", "AppendUpload", "FinishUpload"]);
+}
+
+#[test]
+fn upload_vanishing_mid_body_is_404_blob_upload_unknown() {
+    let mut h = Harness::new();
+    let loc = h
+        .send(&Request::post("/v2/a/blobs/uploads/"))
+        .header("Location")
+        .unwrap()
+        .to_owned();
+    let id = berth_core::oci::UploadId::parse(loc.rsplit('/').next().unwrap()).unwrap();
+    h.heads.push(false);
+    h.feed(
+        format!("PATCH {loc} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            .as_bytes(),
+    );
+    let gone = h.store.answer(&berth_core::Need::CancelUpload {
+        repo: repo("a"),
+        upload: id,
+    });
+    assert_eq!(gone, berth_core::Reply::Deleted(berth_core::Deleted::Done));
+    h.feed(b"3\r\ndef\r\n0\r\n\r\n");
+    let r = h.responses().pop().unwrap();
+    assert_eq!(
+        (r.status, r.error_codes()),
+        (404, vec!["BLOB_UPLOAD_UNKNOWN".to_owned()])
+    );
+    // The small rest of the chunked body was discarded: the connection still serves.
+    assert_eq!(h.send(&Request::get("/v2/")).status, 200);
+}
+
+#[test]
+fn docker_schema2_manifest_and_list_round_trip_with_their_types() {
+    let mut h = Harness::new();
+    let c = push_blob(&mut h, "d", b"{}");
+    let docker = "application/vnd.docker.distribution.manifest.v2+json";
+    let list = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let m = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{docker}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{c}","size":2}},"layers":[]}}"#
+    );
+    let md = sha256(m.as_bytes());
+    assert_eq!(
+        h.send(
+            &Request::put(format!("/v2/d/manifests/{md}"))
+                .header("Content-Type", docker)
+                .body(m.clone())
+        )
+        .status,
+        201
+    );
+    let l = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{list}","manifests":[{{"mediaType":"{docker}","digest":"{md}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        m.len()
+    );
+    let r = h.send(
+        &Request::put("/v2/d/manifests/multi")
+            .header("Content-Type", list)
+            .body(l.clone()),
+    );
+    assert_eq!(r.status, 201);
+    let r = h.send(&Request::get("/v2/d/manifests/multi"));
+    assert_eq!(
+        (r.header("Content-Type"), r.body.as_slice()),
+        (Some(list), l.as_bytes())
+    );
+    assert_eq!(
+        h.send(&Request::get(format!("/v2/d/manifests/{md}")))
+            .header("Content-Type"),
+        Some(docker)
+    );
+}
+
+#[test]
+fn index_with_unknown_children_is_400_manifest_blob_unknown() {
+    let mut h = Harness::new();
+    let child = sha256(b"not pushed");
+    let idx = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{child}","size":3}}]}}"#
+    );
+    let r = h.send(
+        &Request::put("/v2/i/manifests/t")
+            .header("Content-Type", OCI_INDEX)
+            .body(idx),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_codes(), ["MANIFEST_BLOB_UNKNOWN"]);
+    assert_eq!(r.json()["errors"][0]["detail"], child.to_string());
+}
+
+#[test]
+fn index_with_subject_answers_oci_subject_and_referrer_has_no_artifact_type() {
+    let mut h = Harness::new();
+    let subject = sha256(b"never pushed subject");
+    let idx = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":9}}}}"#
+    );
+    let d = sha256(idx.as_bytes());
+    let r = h.send(
+        &Request::put(format!("/v2/i/manifests/{d}"))
+            .header("Content-Type", OCI_INDEX)
+            .body(idx),
+    );
+    assert_eq!(
+        (r.status, r.header("OCI-Subject")),
+        (201, Some(subject.to_string().as_str()))
+    );
+    let v = h
+        .send(&Request::get(format!("/v2/i/referrers/{subject}")))
+        .json();
+    assert_eq!(v["manifests"][0]["mediaType"], OCI_INDEX);
+    assert!(v["manifests"][0].get("artifactType").is_none());
+}

@@ -442,3 +442,19 @@ fn a_reply_of_the_wrong_kind_fails_the_request_with_500() {
     };
     assert!(b.starts_with(b"HTTP/1.1 500"));
 }
+
+#[test]
+fn chunk_framing_counts_against_a_gathered_body_limit() {
+    let mut h = Harness::with_limits(Limits {
+        manifest_bytes: 64,
+        ..Limits::default()
+    });
+    // One data byte per chunk with a long extension: small data, huge framing.
+    let ext = ";x=".to_owned() + &"y".repeat(1000);
+    let mut raw = b"PUT /v2/a/manifests/t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..10 {
+        raw.extend_from_slice(format!("1{ext}\r\nx\r\n").as_bytes());
+    }
+    let rs = h.send_raw(&raw, &[false]);
+    assert_eq!(rs[0].status, 413);
+}
