@@ -263,18 +263,16 @@ impl Connection {
                 }
             }
             Input::Reply { now, id, reply } => {
-                let Phase::Parked { id: want, .. } = &self.phase else {
-                    return Err(Misuse::UnexpectedReply(id));
-                };
-                if *want != id {
-                    return Err(Misuse::UnexpectedReply(id));
+                match std::mem::replace(&mut self.phase, Phase::Head) {
+                    Phase::Parked { id: want, pending } if want == id => {
+                        self.on_reply(pending, reply, now);
+                        self.advance(now);
+                    }
+                    other => {
+                        self.phase = other;
+                        return Err(Misuse::UnexpectedReply(id));
+                    }
                 }
-                let Phase::Parked { pending, .. } = std::mem::replace(&mut self.phase, Phase::Head)
-                else {
-                    unreachable!("checked Parked just above");
-                };
-                self.on_reply(pending, reply, now);
-                self.advance(now);
             }
             Input::Timeout(now) => {
                 if matches!(self.phase, Phase::Closing) {

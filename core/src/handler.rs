@@ -91,7 +91,9 @@ pub(crate) enum Pending {
         digest: Digest,
     },
     Cancel,
-    ManifestGet,
+    ManifestGet {
+        if_none_match: Option<String>,
+    },
     ManifestPut {
         name: RepoName,
         digest: Digest,
@@ -286,7 +288,9 @@ impl Connection {
                         repo: name,
                         reference,
                     },
-                    Pending::ManifestGet,
+                    Pending::ManifestGet {
+                        if_none_match: h.if_none_match,
+                    },
                 );
             }
             Op::ManifestPut {
@@ -767,14 +771,16 @@ impl Connection {
                 Deleted::Done => self.respond(ResponseHead::new(204), RespBody::None, now),
                 _ => self.respond_code(ErrorCode::BlobUploadUnknown, None, now),
             },
-            (P::ManifestGet, Reply::Manifest(Some(m))) => {
-                let mut r = ResponseHead::new(200);
+            (P::ManifestGet { if_none_match }, Reply::Manifest(Some(m))) => {
+                // spec digest §2.1: docker sends If-None-Match with the ETag it cached.
+                let fresh = if_none_match.is_some_and(|v| etag_matches(&v, &m.digest));
+                let mut r = ResponseHead::new(if fresh { 304 } else { 200 });
                 r.header("Content-Type", &m.media_type)
                     .header_fmt("Docker-Content-Digest", format_args!("{}", m.digest))
                     .header_fmt("ETag", format_args!("\"{}\"", m.digest));
                 self.respond(r, RespBody::Bytes(m.body), now);
             }
-            (P::ManifestGet, Reply::Manifest(None)) => {
+            (P::ManifestGet { .. }, Reply::Manifest(None)) => {
                 self.respond_code(ErrorCode::ManifestUnknown, None, now)
             }
             (
@@ -966,6 +972,15 @@ pub fn hash(alg: Algorithm, data: &[u8]) -> Digest {
         Algorithm::Sha256 => Digest::from_hash(alg, &sha2::Sha256::digest(data)),
         Algorithm::Sha512 => Digest::from_hash(alg, &sha2::Sha512::digest(data)),
     }
+}
+
+/// Whether an `If-None-Match` list names the digest's ETag (or is `*`).
+fn etag_matches(v: &str, d: &Digest) -> bool {
+    let want = d.to_string();
+    v.split(',').map(str::trim).any(|t| {
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t == "*" || t.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(want.as_str())
+    })
 }
 
 fn reply_name(r: &Reply) -> &'static str {

@@ -1207,3 +1207,24 @@ fn index_with_subject_answers_oci_subject_and_referrer_has_no_artifact_type() {
     assert_eq!(v["manifests"][0]["mediaType"], OCI_INDEX);
     assert!(v["manifests"][0].get("artifactType").is_none());
 }
+
+#[test]
+fn manifest_get_with_a_matching_if_none_match_is_304_without_body() {
+    let mut h = Harness::new();
+    let (d, _) = seeded(&mut h);
+    let r = h.send(
+        &Request::get("/v2/org/app/manifests/v1").header("If-None-Match", &format!("\"{d}\"")),
+    );
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    assert_eq!(
+        r.header("Docker-Content-Digest"),
+        Some(d.to_string().as_str())
+    );
+    let r = h.send(
+        &Request::get("/v2/org/app/manifests/v1").header("If-None-Match", "\"sha256:other\""),
+    );
+    assert_eq!(r.status, 200);
+    // The connection continues in step after the bodiless 304.
+    assert_eq!(h.send(&Request::get("/v2/")).status, 200);
+}

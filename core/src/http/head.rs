@@ -63,6 +63,7 @@ pub struct Head {
     pub content_type: Option<String>,
     pub content_range: Option<String>,
     pub range: Option<String>,
+    pub if_none_match: Option<String>,
     /// All headers (lower-cased names, lossy values), kept only for requests outside `/v2/`.
     pub all_headers: Vec<(String, String)>,
 }
@@ -204,6 +205,7 @@ pub fn parse(
         content_type: None,
         content_range: None,
         range: None,
+        if_none_match: None,
         all_headers: Vec::new(),
     };
     let keep = keep_all(path);
@@ -256,6 +258,8 @@ pub fn parse(
             head.content_range = Some(String::from_utf8_lossy(v).into_owned());
         } else if name.eq_ignore_ascii_case("range") {
             head.range = Some(String::from_utf8_lossy(v).into_owned());
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            head.if_none_match = Some(String::from_utf8_lossy(v).into_owned());
         }
     }
     head.framing = match (length, chunked) {
