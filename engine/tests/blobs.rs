@@ -5,9 +5,7 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use berth_engine::{
-    AppendError, BlobKey, DeleteOutcome, Engine, EngineOptions, FinishError,
-};
+use berth_engine::{AppendError, BlobKey, DeleteOutcome, Engine, EngineOptions, FinishError};
 use common::*;
 
 #[test]
@@ -49,7 +47,10 @@ fn a_large_upload_becomes_its_own_pack_without_a_copy() {
     let key = BlobKey::sha256_of(&bytes);
     let loc = e.finish_upload("r", &up.id, &key).unwrap().into_inner();
     assert!(!upload_path.exists(), "the upload file was consumed");
-    let pack = dir.path().join("packs").join(format!("{:016x}.pack", loc.pack));
+    let pack = dir
+        .path()
+        .join("packs")
+        .join(format!("{:016x}.pack", loc.pack));
     let pack_ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&pack).unwrap());
     assert_eq!(ino, pack_ino, "the upload file itself became the pack");
     assert_eq!(e.read_blob(loc).unwrap(), bytes);
@@ -226,7 +227,10 @@ fn idle_sessions_expire_and_their_files_go() {
     assert_eq!(e.expire_uploads().unwrap(), 1);
     assert_eq!(e.upload_status("r", &old.id).unwrap(), None);
     assert!(e.upload_status("r", &young.id).unwrap().is_some());
-    assert_eq!(files_in(&dir.path().join("uploads")), vec![young.id.clone()]);
+    assert_eq!(
+        files_in(&dir.path().join("uploads")),
+        vec![young.id.clone()]
+    );
     // touching keeps a session alive
     e.append_upload("r", &young.id, 0, b"x").unwrap();
     NOW.fetch_add(90, Ordering::SeqCst);
@@ -241,14 +245,20 @@ fn mount_links_only_what_the_source_repository_holds() {
     let (key, loc) = push(&e, "src", b"layer");
     let absent = BlobKey::sha256_of(b"absent");
     assert!(e.mount_blob("dst", &absent, Some("src")).unwrap().is_none());
-    assert!(e.mount_blob("dst", &key, Some("elsewhere")).unwrap().is_none());
+    assert!(e
+        .mount_blob("dst", &key, Some("elsewhere"))
+        .unwrap()
+        .is_none());
     assert_eq!(e.stat_blob("dst", &key).unwrap(), None);
     let m = e.mount_blob("dst", &key, Some("src")).unwrap().unwrap();
     assert_eq!(m.into_inner(), loc);
     assert_eq!(e.stat_blob("dst", &key).unwrap(), Some(loc));
     // from = None mounts a blob stored anywhere
     assert_eq!(
-        e.mount_blob("any", &key, None).unwrap().unwrap().into_inner(),
+        e.mount_blob("any", &key, None)
+            .unwrap()
+            .unwrap()
+            .into_inner(),
         loc
     );
     assert!(e.mount_blob("any", &absent, None).unwrap().is_none());
@@ -310,7 +320,11 @@ fn concurrent_different_uploads_all_land_intact() {
             std::thread::spawn(move || {
                 (0..20u64)
                     .map(|i| {
-                        let size = if i % 5 == 0 { 9000 } else { (i * 37 + t) as usize };
+                        let size = if i % 5 == 0 {
+                            9000
+                        } else {
+                            (i * 37 + t) as usize
+                        };
                         let bytes = data(t * 1000 + i, size);
                         let (k, l) = push_chunked(&e, &format!("repo{t}"), &bytes, 1000);
                         (k, l, bytes)
@@ -319,7 +333,10 @@ fn concurrent_different_uploads_all_land_intact() {
             })
         })
         .collect();
-    let all: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let all: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     for (k, l, bytes) in &all {
         assert_eq!(&e.read_blob(*l).unwrap(), bytes, "{k}");
     }

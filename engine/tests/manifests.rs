@@ -14,14 +14,24 @@ fn a_manifest_put_by_tag_reads_back_by_tag_and_by_digest() {
     let m = manifest("{\"m\":1}", &["1.0", "latest"], &[cfg, layer]);
     let key = m.key.clone();
     let _ = e.put_manifest("app", m).unwrap();
-    for r in [ManifestRef::Tag("1.0"), ManifestRef::Tag("latest"), ManifestRef::Key(&key)] {
+    for r in [
+        ManifestRef::Tag("1.0"),
+        ManifestRef::Tag("latest"),
+        ManifestRef::Key(&key),
+    ] {
         let got = e.get_manifest("app", r).unwrap().unwrap();
         assert_eq!(got.key, key);
         assert_eq!(got.body, b"{\"m\":1}");
         assert_eq!(got.media_type, "application/vnd.oci.image.manifest.v1+json");
     }
-    assert!(e.get_manifest("app", ManifestRef::Tag("2.0")).unwrap().is_none());
-    assert!(e.get_manifest("other", ManifestRef::Key(&key)).unwrap().is_none());
+    assert!(e
+        .get_manifest("app", ManifestRef::Tag("2.0"))
+        .unwrap()
+        .is_none());
+    assert!(e
+        .get_manifest("other", ManifestRef::Key(&key))
+        .unwrap()
+        .is_none());
     assert_clean(&e);
 }
 
@@ -33,7 +43,11 @@ fn a_manifest_whose_blobs_are_not_in_the_repository_is_refused_with_missing() {
     let (elsewhere, _) = push(&e, "other", b"elsewhere");
     let never = BlobKey::sha256_of(b"never pushed");
     let child = BlobKey::sha256_of(b"child manifest");
-    let mut m = manifest("{}", &["t"], &[here.clone(), elsewhere.clone(), never.clone()]);
+    let mut m = manifest(
+        "{}",
+        &["t"],
+        &[here.clone(), elsewhere.clone(), never.clone()],
+    );
     m.manifests = vec![child.clone()];
     let mut want = vec![elsewhere, never, child];
     want.sort();
@@ -45,7 +59,10 @@ fn a_manifest_whose_blobs_are_not_in_the_repository_is_refused_with_missing() {
         other => panic!("expected Missing, got {other:?}"),
     }
     // nothing stored: no manifest, no tag, and a new repository is not created either
-    assert!(e.get_manifest("app", ManifestRef::Key(&m.key)).unwrap().is_none());
+    assert!(e
+        .get_manifest("app", ManifestRef::Key(&m.key))
+        .unwrap()
+        .is_none());
     assert_eq!(e.list_tags("app", None, 10).unwrap(), Some((vec![], false)));
     let lonely = manifest("{}", &["t"], &[here]);
     assert!(matches!(
@@ -79,10 +96,15 @@ fn tags_list_is_bytewise_sorted_and_paginates_strictly_after_last() {
     let tags = ["b", "a", "B", "a1", "Z", "_x", "0"];
     let m = manifest("{}", &tags, &[]);
     let _ = e.put_manifest("app", m).unwrap();
-    let _ = e.put_manifest("app2", manifest("{}", &["zz"], &[])).unwrap();
+    let _ = e
+        .put_manifest("app2", manifest("{}", &["zz"], &[]))
+        .unwrap();
     let mut sorted: Vec<String> = tags.iter().map(|s| s.to_string()).collect();
     sorted.sort();
-    assert_eq!(e.list_tags("app", None, 100).unwrap(), Some((sorted.clone(), false)));
+    assert_eq!(
+        e.list_tags("app", None, 100).unwrap(),
+        Some((sorted.clone(), false))
+    );
     assert_eq!(
         e.list_tags("app", None, 3).unwrap(),
         Some((sorted[..3].to_vec(), true))
@@ -95,7 +117,10 @@ fn tags_list_is_bytewise_sorted_and_paginates_strictly_after_last() {
         e.list_tags("app", Some(&sorted[3]), 3).unwrap(),
         Some((sorted[4..7].to_vec(), false))
     );
-    assert_eq!(e.list_tags("app", Some("zzz"), 3).unwrap(), Some((vec![], false)));
+    assert_eq!(
+        e.list_tags("app", Some("zzz"), 3).unwrap(),
+        Some((vec![], false))
+    );
     // `last` need not be a tag that exists
     assert_eq!(
         e.list_tags("app", Some("a0"), 1).unwrap(),
@@ -141,9 +166,18 @@ fn delete_by_tag_removes_only_the_tag() {
         e.delete_manifest("app", ManifestRef::Tag("a")).unwrap(),
         DeleteOutcome::NotFound
     );
-    assert!(e.get_manifest("app", ManifestRef::Tag("a")).unwrap().is_none());
-    assert!(e.get_manifest("app", ManifestRef::Tag("b")).unwrap().is_some());
-    assert!(e.get_manifest("app", ManifestRef::Key(&key)).unwrap().is_some());
+    assert!(e
+        .get_manifest("app", ManifestRef::Tag("a"))
+        .unwrap()
+        .is_none());
+    assert!(e
+        .get_manifest("app", ManifestRef::Tag("b"))
+        .unwrap()
+        .is_some());
+    assert!(e
+        .get_manifest("app", ManifestRef::Key(&key))
+        .unwrap()
+        .is_some());
     assert_eq!(
         e.delete_manifest("nope", ManifestRef::Tag("a")).unwrap(),
         DeleteOutcome::RepoUnknown
@@ -179,12 +213,15 @@ fn delete_by_digest_removes_the_manifest_its_tags_and_its_referrer_entry() {
     }
     let got = e.referrers("app", &skey).unwrap();
     assert_eq!(got.len(), 2);
-    assert!(got.iter().any(|r| r.artifact_type.as_deref() == Some("sbom")));
+    assert!(got
+        .iter()
+        .any(|r| r.artifact_type.as_deref() == Some("sbom")));
     assert!(e.referrers("other", &skey).unwrap().is_empty());
 
     // deleting a referrer removes it from the list
     assert_eq!(
-        e.delete_manifest("app", ManifestRef::Key(&sigs[0])).unwrap(),
+        e.delete_manifest("app", ManifestRef::Key(&sigs[0]))
+            .unwrap(),
         DeleteOutcome::Deleted
     );
     let got = e.referrers("app", &skey).unwrap();
@@ -197,7 +234,10 @@ fn delete_by_digest_removes_the_manifest_its_tags_and_its_referrer_entry() {
         e.delete_manifest("app", ManifestRef::Key(&skey)).unwrap(),
         DeleteOutcome::Deleted
     );
-    assert!(e.get_manifest("app", ManifestRef::Key(&skey)).unwrap().is_none());
+    assert!(e
+        .get_manifest("app", ManifestRef::Key(&skey))
+        .unwrap()
+        .is_none());
     assert_eq!(
         e.list_tags("app", None, 10).unwrap(),
         Some((vec!["keep".to_string()], false))
@@ -222,8 +262,14 @@ fn a_manifest_survives_the_deletion_of_its_blobs_and_can_still_be_deleted() {
     let m = manifest("{}", &["t"], &[layer.clone()]);
     let key = m.key.clone();
     let _ = e.put_manifest("app", m).unwrap();
-    assert_eq!(e.unlink_blob("app", &layer).unwrap(), DeleteOutcome::Deleted);
-    assert!(e.get_manifest("app", ManifestRef::Tag("t")).unwrap().is_some());
+    assert_eq!(
+        e.unlink_blob("app", &layer).unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert!(e
+        .get_manifest("app", ManifestRef::Tag("t"))
+        .unwrap()
+        .is_some());
     assert_eq!(
         e.delete_manifest("app", ManifestRef::Key(&key)).unwrap(),
         DeleteOutcome::Deleted
@@ -235,12 +281,17 @@ fn a_manifest_survives_the_deletion_of_its_blobs_and_can_still_be_deleted() {
 fn retagging_moves_the_tag_to_the_new_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    let _ = e.put_manifest("app", manifest("{\"v\":1}", &["latest"], &[])).unwrap();
+    let _ = e
+        .put_manifest("app", manifest("{\"v\":1}", &["latest"], &[]))
+        .unwrap();
     let m2 = manifest("{\"v\":2}", &["latest"], &[]);
     let k2 = m2.key.clone();
     let _ = e.put_manifest("app", m2).unwrap();
     assert_eq!(
-        e.get_manifest("app", ManifestRef::Tag("latest")).unwrap().unwrap().key,
+        e.get_manifest("app", ManifestRef::Tag("latest"))
+            .unwrap()
+            .unwrap()
+            .key,
         k2
     );
     assert_eq!(e.stats().manifests, 2);
@@ -253,6 +304,9 @@ fn large_manifests_are_stored_whole() {
     let body = "x".repeat(4 << 20);
     let m = manifest(&body, &["big"], &[]);
     let _ = e.put_manifest("app", m).unwrap();
-    let got = e.get_manifest("app", ManifestRef::Tag("big")).unwrap().unwrap();
+    let got = e
+        .get_manifest("app", ManifestRef::Tag("big"))
+        .unwrap()
+        .unwrap();
     assert_eq!(got.body.len(), 4 << 20);
 }

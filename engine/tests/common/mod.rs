@@ -23,7 +23,10 @@ pub fn push_chunked(e: &Engine, repo: &str, bytes: &[u8], chunk: usize) -> (Blob
     for c in bytes.chunks(chunk.max(1)) {
         off = e.append_upload(repo, &up.id, off, c).expect("append");
     }
-    let loc = e.finish_upload(repo, &up.id, &key).expect("finish").into_inner();
+    let loc = e
+        .finish_upload(repo, &up.id, &key)
+        .expect("finish")
+        .into_inner();
     (key, loc)
 }
 
@@ -72,5 +75,9 @@ pub fn assert_clean(e: &Engine) {
     let r = e
         .check_with(berth_engine::CheckOptions { rehash: true })
         .expect("check");
-    assert!(r.problems.is_empty(), "check found problems: {:?}", r.problems);
+    assert!(
+        r.problems.is_empty(),
+        "check found problems: {:?}",
+        r.problems
+    );
 }
