@@ -47,6 +47,7 @@
 //! lost data); new blobs go to a new pack. The count shows in [`StoreStats`].
 
 #![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod blob;
@@ -107,6 +108,7 @@ impl Default for EngineOptions {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The wall clock.
+#[allow(clippy::disallowed_methods)] // the one place the engine reads the time
 pub fn system_clock() -> Clock {
     Arc::new(|| {
         std::time::SystemTime::now()
