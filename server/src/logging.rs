@@ -5,7 +5,7 @@
 use crate::config::LogFormat;
 use berth_core::RequestRecord;
 use std::cell::RefCell;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +24,7 @@ pub fn init(format: LogFormat) {
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Stderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_target(true);
     // try_init fails only if a subscriber is already set (tests); that one stays.
     let _ = match format {
