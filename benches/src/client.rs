@@ -71,6 +71,14 @@ impl Response {
     }
 }
 
+/// A parsed response head.
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// The server will close the connection after this response.
+    close: bool,
+}
+
 /// How the body of the response being read is delimited.
 enum Framing {
     None,
@@ -218,7 +226,11 @@ impl HttpConn {
         sink: Sink,
     ) -> Result<Response, ClientError> {
         loop {
-            let (status, headers, close) = self.read_head()?;
+            let Head {
+                status,
+                headers,
+                close,
+            } = self.read_head()?;
             if (100..200).contains(&status) {
                 continue; // interim response (100 Continue): the real one follows
             }
@@ -275,7 +287,7 @@ impl HttpConn {
         Ok(n)
     }
 
-    fn read_head(&mut self) -> Result<(u16, Vec<(String, String)>, bool), ClientError> {
+    fn read_head(&mut self) -> Result<Head, ClientError> {
         loop {
             if self.end > self.start {
                 let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -304,7 +316,11 @@ impl HttpConn {
                             _ => http10,
                         };
                         self.start += n;
-                        return Ok((status, headers, close));
+                        return Ok(Head {
+                            status,
+                            headers,
+                            close,
+                        });
                     }
                     Ok(httparse::Status::Partial) => {}
                     Err(e) => return Err(ClientError::Protocol(format!("bad response head: {e}"))),
