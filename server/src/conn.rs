@@ -33,8 +33,9 @@ pub struct Conn {
     pub proto: Connection,
     out: WriteQueue,
     pub origin: Origin,
-    /// The need a worker is answering; nothing else happens until it comes back.
-    parked: Option<NeedId>,
+    /// The need a worker is answering, and since when; nothing else happens until it
+    /// comes back.
+    parked: Option<(NeedId, Instant)>,
     /// The core returned `Output::Close`: flush, then close.
     closing: bool,
     /// The peer closed its sending side.
@@ -146,14 +147,15 @@ impl Conn {
 
     /// A worker answered the parked need: deliver it and drive the connection at once.
     pub fn resume(&mut self, sh: &Shared, id: NeedId, reply: Reply, now: Instant) -> Step {
-        if self.parked != Some(id) {
+        let Some((_, since)) = self.parked.take().filter(|(want, _)| *want == id) else {
             tracing::error!(
                 ?id,
                 "completion for a need this connection is not parked on"
             );
             return Step::Close;
-        }
-        self.parked = None;
+        };
+        sh.shard(self.origin.reactor)
+            .job_done(now.saturating_duration_since(since));
         self.input(sh, Input::Reply { now, id, reply }, now);
         self.on_ready(sh, now)
     }
@@ -217,7 +219,7 @@ impl Conn {
                 Some(Output::Need(id, need)) => match sh.store.route(need) {
                     Route::Now(reply) => (id, reply),
                     Route::Later(work) => {
-                        self.parked = Some(id);
+                        self.parked = Some((id, now));
                         sh.metrics.jobs_in_flight.fetch_add(1, Relaxed);
                         let job = Job {
                             origin: self.origin,

@@ -20,6 +20,9 @@ pub struct Shard {
     bytes_out: AtomicU64,
     open: AtomicI64,
     accepted: AtomicU64,
+    /// Worker jobs finished, and their total time parked (microseconds).
+    jobs: AtomicU64,
+    job_micros: AtomicU64,
 }
 
 impl Shard {
@@ -43,6 +46,12 @@ impl Shard {
     pub fn closed(&self) {
         self.open.fetch_sub(1, Relaxed);
     }
+    /// A connection resumed after `took` parked on a worker.
+    pub fn job_done(&self, took: Duration) {
+        self.jobs.fetch_add(1, Relaxed);
+        self.job_micros
+            .fetch_add(took.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+    }
 }
 
 /// Storage gauges, read from the engine at scrape time.
@@ -54,6 +63,8 @@ pub struct Storage {
     pub manifests: u64,
     pub repositories: u64,
     pub uploads_open: u64,
+    /// Packs latched read-only after an I/O error.
+    pub failed_packs: u64,
 }
 
 /// All the server's counters.
@@ -79,6 +90,7 @@ impl Metrics {
     pub fn render(&self, storage: &Storage) -> String {
         let mut requests = RequestCounts::new();
         let (mut bin, mut bout, mut open, mut accepted) = (0, 0, 0, 0);
+        let (mut jobs, mut job_micros) = (0u64, 0u64);
         for s in &self.shards {
             let m = s.requests.lock().unwrap_or_else(|p| p.into_inner());
             for (k, v) in m.iter() {
@@ -90,6 +102,8 @@ impl Metrics {
             bout += s.bytes_out.load(Relaxed);
             open += s.open.load(Relaxed);
             accepted += s.accepted.load(Relaxed);
+            jobs += s.jobs.load(Relaxed);
+            job_micros += s.job_micros.load(Relaxed);
         }
         let mut o = String::with_capacity(4096);
         head(
@@ -126,7 +140,18 @@ impl Metrics {
                 "berth_request_duration_seconds_count{{route=\"{route}\"}} {n}"
             );
         }
-        let gauges: [(&str, &str, &str, i128); 11] = [
+        head(
+            &mut o,
+            "berth_worker_job_duration_seconds",
+            "summary",
+            "Time a connection waited for a worker (commit, delete, mount).",
+        );
+        let _ = writeln!(
+            o,
+            "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
+            job_micros as f64 / 1e6
+        );
+        let gauges: [(&str, &str, &str, i128); 12] = [
             (
                 "berth_received_bytes_total",
                 "counter",
@@ -192,6 +217,12 @@ impl Metrics {
                 "gauge",
                 "Repositories.",
                 storage.repositories as i128,
+            ),
+            (
+                "berth_storage_failed_packs",
+                "gauge",
+                "Pack files read-only after an I/O error.",
+                storage.failed_packs as i128,
             ),
         ];
         for (name, kind, help, v) in gauges {

@@ -350,6 +350,7 @@ fn push_pull_metrics_and_sigterm_exit_zero() {
         "berth_connections_open 2",
         "berth_storage_blobs 2",
         "berth_storage_manifests 1",
+        "berth_storage_failed_packs 0",
     ] {
         assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
     }
@@ -360,6 +361,13 @@ fn push_pull_metrics_and_sigterm_exit_zero() {
         .parse()
         .unwrap();
     assert!(sent > 64 << 20, "sent {sent}");
+    let jobs: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_worker_job_duration_seconds_count "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(jobs >= 3, "two blob commits and a manifest put ran on workers: {jobs}");
     assert_eq!(p.get("/healthz").status, 200);
     assert_eq!(p.get("/no/such/page").status, 404);
 
