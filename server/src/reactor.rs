@@ -209,7 +209,13 @@ impl Reactor {
                 match ev.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
-                    Token(t) => self.drive(t, now, |c, sh| c.on_ready(sh, now)),
+                    Token(t) => {
+                        let fin = ev.is_read_closed() || ev.is_error();
+                        self.drive(t, now, |c, sh| {
+                            c.peer_fin |= fin;
+                            c.on_ready(sh, now)
+                        })
+                    }
                 }
             }
             self.completions(now);

@@ -367,7 +367,10 @@ fn push_pull_metrics_and_sigterm_exit_zero() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(jobs >= 3, "two blob commits and a manifest put ran on workers: {jobs}");
+    assert!(
+        jobs >= 3,
+        "two blob commits and a manifest put ran on workers: {jobs}"
+    );
     assert_eq!(p.get("/healthz").status, 200);
     assert_eq!(p.get("/no/such/page").status, 404);
 
@@ -531,4 +534,16 @@ fn check_reports_a_missing_store_and_passes_on_a_fresh_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("consistent"));
+}
+
+#[test]
+fn a_client_that_half_closes_gets_its_answer_then_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    c.s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    c.s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.response(false).body, b"ok\n");
+    assert!(c.closed_by_server());
 }
