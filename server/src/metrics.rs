@@ -43,6 +43,9 @@ impl Shard {
         self.open.fetch_add(1, Relaxed);
         self.accepted.fetch_add(1, Relaxed);
     }
+    pub fn open_now(&self) -> i64 {
+        self.open.load(Relaxed)
+    }
     pub fn closed(&self) {
         self.open.fetch_sub(1, Relaxed);
     }
@@ -80,6 +83,10 @@ impl Metrics {
             shards: (0..reactors.max(1)).map(|_| Shard::default()).collect(),
             jobs_in_flight: AtomicI64::new(0),
         }
+    }
+
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
     }
 
     pub fn shard(&self, i: usize) -> &Shard {
@@ -228,6 +235,19 @@ impl Metrics {
         for (name, kind, help, v) in gauges {
             head(&mut o, name, kind, help);
             let _ = writeln!(o, "{name} {v}");
+        }
+        head(
+            &mut o,
+            "berth_reactor_connections_open",
+            "gauge",
+            "Client connections open now, by event loop (shows how evenly accepts spread).",
+        );
+        for (i, s) in self.shards.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "berth_reactor_connections_open{{reactor=\"{i}\"}} {}",
+                s.open.load(Relaxed)
+            );
         }
         o
     }
