@@ -9,6 +9,9 @@
 //! a connection was parked on a worker is made up for by driving it as soon as the answer
 //! arrives.
 
+// The one reader of the clock (see .clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use crate::config::Config;
 use crate::conn::{Conn, Step};
 use crate::dispatch::Store;

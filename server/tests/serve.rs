@@ -1,6 +1,9 @@
 //! The real `berth` binary on a loopback port with a temporary data directory, driven by a
 //! small HTTP/1.1 client over `std::net::TcpStream`.
 
+// Tests measure wall time and wait for the process: the server's clock rule is not theirs.
+#![allow(clippy::disallowed_methods)]
+
 use sha2::{Digest as _, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
