@@ -356,18 +356,17 @@ impl Reactor {
             self.sh.shard(self.idx).opened();
         }
         // A handed-over socket's readiness edge went to the other reactor's poll.
-        let step = c.on_ready(&self.sh.clone(), now);
+        let step = c.on_ready(&self.sh, now);
         self.conns[t] = Some(c);
         self.settle(t, step);
     }
 
     /// Runs `f` on connection `t` and files the outcome: close, timer, flush-again.
     fn drive(&mut self, t: usize, _now: Instant, f: impl FnOnce(&mut Conn, &Shared) -> Step) {
-        let sh = self.sh.clone();
-        let Some(c) = self.conn(t) else {
+        let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
             return;
         };
-        let step = f(c, &sh);
+        let step = f(c, &self.sh);
         self.settle(t, step);
     }
 
