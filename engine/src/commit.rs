@@ -33,7 +33,7 @@ use crate::pack::format::{
     pack_file_name, PACK_HEADER_LEN, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED,
 };
 use crate::pack::writer::SharedPack;
-use crate::schema::{self, PackRow, UploadRow};
+use crate::schema::{self, PackRow, RepoKey, RepoKeyPair, UploadRow};
 use crate::{
     blob, manifest, BlobLoc, DeleteOutcome, Inner, ManifestRef, NewManifest, PutManifestError,
     StoreError,
@@ -103,7 +103,7 @@ pub(crate) enum Op {
     },
     PutManifest {
         repo: String,
-        m: NewManifest,
+        m: Box<NewManifest>,
     },
     DeleteManifest {
         repo: String,
@@ -135,13 +135,13 @@ struct Job {
 /// Every table, opened once per batch.
 pub(crate) struct Tables<'t> {
     pub(crate) blobs: Table<'t, &'static [u8], &'static [u8]>,
-    pub(crate) links: Table<'t, (&'static str, &'static [u8]), ()>,
+    pub(crate) links: Table<'t, RepoKey, ()>,
     pub(crate) linked_by: Table<'t, (&'static [u8], &'static str), ()>,
     pub(crate) repos: Table<'t, &'static str, ()>,
-    pub(crate) manifests: Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
+    pub(crate) manifests: Table<'t, RepoKey, &'static [u8]>,
     pub(crate) tags: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    pub(crate) referrers: Table<'t, (&'static str, &'static [u8], &'static [u8]), &'static [u8]>,
-    pub(crate) refs: Table<'t, (&'static str, &'static [u8], &'static [u8]), u8>,
+    pub(crate) referrers: Table<'t, RepoKeyPair, &'static [u8]>,
+    pub(crate) refs: Table<'t, RepoKeyPair, u8>,
     pub(crate) uploads: Table<'t, &'static str, &'static [u8]>,
     pub(crate) packs: Table<'t, u64, &'static [u8]>,
 }
@@ -200,12 +200,26 @@ impl Committer {
         rx.recv().map_err(|_| closed())?
     }
 
-    pub(crate) fn start_upload(&self, id: UploadId, row: UploadRow) -> Result<(), StoreError> {
-        self.submit(Op::StartUpload { id, row }).map(|_| ())
+    /// Queues `op` without waiting for its batch. Only for session rows, which need no
+    /// durability: the queue is FIFO, so a session's later finish or drop commits after its
+    /// row, and dropping the engine drains the queue before the final durable commit.
+    fn post(&self, op: Op) -> Result<(), StoreError> {
+        let (reply, _) = crossbeam_channel::bounded(1);
+        self.tx
+            .as_ref()
+            .ok_or_else(|| StoreError("the store is closing; retry".into()))?
+            .send(Job { op, reply })
+            .map_err(|_| StoreError("the store is closing; retry".into()))
     }
 
+    /// Records a new session; returns at once (see [`Committer::post`]).
+    pub(crate) fn start_upload(&self, id: UploadId, row: UploadRow) -> Result<(), StoreError> {
+        self.post(Op::StartUpload { id, row })
+    }
+
+    /// Forgets a session's row; returns at once (see [`Committer::post`]).
     pub(crate) fn drop_upload(&self, id: UploadId) -> Result<(), StoreError> {
-        self.submit(Op::DropUpload { id }).map(|_| ())
+        self.post(Op::DropUpload { id })
     }
 
     pub(crate) fn finish_blob(
@@ -265,7 +279,7 @@ impl Committer {
     ) -> Result<Durable<()>, PutManifestError> {
         let op = Op::PutManifest {
             repo: repo.to_owned(),
-            m,
+            m: Box::new(m),
         };
         match self.submit(op)? {
             Outcome::Unit => Ok(Durable(())),
