@@ -1,9 +1,9 @@
 //! The one place where the core's questions meet the engine: converts core nouns
 //! (`Digest`, `RepoName`, `Reference`, ...) to engine nouns (`BlobKey`, `&str`, ...) and back,
 //! answers cheap needs inline on the reactor (MVCC reads, page-cache appends), and packages
-//! blocking ones (anything that goes through the engine's commit thread: session open and
-//! cancel, finishes, manifest puts, deletes, mounts; and `/metrics`, which scans the store)
-//! as `Work` for the worker pool.
+//! blocking ones (anything that waits on the engine's commit thread: finishes, manifest
+//! puts, deletes, mounts; and `/metrics`, which scans the store) as `Work` for the worker
+//! pool.
 //!
 //! `Finish::Committed` and `Mount::Mounted` are built only from an engine `Durable<_>`: no
 //! 201 leaves before the bytes and the metadata naming them are on disk.
@@ -40,13 +40,6 @@ pub enum Route {
 
 /// A need that blocks (fsync, write transaction), owned so it can cross to a worker.
 pub enum Work {
-    StartUpload {
-        repo: RepoName,
-    },
-    CancelUpload {
-        repo: RepoName,
-        upload: UploadId,
-    },
     FinishUpload {
         repo: RepoName,
         upload: UploadId,
@@ -134,11 +127,17 @@ impl Store {
                 e.stat_blob(repo.as_str(), &key(&digest))
                     .map(|l| Reply::Blob(l.map(info))),
             ),
-            // Opening and cancelling a session write a row through the engine's commit
-            // thread, so they can wait behind a group commit's fsync: never on a reactor.
-            Need::StartUpload { repo } => return Route::Later(Work::StartUpload { repo }),
+            // Session rows are posted to the engine's commit thread without waiting, so
+            // opening and cancelling cost a file create or unlink: inline.
+            Need::StartUpload { repo } => failed(e.start_upload(repo.as_str()).and_then(upload)),
             Need::CancelUpload { repo, upload } => {
-                return Route::Later(Work::CancelUpload { repo, upload })
+                failed(e.cancel_upload(repo.as_str(), upload.as_str()).map(|gone| {
+                    Reply::Deleted(if gone {
+                        Deleted::Done
+                    } else {
+                        Deleted::NotFound
+                    })
+                }))
             }
             Need::UploadStatus { repo, upload: id } => failed(
                 e.upload_status(repo.as_str(), id.as_str())
@@ -231,16 +230,6 @@ impl Store {
     pub fn run(&self, work: Work) -> Reply {
         let e = &self.engine;
         match work {
-            Work::StartUpload { repo } => failed(e.start_upload(repo.as_str()).and_then(upload)),
-            Work::CancelUpload { repo, upload } => {
-                failed(e.cancel_upload(repo.as_str(), upload.as_str()).map(|gone| {
-                    Reply::Deleted(if gone {
-                        Deleted::Done
-                    } else {
-                        Deleted::NotFound
-                    })
-                }))
-            }
             Work::FinishUpload {
                 repo,
                 upload,
