@@ -21,7 +21,6 @@ use berth_engine::{
     ManifestRef, PutManifestError, ReferrerRec, StoreError, UploadStatus,
 };
 use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The store as the server sees it.
@@ -77,19 +76,12 @@ pub struct CheckOutcome {
 impl Store {
     /// Opens the engine in `cfg.data` (which `datadir::prepare` has made and locked).
     pub fn open(cfg: &Config, metrics: Arc<Metrics>) -> Result<Store, String> {
-        Store::open_dir(&cfg.data, cfg.limits.upload_bytes, metrics)
-    }
-
-    pub fn open_dir(
-        dir: &Path,
-        max_upload_bytes: Option<u64>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Store, String> {
         let opts = EngineOptions {
-            max_upload_bytes,
-            ..EngineOptions::default()
+            small_blob_bytes: cfg.small_blob_bytes,
+            max_upload_bytes: cfg.limits.upload_bytes,
+            upload_expiry_secs: cfg.upload_expiry.as_secs().max(1),
         };
-        let engine = Engine::open(dir, opts).map_err(|e| e.to_string())?;
+        let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
         Ok(Store { engine, metrics })
     }
 
