@@ -145,12 +145,19 @@ pub fn serve(
         let t = std::thread::Builder::new()
             .name(format!("berth-reactor-{idx}"))
             .spawn(move || {
-                if let Err(e) = r.run() {
-                    tracing::error!(reactor = r.idx, error = %e, "event loop failed; shutting down");
-                    r.sh.failed.store(true, SeqCst);
-                    // Let the signal thread run the ordinary shutdown.
-                    let _ = signal_hook::low_level::raise(SIGTERM);
-                }
+                // A panic here is a bug; a process with a dead event loop would half-serve,
+                // so either way the whole server shuts down and exits non-zero.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+                let why = match outcome {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "panic".to_string(),
+                };
+                tracing::error!(reactor = r.idx, error = %why, "event loop failed; shutting down");
+                logging::flush();
+                r.sh.failed.store(true, SeqCst);
+                // Let the signal thread run the ordinary shutdown.
+                let _ = signal_hook::low_level::raise(SIGTERM);
             })?;
         threads.push(t);
     }
