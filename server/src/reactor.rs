@@ -169,7 +169,7 @@ pub fn serve(
         _ => "SIGTERM",
     };
     if !sh.failed.load(SeqCst) {
-        println!(
+        say!(
             "berth: {name} received; finishing requests in flight (up to {:?}), then exiting",
             cfg.shutdown_grace
         );
@@ -177,7 +177,7 @@ pub fn serve(
     // A second signal means "now": the store is crash-safe, so exiting is safe.
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
-            eprintln!("berth: second signal; exiting without waiting");
+            warn_out!("berth: second signal; exiting without waiting");
             std::process::exit(130);
         }
     });
