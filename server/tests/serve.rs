@@ -604,3 +604,34 @@ fn connections_spread_evenly_over_the_event_loops() {
     let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
     assert!(hi - lo <= 2, "uneven: {per:?}");
 }
+
+#[test]
+fn concurrent_pushes_and_pulls_each_get_their_own_bytes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_WORKERS", "2")]);
+    let addr = srv.addr;
+    let threads: Vec<_> = (0..8u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                // Sizes straddle the shared-pack threshold (1 MiB).
+                let data = pattern(300_000 + (i as usize) * 150_000, 100 + i);
+                let d = push_blob(&mut c, &data, 1 + i as usize % 3);
+                for _ in 0..3 {
+                    let r = c.get(&format!("/v2/{REPO}/blobs/{d}"));
+                    assert_eq!(r.status, 200);
+                    assert!(r.body == data, "blob {i} came back different");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let text = String::from_utf8(srv.client().get("/metrics").body).unwrap();
+    assert!(text.contains("berth_storage_blobs 8"), "{text}");
+    assert!(
+        text.contains("berth_worker_jobs_in_flight 1\n"),
+        "only /metrics itself: {text}"
+    );
+}
