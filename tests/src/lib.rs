@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod binary;
+pub mod clients;
 pub mod content;
 pub mod digest;
 pub mod http;
