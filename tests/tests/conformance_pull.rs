@@ -170,7 +170,9 @@ fn blob_range_requests_answer_the_six_cases() {
     let b = Blob::new("application/octet-stream", content::random_bytes(2048));
     c.push_blob(NAME, &b);
     let path = format!("/v2/{NAME}/blobs/{}", b.digest);
-    let cases: [(&str, u16, Option<(usize, usize)>); 6] = [
+    // (Range header, status, expected inclusive byte span)
+    type Case = (&'static str, u16, Option<(usize, usize)>);
+    let cases: [Case; 6] = [
         ("bytes=0-99", 206, Some((0, 99))),
         ("bytes=100-", 206, Some((100, 2047))),
         ("bytes=-100", 206, Some((1948, 2047))),
