@@ -105,5 +105,15 @@ impl Client {
             r.header("Content-Length"),
             Some(want.bytes.len().to_string().as_str())
         );
+        let digest = if reference.starts_with("sha512:") {
+            reference.to_string()
+        } else {
+            want.digest.clone()
+        };
+        assert_eq!(
+            r.header("Docker-Content-Digest"),
+            Some(digest.as_str()),
+            "manifest GET {reference}: Docker-Content-Digest:\n{r:?}"
+        );
     }
 }

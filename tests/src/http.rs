@@ -482,13 +482,30 @@ impl Client {
         result
     }
 
+    /// GET; on a manifest path it sends the `Accept` list every real client sends
+    /// (content negotiation is not what these calls test; `send` stays raw).
     pub fn get(&mut self, path: &str) -> Response {
-        self.send(Request::get(path))
+        self.send(with_manifest_accept(Request::get(path)))
     }
+    /// HEAD, with `Accept` on manifest paths as `get`.
     pub fn head(&mut self, path: &str) -> Response {
-        self.send(Request::head(path))
+        self.send(with_manifest_accept(Request::head(path)))
     }
     pub fn delete(&mut self, path: &str) -> Response {
         self.send(Request::delete(path))
+    }
+}
+
+/// The manifest types docker, containerd and containers/image all accept.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+fn with_manifest_accept(req: Request) -> Request {
+    if req.path.contains("/manifests/") {
+        req.header("Accept", MANIFEST_ACCEPT)
+    } else {
+        req
     }
 }

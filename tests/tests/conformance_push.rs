@@ -724,7 +724,7 @@ fn cancelled_upload_is_gone() {
     let reg = Registry::start();
     let mut c = reg.client();
     let loc = c.start_upload(NAME);
-    patch(&mut c, &loc, b"partial", None).expect(202);
+    let loc = patch(&mut c, &loc, b"partial", None).expect(202).location();
     c.send(Request::delete(&loc)).expect(204);
     let r = c.get(&loc).expect(404);
     assert_eq!(r.error_codes()[0], "BLOB_UPLOAD_UNKNOWN", "{r:?}");
