@@ -1,7 +1,9 @@
 //! One `berth serve` process on a free loopback port with its own data folder.
 
 use std::fs::File;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -125,7 +127,7 @@ impl Registry {
     /// SIGKILL, as a crash or power cut would stop it; the data stays for `start_again`.
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
-            wait::signal(&child, libc::SIGKILL);
+            wait::signal_group(&child, libc::SIGKILL);
             let _ = child.wait();
         }
     }
@@ -189,15 +191,15 @@ impl Registry {
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
+                // Its own process group, so a kill reaches anything it started too.
+                .process_group(0)
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
             let up = wait::until(START_LIMIT, || {
                 if let Ok(Some(status)) = child.try_wait() {
                     return Some(Err(status));
                 }
-                TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-                    .ok()
-                    .map(|_| Ok(()))
+                answers_http(addr).then_some(Ok(()))
             });
             match up {
                 Some(Ok(())) => {
@@ -227,7 +229,7 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            wait::signal_group(&child, libc::SIGKILL);
             let _ = child.wait();
         }
         if std::thread::panicking() {
@@ -237,6 +239,22 @@ impl Drop for Registry {
             }
         }
     }
+}
+
+/// Whether something on `addr` accepts a connection and answers `GET /v2/` with any HTTP
+/// response: a bare accept could still come from a dying previous process.
+fn answers_http(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
 /// A loopback port that was free a moment ago.

@@ -32,3 +32,14 @@ pub fn signal(child: &Child, sig: libc::c_int) {
         libc::kill(pid, sig);
     }
 }
+
+/// Sends a signal to the process group of a child spawned with `process_group(0)` (its pgid
+/// is its pid), reaching whatever it started too.
+pub fn signal_group(child: &Child, sig: libc::c_int) {
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the process group this harness created for its own child; it
+    // touches no memory of ours.
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}

@@ -67,8 +67,8 @@ fn malformed_http_closes_only_that_connection() {
         };
         if let Some(status) = first_status(&got) {
             assert!(
-                (400..500).contains(&status),
-                "{what}: answered {status}, want a 4xx:\n{}",
+                (400..500).contains(&status) || status == 505,
+                "{what}: answered {status}, want a 4xx (or 505):\n{}",
                 String::from_utf8_lossy(&got)
             );
         }
@@ -292,7 +292,6 @@ fn chunk_length_disagreeing_with_its_range_is_refused_and_not_appended() {
 fn invalid_repository_names_are_400_name_invalid() {
     let reg = Registry::start();
     let mut c = reg.client();
-    let img = Image::random(1, 64);
     for name in [
         "Upper/case",
         "trailing-/x",
@@ -303,9 +302,7 @@ fn invalid_repository_names_are_400_name_invalid() {
         "a/_b",
     ] {
         let r = c.send(
-            Request::put(&format!("/v2/{name}/manifests/latest"))
-                .header("Content-Type", OCI_MANIFEST)
-                .body(img.manifest.bytes.clone()),
+            Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"),
         );
         assert_eq!(r.status, 400, "name {name:?}:\n{r:?}");
         assert_eq!(r.error_codes()[0], "NAME_INVALID", "name {name:?}:\n{r:?}");
