@@ -33,7 +33,7 @@ use crate::pack::format::{
     pack_file_name, PACK_HEADER_LEN, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED,
 };
 use crate::pack::writer::SharedPack;
-use crate::schema::{self, PackRow, UploadRow};
+use crate::schema::{self, PackRow, RepoKey, RepoKeyPair, UploadRow};
 use crate::{
     blob, manifest, BlobLoc, DeleteOutcome, Inner, ManifestRef, NewManifest, PutManifestError,
     StoreError,
@@ -103,7 +103,7 @@ pub(crate) enum Op {
     },
     PutManifest {
         repo: String,
-        m: NewManifest,
+        m: Box<NewManifest>,
     },
     DeleteManifest {
         repo: String,
@@ -135,13 +135,13 @@ struct Job {
 /// Every table, opened once per batch.
 pub(crate) struct Tables<'t> {
     pub(crate) blobs: Table<'t, &'static [u8], &'static [u8]>,
-    pub(crate) links: Table<'t, (&'static str, &'static [u8]), ()>,
+    pub(crate) links: Table<'t, RepoKey, ()>,
     pub(crate) linked_by: Table<'t, (&'static [u8], &'static str), ()>,
     pub(crate) repos: Table<'t, &'static str, ()>,
-    pub(crate) manifests: Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
+    pub(crate) manifests: Table<'t, RepoKey, &'static [u8]>,
     pub(crate) tags: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    pub(crate) referrers: Table<'t, (&'static str, &'static [u8], &'static [u8]), &'static [u8]>,
-    pub(crate) refs: Table<'t, (&'static str, &'static [u8], &'static [u8]), u8>,
+    pub(crate) referrers: Table<'t, RepoKeyPair, &'static [u8]>,
+    pub(crate) refs: Table<'t, RepoKeyPair, u8>,
     pub(crate) uploads: Table<'t, &'static str, &'static [u8]>,
     pub(crate) packs: Table<'t, u64, &'static [u8]>,
 }
@@ -265,7 +265,7 @@ impl Committer {
     ) -> Result<Durable<()>, PutManifestError> {
         let op = Op::PutManifest {
             repo: repo.to_owned(),
-            m,
+            m: Box::new(m),
         };
         match self.submit(op)? {
             Outcome::Unit => Ok(Durable(())),

@@ -323,6 +323,7 @@ impl Engine {
     }
 
     /// Links `key` into `repo` if present in `from` (or anywhere, when `from` is None).
+    /// A blob `repo` already links is returned whatever `from` says.
     pub fn mount_blob(
         &self,
         repo: &str,

@@ -203,7 +203,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             sync_dir(&uploads_dir)?;
         }
         txn.commit()?;
-        return Ok(Opened {
+        Ok(Opened {
             db,
             opts,
             clock,
@@ -212,7 +212,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             resume_shared,
             repaired,
             lock,
-        });
+        })
     }
 }
 

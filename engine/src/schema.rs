@@ -13,6 +13,11 @@ use redb::TableDefinition;
 use crate::keys::BlobKey;
 use crate::{BlobLoc, ReferrerRec};
 
+/// A key scoped to a repository: (repository, encoded key).
+pub(crate) type RepoKey = (&'static str, &'static [u8]);
+/// A pair of keys scoped to a repository: (repository, encoded key, encoded key).
+pub(crate) type RepoKeyPair = (&'static str, &'static [u8], &'static [u8]);
+
 /// Version of the layout below, kept in [`META`] under [`META_SCHEMA`].
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 
@@ -25,8 +30,7 @@ pub(crate) const META_SCHEMA: &str = "schema";
 pub(crate) const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 
 /// (repository, encoded blob key) → (): the blob is pullable from the repository.
-pub(crate) const BLOB_LINKS: TableDefinition<(&str, &[u8]), ()> =
-    TableDefinition::new("blob_links");
+pub(crate) const BLOB_LINKS: TableDefinition<RepoKey, ()> = TableDefinition::new("blob_links");
 
 /// (encoded blob key, repository) → (): reverse of [`BLOB_LINKS`], so garbage collection can
 /// ask "does anyone still link this blob" without a scan.
@@ -37,19 +41,17 @@ pub(crate) const BLOB_LINKED_BY: TableDefinition<(&[u8], &str), ()> =
 pub(crate) const REPOS: TableDefinition<&str, ()> = TableDefinition::new("repos");
 
 /// (repository, encoded manifest key) → [`ManifestRow`].
-pub(crate) const MANIFESTS: TableDefinition<(&str, &[u8]), &[u8]> =
-    TableDefinition::new("manifests");
+pub(crate) const MANIFESTS: TableDefinition<RepoKey, &[u8]> = TableDefinition::new("manifests");
 
 /// (repository, tag) → encoded manifest key.
 pub(crate) const TAGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tags");
 
 /// (repository, encoded subject key, encoded referrer key) → encoded [`ReferrerRec`].
-pub(crate) const REFERRERS: TableDefinition<(&str, &[u8], &[u8]), &[u8]> =
-    TableDefinition::new("referrers");
+pub(crate) const REFERRERS: TableDefinition<RepoKeyPair, &[u8]> = TableDefinition::new("referrers");
 
 /// (repository, encoded manifest key, encoded target key) → [`REF_BLOB`] or
 /// [`REF_MANIFEST`]: what a manifest holds on to, for garbage collection.
-pub(crate) const MANIFEST_REFS: TableDefinition<(&str, &[u8], &[u8]), u8> =
+pub(crate) const MANIFEST_REFS: TableDefinition<RepoKeyPair, u8> =
     TableDefinition::new("manifest_refs");
 pub(crate) const REF_BLOB: u8 = 1;
 pub(crate) const REF_MANIFEST: u8 = 2;

@@ -259,7 +259,7 @@ fn a_manifest_survives_the_deletion_of_its_blobs_and_can_still_be_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
     let (layer, _) = push(&e, "app", b"layer");
-    let m = manifest("{}", &["t"], &[layer.clone()]);
+    let m = manifest("{}", &["t"], std::slice::from_ref(&layer));
     let key = m.key.clone();
     let _ = e.put_manifest("app", m).unwrap();
     assert_eq!(
