@@ -84,6 +84,48 @@ fn malformed_http_closes_only_that_connection() {
     c.get("/v2/").expect(200);
 }
 
+/// skopeo, podman and docker try HTTPS first on an insecure registry and fall back to plain
+/// HTTP only once the TLS attempt fails. A ClientHello can never start an HTTP request (its
+/// first byte, 0x16, is not a token character), so the server must refuse it at once rather
+/// than wait for a `CRLF CRLF` that never comes: otherwise every client command waits out
+/// its TLS handshake timeout (10 s in Go) before falling back.
+#[test]
+fn tls_client_hello_on_the_plain_port_is_refused_at_once() {
+    let reg = Registry::start();
+    let mut s = TcpStream::connect(reg.addr()).unwrap();
+    // A TLS 1.2 record header and the start of a ClientHello, as Go's crypto/tls sends.
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x00, 0xf8, 0x01, 0x00, 0x00, 0xf4, 0x03, 0x03,
+    ];
+    hello.extend_from_slice(&content::random_bytes(32));
+    s.write_all(&hello).unwrap();
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                break !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                )
+            }
+        }
+    };
+    assert!(
+        closed,
+        "a TLS ClientHello was left waiting {:?} without an answer or a close \
+         (clients then stall for their TLS handshake timeout before trying plain HTTP)",
+        start.elapsed()
+    );
+    if let Some(status) = first_status(&got) {
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&got));
+    }
+}
+
 #[test]
 fn stalled_half_request_does_not_block_other_clients() {
     let reg = Registry::start();
