@@ -89,16 +89,37 @@ fn malformed_http_closes_only_that_connection() {
 /// first byte, 0x16, is not a token character), so the server must refuse it at once rather
 /// than wait for a `CRLF CRLF` that never comes: otherwise every client command waits out
 /// its TLS handshake timeout (10 s in Go) before falling back.
+/// A complete, well-formed TLS ClientHello (one record), shaped like those of Go's
+/// crypto/tls and curl: like theirs it contains `\n` bytes (the supported_groups extension
+/// is type 0x000a) but no blank line.
+fn client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x03]; // legacy_version TLS 1.2
+    body.extend_from_slice(&content::random_bytes(32)); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0x00, 0x04, 0x13, 0x01, 0xc0, 0x2f]); // two cipher suites
+    body.extend_from_slice(&[0x01, 0x00]); // null compression
+    let ext: Vec<u8> = [
+        &[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d][..], // supported_groups: x25519
+        &[0x00, 0x2b, 0x00, 0x03, 0x02, 0x03, 0x04][..],       // supported_versions: 1.3
+        &[0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03][..], // signature_algorithms
+    ]
+    .concat();
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![0x01]; // ClientHello
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01]; // handshake record, TLS 1.0 for compatibility
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
 #[test]
 fn tls_client_hello_on_the_plain_port_is_refused_at_once() {
     let reg = Registry::start();
     let mut s = TcpStream::connect(reg.addr()).unwrap();
-    // A TLS 1.2 record header and the start of a ClientHello, as Go's crypto/tls sends.
-    let mut hello = vec![
-        0x16, 0x03, 0x01, 0x00, 0xf8, 0x01, 0x00, 0x00, 0xf4, 0x03, 0x03,
-    ];
-    hello.extend_from_slice(&content::random_bytes(32));
-    s.write_all(&hello).unwrap();
+    s.write_all(&client_hello()).unwrap();
     let start = Instant::now();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut got = Vec::new();
