@@ -12,7 +12,7 @@ use crate::web;
 use berth_core::oci::{Algorithm, Digest, Reference, RepoName, UploadId};
 use berth_core::{
     BlobHandle, BlobInfo, Deleted, Finish, ManifestInfo, ManifestPut, Mount, Need, NewManifest,
-    Page, Referrer, Reply, UploadInfo,
+    Page, Referrer, Reply, UploadInfo, WebRequest,
 };
 use berth_engine::{
     Alg, AppendError, BlobKey, BlobLoc, DeleteOutcome, Engine, EngineOptions, FinishError,
@@ -61,6 +61,9 @@ pub enum Work {
         digest: Digest,
         from: Option<RepoName>,
     },
+    /// A page that reads storage-wide figures (`/metrics`): their cost grows with the
+    /// store, so they never run on an event loop.
+    Web(Box<WebRequest>),
 }
 
 /// What `berth check` found.
@@ -105,6 +108,7 @@ impl Store {
             manifests: s.manifests,
             repositories: s.repositories,
             uploads_open: s.uploads_open,
+            failed_packs: s.failed_packs,
         }
     }
 
@@ -184,6 +188,9 @@ impl Store {
                 e.catalog(last.as_deref(), n)
                     .map(|(items, more)| Reply::Catalog(Page { items, more })),
             ),
+            Need::Web(req) if web::reads_storage(&req) => {
+                return Route::Later(Work::Web(Box::new(req)))
+            }
             Need::Web(req) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
             Need::FinishUpload {
                 repo,
@@ -272,6 +279,7 @@ impl Store {
                     Err(err) => Reply::Failed(err.to_string()),
                 }
             }
+            Work::Web(req) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
         }
     }
 }

@@ -35,9 +35,11 @@ pub struct Completion {
     pub reply: Reply,
 }
 
-/// Where one reactor receives completions.
+/// Where one reactor receives completions (and connections handed over by another
+/// reactor to even out the load).
 pub struct Mailbox {
     pub tx: Sender<Completion>,
+    pub sockets: Sender<mio::net::TcpStream>,
     pub waker: mio::Waker,
 }
 
