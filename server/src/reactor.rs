@@ -221,8 +221,10 @@ impl Reactor {
                 }
                 break Err(e);
             }
-            let now = Instant::now();
             for ev in events.iter() {
+                // Read per event, not per batch: a batch may hold many appends, and each
+                // request's duration and next deadline should start from its own moment.
+                let now = Instant::now();
                 match ev.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
@@ -235,6 +237,7 @@ impl Reactor {
                     }
                 }
             }
+            let now = Instant::now();
             self.completions(now);
             self.adopt(now);
             for t in std::mem::take(&mut self.again) {
