@@ -86,6 +86,7 @@ fn serve(flags: Flags) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
+    raise_fd_limit();
     let listener = match std::net::TcpListener::bind(cfg.listen) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -133,6 +134,26 @@ fn serve(flags: Flags) -> ExitCode {
         Err(e) => {
             warn_out!("berth: cannot start the event loops: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lifts the soft limit on open descriptors to the hard limit: each connection is one, and
+/// the common soft default (1024) would cap the registry near a thousand clients.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit reads the rlimit struct we own; failure leaves the old limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            tracing::debug!("cannot raise the open-file limit; keeping the current one");
         }
     }
 }
