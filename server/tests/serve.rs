@@ -754,3 +754,26 @@ fn a_truncated_pack_fails_check_and_its_blob_is_cut_short_not_hung() {
     // And the server still serves others.
     assert_eq!(srv.client().get("/healthz").status, 200);
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_SEND_TIMEOUT", "1s")]);
+    let data = pattern(64 << 20, 5);
+    let digest = push_blob(&mut srv.client(), &data, 1);
+    let mut c = srv.client();
+    c.send("GET", &format!("/v2/{REPO}/blobs/{digest}"), &[], b"");
+    std::thread::sleep(Duration::from_millis(2500));
+    // Drain what the kernel buffered; the server must have given up before the end.
+    let mut total = 0usize;
+    loop {
+        let mut b = vec![0u8; 1 << 20];
+        match c.s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < 64 << 20, "the whole blob arrived: {total} bytes");
+    let text = String::from_utf8(srv.client().get("/metrics").body).unwrap();
+    assert!(text.contains("berth_connections_open 1\n"), "{text}");
+}
