@@ -1,3 +1,210 @@
-fn main() {
-    println!("berth: not yet");
+//! `berth`: the running program of the Berth OCI registry. Parses the command line, loads
+//! the configuration, prepares the data directory and runs the event loops (DESIGN.md,
+//! server/). Start-up problems are reported as one line saying what to do, with exit code 2.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+/// `println!` that ignores a closed stdout: a start-up or shutdown line must never panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! warn_out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+mod cli;
+mod config;
+mod conn;
+mod datadir;
+mod dispatch;
+mod logging;
+mod metrics;
+mod reactor;
+mod send;
+mod web;
+mod workers;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use config::{Config, Flags};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code for a start-up problem the operator must fix (bad config, port, data dir).
+const EXIT_SETUP: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            config,
+        } => serve(Flags {
+            listen,
+            data,
+            config,
+        }),
+        Command::Check { data, config } => check(Flags {
+            listen: None,
+            data,
+            config,
+        }),
+        Command::Defaults => {
+            say!("{}", config::describe_defaults().trim_end());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .collect()
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    warn_out!("berth: {msg}");
+    ExitCode::from(EXIT_SETUP)
+}
+
+fn serve(flags: Flags) -> ExitCode {
+    let cfg = match Config::load(&flags, &env_vars()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    logging::init(cfg.log_format);
+    let dir = match datadir::prepare(&cfg.data, true) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    raise_fd_limit();
+    let listener = match std::net::TcpListener::bind(cfg.listen) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return fail(format_args!(
+                "cannot listen on {}: address in use; pass --listen ADDR or stop the other process",
+                cfg.listen
+            ))
+        }
+        Err(e) => {
+            return fail(format_args!(
+                "cannot listen on {}: {e}; pass --listen ADDR with an address of this machine",
+                cfg.listen
+            ))
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(cfg.listen);
+    let metrics = Arc::new(metrics::Metrics::new(cfg.threads));
+    let store = match dispatch::Store::open(&cfg, metrics.clone()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            return fail(format_args!(
+                "cannot open the store in {}: {e}; run `berth check --data {}` or pass --data DIR",
+                dir.path.display(),
+                dir.path.display()
+            ))
+        }
+    };
+    say!(
+        "berth: listening on http://{addr}, data in {}",
+        dir.path.display()
+    );
+    let end = reactor::serve(&cfg, listener, store, metrics);
+    // The engine (last Arc<Store> holder was the pool and reactors, now gone) has been
+    // dropped and flushed by here; the lock goes last.
+    drop(dir);
+    match end {
+        Ok(reactor::ServeEnd::Clean) => {
+            say!("berth: stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(reactor::ServeEnd::Failed) => {
+            warn_out!("berth: stopped after an internal error (see the log above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            warn_out!("berth: cannot start the event loops: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lifts the soft limit on open descriptors to the hard limit: each connection is one, and
+/// the common soft default (1024) would cap the registry near a thousand clients.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit reads the rlimit struct we own; failure leaves the old limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            tracing::debug!("cannot raise the open-file limit; keeping the current one");
+        }
+    }
+}
+
+fn check(flags: Flags) -> ExitCode {
+    let cfg = match Config::load(&flags, &env_vars()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    logging::init(cfg.log_format);
+    let dir = match datadir::prepare(&cfg.data, false) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let metrics = Arc::new(metrics::Metrics::new(1));
+    let store = match dispatch::Store::open(&cfg, metrics) {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(format_args!(
+                "cannot open the store in {}: {e}",
+                dir.path.display()
+            ))
+        }
+    };
+    match store.check() {
+        Ok(r) => {
+            for line in &r.repaired {
+                say!("repaired: {line}");
+            }
+            for line in &r.problems {
+                say!("problem: {line}");
+            }
+            if r.problems.is_empty() {
+                say!(
+                    "berth: store in {} is consistent ({} repaired)",
+                    dir.path.display(),
+                    r.repaired.len()
+                );
+                ExitCode::SUCCESS
+            } else {
+                say!(
+                    "berth: store in {} has {} problem(s)",
+                    dir.path.display(),
+                    r.problems.len()
+                );
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            warn_out!("berth: check failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,505 @@
+//! The event loops: one mio `Poll` per core, each accepting from the shared listener and
+//! driving its own connections. This is the only place that reads the clock
+//! (`Instant::now()`); every other part of the server and the core gets time as an argument.
+//!
+//! Readiness (mio:src/poll.rs, "Draining readiness"): each socket is registered once,
+//! edge-triggered, for both directions. The connection reads until `WouldBlock` whenever the
+//! core wants bytes and writes until `WouldBlock` whenever output is queued; readiness it does
+//! not act on costs one spurious wake-up and no `epoll_ctl` per request. An edge missed while
+//! a connection was parked on a worker is made up for by driving it as soon as the answer
+//! arrives.
+
+// The one reader of the clock (see .clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
+use crate::config::Config;
+use crate::conn::{Conn, Step};
+use crate::dispatch::Store;
+use crate::logging;
+use crate::metrics::{Metrics, Shard};
+use crate::workers::{Completion, Job, Mailbox, Origin, Pool};
+use berth_core::{Connection, Limits};
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Wait before retrying `accept` after it failed for want of descriptors or memory.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+
+/// What every reactor and connection shares, read-only or atomically.
+pub struct Shared {
+    /// Every reactor's inbox, for handing over connections.
+    pub mailboxes: Arc<Vec<Mailbox>>,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub jobs: Sender<Job>,
+    pub limits: Arc<Limits>,
+    pub access_log: bool,
+    pub grace: Duration,
+    /// How long queued output may wait on a client that reads nothing.
+    pub send_timeout: Duration,
+    /// Set once by the signal handler thread: stop accepting, drain, exit.
+    pub shutdown: AtomicBool,
+    /// Set by a reactor that died of an I/O error, so the process exits non-zero.
+    pub failed: AtomicBool,
+}
+
+impl Shared {
+    pub fn shard(&self, reactor: usize) -> &Shard {
+        self.metrics.shard(reactor)
+    }
+}
+
+/// One event loop.
+struct Reactor {
+    idx: usize,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    next_gen: u64,
+    /// (deadline, token): the earliest first. A connection's entry is its `timer` field.
+    timers: BTreeSet<(Instant, usize)>,
+    /// Connections whose last flush stopped at its budget.
+    again: Vec<usize>,
+    inbox: Receiver<Completion>,
+    /// Connections another reactor accepted and handed to this one (already counted).
+    sockets: Receiver<mio::net::TcpStream>,
+    sh: Arc<Shared>,
+    /// When shutting down: the end of the grace period.
+    draining: Option<Instant>,
+    /// When to call `accept` again after it failed (see `accept`).
+    accept_retry: Option<Instant>,
+}
+
+/// Runs the server until SIGINT/SIGTERM, then drains and returns.
+pub fn serve(
+    cfg: &Config,
+    listener: std::net::TcpListener,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+) -> io::Result<ServeEnd> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+
+    // Before any thread starts, so every thread inherits the handlers.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    listener.set_nonblocking(true)?;
+
+    let mut polls = Vec::new();
+    let mut mailboxes = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..cfg.threads {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (sockets, sockets_rx) = crossbeam_channel::unbounded();
+        mailboxes.push(Mailbox { tx, sockets, waker });
+        inboxes.push((rx, sockets_rx));
+        polls.push(poll);
+    }
+    let mailboxes = Arc::new(mailboxes);
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+    let pool = Pool::start(
+        cfg.workers,
+        jobs_rx,
+        store.clone(),
+        mailboxes.clone(),
+        metrics.clone(),
+    )?;
+    let sh = Arc::new(Shared {
+        mailboxes: mailboxes.clone(),
+        store,
+        metrics,
+        jobs: jobs_tx,
+        limits: Arc::new(cfg.limits.clone()),
+        access_log: cfg.access_log,
+        grace: cfg.shutdown_grace,
+        send_timeout: cfg.send_timeout,
+        shutdown: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
+    });
+
+    let mut threads = Vec::new();
+    for (idx, (poll, (inbox, sockets))) in polls.into_iter().zip(inboxes).enumerate() {
+        let l = listener.try_clone()?;
+        let mut r = Reactor {
+            idx,
+            poll,
+            listener: Some(TcpListener::from_std(l)),
+            conns: Vec::new(),
+            free: Vec::new(),
+            next_gen: 0,
+            timers: BTreeSet::new(),
+            again: Vec::new(),
+            inbox,
+            sockets,
+            sh: sh.clone(),
+            draining: None,
+            accept_retry: None,
+        };
+        if let Some(l) = r.listener.as_mut() {
+            r.poll
+                .registry()
+                .register(l, LISTENER, Interest::READABLE)?;
+        }
+        let t = std::thread::Builder::new()
+            .name(format!("berth-reactor-{idx}"))
+            .spawn(move || {
+                // A panic here is a bug; a process with a dead event loop would half-serve,
+                // so either way the whole server shuts down and exits non-zero.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+                let why = match outcome {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "panic".to_string(),
+                };
+                tracing::error!(reactor = r.idx, error = %why, "event loop failed; shutting down");
+                logging::flush();
+                r.sh.failed.store(true, SeqCst);
+                // Let the signal thread run the ordinary shutdown.
+                let _ = signal_hook::low_level::raise(SIGTERM);
+            })?;
+        threads.push(t);
+    }
+    drop(listener);
+
+    let first = signals.forever().next();
+    let name = match first {
+        Some(SIGINT) => "SIGINT",
+        _ => "SIGTERM",
+    };
+    if !sh.failed.load(SeqCst) {
+        say!(
+            "berth: {name} received; finishing requests in flight (up to {:?}), then exiting",
+            cfg.shutdown_grace
+        );
+    }
+    // A second signal means "now": the store is crash-safe, so exiting is safe.
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            warn_out!("berth: second signal; exiting without waiting");
+            std::process::exit(130);
+        }
+    });
+    sh.shutdown.store(true, SeqCst);
+    for mb in mailboxes.iter() {
+        let _ = mb.waker.wake();
+    }
+    for t in threads {
+        if t.join().is_err() {
+            sh.failed.store(true, SeqCst);
+        }
+    }
+    let failed = sh.failed.load(SeqCst);
+    // The last job sender goes with `sh`: workers finish what they hold and stop.
+    drop(sh);
+    pool.join();
+    Ok(if failed {
+        ServeEnd::Failed
+    } else {
+        ServeEnd::Clean
+    })
+}
+
+/// How `serve` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServeEnd {
+    Clean,
+    Failed,
+}
+
+impl Reactor {
+    fn run(&mut self) -> io::Result<()> {
+        logging::batch_this_thread();
+        let mut events = Events::with_capacity(1024);
+        let res = loop {
+            let timeout = self.poll_timeout(Instant::now());
+            logging::flush();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break Err(e);
+            }
+            for ev in events.iter() {
+                // Read per event, not per batch: a batch may hold many appends, and each
+                // request's duration and next deadline should start from its own moment.
+                let now = Instant::now();
+                match ev.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => {}
+                    Token(t) => {
+                        let fin = ev.is_read_closed() || ev.is_error();
+                        self.drive(t, now, |c, sh| {
+                            c.peer_fin |= fin;
+                            c.on_ready(sh, now)
+                        })
+                    }
+                }
+            }
+            let now = Instant::now();
+            self.completions(now);
+            self.adopt(now);
+            for t in std::mem::take(&mut self.again) {
+                if self.conn(t).is_some_and(|c| c.again) {
+                    self.drive(t, now, |c, sh| c.on_ready(sh, now));
+                }
+            }
+            self.expire(now);
+            if self.accept_retry.is_some_and(|at| at <= now) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
+            if self.sh.shutdown.load(SeqCst) && self.drain_for_shutdown(now) {
+                break Ok(());
+            }
+        };
+        for t in 0..self.conns.len() {
+            self.close(t);
+        }
+        logging::flush();
+        res
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        [
+            self.timers.first().map(|(at, _)| *at),
+            self.draining,
+            self.accept_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(now))
+    }
+
+    fn conn(&mut self, t: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(t).and_then(Option::as_mut)
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(l) = self.listener.as_ref() else {
+                return;
+            };
+            match l.accept() {
+                Ok((sock, _peer)) => {
+                    // Responses are written whole; Nagle would only delay the last segment.
+                    let _ = sock.set_nodelay(true);
+                    self.place(sock, now);
+                }
+                // Another reactor won the race for this connection, or none is left.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of descriptors or memory. The pending connections stay queued in
+                    // the kernel, but no new edge comes for them until another arrives:
+                    // try again shortly, when closes may have freed descriptors.
+                    tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Keeps an accepted connection, or hands it to the reactor with the fewest when this
+    /// one has clearly more: every reactor wakes for every connection and the first to
+    /// call `accept` wins, which left to itself piles connections on one core.
+    fn place(&mut self, sock: mio::net::TcpStream, now: Instant) {
+        let shards = self.sh.metrics.shards();
+        let mine = self.sh.shard(self.idx).open_now();
+        let least = (0..self.sh.mailboxes.len().min(shards.len()))
+            .min_by_key(|&i| (shards[i].open_now(), i != self.idx))
+            .unwrap_or(self.idx);
+        if least != self.idx && mine > shards[least].open_now() + 1 {
+            // Counted now, so a burst of accepts spreads instead of all going to `least`.
+            shards[least].opened();
+            let mb = &self.sh.mailboxes[least];
+            match mb.sockets.send(sock) {
+                Ok(()) => {
+                    let _ = mb.waker.wake();
+                    return;
+                }
+                Err(back) => {
+                    shards[least].closed();
+                    self.add(back.0, now, false);
+                    return;
+                }
+            }
+        }
+        self.add(sock, now, false);
+    }
+
+    /// Connections handed over by other reactors.
+    fn adopt(&mut self, now: Instant) {
+        while let Ok(sock) = self.sockets.try_recv() {
+            self.add(sock, now, true);
+        }
+    }
+
+    /// Registers a connection; `counted` when the hand-over already counted it here.
+    fn add(&mut self, mut sock: mio::net::TcpStream, now: Instant, counted: bool) {
+        let t = match self.free.pop() {
+            Some(t) => t,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Token(t),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            tracing::warn!(error = %e, "cannot register connection");
+            self.free.push(t);
+            if counted {
+                self.sh.shard(self.idx).closed();
+            }
+            return;
+        }
+        self.next_gen += 1;
+        let origin = Origin {
+            reactor: self.idx,
+            token: t,
+            gen: self.next_gen,
+        };
+        let proto = Connection::new(self.sh.limits.clone(), now);
+        let mut c = Conn::new(sock, proto, origin);
+        if !counted {
+            self.sh.shard(self.idx).opened();
+        }
+        // A handed-over socket's readiness edge went to the other reactor's poll.
+        let step = c.on_ready(&self.sh, now);
+        self.conns[t] = Some(c);
+        self.settle(t, step);
+    }
+
+    /// Runs `f` on connection `t` and files the outcome: close, timer, flush-again.
+    fn drive(&mut self, t: usize, _now: Instant, f: impl FnOnce(&mut Conn, &Shared) -> Step) {
+        let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
+            return;
+        };
+        let step = f(c, &self.sh);
+        self.settle(t, step);
+    }
+
+    fn settle(&mut self, t: usize, step: Step) {
+        if step == Step::Close {
+            self.close(t);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
+            return;
+        };
+        let want = c.deadline(self.sh.send_timeout);
+        if want != c.timer {
+            if let Some(old) = c.timer {
+                self.timers.remove(&(old, t));
+            }
+            if let Some(new) = want {
+                self.timers.insert((new, t));
+            }
+            c.timer = want;
+        }
+        if c.again {
+            self.again.push(t);
+        }
+    }
+
+    fn close(&mut self, t: usize) {
+        let Some(mut c) = self.conns.get_mut(t).and_then(Option::take) else {
+            return;
+        };
+        if let Some(at) = c.timer {
+            self.timers.remove(&(at, t));
+        }
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        self.sh.shard(self.idx).closed();
+        self.free.push(t);
+    }
+
+    /// Answers from workers: deliver each to its connection if it is still the same one.
+    fn completions(&mut self, now: Instant) {
+        while let Ok(done) = self.inbox.try_recv() {
+            let t = done.origin.token;
+            if self.conn(t).is_some_and(|c| c.origin == done.origin) {
+                let (id, reply) = (done.id, done.reply);
+                self.drive(t, now, move |c, sh| c.resume(sh, id, reply, now));
+            }
+        }
+    }
+
+    /// Delivers `Input::Timeout` to every connection whose deadline has passed.
+    fn expire(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(&(at, t)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(c) = self.conn(t) {
+                c.timer = None;
+            }
+            due.push(t);
+        }
+        for t in due {
+            self.drive(t, now, |c, sh| {
+                let step = c.on_timeout(sh, now);
+                // A deadline still in the past after its timeout would spin this loop.
+                if step == Step::Alive && c.deadline(sh.send_timeout).is_some_and(|d| d <= now) {
+                    tracing::error!("connection deadline did not advance after a timeout; closing");
+                    return Step::Close;
+                }
+                step
+            });
+        }
+    }
+
+    /// Shutdown: stop accepting, close idle connections, give the rest until the grace
+    /// period ends. True when the loop may exit.
+    fn drain_for_shutdown(&mut self, now: Instant) -> bool {
+        let deadline = *self.draining.get_or_insert_with(|| {
+            if let Some(mut l) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            now + self.sh.grace
+        });
+        for t in 0..self.conns.len() {
+            if self.conns[t].as_ref().is_some_and(|c| c.is_idle()) {
+                self.close(t);
+            }
+        }
+        let open = self.conns.iter().flatten().count();
+        if open > 0 && now >= deadline {
+            let parked = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| c.is_parked())
+                .count();
+            tracing::warn!(
+                reactor = self.idx,
+                open,
+                parked,
+                "grace period over; closing connections still busy"
+            );
+            return true;
+        }
+        open == 0
+    }
+}
