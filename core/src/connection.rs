@@ -1,15 +1,28 @@
-//! One HTTP/1.1 connection: `handle_input` in, `poll_output` out. Dispatches over the
-//! `http` and `oci` modules; parses nothing itself.
+//! One HTTP/1.1 connection: `handle_input` in, `poll_output` out. Owns the receive buffer,
+//! the phase machine and the timers; hands heads to `http::head`, bodies to `http::body`,
+//! requests to `handler` (the OCI endpoints). Parses nothing itself.
 //!
-//! SKELETON: the public surface below is the contract the server drives. Bodies are to be
-//! written.
+//! Drive contract (see the crate docs): after every `handle_input`, drain `poll_output`
+//! until `None`; read only while `wants_read()`; deliver `Input::Timeout` once `deadline()`
+//! passes. Exactly one `Need` is outstanding at a time; while it is, the connection is
+//! `Parked`: it neither reads nor arms timers, and pipelined requests wait in the buffer.
 
+use crate::http::body::{BodyDecoder, Step};
+use crate::http::head::{self, Framing, Head, HeadError, HeadScan};
+use crate::http::response::{self, ResponseHead};
 use crate::limits::Limits;
 use crate::need::{BlobHandle, Need, NeedId, Reply};
+use crate::oci::error::{error_body, ErrorCode, ErrorEntry};
+use crate::oci::route::is_registry_path;
+use crate::oci::{RepoName, UploadId};
+use crate::timer::{Timer, TimerTable};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
+
+pub(crate) use crate::handler::{AfterGather, AfterUpload, Pending};
 
 /// Something that happened to the connection.
 #[derive(Debug)]
@@ -74,15 +87,125 @@ pub enum Misuse {
     RecvOverflow(usize),
 }
 
+/// Initial receive buffer; it doubles while reads fill it, up to `MAX_RECV`.
+const INITIAL_RECV: usize = 8 * 1024;
+/// Upper bound of the receive buffer (heads larger than this are refused earlier unless
+/// `header_bytes` is configured higher, in which case the buffer follows it).
+pub const MAX_RECV: usize = 256 * 1024;
+/// Bodies at most this large are copied into the response head's buffer (one write).
+const INLINE_BODY: usize = 64 * 1024;
+
+/// What the connection is doing; each variant owns the data valid only in it.
+pub(crate) enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Reading a request body.
+    Body(BodyTask),
+    /// One need outstanding; `Pending` says what its reply means.
+    Parked { id: NeedId, pending: Pending },
+    /// A close is queued; input is ignored (sticky).
+    Closing,
+}
+
+/// What to do with the bytes of a request body.
+pub(crate) enum BodyTask {
+    /// Upload data: each run leaves as `Need::AppendUpload` at `offset`.
+    Upload {
+        repo: RepoName,
+        upload: UploadId,
+        offset: u64,
+        then: AfterUpload,
+    },
+    /// Collected into one buffer of at most `limit` bytes (manifests, web requests).
+    Gather {
+        data: Vec<u8>,
+        limit: usize,
+        then: AfterGather,
+    },
+    /// The rest of a body already answered: dropped, at most `budget` more bytes.
+    Discard { dec: BodyDecoder, budget: u64 },
+}
+
+/// Per-request bookkeeping, valid from the head to `Output::Done`.
+pub(crate) struct ReqCtx {
+    pub method: String,
+    pub path: String,
+    pub route: &'static str,
+    pub started: Instant,
+    pub bytes_in: u64,
+    pub keep_alive: bool,
+    pub minor: u8,
+    pub head_only: bool,
+    /// Body decoder while body bytes remain unread; `None` when there is none left.
+    pub body: Option<BodyDecoder>,
+    pub expect_continue: bool,
+    pub continue_sent: bool,
+}
+
+/// An output waiting in the queue. Upload bytes are kept as a range of the buffer and
+/// borrowed only when polled.
+enum Queued {
+    Transmit(Bytes),
+    SendBlob { blob: BlobHandle, range: Range<u64> },
+    Need(NeedId, Need<'static>),
+    Append {
+        id: NeedId,
+        repo: RepoName,
+        upload: UploadId,
+        offset: u64,
+        range: Range<usize>,
+    },
+    Done(RequestRecord),
+    Close,
+}
+
+/// A response body.
+pub(crate) enum RespBody {
+    None,
+    Bytes(Bytes),
+    Blob { blob: BlobHandle, range: Range<u64> },
+}
+
 /// One HTTP/1.1 connection's protocol state.
 pub struct Connection {
     limits: Arc<Limits>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max_recv: usize,
+    /// The last `recv_buf()` was filled completely: grow before the next read.
+    grow: bool,
+    pub(crate) phase: Phase,
+    out: VecDeque<Queued>,
+    timers: TimerTable,
+    scan: HeadScan,
+    next_id: u64,
+    eof: bool,
+    closed: bool,
+    pub(crate) req: Option<ReqCtx>,
 }
 
 impl Connection {
     pub fn new(limits: Arc<Limits>, now: Instant) -> Connection {
-        let _ = now;
-        Connection { limits }
+        let max_recv = MAX_RECV.max(limits.header_bytes.saturating_add(1));
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Idle, now + limits.idle_timeout);
+        Connection {
+            limits,
+            buf: vec![0; INITIAL_RECV],
+            start: 0,
+            end: 0,
+            max_recv,
+            grow: false,
+            phase: Phase::Head,
+            out: VecDeque::new(),
+            timers,
+            scan: HeadScan::default(),
+            next_id: 0,
+            eof: false,
+            closed: false,
+            req: None,
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -92,30 +215,534 @@ impl Connection {
     /// Spare space to read socket bytes into; report how many with `Input::Recv`.
     /// Empty when `wants_read()` is false.
     pub fn recv_buf(&mut self) -> &mut [u8] {
-        &mut []
+        if !self.wants_read() {
+            return &mut [];
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if (self.grow || self.end == self.buf.len()) && self.buf.len() < self.max_recv {
+            let n = (self.buf.len() * 2).min(self.max_recv);
+            self.buf.resize(n, 0);
+        }
+        self.grow = false;
+        &mut self.buf[self.end..]
     }
 
     pub fn handle_input(&mut self, input: Input) -> Result<(), Misuse> {
-        let _ = input;
+        if self.closed {
+            return Err(Misuse::Closed);
+        }
+        match input {
+            Input::Recv { now, n } => {
+                if n > self.buf.len() - self.end || (n > 0 && !self.wants_read()) {
+                    return Err(Misuse::RecvOverflow(n));
+                }
+                if matches!(self.phase, Phase::Closing) {
+                    return Ok(());
+                }
+                self.grow = n > 0 && self.end + n == self.buf.len();
+                self.end += n;
+                self.advance(now);
+            }
+            Input::Eof { now } => {
+                self.eof = true;
+                if !matches!(self.phase, Phase::Closing) {
+                    self.advance(now);
+                }
+            }
+            Input::Reply { now, id, reply } => {
+                let Phase::Parked { id: want, .. } = &self.phase else {
+                    return Err(Misuse::UnexpectedReply(id));
+                };
+                if *want != id {
+                    return Err(Misuse::UnexpectedReply(id));
+                }
+                let Phase::Parked { pending, .. } = std::mem::replace(&mut self.phase, Phase::Head) else {
+                    unreachable!("checked Parked just above");
+                };
+                self.on_reply(pending, reply, now);
+                self.advance(now);
+            }
+            Input::Timeout(now) => {
+                if matches!(self.phase, Phase::Closing) {
+                    return Ok(());
+                }
+                if let Some(t) = self.timers.expired(now) {
+                    // Idle: the peer is gone quiet between requests. Header/body: a slow or
+                    // stalled peer. Either way nothing useful can be said; close.
+                    let _ = t;
+                    self.close();
+                }
+            }
+        }
         Ok(())
     }
 
     pub fn poll_output(&mut self) -> Option<Output<'_>> {
-        None
+        let q = self.out.pop_front()?;
+        Some(match q {
+            Queued::Transmit(b) => Output::Transmit(b),
+            Queued::SendBlob { blob, range } => Output::SendBlob { blob, range },
+            Queued::Need(id, n) => Output::Need(id, n),
+            Queued::Append {
+                id,
+                repo,
+                upload,
+                offset,
+                range,
+            } => Output::Need(
+                id,
+                Need::AppendUpload {
+                    repo,
+                    upload,
+                    offset,
+                    bytes: &self.buf[range],
+                },
+            ),
+            Queued::Done(r) => Output::Done(r),
+            Queued::Close => {
+                self.closed = true;
+                Output::Close
+            }
+        })
     }
 
     /// The earliest instant at which `Input::Timeout` must be delivered, if any.
     pub fn deadline(&self) -> Option<Instant> {
-        None
+        if self.closed {
+            return None;
+        }
+        self.timers.next()
     }
 
     /// Whether the connection wants more bytes from the socket now.
     pub fn wants_read(&self) -> bool {
-        false
+        !self.closed
+            && !self.eof
+            && matches!(self.phase, Phase::Head | Phase::Body(_))
+            && (self.start > 0 || self.end < self.buf.len() || self.buf.len() < self.max_recv)
     }
 
     /// Whether the connection has closed (after `Output::Close` was returned).
     pub fn is_closed(&self) -> bool {
-        false
+        self.closed
+    }
+
+    /// Whether a need is outstanding.
+    pub fn is_parked(&self) -> bool {
+        matches!(self.phase, Phase::Parked { .. })
+    }
+
+    // ---- internal machinery, used by `handler` ----
+
+    fn close(&mut self) {
+        self.timers.stop_all();
+        self.phase = Phase::Closing;
+        self.out.push_back(Queued::Close);
+    }
+
+    /// Makes progress until input is needed or a need is outstanding.
+    fn advance(&mut self, now: Instant) {
+        loop {
+            let progressed = match &self.phase {
+                Phase::Head => self.advance_head(now),
+                Phase::Body(_) => self.advance_body(now),
+                Phase::Parked { .. } | Phase::Closing => false,
+            };
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn advance_head(&mut self, now: Instant) -> bool {
+        // Stray line breaks between requests are ignored (RFC 9112 §2.2).
+        while self.start < self.end && matches!(self.buf[self.start], b'\r' | b'\n') {
+            self.start += 1;
+        }
+        if self.start == self.end {
+            if self.eof {
+                self.close();
+                return false;
+            }
+            if !self.timers.is_set(Timer::Header) && !self.timers.is_set(Timer::Idle) {
+                self.timers.set(Timer::Idle, now + self.limits.idle_timeout);
+            }
+            return false;
+        }
+        if !self.timers.is_set(Timer::Header) {
+            self.timers.stop(Timer::Idle);
+            self.timers.set(Timer::Header, now + self.limits.header_timeout);
+        }
+        let len = match self.scan.find_end(&self.buf[self.start..self.end], &self.limits) {
+            Ok(Some(len)) => len,
+            Ok(None) => {
+                if self.eof {
+                    self.close();
+                }
+                return false;
+            }
+            Err(e) => {
+                self.refuse_head(e, now);
+                return false;
+            }
+        };
+        let parsed = head::parse(&self.buf[self.start..self.start + len], &self.limits, |p| {
+            !is_registry_path(p)
+        });
+        self.start += len;
+        self.scan.reset();
+        self.timers.stop(Timer::Header);
+        match parsed {
+            Ok(h) => {
+                self.begin_request(h, now);
+                true
+            }
+            Err(e) => {
+                self.refuse_head(e, now);
+                false
+            }
+        }
+    }
+
+    /// Answers a head we cannot serve and closes: its framing cannot be trusted.
+    fn refuse_head(&mut self, e: HeadError, now: Instant) {
+        let status = match e {
+            HeadError::TooLarge => 431,
+            HeadError::Malformed => 400,
+            HeadError::Version => 505,
+        };
+        self.req = Some(ReqCtx {
+            method: String::new(),
+            path: String::new(),
+            route: "bad_request",
+            started: now,
+            bytes_in: 0,
+            keep_alive: false,
+            minor: 1,
+            head_only: false,
+            body: None,
+            expect_continue: false,
+            continue_sent: false,
+        });
+        let mut r = ResponseHead::new(status);
+        r.header("Content-Type", "text/plain");
+        let body: &'static [u8] = match e {
+            HeadError::TooLarge => b"request head too large\n",
+            HeadError::Malformed => b"malformed request\n",
+            HeadError::Version => b"HTTP version not supported\n",
+        };
+        self.respond(r, RespBody::Bytes(Bytes::from_static(body)), now);
+    }
+
+    fn begin_request(&mut self, h: Head, now: Instant) {
+        let body = match h.framing {
+            Framing::None | Framing::Length(0) => None,
+            Framing::Length(n) => Some(BodyDecoder::length(n)),
+            Framing::Chunked => Some(BodyDecoder::chunked()),
+        };
+        self.req = Some(ReqCtx {
+            method: h.method_str.clone(),
+            path: h.path.clone(),
+            route: "web",
+            started: now,
+            bytes_in: 0,
+            keep_alive: h.keep_alive,
+            minor: h.minor,
+            head_only: h.method == head::Method::Head,
+            body,
+            expect_continue: h.expect_continue,
+            continue_sent: false,
+        });
+        self.dispatch(h, now);
+    }
+
+    fn advance_body(&mut self, now: Instant) -> bool {
+        let Phase::Body(mut task) = std::mem::replace(&mut self.phase, Phase::Head) else {
+            return false;
+        };
+        let input = &self.buf[self.start..self.end];
+        let step = match &mut task {
+            BodyTask::Discard { dec, .. } => dec.step(input),
+            _ => match self.req.as_mut().and_then(|r| r.body.as_mut()) {
+                Some(d) => d.step(input),
+                // No body at all: the task ends at once.
+                None => Ok(Step::End(0)),
+            },
+        };
+        let step = match step {
+            Ok(s) => s,
+            Err(e) => {
+                self.body_error(task, e.0, now);
+                return false;
+            }
+        };
+        match step {
+            Step::NeedMore => {
+                self.phase = Phase::Body(task);
+                if self.eof {
+                    // The peer stopped mid-body: nothing can complete this request.
+                    self.close();
+                } else if !self.timers.is_set(Timer::Body) {
+                    self.timers.set(Timer::Body, now + self.limits.body_timeout);
+                }
+                false
+            }
+            Step::Framing(n) => {
+                self.start += n;
+                self.phase = Phase::Body(task);
+                self.timers.set(Timer::Body, now + self.limits.body_timeout);
+                true
+            }
+            Step::Data(n) => {
+                self.timers.set(Timer::Body, now + self.limits.body_timeout);
+                self.body_data(task, n, now);
+                true
+            }
+            Step::End(n) => {
+                self.start += n;
+                self.timers.stop(Timer::Body);
+                match task {
+                    BodyTask::Discard { .. } => {
+                        self.phase = Phase::Head;
+                        self.after_response();
+                    }
+                    other => {
+                        if let Some(r) = self.req.as_mut() {
+                            r.body = None;
+                        }
+                        self.body_end(other, now);
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn body_data(&mut self, task: BodyTask, n: usize, now: Instant) {
+        match task {
+            BodyTask::Discard { mut dec, budget } => {
+                if n as u64 > budget {
+                    self.close();
+                    return;
+                }
+                dec.consumed_data(n);
+                self.start += n;
+                self.phase = Phase::Body(BodyTask::Discard {
+                    dec,
+                    budget: budget - n as u64,
+                });
+            }
+            BodyTask::Gather {
+                mut data,
+                limit,
+                then,
+            } => {
+                if data.len() + n > limit {
+                    self.gather_too_large(then, now);
+                    return;
+                }
+                data.extend_from_slice(&self.buf[self.start..self.start + n]);
+                self.consume_body(n);
+                self.phase = Phase::Body(BodyTask::Gather { data, limit, then });
+            }
+            BodyTask::Upload {
+                repo,
+                upload,
+                offset,
+                then,
+            } => {
+                if let Some(max) = self.limits.upload_bytes {
+                    if offset.saturating_add(n as u64) > max {
+                        self.respond_error(ErrorCode::SizeInvalid, Some("upload exceeds the size limit".into()), 413, now);
+                        return;
+                    }
+                }
+                let id = self.mint_id();
+                self.timers.stop_all();
+                self.out.push_back(Queued::Append {
+                    id,
+                    repo: repo.clone(),
+                    upload: upload.clone(),
+                    offset,
+                    range: self.start..self.start + n,
+                });
+                self.phase = Phase::Parked {
+                    id,
+                    pending: Pending::Append {
+                        repo,
+                        upload,
+                        n,
+                        then,
+                    },
+                };
+            }
+        }
+    }
+
+    /// Marks `n` body data bytes at the buffer front as used by the request.
+    pub(crate) fn consume_body(&mut self, n: usize) {
+        if let Some(r) = self.req.as_mut() {
+            if let Some(d) = r.body.as_mut() {
+                d.consumed_data(n);
+            }
+            r.bytes_in += n as u64;
+        }
+        self.start += n;
+    }
+
+    fn body_error(&mut self, task: BodyTask, why: &'static str, now: Instant) {
+        if let BodyTask::Discard { .. } = task {
+            self.close();
+            return;
+        }
+        // Framing is lost: answer and close.
+        if let Some(r) = self.req.as_mut() {
+            r.keep_alive = false;
+        }
+        let mut r = ResponseHead::new(400);
+        r.header("Content-Type", "text/plain");
+        let mut body = b"malformed chunked body: ".to_vec();
+        body.extend_from_slice(why.as_bytes());
+        body.push(b'\n');
+        self.respond(r, RespBody::Bytes(body.into()), now);
+    }
+
+    pub(crate) fn mint_id(&mut self) -> NeedId {
+        self.next_id += 1;
+        NeedId(self.next_id)
+    }
+
+    /// Emits a need and parks until its reply.
+    pub(crate) fn park(&mut self, need: Need<'static>, pending: Pending) {
+        let id = self.mint_id();
+        self.timers.stop_all();
+        self.out.push_back(Queued::Need(id, need));
+        self.phase = Phase::Parked { id, pending };
+    }
+
+    /// Starts reading the request body into `task` (sending `100 Continue` if asked for).
+    pub(crate) fn read_body(&mut self, task: BodyTask) {
+        if let Some(r) = self.req.as_mut() {
+            if r.expect_continue && !r.continue_sent && r.body.is_some() {
+                r.continue_sent = true;
+                self.out.push_back(Queued::Transmit(Bytes::from_static(response::CONTINUE)));
+            }
+        }
+        self.phase = Phase::Body(task);
+    }
+
+    /// Whether the request still has body bytes to read.
+    pub(crate) fn body_pending(&self) -> bool {
+        self.req.as_ref().is_some_and(|r| r.body.is_some())
+    }
+
+    /// Sends an OCI error response with the code's status (or `status` if given).
+    pub(crate) fn respond_error(&mut self, code: ErrorCode, detail: Option<String>, status: u16, now: Instant) {
+        self.respond_errors(status, &[ErrorEntry { code, detail }], now);
+    }
+
+    pub(crate) fn respond_code(&mut self, code: ErrorCode, detail: Option<String>, now: Instant) {
+        self.respond_error(code, detail, code.status(), now);
+    }
+
+    pub(crate) fn respond_errors(&mut self, status: u16, entries: &[ErrorEntry], now: Instant) {
+        let mut r = ResponseHead::new(status);
+        r.header("Content-Type", "application/json");
+        self.respond(r, RespBody::Bytes(error_body(entries).into()), now);
+    }
+
+    /// Finishes the current request with `head` and `body`, records it, and decides what
+    /// happens to the connection next.
+    pub(crate) fn respond(&mut self, head: ResponseHead, body: RespBody, now: Instant) {
+        let Some(req) = self.req.take() else {
+            // A response without a request is a bug in this module; never reachable by input.
+            debug_assert!(false, "respond without a request");
+            self.close();
+            return;
+        };
+        // An unread body is discarded if small and announced, else the connection closes.
+        let mut discard = None;
+        let mut close = !req.keep_alive;
+        if let Some(dec) = &req.body {
+            let waiting_for_continue = req.expect_continue && !req.continue_sent;
+            let fits = dec.remaining().is_none_or(|r| r <= self.limits.discard_bytes);
+            if waiting_for_continue || !fits {
+                close = true;
+            } else if !close {
+                discard = Some(dec.clone());
+            }
+        }
+        let status = head.status();
+        let len = match &body {
+            RespBody::None => 0,
+            RespBody::Bytes(b) => b.len() as u64,
+            RespBody::Blob { range, .. } => range.end - range.start,
+        };
+        let keep_alive_10 = req.minor == 0 && !close;
+        let mut wire = head.finish(len, close, keep_alive_10);
+        let mut bytes_out = 0;
+        if !req.head_only && status != 204 && status != 304 {
+            bytes_out = len;
+            match body {
+                RespBody::None => self.out.push_back(Queued::Transmit(wire.into())),
+                RespBody::Bytes(b) if b.len() <= INLINE_BODY => {
+                    wire.extend_from_slice(&b);
+                    self.out.push_back(Queued::Transmit(wire.into()));
+                }
+                RespBody::Bytes(b) => {
+                    self.out.push_back(Queued::Transmit(wire.into()));
+                    self.out.push_back(Queued::Transmit(b));
+                }
+                RespBody::Blob { blob, range } => {
+                    self.out.push_back(Queued::Transmit(wire.into()));
+                    if range.end > range.start {
+                        self.out.push_back(Queued::SendBlob { blob, range });
+                    }
+                }
+            }
+        } else {
+            self.out.push_back(Queued::Transmit(wire.into()));
+        }
+        self.out.push_back(Queued::Done(RequestRecord {
+            method: req.method,
+            path: req.path,
+            route: req.route,
+            status,
+            bytes_in: req.bytes_in,
+            bytes_out,
+            started: req.started,
+            finished: now,
+        }));
+        if close {
+            self.close();
+        } else if let Some(dec) = discard {
+            self.timers.set(Timer::Body, now + self.limits.body_timeout);
+            self.phase = Phase::Body(BodyTask::Discard {
+                dec,
+                budget: self.limits.discard_bytes,
+            });
+        } else {
+            self.phase = Phase::Head;
+            self.after_response();
+        }
+    }
+
+    fn after_response(&mut self) {
+        self.timers.stop(Timer::Body);
+        self.scan.reset();
+    }
+
+    /// Appended upload bytes were accepted: drop them from the buffer and read on.
+    pub(crate) fn appended(&mut self, n: usize, task: BodyTask, now: Instant) {
+        self.consume_body(n);
+        self.timers.set(Timer::Body, now + self.limits.body_timeout);
+        self.phase = Phase::Body(task);
     }
 }

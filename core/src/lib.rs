@@ -1,18 +1,61 @@
 //! `berth-core`: Berth's sans-IO protocol core — HTTP/1.1 framing and the OCI Distribution
 //! Spec v1.1 — as a state machine.
 //!
-//! The core never touches a socket, a file, a thread or a clock. The server feeds it bytes,
-//! storage replies and the current time (`Input`), and drains what it wants done
-//! (`Output`): bytes to send, blob ranges to send from storage, typed questions for the
-//! storage layer (`Need`). See DESIGN.md for the whole map.
+//! # What the core never does
+//! It never touches a socket, a file, a thread or a clock (`.clippy.toml` bans them). The
+//! server feeds it bytes, storage replies and the current time (`Input`), and drains what it
+//! wants done (`Output`): bytes to send, blob ranges to send from storage, typed questions
+//! for the storage layer (`Need`). Upload ids come from the storage layer, so the core needs
+//! no entropy either. Every path through it is deterministic: the same inputs give the same
+//! outputs, which is what the `testkit` simulator and the fuzz targets rely on.
+//!
+//! # The drive contract
+//! ```text
+//! loop {
+//!     while conn.wants_read() {
+//!         n = sock.read(conn.recv_buf());                 // 0 => Input::Eof
+//!         conn.handle_input(Input::Recv { now, n });
+//!         while let Some(out) = conn.poll_output() {      // drain after EVERY input
+//!             Transmit(bytes)       => queue bytes
+//!             SendBlob{blob, range} => queue a sendfile of that range
+//!             Need(id, need)        => answer it (inline or on a worker), later
+//!                                      conn.handle_input(Input::Reply { now, id, reply })
+//!             Done(record)          => access log + metrics
+//!             Close                 => flush the queue, then close the socket
+//!         }
+//!     }
+//!     if conn.deadline() has passed => conn.handle_input(Input::Timeout(now)), drain
+//! }
+//! ```
+//! - One `Need` is outstanding at a time. Until its reply arrives `wants_read()` is false,
+//!   no timer is armed, and pipelined requests wait in the receive buffer (backpressure).
+//! - `Need::AppendUpload { bytes }` borrows the receive buffer: copy or write the bytes
+//!   before the next `handle_input`. Request bodies are never gathered, except manifests
+//!   (at most `Limits::manifest_bytes`) and web requests (`Limits::web_body_bytes`).
+//! - A client mistake becomes a response, never an `Err`. `Reply::Failed` becomes a 500 and
+//!   the connection lives on. `Err(Misuse)` from `handle_input` only ever means the server
+//!   drove the connection wrongly (a reply to the wrong need, reading while not wanted).
+//! - Panics are bugs: no input reaches an `unwrap`.
+//!
+//! # Layout
+//! `connection` (phases, buffer, timers) dispatches to `http` (head, body, response
+//! framing) and `handler` (the OCI endpoints), which uses `oci` (names, digests, ranges,
+//! routes, error table, manifests, referrers). `need` is the storage contract.
 
 #![forbid(unsafe_code)]
 
 pub mod connection;
+mod handler;
+pub mod http;
 pub mod limits;
 pub mod need;
 pub mod oci;
+pub mod timer;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use connection::{Connection, Input, Misuse, Output, RequestRecord};
+pub use handler::hash;
 pub use limits::Limits;
 pub use need::*;

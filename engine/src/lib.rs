@@ -1,44 +1,83 @@
-//! `berth-engine`: the content-addressed store.
+//! `berth-engine`: Berth's content-addressed store.
 //!
-//! SKELETON: the public surface below is the contract the server calls. Bodies are to be
-//! written; see the engine brief. Signatures may gain things; keep them source-compatible.
+//! Metadata (blobs, repository links, manifests, tags, referrers, upload sessions, packs)
+//! lives in one redb database, `DIR/meta.redb`; blob bytes live in append-only pack files,
+//! `DIR/packs/<id>.pack` (layout in `pack/format.rs`); uploads in progress are plain files,
+//! `DIR/uploads/<id>`. `DIR/lock` is held with an exclusive `flock` while a store is open,
+//! so two processes never open one store.
+//!
+//! The engine knows nothing of HTTP, sockets or the wire format of digests: the server
+//! converts between those and the storage nouns here ([`BlobKey`], repository names as
+//! `&str`, upload ids). The API is synchronous and [`Engine`] is `Send + Sync`: the server
+//! calls it from its event loops (reads, appends) and from worker threads (everything that
+//! commits).
+//!
+//! # Guarantees
+//! - **Nothing is visible before it is durable.** A blob, link, manifest, tag or referrer is
+//!   returned by a read only after its pack bytes were `fdatasync`ed and the redb transaction
+//!   naming them committed with `Durability::Immediate`. Methods that make something durable
+//!   return [`Durable<T>`], which only the commit path can build; the server acknowledges a
+//!   push (201) only from one. The order is stated once, in `commit.rs`.
+//! - **Group commit.** Every write (finish, mount, unlink, manifest put/delete, session
+//!   start/cancel) is handed to one committer thread, which batches whatever is queued into
+//!   one `fdatasync` of the shared pack and one redb write transaction. Callers block until
+//!   their batch is durable.
+//! - **Reads never block on writes**: they are redb read transactions (MVCC) and `mmap`ed or
+//!   `pread` pack bytes.
+//! - **A blob is stored once** however many repositories link it; finishing an upload of a
+//!   blob already stored just links it.
+//! - **Uploads** are appended with plain `pwrite(2)` and hashed (SHA-256) as they arrive;
+//!   they are not fsynced until finished. A session survives a clean restart (its running
+//!   hash is rebuilt from the file on first use); after a crash its tail may be shorter, and
+//!   the client's next offset check or digest check says so.
+//!
+//! # Crash model
+//! A crash (process kill or power loss) at any instant leaves the store as of the last
+//! committed redb transaction: redb itself is crash-safe, and every row it holds names only
+//! bytes that were synced before the row committed. What the crash can leave behind and
+//! `open` repairs (`recover.rs`):
+//! - bytes past a shared pack's committed length (a batch that synced but did not commit, or
+//!   never synced): truncated;
+//! - pack files no committed row names (a large upload renamed into `packs/` whose commit did
+//!   not happen): deleted;
+//! - upload files without a session row, and session rows without a file: removed.
+//!
+//! After an I/O error on a pack, the pack is latched read-only and never written or synced
+//! again (a failed `fsync` may have dropped dirty pages; retrying could report success for
+//! lost data); new blobs go to a new pack. The count shows in [`StoreStats`].
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod blob;
+mod check;
+mod commit;
+mod error;
+mod keys;
+mod manifest;
+mod pack;
+mod recover;
+mod schema;
+mod upload;
 
 use std::fs::File;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
-/// Hash algorithms the store verifies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Alg {
-    Sha256,
-    Sha512,
-}
+pub use commit::Durable;
+pub use error::{AppendError, FinishError, PutManifestError, StoreError};
+pub use keys::{Alg, BlobKey};
 
-/// A blob's (or manifest's) identity: algorithm and raw hash bytes (32 or 64 bytes).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlobKey {
-    pub alg: Alg,
-    pub hash: Vec<u8>,
-}
-
-/// Which pack file holds a blob and where.
+/// Which pack file holds a blob and where: the byte range of its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BlobLoc {
+    /// Pack id (`DIR/packs/<id as 16 hex digits>.pack`).
     pub pack: u64,
+    /// Offset of the blob's first byte in the pack.
     pub offset: u64,
+    /// Length of the blob in bytes.
     pub len: u64,
-}
-
-/// Proof that what it carries is on disk and committed. Minted only by the engine's
-/// commit path.
-#[must_use]
-#[derive(Debug)]
-pub struct Durable<T>(T);
-
-impl<T> Durable<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
 }
 
 /// Tunables; every one has a default.
@@ -63,163 +102,266 @@ impl Default for EngineOptions {
     }
 }
 
+/// The source of "now" for upload expiry, in seconds since the Unix epoch. The engine reads
+/// the time through this alone, so tests can move it.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
 /// State of an upload session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadStatus {
-    /// `[A-Za-z0-9_-]`, at most 64 bytes.
+    /// `[A-Za-z0-9_-]`, at most 64 bytes (in practice 32 lowercase hex digits).
     pub id: String,
     /// Bytes received so far.
     pub len: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum FinishError {
-    #[error("no such upload session")]
-    Unknown,
-    #[error("content does not match the expected digest")]
-    DigestMismatch,
-    #[error("blob exceeds the maximum upload size")]
-    TooLarge,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppendError {
-    #[error("no such upload session")]
-    Unknown,
-    #[error("append at offset {got}, but the session holds {have} bytes")]
-    Offset { got: u64, have: u64 },
-    #[error("blob exceeds the maximum upload size")]
-    TooLarge,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// A manifest to store. The server has validated it.
 #[derive(Clone, Debug)]
 pub struct NewManifest {
+    /// Digest of `body`, computed by the server with the algorithm the client named.
     pub key: BlobKey,
+    /// As received (`Content-Type`, else the body's `mediaType`); returned on GET.
     pub media_type: String,
+    /// The raw bytes, never re-serialised.
     pub body: Vec<u8>,
+    /// Tags to point at this manifest.
     pub tags: Vec<String>,
     /// Blobs that must be linked into the repository (config, layers).
     pub blobs: Vec<BlobKey>,
     /// Manifests that must be in the repository (index children).
     pub manifests: Vec<BlobKey>,
+    /// The manifest's `subject` and the referrer entry to list under it; never checked
+    /// for existence (spec §6.4 step 6).
     pub subject: Option<(BlobKey, ReferrerRec)>,
 }
 
 /// A referrer entry as stored; the server converts to/from the core's `Referrer`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReferrerRec {
+    /// The referrer manifest's media type.
     pub media_type: String,
+    /// The referrer manifest's key.
     pub key: BlobKey,
+    /// The referrer manifest's size in bytes.
     pub size: u64,
+    /// See spec §7.2 for which value the server puts here.
     pub artifact_type: Option<String>,
+    /// The referrer's top-level annotations as a JSON object, verbatim.
     pub annotations: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PutManifestError {
-    #[error("referenced content missing from the repository")]
-    Missing(Vec<BlobKey>),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// A stored manifest.
 #[derive(Clone, Debug)]
 pub struct StoredManifest {
+    /// Its key (as pushed: sha256 or sha512).
     pub key: BlobKey,
+    /// The media type recorded at push.
     pub media_type: String,
+    /// The bytes as pushed.
     pub body: Vec<u8>,
 }
 
 /// How a manifest is named in a lookup or delete.
 #[derive(Clone, Debug)]
 pub enum ManifestRef<'a> {
+    /// By tag.
     Tag(&'a str),
+    /// By digest.
     Key(&'a BlobKey),
 }
 
+/// What a delete found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
+    /// It existed and is gone, durably.
     Deleted,
+    /// The repository exists, the thing named does not.
     NotFound,
+    /// Nothing was ever pushed to the repository.
     RepoUnknown,
 }
 
 /// Counters for `/metrics`.
 #[derive(Clone, Debug, Default)]
 pub struct StoreStats {
+    /// Distinct stored blobs.
     pub blobs: u64,
+    /// Sum of their lengths (each counted once, however many repositories link it).
     pub blob_bytes: u64,
+    /// Committed bytes of all pack files (headers and not-yet-collected garbage included).
     pub pack_bytes: u64,
+    /// Manifests, counted once per repository holding them.
     pub manifests: u64,
+    /// Repositories.
     pub repositories: u64,
+    /// Upload sessions in progress.
     pub uploads_open: u64,
+    /// Packs latched read-only after an I/O error since open.
+    pub failed_packs: u64,
 }
 
 /// The result of `Engine::check`.
 #[derive(Clone, Debug, Default)]
 pub struct CheckReport {
+    /// Inconsistencies found; empty for a healthy store.
     pub problems: Vec<String>,
+    /// What open-time recovery repaired (tails cut, orphans removed), for the log.
     pub repaired: Vec<String>,
 }
 
-/// The store. `Send + Sync`; share it in an `Arc`.
-pub struct Engine {}
+impl CheckReport {
+    /// No problems found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
 
-#[derive(Debug, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StoreError(pub String);
+/// What `check_with` does beyond the structural checks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckOptions {
+    /// Re-read every blob and compare its hash with its key (reads every byte stored).
+    pub rehash: bool,
+}
 
-#[allow(unused_variables)]
+/// What the committer thread and readers share.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) db: redb::Database,
+    pub(crate) opts: EngineOptions,
+    pub(crate) packs: pack::reader::PackCache,
+    pub(crate) uploads: upload::Sessions,
+    /// Next pack id to hand out; above every id on disk or in the database at open.
+    pub(crate) next_pack: AtomicU64,
+    pub(crate) clock: Clock,
+    /// Packs latched read-only after an I/O error.
+    pub(crate) failed_packs: Mutex<Vec<u64>>,
+    /// What `open` repaired, reported by `check`.
+    pub(crate) repaired: Vec<String>,
+    /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
+    _lock: File,
+}
+
+impl Inner {
+    pub(crate) fn packs_dir(&self) -> PathBuf {
+        self.dir.join("packs")
+    }
+    pub(crate) fn uploads_dir(&self) -> PathBuf {
+        self.dir.join("uploads")
+    }
+}
+
+/// The store. `Send + Sync`; share it in an `Arc`. Dropping it stops the committer after
+/// the queued writes and makes open upload sessions durable.
+pub struct Engine {
+    inner: Arc<Inner>,
+    commit: commit::Committer,
+}
+
 impl Engine {
     /// Opens (creating if needed) the store in `dir`, repairing what a crash left.
     pub fn open(dir: &Path, opts: EngineOptions) -> Result<Engine, StoreError> {
-        Ok(Engine {})
+        Self::open_with_clock(dir, opts, system_clock())
     }
+
+    /// [`Engine::open`] with the clock used for upload expiry.
+    pub fn open_with_clock(
+        dir: &Path,
+        opts: EngineOptions,
+        clock: Clock,
+    ) -> Result<Engine, StoreError> {
+        let opened = recover::open(dir, opts, clock)?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            db: opened.db,
+            opts: opened.opts,
+            packs: pack::reader::PackCache::new(dir.join("packs")),
+            uploads: opened.sessions,
+            next_pack: AtomicU64::new(opened.next_pack),
+            clock: opened.clock,
+            failed_packs: Mutex::new(Vec::new()),
+            repaired: opened.repaired,
+            _lock: opened.lock,
+        });
+        let commit = commit::Committer::start(inner.clone(), opened.resume_shared)?;
+        let engine = Engine { inner, commit };
+        engine.expire_uploads()?;
+        Ok(engine)
+    }
+
+    /// Structural check of the store (see [`Engine::check_with`]); backs `berth check`.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
-        Ok(CheckReport::default())
+        self.check_with(CheckOptions::default())
     }
+
+    /// Checks every blob location lies within its pack's committed bytes and record, every
+    /// link, tag and referrer names something stored, every manifest's blobs are stored,
+    /// every session has its file; with `rehash`, also that every blob hashes to its key.
+    pub fn check_with(&self, opts: CheckOptions) -> Result<CheckReport, StoreError> {
+        check::run(&self.inner, opts)
+    }
+
+    /// Counters for `/metrics`; zeros if the metadata cannot be read.
     pub fn stats(&self) -> StoreStats {
-        StoreStats::default()
+        check::stats(&self.inner).unwrap_or_default()
     }
 
     // blobs
+
+    /// Where `key`'s bytes are, if the blob is linked into `repo`.
     pub fn stat_blob(&self, repo: &str, key: &BlobKey) -> Result<Option<BlobLoc>, StoreError> {
-        Ok(None)
+        blob::stat(&self.inner, repo, key)
     }
+
     /// Links `key` into `repo` if present in `from` (or anywhere, when `from` is None).
+    /// A blob `repo` already links is returned whatever `from` says.
     pub fn mount_blob(
         &self,
         repo: &str,
         key: &BlobKey,
         from: Option<&str>,
     ) -> Result<Option<Durable<BlobLoc>>, StoreError> {
-        Ok(None)
+        blob::mount(&self.inner, &self.commit, repo, key, from)
     }
+
+    /// Removes `repo`'s link to `key`; the bytes stay until garbage collection.
     pub fn unlink_blob(&self, repo: &str, key: &BlobKey) -> Result<DeleteOutcome, StoreError> {
-        Ok(DeleteOutcome::NotFound)
+        self.commit.unlink(repo, key)
     }
+
     /// The open pack file, for `sendfile`/`pread`.
     pub fn pack_file(&self, pack: u64) -> Result<Arc<File>, StoreError> {
-        Err(StoreError("unimplemented".into()))
+        self.inner.packs.file(pack)
     }
+
     /// Reads a whole blob (for the indexer, manifests of blobs, tests).
     pub fn read_blob(&self, loc: BlobLoc) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError("unimplemented".into()))
+        self.inner.packs.read(loc)
     }
 
     // uploads
+
+    /// Starts an upload session for `repo`.
     pub fn start_upload(&self, repo: &str) -> Result<UploadStatus, StoreError> {
-        Err(StoreError("unimplemented".into()))
+        upload::start(&self.inner, &self.commit, repo)
     }
+
+    /// The session's length, if `id` is a live session of `repo`.
     pub fn upload_status(&self, repo: &str, id: &str) -> Result<Option<UploadStatus>, StoreError> {
-        Ok(None)
+        upload::status(&self.inner, repo, id)
     }
+
+    /// Appends `bytes` at `offset`, which must equal the session's length; returns the new
+    /// length. Not durable until [`Engine::finish_upload`].
     pub fn append_upload(
         &self,
         repo: &str,
@@ -227,42 +369,63 @@ impl Engine {
         offset: u64,
         bytes: &[u8],
     ) -> Result<u64, AppendError> {
-        Err(AppendError::Unknown)
+        upload::append(&self.inner, repo, id, offset, bytes)
     }
+
+    /// Verifies the session's bytes hash to `want`, stores them durably and links the blob
+    /// into `repo`. The session ends whatever the outcome (a mismatch discards it).
     pub fn finish_upload(
         &self,
         repo: &str,
         id: &str,
         want: &BlobKey,
     ) -> Result<Durable<BlobLoc>, FinishError> {
-        Err(FinishError::Unknown)
+        upload::finish(&self.inner, &self.commit, repo, id, want)
     }
+
+    /// Ends the session and drops its bytes; `false` if there was no such session.
     pub fn cancel_upload(&self, repo: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(false)
+        upload::cancel(&self.inner, &self.commit, repo, id)
+    }
+
+    /// Removes sessions untouched for `upload_expiry_secs`; returns how many. Runs at open
+    /// and, at most once a minute, from `start_upload`; the server may also call it.
+    pub fn expire_uploads(&self) -> Result<usize, StoreError> {
+        upload::expire(&self.inner, &self.commit)
     }
 
     // manifests
+
+    /// The manifest `r` names in `repo`.
     pub fn get_manifest(
         &self,
         repo: &str,
         r: ManifestRef<'_>,
     ) -> Result<Option<StoredManifest>, StoreError> {
-        Ok(None)
+        manifest::get(&self.inner, repo, r)
     }
+
+    /// Stores a manifest, points its tags, records its referrer entry and references, in one
+    /// transaction; refuses with `Missing` (storing nothing) if a referenced blob is not
+    /// linked in `repo` or a child manifest is not in `repo`.
     pub fn put_manifest(
         &self,
         repo: &str,
         m: NewManifest,
     ) -> Result<Durable<()>, PutManifestError> {
-        Err(PutManifestError::Store(StoreError("unimplemented".into())))
+        self.commit.put_manifest(repo, m)
     }
+
+    /// By tag: removes the tag only. By key: removes the manifest, every tag pointing to it
+    /// and its referrer entry.
     pub fn delete_manifest(
         &self,
         repo: &str,
         r: ManifestRef<'_>,
     ) -> Result<DeleteOutcome, StoreError> {
-        Ok(DeleteOutcome::RepoUnknown)
+        self.commit.delete_manifest(repo, r)
     }
+
     /// `None` if the repository does not exist; else up to `n` tags after `last`, and
     /// whether more follow.
     pub fn list_tags(
@@ -271,12 +434,16 @@ impl Engine {
         last: Option<&str>,
         n: usize,
     ) -> Result<Option<(Vec<String>, bool)>, StoreError> {
-        Ok(None)
+        manifest::list_tags(&self.inner, repo, last, n)
     }
+
+    /// Every manifest in `repo` whose subject is `subject` (whether or not it exists).
     pub fn referrers(&self, repo: &str, subject: &BlobKey) -> Result<Vec<ReferrerRec>, StoreError> {
-        Ok(vec![])
+        manifest::referrers(&self.inner, repo, subject)
     }
+
+    /// Up to `n` repository names after `last`, byte-wise sorted, and whether more follow.
     pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool), StoreError> {
-        Ok((vec![], false))
+        manifest::catalog(&self.inner, last, n)
     }
 }

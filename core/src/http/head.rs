@@ -1,0 +1,356 @@
+//! Request heads: find the end incrementally, enforce the limits, then parse once with
+//! `httparse` into an owned `Head`.
+//!
+//! httparse warns against re-parsing a growing buffer: we scan for `\r\n\r\n` and remember
+//! where the scan stopped, so a head split over many reads costs one pass over its bytes,
+//! and `header_bytes` is enforced before the parser ever runs.
+
+use crate::limits::Limits;
+
+/// The request method, for the methods the registry routes; anything else is `Other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    fn parse(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// How the request body is framed (RFC 9112 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (no Content-Length, no Transfer-Encoding).
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head, owning only what the core needs after the head bytes are gone.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub method: Method,
+    /// The method as sent (for records and web requests).
+    pub method_str: String,
+    /// Target path, without the query.
+    pub path: String,
+    /// Query string without `?`, empty if none.
+    pub query: String,
+    /// HTTP minor version: 0 or 1.
+    pub minor: u8,
+    pub framing: Framing,
+    pub expect_continue: bool,
+    /// Whether the connection stays open after this request (version default + `Connection`).
+    pub keep_alive: bool,
+    pub content_type: Option<String>,
+    pub content_range: Option<String>,
+    pub range: Option<String>,
+    /// All headers (lower-cased names, lossy values), kept only for requests outside `/v2/`.
+    pub all_headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// Declared body length, `None` for chunked bodies.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::None => Some(0),
+            Framing::Length(n) => Some(n),
+            Framing::Chunked => None,
+        }
+    }
+
+    pub fn has_body(&self) -> bool {
+        !matches!(self.framing, Framing::None | Framing::Length(0))
+    }
+}
+
+/// Why a head was refused. Each is answered and the connection closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// Head larger than `header_bytes` or more fields than `header_count`: 431.
+    TooLarge,
+    /// Unparsable, or framing that cannot be trusted (both Content-Length and chunked,
+    /// conflicting lengths, unknown transfer coding): 400.
+    Malformed,
+    /// A version other than HTTP/1.0 or 1.1: 505.
+    Version,
+}
+
+/// Incremental search for the end of a head.
+#[derive(Clone, Debug, Default)]
+pub struct HeadScan {
+    /// Bytes of the current head already searched without finding the terminator.
+    scanned: usize,
+}
+
+impl HeadScan {
+    pub fn reset(&mut self) {
+        self.scanned = 0;
+    }
+
+    /// Looks for `\r\n\r\n` in `buf` (which starts at the head's first byte). Returns the
+    /// head length including the terminator, `Ok(None)` if more bytes are needed.
+    pub fn find_end(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, HeadError> {
+        // Resume 3 bytes back: the terminator may straddle the previous end.
+        let from = self.scanned.saturating_sub(3);
+        let window_end = buf.len().min(limits.header_bytes.saturating_add(4));
+        if let Some(i) = find_crlfcrlf(&buf[from.min(window_end)..window_end]) {
+            let len = from + i + 4;
+            if len > limits.header_bytes {
+                return Err(HeadError::TooLarge);
+            }
+            self.scanned = 0;
+            return Ok(Some(len));
+        }
+        self.scanned = window_end;
+        if buf.len() >= limits.header_bytes {
+            return Err(HeadError::TooLarge);
+        }
+        Ok(None)
+    }
+}
+
+fn find_crlfcrlf(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 4 <= b.len() {
+        // Jump between '\n's: the terminator's second byte is always one.
+        match b[i + 1..].iter().position(|&c| c == b'\n') {
+            None => return None,
+            Some(p) => {
+                let nl = i + 1 + p;
+                if nl + 3 <= b.len() && b[nl - 1] == b'\r' && &b[nl + 1..nl + 3] == b"\r\n" {
+                    return Some(nl - 1);
+                }
+                i = nl;
+            }
+        }
+    }
+    None
+}
+
+/// Stack room for this many header fields; larger configured limits fall back to the heap.
+const STACK_HEADERS: usize = 64;
+
+/// Parses a complete head (`bytes` ends with `\r\n\r\n`). `keep_all` keeps every header for
+/// requests the server answers (`Need::Web`).
+pub fn parse(bytes: &[u8], limits: &Limits, keep_all: impl Fn(&str) -> bool) -> Result<Head, HeadError> {
+    // Every field ends with one line break; count them before giving httparse the slots.
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    let fields = lines.saturating_sub(2);
+    if fields > limits.header_count {
+        return Err(HeadError::TooLarge);
+    }
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [httparse::Header<'_>] = if fields < STACK_HEADERS {
+        &mut stack
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; fields + 1];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(slots);
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HeadError::Malformed),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(httparse::Error::Version) => return Err(HeadError::Version),
+        Err(_) => return Err(HeadError::Malformed),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Malformed);
+    };
+    if minor > 1 {
+        return Err(HeadError::Version);
+    }
+    if !target.starts_with('/') {
+        // Absolute-form and asterisk-form are for proxies and OPTIONS *; not served here.
+        return Err(HeadError::Malformed);
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    let mut head = Head {
+        method: Method::parse(method),
+        method_str: method.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        minor,
+        framing: Framing::None,
+        expect_continue: false,
+        keep_alive: minor == 1,
+        content_type: None,
+        content_range: None,
+        range: None,
+        all_headers: Vec::new(),
+    };
+    let keep = keep_all(path);
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for h in req.headers.iter() {
+        let v = h.value;
+        let name = h.name;
+        if keep {
+            head.all_headers.push((
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(v).into_owned(),
+            ));
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_length(v).ok_or(HeadError::Malformed)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Malformed);
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only "chunked" (alone, last) is understood; anything else cannot be framed.
+            for coding in v.split(|&b| b == b',') {
+                let c = trim(coding);
+                if c.is_empty() {
+                    continue;
+                }
+                if c.eq_ignore_ascii_case(b"chunked") && !chunked {
+                    chunked = true;
+                } else {
+                    return Err(HeadError::Malformed);
+                }
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for opt in v.split(|&b| b == b',') {
+                let o = trim(opt);
+                if o.eq_ignore_ascii_case(b"close") {
+                    head.keep_alive = false;
+                } else if o.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
+                    head.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            if trim(v).eq_ignore_ascii_case(b"100-continue") {
+                head.expect_continue = minor == 1;
+            }
+        } else if name.eq_ignore_ascii_case("content-type") {
+            head.content_type = Some(String::from_utf8_lossy(v).into_owned());
+        } else if name.eq_ignore_ascii_case("content-range") {
+            head.content_range = Some(String::from_utf8_lossy(v).into_owned());
+        } else if name.eq_ignore_ascii_case("range") {
+            head.range = Some(String::from_utf8_lossy(v).into_owned());
+        }
+    }
+    head.framing = match (length, chunked) {
+        // RFC 9112 §6.3: both present is a smuggling vector; refuse it.
+        (Some(_), true) => return Err(HeadError::Malformed),
+        (None, true) => Framing::Chunked,
+        (Some(n), false) => Framing::Length(n),
+        (None, false) => Framing::None,
+    };
+    Ok(head)
+}
+
+fn parse_length(v: &[u8]) -> Option<u64> {
+    let v = trim(v);
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter()
+        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let e = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn head_end_is_found_across_every_split() {
+        let req = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\nNEXT";
+        for split in 0..req.len() {
+            let mut scan = HeadScan::default();
+            let first = scan.find_end(&req[..split], &lim()).unwrap();
+            let got = match first {
+                Some(n) => n,
+                None => scan.find_end(req, &lim()).unwrap().unwrap(),
+            };
+            assert_eq!(got, req.len() - 4, "split {split}");
+        }
+    }
+
+    #[test]
+    fn oversized_head_is_refused_before_parsing() {
+        let l = Limits {
+            header_bytes: 32,
+            ..Limits::default()
+        };
+        let mut scan = HeadScan::default();
+        let req = b"GET /v2/ HTTP/1.1\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        assert_eq!(scan.find_end(req, &l), Err(HeadError::TooLarge));
+    }
+
+    #[test]
+    fn too_many_fields_is_too_large() {
+        let l = Limits {
+            header_count: 2,
+            ..Limits::default()
+        };
+        let req = b"GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";
+        assert_eq!(parse(req, &l, |_| false).unwrap_err(), HeadError::TooLarge);
+    }
+
+    #[test]
+    fn content_length_and_chunked_together_are_malformed() {
+        let req = b"PUT / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse(req, &lim(), |_| false).unwrap_err(), HeadError::Malformed);
+    }
+
+    #[test]
+    fn framing_and_connection_options_are_read() {
+        let h = parse(
+            b"PATCH /a?b=c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            &lim(),
+            |_| false,
+        )
+        .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(h.expect_continue);
+        assert!(!h.keep_alive);
+        assert_eq!((h.path.as_str(), h.query.as_str()), ("/a", "b=c"));
+        let h = parse(b"GET / HTTP/1.0\r\n\r\n", &lim(), |_| false).unwrap();
+        assert!(!h.keep_alive);
+        let h = parse(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &lim(), |_| false).unwrap();
+        assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn bad_content_length_is_malformed() {
+        for v in ["-1", "abc", "1 2", "99999999999999999999", ""] {
+            let req = format!("PUT / HTTP/1.1\r\nContent-Length: {v}\r\n\r\n");
+            assert_eq!(parse(req.as_bytes(), &lim(), |_| false).unwrap_err(), HeadError::Malformed, "{v}");
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! HTTP/1.1 framing: request heads, request bodies, response heads. No OCI knowledge here.
+
+pub mod body;
+pub mod head;
+pub mod response;

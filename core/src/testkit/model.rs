@@ -1,0 +1,325 @@
+//! `ModelStore`: the storage layer as a few `BTreeMap`s. It answers every `Need` the way
+//! the real store must (per-repository blob links, upload sessions, manifests, tags,
+//! referrers, sha256/sha512 verification) and is the oracle of the core's tests.
+
+use crate::need::*;
+use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag, UploadId};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+#[derive(Clone, Debug, Default)]
+struct Repo {
+    blobs: BTreeSet<Digest>,
+    manifests: BTreeMap<Digest, Stored>,
+    tags: BTreeMap<Tag, Digest>,
+}
+
+#[derive(Clone, Debug)]
+struct Stored {
+    info: ManifestInfo,
+    subject: Option<(Digest, Referrer)>,
+}
+
+#[derive(Clone, Debug)]
+struct Upload {
+    repo: RepoName,
+    data: Vec<u8>,
+}
+
+/// An in-memory store answering `Need`s. Deterministic: upload ids count up.
+#[derive(Clone, Debug)]
+pub struct ModelStore {
+    repos: BTreeMap<RepoName, Repo>,
+    blobs: BTreeMap<Digest, Bytes>,
+    /// `BlobHandle::file` indexes this list.
+    handles: Vec<Digest>,
+    uploads: BTreeMap<UploadId, Upload>,
+    next_upload: u64,
+    /// When false, `FinishUpload` trusts the client's digest (lets a fuzzer past hashing,
+    /// as rustls's insecure provider does).
+    pub verify_digests: bool,
+    /// When true, `PutManifest` refuses manifests whose blobs/children are not present.
+    pub check_references: bool,
+    /// Largest blob accepted by `FinishUpload`.
+    pub max_upload: Option<u64>,
+    /// When set, every need is answered `Reply::Failed` (storage failure drills).
+    pub fail: bool,
+}
+
+impl Default for ModelStore {
+    fn default() -> Self {
+        ModelStore {
+            repos: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+            handles: Vec::new(),
+            uploads: BTreeMap::new(),
+            next_upload: 0,
+            verify_digests: true,
+            check_references: true,
+            max_upload: None,
+            fail: false,
+        }
+    }
+}
+
+impl ModelStore {
+    pub fn new() -> ModelStore {
+        ModelStore::default()
+    }
+
+    /// The bytes `Output::SendBlob { blob, range }` refers to.
+    pub fn blob_bytes(&self, blob: BlobHandle, range: Range<u64>) -> &[u8] {
+        let d = &self.handles[blob.file as usize];
+        let b = &self.blobs[d];
+        &b[range.start as usize..range.end as usize]
+    }
+
+    /// Puts a blob straight into a repository (test setup).
+    pub fn insert_blob(&mut self, repo: &RepoName, data: &[u8]) -> Digest {
+        let d = crate::hash(Algorithm::Sha256, data);
+        self.blobs.entry(d.clone()).or_insert_with(|| Bytes::copy_from_slice(data));
+        self.handle_of(&d);
+        self.repos.entry(repo.clone()).or_default().blobs.insert(d.clone());
+        d
+    }
+
+    /// Whether `repo` holds blob `d`.
+    pub fn has_blob(&self, repo: &RepoName, d: &Digest) -> bool {
+        self.repos.get(repo).is_some_and(|r| r.blobs.contains(d))
+    }
+
+    /// The content of blob `d`, if stored anywhere.
+    pub fn blob(&self, d: &Digest) -> Option<&Bytes> {
+        self.blobs.get(d)
+    }
+
+    /// Number of open upload sessions.
+    pub fn open_uploads(&self) -> usize {
+        self.uploads.len()
+    }
+
+    /// The stored manifest `reference` names in `repo`.
+    pub fn manifest(&self, repo: &RepoName, reference: &Reference) -> Option<&ManifestInfo> {
+        let r = self.repos.get(repo)?;
+        let d = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => r.tags.get(t)?.clone(),
+        };
+        r.manifests.get(&d).map(|s| &s.info)
+    }
+
+    fn handle_of(&mut self, d: &Digest) -> BlobHandle {
+        let file = match self.handles.iter().position(|h| h == d) {
+            Some(i) => i,
+            None => {
+                self.handles.push(d.clone());
+                self.handles.len() - 1
+            }
+        };
+        BlobHandle {
+            file: file as u64,
+            offset: 0,
+        }
+    }
+
+    fn info(&mut self, d: &Digest) -> Option<BlobInfo> {
+        let size = self.blobs.get(d)?.len() as u64;
+        Some(BlobInfo {
+            size,
+            handle: self.handle_of(d),
+        })
+    }
+
+    fn start(&mut self, repo: &RepoName) -> UploadInfo {
+        self.next_upload += 1;
+        let id = UploadId::parse(&format!("up-{}", self.next_upload)).expect("ids of this form are valid");
+        self.repos.entry(repo.clone()).or_default();
+        self.uploads.insert(
+            id.clone(),
+            Upload {
+                repo: repo.clone(),
+                data: Vec::new(),
+            },
+        );
+        UploadInfo { id, offset: 0 }
+    }
+
+    fn upload(&self, repo: &RepoName, id: &UploadId) -> Option<UploadInfo> {
+        let u = self.uploads.get(id).filter(|u| u.repo == *repo)?;
+        Some(UploadInfo {
+            id: id.clone(),
+            offset: u.data.len() as u64,
+        })
+    }
+
+    /// Answers one need, as the real store must.
+    pub fn answer(&mut self, need: &Need<'_>) -> Reply {
+        if self.fail {
+            return Reply::Failed("model store told to fail".into());
+        }
+        match need {
+            Need::StatBlob { repo, digest } => {
+                if self.has_blob(repo, digest) {
+                    Reply::Blob(self.info(digest))
+                } else {
+                    Reply::Blob(None)
+                }
+            }
+            Need::DeleteBlob { repo, digest } => match self.repos.get_mut(repo) {
+                None => Reply::Deleted(Deleted::NameUnknown),
+                Some(r) => match r.blobs.remove(digest) {
+                    true => Reply::Deleted(Deleted::Done),
+                    false => Reply::Deleted(Deleted::NotFound),
+                },
+            },
+            Need::StartUpload { repo } => Reply::Upload(Some(self.start(repo))),
+            Need::UploadStatus { repo, upload } => Reply::Upload(self.upload(repo, upload)),
+            Need::AppendUpload {
+                repo,
+                upload,
+                offset,
+                bytes,
+            } => match self.uploads.get_mut(upload).filter(|u| u.repo == *repo) {
+                Some(u) if u.data.len() as u64 == *offset => {
+                    u.data.extend_from_slice(bytes);
+                    Reply::Upload(Some(UploadInfo {
+                        id: upload.clone(),
+                        offset: u.data.len() as u64,
+                    }))
+                }
+                // An append at the wrong offset is a core bug: make it loud.
+                Some(u) => Reply::Failed(format!("append at {offset}, session has {}", u.data.len())),
+                None => Reply::Upload(None),
+            },
+            Need::FinishUpload {
+                repo,
+                upload,
+                digest,
+            } => {
+                if self.upload(repo, upload).is_none() {
+                    return Reply::Finished(Finish::UploadUnknown);
+                }
+                let Some(u) = self.uploads.remove(upload) else {
+                    return Reply::Finished(Finish::UploadUnknown);
+                };
+                if self.max_upload.is_some_and(|m| u.data.len() as u64 > m) {
+                    return Reply::Finished(Finish::TooLarge);
+                }
+                if self.verify_digests && crate::hash(digest.algorithm(), &u.data) != *digest {
+                    return Reply::Finished(Finish::DigestMismatch);
+                }
+                self.blobs.entry(digest.clone()).or_insert_with(|| u.data.into());
+                self.repos.entry(repo.clone()).or_default().blobs.insert(digest.clone());
+                let info = self.info(digest).expect("just inserted");
+                Reply::Finished(Finish::Committed(info))
+            }
+            Need::CancelUpload { repo, upload } => {
+                if self.uploads.get(upload).is_some_and(|u| u.repo == *repo) {
+                    self.uploads.remove(upload);
+                    Reply::Deleted(Deleted::Done)
+                } else {
+                    Reply::Deleted(Deleted::NotFound)
+                }
+            }
+            Need::MountBlob { repo, digest, from } => {
+                let found = match from {
+                    Some(f) => self.has_blob(f, digest),
+                    None => self.repos.values().any(|r| r.blobs.contains(digest)),
+                };
+                if found && self.blobs.contains_key(digest) {
+                    self.repos.entry(repo.clone()).or_default().blobs.insert(digest.clone());
+                    let info = self.info(digest).expect("checked present");
+                    Reply::Mount(Mount::Mounted(info))
+                } else {
+                    Reply::Mount(Mount::Started(self.start(repo)))
+                }
+            }
+            Need::GetManifest { repo, reference } => Reply::Manifest(self.manifest(repo, reference).cloned()),
+            Need::PutManifest { repo, manifest } => {
+                let r = self.repos.entry(repo.clone()).or_default();
+                if self.check_references {
+                    let mut missing: Vec<Digest> = manifest.blobs.iter().filter(|d| !r.blobs.contains(d)).cloned().collect();
+                    missing.extend(manifest.manifests.iter().filter(|d| !r.manifests.contains_key(d)).cloned());
+                    if !missing.is_empty() {
+                        return Reply::ManifestPut(ManifestPut::Missing(missing));
+                    }
+                }
+                r.manifests.insert(
+                    manifest.digest.clone(),
+                    Stored {
+                        info: ManifestInfo {
+                            digest: manifest.digest.clone(),
+                            media_type: manifest.media_type.clone(),
+                            body: manifest.body.clone(),
+                        },
+                        subject: manifest.subject.clone(),
+                    },
+                );
+                for t in &manifest.tags {
+                    r.tags.insert(t.clone(), manifest.digest.clone());
+                }
+                Reply::ManifestPut(ManifestPut::Stored)
+            }
+            Need::DeleteManifest { repo, reference } => {
+                let Some(r) = self.repos.get_mut(repo) else {
+                    return Reply::Deleted(Deleted::NameUnknown);
+                };
+                match reference {
+                    Reference::Tag(t) => match r.tags.remove(t) {
+                        Some(_) => Reply::Deleted(Deleted::Done),
+                        None => Reply::Deleted(Deleted::NotFound),
+                    },
+                    Reference::Digest(d) => {
+                        if r.manifests.remove(d).is_some() {
+                            r.tags.retain(|_, v| v != d);
+                            Reply::Deleted(Deleted::Done)
+                        } else {
+                            Reply::Deleted(Deleted::NotFound)
+                        }
+                    }
+                }
+            }
+            Need::ListTags { repo, n, last } => {
+                let Some(r) = self.repos.get(repo) else {
+                    return Reply::Tags(None);
+                };
+                let names = r.tags.keys().map(|t| t.as_str().to_owned());
+                Reply::Tags(Some(page(names, *n, last.as_deref())))
+            }
+            Need::Referrers { repo, subject } => {
+                let list = self
+                    .repos
+                    .get(repo)
+                    .map(|r| {
+                        r.manifests
+                            .values()
+                            .filter_map(|s| s.subject.as_ref())
+                            .filter(|(d, _)| d == subject)
+                            .map(|(_, r)| r.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Reply::Referrers(list)
+            }
+            Need::Catalog { n, last } => {
+                let names = self.repos.keys().map(|r| r.as_str().to_owned());
+                Reply::Catalog(page(names, *n, last.as_deref()))
+            }
+            Need::Web(req) => Reply::Web(WebResponse {
+                status: 200,
+                content_type: "text/plain".into(),
+                headers: vec![("X-Web".into(), "1".into())],
+                body: Bytes::from(format!("{} {} {}", req.method, req.path, req.body.len())),
+            }),
+        }
+    }
+}
+
+/// A byte-wise sorted page after `last`, at most `n`.
+fn page(sorted: impl Iterator<Item = String>, n: usize, last: Option<&str>) -> Page {
+    let mut rest = sorted.filter(|s| last.is_none_or(|l| s.as_str() > l));
+    let items: Vec<String> = rest.by_ref().take(n).collect();
+    let more = rest.next().is_some();
+    Page { items, more }
+}

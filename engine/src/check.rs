@@ -1,0 +1,214 @@
+//! `Engine::check` (backs `berth check` and ends every crash test) and `Engine::stats`.
+
+use std::collections::HashMap;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use sha2::Digest;
+
+use crate::keys::{Alg, BlobKey};
+use crate::pack::format::{
+    parse_pack_header, parse_record_header, PACK_HEADER_LEN, RECORD_HEADER_LEN,
+};
+use crate::schema::{self, PackRow};
+use crate::{CheckOptions, CheckReport, Inner, StoreError, StoreStats};
+
+pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, StoreError> {
+    let mut report = CheckReport {
+        problems: Vec::new(),
+        repaired: inner.repaired.clone(),
+    };
+    let p = &mut report.problems;
+    let txn = inner.db.begin_read()?;
+
+    let mut packs: HashMap<u64, PackRow> = HashMap::new();
+    for entry in txn.open_table(schema::PACKS)?.iter()? {
+        let (k, v) = entry?;
+        let id = k.value();
+        match schema::decode_pack(v.value()) {
+            Ok(row) => {
+                let path = inner
+                    .packs_dir()
+                    .join(crate::pack::format::pack_file_name(id));
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.len() < row.committed_len => p.push(format!(
+                        "pack {id} holds {} bytes but {} are committed",
+                        m.len(),
+                        row.committed_len
+                    )),
+                    Ok(_) => match read_pack_header(&path) {
+                        Ok((_, hid)) if hid == id => {}
+                        Ok((_, hid)) => p.push(format!("pack {id}'s header names pack {hid}")),
+                        Err(why) => p.push(format!("pack {id}: {why}")),
+                    },
+                    Err(e) => p.push(format!("pack {id} ({}): {e}", path.display())),
+                }
+                packs.insert(id, row);
+            }
+            Err(c) => p.push(format!("pack {id}: undecodable row ({})", c.0)),
+        }
+    }
+
+    let blobs = txn.open_table(schema::BLOBS)?;
+    for entry in blobs.iter()? {
+        let (k, v) = entry?;
+        let Some(key) = BlobKey::decode(k.value()) else {
+            p.push("a blob row has an undecodable key".into());
+            continue;
+        };
+        let loc = match schema::decode_loc(v.value()) {
+            Ok(l) => l,
+            Err(c) => {
+                p.push(format!("blob {key}: undecodable location ({})", c.0));
+                continue;
+            }
+        };
+        let Some(row) = packs.get(&loc.pack) else {
+            p.push(format!(
+                "blob {key} is in pack {}, which no row names",
+                loc.pack
+            ));
+            continue;
+        };
+        let end = loc.offset.checked_add(loc.len);
+        if loc.offset < RECORD_HEADER_LEN || end.is_none_or(|e| e > row.committed_len) {
+            p.push(format!(
+                "blob {key} at {}..+{} lies outside pack {}'s {} committed bytes",
+                loc.offset, loc.len, loc.pack, row.committed_len
+            ));
+            continue;
+        }
+        let map = match inner.packs.map_covering(loc.pack, loc.offset + loc.len) {
+            Ok(m) => m,
+            Err(e) => {
+                p.push(format!("blob {key}: {}", e.0));
+                continue;
+            }
+        };
+        let bytes = map.bytes();
+        let hdr = &bytes[(loc.offset - RECORD_HEADER_LEN) as usize..loc.offset as usize];
+        match parse_record_header(hdr) {
+            Ok((k2, len)) if k2 == key && len == loc.len => {}
+            Ok(_) => p.push(format!("blob {key}: its record header names other content")),
+            Err(why) => p.push(format!("blob {key}: {why}")),
+        }
+        if opts.rehash {
+            let data = &bytes[loc.offset as usize..(loc.offset + loc.len) as usize];
+            let got = match key.alg {
+                Alg::Sha256 => sha2::Sha256::digest(data).to_vec(),
+                Alg::Sha512 => sha2::Sha512::digest(data).to_vec(),
+            };
+            if got != key.hash {
+                p.push(format!(
+                    "blob {key}: bytes in pack {} do not hash to its key",
+                    loc.pack
+                ));
+            }
+        }
+    }
+
+    for entry in txn.open_table(schema::BLOB_LINKS)?.iter()? {
+        let (k, _) = entry?;
+        let (repo, kb) = k.value();
+        if blobs.get(kb)?.is_none() {
+            p.push(format!("{repo} links a blob that is not stored"));
+        }
+    }
+    let manifests = txn.open_table(schema::MANIFESTS)?;
+    for entry in manifests.iter()? {
+        let (k, v) = entry?;
+        let (repo, kb) = k.value();
+        if let Err(c) = schema::decode_manifest(v.value()) {
+            p.push(format!("{repo}: undecodable manifest row ({})", c.0));
+        }
+        if BlobKey::decode(kb).is_none() {
+            p.push(format!("{repo}: manifest row with an undecodable key"));
+        }
+    }
+    for entry in txn.open_table(schema::MANIFEST_REFS)?.iter()? {
+        let (k, kind) = entry?;
+        let (repo, m, target) = k.value();
+        if manifests.get((repo, m))?.is_none() {
+            p.push(format!(
+                "{repo}: references recorded for a manifest that is gone"
+            ));
+        }
+        // Blob links and child manifests may be deleted on their own (spec §8.3), but the
+        // bytes a manifest references stay stored until garbage collection.
+        if kind.value() == schema::REF_BLOB && blobs.get(target)?.is_none() {
+            let t = BlobKey::decode(target).map_or("?".into(), |k| k.to_string());
+            p.push(format!(
+                "{repo}: a manifest references blob {t}, which is not stored"
+            ));
+        }
+    }
+    for entry in txn.open_table(schema::TAGS)?.iter()? {
+        let (k, v) = entry?;
+        let (repo, tag) = k.value();
+        if manifests.get((repo, v.value()))?.is_none() {
+            p.push(format!(
+                "{repo}:{tag} points to a manifest that is not in the repository"
+            ));
+        }
+    }
+    for entry in txn.open_table(schema::REFERRERS)?.iter()? {
+        let (k, v) = entry?;
+        let (repo, _, r) = k.value();
+        if manifests.get((repo, r))?.is_none() {
+            p.push(format!(
+                "{repo}: a referrer entry names a manifest that is gone"
+            ));
+        }
+        if let Err(c) = schema::decode_referrer(v.value()) {
+            p.push(format!("{repo}: undecodable referrer entry ({})", c.0));
+        }
+    }
+    for entry in txn.open_table(schema::UPLOADS)?.iter()? {
+        let (k, _) = entry?;
+        let id = k.value();
+        if !inner.uploads_dir().join(id).exists() {
+            p.push(format!("upload session {id} has no file"));
+        }
+    }
+    let failed = inner.failed_packs.lock().unwrap_or_else(|e| e.into_inner());
+    for id in failed.iter() {
+        p.push(format!("pack {id} latched read-only after an I/O error"));
+    }
+    Ok(report)
+}
+
+pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
+    let txn = inner.db.begin_read()?;
+    let blobs = txn.open_table(schema::BLOBS)?;
+    let mut blob_bytes = 0u64;
+    for entry in blobs.iter()? {
+        let (_, v) = entry?;
+        blob_bytes += schema::decode_loc(v.value()).map_or(0, |l| l.len);
+    }
+    let mut pack_bytes = 0u64;
+    for entry in txn.open_table(schema::PACKS)?.iter()? {
+        let (_, v) = entry?;
+        pack_bytes += schema::decode_pack(v.value()).map_or(0, |r| r.committed_len);
+    }
+    let failed = inner
+        .failed_packs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    Ok(StoreStats {
+        blobs: blobs.len()?,
+        blob_bytes,
+        pack_bytes,
+        manifests: txn.open_table(schema::MANIFESTS)?.len()?,
+        repositories: txn.open_table(schema::REPOS)?.len()?,
+        uploads_open: inner.uploads.count() as u64,
+        failed_packs: failed as u64,
+    })
+}
+
+fn read_pack_header(path: &std::path::Path) -> Result<(u32, u64), String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut h = [0u8; PACK_HEADER_LEN as usize];
+    f.read_exact_at(&mut h, 0).map_err(|e| e.to_string())?;
+    parse_pack_header(&h).map_err(str::to_owned)
+}

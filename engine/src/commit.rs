@@ -1,0 +1,546 @@
+//! Group commit: the only path that writes metadata, and the only place [`Durable`] is made.
+//!
+//! # Ordering invariant
+//! For every write the engine acknowledges:
+//! 1. the blob bytes it names are on disk: the shared pack is `fdatasync`ed by this thread
+//!    before the transaction commits, and a large blob's pack was `fdatasync`ed by the
+//!    finishing thread before it was renamed into `packs/` and handed here;
+//! 2. the directory entries of packs created or renamed into `packs/` are synced (one
+//!    `fsync` of the directory per batch), so a committed row never names a missing file;
+//! 3. then the redb transaction naming those bytes commits with `Durability::Immediate`;
+//! 4. only then does the caller get its [`Durable`] result.
+//!
+//! A crash between 1–2 and 3 leaves synced bytes no row names: `recover` cuts the shared
+//! pack back to its committed length and deletes unnamed pack files. A failed sync or commit
+//! fails the whole batch (its transaction is dropped, i.e. aborted) and latches the shared
+//! pack read-only: it is never written or synced again, and the next small blob starts a
+//! new pack.
+//!
+//! Writes that need no durability (upload session rows) ride in the same batches; a batch of
+//! only those commits with `Durability::None`, made durable by the next durable commit or
+//! the final one when the engine is dropped.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use crate::keys::{BlobKey, UploadId};
+use crate::pack::format::{
+    pack_file_name, PACK_HEADER_LEN, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED,
+};
+use crate::pack::writer::SharedPack;
+use crate::schema::{self, PackRow, RepoKey, RepoKeyPair, UploadRow};
+use crate::{
+    blob, manifest, BlobLoc, DeleteOutcome, Inner, ManifestRef, NewManifest, PutManifestError,
+    StoreError,
+};
+
+/// Proof that what it carries is on disk and committed. Made only in this module, after the
+/// ordering invariant above held for it.
+#[must_use]
+#[derive(Debug)]
+pub struct Durable<T>(T);
+
+impl<T> Durable<T> {
+    /// The value, once the caller has acted on its durability (e.g. built the 201).
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+    /// The value, without giving up the proof.
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+}
+
+/// A blob link or location read back from a committed row. Every row a reader can see that
+/// names blob bytes was committed durably (only session rows commit with
+/// `Durability::None`), so it is already durable.
+pub(crate) fn already_durable(loc: BlobLoc) -> Durable<BlobLoc> {
+    Durable(loc)
+}
+
+/// Where a finished upload's bytes are.
+pub(crate) enum BlobSource {
+    /// A small blob, to append to the shared pack.
+    Bytes(Vec<u8>),
+    /// A large blob whose upload file was synced and renamed to `packs/<pack>.pack`.
+    Pack { pack: u64, len: u64 },
+    /// The blob was already stored when the upload finished; only link it.
+    Existing,
+}
+
+pub(crate) enum ManifestKey {
+    Tag(String),
+    Key(BlobKey),
+}
+
+pub(crate) enum Op {
+    StartUpload {
+        id: UploadId,
+        row: UploadRow,
+    },
+    DropUpload {
+        id: UploadId,
+    },
+    FinishBlob {
+        repo: String,
+        key: BlobKey,
+        src: BlobSource,
+        upload: UploadId,
+    },
+    Mount {
+        repo: String,
+        key: BlobKey,
+        from: Option<String>,
+    },
+    Unlink {
+        repo: String,
+        key: BlobKey,
+    },
+    PutManifest {
+        repo: String,
+        m: Box<NewManifest>,
+    },
+    DeleteManifest {
+        repo: String,
+        r: ManifestKey,
+    },
+}
+
+impl Op {
+    fn needs_durability(&self) -> bool {
+        !matches!(self, Op::StartUpload { .. } | Op::DropUpload { .. })
+    }
+}
+
+pub(crate) enum Outcome {
+    Unit,
+    Loc(BlobLoc),
+    MaybeLoc(Option<BlobLoc>),
+    Missing(Vec<BlobKey>),
+    Delete(DeleteOutcome),
+    /// A blob the finishing thread saw stored had vanished by commit time.
+    Vanished,
+}
+
+struct Job {
+    op: Op,
+    reply: Sender<Result<Outcome, StoreError>>,
+}
+
+/// Every table, opened once per batch.
+pub(crate) struct Tables<'t> {
+    pub(crate) blobs: Table<'t, &'static [u8], &'static [u8]>,
+    pub(crate) links: Table<'t, RepoKey, ()>,
+    pub(crate) linked_by: Table<'t, (&'static [u8], &'static str), ()>,
+    pub(crate) repos: Table<'t, &'static str, ()>,
+    pub(crate) manifests: Table<'t, RepoKey, &'static [u8]>,
+    pub(crate) tags: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    pub(crate) referrers: Table<'t, RepoKeyPair, &'static [u8]>,
+    pub(crate) refs: Table<'t, RepoKeyPair, u8>,
+    pub(crate) uploads: Table<'t, &'static str, &'static [u8]>,
+    pub(crate) packs: Table<'t, u64, &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, StoreError> {
+        Ok(Tables {
+            blobs: txn.open_table(schema::BLOBS)?,
+            links: txn.open_table(schema::BLOB_LINKS)?,
+            linked_by: txn.open_table(schema::BLOB_LINKED_BY)?,
+            repos: txn.open_table(schema::REPOS)?,
+            manifests: txn.open_table(schema::MANIFESTS)?,
+            tags: txn.open_table(schema::TAGS)?,
+            referrers: txn.open_table(schema::REFERRERS)?,
+            refs: txn.open_table(schema::MANIFEST_REFS)?,
+            uploads: txn.open_table(schema::UPLOADS)?,
+            packs: txn.open_table(schema::PACKS)?,
+        })
+    }
+}
+
+/// The handle callers submit writes through. Dropping it drains the queue, makes a final
+/// durable commit and joins the thread.
+pub(crate) struct Committer {
+    tx: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Batches larger than this are split, bounding one transaction's size and latency.
+const MAX_BATCH: usize = 256;
+
+impl Committer {
+    pub(crate) fn start(
+        inner: Arc<Inner>,
+        resume_shared: Option<(u64, u64)>,
+    ) -> Result<Committer, StoreError> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("berth-commit".into())
+            .spawn(move || run(inner, rx, resume_shared))
+            .map_err(|e| StoreError::io("start the committer thread", e))?;
+        Ok(Committer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let closed = || StoreError("the store is closing; retry".into());
+        self.tx
+            .as_ref()
+            .ok_or_else(closed)?
+            .send(Job { op, reply })
+            .map_err(|_| closed())?;
+        rx.recv().map_err(|_| closed())?
+    }
+
+    pub(crate) fn start_upload(&self, id: UploadId, row: UploadRow) -> Result<(), StoreError> {
+        self.submit(Op::StartUpload { id, row }).map(|_| ())
+    }
+
+    pub(crate) fn drop_upload(&self, id: UploadId) -> Result<(), StoreError> {
+        self.submit(Op::DropUpload { id }).map(|_| ())
+    }
+
+    pub(crate) fn finish_blob(
+        &self,
+        repo: &str,
+        key: BlobKey,
+        src: BlobSource,
+        upload: UploadId,
+    ) -> Result<Durable<BlobLoc>, StoreError> {
+        let op = Op::FinishBlob {
+            repo: repo.to_owned(),
+            key,
+            src,
+            upload,
+        };
+        match self.submit(op)? {
+            Outcome::Loc(loc) => Ok(Durable(loc)),
+            Outcome::Vanished => Err(StoreError(
+                "the stored blob was removed while the upload finished; retry the upload".into(),
+            )),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(crate) fn mount(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        from: Option<&str>,
+    ) -> Result<Option<Durable<BlobLoc>>, StoreError> {
+        let op = Op::Mount {
+            repo: repo.to_owned(),
+            key: key.clone(),
+            from: from.map(str::to_owned),
+        };
+        match self.submit(op)? {
+            Outcome::MaybeLoc(loc) => Ok(loc.map(Durable)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(crate) fn unlink(&self, repo: &str, key: &BlobKey) -> Result<DeleteOutcome, StoreError> {
+        let op = Op::Unlink {
+            repo: repo.to_owned(),
+            key: key.clone(),
+        };
+        match self.submit(op)? {
+            Outcome::Delete(d) => Ok(d),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(crate) fn put_manifest(
+        &self,
+        repo: &str,
+        m: NewManifest,
+    ) -> Result<Durable<()>, PutManifestError> {
+        let op = Op::PutManifest {
+            repo: repo.to_owned(),
+            m: Box::new(m),
+        };
+        match self.submit(op)? {
+            Outcome::Unit => Ok(Durable(())),
+            Outcome::Missing(keys) => Err(PutManifestError::Missing(keys)),
+            _ => Err(unexpected().into()),
+        }
+    }
+
+    pub(crate) fn delete_manifest(
+        &self,
+        repo: &str,
+        r: ManifestRef<'_>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let r = match r {
+            ManifestRef::Tag(t) => ManifestKey::Tag(t.to_owned()),
+            ManifestRef::Key(k) => ManifestKey::Key(k.clone()),
+        };
+        let op = Op::DeleteManifest {
+            repo: repo.to_owned(),
+            r,
+        };
+        match self.submit(op)? {
+            Outcome::Delete(d) => Ok(d),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+fn unexpected() -> StoreError {
+    StoreError("internal: the committer answered with the wrong outcome kind".into())
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            // A panic in the committer is a bug already reported on stderr; nothing to add.
+            let _ = t.join();
+        }
+    }
+}
+
+/// The committer's state between batches.
+struct State {
+    inner: Arc<Inner>,
+    shared: Option<SharedPack>,
+}
+
+fn run(inner: Arc<Inner>, rx: Receiver<Job>, resume_shared: Option<(u64, u64)>) {
+    let shared =
+        resume_shared.and_then(|(id, len)| SharedPack::reopen(&inner.packs_dir(), id, len).ok());
+    let mut st = State { inner, shared };
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        st.process(batch);
+    }
+    // Makes session rows committed with `Durability::None` durable, so sessions survive a
+    // clean restart. Failing here loses only those rows, which the next open tolerates.
+    if let Ok(txn) = st.inner.db.begin_write() {
+        let _ = txn.commit();
+    }
+}
+
+/// What a batch did besides its rows, to finish or undo after the transaction.
+#[derive(Default)]
+struct Effects {
+    /// The shared pack got records this batch.
+    shared_written: bool,
+    /// A pack file was created or renamed into `packs/`.
+    dir_changed: bool,
+    /// Files to delete once the batch committed (consumed uploads, duplicate packs).
+    delete_after: Vec<PathBuf>,
+    /// Packs renamed in by finishing threads: deleted if the batch fails.
+    incoming_packs: Vec<PathBuf>,
+}
+
+impl State {
+    fn process(&mut self, batch: Vec<Job>) {
+        let mut fx = Effects::default();
+        for j in &batch {
+            if let Op::FinishBlob {
+                src: BlobSource::Pack { pack, .. },
+                ..
+            } = &j.op
+            {
+                fx.incoming_packs
+                    .push(self.inner.packs_dir().join(pack_file_name(*pack)));
+            }
+        }
+        match self.commit_batch(&batch, &mut fx) {
+            Ok(outcomes) => {
+                for (job, out) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(out));
+                }
+                for p in fx.delete_after {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            Err(e) => {
+                if fx.shared_written {
+                    self.latch_shared();
+                }
+                for p in fx.incoming_packs {
+                    let _ = std::fs::remove_file(p);
+                }
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError(e.0.clone())));
+                }
+            }
+        }
+    }
+
+    fn commit_batch(
+        &mut self,
+        batch: &[Job],
+        fx: &mut Effects,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let mut txn = self.inner.db.begin_write()?;
+        if !batch.iter().any(|j| j.op.needs_durability()) {
+            txn.set_durability(redb::Durability::None)?;
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut t = Tables::open(&txn)?;
+            for job in batch {
+                outcomes.push(self.apply(&mut t, &job.op, fx)?);
+            }
+            if fx.shared_written {
+                // The shared pack exists whenever `shared_written` is set.
+                if let Some(sp) = &self.shared {
+                    if let Err(e) = sp.sync() {
+                        return Err(StoreError::io(format!("fdatasync pack {}", sp.id), e));
+                    }
+                    let row = PackRow {
+                        kind: schema::PACK_SHARED,
+                        committed_len: sp.tail,
+                    };
+                    t.packs.insert(sp.id, &schema::encode_pack(&row)[..])?;
+                }
+            }
+        }
+        if fx.dir_changed {
+            sync_dir(&self.inner.packs_dir())?;
+        }
+        txn.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Retires the shared pack after a failed write, sync or commit: it is never written
+    /// or synced again (see the module docs).
+    fn latch_shared(&mut self) {
+        if let Some(sp) = self.shared.take() {
+            let mut failed = self
+                .inner
+                .failed_packs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            failed.push(sp.id);
+        }
+    }
+
+    /// The shared pack to append `len` more bytes to, creating one if needed.
+    fn shared_for(&mut self, len: u64, fx: &mut Effects) -> Result<&mut SharedPack, StoreError> {
+        let full = self
+            .shared
+            .as_ref()
+            .is_some_and(|sp| sp.tail > PACK_HEADER_LEN && sp.tail + len > SHARED_PACK_ROLL_BYTES);
+        if full && !fx.shared_written {
+            self.shared = None;
+        }
+        if self.shared.is_none() {
+            let id = self.inner.next_pack.fetch_add(1, Ordering::Relaxed);
+            self.shared = Some(SharedPack::create(&self.inner.packs_dir(), id)?);
+            fx.dir_changed = true;
+        }
+        // Set just above when it was `None`.
+        self.shared
+            .as_mut()
+            .ok_or_else(|| StoreError("internal: no shared pack".into()))
+    }
+
+    fn apply(
+        &mut self,
+        t: &mut Tables<'_>,
+        op: &Op,
+        fx: &mut Effects,
+    ) -> Result<Outcome, StoreError> {
+        match op {
+            Op::StartUpload { id, row } => {
+                t.uploads
+                    .insert(id.as_str(), &schema::encode_upload(row)[..])?;
+                Ok(Outcome::Unit)
+            }
+            Op::DropUpload { id } => {
+                t.uploads.remove(id.as_str())?;
+                Ok(Outcome::Unit)
+            }
+            Op::FinishBlob {
+                repo,
+                key,
+                src,
+                upload,
+            } => {
+                t.uploads.remove(upload.as_str())?;
+                let upload_path = self.inner.uploads_dir().join(upload.as_str());
+                let kb = key.encode();
+                let existing = t
+                    .blobs
+                    .get(&kb[..])?
+                    .map(|v| schema::decode_loc(v.value()))
+                    .transpose()?;
+                if let Some(loc) = existing {
+                    match src {
+                        BlobSource::Pack { pack, .. } => fx
+                            .delete_after
+                            .push(self.inner.packs_dir().join(pack_file_name(*pack))),
+                        _ => fx.delete_after.push(upload_path),
+                    }
+                    blob::link(t, repo, &kb)?;
+                    return Ok(Outcome::Loc(loc));
+                }
+                let loc = match src {
+                    BlobSource::Existing => return Ok(Outcome::Vanished),
+                    BlobSource::Bytes(data) => {
+                        let sp = self.shared_for(data.len() as u64, fx)?;
+                        fx.shared_written = true;
+                        let loc = sp.append(key, data);
+                        fx.delete_after.push(upload_path);
+                        loc?
+                    }
+                    BlobSource::Pack { pack, len } => {
+                        fx.dir_changed = true;
+                        let row = PackRow {
+                            kind: schema::PACK_SINGLE,
+                            committed_len: UPLOAD_RESERVED + len,
+                        };
+                        t.packs.insert(*pack, &schema::encode_pack(&row)[..])?;
+                        BlobLoc {
+                            pack: *pack,
+                            offset: UPLOAD_RESERVED,
+                            len: *len,
+                        }
+                    }
+                };
+                t.blobs.insert(&kb[..], &schema::encode_loc(&loc)[..])?;
+                blob::link(t, repo, &kb)?;
+                Ok(Outcome::Loc(loc))
+            }
+            Op::Mount { repo, key, from } => Ok(Outcome::MaybeLoc(blob::apply_mount(
+                t,
+                repo,
+                key,
+                from.as_deref(),
+            )?)),
+            Op::Unlink { repo, key } => Ok(Outcome::Delete(blob::apply_unlink(t, repo, key)?)),
+            Op::PutManifest { repo, m } => match manifest::apply_put(t, repo, m)? {
+                Ok(()) => Ok(Outcome::Unit),
+                Err(missing) => Ok(Outcome::Missing(missing)),
+            },
+            Op::DeleteManifest { repo, r } => {
+                Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
+            }
+        }
+    }
+}
+
+/// `fsync` of a directory, making renames and creations in it durable.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("fsync directory {}", dir.display()), e))
+}

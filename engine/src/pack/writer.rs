@@ -1,0 +1,81 @@
+//! Appending to a shared pack. Owned by the committer thread alone, so it needs no lock.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::format::{
+    pack_file_name, pack_header, record_header, KIND_SHARED, PACK_HEADER_LEN, RECORD_HEADER_LEN,
+};
+use crate::keys::BlobKey;
+use crate::{BlobLoc, StoreError};
+
+/// The shared pack small blobs are appended to.
+pub(crate) struct SharedPack {
+    pub(crate) id: u64,
+    file: File,
+    /// End of the bytes written; past the committed length until the batch commits.
+    pub(crate) tail: u64,
+}
+
+impl SharedPack {
+    /// Creates `packs/<id>.pack` holding only its header. The file and its directory entry
+    /// are synced with the first batch that appends to it (before that batch commits).
+    pub(crate) fn create(dir: &Path, id: u64) -> Result<SharedPack, StoreError> {
+        let path = dir.join(pack_file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(format!("create pack {}", path.display()), e))?;
+        file.write_all_at(&pack_header(KIND_SHARED, id), 0)
+            .map_err(|e| StoreError::io(format!("write pack header {}", path.display()), e))?;
+        Ok(SharedPack {
+            id,
+            file,
+            tail: PACK_HEADER_LEN,
+        })
+    }
+
+    /// Reopens a shared pack to append after `committed_len` (its tail was cut there at open).
+    pub(crate) fn reopen(
+        dir: &Path,
+        id: u64,
+        committed_len: u64,
+    ) -> Result<SharedPack, StoreError> {
+        let path = dir.join(pack_file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(format!("open pack {}", path.display()), e))?;
+        Ok(SharedPack {
+            id,
+            file,
+            tail: committed_len,
+        })
+    }
+
+    /// Writes a record (header + data) at the tail; the data's location is returned.
+    pub(crate) fn append(&mut self, key: &BlobKey, data: &[u8]) -> Result<BlobLoc, StoreError> {
+        let len = data.len() as u64;
+        let io = |e| StoreError::io(format!("append to pack {}", self.id), e);
+        self.file
+            .write_all_at(&record_header(key, len), self.tail)
+            .map_err(io)?;
+        let offset = self.tail + RECORD_HEADER_LEN;
+        self.file.write_all_at(data, offset).map_err(io)?;
+        self.tail = offset + len;
+        Ok(BlobLoc {
+            pack: self.id,
+            offset,
+            len,
+        })
+    }
+
+    /// `fdatasync`. Called at most once per failure: the caller latches the pack on error.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}

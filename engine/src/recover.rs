@@ -1,0 +1,224 @@
+//! Opening a store: the lock, the schema, and the repairs a crash may call for.
+//!
+//! Runs before the committer starts and before anything is mapped, so it may truncate and
+//! delete freely. Every repair is named in `CheckReport::repaired`.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use redb::{Database, ReadableTable};
+
+use crate::commit::{sync_dir, Tables};
+use crate::keys::UploadId;
+use crate::pack::format::{parse_pack_file_name, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED};
+use crate::schema::{self, PACK_SHARED};
+use crate::upload::Sessions;
+use crate::{Clock, EngineOptions, StoreError};
+
+pub(crate) struct Opened {
+    pub db: Database,
+    pub opts: EngineOptions,
+    pub clock: Clock,
+    pub sessions: Sessions,
+    pub next_pack: u64,
+    /// The shared pack to keep appending to: (id, committed length).
+    pub resume_shared: Option<(u64, u64)>,
+    pub repaired: Vec<String>,
+    pub lock: File,
+}
+
+fn mkdir(p: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(p)
+        .map_err(|e| StoreError::io(format!("create directory {}", p.display()), e))
+}
+
+/// Takes the store's exclusive lock, or says who holds it.
+fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(format!("open lock file {}", path.display()), e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError(format!(
+            "data directory {} is in use by another Berth process (it holds {}); stop it or \
+             choose another directory",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::io(format!("lock {}", path.display()), e))
+        }
+    }
+}
+
+pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Opened, StoreError> {
+    mkdir(dir)?;
+    let lock = lock(dir)?;
+    let packs_dir = dir.join("packs");
+    let uploads_dir = dir.join("uploads");
+    mkdir(&packs_dir)?;
+    mkdir(&uploads_dir)?;
+    let db = Database::create(dir.join("meta.redb"))?;
+    let mut repaired = Vec::new();
+
+    let txn = db.begin_write()?;
+    let mut resume_shared = None;
+    let mut max_pack = 0u64;
+    let mut named_packs = BTreeSet::new();
+    let mut sessions_found = Vec::new();
+    {
+        let mut meta = txn.open_table(schema::META)?;
+        let version = meta
+            .get(schema::META_SCHEMA)?
+            .map(|v| schema::decode_schema_version(v.value()))
+            .transpose()?;
+        match version {
+            None => {
+                meta.insert(schema::META_SCHEMA, &schema::encode_schema_version()[..])?;
+            }
+            Some(v) if v == schema::SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(StoreError(format!(
+                    "{} holds a store of schema version {v}; this Berth reads version {}",
+                    dir.display(),
+                    schema::SCHEMA_VERSION
+                )))
+            }
+        }
+        drop(meta);
+        // Creates every table, so read transactions never meet a missing one.
+        let mut t = Tables::open(&txn)?;
+
+        // Pack tails past their committed length were never named by a committed row.
+        for entry in t.packs.iter()? {
+            let (k, v) = entry?;
+            let id = k.value();
+            let row = schema::decode_pack(v.value())?;
+            named_packs.insert(id);
+            max_pack = max_pack.max(id);
+            let path = packs_dir.join(crate::pack::format::pack_file_name(id));
+            let Ok(f) = OpenOptions::new().write(true).open(&path) else {
+                continue; // missing: `check` reports it; nothing to repair here
+            };
+            let len = f
+                .metadata()
+                .map_err(|e| StoreError::io(format!("stat {}", path.display()), e))?
+                .len();
+            if len > row.committed_len {
+                f.set_len(row.committed_len)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| StoreError::io(format!("truncate {}", path.display()), e))?;
+                repaired.push(format!(
+                    "cut {} uncommitted bytes from the tail of pack {id}",
+                    len - row.committed_len
+                ));
+            }
+            if row.kind == PACK_SHARED && row.committed_len < SHARED_PACK_ROLL_BYTES {
+                resume_shared = Some((id, row.committed_len));
+            }
+        }
+
+        // Sessions: keep those whose file is there; drop rows without a file.
+        let mut dead_rows = Vec::new();
+        for entry in t.uploads.iter()? {
+            let (k, v) = entry?;
+            let id = k.value().to_owned();
+            match (UploadId::parse(&id), schema::decode_upload(v.value())) {
+                (Some(uid), Ok(row)) => sessions_found.push((uid, row)),
+                _ => dead_rows.push(id),
+            }
+        }
+        let mut kept = Vec::new();
+        for (uid, row) in sessions_found.drain(..) {
+            let path = uploads_dir.join(uid.as_str());
+            match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(f) => {
+                    let meta = f.metadata().map_err(|e| StoreError::io("stat upload", e))?;
+                    if meta.len() < UPLOAD_RESERVED {
+                        drop(f);
+                        let _ = std::fs::remove_file(&path);
+                        dead_rows.push(uid.as_str().to_owned());
+                        continue;
+                    }
+                    let mtime = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_secs());
+                    let len = meta.len() - UPLOAD_RESERVED;
+                    kept.push((uid, row, f, len, mtime));
+                }
+                Err(_) => dead_rows.push(uid.as_str().to_owned()),
+            }
+        }
+        for id in &dead_rows {
+            t.uploads.remove(id.as_str())?;
+            repaired.push(format!("dropped upload session {id}: its file was missing"));
+        }
+        sessions_found.clear();
+        let sessions = Sessions::new(uploads_dir.clone());
+        let mut live_ids = BTreeSet::new();
+        for (uid, row, f, len, mtime) in kept {
+            live_ids.insert(uid.as_str().to_owned());
+            sessions.restore(uid, row.repo, f, len, row.created.max(mtime));
+        }
+        drop(t);
+
+        // Files no committed row names: packs renamed in by an upload whose commit never
+        // happened, upload files whose session row never committed.
+        let mut removed_any = false;
+        for entry in read_dir(&packs_dir)? {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Some(id) = parse_pack_file_name(&name) else {
+                continue;
+            };
+            max_pack = max_pack.max(id);
+            if !named_packs.contains(&id) {
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| StoreError::io(format!("remove {}", entry.path().display()), e))?;
+                repaired.push(format!("removed pack {id}: no committed blob names it"));
+                removed_any = true;
+            }
+        }
+        if removed_any {
+            sync_dir(&packs_dir)?;
+        }
+        let mut removed_any = false;
+        for entry in read_dir(&uploads_dir)? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !live_ids.contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
+                repaired.push(format!("removed upload file {name}: no session names it"));
+                removed_any = true;
+            }
+        }
+        if removed_any {
+            sync_dir(&uploads_dir)?;
+        }
+        txn.commit()?;
+        Ok(Opened {
+            db,
+            opts,
+            clock,
+            sessions,
+            next_pack: max_pack + 1,
+            resume_shared,
+            repaired,
+            lock,
+        })
+    }
+}
+
+fn read_dir(p: &Path) -> Result<Vec<std::fs::DirEntry>, StoreError> {
+    let rd =
+        std::fs::read_dir(p).map_err(|e| StoreError::io(format!("list {}", p.display()), e))?;
+    rd.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::io(format!("list {}", p.display()), e))
+}

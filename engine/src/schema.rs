@@ -1,0 +1,353 @@
+//! Every redb table of the store, and the byte encodings of their keys and values.
+//!
+//! Keys are redb tuples of `&str` (repository, tag) and `&[u8]` (an encoded [`BlobKey`]:
+//! algorithm tag byte + raw hash), so a repository's entries are one contiguous range and
+//! tags and repositories sort byte-wise, as spec §8.1 asks. Values the engine encodes
+//! itself use fixed-width little-endian integers; `usize` never reaches the disk.
+//!
+//! Bump [`SCHEMA_VERSION`] on any change to a table or encoding below; `open` refuses a
+//! store written with another version rather than misreading it.
+
+use redb::TableDefinition;
+
+use crate::keys::BlobKey;
+use crate::{BlobLoc, ReferrerRec};
+
+/// A key scoped to a repository: (repository, encoded key).
+pub(crate) type RepoKey = (&'static str, &'static [u8]);
+/// A pair of keys scoped to a repository: (repository, encoded key, encoded key).
+pub(crate) type RepoKeyPair = (&'static str, &'static [u8], &'static [u8]);
+
+/// Version of the layout below, kept in [`META`] under [`META_SCHEMA`].
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// Store-wide values: `"schema"` → u32 LE.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const META_SCHEMA: &str = "schema";
+
+/// Encoded blob key → [`BlobLoc`] (see [`encode_loc`]). One row per stored blob, whatever
+/// the number of repositories linking it.
+pub(crate) const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
+
+/// (repository, encoded blob key) → (): the blob is pullable from the repository.
+pub(crate) const BLOB_LINKS: TableDefinition<RepoKey, ()> = TableDefinition::new("blob_links");
+
+/// (encoded blob key, repository) → (): reverse of [`BLOB_LINKS`], so garbage collection can
+/// ask "does anyone still link this blob" without a scan.
+pub(crate) const BLOB_LINKED_BY: TableDefinition<(&[u8], &str), ()> =
+    TableDefinition::new("blob_linked_by");
+
+/// Repository name → (): every repository anything was pushed to, for the catalog.
+pub(crate) const REPOS: TableDefinition<&str, ()> = TableDefinition::new("repos");
+
+/// (repository, encoded manifest key) → [`ManifestRow`].
+pub(crate) const MANIFESTS: TableDefinition<RepoKey, &[u8]> = TableDefinition::new("manifests");
+
+/// (repository, tag) → encoded manifest key.
+pub(crate) const TAGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tags");
+
+/// (repository, encoded subject key, encoded referrer key) → encoded [`ReferrerRec`].
+pub(crate) const REFERRERS: TableDefinition<RepoKeyPair, &[u8]> = TableDefinition::new("referrers");
+
+/// (repository, encoded manifest key, encoded target key) → [`REF_BLOB`] or
+/// [`REF_MANIFEST`]: what a manifest holds on to, for garbage collection.
+pub(crate) const MANIFEST_REFS: TableDefinition<RepoKeyPair, u8> =
+    TableDefinition::new("manifest_refs");
+pub(crate) const REF_BLOB: u8 = 1;
+pub(crate) const REF_MANIFEST: u8 = 2;
+
+/// Upload id → [`UploadRow`] (see [`encode_upload`]).
+pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+
+/// Pack id → [`PackRow`] (see [`encode_pack`]): bytes past `committed_len` in a pack file are
+/// not named by any committed row and are cut off at open.
+pub(crate) const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
+
+/// Why a stored value failed to decode: the disk holds bytes this version never wrote.
+#[derive(Debug)]
+pub(crate) struct Corrupt(pub &'static str);
+
+// --- little readers/writers -------------------------------------------------------------
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Corrupt> {
+        if self.0.len() < n {
+            return Err(Corrupt(what));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, Corrupt> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, Corrupt> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, Corrupt> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    /// A u32-LE length, then that many bytes.
+    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], Corrupt> {
+        let n = self.u32(what)?;
+        self.take(n as usize, what)
+    }
+    fn string(&mut self, what: &'static str) -> Result<String, Corrupt> {
+        let b = self.bytes(what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| Corrupt(what))
+    }
+    fn key(&mut self, what: &'static str) -> Result<BlobKey, Corrupt> {
+        BlobKey::decode(self.bytes(what)?).ok_or(Corrupt(what))
+    }
+    fn rest(self) -> &'a [u8] {
+        self.0
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // Values the engine stores are bounded far below 4 GiB (manifests ≤ the server's limit,
+    // media types and annotations inside them), so the length fits; saturate rather than wrap.
+    let n = u32::try_from(b.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&b[..n as usize]);
+}
+
+// --- blob locations ---------------------------------------------------------------------
+
+/// pack u64 LE, offset u64 LE, len u64 LE: the byte range of the blob's data in the pack.
+pub(crate) fn encode_loc(loc: &BlobLoc) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[0..8].copy_from_slice(&loc.pack.to_le_bytes());
+    out[8..16].copy_from_slice(&loc.offset.to_le_bytes());
+    out[16..24].copy_from_slice(&loc.len.to_le_bytes());
+    out
+}
+
+pub(crate) fn decode_loc(b: &[u8]) -> Result<BlobLoc, Corrupt> {
+    let mut r = Reader(b);
+    Ok(BlobLoc {
+        pack: r.u64("blob location")?,
+        offset: r.u64("blob location")?,
+        len: r.u64("blob location")?,
+    })
+}
+
+// --- packs ------------------------------------------------------------------------------
+
+/// A shared pack: small blobs appended by the committer.
+pub(crate) const PACK_SHARED: u8 = 1;
+/// A pack holding one large blob; it was the upload file.
+pub(crate) const PACK_SINGLE: u8 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackRow {
+    pub kind: u8,
+    /// Bytes of the file that committed rows may name.
+    pub committed_len: u64,
+}
+
+/// kind u8, 7 zero bytes, committed_len u64 LE.
+pub(crate) fn encode_pack(p: &PackRow) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[0] = p.kind;
+    out[8..16].copy_from_slice(&p.committed_len.to_le_bytes());
+    out
+}
+
+pub(crate) fn decode_pack(b: &[u8]) -> Result<PackRow, Corrupt> {
+    let mut r = Reader(b);
+    let kind = r.u8("pack row")?;
+    r.take(7, "pack row")?;
+    Ok(PackRow {
+        kind,
+        committed_len: r.u64("pack row")?,
+    })
+}
+
+// --- uploads ----------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UploadRow {
+    pub repo: String,
+    /// Seconds since the Unix epoch when the session started.
+    pub created: u64,
+}
+
+/// created u64 LE, then the repository (u32 LE length + UTF-8).
+pub(crate) fn encode_upload(u: &UploadRow) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + u.repo.len());
+    out.extend_from_slice(&u.created.to_le_bytes());
+    put_bytes(&mut out, u.repo.as_bytes());
+    out
+}
+
+pub(crate) fn decode_upload(b: &[u8]) -> Result<UploadRow, Corrupt> {
+    let mut r = Reader(b);
+    let created = r.u64("upload row")?;
+    let repo = r.string("upload row")?;
+    Ok(UploadRow { repo, created })
+}
+
+// --- manifests --------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ManifestRow {
+    pub media_type: String,
+    /// Where this manifest is listed as a referrer, so deleting it can remove that entry.
+    pub subject: Option<BlobKey>,
+    pub body: Vec<u8>,
+}
+
+/// media type (u32 LE length + UTF-8), subject flag u8 (0/1) [+ encoded key with u32 LE
+/// length], then the raw manifest bytes to the end of the value.
+pub(crate) fn encode_manifest(media_type: &str, subject: Option<&BlobKey>, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + media_type.len() + 80 + body.len());
+    put_bytes(&mut out, media_type.as_bytes());
+    match subject {
+        None => out.push(0),
+        Some(k) => {
+            out.push(1);
+            put_bytes(&mut out, &k.encode());
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+pub(crate) fn decode_manifest(b: &[u8]) -> Result<ManifestRow, Corrupt> {
+    let mut r = Reader(b);
+    let media_type = r.string("manifest media type")?;
+    let subject = match r.u8("manifest subject flag")? {
+        0 => None,
+        1 => Some(r.key("manifest subject")?),
+        _ => return Err(Corrupt("manifest subject flag")),
+    };
+    Ok(ManifestRow {
+        media_type,
+        subject,
+        body: r.rest().to_vec(),
+    })
+}
+
+// --- referrers --------------------------------------------------------------------------
+
+/// media type, encoded key (u32-length prefixed each), size u64 LE, then two optional
+/// strings (flag u8 0/1 + u32-length-prefixed UTF-8): artifact type, annotations JSON.
+pub(crate) fn encode_referrer(r: &ReferrerRec) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_bytes(&mut out, r.media_type.as_bytes());
+    put_bytes(&mut out, &r.key.encode());
+    out.extend_from_slice(&r.size.to_le_bytes());
+    for opt in [&r.artifact_type, &r.annotations] {
+        match opt {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                put_bytes(&mut out, s.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn decode_referrer(b: &[u8]) -> Result<ReferrerRec, Corrupt> {
+    let mut r = Reader(b);
+    let media_type = r.string("referrer media type")?;
+    let key = r.key("referrer key")?;
+    let size = r.u64("referrer size")?;
+    let mut opt = || -> Result<Option<String>, Corrupt> {
+        match r.u8("referrer optional flag")? {
+            0 => Ok(None),
+            1 => Ok(Some(r.string("referrer optional string")?)),
+            _ => Err(Corrupt("referrer optional flag")),
+        }
+    };
+    let artifact_type = opt()?;
+    let annotations = opt()?;
+    Ok(ReferrerRec {
+        media_type,
+        key,
+        size,
+        artifact_type,
+        annotations,
+    })
+}
+
+/// The schema version as stored in [`META`].
+pub(crate) fn encode_schema_version() -> [u8; 4] {
+    SCHEMA_VERSION.to_le_bytes()
+}
+
+pub(crate) fn decode_schema_version(b: &[u8]) -> Result<u32, Corrupt> {
+    Reader(b).u32("schema version")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Alg;
+
+    #[test]
+    fn every_value_encoding_round_trips() {
+        let loc = BlobLoc {
+            pack: 7,
+            offset: 1 << 40,
+            len: 3,
+        };
+        assert_eq!(decode_loc(&encode_loc(&loc)).unwrap(), loc);
+        let p = PackRow {
+            kind: PACK_SINGLE,
+            committed_len: 99,
+        };
+        assert_eq!(decode_pack(&encode_pack(&p)).unwrap(), p);
+        let u = UploadRow {
+            repo: "a/b/c".into(),
+            created: 17,
+        };
+        assert_eq!(decode_upload(&encode_upload(&u)).unwrap(), u);
+        let k = BlobKey::sha256_of(b"s");
+        let m = decode_manifest(&encode_manifest("t/x", Some(&k), b"{}")).unwrap();
+        assert_eq!(
+            m,
+            ManifestRow {
+                media_type: "t/x".into(),
+                subject: Some(k.clone()),
+                body: b"{}".to_vec()
+            }
+        );
+        let rec = ReferrerRec {
+            media_type: "m".into(),
+            key: BlobKey {
+                alg: Alg::Sha512,
+                hash: vec![3; 64],
+            },
+            size: 12,
+            artifact_type: None,
+            annotations: Some("{\"a\":\"b\"}".into()),
+        };
+        assert_eq!(decode_referrer(&encode_referrer(&rec)).unwrap(), rec);
+    }
+
+    #[test]
+    fn truncated_values_decode_to_corrupt_not_panic() {
+        let rec = ReferrerRec {
+            media_type: "m".into(),
+            key: BlobKey::sha256_of(b""),
+            size: 1,
+            artifact_type: Some("x".into()),
+            annotations: None,
+        };
+        let full = encode_referrer(&rec);
+        for cut in 0..full.len() {
+            assert!(decode_referrer(&full[..cut]).is_err(), "cut {cut}");
+        }
+        assert!(decode_loc(&[0; 23]).is_err());
+        assert!(decode_manifest(&[5, 0, 0, 0, b'a']).is_err());
+    }
+}

@@ -1,0 +1,399 @@
+//! Upload sessions: bytes go to `uploads/<id>` as they arrive, hashed on the way.
+//!
+//! Each session has its own lock; the append path takes only a read lock on the session
+//! table and then that lock, so sessions never wait for each other. An upload file starts
+//! with `UPLOAD_RESERVED` zero bytes (room for the pack and record headers), so a large
+//! finished upload becomes a pack by writing those headers and renaming the file.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::commit::{BlobSource, Committer, Durable};
+use crate::keys::{Alg, BlobKey, UploadId};
+use crate::pack::format::{
+    pack_file_name, pack_header, record_header, KIND_SINGLE, PACK_HEADER_LEN, UPLOAD_RESERVED,
+};
+use crate::schema::UploadRow;
+use crate::{blob, AppendError, BlobLoc, FinishError, Inner, StoreError, UploadStatus};
+
+/// Expired sessions are swept from `start_upload` at most this often.
+const SWEEP_EVERY_SECS: u64 = 60;
+
+pub(crate) struct Session {
+    repo: String,
+    file: File,
+    /// Data bytes received (the file holds `UPLOAD_RESERVED + len`).
+    len: u64,
+    /// Running SHA-256 of the data; `None` until rebuilt from the file after a reopen or a
+    /// failed write.
+    hasher: Option<Sha256>,
+    /// Seconds since the epoch of the last append (or start).
+    touched: u64,
+    /// Set once finished, cancelled or expired: the session accepts nothing more.
+    ended: bool,
+}
+
+/// The live sessions.
+pub(crate) struct Sessions {
+    dir: PathBuf,
+    map: RwLock<HashMap<UploadId, Arc<Mutex<Session>>>>,
+    last_sweep: AtomicU64,
+}
+
+impl Sessions {
+    pub(crate) fn new(dir: PathBuf) -> Sessions {
+        Sessions {
+            dir,
+            map: RwLock::new(HashMap::new()),
+            last_sweep: AtomicU64::new(0),
+        }
+    }
+
+    fn path(&self, id: &UploadId) -> PathBuf {
+        self.dir.join(id.as_str())
+    }
+
+    /// Re-adds a session found at open; its hash is rebuilt on first use.
+    pub(crate) fn restore(&self, id: UploadId, repo: String, file: File, len: u64, touched: u64) {
+        let s = Session {
+            repo,
+            file,
+            len,
+            hasher: None,
+            touched,
+            ended: false,
+        };
+        self.write_map().insert(id, Arc::new(Mutex::new(s)));
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.read_map().len()
+    }
+
+    pub(crate) fn ids(&self) -> Vec<UploadId> {
+        self.read_map().keys().cloned().collect()
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<UploadId, Arc<Mutex<Session>>>> {
+        // Poisoning means a thread panicked holding the lock; single inserts and removes
+        // never leave the map half-changed, so it is still sound to use.
+        self.map.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<UploadId, Arc<Mutex<Session>>>> {
+        self.map.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session `id` of `repo`, locked, if live.
+    fn get(&self, id: &str) -> Option<(UploadId, Arc<Mutex<Session>>)> {
+        let id = UploadId::parse(id)?;
+        let s = self.read_map().get(&id)?.clone();
+        Some((id, s))
+    }
+
+    fn remove(&self, id: &UploadId) {
+        self.write_map().remove(id);
+    }
+}
+
+fn lock(s: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    // A panic mid-append leaves at worst a length/hash mismatch, which `ensure_hasher`'s
+    // rebuild and the digest check catch; keep serving the session.
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The session, locked, if it is live and belongs to `repo`.
+fn live<'a>(s: &'a Mutex<Session>, repo: &str) -> Option<MutexGuard<'a, Session>> {
+    let g = lock(s);
+    (!g.ended && g.repo == repo).then_some(g)
+}
+
+pub(crate) fn start(
+    inner: &Inner,
+    commit: &Committer,
+    repo: &str,
+) -> Result<UploadStatus, StoreError> {
+    let now = (inner.clock)();
+    let last = inner.uploads.last_sweep.load(Ordering::Relaxed);
+    if now >= last + SWEEP_EVERY_SECS
+        && inner
+            .uploads
+            .last_sweep
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        expire(inner, commit)?;
+    }
+    let id = UploadId::random().map_err(|e| StoreError(format!("random upload id: {e}")))?;
+    let path = inner.uploads.path(&id);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(format!("create upload file {}", path.display()), e))?;
+    // Zero room for the headers the file will need if it becomes a pack (a sparse hole).
+    file.set_len(UPLOAD_RESERVED)
+        .map_err(|e| StoreError::io(format!("size upload file {}", path.display()), e))?;
+    let row = UploadRow {
+        repo: repo.to_owned(),
+        created: now,
+    };
+    if let Err(e) = commit.start_upload(id.clone(), row) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    let status = UploadStatus {
+        id: id.as_str().to_owned(),
+        len: 0,
+    };
+    let s = Session {
+        repo: repo.to_owned(),
+        file,
+        len: 0,
+        hasher: Some(Sha256::new()),
+        touched: now,
+        ended: false,
+    };
+    inner
+        .uploads
+        .write_map()
+        .insert(id, Arc::new(Mutex::new(s)));
+    Ok(status)
+}
+
+pub(crate) fn status(
+    inner: &Inner,
+    repo: &str,
+    id: &str,
+) -> Result<Option<UploadStatus>, StoreError> {
+    let Some((id, s)) = inner.uploads.get(id) else {
+        return Ok(None);
+    };
+    let Some(g) = live(&s, repo) else {
+        return Ok(None);
+    };
+    Ok(Some(UploadStatus {
+        id: id.as_str().to_owned(),
+        len: g.len,
+    }))
+}
+
+/// Rebuilds the running hash from the file when it is not current.
+fn ensure_hasher(s: &mut Session) -> Result<&mut Sha256, StoreError> {
+    if s.hasher.is_none() {
+        let mut h = Sha256::new();
+        hash_file(&s.file, s.len, |b| h.update(b))?;
+        s.hasher = Some(h);
+    }
+    // Set just above when it was `None`.
+    s.hasher
+        .as_mut()
+        .ok_or_else(|| StoreError("internal: no upload hasher".into()))
+}
+
+/// Feeds the session's data bytes (`len` of them after the reserved room) to `f`.
+fn hash_file(file: &File, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = (len - pos).min(buf.len() as u64) as usize;
+        let got = file
+            .read_at(&mut buf[..want], UPLOAD_RESERVED + pos)
+            .map_err(|e| StoreError::io("read upload file", e))?;
+        if got == 0 {
+            return Err(StoreError("upload file is shorter than its session".into()));
+        }
+        f(&buf[..got]);
+        pos += got as u64;
+    }
+    Ok(())
+}
+
+pub(crate) fn append(
+    inner: &Inner,
+    repo: &str,
+    id: &str,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<u64, AppendError> {
+    let Some((_, s)) = inner.uploads.get(id) else {
+        return Err(AppendError::Unknown);
+    };
+    let Some(mut g) = live(&s, repo) else {
+        return Err(AppendError::Unknown);
+    };
+    if offset != g.len {
+        return Err(AppendError::Offset {
+            got: offset,
+            have: g.len,
+        });
+    }
+    let new_len = g.len + bytes.len() as u64;
+    if inner.opts.max_upload_bytes.is_some_and(|max| new_len > max) {
+        return Err(AppendError::TooLarge);
+    }
+    ensure_hasher(&mut g)?;
+    if let Err(e) = g.file.write_all_at(bytes, UPLOAD_RESERVED + g.len) {
+        // Part of the bytes may have landed: take the file's word for the length and
+        // rebuild the hash from it on next use.
+        let on_disk = g
+            .file
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(UPLOAD_RESERVED);
+        g.len = on_disk.saturating_sub(UPLOAD_RESERVED);
+        g.hasher = None;
+        return Err(StoreError::io("write upload file", e).into());
+    }
+    if let Some(h) = g.hasher.as_mut() {
+        h.update(bytes);
+    }
+    g.len = new_len;
+    g.touched = (inner.clock)();
+    Ok(new_len)
+}
+
+/// Ends a session whose bytes will not be stored: drops it from memory, disk and metadata.
+fn discard(inner: &Inner, commit: &Committer, id: &UploadId, s: &mut Session) {
+    s.ended = true;
+    inner.uploads.remove(id);
+    let _ = std::fs::remove_file(inner.uploads.path(id));
+    // A row left behind (if this fails) names a missing file, which the next open drops.
+    let _ = commit.drop_upload(id.clone());
+}
+
+pub(crate) fn finish(
+    inner: &Inner,
+    commit: &Committer,
+    repo: &str,
+    id: &str,
+    want: &BlobKey,
+) -> Result<Durable<BlobLoc>, FinishError> {
+    let Some((id, s)) = inner.uploads.get(id) else {
+        return Err(FinishError::Unknown);
+    };
+    let Some(mut g) = live(&s, repo) else {
+        return Err(FinishError::Unknown);
+    };
+    if inner.opts.max_upload_bytes.is_some_and(|max| g.len > max) {
+        discard(inner, commit, &id, &mut g);
+        return Err(FinishError::TooLarge);
+    }
+    let matches = match verify(&mut g, want) {
+        Ok(m) => m,
+        Err(e) => {
+            discard(inner, commit, &id, &mut g);
+            return Err(e.into());
+        }
+    };
+    if !matches {
+        discard(inner, commit, &id, &mut g);
+        return Err(FinishError::DigestMismatch);
+    }
+    // From here the session is consumed whatever happens.
+    g.ended = true;
+    inner.uploads.remove(&id);
+    let r = store(inner, commit, repo, &id, &g, want);
+    if r.is_err() {
+        // Whatever of the upload is left is no use to anyone now.
+        let _ = std::fs::remove_file(inner.uploads.path(&id));
+        let _ = commit.drop_upload(id.clone());
+    }
+    Ok(r?)
+}
+
+/// Whether the session's bytes hash to `want`.
+fn verify(s: &mut Session, want: &BlobKey) -> Result<bool, StoreError> {
+    if !want.is_well_formed() {
+        return Ok(false);
+    }
+    let got = match want.alg {
+        Alg::Sha256 => ensure_hasher(s)?.clone().finalize().to_vec(),
+        Alg::Sha512 => {
+            let mut h = Sha512::new();
+            hash_file(&s.file, s.len, |b| h.update(b))?;
+            h.finalize().to_vec()
+        }
+    };
+    Ok(got == want.hash)
+}
+
+/// Moves verified bytes into a pack and commits them.
+fn store(
+    inner: &Inner,
+    commit: &Committer,
+    repo: &str,
+    id: &UploadId,
+    s: &Session,
+    key: &BlobKey,
+) -> Result<Durable<BlobLoc>, StoreError> {
+    if s.len <= inner.opts.small_blob_bytes {
+        let mut data = Vec::with_capacity(s.len as usize);
+        hash_file(&s.file, s.len, |b| data.extend_from_slice(b))?;
+        return commit.finish_blob(repo, key.clone(), BlobSource::Bytes(data), id.clone());
+    }
+    if blob::locate(inner, key)?.is_some() {
+        return commit.finish_blob(repo, key.clone(), BlobSource::Existing, id.clone());
+    }
+    let pack = inner.next_pack.fetch_add(1, Ordering::Relaxed);
+    let io = |what: &str, e| StoreError::io(format!("{what} upload {id} as pack {pack}"), e);
+    s.file
+        .write_all_at(&pack_header(KIND_SINGLE, pack), 0)
+        .map_err(|e| io("write pack header of", e))?;
+    s.file
+        .write_all_at(&record_header(key, s.len), PACK_HEADER_LEN)
+        .map_err(|e| io("write record header of", e))?;
+    s.file.sync_data().map_err(|e| io("fdatasync", e))?;
+    let to = inner.packs_dir().join(pack_file_name(pack));
+    std::fs::rename(inner.uploads.path(id), &to).map_err(|e| io("rename", e))?;
+    commit.finish_blob(
+        repo,
+        key.clone(),
+        BlobSource::Pack { pack, len: s.len },
+        id.clone(),
+    )
+}
+
+pub(crate) fn cancel(
+    inner: &Inner,
+    commit: &Committer,
+    repo: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let Some((id, s)) = inner.uploads.get(id) else {
+        return Ok(false);
+    };
+    let Some(mut g) = live(&s, repo) else {
+        return Ok(false);
+    };
+    discard(inner, commit, &id, &mut g);
+    Ok(true)
+}
+
+/// Removes sessions untouched for `upload_expiry_secs`. Sessions busy right now are in use,
+/// so not expired.
+pub(crate) fn expire(inner: &Inner, commit: &Committer) -> Result<usize, StoreError> {
+    let now = (inner.clock)();
+    let expiry = inner.opts.upload_expiry_secs;
+    let mut n = 0;
+    for id in inner.uploads.ids() {
+        let Some(s) = inner.uploads.read_map().get(&id).cloned() else {
+            continue;
+        };
+        let Ok(mut g) = s.try_lock() else {
+            continue;
+        };
+        if !g.ended && g.touched.saturating_add(expiry) < now {
+            discard(inner, commit, &id, &mut g);
+            n += 1;
+        }
+    }
+    Ok(n)
+}

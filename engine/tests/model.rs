@@ -1,0 +1,260 @@
+//! Random operation sequences against a `BTreeMap` model, reopening the store in between.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use berth_engine::{BlobKey, DeleteOutcome, Engine, ManifestRef, PutManifestError};
+use common::*;
+use proptest::prelude::*;
+
+const REPOS: [&str; 3] = ["a/x", "a/y", "b/z"];
+const TAGS: [&str; 3] = ["latest", "v1", "v2"];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Push {
+        repo: usize,
+        blob: usize,
+    },
+    Unlink {
+        repo: usize,
+        blob: usize,
+    },
+    Mount {
+        repo: usize,
+        blob: usize,
+        from: Option<usize>,
+    },
+    Put {
+        repo: usize,
+        man: usize,
+        tag: Option<usize>,
+    },
+    DeleteTag {
+        repo: usize,
+        tag: usize,
+    },
+    DeleteManifest {
+        repo: usize,
+        man: usize,
+    },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let r = 0..REPOS.len();
+    prop_oneof![
+        4 => (r.clone(), 0..5usize).prop_map(|(repo, blob)| Op::Push { repo, blob }),
+        1 => (r.clone(), 0..5usize).prop_map(|(repo, blob)| Op::Unlink { repo, blob }),
+        1 => (r.clone(), 0..5usize, proptest::option::of(r.clone()))
+            .prop_map(|(repo, blob, from)| Op::Mount { repo, blob, from }),
+        3 => (r.clone(), 0..4usize, proptest::option::of(0..TAGS.len()))
+            .prop_map(|(repo, man, tag)| Op::Put { repo, man, tag }),
+        1 => (r.clone(), 0..TAGS.len()).prop_map(|(repo, tag)| Op::DeleteTag { repo, tag }),
+        1 => (r.clone(), 0..4usize).prop_map(|(repo, man)| Op::DeleteManifest { repo, man }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// Blob `i`: small ones and one past `small_blob_bytes`, so both pack paths are exercised.
+fn blob(i: usize) -> Vec<u8> {
+    data(i as u64 + 100, if i == 4 { 6000 } else { i * 10 })
+}
+
+/// Manifest `i` references blobs `i` and `i + 1`.
+fn man(i: usize) -> (BlobKey, Vec<u8>, Vec<BlobKey>) {
+    let body = format!("{{\"manifest\":{i}}}").into_bytes();
+    let refs = vec![
+        BlobKey::sha256_of(&blob(i)),
+        BlobKey::sha256_of(&blob(i + 1)),
+    ];
+    (BlobKey::sha256_of(&body), body, refs)
+}
+
+#[derive(Default)]
+struct Model {
+    stored: BTreeSet<BlobKey>,
+    links: BTreeSet<(String, BlobKey)>,
+    repos: BTreeSet<String>,
+    manifests: BTreeSet<(String, BlobKey)>,
+    tags: BTreeMap<(String, String), BlobKey>,
+}
+
+fn apply(e: &Engine, m: &mut Model, op: &Op) {
+    match *op {
+        Op::Push { repo, blob: b } => {
+            let (k, loc) = push_chunked(e, REPOS[repo], &blob(b), 7);
+            assert_eq!(e.read_blob(loc).unwrap(), blob(b));
+            m.stored.insert(k.clone());
+            m.links.insert((REPOS[repo].into(), k));
+            m.repos.insert(REPOS[repo].into());
+        }
+        Op::Unlink { repo, blob: b } => {
+            let k = BlobKey::sha256_of(&blob(b));
+            let want = if !m.repos.contains(REPOS[repo]) {
+                DeleteOutcome::RepoUnknown
+            } else if m.links.remove(&(REPOS[repo].into(), k.clone())) {
+                DeleteOutcome::Deleted
+            } else {
+                DeleteOutcome::NotFound
+            };
+            assert_eq!(e.unlink_blob(REPOS[repo], &k).unwrap(), want);
+        }
+        Op::Mount {
+            repo,
+            blob: b,
+            from,
+        } => {
+            let k = BlobKey::sha256_of(&blob(b));
+            // a blob `repo` already links needs no source
+            let available = m.links.contains(&(REPOS[repo].into(), k.clone()))
+                || match from {
+                    Some(f) => m.links.contains(&(REPOS[f].into(), k.clone())),
+                    None => m.stored.contains(&k),
+                };
+            let got = e
+                .mount_blob(REPOS[repo], &k, from.map(|f| REPOS[f]))
+                .unwrap();
+            assert_eq!(got.is_some(), available, "{op:?}");
+            if available {
+                m.links.insert((REPOS[repo].into(), k));
+                m.repos.insert(REPOS[repo].into());
+            }
+        }
+        Op::Put { repo, man: i, tag } => {
+            let (k, body, refs) = man(i);
+            let missing: Vec<BlobKey> = refs
+                .iter()
+                .filter(|r| !m.links.contains(&(REPOS[repo].into(), (*r).clone())))
+                .cloned()
+                .collect();
+            let mut nm = manifest("", &[], &refs);
+            nm.key = k.clone();
+            nm.body = body;
+            nm.tags = tag.map(|t| vec![TAGS[t].to_string()]).unwrap_or_default();
+            match e.put_manifest(REPOS[repo], nm) {
+                Ok(_) => {
+                    assert!(missing.is_empty(), "{op:?} stored with missing {missing:?}");
+                    m.manifests.insert((REPOS[repo].into(), k.clone()));
+                    m.repos.insert(REPOS[repo].into());
+                    if let Some(t) = tag {
+                        m.tags.insert((REPOS[repo].into(), TAGS[t].into()), k);
+                    }
+                }
+                Err(PutManifestError::Missing(mut got)) => {
+                    got.sort();
+                    let mut want = missing;
+                    want.sort();
+                    want.dedup();
+                    assert_eq!(got, want);
+                }
+                Err(err) => panic!("{op:?}: {err}"),
+            }
+        }
+        Op::DeleteTag { repo, tag } => {
+            let want = if !m.repos.contains(REPOS[repo]) {
+                DeleteOutcome::RepoUnknown
+            } else if m
+                .tags
+                .remove(&(REPOS[repo].into(), TAGS[tag].into()))
+                .is_some()
+            {
+                DeleteOutcome::Deleted
+            } else {
+                DeleteOutcome::NotFound
+            };
+            assert_eq!(
+                e.delete_manifest(REPOS[repo], ManifestRef::Tag(TAGS[tag]))
+                    .unwrap(),
+                want
+            );
+        }
+        Op::DeleteManifest { repo, man: i } => {
+            let (k, _, _) = man(i);
+            let want = if !m.repos.contains(REPOS[repo]) {
+                DeleteOutcome::RepoUnknown
+            } else if m.manifests.remove(&(REPOS[repo].into(), k.clone())) {
+                m.tags.retain(|(r, _), v| !(r == REPOS[repo] && *v == k));
+                DeleteOutcome::Deleted
+            } else {
+                DeleteOutcome::NotFound
+            };
+            assert_eq!(
+                e.delete_manifest(REPOS[repo], ManifestRef::Key(&k))
+                    .unwrap(),
+                want
+            );
+        }
+        Op::Reopen => {}
+    }
+}
+
+fn compare(e: &Engine, m: &Model) {
+    let (cat, more) = e.catalog(None, 100).unwrap();
+    assert_eq!(cat, m.repos.iter().cloned().collect::<Vec<_>>());
+    assert!(!more);
+    for repo in REPOS {
+        for b in 0..6 {
+            let k = BlobKey::sha256_of(&blob(b));
+            let linked = m.links.contains(&(repo.into(), k.clone()));
+            let got = e.stat_blob(repo, &k).unwrap();
+            assert_eq!(got.is_some(), linked, "{repo} blob {b}");
+            if let Some(loc) = got {
+                assert_eq!(e.read_blob(loc).unwrap(), blob(b));
+            }
+        }
+        for i in 0..4 {
+            let (k, body, _) = man(i);
+            let got = e.get_manifest(repo, ManifestRef::Key(&k)).unwrap();
+            assert_eq!(
+                got.map(|g| g.body),
+                m.manifests.contains(&(repo.into(), k)).then_some(body)
+            );
+        }
+        let tags: Vec<String> = m
+            .tags
+            .keys()
+            .filter(|(r, _)| r == repo)
+            .map(|(_, t)| t.clone())
+            .collect();
+        let got = e.list_tags(repo, None, 100).unwrap();
+        if m.repos.contains(repo) {
+            assert_eq!(got, Some((tags.clone(), false)));
+        } else {
+            assert_eq!(got, None);
+        }
+        for t in tags {
+            let want = &m.tags[&(repo.to_string(), t.clone())];
+            let got = e.get_manifest(repo, ManifestRef::Tag(&t)).unwrap().unwrap();
+            assert_eq!(&got.key, want);
+        }
+    }
+    assert_eq!(e.stats().blobs, m.stored.len() as u64);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operation_sequences_match_the_model_across_reopens(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = open(dir.path());
+        let mut m = Model::default();
+        for op in &ops {
+            if let Op::Reopen = op {
+                drop(e);
+                e = open(dir.path());
+                compare(&e, &m);
+            } else {
+                apply(&e, &mut m, op);
+            }
+        }
+        compare(&e, &m);
+        assert_clean(&e);
+        drop(e);
+        let e = open(dir.path());
+        compare(&e, &m);
+        assert_clean(&e);
+    }
+}

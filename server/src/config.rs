@@ -1,0 +1,633 @@
+//! Typed server configuration. Three layers, later wins: the TOML file, `BERTH_*`
+//! environment variables, command-line flags. Every setting has a default and a reason
+//! (see `KEYS`); a bad value is reported with its key, where it came from and how to fix it,
+//! never with a panic.
+
+use berth_core::Limits;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Everything `berth serve` needs, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    /// Event loops (reactor threads).
+    pub threads: usize,
+    /// Worker threads for blocking storage work (commits, deletes).
+    pub workers: usize,
+    pub log_format: LogFormat,
+    /// Whether every finished request is logged.
+    pub access_log: bool,
+    /// Bounds the core enforces on each connection.
+    pub limits: Limits,
+    /// How long in-flight requests may run after SIGINT/SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// One setting: its file key, its default (as text, parsed like any other value) and why.
+struct Key {
+    name: &'static str,
+    default: fn() -> String,
+    why: &'static str,
+}
+
+/// Every setting. Adding one here makes it valid in the file and as `BERTH_<NAME>`.
+const KEYS: &[Key] = &[
+    Key {
+        name: "listen",
+        default: || "127.0.0.1:5000".into(),
+        why: "loopback only until the operator chooses to expose the registry; 5000 is the registry convention",
+    },
+    Key {
+        name: "data",
+        default: || "./berth-data".into(),
+        why: "next to where it was started, so a first run needs no setup",
+    },
+    Key {
+        name: "threads",
+        default: || cores().to_string(),
+        why: "one event loop per core saturates the machine without contention",
+    },
+    Key {
+        name: "workers",
+        default: || 8.to_string(),
+        why: "commits wait on fsync, not CPU; several in flight let the engine batch them (group commit)",
+    },
+    Key {
+        name: "log_format",
+        default: || "text".into(),
+        why: "readable on a terminal; choose json for a log shipper",
+    },
+    Key {
+        name: "access_log",
+        default: || "true".into(),
+        why: "one line per request is what an operator looks at first",
+    },
+    Key {
+        name: "header_bytes",
+        default: || Limits::default().header_bytes.to_string(),
+        why: "room for bearer tokens and long scope lists, small enough that a peer cannot grow our buffer",
+    },
+    Key {
+        name: "header_count",
+        default: || Limits::default().header_count.to_string(),
+        why: "real clients send about a dozen headers",
+    },
+    Key {
+        name: "manifest_bytes",
+        default: || Limits::default().manifest_bytes.to_string(),
+        why: "4 MiB is what distribution, containers/image and containerd accept",
+    },
+    Key {
+        name: "web_body_bytes",
+        default: || Limits::default().web_body_bytes.to_string(),
+        why: "web and API requests carry small forms and JSON",
+    },
+    Key {
+        name: "upload_bytes",
+        default: || "unlimited".into(),
+        why: "layers of any size stream to disk without being held in memory",
+    },
+    Key {
+        name: "header_timeout",
+        default: || secs(Limits::default().header_timeout),
+        why: "bounds slow-loris heads without hurting slow networks",
+    },
+    Key {
+        name: "idle_timeout",
+        default: || secs(Limits::default().idle_timeout),
+        why: "keep-alive connections are reused between layers; idle ones cost a socket",
+    },
+    Key {
+        name: "body_timeout",
+        default: || secs(Limits::default().body_timeout),
+        why: "a stalled upload frees its connection after a minute",
+    },
+    Key {
+        name: "page_size",
+        default: || Limits::default().page_size.to_string(),
+        why: "keeps tag, catalog and referrer responses small; Link headers page the rest",
+    },
+    Key {
+        name: "discard_bytes",
+        default: || Limits::default().discard_bytes.to_string(),
+        why: "a small unwanted body is cheaper to skip than a reconnect; a large one is not",
+    },
+    Key {
+        name: "shutdown_grace",
+        default: || "10s".into(),
+        why: "lets a push in progress finish its commit before the process exits",
+    },
+];
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("the default"),
+            Source::File(p) => write!(f, "config file {}", p.display()),
+            Source::Env(v) => write!(f, "environment variable {v}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Each says what to change.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("config file {path} is not valid TOML: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+    #[error("unknown key `{key}` in {origin}; known keys: {known}")]
+    UnknownKey {
+        key: String,
+        origin: Source,
+        known: String,
+    },
+    #[error("bad value for `{key}` ({origin}): {problem}; {fix}")]
+    Value {
+        key: &'static str,
+        origin: Source,
+        problem: String,
+        fix: String,
+    },
+}
+
+/// Values given on the command line; `None` means not given.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// The raw text of every setting and where it came from, before typing.
+struct Layers {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Layers {
+    fn defaults() -> Layers {
+        let values = KEYS
+            .iter()
+            .map(|k| (k.name, ((k.default)(), Source::Default)))
+            .collect();
+        Layers { values }
+    }
+
+    fn set(&mut self, key: &str, value: String, source: Source) -> Result<(), ConfigError> {
+        match KEYS.iter().find(|k| k.name == key) {
+            Some(k) => {
+                self.values.insert(k.name, (value, source));
+                Ok(())
+            }
+            None => Err(ConfigError::UnknownKey {
+                key: key.to_string(),
+                origin: source,
+                known: KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    fn file(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    reason: e.message().to_string(),
+                })?;
+        for (key, value) in table {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => other.to_string(),
+            };
+            self.set(&key, text, Source::File(path.to_path_buf()))?;
+        }
+        Ok(())
+    }
+
+    /// `BERTH_<KEY>` for each known key. Unknown `BERTH_*` variables are left alone: other
+    /// tools (tests, scripts) share the prefix.
+    fn env(&mut self, vars: &[(String, String)]) {
+        for k in KEYS {
+            let var = format!("BERTH_{}", k.name.to_ascii_uppercase());
+            if let Some((_, v)) = vars.iter().find(|(name, _)| *name == var) {
+                self.values.insert(k.name, (v.clone(), Source::Env(var)));
+            }
+        }
+    }
+
+    fn take(&self, key: &'static str) -> (&str, &Source) {
+        // Invariant: `defaults()` inserted every key of KEYS, and callers only name keys of KEYS.
+        let (v, s) = self.values.get(key).expect("every key has a default");
+        (v.as_str(), s)
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the file (`--config`, else `BERTH_CONFIG`),
+    /// then the environment, then flags.
+    pub fn load(flags: &Flags, vars: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut layers = Layers::defaults();
+        let file = flags.config.clone().or_else(|| {
+            vars.iter()
+                .find(|(k, _)| k == "BERTH_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            layers.file(&path, &text)?;
+        }
+        layers.env(vars);
+        if let Some(l) = &flags.listen {
+            layers.set("listen", l.clone(), Source::Flag("--listen"))?;
+        }
+        if let Some(d) = &flags.data {
+            layers.set(
+                "data",
+                d.to_string_lossy().into_owned(),
+                Source::Flag("--data"),
+            )?;
+        }
+        Config::from_layers(&layers)
+    }
+
+    fn from_layers(l: &Layers) -> Result<Config, ConfigError> {
+        let limits = Limits {
+            header_bytes: size(l, "header_bytes", 1024, 16 << 20)?,
+            header_count: count(l, "header_count", 8, 10_000)?,
+            manifest_bytes: size(l, "manifest_bytes", 1024, 64 << 20)?,
+            web_body_bytes: size(l, "web_body_bytes", 0, 64 << 20)?,
+            upload_bytes: upload_bytes(l)?,
+            header_timeout: duration(l, "header_timeout")?,
+            idle_timeout: duration(l, "idle_timeout")?,
+            body_timeout: duration(l, "body_timeout")?,
+            page_size: count(l, "page_size", 1, 100_000)?,
+            discard_bytes: size(l, "discard_bytes", 0, 1 << 30)? as u64,
+        };
+        Ok(Config {
+            listen: listen(l)?,
+            data: data(l)?,
+            threads: count(l, "threads", 1, 1024)?,
+            workers: count(l, "workers", 1, 1024)?,
+            log_format: log_format(l)?,
+            access_log: boolean(l, "access_log")?,
+            limits,
+            shutdown_grace: duration(l, "shutdown_grace")?,
+        })
+    }
+}
+
+fn bad(key: &'static str, source: &Source, problem: String, fix: &str) -> ConfigError {
+    ConfigError::Value {
+        key,
+        origin: source.clone(),
+        problem,
+        fix: fix.to_string(),
+    }
+}
+
+fn listen(l: &Layers) -> Result<SocketAddr, ConfigError> {
+    let (v, src) = l.take("listen");
+    let fix = "give HOST:PORT, e.g. 127.0.0.1:5000 or 0.0.0.0:5000";
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    // Host names (e.g. `localhost:5000`) resolve once, at start-up.
+    match v.to_socket_addrs() {
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| bad("listen", src, format!("`{v}` resolves to no address"), fix)),
+        Err(e) => Err(bad("listen", src, format!("`{v}`: {e}"), fix)),
+    }
+}
+
+fn data(l: &Layers) -> Result<PathBuf, ConfigError> {
+    let (v, src) = l.take("data");
+    if v.is_empty() {
+        return Err(bad(
+            "data",
+            src,
+            "empty path".into(),
+            "give a directory, e.g. ./berth-data",
+        ));
+    }
+    Ok(PathBuf::from(v))
+}
+
+fn log_format(l: &Layers) -> Result<LogFormat, ConfigError> {
+    let (v, src) = l.take("log_format");
+    match v.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(bad(
+            "log_format",
+            src,
+            format!("`{v}` is not a log format"),
+            "use text or json",
+        )),
+    }
+}
+
+fn boolean(l: &Layers, key: &'static str) -> Result<bool, ConfigError> {
+    let (v, src) = l.take(key);
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(bad(
+            key,
+            src,
+            format!("`{v}` is not a boolean"),
+            "use true or false",
+        )),
+    }
+}
+
+fn count(l: &Layers, key: &'static str, min: usize, max: usize) -> Result<usize, ConfigError> {
+    let (v, src) = l.take(key);
+    let fix = format!("use a whole number from {min} to {max}");
+    let n: usize = v
+        .trim()
+        .parse()
+        .map_err(|_| bad(key, src, format!("`{v}` is not a whole number"), &fix))?;
+    if n < min || n > max {
+        return Err(bad(key, src, format!("{n} is out of range"), &fix));
+    }
+    Ok(n)
+}
+
+fn size(l: &Layers, key: &'static str, min: usize, max: usize) -> Result<usize, ConfigError> {
+    let (v, src) = l.take(key);
+    let fix = format!(
+        "use a byte count from {min} to {max}, optionally with a unit (B, KiB, MiB, GiB), e.g. 64KiB"
+    );
+    let n = parse_size(v).ok_or_else(|| bad(key, src, format!("`{v}` is not a size"), &fix))?;
+    if n < min as u64 || n > max as u64 {
+        return Err(bad(key, src, format!("{n} bytes is out of range"), &fix));
+    }
+    // Within `max`, which is a usize.
+    Ok(n as usize)
+}
+
+fn upload_bytes(l: &Layers) -> Result<Option<u64>, ConfigError> {
+    let (v, src) = l.take("upload_bytes");
+    let t = v.trim().to_ascii_lowercase();
+    if t == "unlimited" || t == "none" || t == "0" {
+        return Ok(None);
+    }
+    match parse_size(v) {
+        Some(n) => Ok(Some(n)),
+        None => Err(bad(
+            "upload_bytes",
+            src,
+            format!("`{v}` is not a size"),
+            "use a size such as 10GiB, or `unlimited`",
+        )),
+    }
+}
+
+fn duration(l: &Layers, key: &'static str) -> Result<Duration, ConfigError> {
+    let (v, src) = l.take(key);
+    let fix =
+        "use a duration from 1ms to 24h such as 500ms, 30s, 2m or 1h (a bare number is seconds)";
+    let d =
+        parse_duration(v).ok_or_else(|| bad(key, src, format!("`{v}` is not a duration"), fix))?;
+    if d.is_zero() || d > Duration::from_secs(24 * 3600) {
+        return Err(bad(key, src, format!("`{v}` is out of range"), fix));
+    }
+    Ok(d)
+}
+
+/// `123`, `64KiB`, `4 MiB`, `1G` (binary units; `K`/`KB`/`KiB` all mean 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// `30`, `30s`, `500ms`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit.trim() {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// The documented defaults, for `berth serve --help` readers and the tests.
+pub fn describe_defaults() -> String {
+    KEYS.iter()
+        .map(|k| format!("{} = {}  # {}\n", k.name, (k.default)(), k.why))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let c = Config::load(&Flags::default(), &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(c.data, PathBuf::from("./berth-data"));
+        assert_eq!(c.threads, cores());
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let f =
+            file("listen = \"127.0.0.1:7000\"\nthreads = 3\nworkers = 5\nidle_timeout = \"5m\"\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let vars = env(&[("BERTH_LISTEN", "127.0.0.1:7001"), ("BERTH_THREADS", "2")]);
+        let c = Config::load(&flags, &vars).unwrap();
+        assert_eq!(c.listen.port(), 7001, "env beats file");
+        assert_eq!(c.threads, 2, "env beats file");
+        assert_eq!(c.workers, 5, "file beats default");
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(300));
+
+        let flags = Flags {
+            listen: Some("127.0.0.1:7002".into()),
+            data: Some("/tmp/x".into()),
+            ..flags
+        };
+        let c = Config::load(&flags, &vars).unwrap();
+        assert_eq!(c.listen.port(), 7002, "flag beats env");
+        assert_eq!(c.data, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn config_file_comes_from_berth_config_when_no_flag() {
+        let f = file("page_size = 50\nupload_bytes = \"2GiB\"\n");
+        let vars = env(&[("BERTH_CONFIG", f.path().to_str().unwrap())]);
+        let c = Config::load(&Flags::default(), &vars).unwrap();
+        assert_eq!(c.limits.page_size, 50);
+        assert_eq!(c.limits.upload_bytes, Some(2 << 30));
+    }
+
+    #[test]
+    fn bad_value_names_key_source_and_fix() {
+        let vars = env(&[("BERTH_THREADS", "many")]);
+        let e = Config::load(&Flags::default(), &vars).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("`threads`"), "{msg}");
+        assert!(msg.contains("BERTH_THREADS"), "{msg}");
+        assert!(msg.contains("whole number"), "{msg}");
+
+        let f = file("header_timeout = \"soon\"\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let msg = Config::load(&flags, &[]).unwrap_err().to_string();
+        assert!(
+            msg.contains("`header_timeout`") && msg.contains("config file"),
+            "{msg}"
+        );
+        assert!(msg.contains("30s"), "fix shows an example: {msg}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for (k, v) in [
+            ("BERTH_THREADS", "0"),
+            ("BERTH_HEADER_BYTES", "10"),
+            ("BERTH_PAGE_SIZE", "0"),
+            ("BERTH_IDLE_TIMEOUT", "0s"),
+            ("BERTH_SHUTDOWN_GRACE", "48h"),
+            ("BERTH_LOG_FORMAT", "xml"),
+            ("BERTH_ACCESS_LOG", "maybe"),
+            ("BERTH_LISTEN", "nowhere"),
+        ] {
+            let e = Config::load(&Flags::default(), &env(&[(k, v)]));
+            assert!(e.is_err(), "{k}={v} accepted");
+        }
+    }
+
+    #[test]
+    fn unknown_file_key_is_an_error_listing_known_keys() {
+        let f = file("listn = \"127.0.0.1:1\"\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let msg = Config::load(&flags, &[]).unwrap_err().to_string();
+        assert!(msg.contains("`listn`") && msg.contains("listen"), "{msg}");
+    }
+
+    #[test]
+    fn missing_config_file_and_bad_toml_are_reported() {
+        let flags = Flags {
+            config: Some("/nonexistent/berth.toml".into()),
+            ..Flags::default()
+        };
+        assert!(matches!(
+            Config::load(&flags, &[]),
+            Err(ConfigError::Read { .. })
+        ));
+        let f = file("listen = \n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        assert!(matches!(
+            Config::load(&flags, &[]),
+            Err(ConfigError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn sizes_and_durations_parse_with_units() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("64KiB"), Some(65536));
+        assert_eq!(parse_size("4 MiB"), Some(4 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("1.5G"), None);
+        assert_eq!(parse_size("KiB"), None);
+        assert_eq!(parse_size("99999999999999999999T"), None);
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), None);
+    }
+
+    #[test]
+    fn every_key_has_a_reason_and_a_valid_default() {
+        for k in KEYS {
+            assert!(!k.why.is_empty(), "{} has no reason", k.name);
+        }
+        assert_eq!(describe_defaults().lines().count(), KEYS.len());
+    }
+}

@@ -1,0 +1,245 @@
+//! One client connection: the socket, its `core::Connection`, and the bounded queue of output
+//! waiting for the socket. `on_ready` is the one drive function (STYLE.md, server/): read
+//! while the core wants bytes and the queue is below its high-water mark, drain the core's
+//! output after every input, flush.
+
+use crate::dispatch::Route;
+use crate::logging;
+use crate::reactor::Shared;
+use crate::send::{Flushed, SocketSink, WriteQueue};
+use crate::workers::{Job, Origin};
+use berth_core::{Connection, Input, NeedId, Output, Reply};
+use mio::net::TcpStream;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+/// Queued output above which the connection stops reading: pipelined requests wait in the
+/// socket, not in our memory.
+const HIGH_WATER: u64 = 256 * 1024;
+/// Bytes one flush may send before yielding to other connections on the same reactor.
+const FLUSH_BUDGET: u64 = 16 << 20;
+
+/// What the reactor should do with the connection after driving it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Alive,
+    Close,
+}
+
+pub struct Conn {
+    pub sock: TcpStream,
+    pub proto: Connection,
+    out: WriteQueue,
+    pub origin: Origin,
+    /// The need a worker is answering; nothing else happens until it comes back.
+    parked: Option<NeedId>,
+    /// The core returned `Output::Close`: flush, then close.
+    closing: bool,
+    /// The peer closed its sending side.
+    eof: bool,
+    /// The socket failed or the core was misdriven: close now.
+    dead: bool,
+    /// Bytes received since the last finished request: zero means idle between requests.
+    since_done: u64,
+    /// The deadline registered in the reactor's timer set.
+    pub timer: Option<Instant>,
+    /// The last flush stopped at its budget: the reactor must drive us again without
+    /// waiting for an event.
+    pub again: bool,
+}
+
+impl Conn {
+    pub fn new(sock: TcpStream, proto: Connection, origin: Origin) -> Conn {
+        Conn {
+            sock,
+            proto,
+            out: WriteQueue::default(),
+            origin,
+            parked: None,
+            closing: false,
+            eof: false,
+            dead: false,
+            since_done: 0,
+            timer: None,
+            again: false,
+        }
+    }
+
+    /// Between requests with nothing to send and nothing in flight: safe to close at shutdown.
+    pub fn is_idle(&self) -> bool {
+        self.parked.is_none() && self.out.is_empty() && self.since_done == 0
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    fn may_read(&mut self) -> bool {
+        !self.eof
+            && !self.dead
+            && !self.closing
+            && self.parked.is_none()
+            && self.out.len() < HIGH_WATER
+            && self.proto.wants_read()
+    }
+
+    /// Reads, drains and flushes until the socket would block or the connection must wait.
+    pub fn on_ready(&mut self, sh: &Shared, now: Instant) -> Step {
+        self.again = false;
+        loop {
+            let mut would_block = false;
+            while self.may_read() {
+                let buf = self.proto.recv_buf();
+                if buf.is_empty() {
+                    break;
+                }
+                match (&self.sock).read(buf) {
+                    Ok(0) => {
+                        self.eof = true;
+                        self.input(sh, Input::Eof { now }, now);
+                    }
+                    Ok(n) => {
+                        self.since_done += n as u64;
+                        sh.shard(self.origin.reactor).bytes_in(n as u64);
+                        self.input(sh, Input::Recv { now, n }, now);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        would_block = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => self.dead = true,
+                }
+            }
+            if self.dead {
+                return Step::Close;
+            }
+            let mut sink = SocketSink(self.sock.as_raw_fd());
+            match self.out.flush(&mut sink, FLUSH_BUDGET) {
+                Ok((how, sent)) => {
+                    sh.shard(self.origin.reactor).bytes_out(sent);
+                    if how == Flushed::Budget {
+                        self.again = true;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "write failed; closing connection");
+                    return Step::Close;
+                }
+            }
+            // Flushing may have made room to read what the high-water mark held back.
+            if would_block || self.again || !self.may_read() {
+                break;
+            }
+        }
+        if self.out.is_empty() && (self.closing || self.proto.is_closed()) {
+            return Step::Close;
+        }
+        // The peer is gone and nothing is owed: the core has had its Eof.
+        if self.eof && self.parked.is_none() && self.out.is_empty() {
+            return Step::Close;
+        }
+        Step::Alive
+    }
+
+    /// A worker answered the parked need: deliver it and drive the connection at once.
+    pub fn resume(&mut self, sh: &Shared, id: NeedId, reply: Reply, now: Instant) -> Step {
+        if self.parked != Some(id) {
+            tracing::error!(
+                ?id,
+                "completion for a need this connection is not parked on"
+            );
+            return Step::Close;
+        }
+        self.parked = None;
+        self.input(sh, Input::Reply { now, id, reply }, now);
+        self.on_ready(sh, now)
+    }
+
+    /// The core's deadline passed.
+    pub fn on_timeout(&mut self, sh: &Shared, now: Instant) -> Step {
+        self.input(sh, Input::Timeout(now), now);
+        self.on_ready(sh, now)
+    }
+
+    /// One `handle_input`, then drain every output it caused.
+    fn input(&mut self, sh: &Shared, input: Input, now: Instant) {
+        if let Err(m) = self.proto.handle_input(input) {
+            tracing::error!(error = %m, "core connection misdriven; closing");
+            self.dead = true;
+            return;
+        }
+        self.drain(sh, now);
+    }
+
+    /// `poll_output` until `None`, answering inline needs as they come (each answer is
+    /// another input, drained in the same loop).
+    fn drain(&mut self, sh: &Shared, now: Instant) {
+        loop {
+            let (id, reply) = match self.proto.poll_output() {
+                None => return,
+                Some(Output::Transmit(b)) => {
+                    self.out.push_bytes(b);
+                    continue;
+                }
+                Some(Output::SendBlob { blob, range }) => {
+                    match sh.store.pack_file(blob.file) {
+                        Ok(f) => self.out.push_file(
+                            f,
+                            blob.offset.saturating_add(range.start),
+                            blob.offset.saturating_add(range.end),
+                        ),
+                        Err(e) => {
+                            // Headers promising the body are queued: closing after them
+                            // tells the client the body is short, which it is.
+                            tracing::error!(error = %e, pack = blob.file, "cannot open pack; closing");
+                            self.closing = true;
+                        }
+                    }
+                    continue;
+                }
+                Some(Output::Done(rec)) => {
+                    self.since_done = 0;
+                    let took = rec.finished.saturating_duration_since(rec.started);
+                    sh.shard(self.origin.reactor)
+                        .request(rec.route, rec.status, took);
+                    if sh.access_log {
+                        logging::access(&rec);
+                    }
+                    continue;
+                }
+                Some(Output::Close) => {
+                    self.closing = true;
+                    continue;
+                }
+                Some(Output::Need(id, need)) => match sh.store.route(need) {
+                    Route::Now(reply) => (id, reply),
+                    Route::Later(work) => {
+                        self.parked = Some(id);
+                        sh.metrics.jobs_in_flight.fetch_add(1, Relaxed);
+                        let job = Job {
+                            origin: self.origin,
+                            id,
+                            work,
+                        };
+                        if sh.jobs.send(job).is_err() {
+                            // Only after shutdown has dropped the pool.
+                            sh.metrics.jobs_in_flight.fetch_sub(1, Relaxed);
+                            self.parked = None;
+                            self.dead = true;
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            if let Err(m) = self.proto.handle_input(Input::Reply { now, id, reply }) {
+                tracing::error!(error = %m, "core connection misdriven; closing");
+                self.dead = true;
+                return;
+            }
+        }
+    }
+}

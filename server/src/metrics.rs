@@ -1,0 +1,241 @@
+//! Counters for `/metrics`, in the Prometheus text format. Each reactor writes its own shard
+//! (no cache line or lock is shared between event loops on the hot path); a scrape sums them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// (route, status) -> (count, total seconds).
+type RequestCounts = BTreeMap<(&'static str, u16), (u64, f64)>;
+
+/// Counters owned by one reactor.
+#[derive(Default)]
+pub struct Shard {
+    /// (route, status) -> (count, total seconds). Locked by its reactor per request
+    /// (uncontended) and by a scrape.
+    requests: Mutex<RequestCounts>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    open: AtomicI64,
+    accepted: AtomicU64,
+}
+
+impl Shard {
+    pub fn request(&self, route: &'static str, status: u16, took: Duration) {
+        // A poisoned lock only means a scrape panicked mid-read; the counts are still sound.
+        let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let e = m.entry((route, status)).or_insert((0, 0.0));
+        e.0 += 1;
+        e.1 += took.as_secs_f64();
+    }
+    pub fn bytes_in(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Relaxed);
+    }
+    pub fn bytes_out(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Relaxed);
+    }
+    pub fn opened(&self) {
+        self.open.fetch_add(1, Relaxed);
+        self.accepted.fetch_add(1, Relaxed);
+    }
+    pub fn closed(&self) {
+        self.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Storage gauges, read from the engine at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct Storage {
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub pack_bytes: u64,
+    pub manifests: u64,
+    pub repositories: u64,
+    pub uploads_open: u64,
+}
+
+/// All the server's counters.
+pub struct Metrics {
+    shards: Vec<Shard>,
+    /// Needs handed to workers and not yet answered.
+    pub jobs_in_flight: AtomicI64,
+}
+
+impl Metrics {
+    pub fn new(reactors: usize) -> Metrics {
+        Metrics {
+            shards: (0..reactors.max(1)).map(|_| Shard::default()).collect(),
+            jobs_in_flight: AtomicI64::new(0),
+        }
+    }
+
+    pub fn shard(&self, i: usize) -> &Shard {
+        &self.shards[i % self.shards.len()]
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self, storage: &Storage) -> String {
+        let mut requests = RequestCounts::new();
+        let (mut bin, mut bout, mut open, mut accepted) = (0, 0, 0, 0);
+        for s in &self.shards {
+            let m = s.requests.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, v) in m.iter() {
+                let e = requests.entry(*k).or_insert((0, 0.0));
+                e.0 += v.0;
+                e.1 += v.1;
+            }
+            bin += s.bytes_in.load(Relaxed);
+            bout += s.bytes_out.load(Relaxed);
+            open += s.open.load(Relaxed);
+            accepted += s.accepted.load(Relaxed);
+        }
+        let mut o = String::with_capacity(4096);
+        head(
+            &mut o,
+            "berth_requests_total",
+            "counter",
+            "Requests answered, by route and status.",
+        );
+        for ((route, status), (n, _)) in &requests {
+            let _ = writeln!(
+                o,
+                "berth_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let mut by_route: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+        for ((route, _), (n, secs)) in &requests {
+            let e = by_route.entry(route).or_insert((0, 0.0));
+            e.0 += n;
+            e.1 += secs;
+        }
+        head(
+            &mut o,
+            "berth_request_duration_seconds",
+            "summary",
+            "Time from a request's first byte to its last response byte queued.",
+        );
+        for (route, (n, secs)) in &by_route {
+            let _ = writeln!(
+                o,
+                "berth_request_duration_seconds_sum{{route=\"{route}\"}} {secs}"
+            );
+            let _ = writeln!(
+                o,
+                "berth_request_duration_seconds_count{{route=\"{route}\"}} {n}"
+            );
+        }
+        let gauges: [(&str, &str, &str, i128); 11] = [
+            (
+                "berth_received_bytes_total",
+                "counter",
+                "Bytes read from client sockets.",
+                bin as i128,
+            ),
+            (
+                "berth_sent_bytes_total",
+                "counter",
+                "Bytes written to client sockets, blob bytes included.",
+                bout as i128,
+            ),
+            (
+                "berth_connections_open",
+                "gauge",
+                "Client connections open now.",
+                open as i128,
+            ),
+            (
+                "berth_connections_accepted_total",
+                "counter",
+                "Client connections accepted.",
+                accepted as i128,
+            ),
+            (
+                "berth_worker_jobs_in_flight",
+                "gauge",
+                "Commits and deletes running on workers.",
+                self.jobs_in_flight.load(Relaxed) as i128,
+            ),
+            (
+                "berth_uploads_open",
+                "gauge",
+                "Upload sessions open in the store.",
+                storage.uploads_open as i128,
+            ),
+            (
+                "berth_storage_blobs",
+                "gauge",
+                "Distinct blobs stored.",
+                storage.blobs as i128,
+            ),
+            (
+                "berth_storage_blob_bytes",
+                "gauge",
+                "Bytes of distinct blobs stored.",
+                storage.blob_bytes as i128,
+            ),
+            (
+                "berth_storage_pack_bytes",
+                "gauge",
+                "Bytes of pack files on disk.",
+                storage.pack_bytes as i128,
+            ),
+            (
+                "berth_storage_manifests",
+                "gauge",
+                "Manifests stored.",
+                storage.manifests as i128,
+            ),
+            (
+                "berth_storage_repositories",
+                "gauge",
+                "Repositories.",
+                storage.repositories as i128,
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            head(&mut o, name, kind, help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+        o
+    }
+}
+
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_sums_shards_by_route_and_status() {
+        let m = Metrics::new(2);
+        m.shard(0)
+            .request("blob_get", 200, Duration::from_millis(500));
+        m.shard(1)
+            .request("blob_get", 200, Duration::from_millis(250));
+        m.shard(1).request("manifest_get", 404, Duration::ZERO);
+        m.shard(0).bytes_out(10);
+        m.shard(1).bytes_out(5);
+        m.shard(0).opened();
+        m.shard(1).opened();
+        m.shard(1).closed();
+        let text = m.render(&Storage {
+            blob_bytes: 42,
+            ..Storage::default()
+        });
+        assert!(
+            text.contains("berth_requests_total{route=\"blob_get\",status=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("berth_requests_total{route=\"manifest_get\",status=\"404\"} 1\n"));
+        assert!(text.contains("berth_request_duration_seconds_sum{route=\"blob_get\"} 0.75\n"));
+        assert!(text.contains("berth_sent_bytes_total 15\n"));
+        assert!(text.contains("berth_connections_open 1\n"));
+        assert!(text.contains("berth_connections_accepted_total 2\n"));
+        assert!(text.contains("berth_storage_blob_bytes 42\n"));
+    }
+}

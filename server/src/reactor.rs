@@ -1,0 +1,417 @@
+//! The event loops: one mio `Poll` per core, each accepting from the shared listener and
+//! driving its own connections. This is the only place that reads the clock
+//! (`Instant::now()`); every other part of the server and the core gets time as an argument.
+//!
+//! Readiness (mio:src/poll.rs, "Draining readiness"): each socket is registered once,
+//! edge-triggered, for both directions. The connection reads until `WouldBlock` whenever the
+//! core wants bytes and writes until `WouldBlock` whenever output is queued; readiness it does
+//! not act on costs one spurious wake-up and no `epoll_ctl` per request. An edge missed while
+//! a connection was parked on a worker is made up for by driving it as soon as the answer
+//! arrives.
+
+use crate::config::Config;
+use crate::conn::{Conn, Step};
+use crate::dispatch::Store;
+use crate::logging;
+use crate::metrics::{Metrics, Shard};
+use crate::workers::{Completion, Job, Mailbox, Origin, Pool};
+use berth_core::{Connection, Limits};
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+
+/// What every reactor and connection shares, read-only or atomically.
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub jobs: Sender<Job>,
+    pub limits: Arc<Limits>,
+    pub access_log: bool,
+    pub grace: Duration,
+    /// Set once by the signal handler thread: stop accepting, drain, exit.
+    pub shutdown: AtomicBool,
+    /// Set by a reactor that died of an I/O error, so the process exits non-zero.
+    pub failed: AtomicBool,
+}
+
+impl Shared {
+    pub fn shard(&self, reactor: usize) -> &Shard {
+        self.metrics.shard(reactor)
+    }
+}
+
+/// One event loop.
+struct Reactor {
+    idx: usize,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    next_gen: u64,
+    /// (deadline, token): the earliest first. A connection's entry is its `timer` field.
+    timers: BTreeSet<(Instant, usize)>,
+    /// Connections whose last flush stopped at its budget.
+    again: Vec<usize>,
+    inbox: Receiver<Completion>,
+    sh: Arc<Shared>,
+    /// When shutting down: the end of the grace period.
+    draining: Option<Instant>,
+}
+
+/// Runs the server until SIGINT/SIGTERM, then drains and returns.
+pub fn serve(
+    cfg: &Config,
+    listener: std::net::TcpListener,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+) -> io::Result<ServeEnd> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+
+    // Before any thread starts, so every thread inherits the handlers.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    listener.set_nonblocking(true)?;
+
+    let mut polls = Vec::new();
+    let mut mailboxes = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..cfg.threads {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        mailboxes.push(Mailbox { tx, waker });
+        inboxes.push(rx);
+        polls.push(poll);
+    }
+    let mailboxes = Arc::new(mailboxes);
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+    let pool = Pool::start(
+        cfg.workers,
+        jobs_rx,
+        store.clone(),
+        mailboxes.clone(),
+        metrics.clone(),
+    )?;
+    let sh = Arc::new(Shared {
+        store,
+        metrics,
+        jobs: jobs_tx,
+        limits: Arc::new(cfg.limits.clone()),
+        access_log: cfg.access_log,
+        grace: cfg.shutdown_grace,
+        shutdown: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
+    });
+
+    let mut threads = Vec::new();
+    for (idx, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
+        let l = listener.try_clone()?;
+        let mut r = Reactor {
+            idx,
+            poll,
+            listener: Some(TcpListener::from_std(l)),
+            conns: Vec::new(),
+            free: Vec::new(),
+            next_gen: 0,
+            timers: BTreeSet::new(),
+            again: Vec::new(),
+            inbox,
+            sh: sh.clone(),
+            draining: None,
+        };
+        if let Some(l) = r.listener.as_mut() {
+            r.poll
+                .registry()
+                .register(l, LISTENER, Interest::READABLE)?;
+        }
+        let t = std::thread::Builder::new()
+            .name(format!("berth-reactor-{idx}"))
+            .spawn(move || {
+                if let Err(e) = r.run() {
+                    tracing::error!(reactor = r.idx, error = %e, "event loop failed; shutting down");
+                    r.sh.failed.store(true, SeqCst);
+                    // Let the signal thread run the ordinary shutdown.
+                    let _ = signal_hook::low_level::raise(SIGTERM);
+                }
+            })?;
+        threads.push(t);
+    }
+    drop(listener);
+
+    let first = signals.forever().next();
+    let name = match first {
+        Some(SIGINT) => "SIGINT",
+        _ => "SIGTERM",
+    };
+    if !sh.failed.load(SeqCst) {
+        println!(
+            "berth: {name} received; finishing requests in flight (up to {:?}), then exiting",
+            cfg.shutdown_grace
+        );
+    }
+    // A second signal means "now": the store is crash-safe, so exiting is safe.
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            eprintln!("berth: second signal; exiting without waiting");
+            std::process::exit(130);
+        }
+    });
+    sh.shutdown.store(true, SeqCst);
+    for mb in mailboxes.iter() {
+        let _ = mb.waker.wake();
+    }
+    for t in threads {
+        if t.join().is_err() {
+            sh.failed.store(true, SeqCst);
+        }
+    }
+    let failed = sh.failed.load(SeqCst);
+    // The last job sender goes with `sh`: workers finish what they hold and stop.
+    drop(sh);
+    pool.join();
+    Ok(if failed {
+        ServeEnd::Failed
+    } else {
+        ServeEnd::Clean
+    })
+}
+
+/// How `serve` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServeEnd {
+    Clean,
+    Failed,
+}
+
+impl Reactor {
+    fn run(&mut self) -> io::Result<()> {
+        logging::batch_this_thread();
+        let mut events = Events::with_capacity(1024);
+        let res = loop {
+            let timeout = self.poll_timeout(Instant::now());
+            logging::flush();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break Err(e);
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => {}
+                    Token(t) => self.drive(t, now, |c, sh| c.on_ready(sh, now)),
+                }
+            }
+            self.completions(now);
+            for t in std::mem::take(&mut self.again) {
+                if self.conn(t).is_some_and(|c| c.again) {
+                    self.drive(t, now, |c, sh| c.on_ready(sh, now));
+                }
+            }
+            self.expire(now);
+            if self.sh.shutdown.load(SeqCst) && self.drain_for_shutdown(now) {
+                break Ok(());
+            }
+        };
+        for t in 0..self.conns.len() {
+            self.close(t);
+        }
+        logging::flush();
+        res
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let timer = self.timers.first().map(|(at, _)| *at);
+        let next = match (timer, self.draining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(now))
+    }
+
+    fn conn(&mut self, t: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(t).and_then(Option::as_mut)
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(l) = self.listener.as_ref() else {
+                return;
+            };
+            match l.accept() {
+                Ok((sock, _peer)) => {
+                    // Responses are written whole; Nagle would only delay the last segment.
+                    let _ = sock.set_nodelay(true);
+                    self.add(sock, now);
+                }
+                // Another reactor won the race for this connection, or none is left.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of descriptors or memory: the pending connections stay queued in
+                    // the kernel and are taken on the next readiness edge.
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, mut sock: mio::net::TcpStream, now: Instant) {
+        let t = match self.free.pop() {
+            Some(t) => t,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Token(t),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            tracing::warn!(error = %e, "cannot register connection");
+            self.free.push(t);
+            return;
+        }
+        self.next_gen += 1;
+        let origin = Origin {
+            reactor: self.idx,
+            token: t,
+            gen: self.next_gen,
+        };
+        let proto = Connection::new(self.sh.limits.clone(), now);
+        self.conns[t] = Some(Conn::new(sock, proto, origin));
+        self.sh.shard(self.idx).opened();
+        self.settle(t, Step::Alive);
+    }
+
+    /// Runs `f` on connection `t` and files the outcome: close, timer, flush-again.
+    fn drive(&mut self, t: usize, _now: Instant, f: impl FnOnce(&mut Conn, &Shared) -> Step) {
+        let sh = self.sh.clone();
+        let Some(c) = self.conn(t) else {
+            return;
+        };
+        let step = f(c, &sh);
+        self.settle(t, step);
+    }
+
+    fn settle(&mut self, t: usize, step: Step) {
+        if step == Step::Close {
+            self.close(t);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
+            return;
+        };
+        let want = c.proto.deadline();
+        if want != c.timer {
+            if let Some(old) = c.timer {
+                self.timers.remove(&(old, t));
+            }
+            if let Some(new) = want {
+                self.timers.insert((new, t));
+            }
+            c.timer = want;
+        }
+        if c.again {
+            self.again.push(t);
+        }
+    }
+
+    fn close(&mut self, t: usize) {
+        let Some(mut c) = self.conns.get_mut(t).and_then(Option::take) else {
+            return;
+        };
+        if let Some(at) = c.timer {
+            self.timers.remove(&(at, t));
+        }
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        self.sh.shard(self.idx).closed();
+        self.free.push(t);
+    }
+
+    /// Answers from workers: deliver each to its connection if it is still the same one.
+    fn completions(&mut self, now: Instant) {
+        while let Ok(done) = self.inbox.try_recv() {
+            let t = done.origin.token;
+            if self.conn(t).is_some_and(|c| c.origin == done.origin) {
+                let (id, reply) = (done.id, done.reply);
+                self.drive(t, now, move |c, sh| c.resume(sh, id, reply, now));
+            }
+        }
+    }
+
+    /// Delivers `Input::Timeout` to every connection whose deadline has passed.
+    fn expire(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(&(at, t)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(c) = self.conn(t) {
+                c.timer = None;
+            }
+            due.push(t);
+        }
+        for t in due {
+            self.drive(t, now, |c, sh| {
+                let step = c.on_timeout(sh, now);
+                // A deadline still in the past after its timeout would spin this loop.
+                if step == Step::Alive && c.proto.deadline().is_some_and(|d| d <= now) {
+                    tracing::error!("connection deadline did not advance after a timeout; closing");
+                    return Step::Close;
+                }
+                step
+            });
+        }
+    }
+
+    /// Shutdown: stop accepting, close idle connections, give the rest until the grace
+    /// period ends. True when the loop may exit.
+    fn drain_for_shutdown(&mut self, now: Instant) -> bool {
+        let deadline = *self.draining.get_or_insert_with(|| {
+            if let Some(mut l) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            now + self.sh.grace
+        });
+        for t in 0..self.conns.len() {
+            if self.conns[t].as_ref().is_some_and(|c| c.is_idle()) {
+                self.close(t);
+            }
+        }
+        let open = self.conns.iter().flatten().count();
+        if open > 0 && now >= deadline {
+            let parked = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| c.is_parked())
+                .count();
+            tracing::warn!(
+                reactor = self.idx,
+                open,
+                parked,
+                "grace period over; closing connections still busy"
+            );
+            return true;
+        }
+        open == 0
+    }
+}

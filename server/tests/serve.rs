@@ -1,0 +1,526 @@
+//! The real `berth` binary on a loopback port with a temporary data directory, driven by a
+//! small HTTP/1.1 client over `std::net::TcpStream`.
+
+use sha2::{Digest as _, Sha256};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const REPO: &str = "acme/web/app";
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: BufReader<ChildStdout>,
+}
+
+fn berth(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    c.args(args)
+        .env("BERTH_LOG", "warn")
+        .env_remove("BERTH_CONFIG")
+        .env_remove("BERTH_LISTEN")
+        .env_remove("BERTH_DATA")
+        .stdin(Stdio::null());
+    c
+}
+
+impl Server {
+    fn start(data: &std::path::Path) -> Server {
+        let mut child = berth(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn berth");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        // "berth: listening on http://127.0.0.1:PORT, data in DIR"
+        assert!(line.starts_with("berth: listening on http://"), "{line}");
+        assert!(line.contains(data.to_str().unwrap()), "{line}");
+        let addr = line["berth: listening on http://".len()..]
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0);
+    }
+
+    /// Waits at most `limit` for the process to exit.
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if t.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("berth did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn rest_of_stdout(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.stdout.read_to_string(&mut s);
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A keep-alive HTTP/1.1 client: Content-Length bodies only, which is all berth sends.
+struct Client {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        self.s.write_all(head.as_bytes()).unwrap();
+        self.s.write_all(body).unwrap();
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.send(method, path, headers, body);
+        self.response(method == "HEAD")
+    }
+
+    fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    fn response(&mut self, head_only: bool) -> Response {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill();
+        };
+        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
+        self.buf.drain(..end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_string(), v.trim().to_string())
+            })
+            .collect();
+        let mut r = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let len: usize = match r.header("content-length") {
+            Some(v) if !head_only && status != 204 && status != 304 => v.parse().unwrap(),
+            _ => 0,
+        };
+        while self.buf.len() < len {
+            self.fill();
+        }
+        r.body = self.buf.drain(..len).collect();
+        r
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = vec![0u8; 1 << 20];
+        let n = self.s.read(&mut chunk).unwrap();
+        assert!(n > 0, "server closed the connection mid-response");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Whether the server has closed this connection (read returns 0 or an error).
+    fn closed_by_server(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.s.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+fn sha256(b: &[u8]) -> String {
+    let h = Sha256::digest(b);
+    let mut s = String::from("sha256:");
+    for x in h {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// POST, then PATCH in `chunks` Content-Range pieces, then PUT ?digest=. Returns the digest.
+fn push_blob(c: &mut Client, data: &[u8], chunks: usize) -> String {
+    let digest = sha256(data);
+    let r = c.request("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], b"");
+    assert_eq!(r.status, 202, "{r:?}");
+    let mut loc = r.header("location").unwrap().to_string();
+    let step = data.len().div_ceil(chunks.max(1)).max(1);
+    for (i, part) in data.chunks(step).enumerate() {
+        let start = i * step;
+        let range = format!("{}-{}", start, start + part.len() - 1);
+        let r = c.request(
+            "PATCH",
+            &loc,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", &range),
+            ],
+            part,
+        );
+        assert_eq!(r.status, 202, "{r:?}");
+        assert_eq!(
+            r.header("range"),
+            Some(range.replacen(&start.to_string(), "0", 1).as_str())
+        );
+        loc = r.header("location").unwrap().to_string();
+    }
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c.request("PUT", &format!("{loc}{sep}digest={digest}"), &[], b"");
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+    digest
+}
+
+#[test]
+fn push_pull_metrics_and_sigterm_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(dir.path());
+    let mut c = srv.client();
+
+    let r = c.get("/v2/");
+    assert_eq!(r.status, 200);
+
+    // Monolithic POST -> PUT with the whole body.
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let config_digest = sha256(&config);
+    let r = c.request("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], b"");
+    assert_eq!(r.status, 202);
+    let loc = r.header("location").unwrap().to_string();
+    let r = c.request(
+        "PUT",
+        &format!("{loc}?digest={config_digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        &config,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+
+    // A 64 MiB layer in chunked PATCHes.
+    let layer = pattern(64 << 20, 7);
+    let layer_digest = push_blob(&mut c, &layer, 3);
+
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let manifest_digest = sha256(manifest.as_bytes());
+    let r = c.request(
+        "PUT",
+        &format!("/v2/{REPO}/manifests/1.0"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        manifest.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{r:?} {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(manifest_digest.as_str())
+    );
+
+    // Pulls, on a fresh connection.
+    let mut p = srv.client();
+    for reference in ["1.0", manifest_digest.as_str()] {
+        let r = p.get(&format!("/v2/{REPO}/manifests/{reference}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, manifest.as_bytes());
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/vnd.oci.image.manifest.v1+json")
+        );
+    }
+    let r = p.request(
+        "HEAD",
+        &format!("/v2/{REPO}/blobs/{layer_digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("67108864"));
+    let r = p.get(&format!("/v2/{REPO}/blobs/{layer_digest}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), layer.len());
+    assert!(r.body == layer, "64 MiB blob differs from what was pushed");
+    let r = p.request(
+        "GET",
+        &format!("/v2/{REPO}/blobs/{layer_digest}"),
+        &[("Range", "bytes=1000000-1999999")],
+        b"",
+    );
+    assert_eq!(r.status, 206);
+    assert!(r.body == layer[1_000_000..2_000_000]);
+    let r = p.get(&format!("/v2/{REPO}/blobs/{config_digest}"));
+    assert_eq!(r.body, config);
+    let r = p.get(&format!("/v2/{REPO}/tags/list"));
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("\"1.0\""));
+    let r = p.get(&format!("/v2/{REPO}/manifests/nope"));
+    assert_eq!(r.status, 404);
+
+    let r = p.get("/metrics");
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).unwrap();
+    for want in [
+        "berth_requests_total{route=",
+        "status=\"201\"",
+        "berth_connections_open 2",
+        "berth_storage_blobs 2",
+        "berth_storage_manifests 1",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
+    }
+    let sent: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_sent_bytes_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent > 64 << 20, "sent {sent}");
+    assert_eq!(p.get("/healthz").status, 200);
+    assert_eq!(p.get("/no/such/page").status, 404);
+
+    // Idle keep-alive connections do not hold up shutdown.
+    let t = Instant::now();
+    srv.signal(libc::SIGTERM);
+    let status = srv.wait(Duration::from_secs(8));
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(c.closed_by_server() && p.closed_by_server());
+    let out = srv.rest_of_stdout();
+    assert!(out.contains("SIGTERM received"), "{out}");
+    assert!(out.contains("berth: stopped"), "{out}");
+
+    // What was acknowledged is there after a restart, and the store checks clean.
+    let srv = Server::start(dir.path());
+    let r = srv.client().get(&format!("/v2/{REPO}/manifests/1.0"));
+    assert_eq!(r.body, manifest.as_bytes());
+    drop(srv);
+    let out = berth(&["check", "--data", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let two = "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n";
+    let three = format!("GET /v2/{REPO}/manifests/latest HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.s.write_all(format!("{one}{two}{three}{one}").as_bytes())
+        .unwrap();
+    assert_eq!(c.response(false).body, b"ok\n");
+    assert_eq!(c.response(false).body, b"{}");
+    assert_eq!(c.response(false).status, 404);
+    assert_eq!(c.response(false).body, b"ok\n");
+}
+
+#[test]
+fn a_request_in_flight_at_sigterm_finishes_within_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let r = c.request("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], b"");
+    let loc = r.header("location").unwrap().to_string();
+    let data = pattern(1 << 20, 3);
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
+    c.s.write_all(head.as_bytes()).unwrap();
+    c.s.write_all(&data[..1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    srv.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        srv.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    c.s.write_all(&data[1000..]).unwrap();
+    let r = c.response(false);
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.header("range"), Some("0-1048575"));
+    assert_eq!(srv.wait(Duration::from_secs(8)).code(), Some(0));
+}
+
+#[test]
+fn a_port_in_use_is_reported_with_the_fix_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = berth(&[
+        "serve",
+        "--listen",
+        &addr,
+        "--data",
+        dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "berth: cannot listen on {addr}: address in use; pass --listen ADDR or stop the other process"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unusable_data_directory_is_reported_with_exit_code_2() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let below_file = file.path().join("data");
+    let out = berth(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        below_file.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be created") && err.contains("--data"),
+        "{err}"
+    );
+
+    // A directory another berth holds.
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Server::start(dir.path());
+    let out = berth(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another berth (pid"), "{err}");
+}
+
+#[test]
+fn a_bad_setting_is_reported_with_its_key_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth(&["serve", "--data", dir.path().to_str().unwrap()])
+        .env("BERTH_IDLE_TIMEOUT", "forever")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`idle_timeout`") && err.contains("BERTH_IDLE_TIMEOUT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reports_a_missing_store_and_passes_on_a_fresh_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent");
+    let out = berth(&["check", "--data", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    drop(Server::start(dir.path()));
+    let out = berth(&["check", "--data", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("consistent"));
+}
