@@ -50,14 +50,18 @@ fn puts(c: &mut Criterion) {
             g.measurement_time(Duration::from_secs(8));
         }
         let label = berth_benches::size::fmt_size(size as u64);
-        g.bench_with_input(BenchmarkId::new("upload_finish", label), &base, |b, base| {
-            // The digest is the client's; compute it outside the timed part.
-            b.iter_batched(
-                || fresh_blob(base, &counter),
-                |(data, key)| upload(&e, &data, &key),
-                BatchSize::PerIteration,
-            )
-        });
+        g.bench_with_input(
+            BenchmarkId::new("upload_finish", label),
+            &base,
+            |b, base| {
+                // The digest is the client's; compute it outside the timed part.
+                b.iter_batched(
+                    || fresh_blob(base, &counter),
+                    |(data, key)| upload(&e, &data, &key),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
     }
     g.finish();
 }
@@ -95,7 +99,11 @@ fn reads(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine_read");
     g.throughput(Throughput::Elements(1));
     g.bench_function("stat_blob", |b| {
-        b.iter(|| e.stat_blob(REPO, black_box(&lk)).expect("stat_blob").expect("present"))
+        b.iter(|| {
+            e.stat_blob(REPO, black_box(&lk))
+                .expect("stat_blob")
+                .expect("present")
+        })
     });
     g.bench_function("get_manifest_tag", |b| {
         b.iter(|| {

@@ -3,8 +3,8 @@
 //! per request, without sockets or storage. The ceiling the server's manifest-GET req/s
 //! (load generator) is measured against.
 
-use berth_core::testkit::{epoch, parse_responses, Harness, Request};
 use berth_core::testkit::ModelStore;
+use berth_core::testkit::{epoch, parse_responses, Harness, Request};
 use berth_core::{Connection, Input, Limits, Output};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::Arc;
@@ -26,7 +26,10 @@ impl Driver {
     /// (head, body and blob bytes) it produced, and keeps them in `wire` when given.
     fn roundtrip(&mut self, req: &[u8], mut wire: Option<&mut Vec<u8>>) -> u64 {
         let buf = self.conn.recv_buf();
-        assert!(buf.len() >= req.len(), "request larger than the receive buffer");
+        assert!(
+            buf.len() >= req.len(),
+            "request larger than the receive buffer"
+        );
         buf[..req.len()].copy_from_slice(req);
         self.conn
             .handle_input(Input::Recv {
@@ -90,7 +93,12 @@ fn seeded_store() -> (ModelStore, String, String) {
             .header("Content-Type", OCI_MANIFEST)
             .body(manifest.clone()),
     );
-    assert_eq!(r.status, 201, "seeding the manifest: {:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        201,
+        "seeding the manifest: {:?}",
+        String::from_utf8_lossy(&r.body)
+    );
     let digest = berth_benches::payload::sha256_digest(manifest.as_bytes());
     (std::mem::take(&mut h.store), digest, layer.to_string())
 }
@@ -112,13 +120,25 @@ fn docker_manifest_get(reference: &str) -> Vec<u8> {
 fn parse(c: &mut Criterion) {
     let (store, manifest_digest, layer_digest) = seeded_store();
     let cases: Vec<(&str, Vec<u8>, bool, u16)> = vec![
-        ("ping", b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:5000\r\n\r\n".to_vec(), false, 200),
+        (
+            "ping",
+            b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:5000\r\n\r\n".to_vec(),
+            false,
+            200,
+        ),
         ("manifest_get_tag", docker_manifest_get("v1"), false, 200),
-        ("manifest_get_digest", docker_manifest_get(&manifest_digest), false, 200),
+        (
+            "manifest_get_digest",
+            docker_manifest_get(&manifest_digest),
+            false,
+            200,
+        ),
         (
             "blob_head",
-            format!("HEAD /v2/{REPO}/blobs/{layer_digest} HTTP/1.1\r\nHost: 127.0.0.1:5000\r\n\r\n")
-                .into_bytes(),
+            format!(
+                "HEAD /v2/{REPO}/blobs/{layer_digest} HTTP/1.1\r\nHost: 127.0.0.1:5000\r\n\r\n"
+            )
+            .into_bytes(),
             true,
             200,
         ),
@@ -142,7 +162,12 @@ fn parse(c: &mut Criterion) {
         d.roundtrip(&req, Some(&mut wire));
         let (rs, _) = parse_responses(&wire, &[head]);
         assert_eq!(rs.len(), 1, "{name}: one response");
-        assert_eq!(rs[0].status, want, "{name}: {:?}", String::from_utf8_lossy(&rs[0].body));
+        assert_eq!(
+            rs[0].status,
+            want,
+            "{name}: {:?}",
+            String::from_utf8_lossy(&rs[0].body)
+        );
         g.bench_function(name, |b| b.iter(|| d.roundtrip(black_box(&req), None)));
     }
     g.finish();
