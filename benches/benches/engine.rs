@@ -41,6 +41,8 @@ fn puts(c: &mut Criterion) {
     let e = Engine::open(dir.path(), EngineOptions::default()).expect("Engine::open");
     let counter = AtomicU64::new(0);
     let mut g = c.benchmark_group("engine_put");
+    // Each 1 MiB put waits for an fsync; give the samples room.
+    g.measurement_time(Duration::from_secs(5));
     for size in [1usize << 20, 64 << 20] {
         let mut base = vec![0u8; size];
         berth_benches::payload::fill_random(&mut base, size as u64);
