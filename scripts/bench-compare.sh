@@ -142,6 +142,8 @@ SIDES=()
 want berth && SIDES+=(berth)
 want docker-registry && SIDES+=(docker-registry)
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # ---- runs --------------------------------------------------------------------------------
 vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -221,6 +223,7 @@ mib_row() { # label key
 
 echo
 echo "Berth vs docker-registry ($("$REGISTRY_BIN" --version 2>/dev/null | awk '{print $NF}' || echo '?')), $(nproc) cores, $(date -u +%FT%TZ)"
+echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both columns)"
 echo "ratio = berth / docker-registry (MB/s, req/s: higher is better; latency, RSS: lower is better)"
 echo
 printf '| %-44s | %14s | %15s | %7s |\n' metric berth docker-registry ratio
