@@ -117,9 +117,12 @@ pub(crate) enum BodyTask {
         then: AfterUpload,
     },
     /// Collected into one buffer of at most `limit` bytes (manifests, web requests).
+    /// `framing` counts chunked framing bytes, bounded too: tiny chunks with long
+    /// extensions must not make a small body cost unbounded reading.
     Gather {
         data: Vec<u8>,
         limit: usize,
+        framing: usize,
         then: AfterGather,
     },
     /// The rest of a body already answered: dropped, at most `budget` more bytes.
@@ -146,7 +149,10 @@ pub(crate) struct ReqCtx {
 /// borrowed only when polled.
 enum Queued {
     Transmit(Bytes),
-    SendBlob { blob: BlobHandle, range: Range<u64> },
+    SendBlob {
+        blob: BlobHandle,
+        range: Range<u64>,
+    },
     Need(NeedId, Need<'static>),
     Append {
         id: NeedId,
@@ -257,17 +263,16 @@ impl Connection {
                 }
             }
             Input::Reply { now, id, reply } => {
-                let Phase::Parked { id: want, .. } = &self.phase else {
-                    return Err(Misuse::UnexpectedReply(id));
-                };
-                if *want != id {
-                    return Err(Misuse::UnexpectedReply(id));
+                match std::mem::replace(&mut self.phase, Phase::Head) {
+                    Phase::Parked { id: want, pending } if want == id => {
+                        self.on_reply(pending, reply, now);
+                        self.advance(now);
+                    }
+                    other => {
+                        self.phase = other;
+                        return Err(Misuse::UnexpectedReply(id));
+                    }
                 }
-                let Phase::Parked { pending, .. } = std::mem::replace(&mut self.phase, Phase::Head) else {
-                    unreachable!("checked Parked just above");
-                };
-                self.on_reply(pending, reply, now);
-                self.advance(now);
             }
             Input::Timeout(now) => {
                 if matches!(self.phase, Phase::Closing) {
@@ -371,6 +376,13 @@ impl Connection {
                 self.close();
                 return false;
             }
+            // Between requests an empty buffer that grew for a body shrinks back, so idle
+            // keep-alive connections hold little memory.
+            if self.buf.len() > INITIAL_RECV {
+                self.buf = vec![0; INITIAL_RECV];
+                self.start = 0;
+                self.end = 0;
+            }
             if !self.timers.is_set(Timer::Header) && !self.timers.is_set(Timer::Idle) {
                 self.timers.set(Timer::Idle, now + self.limits.idle_timeout);
             }
@@ -378,9 +390,13 @@ impl Connection {
         }
         if !self.timers.is_set(Timer::Header) {
             self.timers.stop(Timer::Idle);
-            self.timers.set(Timer::Header, now + self.limits.header_timeout);
+            self.timers
+                .set(Timer::Header, now + self.limits.header_timeout);
         }
-        let len = match self.scan.find_end(&self.buf[self.start..self.end], &self.limits) {
+        let len = match self
+            .scan
+            .find_end(&self.buf[self.start..self.end], &self.limits)
+        {
             Ok(Some(len)) => len,
             Ok(None) => {
                 if self.eof {
@@ -441,15 +457,25 @@ impl Connection {
         self.respond(r, RespBody::Bytes(Bytes::from_static(body)), now);
     }
 
-    fn begin_request(&mut self, h: Head, now: Instant) {
+    fn begin_request(&mut self, mut h: Head, now: Instant) {
+        let route = crate::oci::route::route(h.method, &h.path, &h.query);
+        // Only web requests need the method and path again (for `WebRequest`).
+        let (method, path) = if matches!(route, Ok(crate::oci::route::Route::Web)) {
+            (h.method_str.clone(), h.path.clone())
+        } else {
+            (
+                std::mem::take(&mut h.method_str),
+                std::mem::take(&mut h.path),
+            )
+        };
         let body = match h.framing {
             Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(BodyDecoder::length(n)),
             Framing::Chunked => Some(BodyDecoder::chunked()),
         };
         self.req = Some(ReqCtx {
-            method: h.method_str.clone(),
-            path: h.path.clone(),
+            method,
+            path,
             route: "web",
             started: now,
             bytes_in: 0,
@@ -460,7 +486,7 @@ impl Connection {
             expect_continue: h.expect_continue,
             continue_sent: false,
         });
-        self.dispatch(h, now);
+        self.dispatch(h, route, now);
     }
 
     fn advance_body(&mut self, now: Instant) -> bool {
@@ -496,8 +522,38 @@ impl Connection {
             }
             Step::Framing(n) => {
                 self.start += n;
-                self.phase = Phase::Body(task);
                 self.timers.set(Timer::Body, now + self.limits.body_timeout);
+                match task {
+                    BodyTask::Discard { budget, .. } if n as u64 > budget => {
+                        self.close();
+                        return false;
+                    }
+                    BodyTask::Discard { dec, budget } => {
+                        self.phase = Phase::Body(BodyTask::Discard {
+                            dec,
+                            budget: budget - n as u64,
+                        });
+                    }
+                    BodyTask::Gather {
+                        data,
+                        limit,
+                        framing,
+                        then,
+                    } => {
+                        let framing = framing + n;
+                        if framing > limit / 2 + 4096 {
+                            self.gather_too_large(then, now);
+                            return false;
+                        }
+                        self.phase = Phase::Body(BodyTask::Gather {
+                            data,
+                            limit,
+                            framing,
+                            then,
+                        });
+                    }
+                    upload => self.phase = Phase::Body(upload),
+                }
                 true
             }
             Step::Data(n) => {
@@ -542,6 +598,7 @@ impl Connection {
             BodyTask::Gather {
                 mut data,
                 limit,
+                framing,
                 then,
             } => {
                 if data.len() + n > limit {
@@ -550,7 +607,12 @@ impl Connection {
                 }
                 data.extend_from_slice(&self.buf[self.start..self.start + n]);
                 self.consume_body(n);
-                self.phase = Phase::Body(BodyTask::Gather { data, limit, then });
+                self.phase = Phase::Body(BodyTask::Gather {
+                    data,
+                    limit,
+                    framing,
+                    then,
+                });
             }
             BodyTask::Upload {
                 repo,
@@ -560,7 +622,12 @@ impl Connection {
             } => {
                 if let Some(max) = self.limits.upload_bytes {
                     if offset.saturating_add(n as u64) > max {
-                        self.respond_error(ErrorCode::SizeInvalid, Some("upload exceeds the size limit".into()), 413, now);
+                        self.respond_error(
+                            ErrorCode::SizeInvalid,
+                            Some("upload exceeds the size limit".into()),
+                            413,
+                            now,
+                        );
                         return;
                     }
                 }
@@ -632,7 +699,8 @@ impl Connection {
         if let Some(r) = self.req.as_mut() {
             if r.expect_continue && !r.continue_sent && r.body.is_some() {
                 r.continue_sent = true;
-                self.out.push_back(Queued::Transmit(Bytes::from_static(response::CONTINUE)));
+                self.out
+                    .push_back(Queued::Transmit(Bytes::from_static(response::CONTINUE)));
             }
         }
         self.phase = Phase::Body(task);
@@ -644,7 +712,13 @@ impl Connection {
     }
 
     /// Sends an OCI error response with the code's status (or `status` if given).
-    pub(crate) fn respond_error(&mut self, code: ErrorCode, detail: Option<String>, status: u16, now: Instant) {
+    pub(crate) fn respond_error(
+        &mut self,
+        code: ErrorCode,
+        detail: Option<String>,
+        status: u16,
+        now: Instant,
+    ) {
         self.respond_errors(status, &[ErrorEntry { code, detail }], now);
     }
 
@@ -672,7 +746,9 @@ impl Connection {
         let mut close = !req.keep_alive;
         if let Some(dec) = &req.body {
             let waiting_for_continue = req.expect_continue && !req.continue_sent;
-            let fits = dec.remaining().is_none_or(|r| r <= self.limits.discard_bytes);
+            let fits = dec
+                .remaining()
+                .is_none_or(|r| r <= self.limits.discard_bytes);
             if waiting_for_continue || !fits {
                 close = true;
             } else if !close {

@@ -14,7 +14,7 @@ use crate::oci::error::{json_string, ErrorCode, ErrorEntry};
 use crate::oci::manifest;
 use crate::oci::range::{self, ContentRange, RangeAnswer};
 use crate::oci::referrers;
-use crate::oci::route::{self, Op, Route, RouteError};
+use crate::oci::route::{Op, Route, RouteError};
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag, UploadId};
 use bytes::Bytes;
 use sha2::Digest as _;
@@ -46,29 +46,75 @@ pub(crate) enum AfterGather {
 
 /// What the reply to the outstanding need means.
 pub(crate) enum Pending {
-    Catalog { n: usize, zero: bool },
-    Blob { digest: Digest, range: Option<String> },
+    Catalog {
+        n: usize,
+        zero: bool,
+    },
+    Blob {
+        digest: Digest,
+        range: Option<String>,
+    },
     BlobDelete,
-    StartPlain { name: RepoName },
-    StartForBody { name: RepoName, digest: Digest },
-    Mount { name: RepoName, digest: Digest },
-    Status { name: RepoName },
-    PatchCheck { name: RepoName, upload: UploadId, range: Option<ContentRange> },
-    PutCheck { name: RepoName, upload: UploadId, digest: Digest, range: Option<ContentRange> },
-    Append { repo: RepoName, upload: UploadId, n: usize, then: AfterUpload },
-    Finish { name: RepoName, digest: Digest },
+    StartPlain {
+        name: RepoName,
+    },
+    StartForBody {
+        name: RepoName,
+        digest: Digest,
+    },
+    Mount {
+        name: RepoName,
+        digest: Digest,
+    },
+    Status {
+        name: RepoName,
+    },
+    PatchCheck {
+        name: RepoName,
+        upload: UploadId,
+        range: Option<ContentRange>,
+    },
+    PutCheck {
+        name: RepoName,
+        upload: UploadId,
+        digest: Digest,
+        range: Option<ContentRange>,
+    },
+    Append {
+        repo: RepoName,
+        upload: UploadId,
+        n: usize,
+        then: AfterUpload,
+    },
+    Finish {
+        name: RepoName,
+        digest: Digest,
+    },
     Cancel,
-    ManifestGet,
-    ManifestPut { name: RepoName, digest: Digest, tag_params: Vec<Tag>, subject: Option<Digest> },
+    ManifestGet {
+        if_none_match: Option<String>,
+    },
+    ManifestPut {
+        name: RepoName,
+        digest: Digest,
+        tag_params: Vec<Tag>,
+        subject: Option<Digest>,
+    },
     ManifestDelete,
-    Tags { name: RepoName, n: usize, zero: bool },
-    Referrers { artifact_type: Option<String> },
+    Tags {
+        name: RepoName,
+        n: usize,
+        zero: bool,
+    },
+    Referrers {
+        artifact_type: Option<String>,
+    },
     Web,
 }
 
 impl Connection {
-    pub(crate) fn dispatch(&mut self, h: Head, now: Instant) {
-        let route = match route::route(h.method, &h.path, &h.query) {
+    pub(crate) fn dispatch(&mut self, h: Head, route: Result<Route, RouteError>, now: Instant) {
+        let route = match route {
             Ok(r) => r,
             Err(e) => {
                 self.set_route("invalid");
@@ -93,8 +139,17 @@ impl Connection {
 
     fn route_error(&mut self, e: RouteError, now: Instant) {
         match e {
-            RouteError::NotFound => self.respond_error(ErrorCode::Unsupported, Some("no such endpoint".into()), 404, now),
-            RouteError::Method => self.respond_code(ErrorCode::Unsupported, Some("method not allowed here".into()), now),
+            RouteError::NotFound => self.respond_error(
+                ErrorCode::Unsupported,
+                Some("no such endpoint".into()),
+                404,
+                now,
+            ),
+            RouteError::Method => self.respond_code(
+                ErrorCode::Unsupported,
+                Some("method not allowed here".into()),
+                now,
+            ),
             RouteError::Oci(code, detail) => self.respond_code(code, Some(detail), now),
         }
     }
@@ -113,53 +168,136 @@ impl Connection {
             }
             Op::Catalog { n, last } => {
                 let eff = self.page_n(n);
-                self.park(Need::Catalog { n: eff, last }, Pending::Catalog { n: eff, zero: n == Some(0) });
+                self.park(
+                    Need::Catalog { n: eff, last },
+                    Pending::Catalog {
+                        n: eff,
+                        zero: n == Some(0),
+                    },
+                );
             }
             Op::BlobGet { name, digest, .. } => {
-                let need = Need::StatBlob { repo: name, digest: digest.clone() };
-                self.park(need, Pending::Blob { digest, range: h.range });
+                let need = Need::StatBlob {
+                    repo: name,
+                    digest: digest.clone(),
+                };
+                self.park(
+                    need,
+                    Pending::Blob {
+                        digest,
+                        range: h.range,
+                    },
+                );
             }
             Op::BlobDelete { name, digest } => {
                 self.park(Need::DeleteBlob { repo: name, digest }, Pending::BlobDelete);
             }
-            Op::UploadStart { name, digest, mount, from } => {
+            Op::UploadStart {
+                name,
+                digest,
+                mount,
+                from,
+            } => {
                 if let Some(m) = mount {
-                    let need = Need::MountBlob { repo: name.clone(), digest: m.clone(), from };
+                    let need = Need::MountBlob {
+                        repo: name.clone(),
+                        digest: m.clone(),
+                        from,
+                    };
                     self.park(need, Pending::Mount { name, digest: m });
                 } else if let Some(d) = digest {
                     if self.over_upload_limit(0, h.content_length()) {
                         return self.too_large(now);
                     }
-                    self.park(Need::StartUpload { repo: name.clone() }, Pending::StartForBody { name, digest: d });
+                    self.park(
+                        Need::StartUpload { repo: name.clone() },
+                        Pending::StartForBody { name, digest: d },
+                    );
                 } else {
-                    self.park(Need::StartUpload { repo: name.clone() }, Pending::StartPlain { name });
+                    self.park(
+                        Need::StartUpload { repo: name.clone() },
+                        Pending::StartPlain { name },
+                    );
                 }
             }
             Op::UploadStatus { name, upload } => {
-                self.park(Need::UploadStatus { repo: name.clone(), upload }, Pending::Status { name });
+                self.park(
+                    Need::UploadStatus {
+                        repo: name.clone(),
+                        upload,
+                    },
+                    Pending::Status { name },
+                );
             }
             Op::UploadPatch { name, upload } => {
-                let Ok(range) = self.chunk_range(&h, now) else { return };
-                let need = Need::UploadStatus { repo: name.clone(), upload: upload.clone() };
-                self.park(need, Pending::PatchCheck { name, upload, range });
+                let Ok(range) = self.chunk_range(&h, now) else {
+                    return;
+                };
+                let need = Need::UploadStatus {
+                    repo: name.clone(),
+                    upload: upload.clone(),
+                };
+                self.park(
+                    need,
+                    Pending::PatchCheck {
+                        name,
+                        upload,
+                        range,
+                    },
+                );
             }
-            Op::UploadPut { name, upload, digest } => {
+            Op::UploadPut {
+                name,
+                upload,
+                digest,
+            } => {
                 if !h.has_body() {
-                    let need = Need::FinishUpload { repo: name.clone(), upload, digest: digest.clone() };
+                    let need = Need::FinishUpload {
+                        repo: name.clone(),
+                        upload,
+                        digest: digest.clone(),
+                    };
                     self.park(need, Pending::Finish { name, digest });
                     return;
                 }
-                let Ok(range) = self.chunk_range(&h, now) else { return };
-                let need = Need::UploadStatus { repo: name.clone(), upload: upload.clone() };
-                self.park(need, Pending::PutCheck { name, upload, digest, range });
+                let Ok(range) = self.chunk_range(&h, now) else {
+                    return;
+                };
+                let need = Need::UploadStatus {
+                    repo: name.clone(),
+                    upload: upload.clone(),
+                };
+                self.park(
+                    need,
+                    Pending::PutCheck {
+                        name,
+                        upload,
+                        digest,
+                        range,
+                    },
+                );
             }
             Op::UploadCancel { name, upload } => {
                 self.park(Need::CancelUpload { repo: name, upload }, Pending::Cancel);
             }
-            Op::ManifestGet { name, reference, .. } => {
-                self.park(Need::GetManifest { repo: name, reference }, Pending::ManifestGet);
+            Op::ManifestGet {
+                name, reference, ..
+            } => {
+                self.park(
+                    Need::GetManifest {
+                        repo: name,
+                        reference,
+                    },
+                    Pending::ManifestGet {
+                        if_none_match: h.if_none_match,
+                    },
+                );
             }
-            Op::ManifestPut { name, reference, tags } => {
+            Op::ManifestPut {
+                name,
+                reference,
+                tags,
+            } => {
                 let limit = self.limits().manifest_bytes;
                 if let Framing::Length(n) = h.framing {
                     if n > limit as u64 {
@@ -171,19 +309,56 @@ impl Connection {
                     Framing::Length(n) => n as usize,
                     _ => 4096,
                 };
-                let then = AfterGather::Manifest { name, reference, tags, content_type: h.content_type };
-                self.read_body(BodyTask::Gather { data: Vec::with_capacity(cap), limit, then });
+                let then = AfterGather::Manifest {
+                    name,
+                    reference,
+                    tags,
+                    content_type: h.content_type,
+                };
+                self.read_body(BodyTask::Gather {
+                    data: Vec::with_capacity(cap),
+                    limit,
+                    framing: 0,
+                    then,
+                });
             }
             Op::ManifestDelete { name, reference } => {
-                self.park(Need::DeleteManifest { repo: name, reference }, Pending::ManifestDelete);
+                self.park(
+                    Need::DeleteManifest {
+                        repo: name,
+                        reference,
+                    },
+                    Pending::ManifestDelete,
+                );
             }
             Op::TagsList { name, n, last } => {
                 let eff = self.page_n(n);
-                let need = Need::ListTags { repo: name.clone(), n: eff, last };
-                self.park(need, Pending::Tags { name, n: eff, zero: n == Some(0) });
+                let need = Need::ListTags {
+                    repo: name.clone(),
+                    n: eff,
+                    last,
+                };
+                self.park(
+                    need,
+                    Pending::Tags {
+                        name,
+                        n: eff,
+                        zero: n == Some(0),
+                    },
+                );
             }
-            Op::Referrers { name, digest, artifact_type } => {
-                self.park(Need::Referrers { repo: name, subject: digest }, Pending::Referrers { artifact_type });
+            Op::Referrers {
+                name,
+                digest,
+                artifact_type,
+            } => {
+                self.park(
+                    Need::Referrers {
+                        repo: name,
+                        subject: digest,
+                    },
+                    Pending::Referrers { artifact_type },
+                );
             }
         }
     }
@@ -191,9 +366,15 @@ impl Connection {
     /// Parses an upload chunk's `Content-Range` and checks it against `Content-Length`
     /// (spec digest §5.4 rule 2). `Err` means a response was already sent.
     fn chunk_range(&mut self, h: &Head, now: Instant) -> Result<Option<ContentRange>, ()> {
-        let Some(v) = &h.content_range else { return Ok(None) };
+        let Some(v) = &h.content_range else {
+            return Ok(None);
+        };
         let Some(cr) = ContentRange::parse(v) else {
-            self.respond_code(ErrorCode::RangeInvalid, Some(format!("bad Content-Range {v}")), now);
+            self.respond_code(
+                ErrorCode::RangeInvalid,
+                Some(format!("bad Content-Range {v}")),
+                now,
+            );
             return Err(());
         };
         if let Some(len) = h.content_length() {
@@ -214,7 +395,12 @@ impl Connection {
     }
 
     fn too_large(&mut self, now: Instant) {
-        self.respond_error(ErrorCode::SizeInvalid, Some("upload exceeds the size limit".into()), 413, now);
+        self.respond_error(
+            ErrorCode::SizeInvalid,
+            Some("upload exceeds the size limit".into()),
+            413,
+            now,
+        );
     }
 
     fn web(&mut self, h: Head, now: Instant) {
@@ -223,28 +409,49 @@ impl Connection {
             if n > limit as u64 {
                 let mut r = ResponseHead::new(413);
                 r.header("Content-Type", "text/plain");
-                return self.respond(r, RespBody::Bytes(Bytes::from_static(b"request body too large\n")), now);
+                return self.respond(
+                    r,
+                    RespBody::Bytes(Bytes::from_static(b"request body too large\n")),
+                    now,
+                );
             }
         }
         let cap = match h.framing {
             Framing::Length(n) => n as usize,
             _ => 0,
         };
-        let then = AfterGather::Web { method: h.method_str, path: h.path, query: h.query, headers: h.all_headers };
-        self.read_body(BodyTask::Gather { data: Vec::with_capacity(cap), limit, then });
+        let then = AfterGather::Web {
+            method: h.method_str,
+            path: h.path,
+            query: h.query,
+            headers: h.all_headers,
+        };
+        self.read_body(BodyTask::Gather {
+            data: Vec::with_capacity(cap),
+            limit,
+            framing: 0,
+            then,
+        });
     }
 
     /// A gathered body exceeded its limit: 413 (the rest is discarded or the connection closes).
     pub(crate) fn gather_too_large(&mut self, then: AfterGather, now: Instant) {
         match then {
             AfterGather::Manifest { .. } => {
-                let detail = format!("manifest exceeds the limit of {} bytes", self.limits().manifest_bytes);
+                let detail = format!(
+                    "manifest exceeds the limit of {} bytes",
+                    self.limits().manifest_bytes
+                );
                 self.respond_error(ErrorCode::SizeInvalid, Some(detail), 413, now);
             }
             AfterGather::Web { .. } => {
                 let mut r = ResponseHead::new(413);
                 r.header("Content-Type", "text/plain");
-                self.respond(r, RespBody::Bytes(Bytes::from_static(b"request body too large\n")), now);
+                self.respond(
+                    r,
+                    RespBody::Bytes(Bytes::from_static(b"request body too large\n")),
+                    now,
+                );
             }
         }
     }
@@ -252,22 +459,47 @@ impl Connection {
     /// The whole body of a request has been read.
     pub(crate) fn body_end(&mut self, task: BodyTask, now: Instant) {
         match task {
-            BodyTask::Upload { repo, upload, offset, then } => match then {
+            BodyTask::Upload {
+                repo,
+                upload,
+                offset,
+                then,
+            } => match then {
                 AfterUpload::Patch { name } => {
                     let r = upload_head(202, &name, &upload, offset);
                     self.respond(r, RespBody::None, now);
                 }
                 AfterUpload::Finish { name, digest } => {
-                    let need = Need::FinishUpload { repo, upload, digest: digest.clone() };
+                    let need = Need::FinishUpload {
+                        repo,
+                        upload,
+                        digest: digest.clone(),
+                    };
                     self.park(need, Pending::Finish { name, digest });
                 }
             },
             BodyTask::Gather { data, then, .. } => match then {
-                AfterGather::Manifest { name, reference, tags, content_type } => {
+                AfterGather::Manifest {
+                    name,
+                    reference,
+                    tags,
+                    content_type,
+                } => {
                     self.manifest_put(name, reference, tags, content_type, data, now);
                 }
-                AfterGather::Web { method, path, query, headers } => {
-                    let req = WebRequest { method, path, query, headers, body: data.into() };
+                AfterGather::Web {
+                    method,
+                    path,
+                    query,
+                    headers,
+                } => {
+                    let req = WebRequest {
+                        method,
+                        path,
+                        query,
+                        headers,
+                        body: data.into(),
+                    };
                     self.park(Need::Web(req), Pending::Web);
                 }
             },
@@ -288,7 +520,9 @@ impl Connection {
     ) {
         let parsed = match manifest::parse(&data, content_type.as_deref()) {
             Ok(p) => p,
-            Err(manifest::Invalid(d)) => return self.respond_code(ErrorCode::ManifestInvalid, Some(d), now),
+            Err(manifest::Invalid(d)) => {
+                return self.respond_code(ErrorCode::ManifestInvalid, Some(d), now)
+            }
         };
         let alg = match &reference {
             Reference::Digest(d) => d.algorithm(),
@@ -331,8 +565,19 @@ impl Connection {
             manifests: parsed.manifests,
             subject,
         };
-        let pending = Pending::ManifestPut { name: name.clone(), digest, tag_params, subject: parsed.subject };
-        self.park(Need::PutManifest { repo: name, manifest: m }, pending);
+        let pending = Pending::ManifestPut {
+            name: name.clone(),
+            digest,
+            tag_params,
+            subject: parsed.subject,
+        };
+        self.park(
+            Need::PutManifest {
+                repo: name,
+                manifest: m,
+            },
+            pending,
+        );
     }
 
     pub(crate) fn on_reply(&mut self, pending: Pending, reply: Reply, now: Instant) {
@@ -373,22 +618,50 @@ impl Connection {
                         format_args!("bytes {}-{}/{}", sent.start, sent.end - 1, info.size),
                     );
                 }
-                self.respond(r, RespBody::Blob { blob: info.handle, range: sent }, now);
+                self.respond(
+                    r,
+                    RespBody::Blob {
+                        blob: info.handle,
+                        range: sent,
+                    },
+                    now,
+                );
             }
-            (P::Blob { .. }, Reply::Blob(None)) => self.respond_code(ErrorCode::BlobUnknown, None, now),
+            (P::Blob { .. }, Reply::Blob(None)) => {
+                self.respond_code(ErrorCode::BlobUnknown, None, now)
+            }
             (P::BlobDelete, Reply::Deleted(d)) => self.deleted(d, 202, ErrorCode::BlobUnknown, now),
             (P::StartPlain { name }, Reply::Upload(Some(u))) => {
-                self.respond(upload_head(202, &name, &u.id, u.offset), RespBody::None, now);
+                self.respond(
+                    upload_head(202, &name, &u.id, u.offset),
+                    RespBody::None,
+                    now,
+                );
             }
-            (P::StartPlain { .. } | P::StartForBody { .. }, Reply::Upload(None)) => {
-                self.respond_code(ErrorCode::NameUnknown, Some("cannot start an upload here".into()), now)
-            }
+            (P::StartPlain { .. } | P::StartForBody { .. }, Reply::Upload(None)) => self
+                .respond_code(
+                    ErrorCode::NameUnknown,
+                    Some("cannot start an upload here".into()),
+                    now,
+                ),
             (P::StartForBody { name, digest }, Reply::Upload(Some(u))) => {
                 if self.body_pending() {
-                    let then = AfterUpload::Finish { name: name.clone(), digest };
-                    self.read_body(BodyTask::Upload { repo: name, upload: u.id, offset: u.offset, then });
+                    let then = AfterUpload::Finish {
+                        name: name.clone(),
+                        digest,
+                    };
+                    self.read_body(BodyTask::Upload {
+                        repo: name,
+                        upload: u.id,
+                        offset: u.offset,
+                        then,
+                    });
                 } else {
-                    let need = Need::FinishUpload { repo: name.clone(), upload: u.id, digest: digest.clone() };
+                    let need = Need::FinishUpload {
+                        repo: name.clone(),
+                        upload: u.id,
+                        digest: digest.clone(),
+                    };
                     self.park(need, Pending::Finish { name, digest });
                 }
             }
@@ -396,37 +669,97 @@ impl Connection {
                 self.respond(blob_created(&name, &digest), RespBody::None, now);
             }
             (P::Mount { name, .. }, Reply::Mount(Mount::Started(u))) => {
-                self.respond(upload_head(202, &name, &u.id, u.offset), RespBody::None, now);
+                self.respond(
+                    upload_head(202, &name, &u.id, u.offset),
+                    RespBody::None,
+                    now,
+                );
             }
             (P::Status { name }, Reply::Upload(Some(u))) => {
-                self.respond(upload_head(204, &name, &u.id, u.offset), RespBody::None, now);
+                self.respond(
+                    upload_head(204, &name, &u.id, u.offset),
+                    RespBody::None,
+                    now,
+                );
             }
-            (P::Status { .. } | P::PatchCheck { .. } | P::PutCheck { .. } | P::Append { .. }, Reply::Upload(None)) => {
-                self.respond_code(ErrorCode::BlobUploadUnknown, None, now)
-            }
-            (P::PatchCheck { name, upload, range }, Reply::Upload(Some(u))) => {
+            (
+                P::Status { .. } | P::PatchCheck { .. } | P::PutCheck { .. } | P::Append { .. },
+                Reply::Upload(None),
+            ) => self.respond_code(ErrorCode::BlobUploadUnknown, None, now),
+            (
+                P::PatchCheck {
+                    name,
+                    upload,
+                    range,
+                },
+                Reply::Upload(Some(u)),
+            ) => {
                 if !self.chunk_in_order(&name, &u, range, now) {
                     return;
                 }
                 if self.body_pending() {
                     let then = AfterUpload::Patch { name: name.clone() };
-                    self.read_body(BodyTask::Upload { repo: name, upload, offset: u.offset, then });
+                    self.read_body(BodyTask::Upload {
+                        repo: name,
+                        upload,
+                        offset: u.offset,
+                        then,
+                    });
                 } else {
-                    self.respond(upload_head(202, &name, &upload, u.offset), RespBody::None, now);
+                    self.respond(
+                        upload_head(202, &name, &upload, u.offset),
+                        RespBody::None,
+                        now,
+                    );
                 }
             }
-            (P::PutCheck { name, upload, digest, range }, Reply::Upload(Some(u))) => {
+            (
+                P::PutCheck {
+                    name,
+                    upload,
+                    digest,
+                    range,
+                },
+                Reply::Upload(Some(u)),
+            ) => {
                 if !self.chunk_in_order(&name, &u, range, now) {
                     return;
                 }
-                let then = AfterUpload::Finish { name: name.clone(), digest };
-                self.read_body(BodyTask::Upload { repo: name, upload, offset: u.offset, then });
+                let then = AfterUpload::Finish {
+                    name: name.clone(),
+                    digest,
+                };
+                self.read_body(BodyTask::Upload {
+                    repo: name,
+                    upload,
+                    offset: u.offset,
+                    then,
+                });
             }
-            (P::Append { repo, upload, n, then }, Reply::Upload(Some(u))) => {
-                self.appended(n, BodyTask::Upload { repo, upload, offset: u.offset, then }, now);
+            (
+                P::Append {
+                    repo,
+                    upload,
+                    n,
+                    then,
+                },
+                Reply::Upload(Some(u)),
+            ) => {
+                self.appended(
+                    n,
+                    BodyTask::Upload {
+                        repo,
+                        upload,
+                        offset: u.offset,
+                        then,
+                    },
+                    now,
+                );
             }
             (P::Finish { name, digest }, Reply::Finished(f)) => match f {
-                Finish::Committed(_) => self.respond(blob_created(&name, &digest), RespBody::None, now),
+                Finish::Committed(_) => {
+                    self.respond(blob_created(&name, &digest), RespBody::None, now)
+                }
                 Finish::DigestMismatch => {
                     let detail = format!("uploaded content does not hash to {digest}");
                     self.respond_code(ErrorCode::DigestInvalid, Some(detail), now)
@@ -438,16 +771,27 @@ impl Connection {
                 Deleted::Done => self.respond(ResponseHead::new(204), RespBody::None, now),
                 _ => self.respond_code(ErrorCode::BlobUploadUnknown, None, now),
             },
-            (P::ManifestGet, Reply::Manifest(Some(m))) => {
-                let ds = m.digest.to_string();
-                let mut r = ResponseHead::new(200);
+            (P::ManifestGet { if_none_match }, Reply::Manifest(Some(m))) => {
+                // spec digest §2.1: docker sends If-None-Match with the ETag it cached.
+                let fresh = if_none_match.is_some_and(|v| etag_matches(&v, &m.digest));
+                let mut r = ResponseHead::new(if fresh { 304 } else { 200 });
                 r.header("Content-Type", &m.media_type)
-                    .header("Docker-Content-Digest", &ds)
-                    .header_fmt("ETag", format_args!("\"{ds}\""));
+                    .header_fmt("Docker-Content-Digest", format_args!("{}", m.digest))
+                    .header_fmt("ETag", format_args!("\"{}\"", m.digest));
                 self.respond(r, RespBody::Bytes(m.body), now);
             }
-            (P::ManifestGet, Reply::Manifest(None)) => self.respond_code(ErrorCode::ManifestUnknown, None, now),
-            (P::ManifestPut { name, digest, tag_params, subject }, Reply::ManifestPut(put)) => match put {
+            (P::ManifestGet { .. }, Reply::Manifest(None)) => {
+                self.respond_code(ErrorCode::ManifestUnknown, None, now)
+            }
+            (
+                P::ManifestPut {
+                    name,
+                    digest,
+                    tag_params,
+                    subject,
+                },
+                Reply::ManifestPut(put),
+            ) => match put {
                 ManifestPut::Stored => {
                     let ds = digest.to_string();
                     let mut r = ResponseHead::new(201);
@@ -465,7 +809,10 @@ impl Connection {
                 ManifestPut::Missing(list) => {
                     let entries: Vec<ErrorEntry> = list
                         .iter()
-                        .map(|d| ErrorEntry { code: ErrorCode::ManifestBlobUnknown, detail: Some(d.to_string()) })
+                        .map(|d| ErrorEntry {
+                            code: ErrorCode::ManifestBlobUnknown,
+                            detail: Some(d.to_string()),
+                        })
                         .collect();
                     if entries.is_empty() {
                         self.respond_code(ErrorCode::ManifestBlobUnknown, None, now);
@@ -474,12 +821,16 @@ impl Connection {
                     }
                 }
             },
-            (P::ManifestDelete, Reply::Deleted(d)) => self.deleted(d, 202, ErrorCode::ManifestUnknown, now),
+            (P::ManifestDelete, Reply::Deleted(d)) => {
+                self.deleted(d, 202, ErrorCode::ManifestUnknown, now)
+            }
             (P::Tags { name, n, zero }, Reply::Tags(Some(page))) => {
                 let link = (!zero).then(|| format!("/v2/{name}/tags/list?n={n}&last="));
                 self.respond_list(Some(name.as_str()), "tags", page, link, now);
             }
-            (P::Tags { .. }, Reply::Tags(None)) => self.respond_code(ErrorCode::NameUnknown, None, now),
+            (P::Tags { .. }, Reply::Tags(None)) => {
+                self.respond_code(ErrorCode::NameUnknown, None, now)
+            }
             (P::Referrers { artifact_type }, Reply::Referrers(list)) => {
                 let body = referrers::index(&list, artifact_type.as_deref());
                 let mut r = ResponseHead::new(200);
@@ -507,7 +858,10 @@ impl Connection {
             (_, other) => {
                 // The server answered with the wrong variant: its bug, not the peer's.
                 // Fail this request visibly rather than guess.
-                let detail = format!("storage answered with an unexpected reply: {}", reply_name(&other));
+                let detail = format!(
+                    "storage answered with an unexpected reply: {}",
+                    reply_name(&other)
+                );
                 if let Some(r) = self.req.as_mut() {
                     r.keep_alive = false;
                 }
@@ -517,20 +871,33 @@ impl Connection {
     }
 
     /// spec digest §5.4 rule 3: a chunk must start at the session length; 416 keeps it.
-    fn chunk_in_order(&mut self, name: &RepoName, u: &UploadInfo, range: Option<ContentRange>, now: Instant) -> bool {
+    fn chunk_in_order(
+        &mut self,
+        name: &RepoName,
+        u: &UploadInfo,
+        range: Option<ContentRange>,
+        now: Instant,
+    ) -> bool {
         if let Some(cr) = range {
             if cr.start != u.offset {
                 let mut r = upload_head(416, name, &u.id, u.offset);
                 r.header("Content-Type", "application/json");
                 let body = crate::oci::error::error_body(&[ErrorEntry {
                     code: ErrorCode::RangeInvalid,
-                    detail: Some(format!("chunk starts at {}, session has {} bytes", cr.start, u.offset)),
+                    detail: Some(format!(
+                        "chunk starts at {}, session has {} bytes",
+                        cr.start, u.offset
+                    )),
                 }]);
                 self.respond(r, RespBody::Bytes(body.into()), now);
                 return false;
             }
         }
-        let len = self.req.as_ref().and_then(|r| r.body.as_ref()).and_then(|d| d.remaining());
+        let len = self
+            .req
+            .as_ref()
+            .and_then(|r| r.body.as_ref())
+            .and_then(|d| d.remaining());
         if self.over_upload_limit(u.offset, len) {
             self.too_large(now);
             return false;
@@ -547,8 +914,16 @@ impl Connection {
     }
 
     /// Tags list and catalog bodies with the `Link` header (spec digest §8.1).
-    fn respond_list(&mut self, name: Option<&str>, key: &str, page: Page, link: Option<String>, now: Instant) {
-        let mut body = Vec::with_capacity(32 + page.items.iter().map(|i| i.len() + 3).sum::<usize>());
+    fn respond_list(
+        &mut self,
+        name: Option<&str>,
+        key: &str,
+        page: Page,
+        link: Option<String>,
+        now: Instant,
+    ) {
+        let mut body =
+            Vec::with_capacity(32 + page.items.iter().map(|i| i.len() + 3).sum::<usize>());
         body.push(b'{');
         if let Some(n) = name {
             body.extend_from_slice(b"\"name\":");
@@ -597,6 +972,15 @@ pub fn hash(alg: Algorithm, data: &[u8]) -> Digest {
         Algorithm::Sha256 => Digest::from_hash(alg, &sha2::Sha256::digest(data)),
         Algorithm::Sha512 => Digest::from_hash(alg, &sha2::Sha512::digest(data)),
     }
+}
+
+/// Whether an `If-None-Match` list names the digest's ETag (or is `*`).
+fn etag_matches(v: &str, d: &Digest) -> bool {
+    let want = d.to_string();
+    v.split(',').map(str::trim).any(|t| {
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t == "*" || t.strip_prefix('"').and_then(|t| t.strip_suffix('"')) == Some(want.as_str())
+    })
 }
 
 fn reply_name(r: &Reply) -> &'static str {

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn upload_loc(h: &mut Harness) -> String {
-    h.send(&Request::post("/v2/a/blobs/uploads/")).header("Location").unwrap().to_owned()
+    h.send(&Request::post("/v2/a/blobs/uploads/"))
+        .header("Location")
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -39,7 +42,10 @@ fn http_1_0_closes_unless_keep_alive_is_asked_for() {
     assert_eq!(rs[0].status, 200);
     assert!(h.closed);
     let mut h = Harness::new();
-    let rs = h.send_raw(b"GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &[false]);
+    let rs = h.send_raw(
+        b"GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        &[false],
+    );
     assert_eq!(rs[0].header("Connection"), Some("keep-alive"));
     assert!(!h.closed);
 }
@@ -48,11 +54,19 @@ fn http_1_0_closes_unless_keep_alive_is_asked_for() {
 fn pipelined_requests_wait_in_the_buffer_while_a_need_is_outstanding() {
     let mut conn = Connection::new(Arc::new(Limits::default()), epoch());
     let mut store = ModelStore::new();
-    let reqs = [Request::get("/v2/a/tags/list"), Request::get("/v2/"), Request::get("/v2/b/tags/list")];
+    let reqs = [
+        Request::get("/v2/a/tags/list"),
+        Request::get("/v2/"),
+        Request::get("/v2/b/tags/list"),
+    ];
     let bytes: Vec<u8> = reqs.iter().flat_map(|r| r.to_bytes()).collect();
     let buf = conn.recv_buf();
     buf[..bytes.len()].copy_from_slice(&bytes);
-    conn.handle_input(Input::Recv { now: epoch(), n: bytes.len() }).unwrap();
+    conn.handle_input(Input::Recv {
+        now: epoch(),
+        n: bytes.len(),
+    })
+    .unwrap();
     let mut wire = Vec::new();
     let mut answered = 0;
     loop {
@@ -69,7 +83,12 @@ fn pipelined_requests_wait_in_the_buffer_while_a_need_is_outstanding() {
         assert!(!conn.wants_read());
         assert!(conn.recv_buf().is_empty());
         assert_eq!(conn.deadline(), None);
-        conn.handle_input(Input::Reply { now: epoch(), id, reply }).unwrap();
+        conn.handle_input(Input::Reply {
+            now: epoch(),
+            id,
+            reply,
+        })
+        .unwrap();
         answered += 1;
     }
     assert_eq!(answered, 2);
@@ -80,7 +99,10 @@ fn pipelined_requests_wait_in_the_buffer_while_a_need_is_outstanding() {
 
 #[test]
 fn oversized_head_is_431_and_closes() {
-    let mut h = Harness::with_limits(Limits { header_bytes: 256, ..Limits::default() });
+    let mut h = Harness::with_limits(Limits {
+        header_bytes: 256,
+        ..Limits::default()
+    });
     let req = Request::get("/v2/").header("X-Big", &"a".repeat(300));
     let rs = h.send_raw(&req.to_bytes(), &[false]);
     assert_eq!(rs[0].status, 431);
@@ -89,7 +111,10 @@ fn oversized_head_is_431_and_closes() {
 
 #[test]
 fn oversized_head_without_terminator_is_431_as_soon_as_the_limit_passes() {
-    let mut h = Harness::with_limits(Limits { header_bytes: 256, ..Limits::default() });
+    let mut h = Harness::with_limits(Limits {
+        header_bytes: 256,
+        ..Limits::default()
+    });
     h.heads.push(false);
     h.feed(&[b'a'; 300]);
     assert_eq!(h.responses()[0].status, 431);
@@ -98,7 +123,10 @@ fn oversized_head_without_terminator_is_431_as_soon_as_the_limit_passes() {
 
 #[test]
 fn too_many_header_fields_is_431_and_closes() {
-    let mut h = Harness::with_limits(Limits { header_count: 4, ..Limits::default() });
+    let mut h = Harness::with_limits(Limits {
+        header_count: 4,
+        ..Limits::default()
+    });
     let mut req = Request::get("/v2/");
     for i in 0..6 {
         req = req.header(&format!("X-{i}"), "1");
@@ -154,7 +182,8 @@ fn expect_continue_is_sent_only_after_the_upload_check_passes() {
     let mut h = Harness::new();
     let loc2 = upload_loc(&mut h);
     assert_eq!(loc, loc2);
-    let head = format!("PATCH {loc} HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+    let head =
+        format!("PATCH {loc} HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
     let start = h.wire.len();
     h.heads.push(false);
     h.feed(head.as_bytes());
@@ -167,7 +196,8 @@ fn expect_continue_is_sent_only_after_the_upload_check_passes() {
 #[test]
 fn expect_continue_on_a_manifest_put_is_answered_before_the_body() {
     let mut h = Harness::new();
-    let head = "PUT /v2/a/manifests/t HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+    let head =
+        "PUT /v2/a/manifests/t HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
     h.feed(head.as_bytes());
     assert_eq!(h.wire, b"HTTP/1.1 100 Continue\r\n\r\n");
 }
@@ -186,7 +216,10 @@ fn early_error_with_a_small_body_discards_it_and_keeps_the_connection() {
 
 #[test]
 fn early_error_with_a_large_body_closes() {
-    let mut h = Harness::with_limits(Limits { discard_bytes: 8, ..Limits::default() });
+    let mut h = Harness::with_limits(Limits {
+        discard_bytes: 8,
+        ..Limits::default()
+    });
     let req = Request::put("/v2/a/blobs/uploads/x?digest=bad").body(vec![0u8; 100]);
     let rs = h.send_raw(&req.to_bytes(), &[false]);
     assert_eq!(rs[0].status, 400);
@@ -224,7 +257,10 @@ fn slow_head_is_cut_off_by_the_header_timeout_from_its_first_byte() {
 
 #[test]
 fn stalled_body_is_cut_off_by_the_body_timeout() {
-    let mut h = Harness::with_limits(Limits { body_timeout: Duration::from_secs(7), ..Limits::default() });
+    let mut h = Harness::with_limits(Limits {
+        body_timeout: Duration::from_secs(7),
+        ..Limits::default()
+    });
     let loc = upload_loc(&mut h);
     h.feed(format!("PATCH {loc} HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123").as_bytes());
     assert!(!h.closed);
@@ -265,7 +301,10 @@ fn eof_after_pipelined_requests_still_answers_them() {
 #[test]
 fn stray_line_breaks_between_requests_are_ignored() {
     let mut h = Harness::new();
-    let rs = h.send_raw(b"\r\n\r\nGET /v2/ HTTP/1.1\r\n\r\n\r\nGET /v2/ HTTP/1.1\r\n\r\n", &[false, false]);
+    let rs = h.send_raw(
+        b"\r\n\r\nGET /v2/ HTTP/1.1\r\n\r\n\r\nGET /v2/ HTTP/1.1\r\n\r\n",
+        &[false, false],
+    );
     assert_eq!(rs.len(), 2);
 }
 
@@ -277,7 +316,11 @@ fn upload_bytes_leave_as_slices_of_the_receive_buffer() {
     let data = vec![7u8; 100_000];
     let d = hash(Algorithm::Sha256, &data);
     let mut stream = start.clone();
-    stream.extend(Request::put(format!("/v2/a/blobs/uploads/up-1?digest={d}")).body(data.clone()).to_bytes());
+    stream.extend(
+        Request::put(format!("/v2/a/blobs/uploads/up-1?digest={d}"))
+            .body(data.clone())
+            .to_bytes(),
+    );
     let mut off = 0;
     let mut appended = 0usize;
     let mut largest = 0usize;
@@ -307,7 +350,13 @@ fn upload_bytes_leave_as_slices_of_the_receive_buffer() {
                 }
             }
             match next {
-                Some((id, reply)) => conn.handle_input(Input::Reply { now: epoch(), id, reply }).unwrap(),
+                Some((id, reply)) => conn
+                    .handle_input(Input::Reply {
+                        now: epoch(),
+                        id,
+                        reply,
+                    })
+                    .unwrap(),
                 None => break,
             }
         }
@@ -321,29 +370,52 @@ fn upload_bytes_leave_as_slices_of_the_receive_buffer() {
 #[test]
 fn replies_to_the_wrong_need_are_misuse_not_peer_errors() {
     let mut conn = Connection::new(Arc::new(Limits::default()), epoch());
-    let r = conn.handle_input(Input::Reply { now: epoch(), id: NeedId(99), reply: Reply::Blob(None) });
+    let r = conn.handle_input(Input::Reply {
+        now: epoch(),
+        id: NeedId(99),
+        reply: Reply::Blob(None),
+    });
     assert_eq!(r, Err(Misuse::UnexpectedReply(NeedId(99))));
     let bytes = Request::get("/v2/a/tags/list").to_bytes();
     conn.recv_buf()[..bytes.len()].copy_from_slice(&bytes);
-    conn.handle_input(Input::Recv { now: epoch(), n: bytes.len() }).unwrap();
+    conn.handle_input(Input::Recv {
+        now: epoch(),
+        n: bytes.len(),
+    })
+    .unwrap();
     let id = match conn.poll_output() {
         Some(Output::Need(id, _)) => id,
         other => panic!("expected a need, got {other:?}"),
     };
     let wrong = NeedId(id.0 + 1);
     assert_eq!(
-        conn.handle_input(Input::Reply { now: epoch(), id: wrong, reply: Reply::Tags(None) }),
+        conn.handle_input(Input::Reply {
+            now: epoch(),
+            id: wrong,
+            reply: Reply::Tags(None)
+        }),
         Err(Misuse::UnexpectedReply(wrong))
     );
-    assert_eq!(conn.handle_input(Input::Recv { now: epoch(), n: 1 }), Err(Misuse::RecvOverflow(1)));
-    conn.handle_input(Input::Reply { now: epoch(), id, reply: Reply::Tags(None) }).unwrap();
+    assert_eq!(
+        conn.handle_input(Input::Recv { now: epoch(), n: 1 }),
+        Err(Misuse::RecvOverflow(1))
+    );
+    conn.handle_input(Input::Reply {
+        now: epoch(),
+        id,
+        reply: Reply::Tags(None),
+    })
+    .unwrap();
 }
 
 #[test]
 fn input_after_close_is_misuse() {
     let mut h = Harness::new();
     h.send(&Request::get("/v2/").header("Connection", "close"));
-    assert_eq!(h.conn.handle_input(Input::Eof { now: h.now }), Err(Misuse::Closed));
+    assert_eq!(
+        h.conn.handle_input(Input::Eof { now: h.now }),
+        Err(Misuse::Closed)
+    );
 }
 
 #[test]
@@ -351,9 +423,46 @@ fn a_reply_of_the_wrong_kind_fails_the_request_with_500() {
     let mut conn = Connection::new(Arc::new(Limits::default()), epoch());
     let bytes = Request::get("/v2/a/tags/list").to_bytes();
     conn.recv_buf()[..bytes.len()].copy_from_slice(&bytes);
-    conn.handle_input(Input::Recv { now: epoch(), n: bytes.len() }).unwrap();
-    let Some(Output::Need(id, _)) = conn.poll_output() else { panic!("need expected") };
-    conn.handle_input(Input::Reply { now: epoch(), id, reply: Reply::Blob(None) }).unwrap();
-    let Some(Output::Transmit(b)) = conn.poll_output() else { panic!("response expected") };
+    conn.handle_input(Input::Recv {
+        now: epoch(),
+        n: bytes.len(),
+    })
+    .unwrap();
+    let Some(Output::Need(id, _)) = conn.poll_output() else {
+        panic!("need expected")
+    };
+    conn.handle_input(Input::Reply {
+        now: epoch(),
+        id,
+        reply: Reply::Blob(None),
+    })
+    .unwrap();
+    let Some(Output::Transmit(b)) = conn.poll_output() else {
+        panic!("response expected")
+    };
     assert!(b.starts_with(b"HTTP/1.1 500"));
+}
+
+#[test]
+fn chunk_framing_counts_against_a_gathered_body_limit() {
+    let mut h = Harness::with_limits(Limits {
+        manifest_bytes: 64,
+        ..Limits::default()
+    });
+    // One data byte per chunk with a long extension: small data, huge framing.
+    let ext = ";x=".to_owned() + &"y".repeat(1000);
+    let mut raw = b"PUT /v2/a/manifests/t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..10 {
+        raw.extend_from_slice(format!("1{ext}\r\nx\r\n").as_bytes());
+    }
+    let rs = h.send_raw(&raw, &[false]);
+    assert_eq!(rs[0].status, 413);
+}
+
+#[test]
+fn connections_and_needs_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Connection>();
+    send::<berth_core::Need<'static>>();
+    send::<Reply>();
 }

@@ -200,12 +200,26 @@ impl Committer {
         rx.recv().map_err(|_| closed())?
     }
 
-    pub(crate) fn start_upload(&self, id: UploadId, row: UploadRow) -> Result<(), StoreError> {
-        self.submit(Op::StartUpload { id, row }).map(|_| ())
+    /// Queues `op` without waiting for its batch. Only for session rows, which need no
+    /// durability: the queue is FIFO, so a session's later finish or drop commits after its
+    /// row, and dropping the engine drains the queue before the final durable commit.
+    fn post(&self, op: Op) -> Result<(), StoreError> {
+        let (reply, _) = crossbeam_channel::bounded(1);
+        self.tx
+            .as_ref()
+            .ok_or_else(|| StoreError("the store is closing; retry".into()))?
+            .send(Job { op, reply })
+            .map_err(|_| StoreError("the store is closing; retry".into()))
     }
 
+    /// Records a new session; returns at once (see [`Committer::post`]).
+    pub(crate) fn start_upload(&self, id: UploadId, row: UploadRow) -> Result<(), StoreError> {
+        self.post(Op::StartUpload { id, row })
+    }
+
+    /// Forgets a session's row; returns at once (see [`Committer::post`]).
     pub(crate) fn drop_upload(&self, id: UploadId) -> Result<(), StoreError> {
-        self.submit(Op::DropUpload { id }).map(|_| ())
+        self.post(Op::DropUpload { id })
     }
 
     pub(crate) fn finish_blob(

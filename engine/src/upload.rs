@@ -39,10 +39,35 @@ pub(crate) struct Session {
     ended: bool,
 }
 
+/// A session and what readers may learn without waiting for it.
+pub(crate) struct Slot {
+    repo: String,
+    /// The session's length, or [`ENDED`]; written under `s`'s lock, read without it, so
+    /// `upload_status` (answered on the event loop) never waits for an append or a finish.
+    mirror: AtomicU64,
+    s: Mutex<Session>,
+}
+
+const ENDED: u64 = u64::MAX;
+
+impl Slot {
+    fn new(s: Session) -> Arc<Slot> {
+        Arc::new(Slot {
+            repo: s.repo.clone(),
+            mirror: AtomicU64::new(s.len),
+            s: Mutex::new(s),
+        })
+    }
+    fn publish(&self, s: &Session) {
+        let v = if s.ended { ENDED } else { s.len };
+        self.mirror.store(v, Ordering::Release);
+    }
+}
+
 /// The live sessions.
 pub(crate) struct Sessions {
     dir: PathBuf,
-    map: RwLock<HashMap<UploadId, Arc<Mutex<Session>>>>,
+    map: RwLock<HashMap<UploadId, Arc<Slot>>>,
     last_sweep: AtomicU64,
 }
 
@@ -69,7 +94,7 @@ impl Sessions {
             touched,
             ended: false,
         };
-        self.write_map().insert(id, Arc::new(Mutex::new(s)));
+        self.write_map().insert(id, Slot::new(s));
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -80,18 +105,18 @@ impl Sessions {
         self.read_map().keys().cloned().collect()
     }
 
-    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<UploadId, Arc<Mutex<Session>>>> {
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<UploadId, Arc<Slot>>> {
         // Poisoning means a thread panicked holding the lock; single inserts and removes
         // never leave the map half-changed, so it is still sound to use.
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<UploadId, Arc<Mutex<Session>>>> {
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<UploadId, Arc<Slot>>> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The session `id` of `repo`, locked, if live.
-    fn get(&self, id: &str) -> Option<(UploadId, Arc<Mutex<Session>>)> {
+    fn get(&self, id: &str) -> Option<(UploadId, Arc<Slot>)> {
         let id = UploadId::parse(id)?;
         let s = self.read_map().get(&id)?.clone();
         Some((id, s))
@@ -109,9 +134,12 @@ fn lock(s: &Mutex<Session>) -> MutexGuard<'_, Session> {
 }
 
 /// The session, locked, if it is live and belongs to `repo`.
-fn live<'a>(s: &'a Mutex<Session>, repo: &str) -> Option<MutexGuard<'a, Session>> {
-    let g = lock(s);
-    (!g.ended && g.repo == repo).then_some(g)
+fn live<'a>(slot: &'a Slot, repo: &str) -> Option<MutexGuard<'a, Session>> {
+    if slot.repo != repo {
+        return None;
+    }
+    let g = lock(&slot.s);
+    (!g.ended).then_some(g)
 }
 
 pub(crate) fn start(
@@ -161,10 +189,7 @@ pub(crate) fn start(
         touched: now,
         ended: false,
     };
-    inner
-        .uploads
-        .write_map()
-        .insert(id, Arc::new(Mutex::new(s)));
+    inner.uploads.write_map().insert(id, Slot::new(s));
     Ok(status)
 }
 
@@ -176,12 +201,13 @@ pub(crate) fn status(
     let Some((id, s)) = inner.uploads.get(id) else {
         return Ok(None);
     };
-    let Some(g) = live(&s, repo) else {
+    let len = s.mirror.load(Ordering::Acquire);
+    if s.repo != repo || len == ENDED {
         return Ok(None);
-    };
+    }
     Ok(Some(UploadStatus {
         id: id.as_str().to_owned(),
-        len: g.len,
+        len,
     }))
 }
 
@@ -250,6 +276,7 @@ pub(crate) fn append(
             .unwrap_or(UPLOAD_RESERVED);
         g.len = on_disk.saturating_sub(UPLOAD_RESERVED);
         g.hasher = None;
+        s.publish(&g);
         return Err(StoreError::io("write upload file", e).into());
     }
     if let Some(h) = g.hasher.as_mut() {
@@ -257,12 +284,14 @@ pub(crate) fn append(
     }
     g.len = new_len;
     g.touched = (inner.clock)();
+    s.publish(&g);
     Ok(new_len)
 }
 
 /// Ends a session whose bytes will not be stored: drops it from memory, disk and metadata.
-fn discard(inner: &Inner, commit: &Committer, id: &UploadId, s: &mut Session) {
+fn discard(inner: &Inner, commit: &Committer, id: &UploadId, slot: &Slot, s: &mut Session) {
     s.ended = true;
+    slot.publish(s);
     inner.uploads.remove(id);
     let _ = std::fs::remove_file(inner.uploads.path(id));
     // A row left behind (if this fails) names a missing file, which the next open drops.
@@ -283,22 +312,23 @@ pub(crate) fn finish(
         return Err(FinishError::Unknown);
     };
     if inner.opts.max_upload_bytes.is_some_and(|max| g.len > max) {
-        discard(inner, commit, &id, &mut g);
+        discard(inner, commit, &id, &s, &mut g);
         return Err(FinishError::TooLarge);
     }
     let matches = match verify(&mut g, want) {
         Ok(m) => m,
         Err(e) => {
-            discard(inner, commit, &id, &mut g);
+            discard(inner, commit, &id, &s, &mut g);
             return Err(e.into());
         }
     };
     if !matches {
-        discard(inner, commit, &id, &mut g);
+        discard(inner, commit, &id, &s, &mut g);
         return Err(FinishError::DigestMismatch);
     }
     // From here the session is consumed whatever happens.
     g.ended = true;
+    s.publish(&g);
     inner.uploads.remove(&id);
     let r = store(inner, commit, repo, &id, &g, want);
     if r.is_err() {
@@ -373,7 +403,7 @@ pub(crate) fn cancel(
     let Some(mut g) = live(&s, repo) else {
         return Ok(false);
     };
-    discard(inner, commit, &id, &mut g);
+    discard(inner, commit, &id, &s, &mut g);
     Ok(true)
 }
 
@@ -387,11 +417,11 @@ pub(crate) fn expire(inner: &Inner, commit: &Committer) -> Result<usize, StoreEr
         let Some(s) = inner.uploads.read_map().get(&id).cloned() else {
             continue;
         };
-        let Ok(mut g) = s.try_lock() else {
+        let Ok(mut g) = s.s.try_lock() else {
             continue;
         };
         if !g.ended && g.touched.saturating_add(expiry) < now {
-            discard(inner, commit, &id, &mut g);
+            discard(inner, commit, &id, &s, &mut g);
             n += 1;
         }
     }

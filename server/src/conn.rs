@@ -33,12 +33,15 @@ pub struct Conn {
     pub proto: Connection,
     out: WriteQueue,
     pub origin: Origin,
-    /// The need a worker is answering; nothing else happens until it comes back.
-    parked: Option<NeedId>,
+    /// The need a worker is answering, and since when; nothing else happens until it
+    /// comes back.
+    parked: Option<(NeedId, Instant)>,
     /// The core returned `Output::Close`: flush, then close.
     closing: bool,
-    /// The peer closed its sending side.
+    /// The peer closed its sending side (we read the 0).
     eof: bool,
+    /// An event said the peer's FIN (or an error) is pending: read until 0 or an error.
+    pub peer_fin: bool,
     /// The socket failed or the core was misdriven: close now.
     dead: bool,
     /// Bytes received since the last finished request: zero means idle between requests.
@@ -60,6 +63,7 @@ impl Conn {
             parked: None,
             closing: false,
             eof: false,
+            peer_fin: false,
             dead: false,
             since_done: 0,
             timer: None,
@@ -92,7 +96,8 @@ impl Conn {
             let mut would_block = false;
             while self.may_read() {
                 let buf = self.proto.recv_buf();
-                if buf.is_empty() {
+                let room = buf.len();
+                if room == 0 {
                     break;
                 }
                 match (&self.sock).read(buf) {
@@ -104,6 +109,14 @@ impl Conn {
                         self.since_done += n as u64;
                         sh.shard(self.origin.reactor).bytes_in(n as u64);
                         self.input(sh, Input::Recv { now, n }, now);
+                        // A short read emptied the socket's queue: whatever arrives next
+                        // raises a fresh edge, so the read that would only say WouldBlock is
+                        // skipped. Not once the peer's FIN was announced: an edge that
+                        // already fired will not report it again.
+                        if n < room && !self.peer_fin {
+                            would_block = true;
+                            break;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         would_block = true;
@@ -146,14 +159,15 @@ impl Conn {
 
     /// A worker answered the parked need: deliver it and drive the connection at once.
     pub fn resume(&mut self, sh: &Shared, id: NeedId, reply: Reply, now: Instant) -> Step {
-        if self.parked != Some(id) {
+        let Some((_, since)) = self.parked.take().filter(|(want, _)| *want == id) else {
             tracing::error!(
                 ?id,
                 "completion for a need this connection is not parked on"
             );
             return Step::Close;
-        }
-        self.parked = None;
+        };
+        sh.shard(self.origin.reactor)
+            .job_done(now.saturating_duration_since(since));
         self.input(sh, Input::Reply { now, id, reply }, now);
         self.on_ready(sh, now)
     }
@@ -217,7 +231,7 @@ impl Conn {
                 Some(Output::Need(id, need)) => match sh.store.route(need) {
                     Route::Now(reply) => (id, reply),
                     Route::Later(work) => {
-                        self.parked = Some(id);
+                        self.parked = Some((id, now));
                         sh.metrics.jobs_in_flight.fetch_add(1, Relaxed);
                         let job = Job {
                             origin: self.origin,

@@ -2,6 +2,8 @@
 //! the configuration, prepares the data directory and runs the event loops (DESIGN.md,
 //! server/). Start-up problems are reported as one line saying what to do, with exit code 2.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cli;
 mod config;
 mod conn;

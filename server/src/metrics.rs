@@ -20,6 +20,9 @@ pub struct Shard {
     bytes_out: AtomicU64,
     open: AtomicI64,
     accepted: AtomicU64,
+    /// Worker jobs finished, and their total time parked (microseconds).
+    jobs: AtomicU64,
+    job_micros: AtomicU64,
 }
 
 impl Shard {
@@ -40,8 +43,17 @@ impl Shard {
         self.open.fetch_add(1, Relaxed);
         self.accepted.fetch_add(1, Relaxed);
     }
+    pub fn open_now(&self) -> i64 {
+        self.open.load(Relaxed)
+    }
     pub fn closed(&self) {
         self.open.fetch_sub(1, Relaxed);
+    }
+    /// A connection resumed after `took` parked on a worker.
+    pub fn job_done(&self, took: Duration) {
+        self.jobs.fetch_add(1, Relaxed);
+        self.job_micros
+            .fetch_add(took.as_micros().min(u64::MAX as u128) as u64, Relaxed);
     }
 }
 
@@ -54,6 +66,8 @@ pub struct Storage {
     pub manifests: u64,
     pub repositories: u64,
     pub uploads_open: u64,
+    /// Packs latched read-only after an I/O error.
+    pub failed_packs: u64,
 }
 
 /// All the server's counters.
@@ -71,6 +85,10 @@ impl Metrics {
         }
     }
 
+    pub fn shards(&self) -> &[Shard] {
+        &self.shards
+    }
+
     pub fn shard(&self, i: usize) -> &Shard {
         &self.shards[i % self.shards.len()]
     }
@@ -79,6 +97,7 @@ impl Metrics {
     pub fn render(&self, storage: &Storage) -> String {
         let mut requests = RequestCounts::new();
         let (mut bin, mut bout, mut open, mut accepted) = (0, 0, 0, 0);
+        let (mut jobs, mut job_micros) = (0u64, 0u64);
         for s in &self.shards {
             let m = s.requests.lock().unwrap_or_else(|p| p.into_inner());
             for (k, v) in m.iter() {
@@ -90,6 +109,8 @@ impl Metrics {
             bout += s.bytes_out.load(Relaxed);
             open += s.open.load(Relaxed);
             accepted += s.accepted.load(Relaxed);
+            jobs += s.jobs.load(Relaxed);
+            job_micros += s.job_micros.load(Relaxed);
         }
         let mut o = String::with_capacity(4096);
         head(
@@ -126,7 +147,18 @@ impl Metrics {
                 "berth_request_duration_seconds_count{{route=\"{route}\"}} {n}"
             );
         }
-        let gauges: [(&str, &str, &str, i128); 11] = [
+        head(
+            &mut o,
+            "berth_worker_job_duration_seconds",
+            "summary",
+            "Time a connection waited for a worker (commit, delete, mount).",
+        );
+        let _ = writeln!(
+            o,
+            "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
+            job_micros as f64 / 1e6
+        );
+        let gauges: [(&str, &str, &str, i128); 12] = [
             (
                 "berth_received_bytes_total",
                 "counter",
@@ -193,10 +225,29 @@ impl Metrics {
                 "Repositories.",
                 storage.repositories as i128,
             ),
+            (
+                "berth_storage_failed_packs",
+                "gauge",
+                "Pack files read-only after an I/O error.",
+                storage.failed_packs as i128,
+            ),
         ];
         for (name, kind, help, v) in gauges {
             head(&mut o, name, kind, help);
             let _ = writeln!(o, "{name} {v}");
+        }
+        head(
+            &mut o,
+            "berth_reactor_connections_open",
+            "gauge",
+            "Client connections open now, by event loop (shows how evenly accepts spread).",
+        );
+        for (i, s) in self.shards.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "berth_reactor_connections_open{{reactor=\"{i}\"}} {}",
+                s.open.load(Relaxed)
+            );
         }
         o
     }

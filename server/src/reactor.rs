@@ -9,6 +9,9 @@
 //! a connection was parked on a worker is made up for by driving it as soon as the answer
 //! arrives.
 
+// The one reader of the clock (see .clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use crate::config::Config;
 use crate::conn::{Conn, Step};
 use crate::dispatch::Store;
@@ -30,6 +33,8 @@ const WAKER: Token = Token(usize::MAX - 1);
 
 /// What every reactor and connection shares, read-only or atomically.
 pub struct Shared {
+    /// Every reactor's inbox, for handing over connections.
+    pub mailboxes: Arc<Vec<Mailbox>>,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub jobs: Sender<Job>,
@@ -61,6 +66,8 @@ struct Reactor {
     /// Connections whose last flush stopped at its budget.
     again: Vec<usize>,
     inbox: Receiver<Completion>,
+    /// Connections another reactor accepted and handed to this one (already counted).
+    sockets: Receiver<mio::net::TcpStream>,
     sh: Arc<Shared>,
     /// When shutting down: the end of the grace period.
     draining: Option<Instant>,
@@ -87,8 +94,9 @@ pub fn serve(
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        mailboxes.push(Mailbox { tx, waker });
-        inboxes.push(rx);
+        let (sockets, sockets_rx) = crossbeam_channel::unbounded();
+        mailboxes.push(Mailbox { tx, sockets, waker });
+        inboxes.push((rx, sockets_rx));
         polls.push(poll);
     }
     let mailboxes = Arc::new(mailboxes);
@@ -101,6 +109,7 @@ pub fn serve(
         metrics.clone(),
     )?;
     let sh = Arc::new(Shared {
+        mailboxes: mailboxes.clone(),
         store,
         metrics,
         jobs: jobs_tx,
@@ -112,7 +121,7 @@ pub fn serve(
     });
 
     let mut threads = Vec::new();
-    for (idx, (poll, inbox)) in polls.into_iter().zip(inboxes).enumerate() {
+    for (idx, (poll, (inbox, sockets))) in polls.into_iter().zip(inboxes).enumerate() {
         let l = listener.try_clone()?;
         let mut r = Reactor {
             idx,
@@ -124,6 +133,7 @@ pub fn serve(
             timers: BTreeSet::new(),
             again: Vec::new(),
             inbox,
+            sockets,
             sh: sh.clone(),
             draining: None,
         };
@@ -135,12 +145,19 @@ pub fn serve(
         let t = std::thread::Builder::new()
             .name(format!("berth-reactor-{idx}"))
             .spawn(move || {
-                if let Err(e) = r.run() {
-                    tracing::error!(reactor = r.idx, error = %e, "event loop failed; shutting down");
-                    r.sh.failed.store(true, SeqCst);
-                    // Let the signal thread run the ordinary shutdown.
-                    let _ = signal_hook::low_level::raise(SIGTERM);
-                }
+                // A panic here is a bug; a process with a dead event loop would half-serve,
+                // so either way the whole server shuts down and exits non-zero.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+                let why = match outcome {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "panic".to_string(),
+                };
+                tracing::error!(reactor = r.idx, error = %why, "event loop failed; shutting down");
+                logging::flush();
+                r.sh.failed.store(true, SeqCst);
+                // Let the signal thread run the ordinary shutdown.
+                let _ = signal_hook::low_level::raise(SIGTERM);
             })?;
         threads.push(t);
     }
@@ -209,10 +226,17 @@ impl Reactor {
                 match ev.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
-                    Token(t) => self.drive(t, now, |c, sh| c.on_ready(sh, now)),
+                    Token(t) => {
+                        let fin = ev.is_read_closed() || ev.is_error();
+                        self.drive(t, now, |c, sh| {
+                            c.peer_fin |= fin;
+                            c.on_ready(sh, now)
+                        })
+                    }
                 }
             }
             self.completions(now);
+            self.adopt(now);
             for t in std::mem::take(&mut self.again) {
                 if self.conn(t).is_some_and(|c| c.again) {
                     self.drive(t, now, |c, sh| c.on_ready(sh, now));
@@ -255,7 +279,7 @@ impl Reactor {
                 Ok((sock, _peer)) => {
                     // Responses are written whole; Nagle would only delay the last segment.
                     let _ = sock.set_nodelay(true);
-                    self.add(sock, now);
+                    self.place(sock, now);
                 }
                 // Another reactor won the race for this connection, or none is left.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -271,7 +295,43 @@ impl Reactor {
         }
     }
 
-    fn add(&mut self, mut sock: mio::net::TcpStream, now: Instant) {
+    /// Keeps an accepted connection, or hands it to the reactor with the fewest when this
+    /// one has clearly more: every reactor wakes for every connection and the first to
+    /// call `accept` wins, which left to itself piles connections on one core.
+    fn place(&mut self, sock: mio::net::TcpStream, now: Instant) {
+        let shards = self.sh.metrics.shards();
+        let mine = self.sh.shard(self.idx).open_now();
+        let least = (0..self.sh.mailboxes.len().min(shards.len()))
+            .min_by_key(|&i| (shards[i].open_now(), i != self.idx))
+            .unwrap_or(self.idx);
+        if least != self.idx && mine > shards[least].open_now() + 1 {
+            // Counted now, so a burst of accepts spreads instead of all going to `least`.
+            shards[least].opened();
+            let mb = &self.sh.mailboxes[least];
+            match mb.sockets.send(sock) {
+                Ok(()) => {
+                    let _ = mb.waker.wake();
+                    return;
+                }
+                Err(back) => {
+                    shards[least].closed();
+                    self.add(back.0, now, false);
+                    return;
+                }
+            }
+        }
+        self.add(sock, now, false);
+    }
+
+    /// Connections handed over by other reactors.
+    fn adopt(&mut self, now: Instant) {
+        while let Ok(sock) = self.sockets.try_recv() {
+            self.add(sock, now, true);
+        }
+    }
+
+    /// Registers a connection; `counted` when the hand-over already counted it here.
+    fn add(&mut self, mut sock: mio::net::TcpStream, now: Instant, counted: bool) {
         let t = match self.free.pop() {
             Some(t) => t,
             None => {
@@ -286,6 +346,9 @@ impl Reactor {
         ) {
             tracing::warn!(error = %e, "cannot register connection");
             self.free.push(t);
+            if counted {
+                self.sh.shard(self.idx).closed();
+            }
             return;
         }
         self.next_gen += 1;
@@ -295,18 +358,22 @@ impl Reactor {
             gen: self.next_gen,
         };
         let proto = Connection::new(self.sh.limits.clone(), now);
-        self.conns[t] = Some(Conn::new(sock, proto, origin));
-        self.sh.shard(self.idx).opened();
-        self.settle(t, Step::Alive);
+        let mut c = Conn::new(sock, proto, origin);
+        if !counted {
+            self.sh.shard(self.idx).opened();
+        }
+        // A handed-over socket's readiness edge went to the other reactor's poll.
+        let step = c.on_ready(&self.sh, now);
+        self.conns[t] = Some(c);
+        self.settle(t, step);
     }
 
     /// Runs `f` on connection `t` and files the outcome: close, timer, flush-again.
     fn drive(&mut self, t: usize, _now: Instant, f: impl FnOnce(&mut Conn, &Shared) -> Step) {
-        let sh = self.sh.clone();
-        let Some(c) = self.conn(t) else {
+        let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
             return;
         };
-        let step = f(c, &sh);
+        let step = f(c, &self.sh);
         self.settle(t, step);
     }
 

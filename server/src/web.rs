@@ -5,6 +5,11 @@ use crate::metrics::{Metrics, Storage};
 use berth_core::{WebRequest, WebResponse};
 use bytes::Bytes;
 
+/// Whether answering `req` reads storage-wide figures (costly on a large store).
+pub fn reads_storage(req: &WebRequest) -> bool {
+    req.path == "/metrics"
+}
+
 /// Answers one web request. `storage` is only read for `/metrics`.
 pub fn answer(
     req: &WebRequest,

@@ -1,5 +1,5 @@
 //! A small pool of threads for storage work that blocks (fsync, write transactions): upload
-//! finalise, manifest put, deletes, mounts. The connection that asked stays parked on its
+//! finalise, manifest put, deletes, mounts, and the `/metrics` scan. The connection that asked stays parked on its
 //! reactor; the answer comes back over that reactor's channel, and its `Waker` makes the
 //! reactor drive the connection again at once (the readiness edge it missed will not fire
 //! again).
@@ -35,9 +35,11 @@ pub struct Completion {
     pub reply: Reply,
 }
 
-/// Where one reactor receives completions.
+/// Where one reactor receives completions (and connections handed over by another
+/// reactor to even out the load).
 pub struct Mailbox {
     pub tx: Sender<Completion>,
+    pub sockets: Sender<mio::net::TcpStream>,
     pub waker: mio::Waker,
 }
 

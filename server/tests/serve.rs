@@ -1,6 +1,9 @@
 //! The real `berth` binary on a loopback port with a temporary data directory, driven by a
 //! small HTTP/1.1 client over `std::net::TcpStream`.
 
+// Tests measure wall time and wait for the process: the server's clock rule is not theirs.
+#![allow(clippy::disallowed_methods)]
+
 use sha2::{Digest as _, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,6 +31,10 @@ fn berth(args: &[&str]) -> Command {
 
 impl Server {
     fn start(data: &std::path::Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
         let mut child = berth(&[
             "serve",
             "--listen",
@@ -35,6 +42,7 @@ impl Server {
             "--data",
             data.to_str().unwrap(),
         ])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -350,6 +358,7 @@ fn push_pull_metrics_and_sigterm_exit_zero() {
         "berth_connections_open 2",
         "berth_storage_blobs 2",
         "berth_storage_manifests 1",
+        "berth_storage_failed_packs 0",
     ] {
         assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
     }
@@ -360,6 +369,16 @@ fn push_pull_metrics_and_sigterm_exit_zero() {
         .parse()
         .unwrap();
     assert!(sent > 64 << 20, "sent {sent}");
+    let jobs: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_worker_job_duration_seconds_count "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        jobs >= 3,
+        "two blob commits and a manifest put ran on workers: {jobs}"
+    );
     assert_eq!(p.get("/healthz").status, 200);
     assert_eq!(p.get("/no/such/page").status, 404);
 
@@ -523,4 +542,65 @@ fn check_reports_a_missing_store_and_passes_on_a_fresh_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("consistent"));
+}
+
+#[test]
+fn a_client_that_half_closes_gets_its_answer_then_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    c.s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    c.s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(c.response(false).body, b"ok\n");
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed_at_their_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(
+        dir.path(),
+        &[("BERTH_IDLE_TIMEOUT", "1s"), ("BERTH_HEADER_TIMEOUT", "1s")],
+    );
+    let mut idle = srv.client();
+    assert_eq!(idle.get("/healthz").status, 200);
+    let mut slow = srv.client();
+    slow.s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    let mut busy = srv.client();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(busy.get("/healthz").status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        idle.closed_by_server(),
+        "idle connection outlived idle_timeout"
+    );
+    assert!(slow.closed_by_server(), "slow head outlived header_timeout");
+    assert_eq!(
+        busy.get("/healthz").status,
+        200,
+        "active connection was closed"
+    );
+}
+
+#[test]
+fn connections_spread_evenly_over_the_event_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_THREADS", "3")]);
+    let mut conns: Vec<Client> = (0..30).map(|_| srv.client()).collect();
+    for c in &mut conns {
+        assert_eq!(c.get("/healthz").status, 200);
+    }
+    let text = String::from_utf8(conns[0].get("/metrics").body).unwrap();
+    let per: Vec<i64> = text
+        .lines()
+        .filter(|l| l.starts_with("berth_reactor_connections_open{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(per.len(), 3, "{text}");
+    assert_eq!(per.iter().sum::<i64>(), 30);
+    let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
+    assert!(hi - lo <= 2, "uneven: {per:?}");
 }

@@ -28,20 +28,38 @@ pub enum Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Chunk {
     /// Reading hex digits of a chunk size.
-    Size { value: u64, digits: u8, line: usize },
+    Size {
+        value: u64,
+        digits: u8,
+        line: usize,
+    },
     /// After the size: extensions up to the line end.
-    Ext { value: u64, line: usize },
+    Ext {
+        value: u64,
+        line: usize,
+    },
     /// Saw '\r' ending the size line.
-    SizeLf { value: u64 },
-    Data { left: u64 },
+    SizeLf {
+        value: u64,
+    },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
     /// At the start of a trailer line (or the final empty line).
-    TrailerStart { total: usize },
+    TrailerStart {
+        total: usize,
+    },
     /// Inside a trailer field line.
-    Trailer { total: usize },
+    Trailer {
+        total: usize,
+    },
     /// Saw '\r' ending a trailer line.
-    TrailerLf { total: usize, empty: bool },
+    TrailerLf {
+        total: usize,
+        empty: bool,
+    },
     /// The final empty line was read.
     Done,
 }
@@ -129,7 +147,11 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
         let b = input[i];
         i += 1;
         *st = match *st {
-            Chunk::Size { value, digits, line } => match hex(b) {
+            Chunk::Size {
+                value,
+                digits,
+                line,
+            } => match hex(b) {
                 Some(d) => {
                     if digits >= 15 {
                         return Err(BodyError("chunk size too large"));
@@ -142,7 +164,10 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
                 }
                 None if digits == 0 => return Err(BodyError("chunk size missing")),
                 None if b == b'\r' => Chunk::SizeLf { value },
-                None if b == b';' || b == b' ' || b == b'\t' => Chunk::Ext { value, line: line + 1 },
+                None if b == b';' || b == b' ' || b == b'\t' => Chunk::Ext {
+                    value,
+                    line: line + 1,
+                },
                 None => return Err(BodyError("bad chunk size")),
             },
             Chunk::Ext { value, line } => {
@@ -152,7 +177,10 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
                 match b {
                     b'\r' => Chunk::SizeLf { value },
                     b'\n' => return Err(BodyError("bare LF in chunk line")),
-                    _ => Chunk::Ext { value, line: line + 1 },
+                    _ => Chunk::Ext {
+                        value,
+                        line: line + 1,
+                    },
                 }
             }
             Chunk::SizeLf { value } => {
@@ -196,7 +224,10 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
                     return Err(BodyError("trailers too long"));
                 }
                 match b {
-                    b'\r' => Chunk::TrailerLf { total, empty: false },
+                    b'\r' => Chunk::TrailerLf {
+                        total,
+                        empty: false,
+                    },
                     _ => Chunk::Trailer { total: total + 1 },
                 }
             }
@@ -212,7 +243,11 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
             }
         };
     }
-    Ok(if i == 0 { Step::NeedMore } else { Step::Framing(i) })
+    Ok(if i == 0 {
+        Step::NeedMore
+    } else {
+        Step::Framing(i)
+    })
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -302,7 +337,11 @@ mod tests {
             b"ffffffffffffffffff\r\n",
             b"0\r\nbad\rX",
         ] {
-            assert!(decode(bad, 1).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                decode(bad, 1).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -63,6 +63,7 @@ pub struct Head {
     pub content_type: Option<String>,
     pub content_range: Option<String>,
     pub range: Option<String>,
+    pub if_none_match: Option<String>,
     /// All headers (lower-cased names, lossy values), kept only for requests outside `/v2/`.
     pub all_headers: Vec<(String, String)>,
 }
@@ -151,7 +152,11 @@ const STACK_HEADERS: usize = 64;
 
 /// Parses a complete head (`bytes` ends with `\r\n\r\n`). `keep_all` keeps every header for
 /// requests the server answers (`Need::Web`).
-pub fn parse(bytes: &[u8], limits: &Limits, keep_all: impl Fn(&str) -> bool) -> Result<Head, HeadError> {
+pub fn parse(
+    bytes: &[u8],
+    limits: &Limits,
+    keep_all: impl Fn(&str) -> bool,
+) -> Result<Head, HeadError> {
     // Every field ends with one line break; count them before giving httparse the slots.
     let lines = bytes.iter().filter(|&&b| b == b'\n').count();
     let fields = lines.saturating_sub(2);
@@ -200,6 +205,7 @@ pub fn parse(bytes: &[u8], limits: &Limits, keep_all: impl Fn(&str) -> bool) -> 
         content_type: None,
         content_range: None,
         range: None,
+        if_none_match: None,
         all_headers: Vec::new(),
     };
     let keep = keep_all(path);
@@ -252,6 +258,8 @@ pub fn parse(bytes: &[u8], limits: &Limits, keep_all: impl Fn(&str) -> bool) -> 
             head.content_range = Some(String::from_utf8_lossy(v).into_owned());
         } else if name.eq_ignore_ascii_case("range") {
             head.range = Some(String::from_utf8_lossy(v).into_owned());
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            head.if_none_match = Some(String::from_utf8_lossy(v).into_owned());
         }
     }
     head.framing = match (length, chunked) {
@@ -269,13 +277,20 @@ fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    v.iter()
-        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    v.iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let s = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let e = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    let s = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(s, |e| e + 1);
     &v[s..e]
 }
 
@@ -325,7 +340,10 @@ mod tests {
     #[test]
     fn content_length_and_chunked_together_are_malformed() {
         let req = b"PUT / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(parse(req, &lim(), |_| false).unwrap_err(), HeadError::Malformed);
+        assert_eq!(
+            parse(req, &lim(), |_| false).unwrap_err(),
+            HeadError::Malformed
+        );
     }
 
     #[test]
@@ -342,7 +360,12 @@ mod tests {
         assert_eq!((h.path.as_str(), h.query.as_str()), ("/a", "b=c"));
         let h = parse(b"GET / HTTP/1.0\r\n\r\n", &lim(), |_| false).unwrap();
         assert!(!h.keep_alive);
-        let h = parse(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &lim(), |_| false).unwrap();
+        let h = parse(
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            &lim(),
+            |_| false,
+        )
+        .unwrap();
         assert!(h.keep_alive);
     }
 
@@ -350,7 +373,11 @@ mod tests {
     fn bad_content_length_is_malformed() {
         for v in ["-1", "abc", "1 2", "99999999999999999999", ""] {
             let req = format!("PUT / HTTP/1.1\r\nContent-Length: {v}\r\n\r\n");
-            assert_eq!(parse(req.as_bytes(), &lim(), |_| false).unwrap_err(), HeadError::Malformed, "{v}");
+            assert_eq!(
+                parse(req.as_bytes(), &lim(), |_| false).unwrap_err(),
+                HeadError::Malformed,
+                "{v}"
+            );
         }
     }
 }

@@ -215,7 +215,11 @@ mod tests {
             (ErrorCode::Unsupported, 405, "UNSUPPORTED"),
             (ErrorCode::TooManyRequests, 429, "TOOMANYREQUESTS"),
             (ErrorCode::RangeInvalid, 416, "RANGE_INVALID"),
-            (ErrorCode::PaginationNumberInvalid, 400, "PAGINATION_NUMBER_INVALID"),
+            (
+                ErrorCode::PaginationNumberInvalid,
+                400,
+                "PAGINATION_NUMBER_INVALID",
+            ),
             (ErrorCode::Unknown, 500, "UNKNOWN"),
         ];
         for (c, s, n) in rows {

@@ -31,9 +31,14 @@ impl Kind {
     }
 
     fn from_media_type(s: &str) -> Option<Kind> {
-        [Kind::OciManifest, Kind::OciIndex, Kind::DockerManifest, Kind::DockerList]
-            .into_iter()
-            .find(|k| k.media_type().eq_ignore_ascii_case(s))
+        [
+            Kind::OciManifest,
+            Kind::OciIndex,
+            Kind::DockerManifest,
+            Kind::DockerList,
+        ]
+        .into_iter()
+        .find(|k| k.media_type().eq_ignore_ascii_case(s))
     }
 
     fn is_index(self) -> bool {
@@ -106,17 +111,22 @@ fn is_generic(ct: &str) -> bool {
 
 /// Validates a manifest body pushed with `content_type` (parameters allowed).
 pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid> {
-    let doc: Doc<'_> = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let doc: Doc<'_> =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     let ct = content_type.map(base_media_type).unwrap_or("");
     let kind = if !is_generic(ct) {
         if let Some(mt) = &doc.media_type {
             if !mt.eq_ignore_ascii_case(ct) {
-                return Err(invalid(format!("mediaType {mt} does not match Content-Type {ct}")));
+                return Err(invalid(format!(
+                    "mediaType {mt} does not match Content-Type {ct}"
+                )));
             }
         }
-        Kind::from_media_type(ct).ok_or_else(|| invalid(format!("unsupported manifest media type {ct}")))?
+        Kind::from_media_type(ct)
+            .ok_or_else(|| invalid(format!("unsupported manifest media type {ct}")))?
     } else if let Some(mt) = &doc.media_type {
-        Kind::from_media_type(mt).ok_or_else(|| invalid(format!("unsupported manifest media type {mt}")))?
+        Kind::from_media_type(mt)
+            .ok_or_else(|| invalid(format!("unsupported manifest media type {mt}")))?
     } else if doc.fs_layers.is_some() || doc.schema_version == Some(1) {
         return Err(invalid("schema 1 manifests are not supported"));
     } else if doc.manifests.is_some() {
@@ -124,7 +134,9 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid>
     } else if doc.config.is_some() {
         Kind::OciManifest
     } else {
-        return Err(invalid("cannot tell the manifest type: set Content-Type or mediaType"));
+        return Err(invalid(
+            "cannot tell the manifest type: set Content-Type or mediaType",
+        ));
     };
     if doc.schema_version != Some(2) {
         return Err(invalid("schemaVersion must be 2"));
@@ -137,20 +149,31 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid>
             return Err(invalid("an index has no config or layers"));
         }
         for d in doc.manifests.iter().flatten() {
-            manifests.push(descriptor_digest(d, "manifests")?.ok_or_else(|| invalid("index entry digest unsupported"))?);
+            manifests.push(
+                descriptor_digest(d, "manifests")?
+                    .ok_or_else(|| invalid("index entry digest unsupported"))?,
+            );
         }
     } else {
         if doc.manifests.is_some() {
             return Err(invalid("an image manifest has no manifests array"));
         }
-        let config = doc.config.as_ref().ok_or_else(|| invalid("config is required"))?;
-        blobs.push(descriptor_digest(config, "config")?.ok_or_else(|| invalid("config digest unsupported"))?);
+        let config = doc
+            .config
+            .as_ref()
+            .ok_or_else(|| invalid("config is required"))?;
+        blobs.push(
+            descriptor_digest(config, "config")?
+                .ok_or_else(|| invalid("config digest unsupported"))?,
+        );
         if artifact_type.is_none() {
             artifact_type = config.media_type.clone();
         }
         for l in doc.layers.iter().flatten() {
             let external = l.urls.as_ref().is_some_and(|u| !u.is_empty())
-                || l.media_type.as_deref().is_some_and(|m| m.contains("nondistributable") || m.contains("foreign"));
+                || l.media_type
+                    .as_deref()
+                    .is_some_and(|m| m.contains("nondistributable") || m.contains("foreign"));
             match descriptor_digest(l, "layers")? {
                 Some(d) if !external => blobs.push(d),
                 Some(_) => {}
@@ -186,7 +209,10 @@ fn descriptor_digest(d: &Descriptor, what: &str) -> Result<Option<Digest>, Inval
     if d.size.is_some_and(|s| s < 0) {
         return Err(invalid(format!("{what}: negative size")));
     }
-    let s = d.digest.as_deref().ok_or_else(|| invalid(format!("{what}: digest missing")))?;
+    let s = d
+        .digest
+        .as_deref()
+        .ok_or_else(|| invalid(format!("{what}: digest missing")))?;
     match Digest::parse(s) {
         Ok(dg) => Ok(Some(dg)),
         Err(DigestError::Unsupported) => Ok(None),
@@ -214,26 +240,49 @@ mod tests {
 
     #[test]
     fn oci_manifest_without_media_type_is_typed_by_content_type() {
-        let p = parse(image("").as_bytes(), Some("application/vnd.oci.image.manifest.v1+json; charset=x")).unwrap();
+        let p = parse(
+            image("").as_bytes(),
+            Some("application/vnd.oci.image.manifest.v1+json; charset=x"),
+        )
+        .unwrap();
         assert_eq!(p.kind, Kind::OciManifest);
         assert_eq!(p.blobs.len(), 2);
-        assert_eq!(p.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            p.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
     }
 
     #[test]
     fn media_type_field_must_match_content_type() {
         let body = image(r#""mediaType":"application/vnd.oci.image.manifest.v1+json","#);
         assert!(parse(body.as_bytes(), Some(DOCKER_MANIFEST)).is_err());
-        assert_eq!(parse(body.as_bytes(), Some(OCI_MANIFEST)).unwrap().kind, Kind::OciManifest);
+        assert_eq!(
+            parse(body.as_bytes(), Some(OCI_MANIFEST)).unwrap().kind,
+            Kind::OciManifest
+        );
     }
 
     #[test]
     fn generic_content_type_sniffs_the_body() {
         let body = image(r#""mediaType":"application/vnd.docker.distribution.manifest.v2+json","#);
-        assert_eq!(parse(body.as_bytes(), None).unwrap().kind, Kind::DockerManifest);
-        assert_eq!(parse(body.as_bytes(), Some("application/json")).unwrap().kind, Kind::DockerManifest);
-        assert_eq!(parse(image("").as_bytes(), None).unwrap().kind, Kind::OciManifest);
-        let idx = format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{C}","size":3}}]}}"#);
+        assert_eq!(
+            parse(body.as_bytes(), None).unwrap().kind,
+            Kind::DockerManifest
+        );
+        assert_eq!(
+            parse(body.as_bytes(), Some("application/json"))
+                .unwrap()
+                .kind,
+            Kind::DockerManifest
+        );
+        assert_eq!(
+            parse(image("").as_bytes(), None).unwrap().kind,
+            Kind::OciManifest
+        );
+        let idx = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{C}","size":3}}]}}"#
+        );
         let p = parse(idx.as_bytes(), None).unwrap();
         assert_eq!((p.kind, p.manifests.len()), (Kind::OciIndex, 1));
     }
@@ -242,12 +291,24 @@ mod tests {
     fn schema1_unknown_types_and_bad_structure_are_invalid() {
         let rows: Vec<(String, Option<&str>)> = vec![
             (r#"{"schemaVersion":1,"fsLayers":[]}"#.into(), None),
-            (image(""), Some("application/vnd.docker.distribution.manifest.v1+prettyjws")),
+            (
+                image(""),
+                Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+            ),
             (image(""), Some("application/vnd.example.unknown")),
-            (image("").replace("\"schemaVersion\":2", "\"schemaVersion\":3"), Some(OCI_MANIFEST)),
+            (
+                image("").replace("\"schemaVersion\":2", "\"schemaVersion\":3"),
+                Some(OCI_MANIFEST),
+            ),
             (image("").replace(C, "sha256:ABC"), Some(OCI_MANIFEST)),
-            (image("").replace("\"size\":2", "\"size\":-2"), Some(OCI_MANIFEST)),
-            (r#"{"schemaVersion":2,"layers":[]}"#.into(), Some(OCI_MANIFEST)),
+            (
+                image("").replace("\"size\":2", "\"size\":-2"),
+                Some(OCI_MANIFEST),
+            ),
+            (
+                r#"{"schemaVersion":2,"layers":[]}"#.into(),
+                Some(OCI_MANIFEST),
+            ),
             ("not json".into(), Some(OCI_MANIFEST)),
             ("{}".into(), None),
         ];

@@ -41,7 +41,9 @@ impl ByteRange {
         Some(match (a.is_empty(), b.is_empty()) {
             (true, true) => Err(()),
             (true, false) => num(b).map(ByteRange::Suffix).ok_or(()),
-            (false, true) => num(a).map(|start| ByteRange::From { start, end: None }).ok_or(()),
+            (false, true) => num(a)
+                .map(|start| ByteRange::From { start, end: None })
+                .ok_or(()),
             (false, false) => match (num(a), num(b)) {
                 (Some(start), Some(end)) if end >= start => Ok(ByteRange::From {
                     start,
@@ -149,12 +151,27 @@ mod tests {
     #[test]
     fn content_range_table() {
         // spec digest §1.4: ^[0-9]+-[0-9]+$, inclusive.
-        let ok: &[(&str, u64, u64)] = &[("0-21", 0, 21), ("22-41", 22, 41), ("5-5", 5, 5), ("bytes 0-1", 0, 1)];
+        let ok: &[(&str, u64, u64)] = &[
+            ("0-21", 0, 21),
+            ("22-41", 22, 41),
+            ("5-5", 5, 5),
+            ("bytes 0-1", 0, 1),
+        ];
         for (v, s, e) in ok {
             let r = ContentRange::parse(v).unwrap();
             assert_eq!((r.start, r.end), (*s, *e), "{v}");
         }
-        for v in ["", "1", "1-", "-1", "5-4", "a-b", "0-1/2", "0 - 1x", "99999999999999999999-1"] {
+        for v in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "5-4",
+            "a-b",
+            "0-1/2",
+            "0 - 1x",
+            "99999999999999999999-1",
+        ] {
             assert_eq!(ContentRange::parse(v), None, "{v}");
         }
         assert_eq!(ContentRange::parse("22-41").unwrap().len(), 20);

@@ -49,7 +49,10 @@ mod tests {
     fn r(t: Option<&str>, ann: Option<&str>) -> Referrer {
         Referrer {
             media_type: super::super::manifest::OCI_MANIFEST.into(),
-            digest: Digest::parse("sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a").unwrap(),
+            digest: Digest::parse(
+                "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+            )
+            .unwrap(),
             size: 12,
             artifact_type: t.map(Into::into),
             annotations: ann.map(Into::into),
@@ -58,7 +61,11 @@ mod tests {
 
     #[test]
     fn index_lists_entries_with_own_annotations_and_filters_by_artifact_type() {
-        let list = [r(Some("a/x"), Some(r#"{"k":"v"}"#)), r(Some("a/y"), None), r(None, None)];
+        let list = [
+            r(Some("a/x"), Some(r#"{"k":"v"}"#)),
+            r(Some("a/y"), None),
+            r(None, None),
+        ];
         let v: serde_json::Value = serde_json::from_slice(&index(&list, None)).unwrap();
         assert_eq!(v["mediaType"], OCI_INDEX);
         assert_eq!(v["manifests"].as_array().unwrap().len(), 3);

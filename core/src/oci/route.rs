@@ -13,9 +13,16 @@ pub enum Op {
     /// end-1
     Ping,
     /// catalog
-    Catalog { n: Option<usize>, last: Option<String> },
+    Catalog {
+        n: Option<usize>,
+        last: Option<String>,
+    },
     /// end-2 (GET/HEAD)
-    BlobGet { name: RepoName, digest: Digest, head: bool },
+    BlobGet {
+        name: RepoName,
+        digest: Digest,
+        head: bool,
+    },
     /// end-10
     BlobDelete { name: RepoName, digest: Digest },
     /// end-4a, end-4b (`digest`), end-11 (`mount`)
@@ -30,19 +37,42 @@ pub enum Op {
     /// end-5
     UploadPatch { name: RepoName, upload: UploadId },
     /// end-6
-    UploadPut { name: RepoName, upload: UploadId, digest: Digest },
+    UploadPut {
+        name: RepoName,
+        upload: UploadId,
+        digest: Digest,
+    },
     /// end-14
     UploadCancel { name: RepoName, upload: UploadId },
     /// end-3 (GET/HEAD)
-    ManifestGet { name: RepoName, reference: Reference, head: bool },
+    ManifestGet {
+        name: RepoName,
+        reference: Reference,
+        head: bool,
+    },
     /// end-7, end-7b (`tags`)
-    ManifestPut { name: RepoName, reference: Reference, tags: Vec<Tag> },
+    ManifestPut {
+        name: RepoName,
+        reference: Reference,
+        tags: Vec<Tag>,
+    },
     /// end-9
-    ManifestDelete { name: RepoName, reference: Reference },
+    ManifestDelete {
+        name: RepoName,
+        reference: Reference,
+    },
     /// end-8a/b
-    TagsList { name: RepoName, n: Option<usize>, last: Option<String> },
+    TagsList {
+        name: RepoName,
+        n: Option<usize>,
+        last: Option<String>,
+    },
     /// end-12a/b
-    Referrers { name: RepoName, digest: Digest, artifact_type: Option<String> },
+    Referrers {
+        name: RepoName,
+        digest: Digest,
+        artifact_type: Option<String>,
+    },
 }
 
 impl Op {
@@ -110,7 +140,11 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
     let read = matches!(method, Method::Get | Method::Head);
     let head = method == Method::Head;
     if rest.is_empty() {
-        return if read { Ok(Route::Oci(Op::Ping)) } else { Err(RouteError::Method) };
+        return if read {
+            Ok(Route::Oci(Op::Ping))
+        } else {
+            Err(RouteError::Method)
+        };
     }
     if rest == "_catalog" {
         if !read {
@@ -122,28 +156,50 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
             last: q.get("last").map(str::to_owned),
         }));
     }
-    let segs: Vec<&str> = rest.split('/').collect();
-    let k = segs.len();
-    let name_of = |upto: usize| -> Result<RepoName, RouteError> {
-        if upto == 0 {
-            return Err(RouteError::NotFound);
+    // The last three segments, found from the right without allocating; `k` counts the
+    // segments, saturating at 4 ("at least four").
+    let mut seg = [""; 3];
+    let mut starts = [0usize; 3];
+    let mut k = 0;
+    let mut end = rest.len();
+    while k < 3 {
+        match rest[..end].rfind('/') {
+            Some(i) => {
+                seg[k] = &rest[i + 1..end];
+                starts[k] = i + 1;
+                end = i;
+                k += 1;
+            }
+            None => {
+                seg[k] = &rest[..end];
+                k += 1;
+                end = usize::MAX;
+                break;
+            }
         }
-        let name = &rest[..segs[..upto].iter().map(|s| s.len() + 1).sum::<usize>() - 1];
+    }
+    if end != usize::MAX {
+        k = 4;
+    }
+    let last = |i: usize| seg[i - 1];
+    // The name is everything before the last `trailing` segments.
+    let name_before = |trailing: usize| -> Result<RepoName, RouteError> {
+        let name = &rest[..starts[trailing - 1].saturating_sub(1)];
         RepoName::parse(name).ok_or_else(|| RouteError::oci(ErrorCode::NameInvalid, name))
     };
     let q = Query::parse(query);
-    let op = if k >= 3 && segs[k - 2] == "tags" && segs[k - 1] == "list" {
+    let op = if k >= 3 && last(2) == "tags" && last(1) == "list" {
         if !read {
             return Err(RouteError::Method);
         }
         Op::TagsList {
-            name: name_of(k - 2)?,
+            name: name_before(2)?,
             n: q.n()?,
             last: q.get("last").map(str::to_owned),
         }
-    } else if k >= 4 && segs[k - 3] == "blobs" && segs[k - 2] == "uploads" {
-        let name = name_of(k - 3)?;
-        let id = segs[k - 1];
+    } else if k >= 4 && last(3) == "blobs" && last(2) == "uploads" {
+        let name = name_before(3)?;
+        let id = last(1);
         if id.is_empty() {
             upload_start(method, name, &q)?
         } else {
@@ -154,69 +210,97 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
                 Method::Patch => Op::UploadPatch { name, upload },
                 Method::Put => {
                     let digest = match q.get("digest") {
-                        None => return Err(RouteError::oci(ErrorCode::DigestInvalid, "digest parameter missing")),
+                        None => {
+                            return Err(RouteError::oci(
+                                ErrorCode::DigestInvalid,
+                                "digest parameter missing",
+                            ))
+                        }
                         Some(d) => parse_digest(d)?,
                     };
-                    Op::UploadPut { name, upload, digest }
+                    Op::UploadPut {
+                        name,
+                        upload,
+                        digest,
+                    }
                 }
                 Method::Delete => Op::UploadCancel { name, upload },
                 _ => return Err(RouteError::Method),
             }
         }
-    } else if k >= 3 && segs[k - 2] == "blobs" && segs[k - 1] == "uploads" {
+    } else if k >= 3 && last(2) == "blobs" && last(1) == "uploads" {
         // `/blobs/uploads` without the trailing slash: lenient alias of end-4a.
-        upload_start(method, name_of(k - 2)?, &q)?
-    } else if k >= 3 && segs[k - 2] == "blobs" {
+        upload_start(method, name_before(2)?, &q)?
+    } else if k >= 3 && last(2) == "blobs" {
         if !matches!(method, Method::Get | Method::Head | Method::Delete) {
             return Err(RouteError::Method);
         }
-        let name = name_of(k - 2)?;
-        let digest = parse_digest(&percent_decode(segs[k - 1]))?;
+        let name = name_before(2)?;
+        let digest = parse_digest(&percent_decode(last(1)))?;
         if method == Method::Delete {
             Op::BlobDelete { name, digest }
         } else {
             Op::BlobGet { name, digest, head }
         }
-    } else if k >= 3 && segs[k - 2] == "manifests" {
-        let name = name_of(k - 2)?;
-        let raw = percent_decode(segs[k - 1]);
+    } else if k >= 3 && last(2) == "manifests" {
+        let name = name_before(2)?;
+        let raw = percent_decode(last(1));
         match method {
             Method::Get | Method::Head | Method::Delete => {
                 // T1 probes `.INVALID_MANIFEST_NAME` and expects 404: an invalid tag names
                 // nothing. A malformed digest is a client error (400 DIGEST_INVALID).
                 let reference = match parse_reference(&raw) {
                     Ok(r) => r,
-                    Err(RefError::Digest) => return Err(RouteError::oci(ErrorCode::DigestInvalid, raw)),
-                    Err(RefError::Tag) => return Err(RouteError::oci(ErrorCode::ManifestUnknown, raw)),
+                    Err(RefError::Digest) => {
+                        return Err(RouteError::oci(ErrorCode::DigestInvalid, raw))
+                    }
+                    Err(RefError::Tag) => {
+                        return Err(RouteError::oci(ErrorCode::ManifestUnknown, raw))
+                    }
                 };
                 if method == Method::Delete {
                     Op::ManifestDelete { name, reference }
                 } else {
-                    Op::ManifestGet { name, reference, head }
+                    Op::ManifestGet {
+                        name,
+                        reference,
+                        head,
+                    }
                 }
             }
             Method::Put => {
                 let reference = match parse_reference(&raw) {
                     Ok(r) => r,
-                    Err(RefError::Digest) => return Err(RouteError::oci(ErrorCode::DigestInvalid, raw)),
+                    Err(RefError::Digest) => {
+                        return Err(RouteError::oci(ErrorCode::DigestInvalid, raw))
+                    }
                     Err(RefError::Tag) => return Err(RouteError::oci(ErrorCode::TagInvalid, raw)),
                 };
                 let mut tags = Vec::new();
                 for t in q.all("tag") {
-                    tags.push(Tag::parse(t).ok_or_else(|| RouteError::oci(ErrorCode::TagInvalid, t))?);
+                    tags.push(
+                        Tag::parse(t).ok_or_else(|| RouteError::oci(ErrorCode::TagInvalid, t))?,
+                    );
                 }
-                Op::ManifestPut { name, reference, tags }
+                Op::ManifestPut {
+                    name,
+                    reference,
+                    tags,
+                }
             }
             _ => return Err(RouteError::Method),
         }
-    } else if k >= 3 && segs[k - 2] == "referrers" {
+    } else if k >= 3 && last(2) == "referrers" {
         if !read {
             return Err(RouteError::Method);
         }
         Op::Referrers {
-            name: name_of(k - 2)?,
-            digest: parse_digest(&percent_decode(segs[k - 1]))?,
-            artifact_type: q.get("artifactType").filter(|s| !s.is_empty()).map(str::to_owned),
+            name: name_before(2)?,
+            digest: parse_digest(&percent_decode(last(1)))?,
+            artifact_type: q
+                .get("artifactType")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
         }
     } else {
         return Err(RouteError::NotFound);
@@ -242,7 +326,12 @@ fn upload_start(method: Method, name: RepoName, q: &Query) -> Result<Op, RouteEr
         Some(d) if mount.is_none() => Some(parse_digest(d)?),
         _ => None,
     };
-    Ok(Op::UploadStart { name, digest, mount, from })
+    Ok(Op::UploadStart {
+        name,
+        digest,
+        mount,
+        from,
+    })
 }
 
 enum RefError {
@@ -253,14 +342,17 @@ enum RefError {
 /// A reference is a tag unless it contains `:`, then it must be a digest (spec digest §1.2).
 fn parse_reference(s: &str) -> Result<Reference, RefError> {
     if s.contains(':') {
-        Digest::parse(s).map(Reference::Digest).map_err(|_| RefError::Digest)
+        Digest::parse(s)
+            .map(Reference::Digest)
+            .map_err(|_| RefError::Digest)
     } else {
         Tag::parse(s).map(Reference::Tag).ok_or(RefError::Tag)
     }
 }
 
 fn parse_digest(s: &str) -> Result<Digest, RouteError> {
-    Digest::parse(s).map_err(|e: DigestError| RouteError::oci(ErrorCode::DigestInvalid, format!("{s}: {e}")))
+    Digest::parse(s)
+        .map_err(|e: DigestError| RouteError::oci(ErrorCode::DigestInvalid, format!("{s}: {e}")))
 }
 
 /// Query parameters with percent-decoded values (clients send `digest=sha256%3A...`).
@@ -284,11 +376,17 @@ impl<'q> Query<'q> {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| &**v)
+        self.pairs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| &**v)
     }
 
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(k, _)| *k == key).map(|(_, v)| &**v)
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, v)| &**v)
     }
 
     /// `n` for pagination: absent → `None`; not a non-negative integer → 400.
@@ -297,7 +395,9 @@ impl<'q> Query<'q> {
             None => Ok(None),
             Some(v) if !v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()) => {
                 // At most 18 digits: always fits a usize on 64-bit targets; clamp otherwise.
-                Ok(Some(v.parse::<u64>().map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))))
+                Ok(Some(v.parse::<u64>().map_or(usize::MAX, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                })))
             }
             Some(v) => Err(RouteError::oci(ErrorCode::PaginationNumberInvalid, v)),
         }
@@ -365,16 +465,22 @@ mod tests {
             })
         );
         let got = r(Method::Post, "/v2/x/manifests/y/blobs/uploads/", "").unwrap();
-        assert!(matches!(got, Route::Oci(Op::UploadStart { ref name, .. }) if name.as_str() == "x/manifests/y"));
+        assert!(
+            matches!(got, Route::Oci(Op::UploadStart { ref name, .. }) if name.as_str() == "x/manifests/y")
+        );
         let got = r(Method::Get, &format!("/v2/org/reg/img/blobs/{D}"), "").unwrap();
-        assert!(matches!(got, Route::Oci(Op::BlobGet { ref name, .. }) if name.as_str() == "org/reg/img"));
+        assert!(
+            matches!(got, Route::Oci(Op::BlobGet { ref name, .. }) if name.as_str() == "org/reg/img")
+        );
     }
 
     #[test]
     fn query_digest_is_percent_decoded() {
         let q = format!("digest={}", D.replace(':', "%3A"));
         let got = r(Method::Put, "/v2/a/blobs/uploads/u1", &q).unwrap();
-        assert!(matches!(got, Route::Oci(Op::UploadPut { ref digest, .. }) if digest.to_string() == D));
+        assert!(
+            matches!(got, Route::Oci(Op::UploadPut { ref digest, .. }) if digest.to_string() == D)
+        );
     }
 
     #[test]
@@ -386,32 +492,153 @@ mod tests {
             (Method::Head, "/v2/", "", Ok("ping")),
             (Method::Post, "/v2/", "", Err(RouteError::Method)),
             (Method::Get, "/v2/_catalog", "n=2&last=a", Ok("catalog")),
-            (Method::Get, "/v2/_catalog", "n=-1", Err(RouteError::Oci(PaginationNumberInvalid, "-1".into()))),
-            (Method::Get, "/v2/a/tags/list", "n=x", Err(RouteError::Oci(PaginationNumberInvalid, "x".into()))),
+            (
+                Method::Get,
+                "/v2/_catalog",
+                "n=-1",
+                Err(RouteError::Oci(PaginationNumberInvalid, "-1".into())),
+            ),
+            (
+                Method::Get,
+                "/v2/a/tags/list",
+                "n=x",
+                Err(RouteError::Oci(PaginationNumberInvalid, "x".into())),
+            ),
             (Method::Get, "/v2/a/tags/list", "n=0", Ok("tags_list")),
             (Method::Post, "/v2/a/tags/list", "", Err(RouteError::Method)),
-            (Method::Get, "/v2/A/tags/list", "", Err(RouteError::Oci(NameInvalid, "A".into()))),
+            (
+                Method::Get,
+                "/v2/A/tags/list",
+                "",
+                Err(RouteError::Oci(NameInvalid, "A".into())),
+            ),
             (Method::Post, "/v2/a/blobs/uploads/", "", Ok("upload_start")),
             (Method::Post, "/v2/a/blobs/uploads", "", Ok("upload_start")),
-            (Method::Get, "/v2/a/blobs/uploads/", "", Err(RouteError::Method)),
-            (Method::Patch, "/v2/a/blobs/uploads/u-1", "", Ok("upload_patch")),
-            (Method::Get, "/v2/a/blobs/uploads/u-1", "", Ok("upload_status")),
-            (Method::Delete, "/v2/a/blobs/uploads/u-1", "", Ok("upload_cancel")),
-            (Method::Put, "/v2/a/blobs/uploads/u-1", "", Err(RouteError::Oci(DigestInvalid, "digest parameter missing".into()))),
-            (Method::Post, "/v2/a/blobs/uploads/u-1", "", Err(RouteError::Method)),
-            (Method::Get, "/v2/a/blobs/sha256:abc", "", Err(RouteError::Oci(DigestInvalid, "sha256:abc: digest encoding must be lower-case hex of the algorithm's length".into()))),
+            (
+                Method::Get,
+                "/v2/a/blobs/uploads/",
+                "",
+                Err(RouteError::Method),
+            ),
+            (
+                Method::Patch,
+                "/v2/a/blobs/uploads/u-1",
+                "",
+                Ok("upload_patch"),
+            ),
+            (
+                Method::Get,
+                "/v2/a/blobs/uploads/u-1",
+                "",
+                Ok("upload_status"),
+            ),
+            (
+                Method::Delete,
+                "/v2/a/blobs/uploads/u-1",
+                "",
+                Ok("upload_cancel"),
+            ),
+            (
+                Method::Put,
+                "/v2/a/blobs/uploads/u-1",
+                "",
+                Err(RouteError::Oci(
+                    DigestInvalid,
+                    "digest parameter missing".into(),
+                )),
+            ),
+            (
+                Method::Post,
+                "/v2/a/blobs/uploads/u-1",
+                "",
+                Err(RouteError::Method),
+            ),
+            (
+                Method::Get,
+                "/v2/a/blobs/sha256:abc",
+                "",
+                Err(RouteError::Oci(
+                    DigestInvalid,
+                    "sha256:abc: digest encoding must be lower-case hex of the algorithm's length"
+                        .into(),
+                )),
+            ),
             (Method::Put, "/v2/a/blobs/x", "", Err(RouteError::Method)),
-            (Method::Get, "/v2/a/manifests/.INVALID_MANIFEST_NAME", "", Err(RouteError::Oci(ManifestUnknown, ".INVALID_MANIFEST_NAME".into()))),
-            (Method::Put, "/v2/a/manifests/.bad", "", Err(RouteError::Oci(TagInvalid, ".bad".into()))),
-            (Method::Get, "/v2/a/manifests/sha256:totallywrong", "", Err(RouteError::Oci(DigestInvalid, "sha256:totallywrong".into()))),
-            (Method::Put, "/v2/a/manifests/sha256:baddigeststring", "", Err(RouteError::Oci(DigestInvalid, "sha256:baddigeststring".into()))),
-            (Method::Put, "/v2/a/manifests/v1", "tag=a&tag=b", Ok("manifest_put")),
-            (Method::Put, "/v2/a/manifests/v1", "tag=.x", Err(RouteError::Oci(TagInvalid, ".x".into()))),
-            (Method::Delete, "/v2/a/manifests/v1", "", Ok("manifest_delete")),
-            (Method::Patch, "/v2/a/manifests/v1", "", Err(RouteError::Method)),
-            (Method::Get, "/v2/a/nothing/here", "", Err(RouteError::NotFound)),
-            (Method::Get, "/v2/manifests/v1", "", Err(RouteError::NotFound)),
-            (Method::Get, "/v2/a/referrers/x", "", Err(RouteError::Oci(DigestInvalid, "x: digest does not match the grammar algorithm:encoded".into()))),
+            (
+                Method::Get,
+                "/v2/a/manifests/.INVALID_MANIFEST_NAME",
+                "",
+                Err(RouteError::Oci(
+                    ManifestUnknown,
+                    ".INVALID_MANIFEST_NAME".into(),
+                )),
+            ),
+            (
+                Method::Put,
+                "/v2/a/manifests/.bad",
+                "",
+                Err(RouteError::Oci(TagInvalid, ".bad".into())),
+            ),
+            (
+                Method::Get,
+                "/v2/a/manifests/sha256:totallywrong",
+                "",
+                Err(RouteError::Oci(DigestInvalid, "sha256:totallywrong".into())),
+            ),
+            (
+                Method::Put,
+                "/v2/a/manifests/sha256:baddigeststring",
+                "",
+                Err(RouteError::Oci(
+                    DigestInvalid,
+                    "sha256:baddigeststring".into(),
+                )),
+            ),
+            (
+                Method::Put,
+                "/v2/a/manifests/v1",
+                "tag=a&tag=b",
+                Ok("manifest_put"),
+            ),
+            (
+                Method::Put,
+                "/v2/a/manifests/v1",
+                "tag=.x",
+                Err(RouteError::Oci(TagInvalid, ".x".into())),
+            ),
+            (
+                Method::Delete,
+                "/v2/a/manifests/v1",
+                "",
+                Ok("manifest_delete"),
+            ),
+            (
+                Method::Patch,
+                "/v2/a/manifests/v1",
+                "",
+                Err(RouteError::Method),
+            ),
+            (
+                Method::Get,
+                "/v2/a/nothing/here",
+                "",
+                Err(RouteError::NotFound),
+            ),
+            (
+                Method::Get,
+                "/v2/manifests/v1",
+                "",
+                Err(RouteError::NotFound),
+            ),
+            (
+                Method::Get,
+                "/v2/a/referrers/x",
+                "",
+                Err(RouteError::Oci(
+                    DigestInvalid,
+                    "x: digest does not match the grammar algorithm:encoded".into(),
+                )),
+            ),
         ];
         for (m, p, q, want) in rows {
             let got = r(*m, p, q).map(|rt| match rt {
@@ -426,7 +653,12 @@ mod tests {
 
     #[test]
     fn mount_and_tag_params_are_typed() {
-        let got = r(Method::Post, "/v2/a/blobs/uploads/", &format!("mount={D}&from=b/c")).unwrap();
+        let got = r(
+            Method::Post,
+            "/v2/a/blobs/uploads/",
+            &format!("mount={D}&from=b/c"),
+        )
+        .unwrap();
         assert_eq!(
             got,
             Route::Oci(Op::UploadStart {
@@ -438,8 +670,15 @@ mod tests {
         );
         let got = r(Method::Put, &format!("/v2/a/manifests/{D}"), "tag=x&tag=y").unwrap();
         assert!(matches!(got, Route::Oci(Op::ManifestPut { ref tags, .. }) if tags.len() == 2));
-        let got = r(Method::Get, &format!("/v2/a/referrers/{D}"), "artifactType=application%2Fvnd.x%2Bjson").unwrap();
-        assert!(matches!(got, Route::Oci(Op::Referrers { artifact_type: Some(ref t), .. }) if t == "application/vnd.x+json"));
+        let got = r(
+            Method::Get,
+            &format!("/v2/a/referrers/{D}"),
+            "artifactType=application%2Fvnd.x%2Bjson",
+        )
+        .unwrap();
+        assert!(
+            matches!(got, Route::Oci(Op::Referrers { artifact_type: Some(ref t), .. }) if t == "application/vnd.x+json")
+        );
     }
 
     #[test]

@@ -71,7 +71,10 @@ impl Request {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut s = format!("{} {} HTTP/1.1\r\nHost: registry.test\r\n", self.method, self.target);
+        let mut s = format!(
+            "{} {} HTTP/1.1\r\nHost: registry.test\r\n",
+            self.method, self.target
+        );
         for (k, v) in &self.headers {
             let _ = write!(s, "{k}: {v}\r\n");
         }
@@ -111,7 +114,10 @@ pub struct Response {
 impl Response {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -122,7 +128,11 @@ impl Response {
     pub fn error_codes(&self) -> Vec<String> {
         self.json()["errors"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["code"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["code"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -144,7 +154,12 @@ pub fn parse_responses(wire: &[u8], heads: &[bool]) -> (Vec<Response>, usize) {
         let headers: Vec<(String, String)> = r
             .headers
             .iter()
-            .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect();
         if status == 100 {
             off += n;

@@ -112,7 +112,8 @@ impl Harness {
                 match out {
                     Output::Transmit(b) => self.wire.extend_from_slice(&b),
                     Output::SendBlob { blob, range } => {
-                        self.wire.extend_from_slice(self.store.blob_bytes(blob, range));
+                        self.wire
+                            .extend_from_slice(self.store.blob_bytes(blob, range));
                     }
                     Output::Need(id, need) => {
                         self.needs.push(need_name(&need).to_owned());
@@ -125,7 +126,11 @@ impl Harness {
             match reply {
                 Some((id, reply)) => self
                     .conn
-                    .handle_input(Input::Reply { now: self.now, id, reply })
+                    .handle_input(Input::Reply {
+                        now: self.now,
+                        id,
+                        reply,
+                    })
                     .expect("the harness answers the outstanding need"),
                 None => break,
             }
@@ -138,7 +143,12 @@ impl Harness {
         self.heads.push(req.is_head());
         self.feed(&req.to_bytes());
         let rs = self.responses();
-        assert!(rs.len() > before, "no response to {} {}", req.method, req.target);
+        assert!(
+            rs.len() > before,
+            "no response to {} {}",
+            req.method,
+            req.target
+        );
         rs[before].clone()
     }
 

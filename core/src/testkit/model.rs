@@ -78,9 +78,15 @@ impl ModelStore {
     /// Puts a blob straight into a repository (test setup).
     pub fn insert_blob(&mut self, repo: &RepoName, data: &[u8]) -> Digest {
         let d = crate::hash(Algorithm::Sha256, data);
-        self.blobs.entry(d.clone()).or_insert_with(|| Bytes::copy_from_slice(data));
+        self.blobs
+            .entry(d.clone())
+            .or_insert_with(|| Bytes::copy_from_slice(data));
         self.handle_of(&d);
-        self.repos.entry(repo.clone()).or_default().blobs.insert(d.clone());
+        self.repos
+            .entry(repo.clone())
+            .or_default()
+            .blobs
+            .insert(d.clone());
         d
     }
 
@@ -133,7 +139,8 @@ impl ModelStore {
 
     fn start(&mut self, repo: &RepoName) -> UploadInfo {
         self.next_upload += 1;
-        let id = UploadId::parse(&format!("up-{}", self.next_upload)).expect("ids of this form are valid");
+        let id = UploadId::parse(&format!("up-{}", self.next_upload))
+            .expect("ids of this form are valid");
         self.repos.entry(repo.clone()).or_default();
         self.uploads.insert(
             id.clone(),
@@ -189,7 +196,9 @@ impl ModelStore {
                     }))
                 }
                 // An append at the wrong offset is a core bug: make it loud.
-                Some(u) => Reply::Failed(format!("append at {offset}, session has {}", u.data.len())),
+                Some(u) => {
+                    Reply::Failed(format!("append at {offset}, session has {}", u.data.len()))
+                }
                 None => Reply::Upload(None),
             },
             Need::FinishUpload {
@@ -209,8 +218,14 @@ impl ModelStore {
                 if self.verify_digests && crate::hash(digest.algorithm(), &u.data) != *digest {
                     return Reply::Finished(Finish::DigestMismatch);
                 }
-                self.blobs.entry(digest.clone()).or_insert_with(|| u.data.into());
-                self.repos.entry(repo.clone()).or_default().blobs.insert(digest.clone());
+                self.blobs
+                    .entry(digest.clone())
+                    .or_insert_with(|| u.data.into());
+                self.repos
+                    .entry(repo.clone())
+                    .or_default()
+                    .blobs
+                    .insert(digest.clone());
                 let info = self.info(digest).expect("just inserted");
                 Reply::Finished(Finish::Committed(info))
             }
@@ -228,19 +243,36 @@ impl ModelStore {
                     None => self.repos.values().any(|r| r.blobs.contains(digest)),
                 };
                 if found && self.blobs.contains_key(digest) {
-                    self.repos.entry(repo.clone()).or_default().blobs.insert(digest.clone());
+                    self.repos
+                        .entry(repo.clone())
+                        .or_default()
+                        .blobs
+                        .insert(digest.clone());
                     let info = self.info(digest).expect("checked present");
                     Reply::Mount(Mount::Mounted(info))
                 } else {
                     Reply::Mount(Mount::Started(self.start(repo)))
                 }
             }
-            Need::GetManifest { repo, reference } => Reply::Manifest(self.manifest(repo, reference).cloned()),
+            Need::GetManifest { repo, reference } => {
+                Reply::Manifest(self.manifest(repo, reference).cloned())
+            }
             Need::PutManifest { repo, manifest } => {
                 let r = self.repos.entry(repo.clone()).or_default();
                 if self.check_references {
-                    let mut missing: Vec<Digest> = manifest.blobs.iter().filter(|d| !r.blobs.contains(d)).cloned().collect();
-                    missing.extend(manifest.manifests.iter().filter(|d| !r.manifests.contains_key(d)).cloned());
+                    let mut missing: Vec<Digest> = manifest
+                        .blobs
+                        .iter()
+                        .filter(|d| !r.blobs.contains(d))
+                        .cloned()
+                        .collect();
+                    missing.extend(
+                        manifest
+                            .manifests
+                            .iter()
+                            .filter(|d| !r.manifests.contains_key(d))
+                            .cloned(),
+                    );
                     if !missing.is_empty() {
                         return Reply::ManifestPut(ManifestPut::Missing(missing));
                     }

@@ -52,7 +52,10 @@ struct SeedGuard(u64);
 impl Drop for SeedGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("Sim failed with seed {}: replay with BERTH_SIM_SEED={}", self.0, self.0);
+            eprintln!(
+                "Sim failed with seed {}: replay with BERTH_SIM_SEED={}",
+                self.0, self.0
+            );
         }
     }
 }
@@ -60,7 +63,10 @@ impl Drop for SeedGuard {
 impl Sim {
     /// A simulator seeded by `BERTH_SIM_SEED` if set, else by `seed`.
     pub fn new(seed: u64, limits: Limits) -> Sim {
-        let seed = std::env::var("BERTH_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(seed);
+        let seed = std::env::var("BERTH_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(seed);
         Sim {
             now: super::epoch(),
             seed,
@@ -102,16 +108,25 @@ impl Sim {
     pub fn step(&mut self) -> bool {
         let _guard = SeedGuard(self.seed);
         self.steps += 1;
-        let active: Vec<usize> = (0..self.conns.len()).filter(|&i| Self::can_act(&self.conns[i])).collect();
+        let active: Vec<usize> = (0..self.conns.len())
+            .filter(|&i| Self::can_act(&self.conns[i]))
+            .collect();
         if active.is_empty() {
             // Nothing to deliver: jump to the next deadline, if any.
-            let next = self.conns.iter().filter(|c| !c.closed).filter_map(|c| c.conn.deadline()).min();
+            let next = self
+                .conns
+                .iter()
+                .filter(|c| !c.closed)
+                .filter_map(|c| c.conn.deadline())
+                .min();
             let Some(at) = next else { return false };
             self.now = self.now.max(at);
             for i in 0..self.conns.len() {
                 let c = &mut self.conns[i];
                 if !c.closed && c.conn.deadline().is_some_and(|d| d <= self.now) {
-                    c.conn.handle_input(Input::Timeout(self.now)).expect("sim drives correctly");
+                    c.conn
+                        .handle_input(Input::Timeout(self.now))
+                        .expect("sim drives correctly");
                     self.drain(i);
                 }
             }
@@ -119,17 +134,26 @@ impl Sim {
         }
         let i = active[self.rng.gen_range(0..active.len())];
         let c = &mut self.conns[i];
-        let deliver_reply = c.held.is_some() && (self.rng.gen_bool(0.5) || !(c.sent < c.outgoing.len() && c.conn.wants_read()));
+        let deliver_reply = c.held.is_some()
+            && (self.rng.gen_bool(0.5) || !(c.sent < c.outgoing.len() && c.conn.wants_read()));
         if deliver_reply {
             let (id, reply) = c.held.take().expect("checked held");
-            c.conn.handle_input(Input::Reply { now: self.now, id, reply }).expect("sim answers the outstanding need");
+            c.conn
+                .handle_input(Input::Reply {
+                    now: self.now,
+                    id,
+                    reply,
+                })
+                .expect("sim answers the outstanding need");
         } else if c.sent < c.outgoing.len() && c.conn.wants_read() {
             let k = self.rng.gen_range(1..=self.max_piece);
             let buf = c.conn.recv_buf();
             let n = k.min(buf.len()).min(c.outgoing.len() - c.sent);
             buf[..n].copy_from_slice(&c.outgoing[c.sent..c.sent + n]);
             c.sent += n;
-            c.conn.handle_input(Input::Recv { now: self.now, n }).expect("sim drives correctly");
+            c.conn
+                .handle_input(Input::Recv { now: self.now, n })
+                .expect("sim drives correctly");
         } else {
             let mut step = c.script.pop_front().expect("checked non-empty");
             let req = step(c.responses.last());
@@ -148,7 +172,9 @@ impl Sim {
         while let Some(out) = c.conn.poll_output() {
             match out {
                 Output::Transmit(b) => c.wire.extend_from_slice(&b),
-                Output::SendBlob { blob, range } => c.wire.extend_from_slice(self.store.blob_bytes(blob, range)),
+                Output::SendBlob { blob, range } => {
+                    c.wire.extend_from_slice(self.store.blob_bytes(blob, range))
+                }
                 Output::Need(id, need) => {
                     assert!(c.held.is_none(), "two needs outstanding on one connection");
                     c.held = Some((id, self.store.answer(&need)));
@@ -169,7 +195,10 @@ impl Sim {
         let _guard = SeedGuard(self.seed);
         let start = self.steps;
         while self.step() {
-            assert!(self.steps - start < max_steps, "simulation did not finish in {max_steps} steps");
+            assert!(
+                self.steps - start < max_steps,
+                "simulation did not finish in {max_steps} steps"
+            );
         }
     }
 }

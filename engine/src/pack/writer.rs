@@ -76,6 +76,76 @@ impl SharedPack {
 
     /// `fdatasync`. Called at most once per failure: the caller latches the pack on error.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if FAIL_NEXT_SYNC.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected fdatasync failure"));
+        }
         self.file.sync_data()
+    }
+}
+
+/// Makes the next shared-pack sync fail, as a disk would (unit tests only).
+#[cfg(test)]
+pub(crate) static FAIL_NEXT_SYNC: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::FAIL_NEXT_SYNC;
+    use crate::{BlobKey, CheckOptions, Engine, EngineOptions, FinishError};
+
+    fn push(e: &Engine, bytes: &[u8]) -> Result<crate::BlobLoc, FinishError> {
+        let up = e.start_upload("r")?;
+        e.append_upload("r", &up.id, 0, bytes)
+            .map_err(|e| match e {
+                crate::AppendError::Store(s) => FinishError::Store(s),
+                other => panic!("{other}"),
+            })?;
+        Ok(e.finish_upload("r", &up.id, &BlobKey::sha256_of(bytes))?
+            .into_inner())
+    }
+
+    #[test]
+    fn a_failed_pack_sync_fails_the_batch_latches_the_pack_and_later_blobs_use_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, c);
+        {
+            let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+            a = push(&e, b"before").unwrap();
+            FAIL_NEXT_SYNC.store(true, Ordering::SeqCst);
+            assert!(matches!(push(&e, b"during"), Err(FinishError::Store(_))));
+            assert_eq!(
+                e.stat_blob("r", &BlobKey::sha256_of(b"during")).unwrap(),
+                None
+            );
+            assert_eq!(e.stats().failed_packs, 1);
+            assert!(!e.check().unwrap().is_clean(), "the latch shows in check");
+            c = push(&e, b"after").unwrap();
+            assert_ne!(c.pack, a.pack, "a latched pack takes no new blobs");
+            assert_eq!(e.read_blob(a).unwrap(), b"before");
+            assert_eq!(e.read_blob(c).unwrap(), b"after");
+        }
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        assert_eq!(
+            e.stat_blob("r", &BlobKey::sha256_of(b"before")).unwrap(),
+            Some(a)
+        );
+        assert_eq!(
+            e.stat_blob("r", &BlobKey::sha256_of(b"after")).unwrap(),
+            Some(c)
+        );
+        assert_eq!(
+            e.stat_blob("r", &BlobKey::sha256_of(b"during")).unwrap(),
+            None
+        );
+        let r = e.check_with(CheckOptions { rehash: true }).unwrap();
+        assert!(r.is_clean(), "{:?}", r.problems);
+        assert!(
+            r.repaired.iter().any(|x| x.contains("uncommitted")),
+            "{:?}",
+            r.repaired
+        );
     }
 }

@@ -1,0 +1,122 @@
+//! Throughput smoke checks; `#[ignore]`d: run in release with
+//! `cargo test --release -p berth-engine --test perf -- --ignored --nocapture`.
+//! They print numbers and assert only loose floors (benches compare, never assert).
+
+#![allow(clippy::disallowed_methods)] // timing is what these tests do
+
+mod common;
+
+use std::time::Instant;
+
+use berth_engine::{BlobKey, ManifestRef};
+use common::*;
+
+#[test]
+#[ignore]
+fn a_256_mib_push_is_append_bound_and_finish_is_cheap() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let chunk = data(1, 1 << 20);
+    let n = 256u64;
+    // the blob is the chunk repeated; hash it the same way
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    for _ in 0..n {
+        sha2::Digest::update(&mut h, &chunk);
+    }
+    let key = BlobKey {
+        alg: berth_engine::Alg::Sha256,
+        hash: sha2::Digest::finalize(h).to_vec(),
+    };
+    // the floor under the same load: one hash update + one pwrite per chunk
+    let raw = std::fs::File::create(dir.path().join("raw")).unwrap();
+    let tr = Instant::now();
+    let mut hr = <sha2::Sha256 as sha2::Digest>::new();
+    for i in 0..n {
+        std::os::unix::fs::FileExt::write_all_at(&raw, &chunk, i << 20).unwrap();
+        sha2::Digest::update(&mut hr, &chunk);
+    }
+    let t_raw = tr.elapsed();
+    drop(raw);
+    let up = e.start_upload("r").unwrap();
+    let t0 = Instant::now();
+    let mut off = 0;
+    for _ in 0..n {
+        off = e.append_upload("r", &up.id, off, &chunk).unwrap();
+    }
+    let t_append = t0.elapsed();
+    let t1 = Instant::now();
+    let loc = e.finish_upload("r", &up.id, &key).unwrap().into_inner();
+    let t_finish = t1.elapsed();
+    let total = t0.elapsed();
+    let mb = (n << 20) as f64 / 1e6;
+    eprintln!(
+        "raw pwrite+sha256 {:.0} MB/s; append {:.0} MB/s, finish {:?}, end to end {:.0} MB/s",
+        mb / t_raw.as_secs_f64(),
+        mb / t_append.as_secs_f64(),
+        t_finish,
+        mb / total.as_secs_f64()
+    );
+    let _ = t_raw;
+    assert_eq!(loc.len, n << 20);
+}
+
+#[test]
+#[ignore]
+fn manifest_and_blob_lookups_run_at_tens_of_thousands_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let (k, _) = push(&e, "r", b"layer");
+    let m = manifest(&"x".repeat(2000), &["latest"], std::slice::from_ref(&k));
+    let mk = m.key.clone();
+    let _ = e.put_manifest("r", m).unwrap();
+    let iters = 100_000;
+    let t = Instant::now();
+    for _ in 0..iters {
+        assert!(e
+            .get_manifest("r", ManifestRef::Tag("latest"))
+            .unwrap()
+            .is_some());
+    }
+    let per_s = iters as f64 / t.elapsed().as_secs_f64();
+    eprintln!("get_manifest by tag: {per_s:.0}/s");
+    let t = Instant::now();
+    for _ in 0..iters {
+        assert!(e
+            .get_manifest("r", ManifestRef::Key(&mk))
+            .unwrap()
+            .is_some());
+    }
+    eprintln!(
+        "get_manifest by key: {:.0}/s",
+        iters as f64 / t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    for _ in 0..iters {
+        assert!(e.stat_blob("r", &k).unwrap().is_some());
+    }
+    let stat_s = iters as f64 / t.elapsed().as_secs_f64();
+    eprintln!("stat_blob: {stat_s:.0}/s");
+    assert!(per_s > 10_000.0 && stat_s > 10_000.0);
+}
+
+#[test]
+#[ignore]
+fn small_blob_finishes_batch_under_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = std::sync::Arc::new(open(dir.path()));
+    let t = Instant::now();
+    let threads: Vec<_> = (0..16u64)
+        .map(|i| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                for j in 0..50u64 {
+                    push(&e, "r", &data(i * 1000 + j, 2000));
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    eprintln!("800 small pushes from 16 threads: {:?}", t.elapsed());
+}
