@@ -6,13 +6,15 @@
 # temporary data dirs, drives both with berth-loadgen in alternation (push SIZE, pull SIZE,
 # manifest GET at CONNS connections for SECONDS_GET s, then a multi-GiB pull while sampling
 # each server's peak RSS, VmHWM), prints one table (metric, berth, docker-registry, ratio)
-# and stops both servers. Benches compare, never assert: the exit status only says whether
-# every run completed.
+# and stops both servers. A last column runs the same loads against berth-bench-stub, a
+# storage-less stub (no hashing, no disk): the ceiling of client + loopback on this machine.
+# Benches compare, never assert: the exit status only says whether every run completed.
 #
 # Knobs (environment):
 #   SIZE=256MiB  PUSH_COUNT=1  PULL_COUNT=1  RSS_PULL_COUNT=8  CONNS=32  SECONDS_GET=10
 #   BERTH_BIN=target/release/berth   REGISTRY_BIN=/usr/bin/docker-registry
-#   LOADGEN_BIN=target/release/berth-loadgen   NO_BUILD=1 (use the binaries as they are)
+#   LOADGEN_BIN=target/release/berth-loadgen   STUB_BIN=target/release/berth-bench-stub
+#   STUB=0 (skip the ceiling column)           NO_BUILD=1 (use the binaries as they are)
 #   REPO=bench/loadgen/app     repository used on both servers
 #   BERTH_HEADER='Authorization: Bearer ...'   sent to Berth only, when it wants credentials
 #   ONLY=berth|docker-registry run one side (the other column reads n/a)
@@ -32,6 +34,8 @@ REPO=${REPO:-bench/loadgen/app}
 BERTH_BIN=${BERTH_BIN:-$ROOT/target/release/berth}
 REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
 LOADGEN_BIN=${LOADGEN_BIN:-$ROOT/target/release/berth-loadgen}
+STUB_BIN=${STUB_BIN:-$ROOT/target/release/berth-bench-stub}
+STUB=${STUB:-1}
 ONLY=${ONLY:-}
 BERTH_HEADER=${BERTH_HEADER:-}
 
@@ -64,6 +68,10 @@ if [[ -z ${NO_BUILD:-} ]]; then
     cargo build --release "${pkgs[@]}" >&2
 fi
 [[ -x $LOADGEN_BIN ]] || { echo "no load generator at $LOADGEN_BIN" >&2; exit 1; }
+if [[ $STUB != 0 && ! -x $STUB_BIN ]]; then
+    echo "no stub at $STUB_BIN (or STUB=0)" >&2
+    exit 1
+fi
 if want berth && [[ ! -x $BERTH_BIN ]]; then
     echo "no berth binary at $BERTH_BIN (set BERTH_BIN, or ONLY=docker-registry)" >&2
     exit 1
@@ -138,9 +146,19 @@ EOF
     wait_up docker-registry "${PORT[docker-registry]}" "${PID[docker-registry]}"
 fi
 
+if [[ $STUB != 0 ]]; then
+    PORT[stub]=$(free_port)
+    log "berth-bench-stub on 127.0.0.1:${PORT[stub]}"
+    "$STUB_BIN" --listen "127.0.0.1:${PORT[stub]}" >"$OUT/stub.log" 2>&1 &
+    PID[stub]=$!
+    PIDS+=("$!")
+    wait_up stub "${PORT[stub]}" "${PID[stub]}"
+fi
+
 SIDES=()
 want berth && SIDES+=(berth)
 want docker-registry && SIDES+=(docker-registry)
+[[ $STUB != 0 ]] && SIDES+=(stub)
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -205,12 +223,13 @@ val() { # side run key
     [[ -n $line ]] && field "$line" "$3"
 }
 
-row() { # label run key [better]
-    local b d ratio
+row() { # label run key
+    local b d c ratio
     b=$(val berth "$2" "$3" || true)
     d=$(val docker-registry "$2" "$3" || true)
+    c=$(val stub "$2" "$3" || true)
     ratio=$(awk -v b="${b:-}" -v d="${d:-}" 'BEGIN { if (b != "" && d != "" && d + 0 != 0) printf "%.2fx", b / d; else print "n/a" }')
-    printf '| %-44s | %14s | %15s | %7s |\n' "$1" "${b:-n/a}" "${d:-n/a}" "$ratio"
+    printf '| %-44s | %14s | %15s | %7s | %13s |\n' "$1" "${b:-n/a}" "${d:-n/a}" "$ratio" "${c:-n/a}"
 }
 
 mib_row() { # label key
@@ -218,16 +237,17 @@ mib_row() { # label key
     bm=$([[ -n $b ]] && awk -v k="$b" 'BEGIN { printf "%.1f", k / 1024 }' || true)
     dm=$([[ -n $d ]] && awk -v k="$d" 'BEGIN { printf "%.1f", k / 1024 }' || true)
     ratio=$(awk -v b="${b:-}" -v d="${d:-}" 'BEGIN { if (b != "" && d != "" && d + 0 != 0) printf "%.2fx", b / d; else print "n/a" }')
-    printf '| %-44s | %14s | %15s | %7s |\n' "$1" "${bm:-n/a}" "${dm:-n/a}" "$ratio"
+    printf '| %-44s | %14s | %15s | %7s | %13s |\n' "$1" "${bm:-n/a}" "${dm:-n/a}" "$ratio" "-"
 }
 
 echo
 echo "Berth vs docker-registry ($("$REGISTRY_BIN" --version 2>/dev/null | awk '{print $NF}' || echo '?')), $(nproc) cores, $(date -u +%FT%TZ)"
 echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both columns)"
 echo "ratio = berth / docker-registry (MB/s, req/s: higher is better; latency, RSS: lower is better)"
+echo "loopback stub = the same loads against a server that stores and hashes nothing: this machine's ceiling"
 echo
-printf '| %-44s | %14s | %15s | %7s |\n' metric berth docker-registry ratio
-printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..9})"
+printf '| %-44s | %14s | %15s | %7s | %13s |\n' metric berth docker-registry ratio "loopback stub"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..15})"
 row "push $PUSH_COUNT x $SIZE, MB/s" push mb_per_s
 row "pull $PULL_COUNT x $SIZE, MB/s" pull mb_per_s
 row "manifest GET, $CONNS conns, req/s" mget req_per_s

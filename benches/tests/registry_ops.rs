@@ -214,3 +214,27 @@ fn the_small_image_pushes_and_its_manifest_comes_back_by_tag() {
         );
     }
 }
+
+#[test]
+fn the_storage_less_stub_answers_every_loadgen_request() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let t = Target::parse(&format!("http://{}", l.local_addr().unwrap())).unwrap();
+    thread::spawn(move || berth_benches::stub::run(l));
+    let mut c = HttpConn::connect(&t).unwrap();
+    let none = Extra::default();
+    assert_eq!(registry::ping(&mut c, &none).unwrap(), 200);
+    let p = Payload::new((3 << 20) + 5, 1, 2);
+    registry::push_blob(&mut c, &none, "a/b/c", p.digest(0), &p.parts(0)).unwrap();
+    let n = registry::pull_blob(&mut c, &none, "a/b/c", p.digest(0), (3 << 20) + 5).unwrap();
+    assert_eq!(n, (3 << 20) + 5);
+    let img = SmallImage::new(6);
+    img.push(&mut c, &none, "a/b/c", "bench").unwrap();
+    let req = registry::manifest_get_request(&c, &none, "a/b/c", "bench");
+    c.send_raw(&req).unwrap();
+    let r = c.read_response(false, Sink::Keep).unwrap();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, img.manifest.as_slice())
+    );
+    assert_eq!(c.connects, 1);
+}
