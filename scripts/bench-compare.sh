@@ -52,7 +52,11 @@ cleanup() {
     for p in "${PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
     done
-    rm -rf "$WORK/berth-data" "$WORK/registry-data"
+    if [[ $OUT == "$WORK"/* ]]; then
+        rm -rf "$WORK/berth-data" "$WORK/registry-data" "$WORK/registry.yml" "$WORK"/hwm-*
+    else
+        rm -rf "$WORK"
+    fi
 }
 trap cleanup EXIT INT TERM
 
