@@ -12,6 +12,7 @@
 #
 # Knobs (environment):
 #   SIZE=256MiB  PUSH_COUNT=1  PULL_COUNT=1  RSS_PULL_COUNT=8  CONNS=32  SECONDS_GET=10
+#   SMALL_SIZE=4KiB  SMALL_COUNT=1000  SMALL_CONNS=8   (many small pushes: group commit)
 #   BERTH_BIN=target/release/berth   REGISTRY_BIN=/usr/bin/docker-registry
 #   LOADGEN_BIN=target/release/berth-loadgen   STUB_BIN=target/release/berth-bench-stub
 #   STUB=0 (skip the ceiling column)           NO_BUILD=1 (use the binaries as they are)
@@ -29,6 +30,9 @@ PUSH_COUNT=${PUSH_COUNT:-1}
 PULL_COUNT=${PULL_COUNT:-1}
 RSS_PULL_COUNT=${RSS_PULL_COUNT:-8}
 CONNS=${CONNS:-32}
+SMALL_SIZE=${SMALL_SIZE:-4KiB}
+SMALL_COUNT=${SMALL_COUNT:-1000}
+SMALL_CONNS=${SMALL_CONNS:-8}
 SECONDS_GET=${SECONDS_GET:-10}
 REPO=${REPO:-bench/loadgen/app}
 BERTH_BIN=${BERTH_BIN:-$ROOT/target/release/berth}
@@ -198,6 +202,7 @@ loadgen() { # side name args...
 for s in "${SIDES[@]}"; do loadgen "$s" push push --size "$SIZE" --count "$PUSH_COUNT"; done
 for s in "${SIDES[@]}"; do RESULT["$s hwm_push"]=$(vm_hwm_kib "${PID[$s]}"); done
 for s in "${SIDES[@]}"; do loadgen "$s" pull pull --size "$SIZE" --count "$PULL_COUNT"; done
+for s in "${SIDES[@]}"; do loadgen "$s" small push --size "$SMALL_SIZE" --count "$SMALL_COUNT" --conns "$SMALL_CONNS"; done
 for s in "${SIDES[@]}"; do loadgen "$s" mget manifest-get --conns "$CONNS" --seconds "$SECONDS_GET"; done
 
 # The multi-GiB pull, with each server's VmHWM sampled while it runs (and read once more
@@ -254,6 +259,8 @@ printf '| %-44s | %14s | %15s | %7s | %13s |\n' metric berth docker-registry rat
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..15})"
 row "push $PUSH_COUNT x $SIZE, MB/s" push mb_per_s
 row "pull $PULL_COUNT x $SIZE, MB/s" pull mb_per_s
+row "push $SMALL_COUNT x $SMALL_SIZE, $SMALL_CONNS conns, blobs/s" small ops_per_s
+row "  per blob p50, ms" small op_p50_ms
 row "manifest GET, $CONNS conns, req/s" mget req_per_s
 row "manifest GET p50, us" mget p50_us
 row "manifest GET p99, us" mget p99_us
