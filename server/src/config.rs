@@ -487,10 +487,19 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
-/// The documented defaults, for `berth serve --help` readers and the tests.
+/// Every setting with its default and reason, as a TOML file one can start from.
 pub fn describe_defaults() -> String {
     KEYS.iter()
-        .map(|k| format!("{} = {}  # {}\n", k.name, (k.default)(), k.why))
+        .map(|k| {
+            let v = (k.default)();
+            let bare = v.parse::<i64>().is_ok() || v == "true" || v == "false";
+            let v = if bare {
+                v
+            } else {
+                toml::Value::String(v).to_string()
+            };
+            format!("# {}\n{} = {}\n", k.why, k.name, v)
+        })
         .collect()
 }
 
@@ -652,6 +661,13 @@ mod tests {
         for k in KEYS {
             assert!(!k.why.is_empty(), "{} has no reason", k.name);
         }
-        assert_eq!(describe_defaults().lines().count(), KEYS.len());
+        assert_eq!(describe_defaults().lines().count(), 2 * KEYS.len());
+        let f = file(&describe_defaults());
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let from_file = Config::load(&flags, &[]).unwrap();
+        assert_eq!(from_file, Config::load(&Flags::default(), &[]).unwrap());
     }
 }

@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Wait before retrying `accept` after it failed for want of descriptors or memory.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 
@@ -71,6 +74,8 @@ struct Reactor {
     sh: Arc<Shared>,
     /// When shutting down: the end of the grace period.
     draining: Option<Instant>,
+    /// When to call `accept` again after it failed (see `accept`).
+    accept_retry: Option<Instant>,
 }
 
 /// Runs the server until SIGINT/SIGTERM, then drains and returns.
@@ -136,6 +141,7 @@ pub fn serve(
             sockets,
             sh: sh.clone(),
             draining: None,
+            accept_retry: None,
         };
         if let Some(l) = r.listener.as_mut() {
             r.poll
@@ -169,7 +175,7 @@ pub fn serve(
         _ => "SIGTERM",
     };
     if !sh.failed.load(SeqCst) {
-        println!(
+        say!(
             "berth: {name} received; finishing requests in flight (up to {:?}), then exiting",
             cfg.shutdown_grace
         );
@@ -177,7 +183,7 @@ pub fn serve(
     // A second signal means "now": the store is crash-safe, so exiting is safe.
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
-            eprintln!("berth: second signal; exiting without waiting");
+            warn_out!("berth: second signal; exiting without waiting");
             std::process::exit(130);
         }
     });
@@ -221,8 +227,10 @@ impl Reactor {
                 }
                 break Err(e);
             }
-            let now = Instant::now();
             for ev in events.iter() {
+                // Read per event, not per batch: a batch may hold many appends, and each
+                // request's duration and next deadline should start from its own moment.
+                let now = Instant::now();
                 match ev.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
@@ -235,6 +243,7 @@ impl Reactor {
                     }
                 }
             }
+            let now = Instant::now();
             self.completions(now);
             self.adopt(now);
             for t in std::mem::take(&mut self.again) {
@@ -243,6 +252,10 @@ impl Reactor {
                 }
             }
             self.expire(now);
+            if self.accept_retry.is_some_and(|at| at <= now) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
             if self.sh.shutdown.load(SeqCst) && self.drain_for_shutdown(now) {
                 break Ok(());
             }
@@ -258,12 +271,15 @@ impl Reactor {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let timer = self.timers.first().map(|(at, _)| *at);
-        let next = match (timer, self.draining) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        next.map(|at| at.saturating_duration_since(now))
+        [
+            self.timers.first().map(|(at, _)| *at),
+            self.draining,
+            self.accept_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(now))
     }
 
     fn conn(&mut self, t: usize) -> Option<&mut Conn> {
@@ -286,9 +302,11 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
-                    // Out of descriptors or memory: the pending connections stay queued in
-                    // the kernel and are taken on the next readiness edge.
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of descriptors or memory. The pending connections stay queued in
+                    // the kernel, but no new edge comes for them until another arrives:
+                    // try again shortly, when closes may have freed descriptors.
+                    tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
                     return;
                 }
             }

@@ -1,1 +1,25 @@
-//! Harness for end-to-end tests: start the real `berth` binary on a free port.
+//! Harness for end-to-end tests: start the real `berth` binary on a free loopback port, talk to
+//! it over raw HTTP/1.1, build OCI content on disk, and drive real clients (skopeo, podman,
+//! docker) against it.
+//!
+//! What it never does: link the server crates. Every test goes through the binary and a
+//! socket, as a user's client would, so a test here fails exactly when a user would notice.
+//! Each test owns its server, its data folder and its client processes, and cleans them up on
+//! drop, so tests run in parallel and in any order.
+
+pub mod api;
+pub mod binary;
+pub mod clients;
+pub mod content;
+pub mod digest;
+pub mod http;
+pub mod layout;
+pub mod registry;
+pub mod tool;
+pub mod wait;
+
+pub use content::{Blob, Descriptor, Image};
+pub use digest::{sha256_digest, sha512_digest};
+pub use http::{Client, Request, Response};
+pub use registry::Registry;
+pub use tool::{require_tool, Cmd};

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs the real clients the end-to-end tests drive (tests/tests/{skopeo,podman,docker}.rs):
+# skopeo, podman, dockerd + docker CLI (Debian's docker.io) and curl, and makes sure podman
+# has what it needs for rootful use with the vfs driver. Idempotent: installs only what is
+# missing and says what it did. Needs root (apt-get) when anything is missing.
+set -euo pipefail
+
+did=()
+say() { echo "install-test-deps: $*"; }
+
+# tool → Debian package providing it
+declare -A pkg_of=(
+    [skopeo]=skopeo
+    [podman]=podman
+    [dockerd]=docker.io
+    [docker]=docker.io
+    [containerd]=docker.io   # docker.io depends on containerd
+    [runc]=docker.io
+    [curl]=curl
+)
+missing=()
+for tool in skopeo podman dockerd docker containerd runc curl; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        p=${pkg_of[$tool]}
+        [[ " ${missing[*]-} " == *" $p "* ]] || missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        say "missing ${missing[*]}; run this script as root to install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Keep package scripts from starting a system-wide dockerd: the tests start their own.
+    policy_rc=/usr/sbin/policy-rc.d
+    placed_policy=0
+    if [[ ! -e $policy_rc ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy_rc"
+        chmod +x "$policy_rc"
+        placed_policy=1
+    fi
+    trap 'if [[ $placed_policy -eq 1 ]]; then rm -f "$policy_rc"; fi' EXIT
+    say "apt-get update"
+    apt-get update -qq
+    say "apt-get install ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    did+=("installed ${missing[*]}")
+fi
+
+# podman (and skopeo without --insecure-policy) read /etc/containers; the tests pass every
+# storage path on the command line, so only the policy and registries files must exist.
+if [[ $(id -u) -eq 0 ]]; then
+    mkdir -p /etc/containers
+    if [[ ! -s /etc/containers/policy.json ]]; then
+        cat >/etc/containers/policy.json <<'JSON'
+{
+    "default": [{"type": "insecureAcceptAnything"}],
+    "transports": {"docker-daemon": {"": [{"type": "insecureAcceptAnything"}]}}
+}
+JSON
+        did+=("wrote /etc/containers/policy.json")
+    fi
+    if [[ ! -e /etc/containers/registries.conf ]]; then
+        echo 'unqualified-search-registries = []' >/etc/containers/registries.conf
+        did+=("wrote /etc/containers/registries.conf")
+    fi
+fi
+
+for tool in skopeo podman dockerd docker curl; do
+    command -v "$tool" >/dev/null 2>&1 || { say "still missing: $tool" >&2; exit 1; }
+done
+
+if ((${#did[@]})); then
+    for d in "${did[@]}"; do say "$d"; done
+else
+    say "nothing to do: skopeo, podman, dockerd, docker and curl are present"
+fi
+say "skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,)"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The one command that checks the whole project on a fresh machine: test dependencies,
+# formatting, lints, the release binary, every test (unit, simulation, end-to-end with real
+# clients), and the fuzz targets' build.
+#
+#   scripts/test.sh                      everything
+#   BERTH_TEST_THREADS=N scripts/test.sh run N test processes at once (default 4)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started=$SECONDS
+step() {
+    echo
+    echo "==> [$((SECONDS - started))s] $*"
+}
+
+step "test dependencies"
+if [[ $(id -u) -eq 0 ]]; then
+    scripts/install-test-deps.sh
+else
+    scripts/install-test-deps.sh || {
+        echo "test.sh: run scripts/install-test-deps.sh as root first" >&2
+        exit 1
+    }
+fi
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build --release -p berth-server"
+cargo build --release -p berth-server
+export BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth"
+
+# End-to-end tests mostly wait on sockets and child processes, so more test processes
+# than cores keeps 2 cores busy; each test owns its server, ports and folders.
+threads=${BERTH_TEST_THREADS:-4}
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+if cargo nextest --version >/dev/null 2>&1; then
+    # nextest does not run doctests: run them first, so the suite's summary comes last.
+    step "cargo test --workspace --release --doc"
+    cargo test --workspace --release --doc
+    step "cargo nextest run --workspace --release (${threads} at a time)"
+    cargo nextest run --workspace --release --no-fail-fast --test-threads "$threads" 2>&1 | tee "$summary"
+else
+    step "cargo test --workspace --release"
+    cargo test --workspace --release --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$summary"
+fi
+
+if [[ -d fuzz ]]; then
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        step "cargo install cargo-fuzz"
+        cargo install cargo-fuzz --locked
+    fi
+    step "cargo fuzz build -s none"
+    (cd fuzz && cargo fuzz build -s none)
+fi
+
+step "all checks passed in $((SECONDS - started))s"
+# The test runner's own closing line, repeated last so it is what a reader sees.
+grep -E '^ *Summary .* tests run|^test result:' "$summary" | tail -n 1

@@ -1,0 +1,119 @@
+//! The OCI calls tests share, done the plain way (spec §5, §6) and checked as they go, so a
+//! test's setup fails at the step that broke rather than later in a confusing place.
+
+use crate::content::{Blob, Image};
+use crate::digest::digest_like;
+use crate::http::{with_query, Client, Request, Response};
+
+impl Client {
+    /// `POST /v2/<name>/blobs/uploads/` → 202; returns the upload location (path + query).
+    #[track_caller]
+    pub fn start_upload(&mut self, name: &str) -> String {
+        let r = self
+            .send(
+                Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"),
+            )
+            .expect(202);
+        r.location()
+    }
+
+    /// POST then PUT with the whole blob (monolithic, §5.6): 201 with matching headers.
+    #[track_caller]
+    pub fn push_blob(&mut self, name: &str, blob: &Blob) -> Response {
+        self.push_bytes(name, &blob.digest, &blob.bytes)
+    }
+
+    /// As `push_blob`, for raw bytes under a given digest (sha256 or sha512).
+    #[track_caller]
+    pub fn push_bytes(&mut self, name: &str, digest: &str, bytes: &[u8]) -> Response {
+        let loc = self.start_upload(name);
+        let r = self
+            .send(
+                Request::put(&with_query(&loc, &format!("digest={digest}")))
+                    .octets()
+                    .body(bytes.to_vec()),
+            )
+            .expect(201);
+        if let Some(d) = r.header("Docker-Content-Digest") {
+            assert_eq!(d, digest, "Docker-Content-Digest on upload 201");
+        }
+        r.location();
+        r
+    }
+
+    /// `PUT /v2/<name>/manifests/<reference>` with the manifest's media type; expects 201.
+    #[track_caller]
+    pub fn put_manifest(&mut self, name: &str, reference: &str, m: &Blob) -> Response {
+        let r = self.send(
+            Request::put(&format!("/v2/{name}/manifests/{reference}"))
+                .header("Content-Type", &m.media_type)
+                .body(m.bytes.clone()),
+        );
+        let r = r.expect(201);
+        let want = digest_like(
+            if reference.starts_with("sha512:") {
+                reference
+            } else {
+                &m.digest
+            },
+            &m.bytes,
+        );
+        assert_eq!(
+            r.header("Docker-Content-Digest"),
+            Some(want.as_str()),
+            "manifest PUT must name the digest of the bytes sent:\n{r:?}"
+        );
+        r
+    }
+
+    /// Pushes an image's blobs, then its manifest under `reference`.
+    #[track_caller]
+    pub fn push_image(&mut self, name: &str, img: &Image, reference: &str) -> Response {
+        for b in img.blobs() {
+            self.push_blob(name, b);
+        }
+        self.put_manifest(name, reference, &img.manifest)
+    }
+
+    /// GET a blob and require it to equal `want`.
+    #[track_caller]
+    pub fn assert_blob(&mut self, name: &str, want: &Blob) {
+        let r = self
+            .get(&format!("/v2/{name}/blobs/{}", want.digest))
+            .expect(200);
+        assert!(r.body == want.bytes, "blob {} bytes differ", want.digest);
+        if let Some(d) = r.header("Docker-Content-Digest") {
+            assert_eq!(d, want.digest);
+        }
+    }
+
+    /// GET a manifest by `reference` and require the stored bytes and type.
+    #[track_caller]
+    pub fn assert_manifest(&mut self, name: &str, reference: &str, want: &Blob) {
+        let r = self
+            .send(
+                Request::get(&format!("/v2/{name}/manifests/{reference}"))
+                    .header("Accept", &want.media_type),
+            )
+            .expect(200);
+        assert!(
+            r.body == want.bytes,
+            "manifest {reference} bytes differ from those pushed:\n{r:?}"
+        );
+        assert_eq!(r.header("Content-Type"), Some(want.media_type.as_str()));
+        assert_eq!(
+            r.header("Content-Length"),
+            Some(want.bytes.len().to_string().as_str())
+        );
+        let digest = if reference.starts_with("sha512:") {
+            reference.to_string()
+        } else {
+            want.digest.clone()
+        };
+        assert_eq!(
+            r.header("Docker-Content-Digest"),
+            Some(digest.as_str()),
+            "manifest GET {reference}: Docker-Content-Digest:\n{r:?}"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! Real OCI clients driven against a `Registry`: skopeo, podman (rootful, vfs, private
+//! storage) and a private dockerd. Each owns its state under a scratch folder and is torn
+//! down on drop, so client tests neither see nor leave anything on the machine.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::tool::{require_tool, Cmd};
+use crate::wait;
+
+/// skopeo with no system policy or registry config in play.
+pub fn skopeo() -> Cmd {
+    Cmd::tool("skopeo").arg("--insecure-policy")
+}
+
+/// `skopeo copy` between two transports (`oci:…`, `docker://…`, `docker-archive:…`),
+/// plain HTTP to the registry on either side.
+pub fn skopeo_copy(src: &str, dst: &str, extra: &[&str]) -> String {
+    skopeo()
+        .arg("copy")
+        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+        .args(extra)
+        .arg(src)
+        .arg(dst)
+        .limit(Duration::from_secs(180))
+        .run()
+}
+
+/// podman with its own root, runroot and tmpdir: rootful, vfs, no systemd, no network.
+/// Its store is plain files under the registry's scratch folder and goes with it.
+pub struct Podman {
+    root: PathBuf,
+}
+
+impl Podman {
+    pub fn new(scratch: &Path) -> Podman {
+        require_tool("podman");
+        std::fs::create_dir_all(scratch.join("root")).expect("podman root");
+        std::fs::create_dir_all(scratch.join("runroot")).expect("podman runroot");
+        std::fs::create_dir_all(scratch.join("tmp")).expect("podman tmp");
+        Podman {
+            root: scratch.to_path_buf(),
+        }
+    }
+
+    pub fn cmd(&self) -> Cmd {
+        Cmd::tool("podman")
+            .env("TMPDIR", self.root.join("tmp"))
+            .arg("--root")
+            .arg(self.root.join("root"))
+            .arg("--runroot")
+            .arg(self.root.join("runroot"))
+            .arg("--tmpdir")
+            .arg(self.root.join("tmp"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--log-level",
+                "error",
+            ])
+            .limit(Duration::from_secs(180))
+    }
+}
+
+/// A private dockerd (own data-root, exec-root, socket; vfs; no iptables, no bridge),
+/// in its own process group so its containerd goes with it.
+pub struct Dockerd {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Dockerd {
+    /// Starts dockerd trusting `insecure` (host:port) over plain HTTP; fails with its log.
+    pub fn start(dir: &Path, insecure: &str) -> Dockerd {
+        let bin = require_tool("dockerd");
+        require_tool("docker");
+        std::fs::create_dir_all(dir.join("config")).expect("docker config dir");
+        let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("--storage-driver=vfs")
+            .args(["--iptables=false", "--ip-masq=false", "--ip-forward=false"])
+            .arg("--bridge=none")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .arg("--insecure-registry")
+            .arg(insecure)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .process_group(0);
+        let child = cmd.spawn().expect("spawn dockerd");
+        let mut d = Dockerd {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        };
+        let ready = wait::until(Duration::from_secs(90), || {
+            if let Some(c) = &mut d.child {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Some(Err(status));
+                }
+            }
+            let (_, out) = d
+                .docker()
+                .arg("version")
+                .limit(Duration::from_secs(10))
+                .output();
+            out.status.success().then_some(Ok(()))
+        });
+        match ready {
+            Some(Ok(())) => d,
+            Some(Err(status)) => {
+                panic!("dockerd exited with {status} while starting:\n{}", d.log())
+            }
+            None => panic!("dockerd did not answer within 90 s:\n{}", d.log()),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// The docker CLI pointed at this daemon, with its own config folder.
+    pub fn docker(&self) -> Cmd {
+        Cmd::tool("docker")
+            .env("DOCKER_CONFIG", self.dir.join("config"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.dir.join("docker.sock").display()))
+            .limit(Duration::from_secs(180))
+    }
+
+    /// SIGTERM the daemon's process group and wait; SIGKILL it if it lingers.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pgid = child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the process group this harness created for dockerd
+        // (process_group(0) makes its pgid equal to its pid); no memory is touched.
+        unsafe {
+            libc::kill(-pgid, libc::SIGTERM);
+        }
+        if wait::child_exit(&mut child, Duration::from_secs(30)).is_none() {
+            // SAFETY: as above, our own process group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+            let _ = child.wait();
+        }
+        // Let containerd (same group) finish exiting before the folder goes away.
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: as above; a last SIGKILL to anything of ours still in the group.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("--- dockerd log ---\n{}", self.log());
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! One `berth serve` process on a free loopback port with its own data folder.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::binary::berth_bin;
+use crate::http::Client;
+use crate::wait;
+
+/// How long a fresh server may take to accept connections (includes store recovery).
+const START_LIMIT: Duration = Duration::from_secs(30);
+/// How long a graceful SIGTERM shutdown may take.
+const STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// A running registry. Killed (SIGKILL) on drop; its data folder is removed with it.
+pub struct Registry {
+    child: Option<Child>,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    starts: u32,
+}
+
+impl Registry {
+    /// Starts a server on a fresh data folder.
+    pub fn start() -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .expect("create a temp dir for the registry");
+        std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        let mut r = Registry {
+            child: None,
+            addr: "127.0.0.1:0".parse().expect("literal socket address"),
+            dir,
+            starts: 0,
+        };
+        r.spawn();
+        r
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT` as clients write it in image references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The server's data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A scratch folder that lives as long as the registry (for layouts, client roots, ...).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join("scratch").join(name);
+        std::fs::create_dir_all(&p).expect("create scratch dir");
+        p
+    }
+
+    /// A new raw HTTP client for this server.
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+
+    /// Everything the server wrote to stdout and stderr so far, for failure messages.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        for i in 1..=self.starts {
+            for stream in ["out", "err"] {
+                let p = self.log_path(i, stream);
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    if !text.is_empty() {
+                        s.push_str(&format!("--- berth run {i} std{stream} ---\n{text}"));
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn log_path(&self, run: u32, stream: &str) -> PathBuf {
+        self.dir.path().join(format!("berth-{run}.std{stream}"))
+    }
+
+    /// Stops with SIGTERM, requires a clean exit 0, and starts again on the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// SIGTERM and wait; panics (with the log) unless the server exits 0 in time.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        wait::signal(&child, libc::SIGTERM);
+        match wait::child_exit(&mut child, STOP_LIMIT) {
+            Some(status) => assert!(
+                status.success(),
+                "berth exited with {status} after SIGTERM, want 0\n{}",
+                self.log()
+            ),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "berth did not exit within {STOP_LIMIT:?} of SIGTERM\n{}",
+                    self.log()
+                );
+            }
+        }
+    }
+
+    /// SIGKILL, as a crash or power cut would stop it; the data stays for `start_again`.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            wait::signal_group(&child, libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data folder (after `kill_9` or `stop`).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "start_again on a running registry");
+        self.spawn();
+    }
+
+    /// Whether the server process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Runs `berth check --data DIR` on the (stopped) store.
+    pub fn check(&self) -> Output {
+        Command::new(berth_bin())
+            .arg("check")
+            .arg("--data")
+            .arg(self.data_dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth check")
+    }
+
+    /// Asserts `berth check` exits 0, showing its output otherwise.
+    pub fn assert_check_clean(&self) {
+        let out = self.check();
+        assert!(
+            out.status.success(),
+            "berth check failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn spawn(&mut self) {
+        let bin = berth_bin();
+        // The port is found by binding and releasing it; another process may grab it in
+        // between, so a start that never listens is retried on a new port a few times.
+        // A restart comes back on the same port, so clients' references stay valid.
+        let fixed = self.addr.port() != 0;
+        let mut last_err = String::new();
+        for _attempt in 0..5 {
+            let addr = if fixed { self.addr } else { free_port() };
+            self.starts += 1;
+            let out = File::create(self.log_path(self.starts, "out")).expect("log file");
+            let err = File::create(self.log_path(self.starts, "err")).expect("log file");
+            let mut child = Command::new(&bin)
+                .arg("serve")
+                .arg("--listen")
+                .arg(addr.to_string())
+                .arg("--data")
+                .arg(self.data_dir())
+                .env("RUST_BACKTRACE", "1")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                // Its own process group, so a kill reaches anything it started too.
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            let up = wait::until(START_LIMIT, || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(Err(status));
+                }
+                answers_http(addr).then_some(Ok(()))
+            });
+            match up {
+                Some(Ok(())) => {
+                    self.addr = addr;
+                    self.child = Some(child);
+                    return;
+                }
+                Some(Err(status)) => {
+                    last_err = format!("berth exited early with {status}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_err = format!("berth did not accept connections within {START_LIMIT:?}");
+                }
+            }
+        }
+        panic!(
+            "could not start berth ({}): {last_err}\n{}",
+            bin.display(),
+            self.log()
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            wait::signal_group(&child, libc::SIGKILL);
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            if !log.is_empty() {
+                eprintln!("{log}");
+            }
+        }
+    }
+}
+
+/// Whether something on `addr` accepts a connection and answers `GET /v2/` with any HTTP
+/// response: a bare accept could still come from a dying previous process.
+fn answers_http(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+    l.local_addr().expect("local addr of a bound listener")
+}
