@@ -7,7 +7,7 @@
 # manifest GET at CONNS connections for SECONDS_GET s, then a multi-GiB pull while sampling
 # each server's peak RSS, VmHWM), prints one table (metric, berth, docker-registry, ratio)
 # and stops both servers. A last column runs the same loads against berth-bench-stub, a
-# storage-less stub (no hashing, no disk): the ceiling of client + loopback on this machine.
+# storage-less stub (no hashing, no disk): a reference for what client + loopback cost here.
 # Benches compare, never assert: the exit status only says whether every run completed.
 #
 # Knobs (environment):
@@ -253,7 +253,8 @@ echo
 echo "Berth vs docker-registry ($("$REGISTRY_BIN" --version 2>/dev/null | awk '{print $NF}' || echo '?')), $(nproc) cores, $(date -u +%FT%TZ)"
 echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both columns)"
 echo "ratio = berth / docker-registry (MB/s, req/s: higher is better; latency, RSS: lower is better)"
-echo "loopback stub = the same loads against a server that stores and hashes nothing: this machine's ceiling"
+echo "loopback stub = the same loads against a thread-per-connection server that hashes and stores nothing"
+echo "  (a reference for client + loopback cost, not a strict bound: it writes pulls from user space, Berth uses sendfile)"
 echo
 printf '| %-44s | %14s | %15s | %7s | %13s |\n' metric berth docker-registry ratio "loopback stub"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..15})"
