@@ -35,6 +35,8 @@ pub struct Config {
     pub limits: Limits,
     /// How long in-flight requests may run after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    /// How long a response may wait on a client that reads nothing.
+    pub send_timeout: Duration,
     /// Blobs up to this size share pack files; larger ones become packs of their own.
     pub small_blob_bytes: u64,
     /// Upload sessions untouched this long are removed.
@@ -129,6 +131,11 @@ const KEYS: &[Key] = &[
         name: "discard_bytes",
         default: || Limits::default().discard_bytes.to_string(),
         why: "a small unwanted body is cheaper to skip than a reconnect; a large one is not",
+    },
+    Key {
+        name: "send_timeout",
+        default: || "60s".into(),
+        why: "a client that stops reading mid-download frees its connection and pack handle",
     },
     Key {
         name: "small_blob_bytes",
@@ -324,6 +331,7 @@ impl Config {
             access_log: boolean(l, "access_log")?,
             limits,
             shutdown_grace: duration(l, "shutdown_grace", DAY)?,
+            send_timeout: duration(l, "send_timeout", DAY)?,
             small_blob_bytes: size(l, "small_blob_bytes", 0, 1 << 30)? as u64,
             upload_expiry: duration(l, "upload_expiry", 30 * DAY)?,
         })

@@ -44,6 +44,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     pub access_log: bool,
     pub grace: Duration,
+    /// How long queued output may wait on a client that reads nothing.
+    pub send_timeout: Duration,
     /// Set once by the signal handler thread: stop accepting, drain, exit.
     pub shutdown: AtomicBool,
     /// Set by a reactor that died of an I/O error, so the process exits non-zero.
@@ -121,6 +123,7 @@ pub fn serve(
         limits: Arc::new(cfg.limits.clone()),
         access_log: cfg.access_log,
         grace: cfg.shutdown_grace,
+        send_timeout: cfg.send_timeout,
         shutdown: AtomicBool::new(false),
         failed: AtomicBool::new(false),
     });
@@ -403,7 +406,7 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
             return;
         };
-        let want = c.proto.deadline();
+        let want = c.deadline(self.sh.send_timeout);
         if want != c.timer {
             if let Some(old) = c.timer {
                 self.timers.remove(&(old, t));
@@ -458,7 +461,7 @@ impl Reactor {
             self.drive(t, now, |c, sh| {
                 let step = c.on_timeout(sh, now);
                 // A deadline still in the past after its timeout would spin this loop.
-                if step == Step::Alive && c.proto.deadline().is_some_and(|d| d <= now) {
+                if step == Step::Alive && c.deadline(sh.send_timeout).is_some_and(|d| d <= now) {
                     tracing::error!("connection deadline did not advance after a timeout; closing");
                     return Step::Close;
                 }

@@ -700,3 +700,80 @@ fn connections_beyond_the_descriptor_limit_wait_and_are_served_once_others_close
     );
     assert!(rounds > 1, "the limit never bit; the test proves nothing");
 }
+
+#[test]
+fn a_truncated_pack_fails_check_and_its_blob_is_cut_short_not_hung() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(3_000_000, 9); // above the shared-pack threshold: a pack of its own
+    let digest = {
+        let srv = Server::start(dir.path());
+        push_blob(&mut srv.client(), &data, 1)
+    };
+    let pack = std::fs::read_dir(dir.path().join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(1_000_000)
+        .unwrap();
+
+    let out = berth(&["check", "--data", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("problem:"));
+
+    // Serving what is left: the response promises 3 MB, the pack has less. The connection
+    // must end (the client sees a short body), not wait forever.
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    c.send("GET", &format!("/v2/{REPO}/blobs/{digest}"), &[], b"");
+    let mut got = Vec::new();
+    let t = Instant::now();
+    loop {
+        let mut b = vec![0u8; 1 << 16];
+        match c.s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "connection left hanging"
+        );
+    }
+    if got.starts_with(b"HTTP/1.1 200") {
+        assert!(
+            got.len() < 3_000_000,
+            "a short pack cannot yield the whole blob"
+        );
+    }
+    // And the server still serves others.
+    assert_eq!(srv.client().get("/healthz").status, 200);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_SEND_TIMEOUT", "1s")]);
+    let data = pattern(64 << 20, 5);
+    let digest = push_blob(&mut srv.client(), &data, 1);
+    let mut c = srv.client();
+    c.send("GET", &format!("/v2/{REPO}/blobs/{digest}"), &[], b"");
+    std::thread::sleep(Duration::from_millis(2500));
+    // Drain what the kernel buffered; the server must have given up before the end.
+    let mut total = 0usize;
+    loop {
+        let mut b = vec![0u8; 1 << 20];
+        match c.s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < 64 << 20, "the whole blob arrived: {total} bytes");
+    let text = String::from_utf8(srv.client().get("/metrics").body).unwrap();
+    assert!(text.contains("berth_connections_open 1\n"), "{text}");
+}
