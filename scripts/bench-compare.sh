@@ -3,7 +3,7 @@
 #        SIZE=64MiB SECONDS_GET=3 scripts/bench-compare.sh   # quicker
 #
 # Starts target/release/berth and /usr/bin/docker-registry on free loopback ports with
-# temporary data dirs, drives both with berth-loadgen in alternation (push SIZE, pull SIZE,
+# temporary data dirs, drives both with berth-loadgen in alternation (push SIZE, pull SIZE, SMALL_COUNT small pushes,
 # manifest GET at CONNS connections for SECONDS_GET s, then a multi-GiB pull while sampling
 # each server's peak RSS, VmHWM), prints one table (metric, berth, docker-registry, ratio)
 # and stops both servers. A last column runs the same loads against berth-bench-stub, a
@@ -15,7 +15,7 @@
 #   SMALL_SIZE=4KiB  SMALL_COUNT=1000  SMALL_CONNS=8   (many small pushes: group commit)
 #   BERTH_BIN=target/release/berth   REGISTRY_BIN=/usr/bin/docker-registry
 #   LOADGEN_BIN=target/release/berth-loadgen   STUB_BIN=target/release/berth-bench-stub
-#   STUB=0 (skip the ceiling column)           NO_BUILD=1 (use the binaries as they are)
+#   STUB=0 (skip the stub column)              NO_BUILD=1 (use the binaries as they are)
 #   REPO=bench/loadgen/app     repository used on both servers
 #   BERTH_HEADER='Authorization: Bearer ...'   sent to Berth only, when it wants credentials
 #   ONLY=berth|docker-registry run one side (the other column reads n/a)
