@@ -3,9 +3,9 @@
 #        SIZE=64MiB SECONDS_GET=3 scripts/bench-compare.sh   # quicker
 #
 # Starts target/release/berth and /usr/bin/docker-registry on free loopback ports with
-# temporary data dirs, drives both with berth-loadgen in alternation (push SIZE, pull SIZE, SMALL_COUNT small pushes,
-# manifest GET at CONNS connections for SECONDS_GET s, then a multi-GiB pull while sampling
-# each server's peak RSS, VmHWM), prints one table (metric, berth, docker-registry, ratio)
+# temporary data dirs, drives both with berth-loadgen in alternation (push SIZE, pull SIZE,
+# SMALL_COUNT small pushes, manifest GET at CONNS connections for SECONDS_GET s, then a
+# multi-GiB pull while sampling each server's peak RSS, VmHWM), prints one table (metric, berth, docker-registry, ratio)
 # and stops both servers. A last column runs the same loads against berth-bench-stub, a
 # storage-less stub (no hashing, no disk): a reference for what client + loopback cost here.
 # Benches compare, never assert: the exit status only says whether every run completed.
