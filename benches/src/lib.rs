@@ -10,4 +10,5 @@ pub mod latency;
 pub mod payload;
 pub mod registry;
 pub mod size;
+pub mod stub;
 pub mod target;

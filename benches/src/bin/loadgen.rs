@@ -293,6 +293,7 @@ fn throughput(
         "seconds": secs,
         "mb_per_s": (mbps * 10.0).round() / 10.0,
         "gb_per_s": (mbps / 1000.0 * 1000.0).round() / 1000.0,
+        "ops_per_s": (a.count as f64 / secs * 10.0).round() / 10.0,
         "op_p50_ms": ms(p[0]),
         "op_max_ms": ms(p[1]),
     });

@@ -1,0 +1,135 @@
+//! `berth_engine::Engine` on a real directory: uploads made durable (append + finish, so
+//! hashing, pack writes, fsync and the redb commit are all in), and the reads a pull makes
+//! per request (blob stat, manifest by tag and by digest). Each put is a new blob, never a
+//! dedupe hit.
+
+use berth_engine::{BlobKey, Engine, EngineOptions, ManifestRef, NewManifest};
+use criterion::{
+    black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const REPO: &str = "bench/engine/app";
+/// The server appends what one socket read delivered; use a typical receive-buffer slice.
+const APPEND_SLICE: usize = 256 << 10;
+
+/// Distinct blob bodies: random bytes with a counter in the first 8, so every upload is new
+/// content and the engine cannot dedupe it away.
+fn fresh_blob(base: &[u8], n: &AtomicU64) -> (Vec<u8>, BlobKey) {
+    let mut b = base.to_vec();
+    let i = n.fetch_add(1, Ordering::Relaxed);
+    b[..8].copy_from_slice(&i.to_le_bytes());
+    let key = BlobKey::sha256_of(&b);
+    (b, key)
+}
+
+fn upload(e: &Engine, data: &[u8], key: &BlobKey) {
+    let s = e.start_upload(REPO).expect("start_upload");
+    let mut off = 0u64;
+    for chunk in data.chunks(APPEND_SLICE) {
+        off = e
+            .append_upload(REPO, &s.id, off, chunk)
+            .expect("append_upload");
+    }
+    let loc = e.finish_upload(REPO, &s.id, key).expect("finish_upload");
+    black_box(loc.into_inner());
+}
+
+fn puts(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Engine::open(dir.path(), EngineOptions::default()).expect("Engine::open");
+    let counter = AtomicU64::new(0);
+    let mut g = c.benchmark_group("engine_put");
+    // Each 1 MiB put waits for an fsync; give the samples room.
+    g.measurement_time(Duration::from_secs(5));
+    for size in [1usize << 20, 64 << 20] {
+        let mut base = vec![0u8; size];
+        berth_benches::payload::fill_random(&mut base, size as u64);
+        g.throughput(Throughput::Bytes(size as u64));
+        if size > 1 << 20 {
+            g.sample_size(10);
+            g.measurement_time(Duration::from_secs(8));
+        }
+        let label = berth_benches::size::fmt_size(size as u64);
+        g.bench_with_input(
+            BenchmarkId::new("upload_finish", label),
+            &base,
+            |b, base| {
+                // The digest is the client's; compute it outside the timed part.
+                b.iter_batched(
+                    || fresh_blob(base, &counter),
+                    |(data, key)| upload(&e, &data, &key),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    g.finish();
+}
+
+fn reads(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = Engine::open(dir.path(), EngineOptions::default()).expect("Engine::open");
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let mut layer = vec![0u8; 1 << 20];
+    berth_benches::payload::fill_random(&mut layer, 7);
+    let (ck, lk) = (BlobKey::sha256_of(&config), BlobKey::sha256_of(&layer));
+    upload(&e, &config, &ck);
+    upload(&e, &layer, &lk);
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{ck}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{lk}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    )
+    .into_bytes();
+    let mk = BlobKey::sha256_of(&body);
+    let put = e.put_manifest(
+        REPO,
+        NewManifest {
+            key: mk.clone(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            body,
+            tags: vec!["v1".into()],
+            blobs: vec![ck, lk.clone()],
+            manifests: vec![],
+            subject: None,
+        },
+    );
+    let _durable = put.expect("put_manifest");
+
+    let mut g = c.benchmark_group("engine_read");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("stat_blob", |b| {
+        b.iter(|| {
+            e.stat_blob(REPO, black_box(&lk))
+                .expect("stat_blob")
+                .expect("present")
+        })
+    });
+    g.bench_function("get_manifest_tag", |b| {
+        b.iter(|| {
+            e.get_manifest(REPO, ManifestRef::Tag(black_box("v1")))
+                .expect("get_manifest")
+                .expect("present")
+        })
+    });
+    g.bench_function("get_manifest_digest", |b| {
+        b.iter(|| {
+            e.get_manifest(REPO, ManifestRef::Key(black_box(&mk)))
+                .expect("get_manifest")
+                .expect("present")
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = reads, puts
+}
+criterion_main!(benches);
