@@ -90,7 +90,9 @@ pub struct Page {
 }
 
 /// One non-registry HTTP request (web pages, JSON API, `/metrics`, token endpoint).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` leaves out credential header values and the body (a token request's form holds
+/// a password): a logged need must not leak a secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebRequest {
     pub method: String,
     /// Path without the query string, percent-decoding not applied.
@@ -100,6 +102,28 @@ pub struct WebRequest {
     /// Header names lower-cased, values as sent (lossy UTF-8).
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+}
+
+impl fmt::Debug for WebRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["authorization", "proxy-authorization", "cookie"]
+                    .iter()
+                    .any(|s| k.eq_ignore_ascii_case(s));
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("WebRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("headers", &headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// The server's answer to a `WebRequest`; the core adds framing headers.
