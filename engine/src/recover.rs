@@ -13,6 +13,7 @@ use crate::commit::{sync_dir, Tables};
 use crate::keys::UploadId;
 use crate::pack::format::{parse_pack_file_name, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED};
 use crate::schema::{self, PACK_SHARED};
+use crate::tenancy::TenancyTables;
 use crate::upload::Sessions;
 use crate::{Clock, EngineOptions, StoreError};
 
@@ -82,6 +83,14 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
                 meta.insert(schema::META_SCHEMA, &schema::encode_schema_version()[..])?;
             }
             Some(v) if v == schema::SCHEMA_VERSION => {}
+            // Older layouts differ only by missing tables, created just below.
+            Some(v) if schema::SCHEMA_UPGRADABLE.contains(&v) => {
+                meta.insert(schema::META_SCHEMA, &schema::encode_schema_version()[..])?;
+                repaired.push(format!(
+                    "upgraded the store from schema version {v} to {}",
+                    schema::SCHEMA_VERSION
+                ));
+            }
             Some(v) => {
                 return Err(StoreError(format!(
                     "{} holds a store of schema version {v}; this Berth reads version {}",
@@ -92,6 +101,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
         }
         drop(meta);
         // Creates every table, so read transactions never meet a missing one.
+        drop(TenancyTables::open(&txn)?);
         let mut t = Tables::open(&txn)?;
 
         // Pack tails past their committed length were never named by a committed row.
