@@ -587,6 +587,90 @@ mod tests {
         assert_eq!(decode_referrer(&encode_referrer(&rec)).unwrap(), rec);
     }
 
+    fn sample_token() -> TokenRec {
+        TokenRec {
+            id: "tok_0123456789abcdef".into(),
+            kind: TokenKind::Org,
+            org: Some("acme".into()),
+            read: true,
+            write: true,
+            registries: vec!["web".into(), "api-v2".into()],
+            description: "ci".into(),
+            created: 10,
+            expires: Some(1 << 40),
+            last_used: None,
+            revoked: Some(12),
+            hash: [7; 32],
+        }
+    }
+
+    #[test]
+    fn tenancy_encodings_round_trip() {
+        let o = OrgRec {
+            slug: "acme".into(),
+            created: 5,
+        };
+        assert_eq!(decode_org("acme", &encode_org(&o)).unwrap(), o);
+        let g = RegistryRec {
+            org: "acme".into(),
+            slug: "web".into(),
+            name: "Web".into(),
+            description: "the site".into(),
+            visibility: Visibility::Public,
+            created: 6,
+        };
+        assert_eq!(
+            decode_registry("acme", "web", &encode_registry(&g)).unwrap(),
+            g
+        );
+        let t = sample_token();
+        assert_eq!(decode_token(&t.id, &encode_token(&t)).unwrap(), t);
+        let admin = TokenRec {
+            kind: TokenKind::Admin,
+            org: None,
+            read: false,
+            write: false,
+            registries: vec![],
+            expires: None,
+            revoked: None,
+            last_used: Some(3),
+            ..sample_token()
+        };
+        assert_eq!(
+            decode_token(&admin.id, &encode_token(&admin)).unwrap(),
+            admin
+        );
+        let a = AuditRec {
+            seq: 9,
+            time: 8,
+            org: "acme".into(),
+            actor: "admin".into(),
+            action: "registry.create".into(),
+            target: "web".into(),
+            detail: "".into(),
+        };
+        assert_eq!(decode_audit("acme", 9, &encode_audit(&a)).unwrap(), a);
+    }
+
+    #[test]
+    fn truncated_or_padded_tenancy_values_decode_to_corrupt() {
+        let t = sample_token();
+        let full = encode_token(&t);
+        for cut in 0..full.len() {
+            assert!(decode_token("x", &full[..cut]).is_err(), "cut {cut}");
+        }
+        let mut long = full.clone();
+        long.push(0);
+        assert!(decode_token("x", &long).is_err());
+        // a registry count far larger than the bytes that follow allocates nothing
+        // (the registries take count 4 + "web" 4+3 + "api-v2" 4+6 = 21 bytes at the end)
+        let mut lie = full[..full.len() - 21].to_vec();
+        lie.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_token("x", &lie).is_err());
+        assert!(decode_org("a", &[0; 7]).is_err());
+        assert!(decode_registry("a", "b", &[0; 9]).is_err());
+    }
+
     #[test]
     fn truncated_values_decode_to_corrupt_not_panic() {
         let rec = ReferrerRec {
