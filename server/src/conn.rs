@@ -269,11 +269,7 @@ impl Conn {
                     self.closing = true;
                     continue;
                 }
-                Some(Output::Need(id, need)) => match {
-                    self.session.ctx.now = now;
-                    self.session.ctx.unix = crate::reactor::unix_now();
-                    sh.store.route(need, &mut self.session)
-                } {
+                Some(Output::Need(id, need)) => match route(sh, &mut self.session, need, now) {
                     Route::Now(reply) => (id, reply),
                     Route::Later(work) => {
                         self.parked = Some((id, now));
@@ -301,4 +297,12 @@ impl Conn {
             }
         }
     }
+}
+
+/// Answers or parks one need for the request `session` belongs to (a free function: the
+/// need borrows the core connection, the session is a disjoint field).
+fn route(sh: &Shared, session: &mut Session, need: berth_core::Need<'_>, now: Instant) -> Route {
+    session.ctx.now = now;
+    session.ctx.unix = crate::reactor::unix_now();
+    sh.store.route(need, session)
 }

@@ -5,7 +5,7 @@
 //! `Server::client()` presents as Basic credentials.
 
 // Tests measure wall time and wait for the process: the server's clock rule is not theirs.
-#![allow(clippy::disallowed_methods, dead_code)]
+#![allow(clippy::disallowed_methods, dead_code, unused_imports)]
 
 pub use sha2::{Digest as _, Sha256};
 pub use std::io::{BufRead, BufReader, Read, Write};
