@@ -1,8 +1,8 @@
 //! The OCI endpoints (spec digest §3-§8): a routed request is first authorized (§9,
 //! `Need::Authorize`), then becomes needs, and the storage layer's replies become the exact
-//! responses the spec requires. Everything here is a
-//! method on `Connection` because each step either parks on a need, reads a body, or
-//! responds; the framing and buffer handling live in `connection.rs`.
+//! responses the spec requires. Everything here is a method on `Connection` because each
+//! step either parks on a need, reads a body, or responds; the framing and buffer handling
+//! live in `connection.rs`.
 
 use crate::connection::{BodyTask, Connection, RespBody};
 use crate::http::head::{Framing, Head};
