@@ -247,4 +247,79 @@ mod tests {
         assert!(Cli::try_parse_from(["berth", "check", "--data", "d"]).is_ok());
         assert!(Cli::try_parse_from(["berth", "serve", "--bogus"]).is_err());
     }
+
+    #[test]
+    fn management_commands_parse_and_bad_values_are_usage_errors() {
+        let ok = |args: &[&str]| {
+            let mut v = vec!["berth"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).map(|_| ()).map_err(|e| e.kind())
+        };
+        assert_eq!(ok(&["org", "create", "acme", "--json"]), Ok(()));
+        assert_eq!(
+            ok(&["registry", "create", "acme", "Web Services", "--public"]),
+            Ok(())
+        );
+        assert_eq!(ok(&["registry", "set", "acme/web", "--public"]), Ok(()));
+        assert_eq!(
+            ok(&[
+                "token",
+                "create",
+                "acme",
+                "--scopes",
+                "read_packages",
+                "--registry",
+                "a",
+                "--registry",
+                "b"
+            ]),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&[
+                "token",
+                "create-registry",
+                "acme/web",
+                "--expires-in",
+                "12h"
+            ]),
+            Ok(())
+        );
+        assert_eq!(ok(&["audit", "acme", "--limit", "5"]), Ok(()));
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            ok(&["registry", "set", "acme/web"]),
+            Err(MissingRequiredArgument)
+        );
+        assert_eq!(
+            ok(&["registry", "set", "acme/web", "--public", "--private"]),
+            Err(ArgumentConflict)
+        );
+        assert_eq!(
+            ok(&["token", "create", "acme"]),
+            Err(MissingRequiredArgument)
+        );
+        assert_eq!(
+            ok(&["token", "create", "acme", "--scopes", "all"]),
+            Err(ValueValidation)
+        );
+        assert_eq!(ok(&["org", "create", "Acme"]), Err(ValueValidation));
+        assert_eq!(ok(&["registry", "show", "acme"]), Err(ValueValidation));
+        assert_eq!(ok(&["audit", "acme", "--limit", "0"]), Err(ValueValidation));
+    }
+
+    #[test]
+    fn management_commands_default_to_the_local_server_and_data_directory() {
+        let c = Cli::try_parse_from(["berth", "org", "list"]).unwrap();
+        match c.command {
+            Command::Org {
+                command: OrgCommand::List { api },
+            } => {
+                assert_eq!(api.server, "http://127.0.0.1:5000");
+                assert_eq!(api.data, PathBuf::from("./berth-data"));
+                assert!(!api.json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }

@@ -360,3 +360,178 @@ fn read_chunked(r: &mut impl Read, mut pending: Vec<u8>) -> Result<Vec<u8>, Clie
         pos = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::testserver::{json, Canned};
+
+    fn ep(url: &str) -> Endpoint {
+        Endpoint::parse(url).unwrap()
+    }
+
+    #[test]
+    fn server_urls_parse_into_host_port_and_prefix() {
+        type Parts<'a> = Option<(&'a str, u16, &'a str)>;
+        let rows: &[(&str, Parts)] = &[
+            ("http://127.0.0.1:5000", Some(("127.0.0.1", 5000, ""))),
+            ("http://127.0.0.1:5000/", Some(("127.0.0.1", 5000, ""))),
+            (
+                "http://registry.example",
+                Some(("registry.example", 80, "")),
+            ),
+            ("http://h:8080/berth/", Some(("h", 8080, "/berth"))),
+            ("http://[::1]:5000", Some(("[::1]", 5000, ""))),
+            ("http://[::1]", Some(("[::1]", 80, ""))),
+            ("https://h", None),
+            ("h:5000", None),
+            ("http://", None),
+            ("http://:5000", None),
+            ("http://h:0", None),
+            ("http://h:65536", None),
+            ("http://h:port", None),
+            ("http://u:p@h", None),
+            ("http://h/x?y", None),
+            ("http://[::1", None),
+            ("http://[::1]x", None),
+            ("http://h/a b", None),
+        ];
+        for (url, want) in rows {
+            let got = Endpoint::parse(url)
+                .ok()
+                .map(|e| (e.host.clone(), e.port, e.prefix.clone()));
+            let want = want.map(|(h, p, x)| (h.to_string(), p, x.to_string()));
+            assert_eq!(got, want, "{url}");
+        }
+        let e = Endpoint::parse("https://h").unwrap_err().to_string();
+        assert!(e.contains("--server http://HOST:PORT"), "{e}");
+    }
+
+    #[test]
+    fn request_sends_method_path_token_and_json_body_and_reads_content_length() {
+        let srv = Canned::start(vec![json(201, r#"{"slug":"acme"}"#)]);
+        let r = request(
+            &ep(&srv.url),
+            "POST",
+            "/api/v1/orgs",
+            Some("berth_adm_secret"),
+            Some(br#"{"slug":"acme"}"#),
+        )
+        .unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(r.body, br#"{"slug":"acme"}"#);
+        let req = &srv.requests()[0];
+        assert!(req.starts_with("POST /api/v1/orgs HTTP/1.1\r\n"), "{req}");
+        assert!(
+            req.contains("\r\nAuthorization: Bearer berth_adm_secret\r\n"),
+            "{req}"
+        );
+        assert!(
+            req.contains("\r\nContent-Type: application/json\r\n"),
+            "{req}"
+        );
+        assert!(req.contains("\r\nContent-Length: 15\r\n"), "{req}");
+        assert!(req.contains("\r\nConnection: close\r\n"), "{req}");
+        assert!(req.contains("\r\nHost: 127.0.0.1:"), "{req}");
+        assert!(req.ends_with("\r\n\r\n{\"slug\":\"acme\"}"), "{req}");
+    }
+
+    #[test]
+    fn request_prepends_the_url_path_prefix() {
+        let srv = Canned::start(vec![json(200, "[]")]);
+        let url = format!("{}/berth/", srv.url);
+        request(&ep(&url), "GET", "/api/v1/orgs", None, None).unwrap();
+        let req = &srv.requests()[0];
+        assert!(
+            req.starts_with("GET /berth/api/v1/orgs HTTP/1.1\r\n"),
+            "{req}"
+        );
+        assert!(!req.contains("Authorization"), "{req}");
+        assert!(!req.contains("Content-Length"), "{req}");
+    }
+
+    #[test]
+    fn chunked_responses_are_decoded_across_split_reads() {
+        let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     4;ext=1\r\n[{\"a\r\n\
+                     6\r\n\":1},{\r\n\
+                     7\r\n\"a\":2}]\r\n\
+                     0\r\nX-Trailer: y\r\n\r\n"
+            .to_vec();
+        let srv = Canned::start(vec![resp]);
+        let r = request(&ep(&srv.url), "GET", "/x", None, None).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(String::from_utf8(r.body).unwrap(), r#"[{"a":1},{"a":2}]"#);
+    }
+
+    #[test]
+    fn body_without_length_runs_to_the_end_of_the_connection() {
+        let srv = Canned::start(vec![b"HTTP/1.0 200 OK\r\n\r\n{\"x\":1}".to_vec()]);
+        let r = request(&ep(&srv.url), "GET", "/x", None, None).unwrap();
+        assert_eq!(r.body, b"{\"x\":1}");
+    }
+
+    #[test]
+    fn connection_refused_is_a_connect_error() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        match request(&ep(&url), "GET", "/", None, None) {
+            Err(ClientError::Connect(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn parse(raw: &[u8]) -> Result<Response, ClientError> {
+        read_response(&mut &raw[..], false)
+    }
+
+    #[test]
+    fn malformed_or_truncated_responses_are_errors_not_panics() {
+        let rows: &[&[u8]] = &[
+            b"",
+            b"HTTP/1.1 200 OK\r\n",
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 99 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+        ];
+        for raw in rows {
+            assert!(
+                matches!(parse(raw), Err(ClientError::Malformed(_))),
+                "{:?} -> {:?}",
+                String::from_utf8_lossy(raw),
+                parse(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn bodiless_statuses_and_head_do_not_wait_for_a_body() {
+        let r = parse(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!((r.status, r.body.len()), (204, 0));
+        let r = read_response(
+            &mut &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"[..],
+            true,
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 0));
+    }
+
+    #[test]
+    fn content_length_body_stops_at_its_length() {
+        let r = parse(b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}extra").unwrap();
+        assert_eq!((r.status, &r.body[..]), (404, &b"{}"[..]));
+    }
+}
