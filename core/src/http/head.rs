@@ -64,6 +64,11 @@ pub struct Head {
     pub content_range: Option<String>,
     pub range: Option<String>,
     pub if_none_match: Option<String>,
+    /// The `Authorization` value(s), for `Need::Authorize`. Several fields are joined with
+    /// `, ` (RFC 9110 §5.3), which no scheme accepts: the server answers 401, not a guess.
+    pub authorization: Option<Secret>,
+    /// The first `Host` value: the server builds an absolute challenge `realm` from it.
+    pub host: Option<String>,
     /// All headers (lower-cased names, lossy values), kept only for requests outside `/v2/`.
     pub all_headers: Vec<(String, String)>,
 }
@@ -80,6 +85,31 @@ impl Head {
 
     pub fn has_body(&self) -> bool {
         !matches!(self.framing, Framing::None | Framing::Length(0))
+    }
+}
+
+/// A header value that must never reach a log or a `Debug` dump (credentials).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The value itself, for the one place that must see it (`Need::Authorize`).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -206,6 +236,8 @@ pub fn parse(
         content_range: None,
         range: None,
         if_none_match: None,
+        authorization: None,
+        host: None,
         all_headers: Vec::new(),
     };
     let keep = keep_all(path);
@@ -260,6 +292,18 @@ pub fn parse(
             head.range = Some(String::from_utf8_lossy(v).into_owned());
         } else if name.eq_ignore_ascii_case("if-none-match") {
             head.if_none_match = Some(String::from_utf8_lossy(v).into_owned());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            let v = String::from_utf8_lossy(v);
+            head.authorization = Some(Secret(match head.authorization.take() {
+                Some(Secret(mut first)) => {
+                    first.push_str(", ");
+                    first.push_str(&v);
+                    first
+                }
+                None => v.into_owned(),
+            }));
+        } else if name.eq_ignore_ascii_case("host") && head.host.is_none() {
+            head.host = Some(String::from_utf8_lossy(v).into_owned());
         }
     }
     head.framing = match (length, chunked) {
