@@ -61,8 +61,8 @@ pub enum Command {
     Audit {
         #[arg(value_parser = input::org)]
         org: String,
-        /// Show at most N entries [default: the server's page size]
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        /// Show at most N entries, 1 to 1000 [default: 100]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: Option<u32>,
         #[command(flatten)]
         api: ApiArgs,
