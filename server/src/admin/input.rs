@@ -1,19 +1,8 @@
 //! Local checks of command-line values, as clap value parsers: a mistake the server would
 //! refuse anyway is a usage error (exit 2) with a message naming the fix, before any request.
 
-/// Longest organisation or registry slug (AUTH-DESIGN.md, Model).
-const MAX_SLUG_LEN: usize = 39;
-
-/// Whether `s` matches `[a-z0-9]+(-[a-z0-9]+)*`, at most 39 bytes.
-fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_SLUG_LEN
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains("--")
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
+// One slug grammar for the whole program: the engine's, which the server enforces.
+use berth_engine::{is_slug, slug_of};
 
 const SLUG_RULE: &str =
     "use lower-case letters, digits and single hyphens inside, at most 39 characters";
@@ -73,26 +62,6 @@ pub fn registry_slug(s: &str) -> Result<String, String> {
             "'{s}' is not a registry slug: {SLUG_RULE}; use the slug `berth registry list ORG` shows"
         ))
     }
-}
-
-/// The registry slug the server will derive from a display name ("Web Services" →
-/// `web-services`): lower-cased, each run of other than ASCII letters and digits becomes one
-/// `-`, trimmed. Same rule as the engine's `slug_of`.
-pub fn slug_of(name: &str) -> Option<String> {
-    let mut out = String::with_capacity(name.len());
-    let mut dash = false;
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            if dash && !out.is_empty() {
-                out.push('-');
-            }
-            dash = false;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            dash = true;
-        }
-    }
-    is_slug(&out).then_some(out)
 }
 
 /// A registry display name that yields a slug.
