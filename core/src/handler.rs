@@ -1,7 +1,8 @@
-//! The OCI endpoints (spec digest §3-§8): a routed request becomes needs, and the storage
-//! layer's replies become the exact responses the spec requires. Everything here is a
-//! method on `Connection` because each step either parks on a need, reads a body, or
-//! responds; the framing and buffer handling live in `connection.rs`.
+//! The OCI endpoints (spec digest §3-§8): a routed request is first authorized (§9,
+//! `Need::Authorize`), then becomes needs, and the storage layer's replies become the exact
+//! responses the spec requires. Everything here is a method on `Connection` because each
+//! step either parks on a need, reads a body, or responds; the framing and buffer handling
+//! live in `connection.rs`.
 
 use crate::connection::{BodyTask, Connection, RespBody};
 use crate::http::head::{Framing, Head};
@@ -145,7 +146,7 @@ impl Connection {
         let (required, optional) = op.access();
         let req = AuthRequest {
             credentials: h.authorization.take().map(|s| s.into_inner()),
-            host: h.host.clone(),
+            host: h.host.take(),
             required,
             optional,
         };

@@ -809,6 +809,41 @@ mod tests {
     }
 
     #[test]
+    fn check_reports_index_rows_that_name_no_token() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Engine::open(dir.path(), crate::EngineOptions::default()).unwrap();
+            e.create_org("acme", 1).unwrap();
+            assert!(e.check().unwrap().is_clean());
+        }
+        {
+            let db = redb::Database::open(dir.path().join("meta.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(schema::TOKEN_HASHES)
+                .unwrap()
+                .insert(&[1u8; 32][..], "tok_ghost")
+                .unwrap();
+            txn.open_table(schema::REGISTRIES)
+                .unwrap()
+                .insert(("gone", "web"), &[0u8; 9][..])
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let e = Engine::open(dir.path(), crate::EngineOptions::default()).unwrap();
+        let problems = e.check().unwrap().problems;
+        assert!(
+            problems.iter().any(|p| p.contains("tok_ghost")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("gone/web")),
+            "{problems:?}"
+        );
+        // a lookup through the dangling index row is an error, not a panic or a token
+        assert!(e.token_by_hash(&[1u8; 32]).is_err());
+    }
+
+    #[test]
     fn registry_slugs_are_derived_in_kebab_case() {
         assert_eq!(slug_of("Web Services").as_deref(), Some("web-services"));
         assert_eq!(slug_of("  API -- v2!! ").as_deref(), Some("api-v2"));

@@ -20,6 +20,7 @@ macro_rules! warn_out {
     }};
 }
 
+mod admin;
 mod audit;
 mod auth;
 mod bootstrap;
@@ -66,6 +67,10 @@ fn main() -> ExitCode {
             say!("{}", config::describe_defaults().trim_end());
             ExitCode::SUCCESS
         }
+        cmd @ (Command::Org { .. }
+        | Command::Registry { .. }
+        | Command::Token { .. }
+        | Command::Audit { .. }) => admin::run(cmd),
     }
 }
 

@@ -155,8 +155,33 @@ impl HeadScan {
         if buf.len() >= limits.header_bytes {
             return Err(HeadError::TooLarge);
         }
+        if !method_prefix_is_plausible(buf) {
+            return Err(HeadError::Malformed);
+        }
         Ok(None)
     }
+}
+
+/// Longest method we wait for before its space; real ones are at most 7 bytes.
+const MAX_METHOD_LEN: usize = 32;
+
+/// Whether `buf` can still become a request line: optional leading empty lines (RFC 9112
+/// §2.2), then token characters up to the first space. Judged before the head is complete so
+/// that a TLS ClientHello or other non-HTTP bytes are refused at once instead of waiting for
+/// a terminator that never comes until the header timeout.
+fn method_prefix_is_plausible(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let method_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    method_len <= MAX_METHOD_LEN && line[..method_len].iter().all(|&b| is_tchar(b))
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn find_crlfcrlf(b: &[u8]) -> Option<usize> {
@@ -358,6 +383,23 @@ mod tests {
             };
             assert_eq!(got, req.len() - 4, "split {split}");
         }
+    }
+
+    #[test]
+    fn non_http_bytes_are_refused_before_the_head_completes() {
+        let mut scan = HeadScan::default();
+        // The first bytes of a TLS ClientHello.
+        let tls = [0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01];
+        assert_eq!(scan.find_end(&tls, &lim()), Err(HeadError::Malformed));
+        let mut scan = HeadScan::default();
+        assert_eq!(scan.find_end(b"\r\nGE", &lim()), Ok(None));
+        let mut scan = HeadScan::default();
+        assert_eq!(scan.find_end(b"GET /v2/ HT", &lim()), Ok(None));
+        let mut scan = HeadScan::default();
+        assert_eq!(
+            scan.find_end(&[b'A'; MAX_METHOD_LEN + 1], &lim()),
+            Err(HeadError::Malformed)
+        );
     }
 
     #[test]
