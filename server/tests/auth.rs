@@ -793,3 +793,35 @@ fn secrets_never_reach_the_server_log() {
     let meta = std::fs::metadata(data.join("token-key")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn public_url_sets_the_realm_and_last_use_is_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BERTH_PUBLIC_URL", "https://r.example.com/"),
+        ("BERTH_AUTH_SERVICE", "r.example.com"),
+    ];
+    let mut srv = Server::start_with(dir.path(), &env);
+    let r = srv.anonymous().get("/v2/_catalog");
+    assert_eq!(r.status, 200, "catalog is granted to everyone, filtered");
+    let r = srv.anonymous().get("/v2/");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="https://r.example.com/auth/token",service="r.example.com""#)
+    );
+    let listed = srv.admin_client().get("/api/v1/orgs/acme/tokens").json();
+    assert!(listed[0]["last_used"].is_null(), "{listed}");
+    assert_eq!(srv.client().get("/v2/").status, 200);
+    // Batched: written at the latest on shutdown.
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait(Duration::from_secs(8)).code(), Some(0));
+    let srv = Server::start_with(dir.path(), &env);
+    let listed = srv.admin_client().get("/api/v1/orgs/acme/tokens").json();
+    let used: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["last_used"].is_u64())
+        .collect();
+    assert_eq!(used.len(), 1, "{listed}");
+}
