@@ -30,6 +30,10 @@ pub enum Command {
         /// TOML configuration file
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// URL clients reach the registry at, for the token realm in challenges
+        /// [default: http://<Host header>]
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Verify the store; exits 1 if it finds problems.
     Check {
@@ -232,7 +236,8 @@ mod tests {
             Command::Serve {
                 listen: None,
                 data: None,
-                config: None
+                config: None,
+                public_url: None,
             }
         ));
         let c = Cli::try_parse_from(["berth", "serve", "--listen", "0.0.0.0:1", "--data", "d"])

@@ -252,6 +252,7 @@ pub struct Flags {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    pub public_url: Option<String>,
 }
 
 /// The raw text of every setting and where it came from, before typing.
@@ -342,6 +343,9 @@ impl Config {
         layers.env(vars);
         if let Some(l) = &flags.listen {
             layers.set("listen", l.clone(), Source::Flag("--listen"))?;
+        }
+        if let Some(u) = &flags.public_url {
+            layers.set("public_url", u.clone(), Source::Flag("--public-url"))?;
         }
         if let Some(d) = &flags.data {
             layers.set(
@@ -795,6 +799,12 @@ mod tests {
         assert_eq!(c.auth.service, "r.example.com");
         assert_eq!(c.auth.max_failures, 3);
         assert_eq!(c.auth.failure_window, Duration::from_secs(120));
+        let flags = Flags {
+            public_url: Some("http://10.0.0.1:5000".into()),
+            ..flags
+        };
+        let c = Config::load(&flags, &vars).unwrap();
+        assert_eq!(c.auth.public_url.as_deref(), Some("http://10.0.0.1:5000"));
         for (k, v) in [
             ("BERTH_PUBLIC_URL", "registry.example.com"),
             ("BERTH_AUTH_SERVICE", "a \"b"),

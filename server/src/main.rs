@@ -53,15 +53,18 @@ fn main() -> ExitCode {
             listen,
             data,
             config,
+            public_url,
         } => serve(Flags {
             listen,
             data,
             config,
+            public_url,
         }),
         Command::Check { data, config } => check(Flags {
             listen: None,
             data,
             config,
+            public_url: None,
         }),
         Command::Defaults => {
             say!("{}", config::describe_defaults().trim_end());
