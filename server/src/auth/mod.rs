@@ -470,3 +470,6 @@ fn scope_of(required: &Access, optional: Option<&Access>) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| parts.join(" "))
 }
+
+#[cfg(test)]
+mod tests;
