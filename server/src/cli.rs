@@ -63,6 +63,7 @@ pub enum Command {
     },
     /// Show an organisation's audit log, newest first.
     Audit {
+        /// Organisation slug, like acme
         #[arg(value_parser = input::org)]
         org: String,
         /// Show at most N entries, 1 to 1000 [default: 100]
@@ -83,6 +84,7 @@ pub struct ApiArgs {
         long,
         value_name = "URL",
         env = "BERTH_SERVER",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:5000"
     )]
     pub server: String,
@@ -91,6 +93,7 @@ pub struct ApiArgs {
         long,
         value_name = "DIR",
         env = "BERTH_DATA",
+        hide_env_values = true,
         default_value = "./berth-data"
     )]
     pub data: PathBuf,
@@ -103,6 +106,7 @@ pub struct ApiArgs {
 pub enum OrgCommand {
     /// Create an organisation (admin token).
     Create {
+        /// Organisation slug, like acme
         #[arg(value_parser = input::org)]
         org: String,
         #[command(flatten)]
@@ -119,13 +123,16 @@ pub enum OrgCommand {
 pub enum RegistryCommand {
     /// Create a registry; its slug is derived from NAME ("Web Services" -> web-services).
     Create {
+        /// Organisation slug, like acme
         #[arg(value_parser = input::org)]
         org: String,
+        /// Display name, like "Web Services"
         #[arg(value_parser = input::registry_name)]
         name: String,
         /// Anyone may pull without a token (default: private)
         #[arg(long)]
         public: bool,
+        /// Free text shown in listings
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
         #[command(flatten)]
@@ -133,6 +140,7 @@ pub enum RegistryCommand {
     },
     /// List an organisation's registries.
     List {
+        /// Organisation slug, like acme
         #[arg(value_parser = input::org)]
         org: String,
         #[command(flatten)]
@@ -140,6 +148,7 @@ pub enum RegistryCommand {
     },
     /// Show one registry.
     Show {
+        /// Registry as ORG/SLUG, like acme/web
         #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
         registry: RegistryPath,
         #[command(flatten)]
@@ -148,6 +157,7 @@ pub enum RegistryCommand {
     /// Change a registry's visibility and description.
     #[command(group(ArgGroup::new("visibility").args(["public", "private"]).required(true)))]
     Set {
+        /// Registry as ORG/SLUG, like acme/web
         #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
         registry: RegistryPath,
         /// Anyone may pull without a token
@@ -156,6 +166,7 @@ pub enum RegistryCommand {
         /// Only tokens of the organisation may pull
         #[arg(long)]
         private: bool,
+        /// Free text shown in listings
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
         #[command(flatten)]
@@ -163,6 +174,7 @@ pub enum RegistryCommand {
     },
     /// Delete a registry that holds no images.
     Delete {
+        /// Registry as ORG/SLUG, like acme/web
         #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
         registry: RegistryPath,
         #[command(flatten)]
@@ -174,6 +186,7 @@ pub enum RegistryCommand {
 pub enum TokenCommand {
     /// Create an organisation token; prints the secret alone on the last line.
     Create {
+        /// Organisation slug, like acme
         #[arg(value_parser = input::org)]
         org: String,
         /// read_packages, write_packages, or read_packages,write_packages
@@ -185,6 +198,7 @@ pub enum TokenCommand {
         /// Lifetime like 30d, 12h, 90m or 3600s (default: no expiry)
         #[arg(long, value_name = "DURATION", value_parser = input::duration)]
         expires_in: Option<u64>,
+        /// Free text shown in listings
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
         #[command(flatten)]
@@ -192,11 +206,13 @@ pub enum TokenCommand {
     },
     /// Create a read-only token for one registry; prints the secret alone on the last line.
     CreateRegistry {
+        /// Registry as ORG/SLUG, like acme/web
         #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
         registry: RegistryPath,
         /// Lifetime like 30d, 12h, 90m or 3600s (default: no expiry)
         #[arg(long, value_name = "DURATION", value_parser = input::duration)]
         expires_in: Option<u64>,
+        /// Free text shown in listings
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
         #[command(flatten)]
@@ -204,6 +220,7 @@ pub enum TokenCommand {
     },
     /// List an organisation's tokens (never their secrets).
     List {
+        /// Organisation slug, like acme
         #[arg(value_parser = input::org)]
         org: String,
         #[command(flatten)]
@@ -211,6 +228,7 @@ pub enum TokenCommand {
     },
     /// Revoke a token at once, by the id `berth token list` shows.
     Revoke {
+        /// Token id (tok_…), as `berth token list` shows it
         #[arg(value_parser = input::token_id)]
         id: String,
         #[command(flatten)]
