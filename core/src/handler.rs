@@ -1,16 +1,17 @@
-//! The OCI endpoints (spec digest §3-§8): a routed request becomes needs, and the storage
-//! layer's replies become the exact responses the spec requires. Everything here is a
-//! method on `Connection` because each step either parks on a need, reads a body, or
-//! responds; the framing and buffer handling live in `connection.rs`.
+//! The OCI endpoints (spec digest §3-§8): a routed request is first authorized (§9,
+//! `Need::Authorize`), then becomes needs, and the storage layer's replies become the exact
+//! responses the spec requires. Everything here is a method on `Connection` because each
+//! step either parks on a need, reads a body, or responds; the framing and buffer handling
+//! live in `connection.rs`.
 
 use crate::connection::{BodyTask, Connection, RespBody};
 use crate::http::head::{Framing, Head};
 use crate::http::response::ResponseHead;
 use crate::need::{
-    Deleted, Finish, ManifestPut, Mount, Need, NewManifest, Page, Referrer, Reply, UploadInfo,
-    WebRequest,
+    Auth, AuthRequest, Deleted, Finish, ManifestPut, Mount, Need, NewManifest, Page, Referrer,
+    Refusal, Reply, UploadInfo, WebRequest,
 };
-use crate::oci::error::{json_string, ErrorCode, ErrorEntry};
+use crate::oci::error::{json_string, message_body, ErrorCode, ErrorEntry};
 use crate::oci::manifest;
 use crate::oci::range::{self, ContentRange, RangeAnswer};
 use crate::oci::referrers;
@@ -44,8 +45,16 @@ pub(crate) enum AfterGather {
     },
 }
 
+/// A routed request waiting for `Need::Authorize`: everything needed to serve it once granted.
+pub(crate) struct Authorizing {
+    op: Op,
+    head: Head,
+}
+
 /// What the reply to the outstanding need means.
 pub(crate) enum Pending {
+    /// Boxed: a request head is large and parks here once per request.
+    Authorize(Box<Authorizing>),
     Catalog {
         n: usize,
         zero: bool,
@@ -126,9 +135,47 @@ impl Connection {
             Route::Web => self.web(h, now),
             Route::Oci(op) => {
                 self.set_route(op.route_name());
-                self.op(op, h, now);
+                self.authorize(op, h);
             }
         }
+    }
+
+    /// Asks whether the caller may do `op`, before any other need and before the body is
+    /// touched (no `100 Continue` either): spec digest §9.1, a 401 has no side effects.
+    fn authorize(&mut self, op: Op, mut h: Head) {
+        let (required, optional) = op.access();
+        let req = AuthRequest {
+            credentials: h.authorization.take().map(|s| s.into_inner()),
+            host: h.host.take(),
+            required,
+            optional,
+        };
+        self.park(
+            Need::Authorize(req),
+            Pending::Authorize(Box::new(Authorizing { op, head: h })),
+        );
+    }
+
+    /// Answers a refused request with the server's status, error and headers. An unread
+    /// body is discarded or the connection closed, as for every early answer (`respond`).
+    fn refuse(&mut self, r: Refusal, now: Instant) {
+        // A refusal is an error by definition; a status outside 4xx/5xx is the server's slip,
+        // answered with the code's own status rather than a success without effect.
+        let status = if (400..=599).contains(&r.status) {
+            r.status
+        } else {
+            r.code.status()
+        };
+        let mut head = ResponseHead::new(status);
+        head.header("Content-Type", "application/json");
+        if let Some(c) = &r.www_authenticate {
+            head.header("WWW-Authenticate", c);
+        }
+        if let Some(s) = r.retry_after {
+            head.header_fmt("Retry-After", format_args!("{s}"));
+        }
+        let body = message_body(r.code, &r.message);
+        self.respond(head, RespBody::Bytes(body.into()), now);
     }
 
     fn set_route(&mut self, name: &'static str) {
@@ -159,7 +206,9 @@ impl Connection {
         n.map_or(cap, |n| n.min(cap))
     }
 
-    fn op(&mut self, op: Op, h: Head, now: Instant) {
+    /// Serves an authorized operation. `optional` says whether the optional access (the
+    /// source of a mount) was granted too.
+    fn op(&mut self, op: Op, h: Head, optional: bool, now: Instant) {
         match op {
             Op::Ping => {
                 let mut r = ResponseHead::new(200);
@@ -198,7 +247,13 @@ impl Connection {
                 mount,
                 from,
             } => {
-                if let Some(m) = mount {
+                if mount.is_some() && from.is_some() && !optional {
+                    // spec digest §5.8: `from` unreadable behaves like a plain POST (202).
+                    self.park(
+                        Need::StartUpload { repo: name.clone() },
+                        Pending::StartPlain { name },
+                    );
+                } else if let Some(m) = mount {
                     let need = Need::MountBlob {
                         repo: name.clone(),
                         digest: m.clone(),
@@ -586,6 +641,11 @@ impl Connection {
             return self.respond_code(ErrorCode::Unknown, Some(msg), now);
         }
         match (pending, reply) {
+            (P::Authorize(a), Reply::Auth(Auth::Granted { optional })) => {
+                let Authorizing { op, head } = *a;
+                self.op(op, head, optional, now);
+            }
+            (P::Authorize(_), Reply::Auth(Auth::Refused(r))) => self.refuse(r, now),
             (P::Catalog { n, zero }, Reply::Catalog(page)) => {
                 let link = (!zero).then(|| format!("/v2/_catalog?n={n}&last="));
                 self.respond_list(None, "repositories", page, link, now);
@@ -996,6 +1056,7 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Catalog(_) => "Catalog",
         Reply::Referrers(_) => "Referrers",
         Reply::Web(_) => "Web",
+        Reply::Auth(_) => "Auth",
         Reply::Failed(_) => "Failed",
     }
 }

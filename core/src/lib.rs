@@ -27,6 +27,9 @@
 //!     if conn.deadline() has passed => conn.handle_input(Input::Timeout(now)), drain
 //! }
 //! ```
+//! - Every `/v2/` request first asks `Need::Authorize` (after its head is routed, before any
+//!   other need, body byte or `100 Continue`); a refusal is answered as it comes, with no
+//!   side effect. Requests outside `/v2/` (`Need::Web`) are the server's to authorize.
 //! - One `Need` is outstanding at a time. Until its reply arrives `wants_read()` is false,
 //!   no timer is armed, and pipelined requests wait in the receive buffer (backpressure).
 //! - `Need::AppendUpload { bytes }` borrows the receive buffer: copy or write the bytes

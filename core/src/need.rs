@@ -90,7 +90,9 @@ pub struct Page {
 }
 
 /// One non-registry HTTP request (web pages, JSON API, `/metrics`, token endpoint).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` leaves out credential header values and the body (a token request's form holds
+/// a password): a logged need must not leak a secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebRequest {
     pub method: String,
     /// Path without the query string, percent-decoding not applied.
@@ -100,6 +102,28 @@ pub struct WebRequest {
     /// Header names lower-cased, values as sent (lossy UTF-8).
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+}
+
+impl fmt::Debug for WebRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["authorization", "proxy-authorization", "cookie"]
+                    .iter()
+                    .any(|s| k.eq_ignore_ascii_case(s));
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("WebRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("headers", &headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// The server's answer to a `WebRequest`; the core adds framing headers.
@@ -176,6 +200,110 @@ pub enum Need<'c> {
     Catalog { n: usize, last: Option<String> },
     /// A request outside `/v2/`. → `Reply::Web`.
     Web(WebRequest),
+    /// May the caller do this? Asked once per `/v2/` request, after its head and before any
+    /// other need or any side effect (spec digest §9.1: a 401 has no side effects).
+    /// → `Reply::Auth`. The server remembers who was granted for the needs that follow on
+    /// this connection until the next `Authorize`.
+    Authorize(AuthRequest),
+}
+
+/// Actions on a repository (spec digest §9.3, §9.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Actions {
+    pub pull: bool,
+    pub push: bool,
+    pub delete: bool,
+}
+
+impl Actions {
+    pub const PULL: Actions = Actions {
+        pull: true,
+        push: false,
+        delete: false,
+    };
+    pub const PULL_PUSH: Actions = Actions {
+        pull: true,
+        push: true,
+        delete: false,
+    };
+    pub const DELETE: Actions = Actions {
+        pull: false,
+        push: false,
+        delete: true,
+    };
+
+    /// Whether every action in `other` is also in `self`.
+    pub fn covers(self, other: Actions) -> bool {
+        (self.pull || !other.pull) && (self.push || !other.push) && (self.delete || !other.delete)
+    }
+}
+
+/// What a request touches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// `GET /v2/`: any valid credential (the login check, spec digest §9.4).
+    Ping,
+    /// `GET /v2/_catalog` (`registry:catalog:*`).
+    Catalog,
+    Repository(RepoName),
+}
+
+/// One resource and the actions wanted on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub resource: Resource,
+    pub actions: Actions,
+}
+
+/// The question behind `Need::Authorize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthRequest {
+    /// The `Authorization` header value, if any. A secret: never logged (see `Debug`).
+    pub credentials: Option<String>,
+    /// The `Host` header, for building an absolute `realm` in a challenge.
+    pub host: Option<String>,
+    /// What the request cannot proceed without.
+    pub required: Access,
+    /// What the request would like in addition (the `from` repository of a mount); a
+    /// refusal here does not refuse the request (spec digest §5.8: 202 fallback).
+    pub optional: Option<Access>,
+}
+
+impl fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .field("host", &self.host)
+            .field("required", &self.required)
+            .field("optional", &self.optional)
+            .finish()
+    }
+}
+
+/// The answer to `Need::Authorize`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// Proceed. `optional` says whether the optional access was granted too.
+    Granted { optional: bool },
+    /// Answer with this error instead; nothing else happens for this request.
+    Refused(Refusal),
+}
+
+/// A refused request: the core writes it as the spec's error response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// 401 (with a challenge), 403 `DENIED`, 404 (`NAME_UNKNOWN`: what the caller may not
+    /// see is indistinguishable from what does not exist), 429 (`TOOMANYREQUESTS`).
+    pub status: u16,
+    pub code: crate::oci::ErrorCode,
+    pub message: String,
+    /// The `WWW-Authenticate` value for a 401.
+    pub www_authenticate: Option<String>,
+    /// Seconds, for `Retry-After` on a 429.
+    pub retry_after: Option<u64>,
 }
 
 /// Outcome of closing an upload.
@@ -232,6 +360,7 @@ pub enum Reply {
     Catalog(Page),
     Referrers(Vec<Referrer>),
     Web(WebResponse),
+    Auth(Auth),
     /// Storage failed (I/O, corruption); the core answers 500 and keeps the connection.
     Failed(String),
 }

@@ -3,7 +3,7 @@
 
 use berth_core::oci::Algorithm;
 use berth_core::testkit::{epoch, parse_responses, Harness, ModelStore, Request};
-use berth_core::{hash, Connection, Input, Limits, Misuse, NeedId, Output, Reply};
+use berth_core::{hash, Connection, Input, Limits, Misuse, Need, NeedId, Output, Reply};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,16 +69,22 @@ fn pipelined_requests_wait_in_the_buffer_while_a_need_is_outstanding() {
     .unwrap();
     let mut wire = Vec::new();
     let mut answered = 0;
+    let mut authorized = 0;
     loop {
         let mut next = None;
         while let Some(out) = conn.poll_output() {
             match out {
-                Output::Need(id, need) => next = Some((id, store.answer(&need))),
+                Output::Need(id, need) => {
+                    let auth = matches!(need, Need::Authorize(_));
+                    next = Some((id, auth, store.answer(&need)))
+                }
                 Output::Transmit(b) => wire.extend_from_slice(&b),
                 _ => {}
             }
         }
-        let Some((id, reply)) = next else { break };
+        let Some((id, auth, reply)) = next else {
+            break;
+        };
         // Parked: nothing is read and no timer runs until the reply.
         assert!(!conn.wants_read());
         assert!(conn.recv_buf().is_empty());
@@ -89,9 +95,14 @@ fn pipelined_requests_wait_in_the_buffer_while_a_need_is_outstanding() {
             reply,
         })
         .unwrap();
-        answered += 1;
+        if auth {
+            authorized += 1;
+        } else {
+            answered += 1;
+        }
     }
-    assert_eq!(answered, 2);
+    // One authorization per request, then one storage need per tags list.
+    assert_eq!((authorized, answered), (3, 2));
     let (rs, _) = parse_responses(&wire, &[false; 3]);
     let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [404, 200, 404]);

@@ -169,6 +169,7 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
             p.push(format!("upload session {id} has no file"));
         }
     }
+    check_tenancy(&txn, p)?;
     let failed = inner.failed_packs.lock().unwrap_or_else(|e| e.into_inner());
     for id in failed.iter() {
         p.push(format!("pack {id} latched read-only after an I/O error"));
@@ -203,6 +204,95 @@ pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
         uploads_open: inner.uploads.count() as u64,
         failed_packs: failed as u64,
     })
+}
+
+/// Registries belong to stored orgs; tokens decode, and the hash and org indexes agree with
+/// them both ways; audit rows decode.
+fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
+    let orgs = txn.open_table(schema::ORGS)?;
+    for entry in orgs.iter()? {
+        let (k, v) = entry?;
+        if let Err(c) = schema::decode_org(k.value(), v.value()) {
+            p.push(format!("organisation {}: {}", k.value(), c.0));
+        }
+    }
+    for entry in txn.open_table(schema::REGISTRIES)?.iter()? {
+        let (k, v) = entry?;
+        let (org, slug) = k.value();
+        if let Err(c) = schema::decode_registry(org, slug, v.value()) {
+            p.push(format!("registry {org}/{slug}: {}", c.0));
+        }
+        if orgs.get(org)?.is_none() {
+            p.push(format!(
+                "registry {org}/{slug} belongs to no stored organisation"
+            ));
+        }
+    }
+    let tokens = txn.open_table(schema::TOKENS)?;
+    let hashes = txn.open_table(schema::TOKEN_HASHES)?;
+    let by_org = txn.open_table(schema::ORG_TOKENS)?;
+    for entry in tokens.iter()? {
+        let (k, v) = entry?;
+        let id = k.value();
+        let t = match schema::decode_token(id, v.value()) {
+            Ok(t) => t,
+            Err(c) => {
+                p.push(format!("token {id}: {}", c.0));
+                continue;
+            }
+        };
+        if hashes
+            .get(&t.hash[..])?
+            .map(|v| v.value().to_owned())
+            .as_deref()
+            != Some(id)
+        {
+            p.push(format!("token {id} is missing from the hash index"));
+        }
+        let org = t.org.as_deref().unwrap_or(schema::ADMIN_ORG);
+        if by_org.get((org, id))?.is_none() {
+            p.push(format!(
+                "token {id} is missing from its organisation's index"
+            ));
+        }
+    }
+    for entry in hashes.iter()? {
+        let (k, v) = entry?;
+        let id = v.value();
+        let ok = match tokens.get(id)? {
+            Some(row) => {
+                schema::decode_token(id, row.value()).is_ok_and(|t| t.hash[..] == *k.value())
+            }
+            None => false,
+        };
+        if !ok {
+            p.push(format!(
+                "the hash index names token {id} under another hash or none"
+            ));
+        }
+    }
+    for entry in by_org.iter()? {
+        let (k, _) = entry?;
+        let (org, id) = k.value();
+        let ok = match tokens.get(id)? {
+            Some(row) => schema::decode_token(id, row.value())
+                .is_ok_and(|t| t.org.as_deref().unwrap_or(schema::ADMIN_ORG) == org),
+            None => false,
+        };
+        if !ok {
+            p.push(format!(
+                "the index of organisation {org:?} names token {id}, not its own"
+            ));
+        }
+    }
+    for entry in txn.open_table(schema::AUDIT)?.iter()? {
+        let (k, v) = entry?;
+        let (org, seq) = k.value();
+        if let Err(c) = schema::decode_audit(org, seq, v.value()) {
+            p.push(format!("audit entry {org:?} #{seq}: {}", c.0));
+        }
+    }
+    Ok(())
 }
 
 fn read_pack_header(path: &std::path::Path) -> Result<(u32, u64), String> {

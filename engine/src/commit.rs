@@ -34,6 +34,7 @@ use crate::pack::format::{
 };
 use crate::pack::writer::SharedPack;
 use crate::schema::{self, PackRow, RepoKey, RepoKeyPair, UploadRow};
+use crate::tenancy::{self, TenancyError, TenancyTables};
 use crate::{
     blob, manifest, BlobLoc, DeleteOutcome, Inner, ManifestRef, NewManifest, PutManifestError,
     StoreError,
@@ -109,12 +110,19 @@ pub(crate) enum Op {
         repo: String,
         r: ManifestKey,
     },
+    /// Organisations, registries, tokens, audit (`tenancy.rs`).
+    Tenancy(tenancy::Op),
 }
 
 impl Op {
     fn needs_durability(&self) -> bool {
         !matches!(self, Op::StartUpload { .. } | Op::DropUpload { .. })
     }
+}
+
+/// Whether a batch needs the tenancy tables opened.
+fn any_tenancy(batch: &[Job]) -> bool {
+    batch.iter().any(|j| matches!(j.op, Op::Tenancy(_)))
 }
 
 pub(crate) enum Outcome {
@@ -125,6 +133,8 @@ pub(crate) enum Outcome {
     Delete(DeleteOutcome),
     /// A blob the finishing thread saw stored had vanished by commit time.
     Vanished,
+    /// A tenancy write's result; a refusal wrote nothing but does not fail the batch.
+    Tenancy(Result<tenancy::Done, tenancy::Refusal>),
 }
 
 struct Job {
@@ -306,9 +316,17 @@ impl Committer {
             _ => Err(unexpected()),
         }
     }
+
+    /// Applies a tenancy write durably; a refusal comes back as its [`TenancyError`].
+    pub(crate) fn tenancy(&self, op: tenancy::Op) -> Result<tenancy::Done, TenancyError> {
+        match self.submit(Op::Tenancy(op))? {
+            Outcome::Tenancy(r) => r.map_err(TenancyError::from),
+            _ => Err(unexpected().into()),
+        }
+    }
 }
 
-fn unexpected() -> StoreError {
+pub(crate) fn unexpected() -> StoreError {
     StoreError("internal: the committer answered with the wrong outcome kind".into())
 }
 
@@ -410,8 +428,13 @@ impl State {
         let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut t = Tables::open(&txn)?;
+            let mut tt = if any_tenancy(batch) {
+                Some(TenancyTables::open(&txn)?)
+            } else {
+                None
+            };
             for job in batch {
-                outcomes.push(self.apply(&mut t, &job.op, fx)?);
+                outcomes.push(self.apply(&mut t, tt.as_mut(), &job.op, fx)?);
             }
             if fx.shared_written {
                 // The shared pack exists whenever `shared_written` is set.
@@ -470,6 +493,7 @@ impl State {
     fn apply(
         &mut self,
         t: &mut Tables<'_>,
+        tt: Option<&mut TenancyTables<'_>>,
         op: &Op,
         fx: &mut Effects,
     ) -> Result<Outcome, StoreError> {
@@ -547,6 +571,12 @@ impl State {
             },
             Op::DeleteManifest { repo, r } => {
                 Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
+            }
+            Op::Tenancy(op) => {
+                // Opened by `commit_batch` whenever the batch holds a tenancy write.
+                let tt =
+                    tt.ok_or_else(|| StoreError("internal: tenancy tables not open".into()))?;
+                Ok(Outcome::Tenancy(tenancy::apply(t, tt, op)?))
             }
         }
     }

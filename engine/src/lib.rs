@@ -1,7 +1,8 @@
 //! `berth-engine`: Berth's content-addressed store.
 //!
-//! Metadata (blobs, repository links, manifests, tags, referrers, upload sessions, packs)
-//! lives in one redb database, `DIR/meta.redb`; blob bytes live in append-only pack files,
+//! Metadata (blobs, repository links, manifests, tags, referrers, upload sessions, packs,
+//! and the tenancy records: organisations, registries, tokens, audit log) lives in one redb
+//! database, `DIR/meta.redb`; blob bytes live in append-only pack files,
 //! `DIR/packs/<id>.pack` (layout in `pack/format.rs`); uploads in progress are plain files,
 //! `DIR/uploads/<id>`. `DIR/lock` is held with an exclusive `flock` while a store is open,
 //! so two processes never open one store.
@@ -18,7 +19,8 @@
 //!   naming them committed with `Durability::Immediate`. Methods that make something durable
 //!   return [`Durable<T>`], which only the commit path can build; the server acknowledges a
 //!   push (201) only from one. The order is stated once, in `commit.rs`.
-//! - **Group commit.** Every write (finish, mount, unlink, manifest put/delete) is handed to
+//! - **Group commit.** Every write (finish, mount, unlink, manifest put/delete, tenancy
+//!   records: the `Engine` methods in `tenancy.rs`) is handed to
 //!   one committer thread, which batches whatever is queued into one `fdatasync` of the
 //!   shared pack and one redb write transaction. Callers block until their batch is
 //!   durable. Upload session rows ride along without the caller waiting: `start_upload`
@@ -60,6 +62,7 @@ mod manifest;
 mod pack;
 mod recover;
 mod schema;
+mod tenancy;
 mod upload;
 
 use std::fs::File;
@@ -70,6 +73,10 @@ use std::sync::{Arc, Mutex};
 pub use commit::Durable;
 pub use error::{AppendError, FinishError, PutManifestError, StoreError};
 pub use keys::{Alg, BlobKey};
+pub use tenancy::{
+    is_slug, slug_of, AuditRec, OrgRec, RegistryRec, TenancyError, TokenKind, TokenRec, Visibility,
+    MAX_SLUG_LEN,
+};
 
 /// Which pack file holds a blob and where: the byte range of its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

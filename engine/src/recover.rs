@@ -13,6 +13,7 @@ use crate::commit::{sync_dir, Tables};
 use crate::keys::UploadId;
 use crate::pack::format::{parse_pack_file_name, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED};
 use crate::schema::{self, PACK_SHARED};
+use crate::tenancy::TenancyTables;
 use crate::upload::Sessions;
 use crate::{Clock, EngineOptions, StoreError};
 
@@ -82,6 +83,14 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
                 meta.insert(schema::META_SCHEMA, &schema::encode_schema_version()[..])?;
             }
             Some(v) if v == schema::SCHEMA_VERSION => {}
+            // Older layouts differ only by missing tables, created just below.
+            Some(v) if schema::SCHEMA_UPGRADABLE.contains(&v) => {
+                meta.insert(schema::META_SCHEMA, &schema::encode_schema_version()[..])?;
+                repaired.push(format!(
+                    "upgraded the store from schema version {v} to {}",
+                    schema::SCHEMA_VERSION
+                ));
+            }
             Some(v) => {
                 return Err(StoreError(format!(
                     "{} holds a store of schema version {v}; this Berth reads version {}",
@@ -92,6 +101,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
         }
         drop(meta);
         // Creates every table, so read transactions never meet a missing one.
+        drop(TenancyTables::open(&txn)?);
         let mut t = Tables::open(&txn)?;
 
         // Pack tails past their committed length were never named by a committed row.
@@ -221,4 +231,54 @@ fn read_dir(p: &Path) -> Result<Vec<std::fs::DirEntry>, StoreError> {
         std::fs::read_dir(p).map_err(|e| StoreError::io(format!("list {}", p.display()), e))?;
     rd.collect::<Result<Vec<_>, _>>()
         .map_err(|e| StoreError::io(format!("list {}", p.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use redb::Database;
+
+    use crate::schema;
+    use crate::{Engine, EngineOptions};
+
+    /// Rewrites the store's metadata as schema `version` would have left it.
+    fn set_version(dir: &Path, version: u32, drop_tenancy: bool) {
+        let db = Database::open(dir.join("meta.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        if drop_tenancy {
+            assert!(txn.delete_table(schema::ORGS).unwrap());
+            assert!(txn.delete_table(schema::REGISTRIES).unwrap());
+            assert!(txn.delete_table(schema::TOKENS).unwrap());
+            assert!(txn.delete_table(schema::TOKEN_HASHES).unwrap());
+            assert!(txn.delete_table(schema::ORG_TOKENS).unwrap());
+            assert!(txn.delete_table(schema::AUDIT).unwrap());
+        }
+        txn.open_table(schema::META)
+            .unwrap()
+            .insert(schema::META_SCHEMA, &version.to_le_bytes()[..])
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_schema_1_store_is_upgraded_in_place_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Engine::open(dir.path(), EngineOptions::default()).unwrap());
+        set_version(dir.path(), 1, true);
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let report = e.check().unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert!(report
+            .repaired
+            .iter()
+            .any(|r| r.contains("schema version 1 to 2")));
+        assert!(e.list_orgs().unwrap().is_empty());
+        e.create_org("acme", 1).unwrap();
+        drop(e);
+
+        set_version(dir.path(), schema::SCHEMA_VERSION + 1, false);
+        let refused = Engine::open(dir.path(), EngineOptions::default());
+        assert!(refused.is_err_and(|e| e.0.contains("schema version 3")));
+    }
 }

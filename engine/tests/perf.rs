@@ -120,3 +120,53 @@ fn small_blob_finishes_batch_under_concurrency() {
     }
     eprintln!("800 small pushes from 16 threads: {:?}", t.elapsed());
 }
+
+#[test]
+#[ignore]
+fn token_lookup_by_hash_costs_microseconds_among_many_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = std::sync::Arc::new(open(dir.path()));
+    e.create_org("acme", 1).unwrap();
+    let hash = |i: u64| {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&BlobKey::sha256_of(&i.to_le_bytes()).hash);
+        h
+    };
+    // created from several threads so the group commit batches them
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                for i in (t..10_000).step_by(8) {
+                    e.create_token(berth_engine::TokenRec {
+                        id: format!("tok_{i:016x}"),
+                        kind: berth_engine::TokenKind::Org,
+                        org: Some("acme".into()),
+                        read: true,
+                        write: false,
+                        registries: vec![],
+                        description: String::new(),
+                        created: 1,
+                        expires: None,
+                        last_used: None,
+                        revoked: None,
+                        hash: hash(i),
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let n = 100_000u64;
+    let t0 = Instant::now();
+    for i in 0..n {
+        let found = e.token_by_hash(&hash(i % 10_000)).unwrap();
+        assert!(found.is_some());
+    }
+    let per = t0.elapsed() / n as u32;
+    eprintln!("token_by_hash among 10k tokens: {per:?} per lookup");
+    assert!(per.as_micros() < 200, "{per:?}");
+}

@@ -1,7 +1,8 @@
 //! The `berth` command line. Flags are the last configuration layer (see `config.rs`), so
 //! they default to "not given" here rather than to values.
 
-use clap::{Parser, Subcommand};
+use crate::admin::input::{self, RegistryPath, Scopes};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -29,6 +30,10 @@ pub enum Command {
         /// TOML configuration file
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// URL clients reach the registry at, for the token realm in challenges
+        /// [default: http://<Host header>]
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Verify the store; exits 1 if it finds problems.
     Check {
@@ -41,6 +46,194 @@ pub enum Command {
     },
     /// Print every setting with its default and the reason for it, as a TOML file.
     Defaults,
+    /// Manage organisations on a running server.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Manage an organisation's registries on a running server.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Create, list and revoke access tokens on a running server.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Show an organisation's audit log, newest first.
+    Audit {
+        /// Organisation slug, like acme
+        #[arg(value_parser = input::org)]
+        org: String,
+        /// Show at most N entries, 1 to 1000 [default: 100]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: Option<u32>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// How the management commands reach the server and prove who they are. The token comes from
+/// BERTH_TOKEN, else from DIR/admin-token, so it never appears in a process listing.
+#[derive(Debug, Args)]
+#[command(after_help = "The token comes from BERTH_TOKEN, else from DIR/admin-token.")]
+pub struct ApiArgs {
+    /// URL of the Berth server
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BERTH_SERVER",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:5000"
+    )]
+    pub server: String,
+    /// Data directory whose admin-token is used when BERTH_TOKEN is unset
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "BERTH_DATA",
+        hide_env_values = true,
+        default_value = "./berth-data"
+    )]
+    pub data: PathBuf,
+    /// Print the API's JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation (admin token).
+    Create {
+        /// Organisation slug, like acme
+        #[arg(value_parser = input::org)]
+        org: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List organisations.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Create a registry; its slug is derived from NAME ("Web Services" -> web-services).
+    Create {
+        /// Organisation slug, like acme
+        #[arg(value_parser = input::org)]
+        org: String,
+        /// Display name, like "Web Services"
+        #[arg(value_parser = input::registry_name)]
+        name: String,
+        /// Anyone may pull without a token (default: private)
+        #[arg(long)]
+        public: bool,
+        /// Free text shown in listings
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List an organisation's registries.
+    List {
+        /// Organisation slug, like acme
+        #[arg(value_parser = input::org)]
+        org: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show one registry.
+    Show {
+        /// Registry as ORG/SLUG, like acme/web
+        #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
+        registry: RegistryPath,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Change a registry's visibility and description.
+    #[command(group(ArgGroup::new("visibility").args(["public", "private"]).required(true)))]
+    Set {
+        /// Registry as ORG/SLUG, like acme/web
+        #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
+        registry: RegistryPath,
+        /// Anyone may pull without a token
+        #[arg(long)]
+        public: bool,
+        /// Only tokens of the organisation may pull
+        #[arg(long)]
+        private: bool,
+        /// Free text shown in listings
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Delete a registry that holds no images.
+    Delete {
+        /// Registry as ORG/SLUG, like acme/web
+        #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
+        registry: RegistryPath,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an organisation token; prints the secret alone on the last line.
+    Create {
+        /// Organisation slug, like acme
+        #[arg(value_parser = input::org)]
+        org: String,
+        /// read_packages, write_packages, or read_packages,write_packages
+        #[arg(long, value_name = "SCOPES", value_parser = input::scopes)]
+        scopes: Scopes,
+        /// Limit the token to this registry (repeatable; default: all of the organisation's)
+        #[arg(long = "registry", value_name = "SLUG", value_parser = input::registry_slug)]
+        registries: Vec<String>,
+        /// Lifetime like 30d, 12h, 90m or 3600s (default: no expiry)
+        #[arg(long, value_name = "DURATION", value_parser = input::duration)]
+        expires_in: Option<u64>,
+        /// Free text shown in listings
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Create a read-only token for one registry; prints the secret alone on the last line.
+    CreateRegistry {
+        /// Registry as ORG/SLUG, like acme/web
+        #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
+        registry: RegistryPath,
+        /// Lifetime like 30d, 12h, 90m or 3600s (default: no expiry)
+        #[arg(long, value_name = "DURATION", value_parser = input::duration)]
+        expires_in: Option<u64>,
+        /// Free text shown in listings
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List an organisation's tokens (never their secrets).
+    List {
+        /// Organisation slug, like acme
+        #[arg(value_parser = input::org)]
+        org: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Revoke a token at once, by the id `berth token list` shows.
+    Revoke {
+        /// Token id (tok_…), as `berth token list` shows it
+        #[arg(value_parser = input::token_id)]
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[cfg(test)]
@@ -61,7 +254,8 @@ mod tests {
             Command::Serve {
                 listen: None,
                 data: None,
-                config: None
+                config: None,
+                public_url: None,
             }
         ));
         let c = Cli::try_parse_from(["berth", "serve", "--listen", "0.0.0.0:1", "--data", "d"])
@@ -75,5 +269,80 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["berth", "check", "--data", "d"]).is_ok());
         assert!(Cli::try_parse_from(["berth", "serve", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn management_commands_parse_and_bad_values_are_usage_errors() {
+        let ok = |args: &[&str]| {
+            let mut v = vec!["berth"];
+            v.extend_from_slice(args);
+            Cli::try_parse_from(v).map(|_| ()).map_err(|e| e.kind())
+        };
+        assert_eq!(ok(&["org", "create", "acme", "--json"]), Ok(()));
+        assert_eq!(
+            ok(&["registry", "create", "acme", "Web Services", "--public"]),
+            Ok(())
+        );
+        assert_eq!(ok(&["registry", "set", "acme/web", "--public"]), Ok(()));
+        assert_eq!(
+            ok(&[
+                "token",
+                "create",
+                "acme",
+                "--scopes",
+                "read_packages",
+                "--registry",
+                "a",
+                "--registry",
+                "b"
+            ]),
+            Ok(())
+        );
+        assert_eq!(
+            ok(&[
+                "token",
+                "create-registry",
+                "acme/web",
+                "--expires-in",
+                "12h"
+            ]),
+            Ok(())
+        );
+        assert_eq!(ok(&["audit", "acme", "--limit", "5"]), Ok(()));
+        use clap::error::ErrorKind::*;
+        assert_eq!(
+            ok(&["registry", "set", "acme/web"]),
+            Err(MissingRequiredArgument)
+        );
+        assert_eq!(
+            ok(&["registry", "set", "acme/web", "--public", "--private"]),
+            Err(ArgumentConflict)
+        );
+        assert_eq!(
+            ok(&["token", "create", "acme"]),
+            Err(MissingRequiredArgument)
+        );
+        assert_eq!(
+            ok(&["token", "create", "acme", "--scopes", "all"]),
+            Err(ValueValidation)
+        );
+        assert_eq!(ok(&["org", "create", "Acme"]), Err(ValueValidation));
+        assert_eq!(ok(&["registry", "show", "acme"]), Err(ValueValidation));
+        assert_eq!(ok(&["audit", "acme", "--limit", "0"]), Err(ValueValidation));
+    }
+
+    #[test]
+    fn management_commands_default_to_the_local_server_and_data_directory() {
+        let c = Cli::try_parse_from(["berth", "org", "list"]).unwrap();
+        match c.command {
+            Command::Org {
+                command: OrgCommand::List { api },
+            } => {
+                assert_eq!(api.server, "http://127.0.0.1:5000");
+                assert_eq!(api.data, PathBuf::from("./berth-data"));
+                assert!(!api.json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
     }
 }

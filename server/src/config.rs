@@ -41,6 +41,23 @@ pub struct Config {
     pub small_blob_bytes: u64,
     /// Upload sessions untouched this long are removed.
     pub upload_expiry: Duration,
+    /// Tenancy and access control.
+    pub auth: AuthSettings,
+}
+
+/// How callers are authenticated (AUTH-DESIGN.md, "Authentication").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// The base URL clients reach the registry at (`https://registry.example.com`), for the
+    /// absolute `realm` of challenges; `None` derives it from each request's `Host`.
+    pub public_url: Option<String>,
+    /// The `service` named in challenges and expected at the token endpoint.
+    pub service: String,
+    /// Failed authentications one client IP may make within `failure_window`.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+    /// How long a bearer token from `/auth/token` is valid.
+    pub bearer_lifetime: Duration,
 }
 
 /// One setting: its file key, its default (as text, parsed like any other value) and why.
@@ -148,6 +165,31 @@ const KEYS: &[Key] = &[
         why: "a client that vanished mid-push leaves its session; a day is longer than any real push",
     },
     Key {
+        name: "public_url",
+        default: String::new,
+        why: "empty: challenges name http://<Host>/auth/token; set https://your.host when behind a TLS proxy",
+    },
+    Key {
+        name: "auth.service",
+        default: || "berth".into(),
+        why: "the service name clients echo to the token endpoint; any stable string works",
+    },
+    Key {
+        name: "auth.max_failures",
+        default: || "10".into(),
+        why: "enough for a mistyped token or two per window, far too few to guess a 238-bit secret",
+    },
+    Key {
+        name: "auth.failure_window",
+        default: || "60s".into(),
+        why: "a locked-out client is back within a minute",
+    },
+    Key {
+        name: "auth.bearer_lifetime",
+        default: || "300s".into(),
+        why: "long enough for one push of large layers, short enough that a leaked bearer token soon expires (revocation is immediate anyway)",
+    },
+    Key {
         name: "shutdown_grace",
         default: || "10s".into(),
         why: "lets a push in progress finish its commit before the process exits",
@@ -210,6 +252,7 @@ pub struct Flags {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    pub public_url: Option<String>,
 }
 
 /// The raw text of every setting and where it came from, before typing.
@@ -247,7 +290,9 @@ impl Layers {
                     path: path.to_path_buf(),
                     reason: e.message().to_string(),
                 })?;
-        for (key, value) in table {
+        let mut flat = Vec::new();
+        flatten("", table, &mut flat);
+        for (key, value) in flat {
             let text = match value {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
@@ -260,11 +305,11 @@ impl Layers {
         Ok(())
     }
 
-    /// `BERTH_<KEY>` for each known key. Unknown `BERTH_*` variables are left alone: other
+    /// `BERTH_<KEY>` for each known key (`.` in a key becomes `_`: `BERTH_AUTH_SERVICE`). Unknown `BERTH_*` variables are left alone: other
     /// tools (tests, scripts) share the prefix.
     fn env(&mut self, vars: &[(String, String)]) {
         for k in KEYS {
-            let var = format!("BERTH_{}", k.name.to_ascii_uppercase());
+            let var = format!("BERTH_{}", k.name.replace('.', "_").to_ascii_uppercase());
             if let Some((_, v)) = vars.iter().find(|(name, _)| *name == var) {
                 self.values.insert(k.name, (v.clone(), Source::Env(var)));
             }
@@ -298,6 +343,9 @@ impl Config {
         layers.env(vars);
         if let Some(l) = &flags.listen {
             layers.set("listen", l.clone(), Source::Flag("--listen"))?;
+        }
+        if let Some(u) = &flags.public_url {
+            layers.set("public_url", u.clone(), Source::Flag("--public-url"))?;
         }
         if let Some(d) = &flags.data {
             layers.set(
@@ -334,8 +382,76 @@ impl Config {
             send_timeout: duration(l, "send_timeout", DAY)?,
             small_blob_bytes: size(l, "small_blob_bytes", 0, 1 << 30)? as u64,
             upload_expiry: duration(l, "upload_expiry", 30 * DAY)?,
+            auth: auth(l)?,
         })
     }
+}
+
+/// `[auth] service = "x"` and `auth.service = "x"` both become the key `auth.service`.
+fn flatten(prefix: &str, table: toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            other => out.push((key, other)),
+        }
+    }
+}
+
+fn auth(l: &Layers) -> Result<AuthSettings, ConfigError> {
+    let (url, src) = l.take("public_url");
+    let url = url.trim().trim_end_matches('/');
+    let public_url = if url.is_empty() {
+        None
+    } else if (url.starts_with("http://") || url.starts_with("https://"))
+        && !url.contains(char::is_whitespace)
+        && !url.contains('"')
+    {
+        Some(url.to_string())
+    } else {
+        return Err(bad(
+            "public_url",
+            src,
+            format!("`{url}` is not an absolute http(s) URL"),
+            "give the URL clients use, e.g. https://registry.example.com, or leave it empty",
+        ));
+    };
+    let (service, src) = l.take("auth.service");
+    if service.is_empty()
+        || !service
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(bad(
+            "auth.service",
+            src,
+            format!("`{service}` cannot be quoted in a challenge"),
+            "use printable ASCII without quotes or spaces, e.g. berth or registry.example.com",
+        ));
+    }
+    Ok(AuthSettings {
+        public_url,
+        service: service.to_string(),
+        max_failures: count(l, "auth.max_failures", 1, 1_000_000)? as u32,
+        failure_window: duration(l, "auth.failure_window", DAY)?,
+        bearer_lifetime: {
+            let d = duration(l, "auth.bearer_lifetime", DAY)?;
+            if d < Duration::from_secs(60) {
+                let (v, src) = l.take("auth.bearer_lifetime");
+                return Err(bad(
+                    "auth.bearer_lifetime",
+                    src,
+                    format!("`{v}` is shorter than a minute"),
+                    "use at least 60s: clients floor token lifetimes at 60 s",
+                ));
+            }
+            d
+        },
+    })
 }
 
 fn bad(key: &'static str, source: &Source, problem: String, fix: &str) -> ConfigError {
@@ -662,6 +778,42 @@ mod tests {
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1d"), Some(DAY));
         assert_eq!(parse_duration("1w"), None);
+    }
+
+    #[test]
+    fn auth_settings_come_from_tables_dotted_keys_and_env() {
+        let c = Config::load(&Flags::default(), &[]).unwrap();
+        assert_eq!(c.auth.service, "berth");
+        assert_eq!(c.auth.public_url, None);
+        assert_eq!(c.auth.max_failures, 10);
+        assert_eq!(c.auth.failure_window, Duration::from_secs(60));
+        assert_eq!(c.auth.bearer_lifetime, Duration::from_secs(300));
+        let f = file("public_url = \"https://r.example.com/\"\n[auth]\nservice = \"r.example.com\"\nmax_failures = 3\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let vars = env(&[("BERTH_AUTH_FAILURE_WINDOW", "2m")]);
+        let c = Config::load(&flags, &vars).unwrap();
+        assert_eq!(c.auth.public_url.as_deref(), Some("https://r.example.com"));
+        assert_eq!(c.auth.service, "r.example.com");
+        assert_eq!(c.auth.max_failures, 3);
+        assert_eq!(c.auth.failure_window, Duration::from_secs(120));
+        let flags = Flags {
+            public_url: Some("http://10.0.0.1:5000".into()),
+            ..flags
+        };
+        let c = Config::load(&flags, &vars).unwrap();
+        assert_eq!(c.auth.public_url.as_deref(), Some("http://10.0.0.1:5000"));
+        for (k, v) in [
+            ("BERTH_PUBLIC_URL", "registry.example.com"),
+            ("BERTH_AUTH_SERVICE", "a \"b"),
+            ("BERTH_AUTH_MAX_FAILURES", "0"),
+            ("BERTH_AUTH_BEARER_LIFETIME", "10s"),
+        ] {
+            let e = Config::load(&Flags::default(), &env(&[(k, v)]));
+            assert!(e.is_err(), "{k}={v} accepted");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! while the core wants bytes and the queue is below its high-water mark, drain the core's
 //! output after every input, flush.
 
-use crate::dispatch::Route;
+use crate::auth::Ctx;
+use crate::dispatch::{Route, Session};
 use crate::logging;
 use crate::reactor::Shared;
 use crate::send::{Flushed, SocketSink, WriteQueue};
@@ -54,10 +55,19 @@ pub struct Conn {
     /// The last flush stopped at its budget: the reactor must drive us again without
     /// waiting for an event.
     pub again: bool,
+    /// The client's address (failed-authentication lockout) and whom the last
+    /// `Need::Authorize` granted.
+    session: Session,
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, proto: Connection, origin: Origin) -> Conn {
+    pub fn new(
+        sock: TcpStream,
+        proto: Connection,
+        origin: Origin,
+        peer: Option<std::net::IpAddr>,
+        now: Instant,
+    ) -> Conn {
         Conn {
             sock,
             proto,
@@ -72,6 +82,10 @@ impl Conn {
             timer: None,
             stalled_since: None,
             again: false,
+            session: Session {
+                ctx: Ctx { now, unix: 0, peer },
+                caller: None,
+            },
         }
     }
 
@@ -255,7 +269,7 @@ impl Conn {
                     self.closing = true;
                     continue;
                 }
-                Some(Output::Need(id, need)) => match sh.store.route(need) {
+                Some(Output::Need(id, need)) => match route(sh, &mut self.session, need, now) {
                     Route::Now(reply) => (id, reply),
                     Route::Later(work) => {
                         self.parked = Some((id, now));
@@ -283,4 +297,12 @@ impl Conn {
             }
         }
     }
+}
+
+/// Answers or parks one need for the request `session` belongs to (a free function: the
+/// need borrows the core connection, the session is a disjoint field).
+fn route(sh: &Shared, session: &mut Session, need: berth_core::Need<'_>, now: Instant) -> Route {
+    session.ctx.now = now;
+    session.ctx.unix = crate::reactor::unix_now();
+    sh.store.route(need, session)
 }

@@ -8,6 +8,9 @@
 //! `Finish::Committed` and `Mount::Mounted` are built only from an engine `Durable<_>`: no
 //! 201 leaves before the bytes and the metadata naming them are on disk.
 
+use crate::audit;
+use crate::auth::{Authority, Caller, Ctx};
+use crate::bootstrap;
 use crate::config::Config;
 use crate::metrics::{Metrics, Storage};
 use crate::web;
@@ -20,14 +23,37 @@ use berth_engine::{
     Alg, AppendError, BlobKey, BlobLoc, DeleteOutcome, Engine, EngineOptions, FinishError,
     ManifestRef, PutManifestError, ReferrerRec, StoreError, UploadStatus,
 };
+use std::collections::HashMap;
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The store as the server sees it.
 pub struct Store {
     engine: Engine,
     metrics: Arc<Metrics>,
+    pub auth: Authority,
 }
+
+/// What a connection's needs are answered for: when and from where, and who the last
+/// `Need::Authorize` granted (for the needs of the same request: catalog filtering, the
+/// audit log's "who", mount policy).
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub ctx: Ctx,
+    pub caller: Option<Caller>,
+}
+
+impl Session {
+    fn actor(&self) -> String {
+        self.caller
+            .as_ref()
+            .map_or_else(|| "anonymous".to_string(), |c| c.principal.actor())
+    }
+}
+
+/// Catalog names read from the engine per step while filtering a listing.
+const CATALOG_BATCH: usize = 500;
 
 /// How a need is answered.
 pub enum Route {
@@ -48,23 +74,31 @@ pub enum Work {
         repo: RepoName,
         /// Boxed: a manifest is several times the size of every other job.
         manifest: Box<NewManifest>,
+        /// Who, for the audit log, and when.
+        actor: String,
+        unix: u64,
     },
     DeleteManifest {
         repo: RepoName,
         reference: Reference,
+        actor: String,
+        unix: u64,
     },
     DeleteBlob {
         repo: RepoName,
         digest: Digest,
+        actor: String,
+        unix: u64,
     },
+    /// Only with a `from` the caller may pull (the core asked, the server granted).
     MountBlob {
         repo: RepoName,
         digest: Digest,
-        from: Option<RepoName>,
+        from: RepoName,
     },
-    /// A page that reads storage-wide figures (`/metrics`): their cost grows with the
-    /// store, so they never run on an event loop.
-    Web(Box<WebRequest>),
+    /// A page that reads storage-wide figures (`/metrics`), or the management API (its
+    /// writes wait on the commit): never on an event loop.
+    Web(Box<WebRequest>, Ctx),
 }
 
 /// What `berth check` found.
@@ -82,7 +116,80 @@ impl Store {
             upload_expiry_secs: cfg.upload_expiry.as_secs().max(1),
         };
         let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
-        Ok(Store { engine, metrics })
+        let key = bootstrap::token_key(&cfg.data)?;
+        let auth = Authority::new(key, cfg.auth.clone(), metrics.clone());
+        Ok(Store {
+            engine,
+            metrics,
+            auth,
+        })
+    }
+
+    /// First start on an empty store: creates the admin token and writes its secret to
+    /// `DATA/admin-token`. Returns that path when it did.
+    pub fn bootstrap_admin(
+        &self,
+        data: &std::path::Path,
+        unix: u64,
+    ) -> Result<Option<PathBuf>, String> {
+        bootstrap::admin_token(&self.engine, data, unix)
+    }
+
+    /// Writes the token last-use times gathered since the previous call.
+    pub fn flush_last_used(&self) {
+        let used = self.auth.take_used();
+        if used.is_empty() {
+            return;
+        }
+        if let Err(e) = self.engine.touch_tokens(&used) {
+            tracing::warn!(error = %e, "cannot record token last-use times");
+        }
+    }
+
+    /// The catalog page after `last`, holding only what `caller` may pull.
+    fn catalog(
+        &self,
+        caller: Option<&Caller>,
+        n: usize,
+        last: Option<String>,
+    ) -> Result<Reply, StoreError> {
+        let e = &self.engine;
+        // Listing reveals names only, so a bearer token's claims do not narrow it: what
+        // the credential behind it may pull is listed.
+        let who = Caller {
+            principal: caller.map_or(crate::auth::policy::Principal::Anonymous, |c| {
+                c.principal.clone()
+            }),
+            claims: None,
+        };
+        if who.principal.is_admin() {
+            let (items, more) = e.catalog(last.as_deref(), n)?;
+            return Ok(Reply::Catalog(Page { items, more }));
+        }
+        let mut cache = HashMap::new();
+        let mut out = Vec::new();
+        let mut cursor = last;
+        loop {
+            let (items, more) = e.catalog(cursor.as_deref(), CATALOG_BATCH)?;
+            for name in items {
+                if self.auth.may_pull(e, &who, &name, &mut cache)? {
+                    if out.len() == n {
+                        return Ok(Reply::Catalog(Page {
+                            items: out,
+                            more: true,
+                        }));
+                    }
+                    out.push(name.clone());
+                }
+                cursor = Some(name);
+            }
+            if !more {
+                return Ok(Reply::Catalog(Page {
+                    items: out,
+                    more: false,
+                }));
+            }
+        }
     }
 
     pub fn check(&self) -> Result<CheckOutcome, String> {
@@ -112,9 +219,20 @@ impl Store {
     }
 
     /// Answers a cheap need at once or hands back the blocking work.
-    pub fn route(&self, need: Need<'_>) -> Route {
+    pub fn route(&self, need: Need<'_>, session: &mut Session) -> Route {
         let e = &self.engine;
         let reply = match need {
+            // Cheap: a token lookup or an HMAC, and a registry record read.
+            Need::Authorize(req) => match self.auth.authorize(e, &req, &session.ctx) {
+                Ok((auth, caller)) => {
+                    session.caller = caller;
+                    Reply::Auth(auth)
+                }
+                Err(err) => {
+                    session.caller = None;
+                    Reply::Failed(err.to_string())
+                }
+            },
             Need::StatBlob { repo, digest } => failed(
                 e.stat_blob(repo.as_str(), &key(&digest))
                     .map(|l| Reply::Blob(l.map(info))),
@@ -180,12 +298,14 @@ impl Store {
                     .and_then(|rs| rs.into_iter().map(referrer).collect::<Result<Vec<_>, _>>())
                     .map(Reply::Referrers),
             ),
-            Need::Catalog { n, last } => failed(
-                e.catalog(last.as_deref(), n)
-                    .map(|(items, more)| Reply::Catalog(Page { items, more })),
+            Need::Catalog { n, last } => failed(self.catalog(session.caller.as_ref(), n, last)),
+            Need::Web(req) if req.path == web::token_endpoint::PATH => Reply::Web(
+                web::token_endpoint::answer(e, &self.auth, &req, &session.ctx),
             ),
-            Need::Web(req) if web::reads_storage(&req) => {
-                return Route::Later(Work::Web(Box::new(req)))
+            Need::Web(req)
+                if web::reads_storage(&req) || req.path.starts_with(web::api::PREFIX) =>
+            {
+                return Route::Later(Work::Web(Box::new(req), session.ctx))
             }
             Need::Web(req) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
             Need::FinishUpload {
@@ -203,17 +323,40 @@ impl Store {
                 return Route::Later(Work::PutManifest {
                     repo,
                     manifest: Box::new(manifest),
+                    actor: session.actor(),
+                    unix: session.ctx.unix,
                 })
             }
             Need::DeleteManifest { repo, reference } => {
-                return Route::Later(Work::DeleteManifest { repo, reference })
+                return Route::Later(Work::DeleteManifest {
+                    repo,
+                    reference,
+                    actor: session.actor(),
+                    unix: session.ctx.unix,
+                })
             }
             Need::DeleteBlob { repo, digest } => {
-                return Route::Later(Work::DeleteBlob { repo, digest })
+                return Route::Later(Work::DeleteBlob {
+                    repo,
+                    digest,
+                    actor: session.actor(),
+                    unix: session.ctx.unix,
+                })
             }
-            Need::MountBlob { repo, digest, from } => {
-                return Route::Later(Work::MountBlob { repo, digest, from })
-            }
+            Need::MountBlob {
+                repo,
+                digest,
+                from: Some(from),
+            } => return Route::Later(Work::MountBlob { repo, digest, from }),
+            // Multi-tenant: a blob is mounted only from a repository the caller was
+            // authorised to pull; without `from` there is none, so open a session.
+            Need::MountBlob {
+                repo, from: None, ..
+            } => failed(
+                e.start_upload(repo.as_str())
+                    .and_then(upload_info)
+                    .map(|u| Reply::Mount(Mount::Started(u))),
+            ),
         };
         Route::Now(reply)
     }
@@ -233,10 +376,38 @@ impl Store {
                 Err(FinishError::TooLarge) => Reply::Finished(Finish::TooLarge),
                 Err(FinishError::Store(err)) => Reply::Failed(err.to_string()),
             },
-            Work::PutManifest { repo, manifest } => {
+            Work::PutManifest {
+                repo,
+                manifest,
+                actor,
+                unix,
+            } => {
+                let targets: Vec<String> = if manifest.tags.is_empty() {
+                    vec![format!("{}@{}", repo.as_str(), manifest.digest)]
+                } else {
+                    manifest
+                        .tags
+                        .iter()
+                        .map(|t| format!("{}:{}", repo.as_str(), t.as_str()))
+                        .collect()
+                };
+                let detail = manifest.digest.to_string();
                 match e.put_manifest(repo.as_str(), new_manifest(*manifest)) {
                     Ok(done) => {
                         let () = done.into_inner();
+                        if let Some((org, _)) = crate::auth::policy::place(repo.as_str()) {
+                            for t in &targets {
+                                audit::record_actor(
+                                    e,
+                                    unix,
+                                    org,
+                                    &actor,
+                                    "manifest.push",
+                                    t,
+                                    &detail,
+                                );
+                            }
+                        }
                         Reply::ManifestPut(ManifestPut::Stored)
                     }
                     Err(PutManifestError::Missing(keys)) => {
@@ -248,23 +419,53 @@ impl Store {
                     Err(PutManifestError::Store(err)) => Reply::Failed(err.to_string()),
                 }
             }
-            Work::DeleteManifest { repo, reference } => {
+            Work::DeleteManifest {
+                repo,
+                reference,
+                actor,
+                unix,
+            } => {
                 let k;
-                let r = match &reference {
-                    Reference::Tag(t) => ManifestRef::Tag(t.as_str()),
+                let (r, action, target) = match &reference {
+                    Reference::Tag(t) => (
+                        ManifestRef::Tag(t.as_str()),
+                        "tag.delete",
+                        format!("{}:{}", repo.as_str(), t.as_str()),
+                    ),
                     Reference::Digest(d) => {
                         k = key(d);
-                        ManifestRef::Key(&k)
+                        (
+                            ManifestRef::Key(&k),
+                            "manifest.delete",
+                            format!("{}@{d}", repo.as_str()),
+                        )
                     }
                 };
-                failed(e.delete_manifest(repo.as_str(), r).map(deleted))
+                let out = e.delete_manifest(repo.as_str(), r);
+                if let (Ok(DeleteOutcome::Deleted), Some((org, _))) =
+                    (&out, crate::auth::policy::place(repo.as_str()))
+                {
+                    audit::record_actor(e, unix, org, &actor, action, &target, "");
+                }
+                failed(out.map(deleted))
             }
-            Work::DeleteBlob { repo, digest } => {
-                failed(e.unlink_blob(repo.as_str(), &key(&digest)).map(deleted))
+            Work::DeleteBlob {
+                repo,
+                digest,
+                actor,
+                unix,
+            } => {
+                let out = e.unlink_blob(repo.as_str(), &key(&digest));
+                if let (Ok(DeleteOutcome::Deleted), Some((org, _))) =
+                    (&out, crate::auth::policy::place(repo.as_str()))
+                {
+                    let target = format!("{}@{digest}", repo.as_str());
+                    audit::record_actor(e, unix, org, &actor, "blob.delete", &target, "");
+                }
+                failed(out.map(deleted))
             }
             Work::MountBlob { repo, digest, from } => {
-                let from = from.as_ref().map(RepoName::as_str);
-                match e.mount_blob(repo.as_str(), &key(&digest), from) {
+                match e.mount_blob(repo.as_str(), &key(&digest), Some(from.as_str())) {
                     Ok(Some(done)) => Reply::Mount(Mount::Mounted(info(done.into_inner()))),
                     // Not mountable: open a session instead (spec §5.8, 202 fallback).
                     Ok(None) => failed(
@@ -275,7 +476,10 @@ impl Store {
                     Err(err) => Reply::Failed(err.to_string()),
                 }
             }
-            Work::Web(req) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
+            Work::Web(req, ctx) if req.path.starts_with(web::api::PREFIX) => {
+                Reply::Web(web::api::answer(e, &self.auth, &req, &ctx))
+            }
+            Work::Web(req, _) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
         }
     }
 }

@@ -20,6 +20,10 @@ macro_rules! warn_out {
     }};
 }
 
+mod admin;
+mod audit;
+mod auth;
+mod bootstrap;
 mod cli;
 mod config;
 mod conn;
@@ -28,6 +32,7 @@ mod dispatch;
 mod logging;
 mod metrics;
 mod reactor;
+mod secret;
 mod send;
 mod web;
 mod workers;
@@ -48,20 +53,27 @@ fn main() -> ExitCode {
             listen,
             data,
             config,
+            public_url,
         } => serve(Flags {
             listen,
             data,
             config,
+            public_url,
         }),
         Command::Check { data, config } => check(Flags {
             listen: None,
             data,
             config,
+            public_url: None,
         }),
         Command::Defaults => {
             say!("{}", config::describe_defaults().trim_end());
             ExitCode::SUCCESS
         }
+        cmd @ (Command::Org { .. }
+        | Command::Registry { .. }
+        | Command::Token { .. }
+        | Command::Audit { .. }) => admin::run(cmd),
     }
 }
 
@@ -114,11 +126,26 @@ fn serve(flags: Flags) -> ExitCode {
             ))
         }
     };
+    let admin = match store.bootstrap_admin(&dir.path, reactor::unix_now()) {
+        Ok(a) => a,
+        Err(e) => {
+            return fail(format_args!(
+                "cannot create the admin token in {}: {e}",
+                dir.path.display()
+            ))
+        }
+    };
     say!(
         "berth: listening on http://{addr}, data in {}",
         dir.path.display()
     );
+    if let Some(path) = admin {
+        // The path only: the secret itself is never printed or logged.
+        say!("berth: admin token written to {}", path.display());
+    }
+    let flusher = LastUsedFlusher::start(store.clone());
     let end = reactor::serve(&cfg, listener, store, metrics);
+    flusher.stop();
     // The engine (last Arc<Store> holder was the pool and reactors, now gone) has been
     // dropped and flushed by here; the lock goes last.
     drop(dir);
@@ -135,6 +162,36 @@ fn serve(flags: Flags) -> ExitCode {
             warn_out!("berth: cannot start the event loops: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes token last-use times to the store at most once a minute (and at shutdown), so
+/// an authenticated request costs no write.
+struct LastUsedFlusher {
+    stop: crossbeam_channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl LastUsedFlusher {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn start(store: Arc<dispatch::Store>) -> LastUsedFlusher {
+        let (stop, rx) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::spawn(move || loop {
+            match rx.recv_timeout(Self::EVERY) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => store.flush_last_used(),
+                _ => {
+                    store.flush_last_used();
+                    return;
+                }
+            }
+        });
+        LastUsedFlusher { stop, thread }
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
     }
 }
 

@@ -70,11 +70,57 @@ pub struct Storage {
     pub failed_packs: u64,
 }
 
+/// How an authorization decision ended, for `berth_auth_decisions_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Granted,
+    /// 401 asking an anonymous caller to authenticate.
+    Challenged,
+    /// 401 `invalid_token`: bad, unknown, expired, revoked or tampered credentials.
+    InvalidToken,
+    /// 401 `insufficient_scope`: a bearer token that asked for too little.
+    InsufficientScope,
+    /// 403: the credential may read but not write.
+    Denied,
+    /// 404: not there, or not visible to the caller.
+    NotFound,
+    /// 429: too many failures from the client's address.
+    RateLimited,
+}
+
+impl AuthOutcome {
+    const ALL: [AuthOutcome; 7] = [
+        AuthOutcome::Granted,
+        AuthOutcome::Challenged,
+        AuthOutcome::InvalidToken,
+        AuthOutcome::InsufficientScope,
+        AuthOutcome::Denied,
+        AuthOutcome::NotFound,
+        AuthOutcome::RateLimited,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            AuthOutcome::Granted => "granted",
+            AuthOutcome::Challenged => "challenged",
+            AuthOutcome::InvalidToken => "invalid_token",
+            AuthOutcome::InsufficientScope => "insufficient_scope",
+            AuthOutcome::Denied => "denied",
+            AuthOutcome::NotFound => "not_found",
+            AuthOutcome::RateLimited => "rate_limited",
+        }
+    }
+}
+
 /// All the server's counters.
 pub struct Metrics {
     shards: Vec<Shard>,
     /// Needs handed to workers and not yet answered.
     pub jobs_in_flight: AtomicI64,
+    /// Failed authentications (bad, unknown, expired, revoked or tampered credentials).
+    pub auth_failures: AtomicU64,
+    /// Decisions by `AuthOutcome` (index in `AuthOutcome::ALL`).
+    auth_outcomes: [AtomicU64; 7],
 }
 
 impl Metrics {
@@ -82,6 +128,14 @@ impl Metrics {
         Metrics {
             shards: (0..reactors.max(1)).map(|_| Shard::default()).collect(),
             jobs_in_flight: AtomicI64::new(0),
+            auth_failures: AtomicU64::new(0),
+            auth_outcomes: Default::default(),
+        }
+    }
+
+    pub fn auth_outcome(&self, o: AuthOutcome) {
+        if let Some(i) = AuthOutcome::ALL.iter().position(|x| *x == o) {
+            self.auth_outcomes[i].fetch_add(1, Relaxed);
         }
     }
 
@@ -235,6 +289,31 @@ impl Metrics {
         for (name, kind, help, v) in gauges {
             head(&mut o, name, kind, help);
             let _ = writeln!(o, "{name} {v}");
+        }
+        head(
+            &mut o,
+            "berth_auth_failures_total",
+            "counter",
+            "Failed authentications (bad, unknown, expired, revoked or tampered credentials).",
+        );
+        let _ = writeln!(
+            o,
+            "berth_auth_failures_total {}",
+            self.auth_failures.load(Relaxed)
+        );
+        head(
+            &mut o,
+            "berth_auth_decisions_total",
+            "counter",
+            "Authorization decisions, by outcome.",
+        );
+        for (i, out) in AuthOutcome::ALL.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "berth_auth_decisions_total{{outcome=\"{}\"}} {}",
+                out.label(),
+                self.auth_outcomes[i].load(Relaxed)
+            );
         }
         head(
             &mut o,

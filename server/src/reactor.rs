@@ -34,6 +34,14 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 
+/// Wall-clock Unix seconds, for token expiry, bearer `iat`/`exp` and audit times (which
+/// must survive restarts, unlike `Instant`).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// What every reactor and connection shares, read-only or atomically.
 pub struct Shared {
     /// Every reactor's inbox, for handing over connections.
@@ -297,6 +305,7 @@ impl Reactor {
             match l.accept() {
                 Ok((sock, _peer)) => {
                     // Responses are written whole; Nagle would only delay the last segment.
+                    // The peer address is read back from the socket where it is adopted.
                     let _ = sock.set_nodelay(true);
                     self.place(sock, now);
                 }
@@ -379,7 +388,8 @@ impl Reactor {
             gen: self.next_gen,
         };
         let proto = Connection::new(self.sh.limits.clone(), now);
-        let mut c = Conn::new(sock, proto, origin);
+        let peer = sock.peer_addr().ok().map(|a| a.ip());
+        let mut c = Conn::new(sock, proto, origin, peer, now);
         if !counted {
             self.sh.shard(self.idx).opened();
         }

@@ -1,282 +1,11 @@
-//! The real `berth` binary on a loopback port with a temporary data directory, driven by a
-//! small HTTP/1.1 client over `std::net::TcpStream`.
+//! The real `berth` binary on a loopback port: push, pull, metrics, shutdown, limits and
+//! failure handling, as an authenticated client (see `common`).
 
 // Tests measure wall time and wait for the process: the server's clock rule is not theirs.
 #![allow(clippy::disallowed_methods)]
 
-use sha2::{Digest as _, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-
-const REPO: &str = "acme/web/app";
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stdout: BufReader<ChildStdout>,
-}
-
-fn berth(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-    c.args(args)
-        .env("BERTH_LOG", "warn")
-        .env_remove("BERTH_CONFIG")
-        .env_remove("BERTH_LISTEN")
-        .env_remove("BERTH_DATA")
-        .stdin(Stdio::null());
-    c
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Server {
-        Server::start_with(data, &[])
-    }
-
-    fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = berth(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.to_str().unwrap(),
-        ]);
-        cmd.envs(env.iter().copied());
-        Server::spawn(cmd)
-    }
-
-    fn spawn(mut cmd: Command) -> Server {
-        let data = cmd
-            .get_args()
-            .skip_while(|a| *a != "--data")
-            .nth(1)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn berth");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        // "berth: listening on http://127.0.0.1:PORT, data in DIR"
-        assert!(line.starts_with("berth: listening on http://"), "{line}");
-        assert!(line.contains(&data), "{line}");
-        let addr = line["berth: listening on http://".len()..]
-            .split(',')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            stdout,
-        }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(self.addr)
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
-        assert_eq!(r, 0);
-    }
-
-    /// Waits at most `limit` for the process to exit.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let t = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if t.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("berth did not exit within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn rest_of_stdout(&mut self) -> String {
-        let mut s = String::new();
-        let _ = self.stdout.read_to_string(&mut s);
-        s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A keep-alive HTTP/1.1 client: Content-Length bodies only, which is all berth sends.
-struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        self.s.write_all(head.as_bytes()).unwrap();
-        self.s.write_all(body).unwrap();
-    }
-
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Response {
-        self.send(method, path, headers, body);
-        self.response(method == "HEAD")
-    }
-
-    fn get(&mut self, path: &str) -> Response {
-        self.request("GET", path, &[], b"")
-    }
-
-    fn response(&mut self, head_only: bool) -> Response {
-        let end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.fill();
-        };
-        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-        self.buf.drain(..end);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (k, v) = l.split_once(':').unwrap();
-                (k.trim().to_string(), v.trim().to_string())
-            })
-            .collect();
-        let mut r = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let len: usize = match r.header("content-length") {
-            Some(v) if !head_only && status != 204 && status != 304 => v.parse().unwrap(),
-            _ => 0,
-        };
-        while self.buf.len() < len {
-            self.fill();
-        }
-        r.body = self.buf.drain(..len).collect();
-        r
-    }
-
-    fn fill(&mut self) {
-        let mut chunk = vec![0u8; 1 << 20];
-        let n = self.s.read(&mut chunk).unwrap();
-        assert!(n > 0, "server closed the connection mid-response");
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    /// Whether the server has closed this connection (read returns 0 or an error).
-    fn closed_by_server(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.s.read(&mut b), Ok(0) | Err(_))
-    }
-}
-
-fn sha256(b: &[u8]) -> String {
-    let h = Sha256::digest(b);
-    let mut s = String::from("sha256:");
-    for x in h {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
-}
-
-fn pattern(n: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-/// POST, then PATCH in `chunks` Content-Range pieces, then PUT ?digest=. Returns the digest.
-fn push_blob(c: &mut Client, data: &[u8], chunks: usize) -> String {
-    let digest = sha256(data);
-    let r = c.request("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], b"");
-    assert_eq!(r.status, 202, "{r:?}");
-    let mut loc = r.header("location").unwrap().to_string();
-    let step = data.len().div_ceil(chunks.max(1)).max(1);
-    for (i, part) in data.chunks(step).enumerate() {
-        let start = i * step;
-        let range = format!("{}-{}", start, start + part.len() - 1);
-        let r = c.request(
-            "PATCH",
-            &loc,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Range", &range),
-            ],
-            part,
-        );
-        assert_eq!(r.status, 202, "{r:?}");
-        assert_eq!(
-            r.header("range"),
-            Some(range.replacen(&start.to_string(), "0", 1).as_str())
-        );
-        loc = r.header("location").unwrap().to_string();
-    }
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c.request("PUT", &format!("{loc}{sep}digest={digest}"), &[], b"");
-    assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
-    digest
-}
+mod common;
+use common::*;
 
 #[test]
 fn push_pull_metrics_and_sigterm_exit_zero() {
@@ -427,8 +156,11 @@ fn pipelined_requests_are_answered_in_order() {
     let srv = Server::start(dir.path());
     let mut c = srv.client();
     let one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    let two = "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n";
-    let three = format!("GET /v2/{REPO}/manifests/latest HTTP/1.1\r\nHost: x\r\n\r\n");
+    let auth = srv.auth();
+    let two = format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n");
+    let three = format!(
+        "GET /v2/{REPO}/manifests/latest HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"
+    );
     c.s.write_all(format!("{one}{two}{three}{one}").as_bytes())
         .unwrap();
     assert_eq!(c.response(false).body, b"ok\n");
@@ -446,7 +178,8 @@ fn a_request_in_flight_at_sigterm_finishes_within_the_grace_period() {
     let loc = r.header("location").unwrap().to_string();
     let data = pattern(1 << 20, 3);
     let head = format!(
-        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        srv.auth(),
         data.len()
     );
     c.s.write_all(head.as_bytes()).unwrap();
@@ -625,8 +358,9 @@ fn concurrent_pushes_and_pulls_each_get_their_own_bytes_back() {
     let addr = srv.addr;
     let threads: Vec<_> = (0..8u32)
         .map(|i| {
+            let auth = srv.auth();
             std::thread::spawn(move || {
-                let mut c = Client::connect(addr);
+                let mut c = Client::connect_as(addr, &auth);
                 // Sizes straddle the shared-pack threshold (1 MiB).
                 let data = pattern(300_000 + (i as usize) * 150_000, 100 + i);
                 let d = push_blob(&mut c, &data, 1 + i as usize % 3);

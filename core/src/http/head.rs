@@ -64,6 +64,11 @@ pub struct Head {
     pub content_range: Option<String>,
     pub range: Option<String>,
     pub if_none_match: Option<String>,
+    /// The `Authorization` value(s), for `Need::Authorize`. Several fields are joined with
+    /// `, ` (RFC 9110 §5.3), which no scheme accepts: the server answers 401, not a guess.
+    pub authorization: Option<Secret>,
+    /// The first `Host` value: the server builds an absolute challenge `realm` from it.
+    pub host: Option<String>,
     /// All headers (lower-cased names, lossy values), kept only for requests outside `/v2/`.
     pub all_headers: Vec<(String, String)>,
 }
@@ -80,6 +85,31 @@ impl Head {
 
     pub fn has_body(&self) -> bool {
         !matches!(self.framing, Framing::None | Framing::Length(0))
+    }
+}
+
+/// A header value that must never reach a log or a `Debug` dump (credentials).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The value itself, for the one place that must see it (`Need::Authorize`).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -125,8 +155,33 @@ impl HeadScan {
         if buf.len() >= limits.header_bytes {
             return Err(HeadError::TooLarge);
         }
+        if !method_prefix_is_plausible(buf) {
+            return Err(HeadError::Malformed);
+        }
         Ok(None)
     }
+}
+
+/// Longest method we wait for before its space; real ones are at most 7 bytes.
+const MAX_METHOD_LEN: usize = 32;
+
+/// Whether `buf` can still become a request line: optional leading empty lines (RFC 9112
+/// §2.2), then token characters up to the first space. Judged before the head is complete so
+/// that a TLS ClientHello or other non-HTTP bytes are refused at once instead of waiting for
+/// a terminator that never comes until the header timeout.
+fn method_prefix_is_plausible(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let method_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    method_len <= MAX_METHOD_LEN && line[..method_len].iter().all(|&b| is_tchar(b))
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn find_crlfcrlf(b: &[u8]) -> Option<usize> {
@@ -206,6 +261,8 @@ pub fn parse(
         content_range: None,
         range: None,
         if_none_match: None,
+        authorization: None,
+        host: None,
         all_headers: Vec::new(),
     };
     let keep = keep_all(path);
@@ -260,6 +317,18 @@ pub fn parse(
             head.range = Some(String::from_utf8_lossy(v).into_owned());
         } else if name.eq_ignore_ascii_case("if-none-match") {
             head.if_none_match = Some(String::from_utf8_lossy(v).into_owned());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            let v = String::from_utf8_lossy(v);
+            head.authorization = Some(Secret(match head.authorization.take() {
+                Some(Secret(mut first)) => {
+                    first.push_str(", ");
+                    first.push_str(&v);
+                    first
+                }
+                None => v.into_owned(),
+            }));
+        } else if name.eq_ignore_ascii_case("host") && head.host.is_none() {
+            head.host = Some(String::from_utf8_lossy(v).into_owned());
         }
     }
     head.framing = match (length, chunked) {
@@ -314,6 +383,23 @@ mod tests {
             };
             assert_eq!(got, req.len() - 4, "split {split}");
         }
+    }
+
+    #[test]
+    fn non_http_bytes_are_refused_before_the_head_completes() {
+        let mut scan = HeadScan::default();
+        // The first bytes of a TLS ClientHello.
+        let tls = [0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01];
+        assert_eq!(scan.find_end(&tls, &lim()), Err(HeadError::Malformed));
+        let mut scan = HeadScan::default();
+        assert_eq!(scan.find_end(b"\r\nGE", &lim()), Ok(None));
+        let mut scan = HeadScan::default();
+        assert_eq!(scan.find_end(b"GET /v2/ HT", &lim()), Ok(None));
+        let mut scan = HeadScan::default();
+        assert_eq!(
+            scan.find_end(&[b'A'; MAX_METHOD_LEN + 1], &lim()),
+            Err(HeadError::Malformed)
+        );
     }
 
     #[test]

@@ -152,6 +152,24 @@ pub fn error_body(entries: &[ErrorEntry]) -> Vec<u8> {
     out
 }
 
+/// `{"errors":[{"code","message"}]}` with the caller's message (an authorization refusal
+/// explains itself: "token lacks write_packages for acme/web"). An empty message falls back
+/// to the code's own.
+pub fn message_body(code: ErrorCode, message: &str) -> Vec<u8> {
+    let message = if message.is_empty() {
+        code.message()
+    } else {
+        message
+    };
+    let mut out = Vec::with_capacity(48 + message.len());
+    out.extend_from_slice(b"{\"errors\":[{\"code\":\"");
+    out.extend_from_slice(code.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"message\":");
+    json_string(&mut out, message);
+    out.extend_from_slice(b"}]}");
+    out
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');

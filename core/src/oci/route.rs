@@ -6,6 +6,7 @@ use super::error::ErrorCode;
 use super::name::RepoName;
 use super::reference::{Reference, Tag, UploadId};
 use crate::http::head::Method;
+use crate::need::{Access, Actions, Resource};
 
 /// A registry operation with every path and query part parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +97,57 @@ impl Op {
             Op::ManifestDelete { .. } => "manifest_delete",
             Op::TagsList { .. } => "tags_list",
             Op::Referrers { .. } => "referrers",
+        }
+    }
+}
+
+impl Op {
+    /// What the caller must be allowed (`.0`) and would like in addition (`.1`, the source
+    /// of a mount) for this operation: the table of AUTH-DESIGN.md, after spec digest §9.4.
+    /// Closing, checking and cancelling an upload all need `pull,push` (clients never ask
+    /// for `delete` on an upload, §9.4); deleting manifests and blobs needs `delete`.
+    pub fn access(&self) -> (Access, Option<Access>) {
+        let repo = |name: &RepoName, actions: Actions| Access {
+            resource: Resource::Repository(name.clone()),
+            actions,
+        };
+        match self {
+            Op::Ping => (
+                Access {
+                    resource: Resource::Ping,
+                    actions: Actions::default(),
+                },
+                None,
+            ),
+            Op::Catalog { .. } => (
+                Access {
+                    resource: Resource::Catalog,
+                    actions: Actions::PULL,
+                },
+                None,
+            ),
+            Op::BlobGet { name, .. }
+            | Op::ManifestGet { name, .. }
+            | Op::TagsList { name, .. }
+            | Op::Referrers { name, .. } => (repo(name, Actions::PULL), None),
+            Op::UploadStart {
+                name,
+                mount: Some(_),
+                from: Some(from),
+                ..
+            } => (
+                repo(name, Actions::PULL_PUSH),
+                Some(repo(from, Actions::PULL)),
+            ),
+            Op::UploadStart { name, .. }
+            | Op::UploadStatus { name, .. }
+            | Op::UploadPatch { name, .. }
+            | Op::UploadPut { name, .. }
+            | Op::UploadCancel { name, .. }
+            | Op::ManifestPut { name, .. } => (repo(name, Actions::PULL_PUSH), None),
+            Op::BlobDelete { name, .. } | Op::ManifestDelete { name, .. } => {
+                (repo(name, Actions::DELETE), None)
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod model;
 pub mod sim;
 
 pub use client::{parse_responses, Request, Response};
-pub use model::ModelStore;
+pub use model::{AuthPolicy, AuthRules, Grants, ModelStore};
 pub use sim::Sim;
 
 use crate::connection::{Connection, Input, Output, RequestRecord};
@@ -34,8 +34,11 @@ pub struct Harness {
     pub wire: Vec<u8>,
     pub records: Vec<RequestRecord>,
     pub closed: bool,
-    /// Needs answered so far (for assertions about what was asked).
+    /// Storage needs answered so far (for assertions about what was asked);
+    /// `Need::Authorize` is left out here and kept in `asked` and `store.auth_log`.
     pub needs: Vec<String>,
+    /// Every need answered so far, `Authorize` included, in order.
+    pub asked: Vec<&'static str>,
     /// Whether each request sent so far was a HEAD, to parse `wire`.
     pub heads: Vec<bool>,
     /// Largest piece delivered per `Recv`.
@@ -57,6 +60,7 @@ impl Harness {
             records: Vec::new(),
             closed: false,
             needs: Vec::new(),
+            asked: Vec::new(),
             heads: Vec::new(),
             piece: usize::MAX,
         }
@@ -116,7 +120,11 @@ impl Harness {
                             .extend_from_slice(self.store.blob_bytes(blob, range));
                     }
                     Output::Need(id, need) => {
-                        self.needs.push(need_name(&need).to_owned());
+                        let name = need_name(&need);
+                        self.asked.push(name);
+                        if name != "Authorize" {
+                            self.needs.push(name.to_owned());
+                        }
                         reply = Some((id, self.store.answer(&need)));
                     }
                     Output::Done(r) => self.records.push(r),
@@ -191,5 +199,6 @@ pub fn need_name(n: &crate::need::Need<'_>) -> &'static str {
         Referrers { .. } => "Referrers",
         Catalog { .. } => "Catalog",
         Web(_) => "Web",
+        Authorize(_) => "Authorize",
     }
 }

@@ -3,9 +3,9 @@
 //! referrers, sha256/sha512 verification) and is the oracle of the core's tests.
 
 use crate::need::*;
-use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag, UploadId};
+use crate::oci::{Algorithm, Digest, ErrorCode, Reference, RepoName, Tag, UploadId};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 
 #[derive(Clone, Debug, Default)]
@@ -43,8 +43,184 @@ pub struct ModelStore {
     pub check_references: bool,
     /// Largest blob accepted by `FinishUpload`.
     pub max_upload: Option<u64>,
-    /// When set, every need is answered `Reply::Failed` (storage failure drills).
+    /// When set, every storage need is answered `Reply::Failed` (storage failure drills).
+    /// `Need::Authorize` is still answered by `auth`: the drills aim at storage.
     pub fail: bool,
+    /// Who may do what. The default allows everything, so tests about storage need no
+    /// credentials.
+    pub auth: AuthPolicy,
+    /// Answers for the next `Need::Authorize`s, in order, ahead of `auth` (scripted
+    /// refusals: a 429 with `Retry-After`, a challenge to compare verbatim).
+    pub scripted_auth: VecDeque<Auth>,
+    /// Every `Need::Authorize` answered so far (credentials included: test data only).
+    pub auth_log: Vec<AuthRequest>,
+}
+
+/// The testkit's stand-in for the server's authorizer.
+#[derive(Clone, Debug, Default)]
+pub enum AuthPolicy {
+    /// Grant every request, optional access included.
+    #[default]
+    AllowAll,
+    /// Decide from grants per credential, as the server's decision table does (simplified).
+    Rules(AuthRules),
+}
+
+/// Actions a principal has: some on every repository, more on named ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub everywhere: Actions,
+    pub repos: BTreeMap<RepoName, Actions>,
+}
+
+impl Grants {
+    /// No actions anywhere.
+    pub fn none() -> Grants {
+        Grants::default()
+    }
+
+    /// `actions` on every repository.
+    pub fn everywhere(actions: Actions) -> Grants {
+        Grants {
+            everywhere: actions,
+            repos: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `actions` on `repo` (a valid repository name; test setup).
+    pub fn on(mut self, repo: &str, actions: Actions) -> Grants {
+        let name = RepoName::parse(repo).expect("test setup names a valid repository");
+        let a = self.repos.entry(name).or_default();
+        *a = union(*a, actions);
+        self
+    }
+
+    /// What the principal may do on `repo`.
+    pub fn actions(&self, repo: &RepoName) -> Actions {
+        union(
+            self.everywhere,
+            self.repos.get(repo).copied().unwrap_or_default(),
+        )
+    }
+}
+
+fn union(a: Actions, b: Actions) -> Actions {
+    Actions {
+        pull: a.pull || b.pull,
+        push: a.push || b.push,
+        delete: a.delete || b.delete,
+    }
+}
+
+/// A credential-to-grants table. Anonymous callers get `anonymous`; a credential (the raw
+/// `Authorization` value) not in `credentials` is invalid.
+#[derive(Clone, Debug, Default)]
+pub struct AuthRules {
+    pub anonymous: Grants,
+    pub credentials: BTreeMap<String, Grants>,
+    /// Whether an anonymous `GET /v2/` is granted (else 401 with a challenge).
+    pub anonymous_ping: bool,
+}
+
+impl AuthRules {
+    /// Adds a credential (the whole `Authorization` value) with its grants.
+    pub fn credential(mut self, value: &str, grants: Grants) -> AuthRules {
+        self.credentials.insert(value.to_owned(), grants);
+        self
+    }
+
+    /// The server's decision table (AUTH-DESIGN.md, "Decision"), without tenancy: invalid
+    /// credentials 401 `invalid_token`; covered → granted; anonymous → 401 with the scope;
+    /// may pull but not more → 403 `DENIED`; otherwise 404 `NAME_UNKNOWN`.
+    pub fn decide(&self, req: &AuthRequest) -> Auth {
+        let realm = format!(
+            "http://{}/auth/token",
+            req.host.as_deref().unwrap_or("registry.test")
+        );
+        let grants = match &req.credentials {
+            None => &self.anonymous,
+            Some(c) => match self.credentials.get(c) {
+                Some(g) => g,
+                None => {
+                    return Auth::Refused(challenge(
+                        &realm,
+                        &req.required,
+                        Some("invalid_token"),
+                        "invalid credentials",
+                    ))
+                }
+            },
+        };
+        let anonymous = req.credentials.is_none();
+        let covered = |a: &Access| match &a.resource {
+            Resource::Ping => !anonymous || self.anonymous_ping,
+            Resource::Catalog => true,
+            Resource::Repository(r) => grants.actions(r).covers(a.actions),
+        };
+        if covered(&req.required) {
+            return Auth::Granted {
+                optional: req.optional.as_ref().is_some_and(covered),
+            };
+        }
+        let Resource::Repository(repo) = &req.required.resource else {
+            return Auth::Refused(challenge(
+                &realm,
+                &req.required,
+                None,
+                "authentication required",
+            ));
+        };
+        if anonymous {
+            Auth::Refused(challenge(
+                &realm,
+                &req.required,
+                None,
+                "authentication required",
+            ))
+        } else if grants.actions(repo).pull {
+            Auth::Refused(Refusal {
+                status: 403,
+                code: ErrorCode::Denied,
+                message: format!("credential may not push or delete in {repo}"),
+                www_authenticate: None,
+                retry_after: None,
+            })
+        } else {
+            Auth::Refused(Refusal {
+                status: 404,
+                code: ErrorCode::NameUnknown,
+                message: format!("repository {repo} not known to registry"),
+                www_authenticate: None,
+                retry_after: None,
+            })
+        }
+    }
+}
+
+/// A 401 with a Bearer challenge naming the scope the request needs (spec digest §9.2).
+fn challenge(realm: &str, access: &Access, error: Option<&str>, message: &str) -> Refusal {
+    let mut c = format!("Bearer realm=\"{realm}\",service=\"berth\"");
+    if let Resource::Repository(r) = &access.resource {
+        let a = access.actions;
+        let names: Vec<&str> = [(a.pull, "pull"), (a.push, "push"), (a.delete, "delete")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+        c.push_str(&format!(",scope=\"repository:{r}:{}\"", names.join(",")));
+    } else if access.resource == Resource::Catalog {
+        c.push_str(",scope=\"registry:catalog:*\"");
+    }
+    if let Some(e) = error {
+        c.push_str(&format!(",error=\"{e}\""));
+    }
+    Refusal {
+        status: 401,
+        code: ErrorCode::Unauthorized,
+        message: message.to_owned(),
+        www_authenticate: Some(c),
+        retry_after: None,
+    }
 }
 
 impl Default for ModelStore {
@@ -59,6 +235,9 @@ impl Default for ModelStore {
             check_references: true,
             max_upload: None,
             fail: false,
+            auth: AuthPolicy::AllowAll,
+            scripted_auth: VecDeque::new(),
+            auth_log: Vec::new(),
         }
     }
 }
@@ -160,9 +339,21 @@ impl ModelStore {
         })
     }
 
+    /// Answers `Need::Authorize`: a scripted answer if one is queued, else the policy.
+    pub fn authorize(&mut self, req: &AuthRequest) -> Auth {
+        self.auth_log.push(req.clone());
+        if let Some(a) = self.scripted_auth.pop_front() {
+            return a;
+        }
+        match &self.auth {
+            AuthPolicy::AllowAll => Auth::Granted { optional: true },
+            AuthPolicy::Rules(rules) => rules.decide(req),
+        }
+    }
+
     /// Answers one need, as the real store must.
     pub fn answer(&mut self, need: &Need<'_>) -> Reply {
-        if self.fail {
+        if self.fail && !matches!(need, Need::Authorize(_)) {
             return Reply::Failed("model store told to fail".into());
         }
         match need {
@@ -338,6 +529,7 @@ impl ModelStore {
                 let names = self.repos.keys().map(|r| r.as_str().to_owned());
                 Reply::Catalog(page(names, *n, last.as_deref()))
             }
+            Need::Authorize(req) => Reply::Auth(self.authorize(req)),
             Need::Web(req) => Reply::Web(WebResponse {
                 status: 200,
                 content_type: "text/plain".into(),

@@ -1,5 +1,11 @@
-//! Requests outside `/v2/` (`Need::Web`): `/metrics`, `/healthz`, and a JSON 404 for every
-//! page not built yet. Answered inline on the reactor: each is a few microseconds of work.
+//! Requests outside `/v2/` (`Need::Web`): `/metrics`, `/healthz`, the token endpoint
+//! (`token_endpoint.rs`), the management API (`api.rs`), and a JSON 404 for every page not
+//! built yet. `/healthz` and the token endpoint are answered inline on the reactor; the
+//! `/metrics` scan and the API (whose writes wait on a commit) run on workers.
+
+pub mod api;
+pub mod form;
+pub mod token_endpoint;
 
 use crate::metrics::{Metrics, Storage};
 use berth_core::{WebRequest, WebResponse};

@@ -1,0 +1,475 @@
+//! Access control (issue 3; AUTH-DESIGN.md, "Authentication"): who the caller is
+//! (`credentials`, `bearer`), what it may do (`policy`), the decision table that turns those
+//! into `Auth::Granted` or a refusal with the right status and challenge, and the lockout of
+//! clients that keep failing (`ratelimit`). Everything here is a cheap MVCC read plus an
+//! HMAC, so `Need::Authorize` is answered inline on the reactor.
+
+pub mod bearer;
+pub mod credentials;
+pub mod policy;
+pub mod ratelimit;
+pub mod scope;
+
+use crate::config::AuthSettings;
+use crate::metrics::{AuthOutcome, Metrics};
+use crate::secret::{sha256, Secret};
+use bearer::{intersect, BearerError, Claims};
+use berth_core::oci::ErrorCode;
+use berth_core::{Access, Actions, Auth, AuthRequest, Refusal, Resource};
+use berth_engine::{Engine, RegistryRec, StoreError, TokenKind, TokenRec};
+use credentials::{Presented, ADMIN_PREFIX, PAT_PREFIX, REGISTRY_PREFIX};
+use policy::{allowed, place, Principal};
+use ratelimit::FailureLimiter;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// When and from where a request came: the reactor's clock readings and the peer address.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    pub now: Instant,
+    /// Unix seconds (token expiry, audit times, bearer `iat`/`exp`).
+    pub unix: u64,
+    pub peer: Option<IpAddr>,
+}
+
+/// An authenticated caller: who, and for a bearer token what its claims allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: Principal,
+    /// `Some` for a bearer token: the most it grants, whatever the principal could do.
+    pub claims: Option<Claims>,
+}
+
+impl Caller {
+    pub const ANONYMOUS: Caller = Caller {
+        principal: Principal::Anonymous,
+        claims: None,
+    };
+}
+
+/// Why credentials were refused.
+#[derive(Debug)]
+pub enum AuthError {
+    /// Bad, unknown, expired, revoked or tampered; the text names which (no secret in it).
+    Invalid(&'static str),
+    Store(StoreError),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Store(e)
+    }
+}
+
+/// The server's access control state.
+pub struct Authority {
+    /// The HMAC key of bearer tokens (DATA/token-key).
+    key: Secret32,
+    pub settings: AuthSettings,
+    limiter: FailureLimiter,
+    /// Token id -> last use (unix seconds), written to the store in batches.
+    used: Mutex<HashMap<String, u64>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The 32-byte bearer key; its `Debug` redacts.
+pub struct Secret32(pub [u8; 32]);
+
+impl std::fmt::Debug for Secret32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted key>")
+    }
+}
+
+impl Authority {
+    pub fn new(key: [u8; 32], settings: AuthSettings, metrics: Arc<Metrics>) -> Authority {
+        Authority {
+            key: Secret32(key),
+            limiter: FailureLimiter::new(settings.max_failures, settings.failure_window),
+            settings,
+            used: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.key.0
+    }
+
+    /// Seconds an IP must wait when it is locked out (checked only for requests that carry
+    /// credentials: anonymous pulls of public images are never slowed down).
+    pub fn locked_out(&self, presented: &Presented, ctx: &Ctx) -> Option<u64> {
+        let ip = ctx.peer?;
+        if !presented.has_credentials() {
+            return None;
+        }
+        self.limiter.blocked(ip, ctx.now)
+    }
+
+    /// Counts a failed authentication (metrics and the per-IP limiter).
+    pub fn failed(&self, ctx: &Ctx, why: &str) {
+        self.metrics.auth_failures.fetch_add(1, Relaxed);
+        tracing::info!(peer = ?ctx.peer, reason = why, "authentication failed");
+        if let Some(ip) = ctx.peer {
+            self.limiter.failed(ip, ctx.now);
+        }
+    }
+
+    /// Who presented this credential.
+    pub fn authenticate(
+        &self,
+        e: &Engine,
+        presented: &Presented,
+        ctx: &Ctx,
+    ) -> Result<Caller, AuthError> {
+        match presented {
+            Presented::Anonymous => Ok(Caller::ANONYMOUS),
+            Presented::Malformed(why) => Err(AuthError::Invalid(why)),
+            Presented::Token(secret) => {
+                let rec = self.token(e, secret, ctx)?;
+                Ok(Caller {
+                    principal: Principal::Token(Box::new(rec)),
+                    claims: None,
+                })
+            }
+            Presented::Bearer(secret) => {
+                let claims =
+                    bearer::verify(self.key(), secret.expose(), ctx.unix).map_err(|err| {
+                        AuthError::Invalid(match err {
+                            BearerError::Format => "not a berth bearer token",
+                            BearerError::Signature => "bearer token signature does not match",
+                            BearerError::Expired => "bearer token expired",
+                        })
+                    })?;
+                let principal = if claims.sub.is_empty() {
+                    Principal::Anonymous
+                } else {
+                    // The token it came from must still be valid: revocation is immediate.
+                    let rec = e
+                        .get_token(&claims.sub)?
+                        .ok_or(AuthError::Invalid("bearer token of an unknown token"))?;
+                    check_valid(&rec, ctx.unix)?;
+                    self.note_use(&rec.id, ctx.unix);
+                    Principal::Token(Box::new(rec))
+                };
+                Ok(Caller {
+                    principal,
+                    claims: Some(claims),
+                })
+            }
+        }
+    }
+
+    /// The valid access token behind `secret`.
+    pub fn token(&self, e: &Engine, secret: &Secret, ctx: &Ctx) -> Result<TokenRec, AuthError> {
+        let s = secret.expose();
+        let kind = if s.starts_with(PAT_PREFIX) {
+            TokenKind::Org
+        } else if s.starts_with(REGISTRY_PREFIX) {
+            TokenKind::Registry
+        } else if s.starts_with(ADMIN_PREFIX) {
+            TokenKind::Admin
+        } else {
+            return Err(AuthError::Invalid("not a berth access token"));
+        };
+        let rec = e
+            .token_by_hash(&sha256(s.as_bytes()))?
+            .ok_or(AuthError::Invalid("unknown token"))?;
+        if rec.kind != kind {
+            return Err(AuthError::Invalid("unknown token"));
+        }
+        check_valid(&rec, ctx.unix)?;
+        self.note_use(&rec.id, ctx.unix);
+        Ok(rec)
+    }
+
+    fn note_use(&self, id: &str, unix: u64) {
+        let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(id.to_string(), unix);
+    }
+
+    /// Takes the last-use times gathered since the previous call.
+    pub fn take_used(&self) -> Vec<(String, u64)> {
+        let mut m = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        m.drain().collect()
+    }
+
+    /// What `caller` may do on repository `repo`: (what its credential allows, what it
+    /// may do now — the former narrowed by a bearer token's claims).
+    pub fn effective(
+        &self,
+        e: &Engine,
+        caller: &Caller,
+        repo: &str,
+    ) -> Result<(Actions, Actions, Option<RegistryRec>), StoreError> {
+        let reg = match place(repo) {
+            Some((org, slug)) => e.get_registry(org, slug)?,
+            None => None,
+        };
+        let under = allowed(&caller.principal, reg.as_ref());
+        let eff = match &caller.claims {
+            Some(c) => intersect(under, c.actions_for(repo)),
+            None => under,
+        };
+        Ok((under, eff, reg))
+    }
+
+    /// Answers `Need::Authorize`: the decision table of AUTH-DESIGN.md. The caller is
+    /// returned with a grant, for the needs of the same request.
+    pub fn authorize(
+        &self,
+        e: &Engine,
+        req: &AuthRequest,
+        ctx: &Ctx,
+    ) -> Result<(Auth, Option<Caller>), StoreError> {
+        let presented = credentials::parse(req.credentials.as_deref());
+        let scope = scope_of(&req.required, req.optional.as_ref());
+        if let Some(wait) = self.locked_out(&presented, ctx) {
+            return Ok((self.refuse_rate(wait), None));
+        }
+        let caller = match self.authenticate(e, &presented, ctx) {
+            Ok(c) => c,
+            Err(AuthError::Store(err)) => return Err(err),
+            Err(AuthError::Invalid(why)) => {
+                self.failed(ctx, why);
+                let r = self.unauthorized(req, scope.as_deref(), Some("invalid_token"), why);
+                return Ok((r, None));
+            }
+        };
+        let optional = match &req.optional {
+            Some(Access {
+                resource: Resource::Repository(from),
+                actions,
+            }) => self
+                .effective(e, &caller, from.as_str())?
+                .1
+                .covers(*actions),
+            Some(_) => false,
+            None => false,
+        };
+        let granted = Auth::Granted { optional };
+        let outcome = match &req.required.resource {
+            Resource::Ping => {
+                if presented.has_credentials() {
+                    Ok(())
+                } else {
+                    Err(self.unauthorized(req, None, None, "authentication required"))
+                }
+            }
+            Resource::Catalog => Ok(()),
+            Resource::Repository(name) => {
+                let (under, eff, reg) = self.effective(e, &caller, name.as_str())?;
+                let want = req.required.actions;
+                if eff.covers(want) {
+                    Ok(())
+                } else if caller.principal == Principal::Anonymous {
+                    Err(self.unauthorized(req, scope.as_deref(), None, "authentication required"))
+                } else if caller.claims.is_some() && under.covers(want) {
+                    Err(self.unauthorized(
+                        req,
+                        scope.as_deref(),
+                        Some("insufficient_scope"),
+                        "the bearer token does not grant this action; request a token with the scope in the challenge",
+                    ))
+                } else if under.pull {
+                    // Both exist, or nothing would be allowed.
+                    let (org, slug) = place(name.as_str()).unwrap_or_default();
+                    Err(self.refuse(
+                        AuthOutcome::Denied,
+                        403,
+                        ErrorCode::Denied,
+                        format!("token lacks write_packages for {org}/{slug}"),
+                    ))
+                } else {
+                    Err(self.not_found(e, &caller.principal, name.as_str(), reg.as_ref())?)
+                }
+            }
+        };
+        Ok(match outcome {
+            Ok(()) => {
+                self.metrics.auth_outcome(AuthOutcome::Granted);
+                (granted, Some(caller))
+            }
+            Err(r) => (r, None),
+        })
+    }
+
+    /// Steps 6 and 7: a 404 that names what is missing only to whom may know it.
+    fn not_found(
+        &self,
+        e: &Engine,
+        p: &Principal,
+        repo: &str,
+        reg: Option<&RegistryRec>,
+    ) -> Result<Auth, StoreError> {
+        let generic = "repository name not known to registry".to_string();
+        let msg = match place(repo) {
+            None => format!(
+                "repository names have the form <organisation>/<registry>/<image>; `{repo}` has fewer parts"
+            ),
+            Some((org, slug)) if reg.is_none() && (p.is_admin() || p.org() == Some(org)) => {
+                if e.get_org(org)?.is_none() {
+                    format!(
+                        "organisation {org} does not exist; create it with: berth org create {org}"
+                    )
+                } else {
+                    format!(
+                        "registry {org}/{slug} does not exist; create it with: berth registry create {org} {slug}"
+                    )
+                }
+            }
+            Some(_) => generic,
+        };
+        Ok(self.refuse(AuthOutcome::NotFound, 404, ErrorCode::NameUnknown, msg))
+    }
+
+    fn refuse(&self, o: AuthOutcome, status: u16, code: ErrorCode, message: String) -> Auth {
+        self.metrics.auth_outcome(o);
+        Auth::Refused(Refusal {
+            status,
+            code,
+            message,
+            www_authenticate: None,
+            retry_after: None,
+        })
+    }
+
+    pub fn refuse_rate(&self, wait: u64) -> Auth {
+        self.metrics.auth_outcome(AuthOutcome::RateLimited);
+        Auth::Refused(Refusal {
+            status: 429,
+            code: ErrorCode::TooManyRequests,
+            message: format!(
+                "too many failed authentications from this address; retry in {wait} s"
+            ),
+            www_authenticate: None,
+            retry_after: Some(wait),
+        })
+    }
+
+    fn unauthorized(
+        &self,
+        req: &AuthRequest,
+        scope: Option<&str>,
+        error: Option<&str>,
+        message: &str,
+    ) -> Auth {
+        self.metrics.auth_outcome(match error {
+            Some("invalid_token") => AuthOutcome::InvalidToken,
+            Some(_) => AuthOutcome::InsufficientScope,
+            None => AuthOutcome::Challenged,
+        });
+        Auth::Refused(Refusal {
+            status: 401,
+            code: ErrorCode::Unauthorized,
+            message: message.to_string(),
+            www_authenticate: Some(self.challenge(req.host.as_deref(), scope, error)),
+            retry_after: None,
+        })
+    }
+
+    /// The token endpoint's absolute URL (spec digest §9.2: `realm` MUST be absolute).
+    pub fn realm(&self, host: Option<&str>) -> String {
+        match &self.settings.public_url {
+            Some(u) => format!("{u}/auth/token"),
+            None => {
+                let host = host
+                    .map(str::trim)
+                    .filter(|h| {
+                        !h.is_empty()
+                            && h.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+                    })
+                    .unwrap_or("localhost");
+                format!("http://{host}/auth/token")
+            }
+        }
+    }
+
+    /// `Bearer realm="…",service="…"[,scope="…"][,error="…"]`, every value quoted.
+    pub fn challenge(
+        &self,
+        host: Option<&str>,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> String {
+        let mut c = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            self.realm(host),
+            self.settings.service
+        );
+        if let Some(s) = scope {
+            c.push_str(&format!(",scope=\"{s}\""));
+        }
+        if let Some(e) = error {
+            c.push_str(&format!(",error=\"{e}\""));
+        }
+        c
+    }
+
+    /// Whether `caller` may pull `repo`, with a registry cache for listing many names.
+    pub fn may_pull(
+        &self,
+        e: &Engine,
+        caller: &Caller,
+        repo: &str,
+        cache: &mut HashMap<(String, String), Option<RegistryRec>>,
+    ) -> Result<bool, StoreError> {
+        if caller.principal.is_admin() && caller.claims.is_none() {
+            return Ok(true);
+        }
+        let Some((org, slug)) = place(repo) else {
+            return Ok(false);
+        };
+        let key = (org.to_string(), slug.to_string());
+        let reg = match cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = e.get_registry(org, slug)?;
+                cache.insert(key, r.clone());
+                r
+            }
+        };
+        let under = allowed(&caller.principal, reg.as_ref());
+        let eff = match &caller.claims {
+            Some(c) => intersect(under, c.actions_for(repo)),
+            None => under,
+        };
+        Ok(eff.pull)
+    }
+}
+
+/// A refused access token: revoked or expired take effect at once.
+fn check_valid(rec: &TokenRec, unix: u64) -> Result<(), AuthError> {
+    if rec.revoked.is_some() {
+        return Err(AuthError::Invalid("token revoked"));
+    }
+    if rec.expires.is_some_and(|x| unix >= x) {
+        return Err(AuthError::Invalid("token expired"));
+    }
+    Ok(())
+}
+
+/// The scope a challenge names: every scope the request needs (spec digest §9.2).
+fn scope_of(required: &Access, optional: Option<&Access>) -> Option<String> {
+    let one = |a: &Access| match &a.resource {
+        Resource::Ping => None,
+        Resource::Catalog => Some("registry:catalog:*".to_string()),
+        Resource::Repository(n) => Some(format!(
+            "repository:{}:{}",
+            n.as_str(),
+            bearer::action_names(a.actions).join(",")
+        )),
+    };
+    let parts: Vec<String> = std::iter::once(required)
+        .chain(optional)
+        .filter_map(one)
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests;

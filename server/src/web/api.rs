@@ -1,0 +1,577 @@
+//! The management JSON API, `/api/v1/…` (AUTH-DESIGN.md, "Management API"): organisations,
+//! registries, tokens and the audit log. JSON in and out; errors are
+//! `{"error":{"code","message"}}` with 400 bad input, 401 no or invalid token, 403 not
+//! allowed, 404 missing, 409 exists or not empty. The admin token may do everything; an
+//! organisation token may read its own organisation. Every change is audited. Runs on a
+//! worker: writes wait on the engine's commit.
+
+use crate::audit;
+use crate::auth::credentials::{self, Presented, ADMIN_PREFIX, PAT_PREFIX, REGISTRY_PREFIX};
+use crate::auth::policy::Principal;
+use crate::auth::{AuthError, Authority, Ctx};
+use crate::secret::{new_token_id, new_token_secret, sha256};
+use crate::web::form;
+use berth_core::{WebRequest, WebResponse};
+use berth_engine::{
+    is_slug, slug_of, AuditRec, Engine, OrgRec, RegistryRec, StoreError, TenancyError, TokenKind,
+    TokenRec, Visibility,
+};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+pub const PREFIX: &str = "/api/";
+
+/// A failed API call: status, code, message.
+struct Fail(u16, &'static str, String);
+
+type Answer = Result<(u16, Value), Fail>;
+
+fn bad(msg: impl Into<String>) -> Fail {
+    Fail(400, "BAD_REQUEST", msg.into())
+}
+fn forbidden(msg: impl Into<String>) -> Fail {
+    Fail(403, "FORBIDDEN", msg.into())
+}
+fn missing(msg: impl Into<String>) -> Fail {
+    Fail(404, "NOT_FOUND", msg.into())
+}
+fn conflict(msg: impl Into<String>) -> Fail {
+    Fail(409, "CONFLICT", msg.into())
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "management API: store failed");
+        Fail(500, "INTERNAL", "storage failed; see the server log".into())
+    }
+}
+
+impl From<TenancyError> for Fail {
+    fn from(e: TenancyError) -> Self {
+        let msg = e.to_string();
+        match e {
+            TenancyError::OrgExists | TenancyError::RegistryExists => conflict(msg),
+            TenancyError::RegistryNotEmpty => conflict(msg),
+            TenancyError::OrgUnknown
+            | TenancyError::RegistryUnknown
+            | TenancyError::TokenUnknown => missing(msg),
+            TenancyError::Invalid(_) => bad(msg),
+            TenancyError::Store(s) => Fail::from(s),
+        }
+    }
+}
+
+pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebResponse {
+    let header = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str());
+    let presented = credentials::parse(header);
+    let result = if let Some(wait) = auth.locked_out(&presented, ctx) {
+        let mut r = respond(Err(Fail(
+            429,
+            "TOO_MANY_REQUESTS",
+            format!("too many failed authentications from this address; retry in {wait} s"),
+        )));
+        r.headers.push(("Retry-After".into(), wait.to_string()));
+        return r;
+    } else {
+        match who(e, auth, &presented, ctx) {
+            Ok(p) => route(e, &p, req, ctx),
+            Err(f) => Err(f),
+        }
+    };
+    let mut r = respond(result);
+    if r.status == 401 {
+        r.headers.push((
+            "WWW-Authenticate".into(),
+            format!("Bearer realm=\"{}\"", auth.settings.service),
+        ));
+    }
+    r
+}
+
+fn who(e: &Engine, auth: &Authority, presented: &Presented, ctx: &Ctx) -> Result<Principal, Fail> {
+    let unauthorized = |m: &str| Fail(401, "UNAUTHORIZED", m.to_string());
+    match presented {
+        Presented::Anonymous => Err(unauthorized(
+            "an access token is required: send Authorization: Bearer <token> (BERTH_TOKEN or DATA/admin-token)",
+        )),
+        Presented::Bearer(_) => {
+            auth.failed(ctx, "bearer token on the management API");
+            Err(unauthorized("send an access token (berth_…), not a bearer token"))
+        }
+        p => match auth.authenticate(e, p, ctx) {
+            Ok(c) => Ok(c.principal),
+            Err(AuthError::Store(s)) => Err(Fail::from(s)),
+            Err(AuthError::Invalid(why)) => {
+                auth.failed(ctx, why);
+                Err(unauthorized(&format!("{why}; check the token")))
+            }
+        },
+    }
+}
+
+fn respond(r: Answer) -> WebResponse {
+    let (status, body) = match r {
+        Ok(ok) => ok,
+        Err(Fail(status, code, message)) => (
+            status,
+            json!({ "error": { "code": code, "message": message } }),
+        ),
+    };
+    WebResponse {
+        status,
+        content_type: "application/json".into(),
+        headers: vec![("Cache-Control".into(), "no-store".into())],
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+/// May `p` read (`write == false`) or change organisation `org`'s records?
+fn check(p: &Principal, org: &str, write: bool) -> Result<(), Fail> {
+    if p.is_admin() {
+        return Ok(());
+    }
+    let own = matches!(p, Principal::Token(t) if t.kind == TokenKind::Org && t.org.as_deref() == Some(org));
+    match (own, write) {
+        (true, false) => Ok(()),
+        (true, true) => Err(forbidden(
+            "organisation tokens may only read; use the admin token to make changes",
+        )),
+        // What the caller may not see is indistinguishable from what does not exist.
+        (false, false) if matches!(p, Principal::Token(t) if t.kind == TokenKind::Org) => {
+            Err(missing(format!("no organisation {org}")))
+        }
+        _ => Err(forbidden(
+            "this token may not use the management API for this organisation",
+        )),
+    }
+}
+
+fn slug(s: &str, what: &str) -> Result<(), Fail> {
+    if is_slug(s) {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "`{s}` is not a valid {what} slug: use lower-case letters, digits and single dashes (a-z0-9, at most 39 characters)"
+        )))
+    }
+}
+
+fn body(req: &WebRequest) -> Result<serde_json::Map<String, Value>, Fail> {
+    if req.body.is_empty() {
+        return Ok(Default::default());
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(bad("the body must be a JSON object")),
+        Err(e) => Err(bad(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+fn opt_str(m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<String>, Fail> {
+    match m.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(format!("`{k}` must be a string"))),
+    }
+}
+
+fn opt_bool(m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<bool>, Fail> {
+    match m.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(bad(format!("`{k}` must be true or false"))),
+    }
+}
+
+fn opt_u64(m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<u64>, Fail> {
+    match m.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| bad(format!("`{k}` must be a positive whole number of seconds"))),
+    }
+}
+
+fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {
+    let Some(rest) = req.path.strip_prefix("/api/v1/") else {
+        return Err(missing("no such API; the management API is under /api/v1/"));
+    };
+    let seg: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let m = req.method.as_str();
+    match (m, seg.as_slice()) {
+        ("POST", ["orgs"]) => create_org(e, p, req, ctx),
+        ("GET", ["orgs"]) => list_orgs(e, p),
+        ("GET", ["orgs", org]) => {
+            slug(org, "organisation")?;
+            check(p, org, false)?;
+            let o = e
+                .get_org(org)?
+                .ok_or_else(|| missing(format!("no organisation {org}")))?;
+            Ok((200, org_json(&o)))
+        }
+        ("POST", ["orgs", org, "registries"]) => create_registry(e, p, org, req, ctx),
+        ("GET", ["orgs", org, "registries"]) => {
+            slug(org, "organisation")?;
+            check(p, org, false)?;
+            let regs = e.list_registries(org)?;
+            Ok((200, Value::Array(regs.iter().map(registry_json).collect())))
+        }
+        ("GET", ["orgs", org, "registries", reg]) => {
+            let r = registry(e, p, org, reg, false)?;
+            Ok((200, registry_json(&r)))
+        }
+        ("PATCH", ["orgs", org, "registries", reg]) => update_registry(e, p, org, reg, req, ctx),
+        ("DELETE", ["orgs", org, "registries", reg]) => {
+            let r = registry(e, p, org, reg, true)?;
+            e.delete_registry(org, reg)?;
+            audit::record(
+                e,
+                ctx,
+                org,
+                p,
+                "registry.delete",
+                &format!("{org}/{reg}"),
+                "",
+            );
+            Ok((200, registry_json(&r)))
+        }
+        ("POST", ["orgs", org, "registries", reg, "tokens"]) => {
+            registry(e, p, org, reg, true)?;
+            let m = body(req)?;
+            let description = opt_str(&m, "description")?.unwrap_or_default();
+            let expires_in = opt_u64(&m, "expires_in")?;
+            create_token(
+                e,
+                p,
+                ctx,
+                org,
+                TokenKind::Registry,
+                (true, false),
+                vec![reg.to_string()],
+                description,
+                expires_in,
+            )
+        }
+        ("POST", ["orgs", org, "tokens"]) => {
+            slug(org, "organisation")?;
+            check(p, org, true)?;
+            let m = body(req)?;
+            let scopes = match m.get("scopes") {
+                Some(Value::Array(a)) if !a.is_empty() => a,
+                _ => {
+                    return Err(bad(
+                        "`scopes` must list read_packages and/or write_packages",
+                    ))
+                }
+            };
+            let (mut read, mut write) = (false, false);
+            for s in scopes {
+                match s.as_str() {
+                    Some("read_packages") => read = true,
+                    Some("write_packages") => write = true,
+                    _ => {
+                        return Err(bad(format!(
+                            "unknown scope {s}; use read_packages or write_packages"
+                        )))
+                    }
+                }
+            }
+            let registries = match m.get("registries") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(a)) => {
+                    let mut out = Vec::new();
+                    for r in a {
+                        let r = r
+                            .as_str()
+                            .ok_or_else(|| bad("`registries` must list registry slugs"))?;
+                        slug(r, "registry")?;
+                        out.push(r.to_string());
+                    }
+                    out
+                }
+                Some(_) => return Err(bad("`registries` must list registry slugs")),
+            };
+            let description = opt_str(&m, "description")?.unwrap_or_default();
+            let expires_in = opt_u64(&m, "expires_in")?;
+            create_token(
+                e,
+                p,
+                ctx,
+                org,
+                TokenKind::Org,
+                (read || write, write),
+                registries,
+                description,
+                expires_in,
+            )
+        }
+        ("GET", ["orgs", org, "tokens"]) => {
+            slug(org, "organisation")?;
+            check(p, org, false)?;
+            let toks = e.list_tokens(org)?;
+            Ok((200, Value::Array(toks.iter().map(token_json).collect())))
+        }
+        ("DELETE", ["tokens", id]) => {
+            let rec = e
+                .get_token(id)?
+                .ok_or_else(|| missing(format!("no token {id}")))?;
+            match &rec.org {
+                Some(org) => check(p, org, true)?,
+                None if p.is_admin() => {}
+                None => return Err(forbidden("only the admin token may revoke admin tokens")),
+            }
+            let rec = e.revoke_token(id, ctx.unix)?;
+            if let Some(org) = &rec.org {
+                audit::record(e, ctx, org, p, "token.revoke", id, "");
+            }
+            Ok((200, token_json(&rec)))
+        }
+        ("GET", ["orgs", org, "audit"]) => {
+            slug(org, "organisation")?;
+            check(p, org, false)?;
+            if e.get_org(org)?.is_none() {
+                return Err(missing(format!("no organisation {org}")));
+            }
+            let q = form::pairs(&req.query);
+            let limit = match form::first(&q, "limit") {
+                None => 100,
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| bad("`limit` must be a whole number from 1 to 1000"))?,
+            };
+            let before = match form::first(&q, "before") {
+                None => None,
+                Some(v) => Some(
+                    v.parse::<u64>()
+                        .map_err(|_| bad("`before` must be an audit sequence number"))?,
+                ),
+            };
+            let recs = e.list_audit(org, before, limit)?;
+            Ok((200, Value::Array(recs.iter().map(audit_json).collect())))
+        }
+        (_, ["orgs"] | ["orgs", _] | ["orgs", _, "registries"] | ["orgs", _, "registries", _])
+        | (_, ["orgs", _, "tokens"] | ["orgs", _, "registries", _, "tokens"])
+        | (_, ["tokens", _] | ["orgs", _, "audit"]) => Err(Fail(
+            405,
+            "METHOD_NOT_ALLOWED",
+            format!("{m} is not allowed here"),
+        )),
+        _ => Err(missing(format!("no API at {}", req.path))),
+    }
+}
+
+fn create_org(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {
+    if !p.is_admin() {
+        return Err(forbidden("only the admin token may create organisations"));
+    }
+    let m = body(req)?;
+    let s = opt_str(&m, "slug")?.ok_or_else(|| bad("`slug` is required"))?;
+    slug(&s, "organisation")?;
+    let o = e.create_org(&s, ctx.unix)?;
+    audit::record(e, ctx, &s, p, "org.create", &s, "");
+    Ok((201, org_json(&o)))
+}
+
+fn list_orgs(e: &Engine, p: &Principal) -> Answer {
+    let orgs = if p.is_admin() {
+        e.list_orgs()?
+    } else {
+        match p {
+            Principal::Token(t) if t.kind == TokenKind::Org => match t.org.as_deref() {
+                Some(o) => e.get_org(o)?.into_iter().collect(),
+                None => Vec::new(),
+            },
+            _ => return Err(forbidden("registry tokens may not use the management API")),
+        }
+    };
+    Ok((200, Value::Array(orgs.iter().map(org_json).collect())))
+}
+
+fn registry(
+    e: &Engine,
+    p: &Principal,
+    org: &str,
+    reg: &str,
+    write: bool,
+) -> Result<RegistryRec, Fail> {
+    slug(org, "organisation")?;
+    slug(reg, "registry")?;
+    check(p, org, write)?;
+    e.get_registry(org, reg)?
+        .ok_or_else(|| missing(format!("no registry {org}/{reg}")))
+}
+
+fn create_registry(e: &Engine, p: &Principal, org: &str, req: &WebRequest, ctx: &Ctx) -> Answer {
+    slug(org, "organisation")?;
+    check(p, org, true)?;
+    let m = body(req)?;
+    let name = opt_str(&m, "name")?.ok_or_else(|| bad("`name` is required"))?;
+    let s = slug_of(&name).ok_or_else(|| {
+        bad(format!(
+            "`{name}` does not make a registry slug: use letters and digits, at most 39 characters once spaces become dashes"
+        ))
+    })?;
+    let public = opt_bool(&m, "public")?.unwrap_or(false);
+    let rec = RegistryRec {
+        org: org.to_string(),
+        slug: s.clone(),
+        name,
+        description: opt_str(&m, "description")?.unwrap_or_default(),
+        visibility: if public {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        },
+        created: ctx.unix,
+    };
+    let rec = e.create_registry(rec)?;
+    let detail = if public { "public" } else { "private" };
+    audit::record(
+        e,
+        ctx,
+        org,
+        p,
+        "registry.create",
+        &format!("{org}/{s}"),
+        detail,
+    );
+    Ok((201, registry_json(&rec)))
+}
+
+fn update_registry(
+    e: &Engine,
+    p: &Principal,
+    org: &str,
+    reg: &str,
+    req: &WebRequest,
+    ctx: &Ctx,
+) -> Answer {
+    registry(e, p, org, reg, true)?;
+    let m = body(req)?;
+    let public = opt_bool(&m, "public")?;
+    let description = opt_str(&m, "description")?;
+    let vis = public.map(|p| {
+        if p {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        }
+    });
+    let mut detail = Vec::new();
+    if let Some(p) = public {
+        detail.push(if p { "public" } else { "private" }.to_string());
+    }
+    if description.is_some() {
+        detail.push("description".to_string());
+    }
+    let rec = e.update_registry(org, reg, vis, description)?;
+    audit::record(
+        e,
+        ctx,
+        org,
+        p,
+        "registry.update",
+        &format!("{org}/{reg}"),
+        &detail.join(","),
+    );
+    Ok((200, registry_json(&rec)))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_token(
+    e: &Engine,
+    p: &Principal,
+    ctx: &Ctx,
+    org: &str,
+    kind: TokenKind,
+    (read, write): (bool, bool),
+    registries: Vec<String>,
+    description: String,
+    expires_in: Option<u64>,
+) -> Answer {
+    let prefix = match kind {
+        TokenKind::Org => PAT_PREFIX,
+        TokenKind::Registry => REGISTRY_PREFIX,
+        TokenKind::Admin => ADMIN_PREFIX,
+    };
+    let secret = new_token_secret(prefix).map_err(|m| Fail(500, "INTERNAL", m))?;
+    let rec = TokenRec {
+        id: new_token_id().map_err(|m| Fail(500, "INTERNAL", m))?,
+        kind,
+        org: Some(org.to_string()),
+        read,
+        write,
+        registries,
+        description,
+        created: ctx.unix,
+        expires: expires_in.map(|s| ctx.unix.saturating_add(s)),
+        last_used: None,
+        revoked: None,
+        hash: sha256(secret.expose().as_bytes()),
+    };
+    e.create_token(rec.clone())?;
+    let detail = token_json(&rec)["scopes"].to_string();
+    audit::record(e, ctx, org, p, "token.create", &rec.id, &detail);
+    let mut v = token_json(&rec);
+    v["token"] = Value::String(secret.expose().to_string());
+    Ok((201, v))
+}
+
+fn org_json(o: &OrgRec) -> Value {
+    json!({ "slug": o.slug, "created": o.created })
+}
+
+fn registry_json(r: &RegistryRec) -> Value {
+    json!({
+        "org": r.org,
+        "slug": r.slug,
+        "name": r.name,
+        "description": r.description,
+        "public": r.visibility == Visibility::Public,
+        "visibility": match r.visibility { Visibility::Public => "public", Visibility::Private => "private" },
+        "created": r.created,
+    })
+}
+
+/// A token record without its hash (and, having none, without its secret).
+fn token_json(t: &TokenRec) -> Value {
+    let mut scopes = Vec::new();
+    if t.read || t.write {
+        scopes.push("read_packages");
+    }
+    if t.write {
+        scopes.push("write_packages");
+    }
+    json!({
+        "id": t.id,
+        "kind": match t.kind { TokenKind::Admin => "admin", TokenKind::Org => "org", TokenKind::Registry => "registry" },
+        "org": t.org,
+        "scopes": scopes,
+        "registries": t.registries,
+        "description": t.description,
+        "created": t.created,
+        "expires": t.expires,
+        "last_used": t.last_used,
+        "revoked": t.revoked,
+    })
+}
+
+fn audit_json(a: &AuditRec) -> Value {
+    json!({
+        "seq": a.seq,
+        "time": a.time,
+        "org": a.org,
+        "actor": a.actor,
+        "action": a.action,
+        "target": a.target,
+        "detail": a.detail,
+    })
+}

@@ -1,0 +1,399 @@
+//! Shared by the integration tests: the real `berth` binary on a loopback port with a
+//! temporary data directory, driven by a small HTTP/1.1 client over `std::net::TcpStream`.
+//! Every started server is provisioned through the management API with the admin token
+//! from DATA/admin-token: organisation `acme`, registry `web`, and a write token, which
+//! `Server::client()` presents as Basic credentials.
+
+// Tests measure wall time and wait for the process: the server's clock rule is not theirs.
+#![allow(clippy::disallowed_methods, dead_code, unused_imports)]
+
+pub use sha2::{Digest as _, Sha256};
+pub use std::io::{BufRead, BufReader, Read, Write};
+pub use std::net::{SocketAddr, TcpListener, TcpStream};
+pub use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+pub use std::time::{Duration, Instant};
+
+pub const REPO: &str = "acme/web/app";
+
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stdout: BufReader<ChildStdout>,
+    pub data: std::path::PathBuf,
+    /// The admin token's secret (DATA/admin-token).
+    pub admin: String,
+    /// A write token of organisation `acme`.
+    pub token: String,
+}
+
+pub fn berth(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    c.args(args)
+        .env("BERTH_LOG", "warn")
+        .env_remove("BERTH_CONFIG")
+        .env_remove("BERTH_LISTEN")
+        .env_remove("BERTH_DATA")
+        .stdin(Stdio::null());
+    c
+}
+
+impl Server {
+    pub fn start(data: &std::path::Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    pub fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = berth(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        cmd.envs(env.iter().copied());
+        Server::spawn(cmd)
+    }
+
+    pub fn spawn(cmd: Command) -> Server {
+        Server::spawn_logging_to(cmd, Stdio::inherit())
+    }
+
+    /// Like `spawn`, with the server's stderr (its log) going to `log`.
+    pub fn spawn_logging_to(mut cmd: Command, log: Stdio) -> Server {
+        let data = cmd
+            .get_args()
+            .skip_while(|a| *a != "--data")
+            .nth(1)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berth");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        // "berth: listening on http://127.0.0.1:PORT, data in DIR"
+        assert!(line.starts_with("berth: listening on http://"), "{line}");
+        assert!(line.contains(&data), "{line}");
+        let addr = line["berth: listening on http://".len()..]
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut srv = Server {
+            child,
+            addr,
+            stdout,
+            data: data.clone().into(),
+            admin: String::new(),
+            token: String::new(),
+        };
+        srv.provision();
+        srv
+    }
+
+    /// Org `acme`, registry `web` (existing ones are kept across restarts), a write token.
+    fn provision(&mut self) {
+        self.admin = std::fs::read_to_string(self.data.join("admin-token"))
+            .expect("DATA/admin-token written at first start")
+            .trim()
+            .to_string();
+        let mut c = self.admin_client();
+        let r = c.json("POST", "/api/v1/orgs", r#"{"slug":"acme"}"#);
+        assert!(r.status == 201 || r.status == 409, "{r:?}");
+        let r = c.json("POST", "/api/v1/orgs/acme/registries", r#"{"name":"web"}"#);
+        assert!(r.status == 201 || r.status == 409, "{r:?}");
+        self.token = c.create_token("acme", r#"{"scopes":["write_packages"]}"#);
+    }
+
+    /// A client presenting the admin token.
+    pub fn admin_client(&self) -> Client {
+        Client::connect_as(self.addr, &bearer_header(&self.admin))
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// `Authorization` value for the write token of `acme`.
+    pub fn auth(&self) -> String {
+        basic(&self.token)
+    }
+
+    /// A client presenting acme's write token (Basic).
+    pub fn client(&self) -> Client {
+        Client::connect_as(self.addr, &self.auth())
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0);
+    }
+
+    /// Waits at most `limit` for the process to exit.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if t.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("berth did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn rest_of_stdout(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.stdout.read_to_string(&mut s);
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A keep-alive HTTP/1.1 client: Content-Length bodies only, which is all berth sends.
+pub struct Client {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+    /// Sent as `Authorization` on every request that does not set its own.
+    pub auth: Option<String>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client {
+            s,
+            buf: Vec::new(),
+            auth: None,
+        }
+    }
+
+    pub fn connect_as(addr: SocketAddr, auth: &str) -> Client {
+        let mut c = Client::connect(addr);
+        c.auth = Some(auth.to_string());
+        c
+    }
+
+    /// A JSON request to the management API.
+    pub fn json(&mut self, method: &str, path: &str, body: &str) -> Response {
+        self.request(
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    }
+
+    /// Creates a token through the API and returns its secret.
+    pub fn create_token(&mut self, org: &str, body: &str) -> String {
+        let r = self.json("POST", &format!("/api/v1/orgs/{org}/tokens"), body);
+        assert_eq!(r.status, 201, "{r:?}");
+        r.json()["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let own = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if let (Some(a), false) = (&self.auth, own) {
+            head.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        head.push_str("\r\n");
+        self.s.write_all(head.as_bytes()).unwrap();
+        self.s.write_all(body).unwrap();
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.send(method, path, headers, body);
+        self.response(method == "HEAD")
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn response(&mut self, head_only: bool) -> Response {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill();
+        };
+        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
+        self.buf.drain(..end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_string(), v.trim().to_string())
+            })
+            .collect();
+        let mut r = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let len: usize = match r.header("content-length") {
+            Some(v) if !head_only && status != 204 && status != 304 => v.parse().unwrap(),
+            _ => 0,
+        };
+        while self.buf.len() < len {
+            self.fill();
+        }
+        r.body = self.buf.drain(..len).collect();
+        r
+    }
+
+    pub fn fill(&mut self) {
+        let mut chunk = vec![0u8; 1 << 20];
+        let n = self.s.read(&mut chunk).unwrap();
+        assert!(n > 0, "server closed the connection mid-response");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Whether the server has closed this connection (read returns 0 or an error).
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.s.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+pub fn sha256(b: &[u8]) -> String {
+    let h = Sha256::digest(b);
+    let mut s = String::from("sha256:");
+    for x in h {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+pub fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// POST, then PATCH in `chunks` Content-Range pieces, then PUT ?digest=. Returns the digest.
+pub fn push_blob(c: &mut Client, data: &[u8], chunks: usize) -> String {
+    let digest = sha256(data);
+    let r = c.request("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], b"");
+    assert_eq!(r.status, 202, "{r:?}");
+    let mut loc = r.header("location").unwrap().to_string();
+    let step = data.len().div_ceil(chunks.max(1)).max(1);
+    for (i, part) in data.chunks(step).enumerate() {
+        let start = i * step;
+        let range = format!("{}-{}", start, start + part.len() - 1);
+        let r = c.request(
+            "PATCH",
+            &loc,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", &range),
+            ],
+            part,
+        );
+        assert_eq!(r.status, 202, "{r:?}");
+        assert_eq!(
+            r.header("range"),
+            Some(range.replacen(&start.to_string(), "0", 1).as_str())
+        );
+        loc = r.header("location").unwrap().to_string();
+    }
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c.request("PUT", &format!("{loc}{sep}digest={digest}"), &[], b"");
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+    digest
+}
+
+/// Standard base64 (with padding), for Basic credentials.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `Basic base64(user:token)`.
+pub fn basic(token: &str) -> String {
+    format!("Basic {}", base64(format!("ci:{token}").as_bytes()))
+}
+
+/// `Bearer <token>`.
+pub fn bearer_header(token: &str) -> String {
+    format!("Bearer {token}")
+}
