@@ -458,3 +458,11 @@ fn chunk_framing_counts_against_a_gathered_body_limit() {
     let rs = h.send_raw(&raw, &[false]);
     assert_eq!(rs[0].status, 413);
 }
+
+#[test]
+fn connections_and_needs_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Connection>();
+    send::<berth_core::Need<'static>>();
+    send::<Reply>();
+}

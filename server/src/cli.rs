@@ -39,7 +39,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Print every setting with its default and the reason for it.
+    /// Print every setting with its default and the reason for it, as a TOML file.
     Defaults,
 }
 

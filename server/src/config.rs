@@ -35,6 +35,12 @@ pub struct Config {
     pub limits: Limits,
     /// How long in-flight requests may run after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    /// How long a response may wait on a client that reads nothing.
+    pub send_timeout: Duration,
+    /// Blobs up to this size share pack files; larger ones become packs of their own.
+    pub small_blob_bytes: u64,
+    /// Upload sessions untouched this long are removed.
+    pub upload_expiry: Duration,
 }
 
 /// One setting: its file key, its default (as text, parsed like any other value) and why.
@@ -125,6 +131,21 @@ const KEYS: &[Key] = &[
         name: "discard_bytes",
         default: || Limits::default().discard_bytes.to_string(),
         why: "a small unwanted body is cheaper to skip than a reconnect; a large one is not",
+    },
+    Key {
+        name: "send_timeout",
+        default: || "60s".into(),
+        why: "a client that stops reading mid-download frees its connection and pack handle",
+    },
+    Key {
+        name: "small_blob_bytes",
+        default: || "1MiB".into(),
+        why: "small blobs share packs (fewer files); large ones are renamed into place, never copied",
+    },
+    Key {
+        name: "upload_expiry",
+        default: || "24h".into(),
+        why: "a client that vanished mid-push leaves its session; a day is longer than any real push",
     },
     Key {
         name: "shutdown_grace",
@@ -295,9 +316,9 @@ impl Config {
             manifest_bytes: size(l, "manifest_bytes", 1024, 64 << 20)?,
             web_body_bytes: size(l, "web_body_bytes", 0, 64 << 20)?,
             upload_bytes: upload_bytes(l)?,
-            header_timeout: duration(l, "header_timeout")?,
-            idle_timeout: duration(l, "idle_timeout")?,
-            body_timeout: duration(l, "body_timeout")?,
+            header_timeout: duration(l, "header_timeout", DAY)?,
+            idle_timeout: duration(l, "idle_timeout", DAY)?,
+            body_timeout: duration(l, "body_timeout", DAY)?,
             page_size: count(l, "page_size", 1, 100_000)?,
             discard_bytes: size(l, "discard_bytes", 0, 1 << 30)? as u64,
         };
@@ -309,7 +330,10 @@ impl Config {
             log_format: log_format(l)?,
             access_log: boolean(l, "access_log")?,
             limits,
-            shutdown_grace: duration(l, "shutdown_grace")?,
+            shutdown_grace: duration(l, "shutdown_grace", DAY)?,
+            send_timeout: duration(l, "send_timeout", DAY)?,
+            small_blob_bytes: size(l, "small_blob_bytes", 0, 1 << 30)? as u64,
+            upload_expiry: duration(l, "upload_expiry", 30 * DAY)?,
         })
     }
 }
@@ -422,14 +446,18 @@ fn upload_bytes(l: &Layers) -> Result<Option<u64>, ConfigError> {
     }
 }
 
-fn duration(l: &Layers, key: &'static str) -> Result<Duration, ConfigError> {
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+fn duration(l: &Layers, key: &'static str, max: Duration) -> Result<Duration, ConfigError> {
     let (v, src) = l.take(key);
-    let fix =
-        "use a duration from 1ms to 24h such as 500ms, 30s, 2m or 1h (a bare number is seconds)";
+    let fix = format!(
+        "use a duration from 1ms to {}h such as 500ms, 30s, 2m, 1h or 1d (a bare number is seconds)",
+        max.as_secs() / 3600
+    );
     let d =
-        parse_duration(v).ok_or_else(|| bad(key, src, format!("`{v}` is not a duration"), fix))?;
-    if d.is_zero() || d > Duration::from_secs(24 * 3600) {
-        return Err(bad(key, src, format!("`{v}` is out of range"), fix));
+        parse_duration(v).ok_or_else(|| bad(key, src, format!("`{v}` is not a duration"), &fix))?;
+    if d.is_zero() || d > max {
+        return Err(bad(key, src, format!("`{v}` is out of range"), &fix));
     }
     Ok(d)
 }
@@ -451,7 +479,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// `30`, `30s`, `500ms`, `2m`, `1h`.
+/// `30`, `30s`, `500ms`, `2m`, `1h`, `7d`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -462,14 +490,24 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "ms" => Some(Duration::from_millis(n)),
         "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
         "h" => n.checked_mul(3600).map(Duration::from_secs),
+        "d" => n.checked_mul(86_400).map(Duration::from_secs),
         _ => None,
     }
 }
 
-/// The documented defaults, for `berth serve --help` readers and the tests.
+/// Every setting with its default and reason, as a TOML file one can start from.
 pub fn describe_defaults() -> String {
     KEYS.iter()
-        .map(|k| format!("{} = {}  # {}\n", k.name, (k.default)(), k.why))
+        .map(|k| {
+            let v = (k.default)();
+            let bare = v.parse::<i64>().is_ok() || v == "true" || v == "false";
+            let v = if bare {
+                v
+            } else {
+                toml::Value::String(v).to_string()
+            };
+            format!("# {}\n{} = {}\n", k.why, k.name, v)
+        })
         .collect()
 }
 
@@ -500,6 +538,8 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.small_blob_bytes, 1 << 20);
+        assert_eq!(c.upload_expiry, DAY);
     }
 
     #[test]
@@ -620,7 +660,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration("1d"), Some(DAY));
+        assert_eq!(parse_duration("1w"), None);
     }
 
     #[test]
@@ -628,6 +669,13 @@ mod tests {
         for k in KEYS {
             assert!(!k.why.is_empty(), "{} has no reason", k.name);
         }
-        assert_eq!(describe_defaults().lines().count(), KEYS.len());
+        assert_eq!(describe_defaults().lines().count(), 2 * KEYS.len());
+        let f = file(&describe_defaults());
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let from_file = Config::load(&flags, &[]).unwrap();
+        assert_eq!(from_file, Config::load(&Flags::default(), &[]).unwrap());
     }
 }

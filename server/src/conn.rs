@@ -13,7 +13,7 @@ use mio::net::TcpStream;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Queued output above which the connection stops reading: pipelined requests wait in the
 /// socket, not in our memory.
@@ -48,6 +48,9 @@ pub struct Conn {
     since_done: u64,
     /// The deadline registered in the reactor's timer set.
     pub timer: Option<Instant>,
+    /// Since when queued output has waited on a socket that takes nothing: a client that
+    /// stopped reading is dropped `send_timeout` later.
+    stalled_since: Option<Instant>,
     /// The last flush stopped at its budget: the reactor must drive us again without
     /// waiting for an event.
     pub again: bool,
@@ -67,6 +70,7 @@ impl Conn {
             dead: false,
             since_done: 0,
             timer: None,
+            stalled_since: None,
             again: false,
         }
     }
@@ -136,6 +140,11 @@ impl Conn {
                     if how == Flushed::Budget {
                         self.again = true;
                     }
+                    self.stalled_since = match how {
+                        Flushed::Drained => None,
+                        _ if sent > 0 => Some(now),
+                        _ => self.stalled_since.or(Some(now)),
+                    };
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "write failed; closing connection");
@@ -172,9 +181,27 @@ impl Conn {
         self.on_ready(sh, now)
     }
 
-    /// The core's deadline passed.
+    /// The earliest of the core's deadline and the send-stall deadline.
+    pub fn deadline(&self, send_timeout: Duration) -> Option<Instant> {
+        let stall = self.stalled_since.map(|t| t + send_timeout);
+        match (self.proto.deadline(), stall) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A deadline passed: the client stopped reading, or the core's own.
     pub fn on_timeout(&mut self, sh: &Shared, now: Instant) -> Step {
-        self.input(sh, Input::Timeout(now), now);
+        if self
+            .stalled_since
+            .is_some_and(|t| t + sh.send_timeout <= now)
+        {
+            tracing::debug!("client stopped reading its response; closing");
+            return Step::Close;
+        }
+        if self.proto.deadline().is_some_and(|d| d <= now) {
+            self.input(sh, Input::Timeout(now), now);
+        }
         self.on_ready(sh, now)
     }
 

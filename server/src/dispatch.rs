@@ -1,7 +1,9 @@
 //! The one place where the core's questions meet the engine: converts core nouns
 //! (`Digest`, `RepoName`, `Reference`, ...) to engine nouns (`BlobKey`, `&str`, ...) and back,
 //! answers cheap needs inline on the reactor (MVCC reads, page-cache appends), and packages
-//! blocking ones (commits, deletes) as `Work` for the worker pool.
+//! blocking ones (anything that waits on the engine's commit thread: finishes, manifest
+//! puts, deletes, mounts; and `/metrics`, which scans the store) as `Work` for the worker
+//! pool.
 //!
 //! `Finish::Committed` and `Mount::Mounted` are built only from an engine `Durable<_>`: no
 //! 201 leaves before the bytes and the metadata naming them are on disk.
@@ -19,7 +21,6 @@ use berth_engine::{
     ManifestRef, PutManifestError, ReferrerRec, StoreError, UploadStatus,
 };
 use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The store as the server sees it.
@@ -75,19 +76,12 @@ pub struct CheckOutcome {
 impl Store {
     /// Opens the engine in `cfg.data` (which `datadir::prepare` has made and locked).
     pub fn open(cfg: &Config, metrics: Arc<Metrics>) -> Result<Store, String> {
-        Store::open_dir(&cfg.data, cfg.limits.upload_bytes, metrics)
-    }
-
-    pub fn open_dir(
-        dir: &Path,
-        max_upload_bytes: Option<u64>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Store, String> {
         let opts = EngineOptions {
-            max_upload_bytes,
-            ..EngineOptions::default()
+            small_blob_bytes: cfg.small_blob_bytes,
+            max_upload_bytes: cfg.limits.upload_bytes,
+            upload_expiry_secs: cfg.upload_expiry.as_secs().max(1),
         };
-        let engine = Engine::open(dir, opts).map_err(|e| e.to_string())?;
+        let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
         Ok(Store { engine, metrics })
     }
 
@@ -125,7 +119,18 @@ impl Store {
                 e.stat_blob(repo.as_str(), &key(&digest))
                     .map(|l| Reply::Blob(l.map(info))),
             ),
+            // Session rows are posted to the engine's commit thread without waiting, so
+            // opening and cancelling cost a file create or unlink: inline.
             Need::StartUpload { repo } => failed(e.start_upload(repo.as_str()).and_then(upload)),
+            Need::CancelUpload { repo, upload } => {
+                failed(e.cancel_upload(repo.as_str(), upload.as_str()).map(|gone| {
+                    Reply::Deleted(if gone {
+                        Deleted::Done
+                    } else {
+                        Deleted::NotFound
+                    })
+                }))
+            }
             Need::UploadStatus { repo, upload: id } => failed(
                 e.upload_status(repo.as_str(), id.as_str())
                     .and_then(|s| s.map(upload_info).transpose())
@@ -144,15 +149,6 @@ impl Store {
                 Err(AppendError::Unknown) => Reply::Upload(None),
                 Err(err) => Reply::Failed(err.to_string()),
             },
-            Need::CancelUpload { repo, upload } => {
-                failed(e.cancel_upload(repo.as_str(), upload.as_str()).map(|gone| {
-                    Reply::Deleted(if gone {
-                        Deleted::Done
-                    } else {
-                        Deleted::NotFound
-                    })
-                }))
-            }
             Need::GetManifest { repo, reference } => {
                 let k;
                 let r = match &reference {

@@ -2,6 +2,24 @@
 //! the configuration, prepares the data directory and runs the event loops (DESIGN.md,
 //! server/). Start-up problems are reported as one line saying what to do, with exit code 2.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+/// `println!` that ignores a closed stdout: a start-up or shutdown line must never panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! warn_out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod cli;
 mod config;
 mod conn;
@@ -41,7 +59,7 @@ fn main() -> ExitCode {
             config,
         }),
         Command::Defaults => {
-            print!("{}", config::describe_defaults());
+            say!("{}", config::describe_defaults().trim_end());
             ExitCode::SUCCESS
         }
     }
@@ -54,7 +72,7 @@ fn env_vars() -> Vec<(String, String)> {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("berth: {msg}");
+    warn_out!("berth: {msg}");
     ExitCode::from(EXIT_SETUP)
 }
 
@@ -68,6 +86,7 @@ fn serve(flags: Flags) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
+    raise_fd_limit();
     let listener = match std::net::TcpListener::bind(cfg.listen) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -95,7 +114,7 @@ fn serve(flags: Flags) -> ExitCode {
             ))
         }
     };
-    println!(
+    say!(
         "berth: listening on http://{addr}, data in {}",
         dir.path.display()
     );
@@ -105,16 +124,36 @@ fn serve(flags: Flags) -> ExitCode {
     drop(dir);
     match end {
         Ok(reactor::ServeEnd::Clean) => {
-            println!("berth: stopped");
+            say!("berth: stopped");
             ExitCode::SUCCESS
         }
         Ok(reactor::ServeEnd::Failed) => {
-            eprintln!("berth: stopped after an internal error (see the log above)");
+            warn_out!("berth: stopped after an internal error (see the log above)");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("berth: cannot start the event loops: {e}");
+            warn_out!("berth: cannot start the event loops: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lifts the soft limit on open descriptors to the hard limit: each connection is one, and
+/// the common soft default (1024) would cap the registry near a thousand clients.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit reads the rlimit struct we own; failure leaves the old limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            tracing::debug!("cannot raise the open-file limit; keeping the current one");
         }
     }
 }
@@ -142,20 +181,20 @@ fn check(flags: Flags) -> ExitCode {
     match store.check() {
         Ok(r) => {
             for line in &r.repaired {
-                println!("repaired: {line}");
+                say!("repaired: {line}");
             }
             for line in &r.problems {
-                println!("problem: {line}");
+                say!("problem: {line}");
             }
             if r.problems.is_empty() {
-                println!(
+                say!(
                     "berth: store in {} is consistent ({} repaired)",
                     dir.path.display(),
                     r.repaired.len()
                 );
                 ExitCode::SUCCESS
             } else {
-                println!(
+                say!(
                     "berth: store in {} has {} problem(s)",
                     dir.path.display(),
                     r.problems.len()
@@ -164,7 +203,7 @@ fn check(flags: Flags) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("berth: check failed: {e}");
+            warn_out!("berth: check failed: {e}");
             ExitCode::FAILURE
         }
     }

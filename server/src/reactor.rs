@@ -9,6 +9,9 @@
 //! a connection was parked on a worker is made up for by driving it as soon as the answer
 //! arrives.
 
+// The one reader of the clock (see .clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use crate::config::Config;
 use crate::conn::{Conn, Step};
 use crate::dispatch::Store;
@@ -25,6 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Wait before retrying `accept` after it failed for want of descriptors or memory.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 
@@ -38,6 +44,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     pub access_log: bool,
     pub grace: Duration,
+    /// How long queued output may wait on a client that reads nothing.
+    pub send_timeout: Duration,
     /// Set once by the signal handler thread: stop accepting, drain, exit.
     pub shutdown: AtomicBool,
     /// Set by a reactor that died of an I/O error, so the process exits non-zero.
@@ -68,6 +76,8 @@ struct Reactor {
     sh: Arc<Shared>,
     /// When shutting down: the end of the grace period.
     draining: Option<Instant>,
+    /// When to call `accept` again after it failed (see `accept`).
+    accept_retry: Option<Instant>,
 }
 
 /// Runs the server until SIGINT/SIGTERM, then drains and returns.
@@ -113,6 +123,7 @@ pub fn serve(
         limits: Arc::new(cfg.limits.clone()),
         access_log: cfg.access_log,
         grace: cfg.shutdown_grace,
+        send_timeout: cfg.send_timeout,
         shutdown: AtomicBool::new(false),
         failed: AtomicBool::new(false),
     });
@@ -133,6 +144,7 @@ pub fn serve(
             sockets,
             sh: sh.clone(),
             draining: None,
+            accept_retry: None,
         };
         if let Some(l) = r.listener.as_mut() {
             r.poll
@@ -142,12 +154,19 @@ pub fn serve(
         let t = std::thread::Builder::new()
             .name(format!("berth-reactor-{idx}"))
             .spawn(move || {
-                if let Err(e) = r.run() {
-                    tracing::error!(reactor = r.idx, error = %e, "event loop failed; shutting down");
-                    r.sh.failed.store(true, SeqCst);
-                    // Let the signal thread run the ordinary shutdown.
-                    let _ = signal_hook::low_level::raise(SIGTERM);
-                }
+                // A panic here is a bug; a process with a dead event loop would half-serve,
+                // so either way the whole server shuts down and exits non-zero.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+                let why = match outcome {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "panic".to_string(),
+                };
+                tracing::error!(reactor = r.idx, error = %why, "event loop failed; shutting down");
+                logging::flush();
+                r.sh.failed.store(true, SeqCst);
+                // Let the signal thread run the ordinary shutdown.
+                let _ = signal_hook::low_level::raise(SIGTERM);
             })?;
         threads.push(t);
     }
@@ -159,7 +178,7 @@ pub fn serve(
         _ => "SIGTERM",
     };
     if !sh.failed.load(SeqCst) {
-        println!(
+        say!(
             "berth: {name} received; finishing requests in flight (up to {:?}), then exiting",
             cfg.shutdown_grace
         );
@@ -167,7 +186,7 @@ pub fn serve(
     // A second signal means "now": the store is crash-safe, so exiting is safe.
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
-            eprintln!("berth: second signal; exiting without waiting");
+            warn_out!("berth: second signal; exiting without waiting");
             std::process::exit(130);
         }
     });
@@ -211,8 +230,10 @@ impl Reactor {
                 }
                 break Err(e);
             }
-            let now = Instant::now();
             for ev in events.iter() {
+                // Read per event, not per batch: a batch may hold many appends, and each
+                // request's duration and next deadline should start from its own moment.
+                let now = Instant::now();
                 match ev.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
@@ -225,6 +246,7 @@ impl Reactor {
                     }
                 }
             }
+            let now = Instant::now();
             self.completions(now);
             self.adopt(now);
             for t in std::mem::take(&mut self.again) {
@@ -233,6 +255,10 @@ impl Reactor {
                 }
             }
             self.expire(now);
+            if self.accept_retry.is_some_and(|at| at <= now) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
             if self.sh.shutdown.load(SeqCst) && self.drain_for_shutdown(now) {
                 break Ok(());
             }
@@ -248,12 +274,15 @@ impl Reactor {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let timer = self.timers.first().map(|(at, _)| *at);
-        let next = match (timer, self.draining) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        next.map(|at| at.saturating_duration_since(now))
+        [
+            self.timers.first().map(|(at, _)| *at),
+            self.draining,
+            self.accept_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(now))
     }
 
     fn conn(&mut self, t: usize) -> Option<&mut Conn> {
@@ -276,9 +305,11 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
-                    // Out of descriptors or memory: the pending connections stay queued in
-                    // the kernel and are taken on the next readiness edge.
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of descriptors or memory. The pending connections stay queued in
+                    // the kernel, but no new edge comes for them until another arrives:
+                    // try again shortly, when closes may have freed descriptors.
+                    tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
                     return;
                 }
             }
@@ -353,18 +384,17 @@ impl Reactor {
             self.sh.shard(self.idx).opened();
         }
         // A handed-over socket's readiness edge went to the other reactor's poll.
-        let step = c.on_ready(&self.sh.clone(), now);
+        let step = c.on_ready(&self.sh, now);
         self.conns[t] = Some(c);
         self.settle(t, step);
     }
 
     /// Runs `f` on connection `t` and files the outcome: close, timer, flush-again.
     fn drive(&mut self, t: usize, _now: Instant, f: impl FnOnce(&mut Conn, &Shared) -> Step) {
-        let sh = self.sh.clone();
-        let Some(c) = self.conn(t) else {
+        let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
             return;
         };
-        let step = f(c, &sh);
+        let step = f(c, &self.sh);
         self.settle(t, step);
     }
 
@@ -376,7 +406,7 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
             return;
         };
-        let want = c.proto.deadline();
+        let want = c.deadline(self.sh.send_timeout);
         if want != c.timer {
             if let Some(old) = c.timer {
                 self.timers.remove(&(old, t));
@@ -431,7 +461,7 @@ impl Reactor {
             self.drive(t, now, |c, sh| {
                 let step = c.on_timeout(sh, now);
                 // A deadline still in the past after its timeout would spin this loop.
-                if step == Step::Alive && c.proto.deadline().is_some_and(|d| d <= now) {
+                if step == Step::Alive && c.deadline(sh.send_timeout).is_some_and(|d| d <= now) {
                     tracing::error!("connection deadline did not advance after a timeout; closing");
                     return Step::Close;
                 }

@@ -1,6 +1,9 @@
 //! The real `berth` binary on a loopback port with a temporary data directory, driven by a
 //! small HTTP/1.1 client over `std::net::TcpStream`.
 
+// Tests measure wall time and wait for the process: the server's clock rule is not theirs.
+#![allow(clippy::disallowed_methods)]
+
 use sha2::{Digest as _, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -32,24 +35,37 @@ impl Server {
     }
 
     fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
-        let mut child = berth(&[
+        let mut cmd = berth(&[
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--data",
             data.to_str().unwrap(),
-        ])
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn berth");
+        ]);
+        cmd.envs(env.iter().copied());
+        Server::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        let data = cmd
+            .get_args()
+            .skip_while(|a| *a != "--data")
+            .nth(1)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn berth");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         // "berth: listening on http://127.0.0.1:PORT, data in DIR"
         assert!(line.starts_with("berth: listening on http://"), "{line}");
-        assert!(line.contains(data.to_str().unwrap()), "{line}");
+        assert!(line.contains(&data), "{line}");
         let addr = line["berth: listening on http://".len()..]
             .split(',')
             .next()
@@ -600,4 +616,164 @@ fn connections_spread_evenly_over_the_event_loops() {
     assert_eq!(per.iter().sum::<i64>(), 30);
     let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
     assert!(hi - lo <= 2, "uneven: {per:?}");
+}
+
+#[test]
+fn concurrent_pushes_and_pulls_each_get_their_own_bytes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_WORKERS", "2")]);
+    let addr = srv.addr;
+    let threads: Vec<_> = (0..8u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                // Sizes straddle the shared-pack threshold (1 MiB).
+                let data = pattern(300_000 + (i as usize) * 150_000, 100 + i);
+                let d = push_blob(&mut c, &data, 1 + i as usize % 3);
+                for _ in 0..3 {
+                    let r = c.get(&format!("/v2/{REPO}/blobs/{d}"));
+                    assert_eq!(r.status, 200);
+                    assert!(r.body == data, "blob {i} came back different");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let text = String::from_utf8(srv.client().get("/metrics").body).unwrap();
+    assert!(text.contains("berth_storage_blobs 8"), "{text}");
+    assert!(
+        text.contains("berth_worker_jobs_in_flight 1\n"),
+        "only /metrics itself: {text}"
+    );
+}
+
+#[test]
+fn connections_beyond_the_descriptor_limit_wait_and_are_served_once_others_close() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = berth(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
+    // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let srv = Server::spawn(cmd);
+    let mut waiting: Vec<TcpStream> = (0..90)
+        .map(|_| {
+            let mut s = TcpStream::connect(srv.addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            s
+        })
+        .collect();
+    let t = Instant::now();
+    let mut rounds = 0;
+    while !waiting.is_empty() && t.elapsed() < Duration::from_secs(20) {
+        rounds += 1;
+        // Answered connections are closed, which frees the server's descriptors.
+        waiting.retain_mut(|s| {
+            let mut b = [0u8; 256];
+            !matches!(s.read(&mut b), Ok(n) if n > 0 && b.starts_with(b"HTTP/1.1 200"))
+        });
+    }
+    assert!(
+        waiting.is_empty(),
+        "{} connections never served after {rounds} rounds",
+        waiting.len()
+    );
+    assert!(rounds > 1, "the limit never bit; the test proves nothing");
+}
+
+#[test]
+fn a_truncated_pack_fails_check_and_its_blob_is_cut_short_not_hung() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(3_000_000, 9); // above the shared-pack threshold: a pack of its own
+    let digest = {
+        let srv = Server::start(dir.path());
+        push_blob(&mut srv.client(), &data, 1)
+    };
+    let pack = std::fs::read_dir(dir.path().join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(1_000_000)
+        .unwrap();
+
+    let out = berth(&["check", "--data", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("problem:"));
+
+    // Serving what is left: the response promises 3 MB, the pack has less. The connection
+    // must end (the client sees a short body), not wait forever.
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    c.send("GET", &format!("/v2/{REPO}/blobs/{digest}"), &[], b"");
+    let mut got = Vec::new();
+    let t = Instant::now();
+    loop {
+        let mut b = vec![0u8; 1 << 16];
+        match c.s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "connection left hanging"
+        );
+    }
+    if got.starts_with(b"HTTP/1.1 200") {
+        assert!(
+            got.len() < 3_000_000,
+            "a short pack cannot yield the whole blob"
+        );
+    }
+    // And the server still serves others.
+    assert_eq!(srv.client().get("/healthz").status, 200);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_SEND_TIMEOUT", "1s")]);
+    let data = pattern(64 << 20, 5);
+    let digest = push_blob(&mut srv.client(), &data, 1);
+    let mut c = srv.client();
+    c.send("GET", &format!("/v2/{REPO}/blobs/{digest}"), &[], b"");
+    std::thread::sleep(Duration::from_millis(2500));
+    // Drain what the kernel buffered; the server must have given up before the end.
+    let mut total = 0usize;
+    loop {
+        let mut b = vec![0u8; 1 << 20];
+        match c.s.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < 64 << 20, "the whole blob arrived: {total} bytes");
+    let text = String::from_utf8(srv.client().get("/metrics").body).unwrap();
+    assert!(text.contains("berth_connections_open 1\n"), "{text}");
 }
