@@ -240,3 +240,47 @@ fn acknowledged_pushes_survive_an_immediate_kill_9() {
     reg.stop();
     reg.assert_check_clean();
 }
+
+/// The crash tests lean on `berth check`; it must actually look at blob bytes, or a clean
+/// check would prove nothing. Flip one byte of a stored blob on disk: check must fail.
+#[test]
+fn berth_check_fails_on_a_blob_corrupted_on_disk() {
+    let mut reg = Registry::start();
+    let mut c = reg.client();
+    let blob = Blob::new(content::OCI_LAYER_GZIP, content::random_bytes(256 * 1024));
+    c.push_blob(NAME, &blob);
+    drop(c);
+    reg.stop();
+    reg.assert_check_clean();
+
+    // Find the blob's bytes in whatever file the store keeps them and flip one in the middle.
+    let needle = &blob.bytes[100_000..100_064];
+    let mut flipped = false;
+    let mut stack = vec![reg.data_dir()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read data dir") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let mut bytes = std::fs::read(&p).expect("read store file");
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                bytes[at + 10] ^= 0xff;
+                std::fs::write(&p, &bytes).expect("write store file");
+                flipped = true;
+            }
+        }
+    }
+    assert!(
+        flipped,
+        "blob bytes not found verbatim anywhere under the data folder"
+    );
+    let out = reg.check();
+    assert!(
+        !out.status.success(),
+        "berth check exited 0 on a store with a corrupted blob:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,14 @@
+//! Every end-to-end test in one test binary: each file below would otherwise be its own
+//! crate with its own (LTO) link, which costs more CI time than the tests themselves.
+//! Run one group with `cargo nextest run -p berth-tests conformance_push::` (or `skopeo::`,
+//! `crash::`, ...). The binary under test is found as `berth_tests::binary` says.
+
+mod conformance_discovery;
+mod conformance_management;
+mod conformance_pull;
+mod conformance_push;
+mod crash;
+mod docker;
+mod podman;
+mod robustness;
+mod skopeo;
