@@ -43,6 +43,9 @@ pub enum Command {
         /// TOML configuration file
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Check structure only, without re-hashing every stored blob (fast on large stores)
+        #[arg(long)]
+        quick: bool,
     },
     /// Print every setting with its default and the reason for it, as a TOML file.
     Defaults,

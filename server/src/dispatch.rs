@@ -20,8 +20,8 @@ use berth_core::{
     Page, Referrer, Reply, UploadInfo, WebRequest,
 };
 use berth_engine::{
-    Alg, AppendError, BlobKey, BlobLoc, DeleteOutcome, Engine, EngineOptions, FinishError,
-    ManifestRef, PutManifestError, ReferrerRec, StoreError, UploadStatus,
+    Alg, AppendError, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, Engine, EngineOptions,
+    FinishError, ManifestRef, PutManifestError, ReferrerRec, StoreError, UploadStatus,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -192,8 +192,11 @@ impl Store {
         }
     }
 
-    pub fn check(&self) -> Result<CheckOutcome, String> {
-        let r = self.engine.check().map_err(|e| e.to_string())?;
+    pub fn check(&self, rehash: bool) -> Result<CheckOutcome, String> {
+        let r = self
+            .engine
+            .check_with(CheckOptions { rehash })
+            .map_err(|e| e.to_string())?;
         Ok(CheckOutcome {
             problems: r.problems,
             repaired: r.repaired,

@@ -60,12 +60,19 @@ fn main() -> ExitCode {
             config,
             public_url,
         }),
-        Command::Check { data, config } => check(Flags {
-            listen: None,
+        Command::Check {
             data,
             config,
-            public_url: None,
-        }),
+            quick,
+        } => check(
+            Flags {
+                listen: None,
+                data,
+                config,
+                public_url: None,
+            },
+            !quick,
+        ),
         Command::Defaults => {
             say!("{}", config::describe_defaults().trim_end());
             ExitCode::SUCCESS
@@ -215,7 +222,8 @@ fn raise_fd_limit() {
     }
 }
 
-fn check(flags: Flags) -> ExitCode {
+/// `rehash`: re-read every blob and compare it with its digest, so bit rot on disk is found.
+fn check(flags: Flags, rehash: bool) -> ExitCode {
     let cfg = match Config::load(&flags, &env_vars()) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -235,7 +243,7 @@ fn check(flags: Flags) -> ExitCode {
             ))
         }
     };
-    match store.check() {
+    match store.check(rehash) {
         Ok(r) => {
             for line in &r.repaired {
                 say!("repaired: {line}");
