@@ -34,6 +34,8 @@ step "cargo build --release -p berth-server"
 cargo build --release -p berth-server
 export BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth"
 
+# Tests build in the dev profile (dependencies optimised, see Cargo.toml): far quicker to
+# compile than the LTO release profile; the end-to-end tests still drive the release binary.
 # End-to-end tests mostly wait on sockets and child processes, so more test processes
 # than cores keeps 2 cores busy; each test owns its server, ports and folders.
 threads=${BERTH_TEST_THREADS:-4}
@@ -41,13 +43,13 @@ summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest does not run doctests: run them first, so the suite's summary comes last.
-    step "cargo test --workspace --release --doc"
-    cargo test --workspace --release --doc
-    step "cargo nextest run --workspace --release (${threads} at a time)"
-    cargo nextest run --workspace --release --no-fail-fast --test-threads "$threads" 2>&1 | tee "$summary"
+    step "cargo test --workspace --doc"
+    cargo test --workspace --doc
+    step "cargo nextest run --workspace (${threads} at a time)"
+    cargo nextest run --workspace --no-fail-fast --test-threads "$threads" 2>&1 | tee "$summary"
 else
-    step "cargo test --workspace --release"
-    cargo test --workspace --release --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$summary"
+    step "cargo test --workspace"
+    cargo test --workspace --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$summary"
 fi
 
 if [[ -d fuzz ]]; then
