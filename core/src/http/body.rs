@@ -151,7 +151,7 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
                 value,
                 digits,
                 line,
-            } => match hex(b) {
+            } => match super::percent::hex_value(b) {
                 Some(d) => {
                     if digits >= 15 {
                         return Err(BodyError("chunk size too large"));
@@ -248,15 +248,6 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
     } else {
         Step::Framing(i)
     })
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

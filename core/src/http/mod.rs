@@ -2,4 +2,5 @@
 
 pub mod body;
 pub mod head;
+pub mod percent;
 pub mod response;

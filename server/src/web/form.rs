@@ -2,6 +2,8 @@
 //! POST body: `&`-separated, `+` is a space, `%XX` a byte. Undecodable escapes are kept
 //! literally rather than refused: the values are then checked by whoever reads them.
 
+use berth_core::http::percent::percent_decode;
+
 /// Every `key=value` pair, in order (keys may repeat: `scope` does).
 pub fn pairs(s: &str) -> Vec<(String, String)> {
     s.split('&')
@@ -30,33 +32,7 @@ pub fn all<'a>(pairs: &'a [(String, String)], key: &'a str) -> impl Iterator<Ite
 }
 
 fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    percent_decode(s, true).into_owned()
 }
 
 #[cfg(test)]
