@@ -52,6 +52,8 @@ impl Podman {
         std::fs::create_dir_all(scratch.join("root")).expect("podman root");
         std::fs::create_dir_all(scratch.join("runroot")).expect("podman runroot");
         std::fs::create_dir_all(scratch.join("tmp")).expect("podman tmp");
+        // podman refuses a REGISTRY_AUTH_FILE that does not exist: start with no credentials.
+        std::fs::write(scratch.join("auth.json"), r#"{"auths":{}}"#).expect("podman auth file");
         Podman {
             root: scratch.to_path_buf(),
         }
