@@ -63,7 +63,13 @@ impl Podman {
     /// file; later pulls and pushes present it.
     pub fn login(&self, host: &str, token: &str) -> String {
         self.cmd()
-            .args(["login", "--tls-verify=false", "--username", "berth", "--password"])
+            .args([
+                "login",
+                "--tls-verify=false",
+                "--username",
+                "berth",
+                "--password",
+            ])
             .arg(token)
             .arg(host)
             .run()
@@ -176,7 +182,11 @@ impl Dockerd {
     /// containerd's `ctr` on the containerd this dockerd started (under its exec-root), in
     /// a namespace of its own.
     pub fn ctr(&self) -> Cmd {
-        let sock = self.dir.join("exec").join("containerd").join("containerd.sock");
+        let sock = self
+            .dir
+            .join("exec")
+            .join("containerd")
+            .join("containerd.sock");
         require_tool("ctr");
         Cmd::tool("ctr")
             .arg("--address")

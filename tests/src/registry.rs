@@ -89,7 +89,9 @@ impl Registry {
         admin.create_org(ORG);
         let slug = admin.create_registry(ORG, REGISTRY, false);
         assert_eq!(slug, REGISTRY);
-        self.token = admin.create_token(ORG, &["write_packages"], &[], None).token;
+        self.token = admin
+            .create_token(ORG, &["write_packages"], &[], None)
+            .token;
         let auth = format!(
             r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
             self.host(),

@@ -36,7 +36,8 @@ fn assert_nothing_stored(reg: &Registry, name: &str, img: &Image) {
     c.head(&format!("/v2/{name}/manifests/{}", img.manifest.digest))
         .expect(404);
     for b in img.blobs() {
-        c.head(&format!("/v2/{name}/blobs/{}", b.digest)).expect(404);
+        c.head(&format!("/v2/{name}/blobs/{}", b.digest))
+            .expect(404);
     }
     let tags = c.get(&format!("/v2/{name}/tags/list"));
     if tags.status == 200 {
@@ -46,6 +47,27 @@ fn assert_nothing_stored(reg: &Registry, name: &str, img: &Image) {
     } else {
         tags.expect(404);
     }
+}
+
+/// A client command failed, and for the reason under test: the registry refused access (not
+/// TLS, not a crash of the client).
+#[track_caller]
+fn assert_refused_for_access(what: &str, out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(!out.status.success(), "{what} succeeded:\n{stderr}");
+    assert!(
+        [
+            "denied",
+            "unauthorized",
+            "authentication required",
+            "invalid username/password",
+            "403",
+            "401"
+        ]
+        .iter()
+        .any(|w| stderr.contains(w)),
+        "{what} failed, but not because access was refused:\n{stderr}"
+    );
 }
 
 /// `GET /auth/token?service=berth&scope=…` with `authorization` (if any) → the 200 body's
@@ -132,18 +154,20 @@ fn docker_login_then_push_and_pull_with_a_write_token() {
         .arg(format!("berth_pat_{}", "x".repeat(40)))
         .arg(&host)
         .output();
-    assert!(
-        !bad.status.success(),
-        "docker login succeeded with a token that does not exist:\n{}",
-        String::from_utf8_lossy(&bad.stdout)
-    );
+    assert_refused_for_access("docker login with a token that does not exist", &bad);
 
     let out = dockerd.login(&host, reg.token());
     assert!(out.contains("Login Succeeded"), "docker login: {out}");
     dockerd.docker().arg("load").arg("-i").arg(&archive).run();
     let loaded_id = dockerd
         .docker()
-        .args(["image", "inspect", "--format", "{{.Id}}", "berth-e2e/auth:v1"])
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "berth-e2e/auth:v1",
+        ])
         .run();
     let remote = format!("{host}/{}", repo("docker/login:v1"));
     dockerd
@@ -164,7 +188,11 @@ fn docker_login_then_push_and_pull_with_a_write_token() {
         .docker()
         .args(["image", "inspect", "--format", "{{.Id}}", &remote])
         .run();
-    assert_eq!(pulled_id.trim(), loaded_id.trim(), "image id after push and pull");
+    assert_eq!(
+        pulled_id.trim(),
+        loaded_id.trim(),
+        "image id after push and pull"
+    );
 }
 
 #[test]
@@ -177,9 +205,15 @@ fn skopeo_login_then_copy_pushes_and_pulls_back_with_a_write_token() {
     let (_, bad) = skopeo()
         .args(["login", "--tls-verify=false", "--authfile"])
         .arg(&authfile)
-        .args(["--username", "berth", "--password", "berth_pat_wrong", &host])
+        .args([
+            "--username",
+            "berth",
+            "--password",
+            "berth_pat_wrong",
+            &host,
+        ])
         .output();
-    assert!(!bad.status.success(), "skopeo login with a bad token succeeded");
+    assert_refused_for_access("skopeo login with a bad token", &bad);
 
     skopeo_login(&authfile, &host, reg.token());
     let remote = format!("docker://{host}/{}", repo("skopeo/login:v1"));
@@ -203,23 +237,30 @@ fn podman_login_with_a_read_token_pulls_but_cannot_push() {
         &format!("docker://{}/{}", reg.host(), repo("podman/src:v1")),
         &[],
     );
-    let read = reg
-        .admin()
-        .create_token(ORG, &["read_packages"], &[], None);
+    let read = reg.admin().create_token(ORG, &["read_packages"], &[], None);
     let host = reg.host();
     let podman = Podman::new(&reg.scratch("podman"));
 
     let (_, bad) = podman
         .cmd()
-        .args(["login", "--tls-verify=false", "--username", "berth", "--password"])
+        .args([
+            "login",
+            "--tls-verify=false",
+            "--username",
+            "berth",
+            "--password",
+        ])
         .arg("berth_pat_wrong")
         .arg(&host)
         .output();
-    assert!(!bad.status.success(), "podman login with a bad token succeeded");
+    assert_refused_for_access("podman login with a bad token", &bad);
 
     podman.login(&host, &read.token);
     let src = format!("{host}/{}", repo("podman/src:v1"));
-    podman.cmd().args(["pull", "--tls-verify=false", &src]).run();
+    podman
+        .cmd()
+        .args(["pull", "--tls-verify=false", &src])
+        .run();
     let digest = podman
         .cmd()
         .args(["image", "inspect", "--format", "{{.Digest}}", &src])
@@ -232,11 +273,7 @@ fn podman_login_with_a_read_token_pulls_but_cannot_push() {
         .cmd()
         .args(["push", "--tls-verify=false", &dst])
         .output();
-    assert!(
-        !push.status.success(),
-        "podman pushed with a read-only token:\n{}",
-        String::from_utf8_lossy(&push.stderr)
-    );
+    assert_refused_for_access("podman push with a read-only token", &push);
     assert_nothing_stored(&reg, &repo("podman/refused"), &img);
 }
 
@@ -272,9 +309,7 @@ fn push_with_a_write_token_and_pull_with_a_read_token() {
 fn push_with_a_read_token_fails_in_the_client_and_stores_nothing() {
     let reg = Registry::start();
     let img = Image::random(2, 100_000);
-    let read = reg
-        .admin()
-        .create_token(ORG, &["read_packages"], &[], None);
+    let read = reg.admin().create_token(ORG, &["read_packages"], &[], None);
     let name = repo("tokens/refused");
     let (_, out) = berth_tests::clients::skopeo()
         .arg("copy")
@@ -284,22 +319,20 @@ fn push_with_a_read_token_fails_in_the_client_and_stores_nothing() {
         .arg(format!("docker://{}/{name}:v1", reg.host()))
         .limit(Duration::from_secs(120))
         .output();
-    assert!(
-        !out.status.success(),
-        "skopeo pushed with a read-only token:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_refused_for_access("skopeo push with a read-only token", &out);
     assert_nothing_stored(&reg, &name, &img);
 
     // Raw: Basic with the read token on a push is 403 DENIED naming the missing scope
     // (decision 5), and starts no upload.
     let mut c = reg.client_as(&read.token);
-    let r = c.send(
-        Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"),
-    );
+    let r =
+        c.send(Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"));
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.error_codes(), ["DENIED"], "{r:?}");
-    let msg = r.json()["errors"][0]["message"].as_str().unwrap_or("").to_string();
+    let msg = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(msg.contains("write_packages"), "{r:?}");
     assert!(r.header("Location").is_none(), "{r:?}");
 }
@@ -344,14 +377,12 @@ fn anonymous_pull_of_a_public_registry_works_with_skopeo_and_podman() {
         .cmd()
         .args(["push", "--tls-verify=false", &other])
         .output();
-    assert!(!push.status.success(), "anonymous podman push succeeded");
+    assert_refused_for_access("anonymous podman push", &push);
     assert_nothing_stored(&reg, &format!("{ORG}/{slug}/anon"), &img);
 
     // Made private again, the same anonymous pull is refused at once.
     admin.set_public(ORG, &slug, false);
-    let r = reg
-        .anonymous()
-        .get(&format!("/v2/{name}/manifests/v1"));
+    let r = reg.anonymous().get(&format!("/v2/{name}/manifests/v1"));
     assert_401_challenge(&reg, &r);
 }
 
@@ -439,9 +470,8 @@ fn registry_token_reads_its_registry_only() {
         .expect(404);
 
     // Read-only: a push into its own registry is denied, nothing is started or stored.
-    let r = c.send(
-        Request::post(&format!("/v2/{mine}/blobs/uploads/")).header("Content-Length", "0"),
-    );
+    let r =
+        c.send(Request::post(&format!("/v2/{mine}/blobs/uploads/")).header("Content-Length", "0"));
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.error_codes(), ["DENIED"], "{r:?}");
     let fresh = Image::random(1, 500);
@@ -466,9 +496,8 @@ fn registry_token_reads_its_registry_only() {
     );
     let mut b = reg.anonymous().with_auth(&bearer(&t));
     b.assert_manifest(&mine, "v1", &img.manifest);
-    let r = b.send(
-        Request::post(&format!("/v2/{mine}/blobs/uploads/")).header("Content-Length", "0"),
-    );
+    let r =
+        b.send(Request::post(&format!("/v2/{mine}/blobs/uploads/")).header("Content-Length", "0"));
     assert!(matches!(r.status, 401 | 403), "{r:?}");
 }
 
@@ -484,7 +513,10 @@ fn assert_refused_at_once(reg: &Registry, tok: &Token, end: impl FnOnce()) {
     );
     let path = format!("/v2/{name}/manifests/v1");
     reg.client_as(&tok.token).get(&path).expect(200);
-    reg.anonymous().with_auth(&bearer(&t)).get(&path).expect(200);
+    reg.anonymous()
+        .with_auth(&bearer(&t))
+        .get(&path)
+        .expect(200);
 
     end();
 
@@ -504,7 +536,11 @@ fn assert_refused_at_once(reg: &Registry, tok: &Token, end: impl FnOnce()) {
         assert_eq!(r.status, 401, "{what}, ping:\n{r:?}");
     }
     // Nor can it get a new bearer.
-    let r = token_get(reg, Some(&basic(&tok.token)), &[&format!("repository:{name}:pull")]);
+    let r = token_get(
+        reg,
+        Some(&basic(&tok.token)),
+        &[&format!("repository:{name}:pull")],
+    );
     assert_eq!(r.status, 401, "{r:?}");
     r.json();
 }
@@ -512,9 +548,7 @@ fn assert_refused_at_once(reg: &Registry, tok: &Token, end: impl FnOnce()) {
 #[test]
 fn revoked_token_is_refused_at_once_with_basic_and_with_a_bearer_issued_before() {
     let reg = Registry::start();
-    let tok = reg
-        .admin()
-        .create_token(ORG, &["read_packages"], &[], None);
+    let tok = reg.admin().create_token(ORG, &["read_packages"], &[], None);
     assert_refused_at_once(&reg, &tok, || reg.admin().revoke(&tok.id));
 }
 
@@ -523,11 +557,11 @@ fn expired_token_is_refused_at_once_with_basic_and_with_a_bearer_issued_before()
     let reg = Registry::start();
     let tok = reg
         .admin()
-        .create_token(ORG, &["read_packages"], &[], Some(3));
+        .create_token(ORG, &["read_packages"], &[], Some(4));
     let created = std::time::Instant::now();
     assert_refused_at_once(&reg, &tok, || {
-        // Whole seconds on the server's clock: wait past the next boundary after 3 s.
-        let left = Duration::from_secs(5).saturating_sub(created.elapsed());
+        // Whole seconds on the server's clock: wait past the next boundary after 4 s.
+        let left = Duration::from_secs(6).saturating_sub(created.elapsed());
         std::thread::sleep(left);
     });
 }
@@ -559,7 +593,11 @@ fn token_of_one_organisation_gets_404_in_another_like_a_missing_repository() {
         );
         assert_eq!(exists.0, 404, "{exists:?}");
         assert!(exists.1.contains("NAME_UNKNOWN"), "{exists:?}");
-        for missing in ["other/web/nothing", "other/nothing/app", "nosuchorg/web/app"] {
+        for missing in [
+            "other/web/nothing",
+            "other/nothing/app",
+            "nosuchorg/web/app",
+        ] {
             let m = seen(
                 &mut c,
                 missing,
@@ -572,9 +610,7 @@ fn token_of_one_organisation_gets_404_in_another_like_a_missing_repository() {
     assert_eq!(b.status, 404, "{b:?}");
     // A push there is refused the same way and stores nothing.
     let fresh = Image::random(1, 500);
-    let r = c.send(
-        Request::post("/v2/other/web/app/blobs/uploads/").header("Content-Length", "0"),
-    );
+    let r = c.send(Request::post("/v2/other/web/app/blobs/uploads/").header("Content-Length", "0"));
     assert_eq!(r.status, 404, "{r:?}");
     assert_eq!(r.error_codes(), ["NAME_UNKNOWN"], "{r:?}");
     let r = c.send(
@@ -636,9 +672,8 @@ fn token_flow_as_containerd_does_it_post_password_grant_then_get_fallback() {
     let mut b = reg.anonymous().with_auth(&bearer(&t));
     b.assert_manifest(&name, "v1", &img.manifest);
     // Scoped to what was asked: a push with this bearer needs a wider token.
-    let r = b.send(
-        Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"),
-    );
+    let r =
+        b.send(Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"));
     assert_eq!(r.status, 401, "{r:?}");
     let ch = r.must_header("WWW-Authenticate");
     assert_eq!(
@@ -685,6 +720,19 @@ fn token_flow_as_containerd_does_it_post_password_grant_then_get_fallback() {
         .get(&path)
         .expect(200);
 
+    // docker login's GET (§9.6): no scope, offline_token=true, client_id=docker. The token
+    // must pass the login check (GET /v2/ → 200) and come without a refresh_token, or docker
+    // would switch to the refresh grant that is not offered.
+    let r = reg.anonymous().send(
+        Request::get("/auth/token?account=berth&client_id=docker&offline_token=true&service=berth")
+            .header("Authorization", &basic(reg.token())),
+    );
+    let t = token_of(&r.expect(200));
+    reg.anonymous()
+        .with_auth(&bearer(&t))
+        .get("/v2/")
+        .expect(200);
+
     // Without credentials the GET form gives an anonymous token that grants nothing here.
     let t = bearer_from_get(&reg, None, &scope);
     let r = reg.anonymous().with_auth(&bearer(&t)).get(&path);
@@ -699,9 +747,7 @@ fn containerd_ctr_pulls_a_private_image_with_a_token() {
     let img = Image::random(2, 100_000);
     let name = repo("ctr/app");
     reg.client().push_image(&name, &img, "v1");
-    let read = reg
-        .admin()
-        .create_token(ORG, &["read_packages"], &[], None);
+    let read = reg.admin().create_token(ORG, &["read_packages"], &[], None);
     let host = reg.host();
     let dockerd = Dockerd::start(&reg.scratch("docker"), &host);
     let r = format!("{host}/{name}:v1");
@@ -710,12 +756,19 @@ fn containerd_ctr_pulls_a_private_image_with_a_token() {
         .ctr()
         .args(["content", "fetch", "--plain-http", &r])
         .output();
-    assert!(!anon.status.success(), "ctr fetched a private image anonymously");
+    assert_refused_for_access("anonymous ctr content fetch", &anon);
 
     let user = format!("berth:{}", read.token);
     let (_, out) = dockerd
         .ctr()
-        .args(["images", "pull", "--plain-http", "--http-dump", "--user", &user])
+        .args([
+            "images",
+            "pull",
+            "--plain-http",
+            "--http-dump",
+            "--user",
+            &user,
+        ])
         .args(["--snapshotter", "native", &r])
         .output();
     let dump = String::from_utf8_lossy(&out.stderr);
@@ -764,7 +817,11 @@ fn catalog_lists_only_what_the_caller_may_pull() {
             .as_array()
             .unwrap_or_else(|| panic!("{r:?}"))
             .iter()
-            .map(|s| s.as_str().expect("repository names are strings").to_string())
+            .map(|s| {
+                s.as_str()
+                    .expect("repository names are strings")
+                    .to_string()
+            })
             .collect()
     };
     let sorted = |v: &[&String]| {
@@ -774,7 +831,11 @@ fn catalog_lists_only_what_the_caller_may_pull() {
     };
     let [a, b, c, d, e] = &all;
     assert_eq!(catalog(&mut root), sorted(&[a, b, c, d, e]), "admin");
-    assert_eq!(catalog(&mut reg.client()), sorted(&[a, b, c, e]), "org write token");
+    assert_eq!(
+        catalog(&mut reg.client()),
+        sorted(&[a, b, c, e]),
+        "org write token"
+    );
     let only_side = admin.create_token(ORG, &["read_packages"], &[&side], None);
     assert_eq!(
         catalog(&mut reg.client_as(&only_side.token)),
@@ -791,16 +852,22 @@ fn catalog_lists_only_what_the_caller_may_pull() {
 }
 
 #[test]
-fn malformed_authorization_tampered_bearers_and_unparsable_scopes_get_401_or_400_with_error_json(
-) {
+fn malformed_authorization_tampered_bearers_and_unparsable_scopes_get_401_or_400_with_error_json() {
     // Every case here is a failed authentication; keep the per-IP slowdown out of the way.
     let reg = Registry::start_with_env(&[("BERTH_AUTH_MAX_FAILURES", "1000")]);
     let name = repo("app");
     let img = Image::random(1, 200);
     reg.client().push_image(&name, &img, "v1");
     let path = format!("/v2/{name}/manifests/v1");
-    let good = bearer_from_get(&reg, Some(&basic(reg.token())), &format!("repository:{name}:pull"));
-    reg.anonymous().with_auth(&bearer(&good)).get(&path).expect(200);
+    let good = bearer_from_get(
+        &reg,
+        Some(&basic(reg.token())),
+        &format!("repository:{name}:pull"),
+    );
+    reg.anonymous()
+        .with_auth(&bearer(&good))
+        .get(&path)
+        .expect(200);
 
     let parts: Vec<&str> = good.split('.').collect();
     assert_eq!(parts.len(), 3, "bearer token format bt1.claims.mac: {good}");
@@ -816,8 +883,14 @@ fn malformed_authorization_tampered_bearers_and_unparsable_scopes_get_401_or_400
     let no_mac = format!("{}.{}", parts[0], parts[1]);
     let mut cases: Vec<(&str, String)> = vec![
         ("Basic, not base64", "Basic !!!not-base64!!!".into()),
-        ("Basic without a colon", format!("Basic {}", berth_tests::auth::base64(b"no-colon"))),
-        ("Basic, unknown token", basic("berth_pat_0000000000000000000000000000000000000000")),
+        (
+            "Basic without a colon",
+            format!("Basic {}", berth_tests::auth::base64(b"no-colon")),
+        ),
+        (
+            "Basic, unknown token",
+            basic("berth_pat_0000000000000000000000000000000000000000"),
+        ),
         ("Basic, not a token", basic("hunter2")),
         ("empty Bearer", "Bearer".into()),
         ("unknown scheme", "Digest username=\"x\"".into()),
@@ -830,7 +903,9 @@ fn malformed_authorization_tampered_bearers_and_unparsable_scopes_get_401_or_400
     cases.push(("Bearer with spaces", format!("Bearer {good} extra")));
     for (what, auth) in &cases {
         for p in [path.as_str(), "/v2/"] {
-            let r = reg.anonymous().send(Request::get(p).header("Authorization", auth));
+            let r = reg
+                .anonymous()
+                .send(Request::get(p).header("Authorization", auth));
             assert_eq!(r.status, 401, "{what} on {p}:\n{r:?}");
             assert_eq!(r.error_codes(), ["UNAUTHORIZED"], "{what} on {p}:\n{r:?}");
             let ch = r.must_header("WWW-Authenticate");
@@ -843,7 +918,10 @@ fn malformed_authorization_tampered_bearers_and_unparsable_scopes_get_401_or_400
         // The token endpoint refuses the same credentials with JSON.
         if auth.starts_with("Basic") {
             let r = token_get(&reg, Some(auth), &[&format!("repository:{name}:pull")]);
-            assert!(matches!(r.status, 400 | 401), "{what} at /auth/token:\n{r:?}");
+            assert!(
+                matches!(r.status, 400 | 401),
+                "{what} at /auth/token:\n{r:?}"
+            );
             r.json();
         }
     }

@@ -139,7 +139,9 @@ fn missing_manifest_by_random_digest_or_tag_is_404_manifest_unknown() {
         assert_eq!(r.error_codes()[0], "MANIFEST_UNKNOWN", "{r:?}");
     }
     // A repository that was never pushed to.
-    let r = c.get("/v2/e2e/tests/never/pushed/manifests/latest").expect(404);
+    let r = c
+        .get("/v2/e2e/tests/never/pushed/manifests/latest")
+        .expect(404);
     let code = &r.error_codes()[0];
     assert!(
         code == "NAME_UNKNOWN" || code == "MANIFEST_UNKNOWN",

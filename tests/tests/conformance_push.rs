@@ -309,8 +309,10 @@ fn empty_blob_and_empty_json_blob_push_and_pull() {
     let loc = c.start_upload("e2e/tests/conformance/empty2");
     let r = close(&mut c, &loc, EMPTY_BLOB, &[]).expect(201);
     r.location();
-    c.get(&format!("/v2/e2e/tests/conformance/empty2/blobs/{EMPTY_BLOB}"))
-        .expect(200);
+    c.get(&format!(
+        "/v2/e2e/tests/conformance/empty2/blobs/{EMPTY_BLOB}"
+    ))
+    .expect(200);
 }
 
 /// T2's five bad-digest variants: every close whose digest does not name the bytes → 400.

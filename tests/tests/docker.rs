@@ -70,7 +70,9 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
         .chain([&manifest["config"]])
     {
         let digest = d["digest"].as_str().unwrap();
-        let b = c.get(&format!("/v2/e2e/tests/docker/app/blobs/{digest}")).expect(200);
+        let b = c
+            .get(&format!("/v2/e2e/tests/docker/app/blobs/{digest}"))
+            .expect(200);
         assert_eq!(berth_tests::sha256_digest(&b.body), digest);
         assert_eq!(b.body.len() as u64, d["size"].as_u64().unwrap());
     }

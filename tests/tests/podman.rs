@@ -67,7 +67,10 @@ fn podman_pulls_pushes_under_another_name_and_pulls_back_the_same_image() {
         "{h:?}"
     );
     let m = c
-        .get(&format!("/v2/e2e/tests/podman/dst/manifests/{}", pushed.trim()))
+        .get(&format!(
+            "/v2/e2e/tests/podman/dst/manifests/{}",
+            pushed.trim()
+        ))
         .expect(200);
     assert_eq!(berth_tests::sha256_digest(&m.body), pushed.trim());
 

@@ -283,8 +283,11 @@ fn upload_session_cannot_be_used_from_another_repository() {
         matches!(r.status, 400 | 404),
         "foreign repository close:\n{r:?}"
     );
-    c.head(&format!("/v2/e2e/tests/robust/two/blobs/{}", sha256_digest(&bytes)))
-        .expect(404);
+    c.head(&format!(
+        "/v2/e2e/tests/robust/two/blobs/{}",
+        sha256_digest(&bytes)
+    ))
+    .expect(404);
 }
 
 /// A close whose digest does not match discards the session and stores nothing.
@@ -428,7 +431,10 @@ fn concurrent_pushes_and_pulls_do_not_interfere() {
         t.join().expect("client thread");
     }
     let mut c = reg.client();
-    let tags = c.get("/v2/e2e/tests/concurrent/shared/tags/list").expect(200).json();
+    let tags = c
+        .get("/v2/e2e/tests/concurrent/shared/tags/list")
+        .expect(200)
+        .json();
     assert_eq!(tags["tags"].as_array().unwrap().len(), 6, "{tags}");
 }
 

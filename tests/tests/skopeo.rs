@@ -52,7 +52,10 @@ fn skopeo_copies_a_multi_layer_image_to_the_registry_and_back_byte_exact() {
     for b in img.blobs() {
         c.assert_blob("e2e/tests/skopeo/app", b);
     }
-    let tags = c.get("/v2/e2e/tests/skopeo/app/tags/list").expect(200).json();
+    let tags = c
+        .get("/v2/e2e/tests/skopeo/app/tags/list")
+        .expect(200)
+        .json();
     assert_eq!(tags["tags"], json!(["v1"]));
 
     // skopeo inspect sees the same digest the registry reports.
@@ -116,7 +119,11 @@ fn skopeo_copies_a_multi_arch_index_with_all() {
     let mut c = reg.client();
     c.assert_manifest("e2e/tests/skopeo/multi", "1", &idx);
     for img in [&amd, &arm] {
-        c.assert_manifest("e2e/tests/skopeo/multi", &img.manifest.digest, &img.manifest);
+        c.assert_manifest(
+            "e2e/tests/skopeo/multi",
+            &img.manifest.digest,
+            &img.manifest,
+        );
         for b in img.blobs() {
             c.assert_blob("e2e/tests/skopeo/multi", b);
         }
