@@ -622,6 +622,55 @@ fn token_of_one_organisation_gets_404_in_another_like_a_missing_repository() {
     referee(&reg)
         .head("/v2/other/web/app/manifests/v2")
         .expect(404);
+
+    // Nor can a blob of the other organisation be mounted into one's own repository: the
+    // mount falls back to a plain upload session (202), and the blob stays unlinked here.
+    let mine = repo("thief");
+    let r = c.send(
+        Request::post(&format!(
+            "/v2/{mine}/blobs/uploads/?mount={}&from=other/web/app",
+            img.config.digest
+        ))
+        .header("Content-Length", "0"),
+    );
+    assert_eq!(r.status, 202, "cross-organisation mount:\n{r:?}");
+    c.head(&format!("/v2/{mine}/blobs/{}", img.config.digest))
+        .expect(404);
+
+    // An upload session of this organisation is unknown to the other's token: it can
+    // neither append to nor close it, and the owner's upload is unharmed.
+    let theirs = admin.create_token("other", &["write_packages"], &[], None);
+    let mut t = reg.client_as(&theirs.token);
+    let loc = c.start_upload(&repo("victim"));
+    let bytes = b"owner's bytes".to_vec();
+    let digest = berth_tests::sha256_digest(&bytes);
+    let r = t.send(Request::patch(&loc).octets().body(b"intruder".to_vec()));
+    assert_eq!(r.status, 404, "foreign PATCH:\n{r:?}");
+    let r = t.send(
+        Request::put(&berth_tests::http::with_query(
+            &loc,
+            &format!("digest={digest}"),
+        ))
+        .octets()
+        .body(bytes.clone()),
+    );
+    assert_eq!(r.status, 404, "foreign close:\n{r:?}");
+    referee(&reg)
+        .head(&format!("/v2/{}/blobs/{digest}", repo("victim")))
+        .expect(404);
+    c.send(
+        Request::put(&berth_tests::http::with_query(
+            &loc,
+            &format!("digest={digest}"),
+        ))
+        .octets()
+        .body(bytes.clone()),
+    )
+    .expect(201);
+    let got = c
+        .get(&format!("/v2/{}/blobs/{digest}", repo("victim")))
+        .expect(200);
+    assert!(got.body == bytes, "the owner's blob holds other bytes");
 }
 
 /// containerd's flow (spec digest §9.5/§9.6): on a 401 it reads the challenge, POSTs an
@@ -684,6 +733,24 @@ fn token_flow_as_containerd_does_it_post_password_grant_then_get_fallback() {
     assert_eq!(
         challenge_param(ch, "scope"),
         Some(format!("repository:{name}:pull,push")),
+        "{r:?}"
+    );
+
+    // A bearer is limited to the repositories it names, even where its credential could
+    // do more: elsewhere it needs a new token (401 insufficient_scope naming the scope).
+    let elsewhere = repo("flow/other");
+    reg.client().push_image(&elsewhere, &img, "v1");
+    let r = b.get(&format!("/v2/{elsewhere}/manifests/v1"));
+    assert_eq!(r.status, 401, "{r:?}");
+    let ch = r.must_header("WWW-Authenticate");
+    assert_eq!(
+        challenge_param(ch, "error").as_deref(),
+        Some("insufficient_scope"),
+        "{r:?}"
+    );
+    assert_eq!(
+        challenge_param(ch, "scope"),
+        Some(format!("repository:{elsewhere}:pull")),
         "{r:?}"
     );
 
@@ -849,6 +916,21 @@ fn catalog_lists_only_what_the_caller_may_pull() {
         "registry token"
     );
     assert_eq!(catalog(&mut reg.anonymous()), sorted(&[b, e]), "anonymous");
+    // Pagination pages through the filtered list, never past what the caller may see.
+    let page = |c: &mut Client, q: &str| -> Value {
+        c.get(&format!("/v2/_catalog?{q}")).expect(200).json()
+    };
+    let want = sorted(&[b, e]);
+    let p1 = page(&mut reg.anonymous(), "n=1");
+    assert_eq!(p1["repositories"], serde_json::json!([want[0]]), "{p1}");
+    let p2 = page(&mut reg.anonymous(), &format!("n=1&last={}", want[0]));
+    assert_eq!(p2["repositories"], serde_json::json!([want[1]]), "{p2}");
+    let p3 = page(&mut reg.anonymous(), &format!("n=5&last={}", want[1]));
+    let rest = p3["repositories"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        rest, 0,
+        "anonymous catalog after its last visible entry: {p3}"
+    );
 }
 
 #[test]
@@ -901,6 +983,16 @@ fn malformed_authorization_tampered_bearers_and_unparsable_scopes_get_401_or_400
         ("bearer, no MAC", bearer(&no_mac)),
     ];
     cases.push(("Bearer with spaces", format!("Bearer {good} extra")));
+    // A bearer minted by another berth (same org, registry and repository names, another
+    // DATA/token-key) is a forgery here.
+    let elsewhere = Registry::start();
+    let foreign = bearer_from_get(
+        &elsewhere,
+        Some(&basic(elsewhere.token())),
+        &format!("repository:{name}:pull"),
+    );
+    drop(elsewhere);
+    cases.push(("bearer of another server", bearer(&foreign)));
     for (what, auth) in &cases {
         for p in [path.as_str(), "/v2/"] {
             let r = reg
