@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real clients the end-to-end tests drive (tests/tests/{skopeo,podman,docker}.rs):
-# skopeo, podman, dockerd + docker CLI (Debian's docker.io) and curl, and makes sure podman
+# Installs the real clients the end-to-end tests drive (tests/tests/{skopeo,podman,docker,auth}.rs):
+# skopeo, podman, dockerd + docker CLI (Debian's docker.io), containerd's ctr (Debian's
+# containerd, which docker.io depends on; auth.rs pulls with it through the containerd that
+# the test's dockerd starts) and curl, and makes sure podman
 # has what it needs for rootful use with the vfs driver. Idempotent: installs only what is
 # missing and says what it did. Needs root (apt-get) when anything is missing.
 set -euo pipefail
@@ -15,11 +17,12 @@ declare -A pkg_of=(
     [dockerd]=docker.io
     [docker]=docker.io
     [containerd]=docker.io   # docker.io depends on containerd
+    [ctr]=containerd
     [runc]=docker.io
     [curl]=curl
 )
 missing=()
-for tool in skopeo podman dockerd docker containerd runc curl; do
+for tool in skopeo podman dockerd docker containerd ctr runc curl; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         p=${pkg_of[$tool]}
         [[ " ${missing[*]-} " == *" $p "* ]] || missing+=("$p")
@@ -67,13 +70,13 @@ JSON
     fi
 fi
 
-for tool in skopeo podman dockerd docker curl; do
+for tool in skopeo podman dockerd docker ctr curl; do
     command -v "$tool" >/dev/null 2>&1 || { say "still missing: $tool" >&2; exit 1; }
 done
 
 if ((${#did[@]})); then
     for d in "${did[@]}"; do say "$d"; done
 else
-    say "nothing to do: skopeo, podman, dockerd, docker and curl are present"
+    say "nothing to do: skopeo, podman, dockerd, docker, ctr and curl are present"
 fi
 say "skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,)"

@@ -1,6 +1,7 @@
 //! Real OCI clients driven against a `Registry`: skopeo, podman (rootful, vfs, private
-//! storage) and a private dockerd. Each owns its state under a scratch folder and is torn
-//! down on drop, so client tests neither see nor leave anything on the machine.
+//! storage), a private dockerd and containerd's `ctr` on the containerd that dockerd starts.
+//! Each owns its state (credentials included) under a scratch folder and is torn down on
+//! drop, so client tests neither see nor leave anything on the machine.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,17 @@ use crate::wait;
 /// skopeo with no system policy or registry config in play.
 pub fn skopeo() -> Cmd {
     Cmd::tool("skopeo").arg("--insecure-policy")
+}
+
+/// `skopeo login` into `authfile` (user `berth`, the token as password): the containers/image
+/// `CheckAuth` flow (spec digest §9.6). Returns the command's output; fails loudly.
+pub fn skopeo_login(authfile: &Path, host: &str, token: &str) -> String {
+    skopeo()
+        .args(["login", "--tls-verify=false", "--authfile"])
+        .arg(authfile)
+        .args(["--username", "berth", "--password", token, host])
+        .limit(Duration::from_secs(60))
+        .run()
 }
 
 /// `skopeo copy` between two transports (`oci:…`, `docker://…`, `docker-archive:…`),
@@ -40,14 +52,34 @@ impl Podman {
         std::fs::create_dir_all(scratch.join("root")).expect("podman root");
         std::fs::create_dir_all(scratch.join("runroot")).expect("podman runroot");
         std::fs::create_dir_all(scratch.join("tmp")).expect("podman tmp");
+        // podman refuses a REGISTRY_AUTH_FILE that does not exist: start with no credentials.
+        std::fs::write(scratch.join("auth.json"), r#"{"auths":{}}"#).expect("podman auth file");
         Podman {
             root: scratch.to_path_buf(),
         }
     }
 
+    /// `podman login` (user `berth`, the token as password) into this podman's own auth
+    /// file; later pulls and pushes present it.
+    pub fn login(&self, host: &str, token: &str) -> String {
+        self.cmd()
+            .args([
+                "login",
+                "--tls-verify=false",
+                "--username",
+                "berth",
+                "--password",
+            ])
+            .arg(token)
+            .arg(host)
+            .run()
+    }
+
     pub fn cmd(&self) -> Cmd {
         Cmd::tool("podman")
             .env("TMPDIR", self.root.join("tmp"))
+            // Its own credentials, never the machine's (~/.config/containers, /run/...).
+            .env("REGISTRY_AUTH_FILE", self.root.join("auth.json"))
             .arg("--root")
             .arg(self.root.join("root"))
             .arg("--runroot")
@@ -137,6 +169,29 @@ impl Dockerd {
             .env("DOCKER_CONFIG", self.dir.join("config"))
             .arg("-H")
             .arg(format!("unix://{}", self.dir.join("docker.sock").display()))
+            .limit(Duration::from_secs(180))
+    }
+
+    /// `docker login -u berth -p TOKEN host` into this daemon's own config folder.
+    pub fn login(&self, host: &str, token: &str) -> String {
+        self.docker()
+            .args(["login", "--username", "berth", "--password", token, host])
+            .run()
+    }
+
+    /// containerd's `ctr` on the containerd this dockerd started (under its exec-root), in
+    /// a namespace of its own.
+    pub fn ctr(&self) -> Cmd {
+        let sock = self
+            .dir
+            .join("exec")
+            .join("containerd")
+            .join("containerd.sock");
+        require_tool("ctr");
+        Cmd::tool("ctr")
+            .arg("--address")
+            .arg(sock)
+            .args(["--namespace", "berth-e2e"])
             .limit(Duration::from_secs(180))
     }
 

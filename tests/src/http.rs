@@ -87,7 +87,7 @@ impl Request {
         self.header("Content-Type", "application/octet-stream")
     }
 
-    fn has_header(&self, name: &str) -> bool {
+    pub fn has_header(&self, name: &str) -> bool {
         self.headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -419,6 +419,7 @@ pub struct Client {
     addr: SocketAddr,
     conn: Option<Conn>,
     timeout: Duration,
+    auth: Option<String>,
 }
 
 impl Client {
@@ -427,7 +428,20 @@ impl Client {
             addr,
             conn: None,
             timeout: READ_TIMEOUT,
+            auth: None,
         }
+    }
+
+    /// Sends `Authorization: <value>` on every request that does not carry its own, as real
+    /// clients do once logged in.
+    pub fn with_auth(mut self, value: &str) -> Client {
+        self.auth = Some(value.to_string());
+        self
+    }
+
+    /// The `Authorization` value this client adds, if any.
+    pub fn auth(&self) -> Option<&str> {
+        self.auth.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -447,6 +461,14 @@ impl Client {
     /// server closed while idle is retried once on a fresh one (what every real client does);
     /// any other failure is returned.
     pub fn try_send(&mut self, req: &Request) -> Result<Response, ReadError> {
+        let with_auth;
+        let req = match &self.auth {
+            Some(a) if !req.has_header("Authorization") => {
+                with_auth = req.clone().header("Authorization", a);
+                &with_auth
+            }
+            _ => req,
+        };
         let reused = self.conn.is_some();
         let mut conn = match self.conn.take() {
             Some(c) => c,

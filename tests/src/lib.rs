@@ -1,6 +1,7 @@
-//! Harness for end-to-end tests: start the real `berth` binary on a free loopback port, talk to
-//! it over raw HTTP/1.1, build OCI content on disk, and drive real clients (skopeo, podman,
-//! docker) against it.
+//! Harness for end-to-end tests: start the real `berth` binary on a free loopback port,
+//! provision a tenant (organisation, private registry, write token), talk to it over raw
+//! HTTP/1.1 with credentials, build OCI content on disk, and drive real clients (skopeo,
+//! podman, docker, containerd's ctr) against it.
 //!
 //! What it never does: link the server crates. Every test goes through the binary and a
 //! socket, as a user's client would, so a test here fails exactly when a user would notice.
@@ -8,6 +9,7 @@
 //! drop, so tests run in parallel and in any order.
 
 pub mod api;
+pub mod auth;
 pub mod binary;
 pub mod clients;
 pub mod content;
@@ -21,5 +23,5 @@ pub mod wait;
 pub use content::{Blob, Descriptor, Image};
 pub use digest::{sha256_digest, sha512_digest};
 pub use http::{Client, Request, Response};
-pub use registry::Registry;
+pub use registry::{repo, Registry, ORG, REGISTRY};
 pub use tool::{require_tool, Cmd};

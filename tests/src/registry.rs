@@ -17,17 +17,41 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 /// How long a graceful SIGTERM shutdown may take.
 const STOP_LIMIT: Duration = Duration::from_secs(20);
 
+/// The organisation every `Registry::start()` provisions.
+pub const ORG: &str = "e2e";
+/// The private registry (in `ORG`) every `Registry::start()` provisions.
+pub const REGISTRY: &str = "tests";
+
+/// `{ORG}/{REGISTRY}/{image}`: a repository name in the default registry.
+pub fn repo(image: &str) -> String {
+    format!("{ORG}/{REGISTRY}/{image}")
+}
+
 /// A running registry. Killed (SIGKILL) on drop; its data folder is removed with it.
+///
+/// Every start provisions, through the management API and the admin token the server wrote
+/// to DATA/admin-token, the organisation `ORG`, its private registry `REGISTRY` and a
+/// write token, which `client()` and the client drivers present: since issue 3 nothing in
+/// `/v2/` answers without a credential, and names must be `{org}/{registry}/{image}`.
 pub struct Registry {
     child: Option<Child>,
     addr: SocketAddr,
     dir: tempfile::TempDir,
     starts: u32,
+    env: Vec<(String, String)>,
+    admin: String,
+    token: String,
 }
 
 impl Registry {
-    /// Starts a server on a fresh data folder.
+    /// Starts a server on a fresh data folder, provisioned as the type says.
     pub fn start() -> Registry {
+        Registry::start_with_env(&[])
+    }
+
+    /// As `start`, with extra environment for `berth serve` (kept across restarts), e.g.
+    /// `BERTH_AUTH_MAX_FAILURES` for tests that send many bad credentials on purpose.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -38,9 +62,63 @@ impl Registry {
             addr: "127.0.0.1:0".parse().expect("literal socket address"),
             dir,
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            admin: String::new(),
+            token: String::new(),
         };
         r.spawn();
+        r.provision();
         r
+    }
+
+    fn provision(&mut self) {
+        let path = self.data_dir().join("admin-token");
+        self.admin = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}\n{}", path.display(), self.log()))
+            .trim()
+            .to_string();
+        assert!(
+            self.admin.starts_with("berth_adm_"),
+            "DATA/admin-token holds {:?}, want a berth_adm_ secret",
+            self.admin
+        );
+        let admin = self.admin();
+        admin.create_org(ORG);
+        let slug = admin.create_registry(ORG, REGISTRY, false);
+        assert_eq!(slug, REGISTRY);
+        self.token = admin
+            .create_token(ORG, &["write_packages"], &[], None)
+            .token;
+        let auth = format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            self.host(),
+            crate::auth::base64(format!("berth:{}", self.token).as_bytes())
+        );
+        std::fs::write(self.authfile(), auth).expect("write the clients' auth file");
+    }
+
+    /// The admin token's secret (DATA/admin-token).
+    pub fn admin_token(&self) -> &str {
+        &self.admin
+    }
+
+    /// The management API as the admin (create orgs, registries, tokens; revoke).
+    pub fn admin(&self) -> crate::auth::Admin {
+        crate::auth::Admin::new(self.addr, &self.admin)
+    }
+
+    /// The provisioned write token of `ORG` (all its registries).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// A containers-auth.json (skopeo `--authfile`, podman `REGISTRY_AUTH_FILE`) holding the
+    /// write token for this registry's host.
+    pub fn authfile(&self) -> PathBuf {
+        self.scratch("auth").join("auth.json")
     }
 
     /// `127.0.0.1:PORT`.
@@ -70,9 +148,32 @@ impl Registry {
         p
     }
 
-    /// A new raw HTTP client for this server.
+    /// A new raw HTTP client for this server presenting the write token (Basic).
     pub fn client(&self) -> Client {
+        self.client_as(&self.token)
+    }
+
+    /// A raw client presenting `token` as the Basic password, as docker and podman do.
+    pub fn client_as(&self, token: &str) -> Client {
+        Client::new(self.addr).with_auth(&crate::auth::basic(token))
+    }
+
+    /// A raw client sending no credentials.
+    pub fn anonymous(&self) -> Client {
         Client::new(self.addr)
+    }
+
+    /// The `Authorization` value `client()` sends, for tests that write raw requests.
+    pub fn auth_header(&self) -> String {
+        crate::auth::basic(&self.token)
+    }
+
+    /// `skopeo copy` with this registry's credentials (`--authfile`) on either side.
+    pub fn skopeo_copy(&self, src: &str, dst: &str, extra: &[&str]) -> String {
+        let authfile = self.authfile();
+        let mut args: Vec<&str> = vec!["--authfile", authfile.to_str().expect("utf-8 temp path")];
+        args.extend_from_slice(extra);
+        crate::clients::skopeo_copy(src, dst, &args)
     }
 
     /// Everything the server wrote to stdout and stderr so far, for failure messages.
@@ -146,7 +247,7 @@ impl Registry {
         }
     }
 
-    /// Runs `berth check --data DIR` on the (stopped) store.
+    /// Runs `berth check --data DIR` on the (stopped) store; it re-hashes every blob.
     pub fn check(&self) -> Output {
         Command::new(berth_bin())
             .arg("check")
@@ -188,6 +289,7 @@ impl Registry {
                 .arg("--data")
                 .arg(self.data_dir())
                 .env("RUST_BACKTRACE", "1")
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)

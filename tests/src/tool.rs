@@ -14,6 +14,7 @@ pub fn require_tool(name: &str) -> PathBuf {
     }
     let pkg = match name {
         "dockerd" | "docker" => "docker.io",
+        "ctr" => "containerd",
         other => other,
     };
     panic!(

@@ -7,7 +7,7 @@ use berth_tests::http::{path_of, Client};
 use berth_tests::{Registry, Request};
 use serde_json::{json, Value};
 
-const NAME: &str = "conformance/discovery";
+const NAME: &str = "e2e/tests/conformance/discovery";
 
 fn tags(c: &mut Client, query: &str) -> (Vec<String>, Option<String>) {
     let r = c.get(&format!("/v2/{NAME}/tags/list{query}")).expect(200);
@@ -91,7 +91,7 @@ fn tags_list_paginates_with_n_and_last() {
 fn tags_list_of_an_unknown_repository_is_404_name_unknown() {
     let reg = Registry::start();
     let mut c = reg.client();
-    let r = c.get("/v2/no/such/repo/tags/list").expect(404);
+    let r = c.get("/v2/e2e/tests/no/such/repo/tags/list").expect(404);
     assert_eq!(r.error_codes()[0], "NAME_UNKNOWN", "{r:?}");
 }
 
@@ -268,7 +268,12 @@ fn referrers_list_exactly_the_manifests_whose_subject_is_the_digest() {
     assert_eq!(got, vec![entry(&ref_c)]);
 
     // Referrers never cross repositories.
-    let (got, _) = referrers(&mut c, "conformance/elsewhere", &subject.digest, "");
+    let (got, _) = referrers(
+        &mut c,
+        "e2e/tests/conformance/elsewhere",
+        &subject.digest,
+        "",
+    );
     assert!(got.is_empty(), "{got:?}");
 
     // Deleting a referrer removes it from the list.
@@ -292,8 +297,9 @@ fn referrers_with_a_malformed_digest_is_400() {
 fn fresh_repository_has_no_tags_and_an_empty_referrers_index() {
     let reg = Registry::start();
     let mut c = reg.client();
-    c.get("/v2/fresh/repo/tags/list").expect_one_of(&[200, 404]);
-    let (got, _) = referrers(&mut c, "fresh/repo", &sha256_digest(b"x"), "");
+    c.get("/v2/e2e/tests/fresh/repo/tags/list")
+        .expect_one_of(&[200, 404]);
+    let (got, _) = referrers(&mut c, "e2e/tests/fresh/repo", &sha256_digest(b"x"), "");
     assert!(got.is_empty());
 }
 
@@ -303,7 +309,12 @@ fn catalog_lists_repositories_sorted_and_paginated() {
     let reg = Registry::start();
     let mut c = reg.client();
     let img = Image::random(1, 128);
-    let mut names = vec!["zeta/app", "alpha/app", "alpha/app/sub", "mid/x"];
+    let mut names = vec![
+        "e2e/tests/zeta/app",
+        "e2e/tests/alpha/app",
+        "e2e/tests/alpha/app/sub",
+        "e2e/tests/mid/x",
+    ];
     for n in &names {
         c.push_image(n, &img, "latest");
     }

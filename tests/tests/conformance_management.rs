@@ -6,7 +6,7 @@ use berth_tests::http::Client;
 use berth_tests::Registry;
 use serde_json::json;
 
-const NAME: &str = "conformance/management";
+const NAME: &str = "e2e/tests/conformance/management";
 
 fn tag_list(c: &mut Client) -> Option<Vec<String>> {
     let r = c.get(&format!("/v2/{NAME}/tags/list"));
@@ -110,13 +110,13 @@ fn deleting_a_blob_in_one_repository_keeps_it_in_another() {
     let reg = Registry::start();
     let mut c = reg.client();
     let b = content::Blob::new("application/octet-stream", content::random_bytes(5000));
-    c.push_blob("one/repo", &b);
-    c.push_blob("two/repo", &b);
-    c.delete(&format!("/v2/one/repo/blobs/{}", b.digest))
+    c.push_blob("e2e/tests/one/repo", &b);
+    c.push_blob("e2e/tests/two/repo", &b);
+    c.delete(&format!("/v2/e2e/tests/one/repo/blobs/{}", b.digest))
         .expect(202);
-    c.head(&format!("/v2/one/repo/blobs/{}", b.digest))
+    c.head(&format!("/v2/e2e/tests/one/repo/blobs/{}", b.digest))
         .expect(404);
-    c.assert_blob("two/repo", &b);
+    c.assert_blob("e2e/tests/two/repo", &b);
 }
 
 /// T2 deletes in reverse order (index, then its children), each followed by HEAD → 404;

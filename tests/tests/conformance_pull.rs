@@ -6,7 +6,7 @@ use berth_tests::digest::sha256_digest;
 use berth_tests::{Registry, Request};
 use serde_json::json;
 
-const NAME: &str = "conformance/pull";
+const NAME: &str = "e2e/tests/conformance/pull";
 
 #[test]
 fn ping_answers_200_with_the_api_version_header() {
@@ -139,7 +139,9 @@ fn missing_manifest_by_random_digest_or_tag_is_404_manifest_unknown() {
         assert_eq!(r.error_codes()[0], "MANIFEST_UNKNOWN", "{r:?}");
     }
     // A repository that was never pushed to.
-    let r = c.get("/v2/never/pushed/manifests/latest").expect(404);
+    let r = c
+        .get("/v2/e2e/tests/never/pushed/manifests/latest")
+        .expect(404);
     let code = &r.error_codes()[0];
     assert!(
         code == "NAME_UNKNOWN" || code == "MANIFEST_UNKNOWN",
@@ -152,13 +154,13 @@ fn blob_is_404_in_a_repository_that_does_not_hold_it() {
     let reg = Registry::start();
     let mut c = reg.client();
     let b = Blob::new("application/octet-stream", content::random_bytes(1000));
-    c.push_blob("holder/repo", &b);
-    c.assert_blob("holder/repo", &b);
+    c.push_blob("e2e/tests/holder/repo", &b);
+    c.assert_blob("e2e/tests/holder/repo", &b);
     let r = c
-        .get(&format!("/v2/other/repo/blobs/{}", b.digest))
+        .get(&format!("/v2/e2e/tests/other/repo/blobs/{}", b.digest))
         .expect(404);
     assert_eq!(r.error_codes()[0], "BLOB_UNKNOWN", "{r:?}");
-    c.head(&format!("/v2/other/repo/blobs/{}", b.digest))
+    c.head(&format!("/v2/e2e/tests/other/repo/blobs/{}", b.digest))
         .expect(404);
 }
 

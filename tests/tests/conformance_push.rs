@@ -7,8 +7,8 @@ use berth_tests::http::{with_query, Client, Response};
 use berth_tests::{Registry, Request};
 use serde_json::json;
 
-const NAME: &str = "conformance/push";
-const NAME2: &str = "conformance/cross";
+const NAME: &str = "e2e/tests/conformance/push";
+const NAME2: &str = "e2e/tests/conformance/cross";
 
 /// PATCH a chunk; `range` adds `Content-Range: s-e` (the chunked style of §5.4).
 fn patch(c: &mut Client, loc: &str, bytes: &[u8], range: Option<(usize, usize)>) -> Response {
@@ -306,11 +306,13 @@ fn empty_blob_and_empty_json_blob_push_and_pull() {
         c.assert_blob(NAME, b);
     }
     // The empty blob also closes through a streamed session with nothing patched.
-    let loc = c.start_upload("conformance/empty2");
+    let loc = c.start_upload("e2e/tests/conformance/empty2");
     let r = close(&mut c, &loc, EMPTY_BLOB, &[]).expect(201);
     r.location();
-    c.get(&format!("/v2/conformance/empty2/blobs/{EMPTY_BLOB}"))
-        .expect(200);
+    c.get(&format!(
+        "/v2/e2e/tests/conformance/empty2/blobs/{EMPTY_BLOB}"
+    ))
+    .expect(200);
 }
 
 /// T2's five bad-digest variants: every close whose digest does not name the bytes → 400.

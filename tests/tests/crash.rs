@@ -9,7 +9,7 @@ use berth_tests::content::{self, Blob, Image};
 use berth_tests::http::{with_query, Client, Conn};
 use berth_tests::{Registry, Request};
 
-const NAME: &str = "crash/app";
+const NAME: &str = "e2e/tests/crash/app";
 /// Size of the blob pushed slowly while the server is killed.
 const BIG: usize = 6 * 1024 * 1024;
 const PIECE: usize = 192 * 1024;
@@ -83,8 +83,9 @@ fn recover(reg: &mut Registry, acked: &Acked, inflight: Option<&Blob>) {
 fn slow_patch(reg: &Registry, loc: &str, bytes: &[u8], pieces: usize) -> Conn {
     let mut conn = Conn::connect(reg.addr(), Duration::from_secs(30)).unwrap();
     let head = format!(
-        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
         reg.host(),
+        reg.auth_header(),
         bytes.len()
     );
     conn.write_raw(head.as_bytes()).unwrap();
@@ -176,6 +177,7 @@ fn kill_9_during_pushes_loses_nothing_acknowledged_and_shows_nothing_half_writte
         let loc = c.start_upload(NAME);
         let mut conn = Conn::connect(reg.addr(), Duration::from_secs(30)).unwrap();
         let req = Request::put(&with_query(&loc, &format!("digest={}", big.digest)))
+            .header("Authorization", &reg.auth_header())
             .octets()
             .body(big.bytes.clone());
         let _ = conn.write_raw(&req.to_bytes(&reg.host()));
@@ -194,6 +196,7 @@ fn kill_9_during_pushes_loses_nothing_acknowledged_and_shows_nothing_half_writte
         let tag = format!("inflight{delay_ms}");
         let mut conn = Conn::connect(reg.addr(), Duration::from_secs(30)).unwrap();
         let req = Request::put(&format!("/v2/{NAME}/manifests/{tag}"))
+            .header("Authorization", &reg.auth_header())
             .header("Content-Type", &img.manifest.media_type)
             .body(img.manifest.bytes.clone());
         let _ = conn.write_raw(&req.to_bytes(&reg.host()));

@@ -23,6 +23,7 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
 
     let host = reg.host();
     let dockerd = Dockerd::start(&reg.scratch("docker"), &host);
+    dockerd.login(&host, reg.token());
     let out = dockerd.docker().arg("load").arg("-i").arg(&archive).run();
     assert!(
         out.contains("berth-e2e/loaded:v1"),
@@ -39,7 +40,7 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
         ])
         .run();
 
-    let remote = format!("{host}/docker/app:v1");
+    let remote = format!("{host}/e2e/tests/docker/app:v1");
     dockerd
         .docker()
         .args(["tag", "berth-e2e/loaded:v1", &remote])
@@ -52,13 +53,13 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
         .to_string();
 
     let mut c = reg.client();
-    let h = c.head("/v2/docker/app/manifests/v1").expect(200);
+    let h = c.head("/v2/e2e/tests/docker/app/manifests/v1").expect(200);
     assert_eq!(
         h.header("Docker-Content-Digest"),
         Some(pushed.as_str()),
         "{h:?}"
     );
-    let m = c.get("/v2/docker/app/manifests/v1").expect(200);
+    let m = c.get("/v2/e2e/tests/docker/app/manifests/v1").expect(200);
     assert_eq!(berth_tests::sha256_digest(&m.body), pushed);
     // Every layer docker pushed is pullable and matches its descriptor.
     let manifest = m.json();
@@ -69,7 +70,9 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
         .chain([&manifest["config"]])
     {
         let digest = d["digest"].as_str().unwrap();
-        let b = c.get(&format!("/v2/docker/app/blobs/{digest}")).expect(200);
+        let b = c
+            .get(&format!("/v2/e2e/tests/docker/app/blobs/{digest}"))
+            .expect(200);
         assert_eq!(berth_tests::sha256_digest(&b.body), digest);
         assert_eq!(b.body.len() as u64, d["size"].as_u64().unwrap());
     }

@@ -3,6 +3,7 @@
 //! Run one group with `cargo nextest run -p berth-tests conformance_push::` (or `skopeo::`,
 //! `crash::`, ...). The binary under test is found as `berth_tests::binary` says.
 
+mod auth;
 mod conformance_discovery;
 mod conformance_management;
 mod conformance_pull;

@@ -1,6 +1,6 @@
 //! podman (rootful, vfs, private storage) pulls, re-tags, pushes and pulls back.
 
-use berth_tests::clients::{skopeo_copy, Podman};
+use berth_tests::clients::Podman;
 use berth_tests::content::Image;
 use berth_tests::layout::Layout;
 use berth_tests::Registry;
@@ -13,16 +13,17 @@ fn podman_pulls_pushes_under_another_name_and_pulls_back_the_same_image() {
     let mut l = Layout::create(&src);
     l.add_image(&img, Some("v1"));
     l.write_index();
-    skopeo_copy(
+    reg.skopeo_copy(
         &format!("oci:{}:v1", src.display()),
-        &format!("docker://{}/podman/src:v1", reg.host()),
+        &format!("docker://{}/e2e/tests/podman/src:v1", reg.host()),
         &[],
     );
 
     let host = reg.host();
     let podman = Podman::new(&reg.scratch("podman"));
-    let src_ref = format!("{host}/podman/src:v1");
-    let dst_ref = format!("{host}/podman/dst:v2");
+    podman.login(&host, reg.token());
+    let src_ref = format!("{host}/e2e/tests/podman/src:v1");
+    let dst_ref = format!("{host}/e2e/tests/podman/dst:v2");
     podman
         .cmd()
         .args(["pull", "--tls-verify=false", &src_ref])
@@ -59,14 +60,17 @@ fn podman_pulls_pushes_under_another_name_and_pulls_back_the_same_image() {
 
     // The registry serves the pushed manifest under that digest and tag.
     let mut c = reg.client();
-    let h = c.head("/v2/podman/dst/manifests/v2").expect(200);
+    let h = c.head("/v2/e2e/tests/podman/dst/manifests/v2").expect(200);
     assert_eq!(
         h.header("Docker-Content-Digest"),
         Some(pushed.trim()),
         "{h:?}"
     );
     let m = c
-        .get(&format!("/v2/podman/dst/manifests/{}", pushed.trim()))
+        .get(&format!(
+            "/v2/e2e/tests/podman/dst/manifests/{}",
+            pushed.trim()
+        ))
         .expect(200);
     assert_eq!(berth_tests::sha256_digest(&m.body), pushed.trim());
 

@@ -10,7 +10,7 @@ use berth_tests::digest::sha256_digest;
 use berth_tests::http::{with_query, Conn};
 use berth_tests::{Registry, Request};
 
-const NAME: &str = "robust/repo";
+const NAME: &str = "e2e/tests/robust/repo";
 
 /// The status of the first response in `bytes`, if any.
 fn first_status(bytes: &[u8]) -> Option<u16> {
@@ -24,7 +24,8 @@ fn malformed_http_closes_only_that_connection() {
     let reg = Registry::start();
     // A client that stays connected (keep-alive) through all the abuse.
     let mut good = Conn::connect(reg.addr(), Duration::from_secs(10)).unwrap();
-    good.send(&Request::get("/v2/")).unwrap();
+    let ping = Request::get("/v2/").header("Authorization", &reg.auth_header());
+    good.send(&ping).unwrap();
 
     let long_header = format!(
         "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
@@ -75,7 +76,7 @@ fn malformed_http_closes_only_that_connection() {
         assert!(closed, "{what}: connection left open after malformed input");
         // The well-behaved client carries on, on its same connection.
         let r = good
-            .send(&Request::get("/v2/"))
+            .send(&ping)
             .unwrap_or_else(|e| panic!("after {what}: good client failed: {e}"));
         assert_eq!(r.status, 200, "after {what}");
     }
@@ -156,7 +157,7 @@ fn stalled_half_request_does_not_block_other_clients() {
         .unwrap();
     let mut stalled_body = TcpStream::connect(reg.addr()).unwrap();
     stalled_body
-        .write_all(format!("PUT /v2/{NAME}/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: 1000\r\n\r\n{{\"schema").as_bytes())
+        .write_all(format!("PUT /v2/{NAME}/manifests/t HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: 1000\r\n\r\n{{\"schema", reg.auth_header()).as_bytes())
         .unwrap();
     let mut c = reg.client();
     let img = Image::random(1, 2000);
@@ -178,13 +179,16 @@ fn pipelined_requests_are_answered_in_order() {
     c.push_blob(NAME, &b);
     let mut conn = Conn::connect(reg.addr(), Duration::from_secs(10)).unwrap();
     let host = reg.host();
+    let auth = reg.auth_header();
     let mut all = Vec::new();
-    all.extend(Request::get("/v2/").to_bytes(&host));
-    all.extend(Request::head(&format!("/v2/{NAME}/blobs/{}", b.digest)).to_bytes(&host));
-    all.extend(Request::get(&format!("/v2/{NAME}/blobs/{}", b.digest)).to_bytes(&host));
-    all.extend(
-        Request::get(&format!("/v2/{NAME}/blobs/{}", sha256_digest(b"none"))).to_bytes(&host),
-    );
+    for req in [
+        Request::get("/v2/"),
+        Request::head(&format!("/v2/{NAME}/blobs/{}", b.digest)),
+        Request::get(&format!("/v2/{NAME}/blobs/{}", b.digest)),
+        Request::get(&format!("/v2/{NAME}/blobs/{}", sha256_digest(b"none"))),
+    ] {
+        all.extend(req.header("Authorization", &auth).to_bytes(&host));
+    }
     conn.write_raw(&all).unwrap();
     assert_eq!(conn.read(false).unwrap().status, 200);
     let h = conn.read(true).unwrap();
@@ -203,6 +207,7 @@ fn oversized_manifest_is_413() {
     let body = vec![b' '; 4 * 1024 * 1024 + 1];
     let mut conn = Conn::connect(reg.addr(), Duration::from_secs(30)).unwrap();
     let req = Request::put(&format!("/v2/{NAME}/manifests/huge"))
+        .header("Authorization", &reg.auth_header())
         .header("Content-Type", OCI_MANIFEST)
         .body(body);
     let bytes = req.to_bytes(&reg.host());
@@ -255,7 +260,7 @@ fn unknown_upload_id_is_404_blob_upload_unknown() {
 fn upload_session_cannot_be_used_from_another_repository() {
     let reg = Registry::start();
     let mut c = reg.client();
-    let loc = c.start_upload("robust/one");
+    let loc = c.start_upload("e2e/tests/robust/one");
     let id = loc
         .split('?')
         .next()
@@ -264,7 +269,7 @@ fn upload_session_cannot_be_used_from_another_repository() {
         .next()
         .unwrap()
         .to_string();
-    let other = format!("/v2/robust/two/blobs/uploads/{id}");
+    let other = format!("/v2/e2e/tests/robust/two/blobs/uploads/{id}");
     let bytes = b"hello".to_vec();
     let r = c.send(
         Request::put(&with_query(
@@ -278,8 +283,11 @@ fn upload_session_cannot_be_used_from_another_repository() {
         matches!(r.status, 400 | 404),
         "foreign repository close:\n{r:?}"
     );
-    c.head(&format!("/v2/robust/two/blobs/{}", sha256_digest(&bytes)))
-        .expect(404);
+    c.head(&format!(
+        "/v2/e2e/tests/robust/two/blobs/{}",
+        sha256_digest(&bytes)
+    ))
+    .expect(404);
 }
 
 /// A close whose digest does not match discards the session and stores nothing.
@@ -375,8 +383,8 @@ fn invalid_repository_names_are_400_name_invalid() {
     }
     // Components called like route words are still names (routing from the right, §1.1).
     let b = Blob::new("application/octet-stream", content::random_bytes(100));
-    c.push_blob("blobs/manifests/tags", &b);
-    c.assert_blob("blobs/manifests/tags", &b);
+    c.push_blob("e2e/tests/blobs/manifests/tags", &b);
+    c.assert_blob("e2e/tests/blobs/manifests/tags", &b);
 }
 
 #[test]
@@ -403,19 +411,18 @@ fn invalid_tags_are_refused() {
 #[test]
 fn concurrent_pushes_and_pulls_do_not_interfere() {
     let reg = Registry::start();
-    let addr = reg.addr();
     let threads: Vec<_> = (0..6)
         .map(|i| {
+            let mut c = reg.client();
             std::thread::spawn(move || {
-                let mut c = berth_tests::Client::new(addr);
-                let name = format!("concurrent/app{i}");
+                let name = format!("e2e/tests/concurrent/app{i}");
                 let img = Image::random(2, 200_000);
                 c.push_image(&name, &img, "v1");
-                c.push_image("concurrent/shared", &img, &format!("t{i}"));
+                c.push_image("e2e/tests/concurrent/shared", &img, &format!("t{i}"));
                 c.assert_manifest(&name, "v1", &img.manifest);
                 for b in img.blobs() {
                     c.assert_blob(&name, b);
-                    c.assert_blob("concurrent/shared", b);
+                    c.assert_blob("e2e/tests/concurrent/shared", b);
                 }
             })
         })
@@ -424,7 +431,10 @@ fn concurrent_pushes_and_pulls_do_not_interfere() {
         t.join().expect("client thread");
     }
     let mut c = reg.client();
-    let tags = c.get("/v2/concurrent/shared/tags/list").expect(200).json();
+    let tags = c
+        .get("/v2/e2e/tests/concurrent/shared/tags/list")
+        .expect(200)
+        .json();
     assert_eq!(tags["tags"].as_array().unwrap().len(), 6, "{tags}");
 }
 
@@ -438,7 +448,10 @@ fn client_vanishing_mid_patch_leaves_the_session_recoverable_or_unknown() {
     let loc = c.start_upload(NAME);
     {
         let mut conn = Conn::connect(reg.addr(), Duration::from_secs(10)).unwrap();
-        let req = Request::patch(&loc).octets().body(bytes.clone());
+        let req = Request::patch(&loc)
+            .header("Authorization", &reg.auth_header())
+            .octets()
+            .body(bytes.clone());
         let wire = req.to_bytes(&reg.host());
         conn.write_raw(&wire[..wire.len() / 2]).unwrap();
         // dropped: the connection closes halfway through the body

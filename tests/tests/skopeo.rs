@@ -1,7 +1,6 @@
 //! skopeo (containers/image, as podman and buildah use it) against the registry: layouts to
 //! the registry and back, byte for byte.
 
-use berth_tests::clients::skopeo_copy;
 use berth_tests::content::{self, fields, Image, OCI_INDEX, OCI_MANIFEST};
 use berth_tests::layout::{self, Layout};
 use berth_tests::{Registry, Request};
@@ -10,7 +9,7 @@ use serde_json::{json, Value};
 /// Pulls `reference` into a fresh layout and checks every blob against `img`.
 fn pull_and_compare(reg: &Registry, repo_ref: &str, img: &Image, dir: &str) {
     let out = reg.scratch(dir);
-    skopeo_copy(
+    reg.skopeo_copy(
         &format!("docker://{}/{repo_ref}", reg.host()),
         &format!("oci:{}:pulled", out.display()),
         &[],
@@ -41,25 +40,29 @@ fn skopeo_copies_a_multi_layer_image_to_the_registry_and_back_byte_exact() {
     l.add_image(&img, Some("v1"));
     l.write_index();
 
-    skopeo_copy(
+    reg.skopeo_copy(
         &format!("oci:{}:v1", src.display()),
-        &format!("docker://{}/skopeo/app:v1", reg.host()),
+        &format!("docker://{}/e2e/tests/skopeo/app:v1", reg.host()),
         &[],
     );
 
     // The registry holds exactly the layout's bytes.
     let mut c = reg.client();
-    c.assert_manifest("skopeo/app", "v1", &img.manifest);
+    c.assert_manifest("e2e/tests/skopeo/app", "v1", &img.manifest);
     for b in img.blobs() {
-        c.assert_blob("skopeo/app", b);
+        c.assert_blob("e2e/tests/skopeo/app", b);
     }
-    let tags = c.get("/v2/skopeo/app/tags/list").expect(200).json();
+    let tags = c
+        .get("/v2/e2e/tests/skopeo/app/tags/list")
+        .expect(200)
+        .json();
     assert_eq!(tags["tags"], json!(["v1"]));
 
     // skopeo inspect sees the same digest the registry reports.
     let out = berth_tests::clients::skopeo()
-        .args(["inspect", "--tls-verify=false", "--raw"])
-        .arg(format!("docker://{}/skopeo/app:v1", reg.host()))
+        .args(["inspect", "--tls-verify=false", "--raw", "--authfile"])
+        .arg(reg.authfile())
+        .arg(format!("docker://{}/e2e/tests/skopeo/app:v1", reg.host()))
         .run();
     assert_eq!(
         out.as_bytes(),
@@ -67,11 +70,11 @@ fn skopeo_copies_a_multi_layer_image_to_the_registry_and_back_byte_exact() {
         "skopeo inspect --raw"
     );
 
-    pull_and_compare(&reg, "skopeo/app:v1", &img, "back");
+    pull_and_compare(&reg, "e2e/tests/skopeo/app:v1", &img, "back");
     // And by digest.
     pull_and_compare(
         &reg,
-        &format!("skopeo/app@{}", img.manifest.digest),
+        &format!("e2e/tests/skopeo/app@{}", img.manifest.digest),
         &img,
         "back-digest",
     );
@@ -79,15 +82,15 @@ fn skopeo_copies_a_multi_layer_image_to_the_registry_and_back_byte_exact() {
     // After a restart everything is still served.
     drop(c);
     reg.restart();
-    pull_and_compare(&reg, "skopeo/app:v1", &img, "after-restart");
+    pull_and_compare(&reg, "e2e/tests/skopeo/app:v1", &img, "after-restart");
 
     // Copy registry → registry (mount or re-upload; both must work).
-    skopeo_copy(
-        &format!("docker://{}/skopeo/app:v1", reg.host()),
-        &format!("docker://{}/skopeo/copy:v2", reg.host()),
+    reg.skopeo_copy(
+        &format!("docker://{}/e2e/tests/skopeo/app:v1", reg.host()),
+        &format!("docker://{}/e2e/tests/skopeo/copy:v2", reg.host()),
         &[],
     );
-    pull_and_compare(&reg, "skopeo/copy:v2", &img, "copied");
+    pull_and_compare(&reg, "e2e/tests/skopeo/copy:v2", &img, "copied");
 }
 
 #[test]
@@ -107,24 +110,28 @@ fn skopeo_copies_a_multi_arch_index_with_all() {
     l.add_manifest(&idx, Some("multi"));
     l.write_index();
 
-    skopeo_copy(
+    reg.skopeo_copy(
         &format!("oci:{}:multi", src.display()),
-        &format!("docker://{}/skopeo/multi:1", reg.host()),
+        &format!("docker://{}/e2e/tests/skopeo/multi:1", reg.host()),
         &["--all"],
     );
 
     let mut c = reg.client();
-    c.assert_manifest("skopeo/multi", "1", &idx);
+    c.assert_manifest("e2e/tests/skopeo/multi", "1", &idx);
     for img in [&amd, &arm] {
-        c.assert_manifest("skopeo/multi", &img.manifest.digest, &img.manifest);
+        c.assert_manifest(
+            "e2e/tests/skopeo/multi",
+            &img.manifest.digest,
+            &img.manifest,
+        );
         for b in img.blobs() {
-            c.assert_blob("skopeo/multi", b);
+            c.assert_blob("e2e/tests/skopeo/multi", b);
         }
     }
 
     let out = reg.scratch("back");
-    skopeo_copy(
-        &format!("docker://{}/skopeo/multi:1", reg.host()),
+    reg.skopeo_copy(
+        &format!("docker://{}/e2e/tests/skopeo/multi:1", reg.host()),
         &format!("oci:{}:multi", out.display()),
         &["--all"],
     );
@@ -155,22 +162,22 @@ fn skopeo_pushes_an_artifact_with_a_subject_that_referrers_then_lists() {
     l.add_manifest(&art, Some("sbom"));
     l.write_index();
 
-    skopeo_copy(
+    reg.skopeo_copy(
         &format!("oci:{}:app", src.display()),
-        &format!("docker://{}/skopeo/art:app", reg.host()),
+        &format!("docker://{}/e2e/tests/skopeo/art:app", reg.host()),
         &[],
     );
-    skopeo_copy(
+    reg.skopeo_copy(
         &format!("oci:{}:sbom", src.display()),
-        &format!("docker://{}/skopeo/art:sbom", reg.host()),
+        &format!("docker://{}/e2e/tests/skopeo/art:sbom", reg.host()),
         &[],
     );
 
     let mut c = reg.client();
-    c.assert_manifest("skopeo/art", "sbom", &art);
+    c.assert_manifest("e2e/tests/skopeo/art", "sbom", &art);
     let r = c
         .send(Request::get(&format!(
-            "/v2/skopeo/art/referrers/{}",
+            "/v2/e2e/tests/skopeo/art/referrers/{}",
             img.manifest.digest
         )))
         .expect(200);
