@@ -170,3 +170,44 @@ fn token_lookup_by_hash_costs_microseconds_among_many_tokens() {
     eprintln!("token_by_hash among 10k tokens: {per:?} per lookup");
     assert!(per.as_micros() < 200, "{per:?}");
 }
+
+/// The server's shape of a big push: POST, then one PUT whose body arrives as ≤256 KiB
+/// slices, each handed to `append_upload` on the network thread, then `finish_upload`.
+/// Prints end-to-end GB/s, the append loop's GB/s and the time of finish alone.
+#[test]
+#[ignore]
+fn push_of_256_mib_in_256_kib_slices_reports_gb_per_s_and_finish_time() {
+    const TOTAL: usize = 256 << 20;
+    const SLICE: usize = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let mut blob = data(7, TOTAL);
+    let gb = TOTAL as f64 / 1e9;
+    for round in 0..3u64 {
+        // A different blob each round, so none dedupes against the last.
+        blob[..8].copy_from_slice(&round.to_le_bytes());
+        let key = BlobKey::sha256_of(&blob);
+        let up = e.start_upload("r").unwrap();
+        let t0 = Instant::now();
+        let mut off = 0;
+        for s in blob.chunks(SLICE) {
+            off = e.append_upload("r", &up.id, off, s).unwrap();
+        }
+        let t_append = t0.elapsed();
+        let t1 = Instant::now();
+        let loc = e.finish_upload("r", &up.id, &key).unwrap().into_inner();
+        let t_finish = t1.elapsed();
+        let total = t0.elapsed();
+        eprintln!(
+            "round {round}: 256 MiB in 256 KiB slices: {:.2} GB/s end to end ({:?}); \
+             appends {:.2} GB/s ({:?}); finish {:?}",
+            gb / total.as_secs_f64(),
+            total,
+            gb / t_append.as_secs_f64(),
+            t_append,
+            t_finish,
+        );
+        assert_eq!(loc.len, TOTAL as u64);
+        assert_eq!(e.read_blob(loc).unwrap()[..8], round.to_le_bytes());
+    }
+}
