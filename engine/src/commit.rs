@@ -395,11 +395,13 @@ impl State {
         }
         match self.commit_batch(&batch, &mut fx) {
             Ok(outcomes) => {
-                for (job, out) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(out));
-                }
+                // Before the replies, so a caller that got its answer never sees the
+                // consumed upload file still in `uploads/`.
                 for p in fx.delete_after {
                     let _ = std::fs::remove_file(p);
+                }
+                for (job, out) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(out));
                 }
             }
             Err(e) => {

@@ -1,0 +1,254 @@
+//! Hashing uploads off the append path.
+//!
+//! `append_upload` runs on the server's network thread, so it only `pwrite`s and returns.
+//! A session's SHA-256 is computed here, on a small pool of threads, from the bytes read
+//! back out of the page cache (`pread` into a buffer each thread reuses), in order. The
+//! digest is the one the old inline hashing gave: the same bytes in the same order, and
+//! they are the bytes the file (later the pack) holds.
+//!
+//! Each session's [`RunningHash`] records how far it is hashed, under a lock; whoever holds
+//! the lock advances it. While the upload streams that is a pool thread; at finish it is
+//! the finishing thread, which hashes whatever the pool has not reached, so finishing waits
+//! for no queue. A session restored at open starts unhashed and is caught up the same way.
+//!
+//! The pool threads also start write-back (`writeback.rs`) of the appended bytes every
+//! [`WRITEBACK_EVERY`], so the `fdatasync` at finish has only the tail to write. The append
+//! path itself never touches the disk beyond its `pwrite` into the page cache, and never
+//! takes a lock a pool thread holds while reading.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use sha2::{Digest, Sha256};
+
+use crate::pack::format::UPLOAD_RESERVED;
+use crate::{writeback, StoreError};
+
+/// Bytes a pool thread hashes per lock hold, and the size of its reusable buffer: small
+/// enough to stay in L2 between the copy and the hash, and to let a finishing thread take
+/// the lock promptly.
+const CHUNK: usize = 256 << 10;
+
+/// Write-back of a session's bytes is started once this many are dirty past the last start.
+pub(crate) const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Write-back ranges end on this boundary, so a page still being appended to is never
+/// among them (its next `pwrite` would then wait for the disk on stable-page devices).
+const WRITEBACK_ALIGN: u64 = 1 << 20;
+
+/// The pool never has more threads than this, however many cores there are: one upload is
+/// hashed by one thread at a time, and hashing shares the cores with the network threads.
+const MAX_THREADS: usize = 4;
+
+/// A session's hash and write-back progress, shared by its session and the pool.
+pub(crate) struct RunningHash {
+    file: Arc<File>,
+    /// Data bytes written so far (the file holds `UPLOAD_RESERVED` more).
+    written: AtomicU64,
+    /// Set while the session is queued on, or being worked by, a pool thread; at most one
+    /// thread works a session at a time, which keeps its bytes in order.
+    queued: AtomicBool,
+    /// The session ended: pool threads drop it.
+    abandoned: AtomicBool,
+    /// File offset where the next write-back range starts; touched only by the pool thread
+    /// that set `queued`.
+    writeback_from: AtomicU64,
+    state: Mutex<HashState>,
+}
+
+struct HashState {
+    sha: Sha256,
+    /// Data bytes fed to `sha`.
+    hashed: u64,
+}
+
+impl RunningHash {
+    /// The hash of a session whose file holds `written` data bytes, none hashed yet.
+    pub(crate) fn new(file: Arc<File>, written: u64) -> Arc<RunningHash> {
+        Arc::new(RunningHash {
+            file,
+            written: AtomicU64::new(written),
+            queued: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            writeback_from: AtomicU64::new(0),
+            state: Mutex::new(HashState {
+                sha: Sha256::new(),
+                hashed: 0,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashState> {
+        // A panic while hashing leaves `hashed` naming exactly the bytes fed to `sha`
+        // (both change together after the update), so the state is still sound.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that the file now holds `written` data bytes and makes sure a pool thread
+    /// will hash them. Never blocks: two atomics and at most one channel send.
+    pub(crate) fn wrote(self: &Arc<Self>, written: u64, pool: &HasherPool) {
+        self.written.store(written, Ordering::SeqCst);
+        // SeqCst pairs with the worker's clear-then-recheck in `work`: either it sees this
+        // length, or this swap sees its clear and queues the session again.
+        if !self.queued.swap(true, Ordering::SeqCst) {
+            pool.queue(self.clone());
+        }
+    }
+
+    /// After a failed write: the file holds `written` data bytes, which may be fewer than
+    /// were hashed if its length could not be read; then the hash starts over.
+    pub(crate) fn rewound(&self, written: u64) {
+        self.written.store(written, Ordering::SeqCst);
+        let mut st = self.lock();
+        if st.hashed > written {
+            *st = HashState {
+                sha: Sha256::new(),
+                hashed: 0,
+            };
+        }
+    }
+
+    /// The SHA-256 state after the first `len` data bytes, hashing here whatever the pool
+    /// has not reached. `len` must not exceed what was written.
+    pub(crate) fn digest(&self, len: u64) -> Result<Sha256, StoreError> {
+        let mut st = self.lock();
+        if st.hashed > len {
+            return Err(StoreError("internal: upload hashed past its length".into()));
+        }
+        let mut buf = vec![0u8; CHUNK];
+        while st.hashed < len {
+            let n = self.read_next(&mut st, len, &mut buf)?;
+            if n == 0 {
+                return Err(StoreError("upload file is shorter than its session".into()));
+            }
+        }
+        Ok(st.sha.clone())
+    }
+
+    /// Stops pool work on an ended session.
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+
+    /// Reads the next bytes after `st.hashed` (up to `end` and the buffer) and feeds them
+    /// to the hash; returns how many (0 at end of file).
+    fn read_next(&self, st: &mut HashState, end: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let want = (end - st.hashed).min(buf.len() as u64) as usize;
+        let got = self
+            .file
+            .read_at(&mut buf[..want], UPLOAD_RESERVED + st.hashed)
+            .map_err(|e| StoreError::io("read upload file", e))?;
+        st.sha.update(&buf[..got]);
+        st.hashed += got as u64;
+        Ok(got)
+    }
+
+    /// Starts write-back of whole `WRITEBACK_ALIGN` blocks written since the last start,
+    /// once there are `WRITEBACK_EVERY` of them.
+    fn start_writeback(&self, written: u64) {
+        let end = (UPLOAD_RESERVED + written) & !(WRITEBACK_ALIGN - 1);
+        let from = self.writeback_from.load(Ordering::Relaxed);
+        if end >= from + WRITEBACK_EVERY {
+            // Only a hint: a failure here is met again, and reported, by the final
+            // `fdatasync`.
+            let _ = writeback::start(&self.file, from, end - from);
+            self.writeback_from.store(end, Ordering::Relaxed);
+        }
+    }
+
+    /// A pool thread's turn at this session: hash and start write-back up to what was
+    /// written, until caught up, then give the session back.
+    fn work(&self, buf: &mut [u8], closing: &AtomicBool) {
+        loop {
+            if self.abandoned.load(Ordering::Relaxed) || closing.load(Ordering::Relaxed) {
+                self.queued.store(false, Ordering::SeqCst);
+                return;
+            }
+            let written = self.written.load(Ordering::SeqCst);
+            self.start_writeback(written);
+            let (hashed, failed) = {
+                let mut st = self.lock();
+                if st.hashed < written {
+                    match self.read_next(&mut st, written, buf) {
+                        Ok(n) if n > 0 => continue,
+                        // A short file or a read error: the finishing thread meets it too
+                        // and reports it; retrying here would only spin.
+                        _ => (st.hashed, true),
+                    }
+                } else {
+                    (st.hashed, false)
+                }
+            };
+            self.queued.store(false, Ordering::SeqCst);
+            // An append may have landed after `written` was read and found `queued` still
+            // set; look again, and take the session back if no one else has.
+            if failed
+                || self.written.load(Ordering::SeqCst) <= hashed
+                || self.queued.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// The hashing threads. Dropping the pool stops them (abandoning queued work: hashes not
+/// reached are caught up at finish) and joins them.
+pub(crate) struct HasherPool {
+    tx: Option<Sender<Arc<RunningHash>>>,
+    closing: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl HasherPool {
+    /// One thread per core, at most [`MAX_THREADS`].
+    pub(crate) fn start() -> Result<HasherPool, StoreError> {
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let closing = Arc::new(AtomicBool::new(false));
+        let mut pool = HasherPool {
+            tx: Some(tx),
+            closing: closing.clone(),
+            threads: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let rx: Receiver<Arc<RunningHash>> = rx.clone();
+            let closing = closing.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("berth-hash-{i}"))
+                .spawn(move || {
+                    let mut buf = vec![0u8; CHUNK];
+                    while let Ok(h) = rx.recv() {
+                        h.work(&mut buf, &closing);
+                    }
+                })
+                .map_err(|e| StoreError::io("start a hashing thread", e))?;
+            pool.threads.push(t);
+        }
+        Ok(pool)
+    }
+
+    fn queue(&self, h: Arc<RunningHash>) {
+        // With no pool (closing), `queued` stays set and the finishing thread hashes all.
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(h);
+        }
+    }
+}
+
+impl Drop for HasherPool {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            // A panic in a hashing thread is a bug already reported on stderr.
+            let _ = t.join();
+        }
+    }
+}
