@@ -252,3 +252,52 @@ impl Drop for HasherPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_pool_alone_catches_up_with_the_writes_and_matches_an_inline_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u");
+        let file = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .unwrap(),
+        );
+        let pool = HasherPool::start().unwrap();
+        let h = RunningHash::new(file.clone(), 0);
+        let mut inline = Sha256::new();
+        let mut len = 0u64;
+        for i in 0..2000u64 {
+            let bytes: Vec<u8> = (0..(i * 613) % 20_000).map(|j| (i ^ j) as u8).collect();
+            file.write_all_at(&bytes, UPLOAD_RESERVED + len).unwrap();
+            len += bytes.len() as u64;
+            inline.update(&bytes);
+            h.wrote(len, &pool);
+        }
+        // No one but the pool hashes here: wait for it, within reason.
+        for _ in 0..3000 {
+            if h.lock().hashed == len {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            h.lock().hashed,
+            len,
+            "the pool fell silent behind the writes"
+        );
+        assert_eq!(h.digest(len).unwrap().finalize(), inline.finalize());
+        assert!(
+            !h.queued.load(Ordering::SeqCst),
+            "the pool gave the session back"
+        );
+    }
+}
