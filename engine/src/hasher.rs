@@ -284,7 +284,7 @@ mod tests {
         }
         // No one but the pool hashes here: wait for it, within reason.
         for _ in 0..3000 {
-            if h.lock().hashed == len {
+            if h.lock().hashed == len && !h.queued.load(Ordering::SeqCst) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
