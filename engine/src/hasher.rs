@@ -6,6 +6,9 @@
 //! digest is the one the old inline hashing gave: the same bytes in the same order, and
 //! they are the bytes the file (later the pack) holds.
 //!
+//! The bytes are read in place through a read-only map of the upload file (`pack/map.rs`),
+//! so hashing costs no copy; `pread` is the fallback if a map cannot be made.
+//!
 //! Each session's [`RunningHash`] records how far it is hashed, under a lock; whoever holds
 //! the lock advances it. While the upload streams that is a pool thread; at finish it is
 //! the finishing thread, which hashes whatever the pool has not reached, so finishing waits
@@ -26,12 +29,17 @@ use crossbeam_channel::{Receiver, Sender};
 use sha2::{Digest, Sha256};
 
 use crate::pack::format::UPLOAD_RESERVED;
+use crate::pack::map::UploadWindow;
 use crate::{writeback, StoreError};
 
 /// Bytes a pool thread hashes per lock hold, and the size of its reusable buffer: small
 /// enough to stay in L2 between the copy and the hash, and to let a finishing thread take
 /// the lock promptly.
 const CHUNK: usize = 256 << 10;
+
+/// Span of an upload file mapped at once for hashing; a new window is mapped when the
+/// hash reaches the end of the last.
+const WINDOW: u64 = 64 << 20;
 
 /// Write-back of a session's bytes is started once this many are dirty past the last start.
 pub(crate) const WRITEBACK_EVERY: u64 = 8 << 20;
@@ -64,6 +72,8 @@ struct HashState {
     sha: Sha256,
     /// Data bytes fed to `sha`.
     hashed: u64,
+    /// Where the next bytes are read from; `None` until needed, or if mapping failed.
+    window: Option<UploadWindow>,
 }
 
 impl RunningHash {
@@ -78,6 +88,7 @@ impl RunningHash {
             state: Mutex::new(HashState {
                 sha: Sha256::new(),
                 hashed: 0,
+                window: None,
             }),
         })
     }
@@ -105,10 +116,8 @@ impl RunningHash {
         self.written.store(written, Ordering::SeqCst);
         let mut st = self.lock();
         if st.hashed > written {
-            *st = HashState {
-                sha: Sha256::new(),
-                hashed: 0,
-            };
+            st.sha = Sha256::new();
+            st.hashed = 0;
         }
     }
 
@@ -119,7 +128,7 @@ impl RunningHash {
         if st.hashed > len {
             return Err(StoreError("internal: upload hashed past its length".into()));
         }
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = Vec::new();
         while st.hashed < len {
             let n = self.read_next(&mut st, len, &mut buf)?;
             if n == 0 {
@@ -134,16 +143,47 @@ impl RunningHash {
         self.abandoned.store(true, Ordering::Relaxed);
     }
 
-    /// Reads the next bytes after `st.hashed` (up to `end` and the buffer) and feeds them
-    /// to the hash; returns how many (0 at end of file).
-    fn read_next(&self, st: &mut HashState, end: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let want = (end - st.hashed).min(buf.len() as u64) as usize;
+    /// Feeds the next bytes after `st.hashed` (up to `end` and [`CHUNK`]) to the hash,
+    /// through the window or else `pread` into `buf`; returns how many (0 at end of file).
+    fn read_next(
+        &self,
+        st: &mut HashState,
+        end: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<usize, StoreError> {
+        let want = (end - st.hashed).min(CHUNK as u64);
+        let (from, to) = (
+            UPLOAD_RESERVED + st.hashed,
+            UPLOAD_RESERVED + st.hashed + want,
+        );
+        let HashState {
+            sha,
+            hashed,
+            window,
+        } = st;
+        for fresh in [false, true] {
+            if fresh {
+                *window = UploadWindow::new(self.file.clone(), from, WINDOW.max(want)).ok();
+            }
+            if let Some(w) = window.as_ref() {
+                let got = w
+                    .bytes(from, to)
+                    .map_err(|e| StoreError::io("stat upload file", e))?;
+                if let Some(b) = got {
+                    sha.update(b);
+                    *hashed += want;
+                    return Ok(want as usize);
+                }
+            }
+        }
+        // No map: copy the bytes out instead.
+        buf.resize(CHUNK, 0);
         let got = self
             .file
-            .read_at(&mut buf[..want], UPLOAD_RESERVED + st.hashed)
+            .read_at(&mut buf[..want as usize], from)
             .map_err(|e| StoreError::io("read upload file", e))?;
-        st.sha.update(&buf[..got]);
-        st.hashed += got as u64;
+        sha.update(&buf[..got]);
+        *hashed += got as u64;
         Ok(got)
     }
 
@@ -162,7 +202,7 @@ impl RunningHash {
 
     /// A pool thread's turn at this session: hash and start write-back up to what was
     /// written, until caught up, then give the session back.
-    fn work(&self, buf: &mut [u8], closing: &AtomicBool) {
+    fn work(&self, buf: &mut Vec<u8>, closing: &AtomicBool) {
         loop {
             if self.abandoned.load(Ordering::Relaxed) || closing.load(Ordering::Relaxed) {
                 self.queued.store(false, Ordering::SeqCst);
@@ -223,7 +263,7 @@ impl HasherPool {
             let t = std::thread::Builder::new()
                 .name(format!("berth-hash-{i}"))
                 .spawn(move || {
-                    let mut buf = vec![0u8; CHUNK];
+                    let mut buf = Vec::new();
                     while let Ok(h) = rx.recv() {
                         h.work(&mut buf, &closing);
                     }

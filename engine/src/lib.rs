@@ -322,6 +322,9 @@ impl Engine {
     /// link, tag and referrer names something stored, every manifest's blobs are stored,
     /// every session has its file; with `rehash`, also that every blob hashes to its key.
     pub fn check_with(&self, opts: CheckOptions) -> Result<CheckReport, StoreError> {
+        // Session rows are queued without waiting (`start_upload`, a discarded session):
+        // let them land first, so the check never sees a row whose file was just removed.
+        self.commit.barrier()?;
         check::run(&self.inner, opts)
     }
 
