@@ -14,10 +14,12 @@
 //! the finishing thread, which hashes whatever the pool has not reached, so finishing waits
 //! for no queue. A session restored at open starts unhashed and is caught up the same way.
 //!
-//! The pool threads also start write-back (`writeback.rs`) of the appended bytes every
-//! [`WRITEBACK_EVERY`], so the `fdatasync` at finish has only the tail to write. The append
-//! path itself never touches the disk beyond its `pwrite` into the page cache, and never
-//! takes a lock a pool thread holds while reading.
+//! The pool threads also ask for write-back (`writeback.rs`) of the appended bytes every
+//! [`WRITEBACK_EVERY`], so the `fdatasync` at finish has only the tail to write. They hand
+//! the request to one write-back thread rather than make it themselves: starting write-back
+//! can wait for the filesystem journal or the device queue, and hashing must not. The
+//! append path itself never touches the disk beyond its `pwrite` into the page cache, and
+//! never takes a lock a pool thread holds while reading.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -187,29 +189,28 @@ impl RunningHash {
         Ok(got)
     }
 
-    /// Starts write-back of whole `WRITEBACK_ALIGN` blocks written since the last start,
+    /// Asks for write-back of whole `WRITEBACK_ALIGN` blocks written since the last ask,
     /// once there are `WRITEBACK_EVERY` of them.
-    fn start_writeback(&self, written: u64) {
+    fn ask_writeback(self: &Arc<Self>, written: u64, wb: &Sender<WritebackAsk>) {
         let end = (UPLOAD_RESERVED + written) & !(WRITEBACK_ALIGN - 1);
         let from = self.writeback_from.load(Ordering::Relaxed);
         if end >= from + WRITEBACK_EVERY {
-            // Only a hint: a failure here is met again, and reported, by the final
-            // `fdatasync`.
-            let _ = writeback::start(&self.file, from, end - from);
+            // Only a hint: if the write-back thread is gone, the final `fdatasync` does it.
+            let _ = wb.send((self.clone(), from, end - from));
             self.writeback_from.store(end, Ordering::Relaxed);
         }
     }
 
     /// A pool thread's turn at this session: hash and start write-back up to what was
     /// written, until caught up, then give the session back.
-    fn work(&self, buf: &mut Vec<u8>, closing: &AtomicBool) {
+    fn work(self: &Arc<Self>, buf: &mut Vec<u8>, closing: &AtomicBool, wb: &Sender<WritebackAsk>) {
         loop {
             if self.abandoned.load(Ordering::Relaxed) || closing.load(Ordering::Relaxed) {
                 self.queued.store(false, Ordering::SeqCst);
                 return;
             }
             let written = self.written.load(Ordering::SeqCst);
-            self.start_writeback(written);
+            self.ask_writeback(written, wb);
             let (hashed, failed) = {
                 let mut st = self.lock();
                 if st.hashed < written {
@@ -236,10 +237,15 @@ impl RunningHash {
     }
 }
 
-/// The hashing threads. Dropping the pool stops them (abandoning queued work: hashes not
-/// reached are caught up at finish) and joins them.
+/// A session and the file range whose write-back to start.
+type WritebackAsk = (Arc<RunningHash>, u64, u64);
+
+/// The hashing threads and the write-back thread. Dropping the pool stops them (abandoning
+/// queued work: hashes not reached are caught up at finish, bytes not written back are
+/// written by the final `fdatasync`) and joins them.
 pub(crate) struct HasherPool {
     tx: Option<Sender<Arc<RunningHash>>>,
+    wb_tx: Option<Sender<WritebackAsk>>,
     closing: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -251,26 +257,46 @@ impl HasherPool {
             .map_or(1, |n| n.get())
             .min(MAX_THREADS);
         let (tx, rx) = crossbeam_channel::unbounded();
+        let (wb_tx, wb_rx) = crossbeam_channel::unbounded::<WritebackAsk>();
         let closing = Arc::new(AtomicBool::new(false));
         let mut pool = HasherPool {
             tx: Some(tx),
+            wb_tx: Some(wb_tx.clone()),
             closing: closing.clone(),
-            threads: Vec::with_capacity(n),
+            threads: Vec::with_capacity(n + 1),
         };
         for i in 0..n {
             let rx: Receiver<Arc<RunningHash>> = rx.clone();
-            let closing = closing.clone();
+            let (closing, wb_tx) = (closing.clone(), wb_tx.clone());
             let t = std::thread::Builder::new()
                 .name(format!("berth-hash-{i}"))
                 .spawn(move || {
                     let mut buf = Vec::new();
                     while let Ok(h) = rx.recv() {
-                        h.work(&mut buf, &closing);
+                        h.work(&mut buf, &closing, &wb_tx);
                     }
                 })
                 .map_err(|e| StoreError::io("start a hashing thread", e))?;
             pool.threads.push(t);
         }
+        drop(wb_tx);
+        let wb_closing = closing.clone();
+        let t = std::thread::Builder::new()
+            .name("berth-writeback".into())
+            .spawn(move || {
+                while let Ok((h, from, len)) = wb_rx.recv() {
+                    if wb_closing.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if !h.abandoned.load(Ordering::Relaxed) {
+                        // Only a hint: a failure here is met again, and reported, by the
+                        // final `fdatasync`.
+                        let _ = writeback::start(&h.file, from, len);
+                    }
+                }
+            })
+            .map_err(|e| StoreError::io("start the write-back thread", e))?;
+        pool.threads.push(t);
         Ok(pool)
     }
 
@@ -286,6 +312,7 @@ impl Drop for HasherPool {
     fn drop(&mut self) {
         self.closing.store(true, Ordering::Relaxed);
         self.tx = None;
+        self.wb_tx = None;
         for t in self.threads.drain(..) {
             // A panic in a hashing thread is a bug already reported on stderr.
             let _ = t.join();
