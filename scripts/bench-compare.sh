@@ -8,6 +8,10 @@
 # multi-GiB pull while sampling each server's peak RSS, VmHWM), prints one table (metric, berth, docker-registry, ratio)
 # and stops both servers. A last column runs the same loads against berth-bench-stub, a
 # storage-less stub (no hashing, no disk): a reference for what client + loopback cost here.
+# Berth is multi-tenant: after it starts, the script provisions organisation `bench`, registry
+# `load` and a read+write token with the `berth` CLI (admin token from DATA/admin-token), and
+# the load generator sends that token as Basic credentials on every Berth request. Distribution
+# and the stub run anonymous, with the same repository name.
 # Benches compare, never assert: the exit status only says whether every run completed.
 #
 # Knobs (environment):
@@ -16,8 +20,8 @@
 #   BERTH_BIN=target/release/berth   REGISTRY_BIN=/usr/bin/docker-registry
 #   LOADGEN_BIN=target/release/berth-loadgen   STUB_BIN=target/release/berth-bench-stub
 #   STUB=0 (skip the stub column)              NO_BUILD=1 (use the binaries as they are)
-#   REPO=bench/loadgen/app     repository used on both servers
-#   BERTH_HEADER='Authorization: Bearer ...'   sent to Berth only, when it wants credentials
+#   REPO=bench/load/app        repository used on every server; on Berth ORG/REGISTRY/IMAGE,
+#                              and ORG and REGISTRY are created before the runs
 #   ONLY=berth|docker-registry run one side (the other column reads n/a)
 #   OUT=DIR                    keep the loadgen JSON lines and server logs there
 set -euo pipefail
@@ -34,14 +38,19 @@ SMALL_SIZE=${SMALL_SIZE:-4KiB}
 SMALL_COUNT=${SMALL_COUNT:-1000}
 SMALL_CONNS=${SMALL_CONNS:-8}
 SECONDS_GET=${SECONDS_GET:-10}
-REPO=${REPO:-bench/loadgen/app}
+REPO=${REPO:-bench/load/app}
 BERTH_BIN=${BERTH_BIN:-$ROOT/target/release/berth}
 REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
 LOADGEN_BIN=${LOADGEN_BIN:-$ROOT/target/release/berth-loadgen}
 STUB_BIN=${STUB_BIN:-$ROOT/target/release/berth-bench-stub}
 STUB=${STUB:-1}
 ONLY=${ONLY:-}
-BERTH_HEADER=${BERTH_HEADER:-}
+IFS=/ read -r BERTH_ORG BERTH_REGISTRY BERTH_IMAGE <<<"$REPO"
+if [[ -z $BERTH_ORG || -z $BERTH_REGISTRY || -z $BERTH_IMAGE ]]; then
+    echo "REPO=$REPO: Berth needs ORG/REGISTRY/IMAGE, like bench/load/app" >&2
+    exit 1
+fi
+BERTH_SECRET=
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
 OUT=${OUT:-$WORK/out}
@@ -125,6 +134,23 @@ if want berth; then
     PID[berth]=$!
     PIDS+=("$!")
     wait_up berth "${PORT[berth]}" "${PID[berth]}"
+    # The admin token is written just after the listening line; wait for the file.
+    for _ in $(seq 100); do
+        [[ -s $WORK/berth-data/admin-token ]] && break
+        sleep 0.1
+    done
+    [[ -s $WORK/berth-data/admin-token ]] || { echo "berth wrote no admin token; log: $OUT/berth.log" >&2; exit 1; }
+    # The admin token comes from DATA/admin-token and the write token's secret reaches the
+    # load generator through its environment: neither shows in a process listing.
+    admin() { env -u BERTH_TOKEN BERTH_SERVER="http://127.0.0.1:${PORT[berth]}" BERTH_DATA="$WORK/berth-data" "$BERTH_BIN" "$@"; }
+    log "berth: org $BERTH_ORG, registry $BERTH_REGISTRY, a read_packages,write_packages token"
+    admin org create "$BERTH_ORG" >>"$OUT/provision.log" 2>&1 ||
+        { echo "berth org create failed; see $OUT/provision.log" >&2; exit 1; }
+    admin registry create "$BERTH_ORG" "$BERTH_REGISTRY" >>"$OUT/provision.log" 2>&1 ||
+        { echo "berth registry create failed; see $OUT/provision.log" >&2; exit 1; }
+    BERTH_SECRET=$(admin token create "$BERTH_ORG" --scopes read_packages,write_packages \
+        --description berth-bench 2>>"$OUT/provision.log" | tail -1) || true
+    [[ -n $BERTH_SECRET ]] || { echo "berth token create failed; see $OUT/provision.log" >&2; exit 1; }
 fi
 if want docker-registry; then
     PORT[docker-registry]=$(free_port)
@@ -182,12 +208,12 @@ field() { grep -o "\"$2\":[-0-9.e]*" <<<"$1" | head -1 | cut -d: -f2; }
 loadgen() { # side name args...
     local side=$1 name=$2
     shift 2
-    local hdr=()
-    [[ $side == berth && -n $BERTH_HEADER ]] && hdr=(--header "$BERTH_HEADER")
+    local token=
+    [[ $side == berth ]] && token=$BERTH_SECRET
     log "$side: berth-loadgen $*"
     local line rc=0
-    line=$("$LOADGEN_BIN" "$@" --target "http://127.0.0.1:${PORT[$side]}" --repo "$REPO" \
-        --label "$side" "${hdr[@]}" 2>>"$OUT/loadgen-$side.err" | tee -a "$OUT/loadgen-$side.txt" | tail -1) || rc=$?
+    line=$(BERTH_LOADGEN_TOKEN=$token "$LOADGEN_BIN" "$@" --target "http://127.0.0.1:${PORT[$side]}" \
+        --repo "$REPO" --label "$side" 2>>"$OUT/loadgen-$side.err" | tee -a "$OUT/loadgen-$side.txt" | tail -1) || rc=$?
     echo "$line" >>"$OUT/$name.jsonl"
     if [[ $rc -ne 0 || ${line:0:1} != "{" ]]; then
         echo "   $side $name: FAILED (exit $rc); see $OUT/loadgen-$side.err" >&2
@@ -252,6 +278,7 @@ mib_row() { # label key
 echo
 echo "Berth vs docker-registry ($("$REGISTRY_BIN" --version 2>/dev/null | awk '{print $NF}' || echo '?')), $(nproc) cores, $(date -u +%FT%TZ)"
 echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both columns)"
+echo "berth: token as Basic credentials on every request (repository $REPO); docker-registry and stub: anonymous"
 echo "ratio = berth / docker-registry (MB/s, req/s: higher is better; latency, RSS: lower is better)"
 echo "loopback stub = the same loads against a thread-per-connection server that hashes and stores nothing"
 echo "  (a reference for client + loopback cost, not a strict bound: it writes pulls from user space, Berth uses sendfile)"

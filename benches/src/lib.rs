@@ -1,11 +1,12 @@
 //! Shared code of Berth's benchmarks: the load generator's minimal HTTP/1.1 client, the OCI
-//! requests it sends, and the payloads and statistics of a run.
+//! requests it sends with the credentials they carry, and the payloads and statistics of a run.
 //!
 //! The load generator compares; it never asserts a speed. It does check every answer it
 //! gets (status, lengths, digests), so a figure is never the speed of an error page.
 //! It only ever targets loopback addresses (see `target`).
 
 pub mod client;
+pub mod credentials;
 pub mod latency;
 pub mod payload;
 pub mod registry;

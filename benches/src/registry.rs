@@ -3,6 +3,7 @@
 //! of measuring error pages.
 
 use crate::client::{ClientError, HttpConn, Response, Sink};
+use crate::credentials::basic_authorization;
 use crate::payload::{fill_random, sha256_digest};
 use std::fmt;
 
@@ -57,6 +58,26 @@ fn expect(op: &'static str, r: &Response, ok: &[u16]) -> Result<(), OpError> {
 pub struct Extra(pub Vec<(String, String)>);
 
 impl Extra {
+    /// Adds `Authorization: Basic base64("berth:" + secret)`; refuses a second
+    /// `Authorization`, which a server would see as a malformed request, not as a choice.
+    pub fn add_basic_token(&mut self, secret: &str) -> Result<(), String> {
+        if secret.is_empty() || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("token secret: expected printable ASCII without spaces".into());
+        }
+        if self.has_authorization() {
+            return Err("token secret: an Authorization header is already set".into());
+        }
+        self.0
+            .push(("Authorization".to_string(), basic_authorization(secret)));
+        Ok(())
+    }
+
+    pub fn has_authorization(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+    }
+
     fn with<'a>(&'a self, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut v: Vec<(&str, &str)> = more.to_vec();
         v.extend(self.0.iter().map(|(n, v)| (n.as_str(), v.as_str())));

@@ -1,8 +1,11 @@
 //! The load generator's requests against a small in-process registry that checks what it
 //! receives the way spec §5.6 requires (the digest of the whole body), answers with
 //! absolute `Location`s and chunked manifests as Distribution does, and serves blobs back.
+//! Anonymous like Distribution in the comparison, or private like Berth: then every request,
+//! `/v2/` included, needs the one `Authorization` value it was started with (spec §9.1).
 
 use berth_benches::client::{HttpConn, Sink};
+use berth_benches::credentials::basic_authorization;
 use berth_benches::payload::{sha256_digest, Payload};
 use berth_benches::registry::{self, Extra, OpError, SmallImage, OCI_MANIFEST};
 use berth_benches::target::Target;
@@ -20,19 +23,24 @@ struct State {
 }
 
 fn spawn_registry() -> Target {
+    spawn_registry_requiring(None)
+}
+
+/// A registry that answers 401 to any request whose `Authorization` is not `auth`.
+fn spawn_registry_requiring(auth: Option<String>) -> Target {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let state = Arc::new(Mutex::new(State::default()));
     thread::spawn(move || {
         for s in l.incoming() {
-            let (s, state) = (s.unwrap(), state.clone());
-            thread::spawn(move || serve(s, addr.to_string(), state));
+            let (s, state, auth) = (s.unwrap(), state.clone(), auth.clone());
+            thread::spawn(move || serve(s, addr.to_string(), state, auth));
         }
     });
     Target::parse(&format!("http://{addr}")).unwrap()
 }
 
-fn serve(mut s: TcpStream, authority: String, state: Arc<Mutex<State>>) {
+fn serve(mut s: TcpStream, authority: String, state: Arc<Mutex<State>>, auth: Option<String>) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let (method, path, headers, used) = loop {
@@ -78,7 +86,19 @@ fn serve(mut s: TcpStream, authority: String, state: Arc<Mutex<State>>) {
             .iter()
             .find(|(n, _)| n == "accept")
             .map(|(_, v)| v.clone());
-        let (status, extra, out, chunked) = route(&method, &path, accept, body, &authority, &state);
+        let presented = headers
+            .iter()
+            .find(|(n, _)| n == "authorization")
+            .map(|(_, v)| v.as_str());
+        let (status, extra, out, chunked) = match &auth {
+            Some(want) if presented != Some(want.as_str()) => (
+                401,
+                "WWW-Authenticate: Basic realm=\"fake\"\r\n".to_string(),
+                br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+                false,
+            ),
+            _ => route(&method, &path, accept, body, &authority, &state),
+        };
         let mut head = format!("HTTP/1.1 {status} X\r\n{extra}");
         if chunked {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
@@ -213,6 +233,50 @@ fn the_small_image_pushes_and_its_manifest_comes_back_by_tag() {
             (200, img.manifest.as_slice())
         );
     }
+}
+
+#[test]
+fn a_private_registry_refuses_anonymous_requests_and_serves_the_basic_token_holder() {
+    let t = spawn_registry_requiring(Some(basic_authorization("s3cret")));
+    let mut c = HttpConn::connect(&t).unwrap();
+    let none = Extra::default();
+    assert_eq!(registry::ping(&mut c, &none).unwrap(), 401);
+    let e = registry::start_upload(&mut c, &none, "bench/load/app").unwrap_err();
+    assert!(matches!(e, OpError::Unexpected { status: 401, .. }), "{e}");
+
+    let mut wrong = Extra::default();
+    wrong.add_basic_token("other").unwrap();
+    assert_eq!(registry::ping(&mut c, &wrong).unwrap(), 401);
+
+    let mut creds = Extra::default();
+    creds.add_basic_token("s3cret").unwrap();
+    assert_eq!(registry::ping(&mut c, &creds).unwrap(), 200);
+    let p = Payload::new(70 << 10, 1, 9);
+    registry::push_blob(&mut c, &creds, "bench/load/app", p.digest(0), &p.parts(0)).unwrap();
+    let n = registry::pull_blob(&mut c, &creds, "bench/load/app", p.digest(0), 70 << 10).unwrap();
+    assert_eq!(n, 70 << 10);
+    // The manifest-get loop resends prebuilt request bytes: they must carry the credentials.
+    let img = SmallImage::new(8);
+    img.push(&mut c, &creds, "bench/load/app", "bench").unwrap();
+    let req = registry::manifest_get_request(&c, &creds, "bench/load/app", "bench");
+    c.send_raw(&req).unwrap();
+    let r = c.read_response(false, Sink::Keep).unwrap();
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, img.manifest.as_slice())
+    );
+    assert_eq!(c.connects, 1, "a 401 keeps the connection alive");
+}
+
+#[test]
+fn a_second_authorization_is_refused_before_any_request() {
+    let mut x = Extra::default();
+    x.add_basic_token("a").unwrap();
+    assert!(x.add_basic_token("b").is_err());
+    let mut h = Extra(vec![("authorization".into(), "Bearer t".into())]);
+    assert!(h.add_basic_token("a").is_err());
+    assert!(Extra::default().add_basic_token("has space").is_err());
+    assert!(Extra::default().add_basic_token("").is_err());
 }
 
 #[test]

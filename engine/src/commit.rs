@@ -112,11 +112,16 @@ pub(crate) enum Op {
     },
     /// Organisations, registries, tokens, audit (`tenancy.rs`).
     Tenancy(tenancy::Op),
+    /// Writes nothing; answered once everything queued before it has committed.
+    Barrier,
 }
 
 impl Op {
     fn needs_durability(&self) -> bool {
-        !matches!(self, Op::StartUpload { .. } | Op::DropUpload { .. })
+        !matches!(
+            self,
+            Op::StartUpload { .. } | Op::DropUpload { .. } | Op::Barrier
+        )
     }
 }
 
@@ -230,6 +235,14 @@ impl Committer {
     /// Forgets a session's row; returns at once (see [`Committer::post`]).
     pub(crate) fn drop_upload(&self, id: UploadId) -> Result<(), StoreError> {
         self.post(Op::DropUpload { id })
+    }
+
+    /// Returns once every write queued before it (session rows included) has committed.
+    pub(crate) fn barrier(&self) -> Result<(), StoreError> {
+        match self.submit(Op::Barrier)? {
+            Outcome::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
     }
 
     pub(crate) fn finish_blob(
@@ -395,11 +408,13 @@ impl State {
         }
         match self.commit_batch(&batch, &mut fx) {
             Ok(outcomes) => {
-                for (job, out) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(out));
-                }
+                // Before the replies, so a caller that got its answer never sees the
+                // consumed upload file still in `uploads/`.
                 for p in fx.delete_after {
                     let _ = std::fs::remove_file(p);
+                }
+                for (job, out) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(out));
                 }
             }
             Err(e) => {
@@ -503,6 +518,7 @@ impl State {
                     .insert(id.as_str(), &schema::encode_upload(row)[..])?;
                 Ok(Outcome::Unit)
             }
+            Op::Barrier => Ok(Outcome::Unit),
             Op::DropUpload { id } => {
                 t.uploads.remove(id.as_str())?;
                 Ok(Outcome::Unit)

@@ -29,10 +29,13 @@
 //!   `pread` pack bytes.
 //! - **A blob is stored once** however many repositories link it; finishing an upload of a
 //!   blob already stored just links it.
-//! - **Uploads** are appended with plain `pwrite(2)` and hashed (SHA-256) as they arrive;
-//!   they are not fsynced until finished. A session survives a clean restart (its running
-//!   hash is rebuilt from the file on first use); after a crash its tail may be shorter, and
-//!   the client's next offset check or digest check says so.
+//! - **Uploads** are appended with plain `pwrite(2)` and nothing else on the caller's
+//!   thread: a small pool hashes (SHA-256) the written bytes behind the appends, reading
+//!   them back from the page cache, and starts their write-back early; `finish_upload`
+//!   hashes whatever the pool has not reached and `fdatasync`s what is still dirty
+//!   (`hasher.rs`). A session survives a clean restart (its hash is rebuilt from the file
+//!   the same way); after a crash its tail may be shorter, and the client's next offset
+//!   check or digest check says so.
 //!
 //! # Crash model
 //! A crash (process kill or power loss) at any instant leaves the store as of the last
@@ -57,6 +60,7 @@ mod blob;
 mod check;
 mod commit;
 mod error;
+mod hasher;
 mod keys;
 mod manifest;
 mod pack;
@@ -64,6 +68,7 @@ mod recover;
 mod schema;
 mod tenancy;
 mod upload;
+mod writeback;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -317,6 +322,9 @@ impl Engine {
     /// link, tag and referrer names something stored, every manifest's blobs are stored,
     /// every session has its file; with `rehash`, also that every blob hashes to its key.
     pub fn check_with(&self, opts: CheckOptions) -> Result<CheckReport, StoreError> {
+        // Session rows are queued without waiting (`start_upload`, a discarded session):
+        // let them land first, so the check never sees a row whose file was just removed.
+        self.commit.barrier()?;
         check::run(&self.inner, opts)
     }
 

@@ -171,7 +171,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             repaired.push(format!("dropped upload session {id}: its file was missing"));
         }
         sessions_found.clear();
-        let sessions = Sessions::new(uploads_dir.clone());
+        let sessions = Sessions::new(uploads_dir.clone())?;
         let mut live_ids = BTreeSet::new();
         for (uid, row, f, len, mtime) in kept {
             live_ids.insert(uid.as_str().to_owned());

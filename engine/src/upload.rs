@@ -1,7 +1,10 @@
-//! Upload sessions: bytes go to `uploads/<id>` as they arrive, hashed on the way.
+//! Upload sessions: bytes go to `uploads/<id>` as they arrive; a pool hashes them behind
+//! (`hasher.rs`).
 //!
 //! Each session has its own lock; the append path takes only a read lock on the session
-//! table and then that lock, so sessions never wait for each other. An upload file starts
+//! table and then that lock, so sessions never wait for each other. An append is one
+//! `pwrite` into the page cache and a hand-off to the hashing pool, cheap enough for the
+//! server's network thread. An upload file starts
 //! with `UPLOAD_RESERVED` zero bytes (room for the pack and record headers), so a large
 //! finished upload becomes a pack by writing those headers and renaming the file.
 
@@ -12,9 +15,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha512};
 
 use crate::commit::{BlobSource, Committer, Durable};
+use crate::hasher::{HasherPool, RunningHash};
 use crate::keys::{Alg, BlobKey, UploadId};
 use crate::pack::format::{
     pack_file_name, pack_header, record_header, KIND_SINGLE, PACK_HEADER_LEN, UPLOAD_RESERVED,
@@ -27,12 +31,11 @@ const SWEEP_EVERY_SECS: u64 = 60;
 
 pub(crate) struct Session {
     repo: String,
-    file: File,
+    file: Arc<File>,
     /// Data bytes received (the file holds `UPLOAD_RESERVED + len`).
     len: u64,
-    /// Running SHA-256 of the data; `None` until rebuilt from the file after a reopen or a
-    /// failed write.
-    hasher: Option<Sha256>,
+    /// SHA-256 of the data, computed behind the appends.
+    hash: Arc<RunningHash>,
     /// Seconds since the epoch of the last append (or start).
     touched: u64,
     /// Set once finished, cancelled or expired: the session accepts nothing more.
@@ -69,28 +72,32 @@ pub(crate) struct Sessions {
     dir: PathBuf,
     map: RwLock<HashMap<UploadId, Arc<Slot>>>,
     last_sweep: AtomicU64,
+    hashers: HasherPool,
 }
 
 impl Sessions {
-    pub(crate) fn new(dir: PathBuf) -> Sessions {
-        Sessions {
+    pub(crate) fn new(dir: PathBuf) -> Result<Sessions, StoreError> {
+        Ok(Sessions {
             dir,
             map: RwLock::new(HashMap::new()),
             last_sweep: AtomicU64::new(0),
-        }
+            hashers: HasherPool::start()?,
+        })
     }
 
     fn path(&self, id: &UploadId) -> PathBuf {
         self.dir.join(id.as_str())
     }
 
-    /// Re-adds a session found at open; its hash is rebuilt on first use.
+    /// Re-adds a session found at open; its hash is rebuilt from the file behind the next
+    /// append, or at finish.
     pub(crate) fn restore(&self, id: UploadId, repo: String, file: File, len: u64, touched: u64) {
+        let file = Arc::new(file);
         let s = Session {
             repo,
+            hash: RunningHash::new(file.clone(), len),
             file,
             len,
-            hasher: None,
             touched,
             ended: false,
         };
@@ -128,8 +135,8 @@ impl Sessions {
 }
 
 fn lock(s: &Mutex<Session>) -> MutexGuard<'_, Session> {
-    // A panic mid-append leaves at worst a length/hash mismatch, which `ensure_hasher`'s
-    // rebuild and the digest check catch; keep serving the session.
+    // A panic mid-append leaves at worst a length the file does not back, which the
+    // digest check catches; keep serving the session.
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -181,11 +188,12 @@ pub(crate) fn start(
         id: id.as_str().to_owned(),
         len: 0,
     };
+    let file = Arc::new(file);
     let s = Session {
         repo: repo.to_owned(),
+        hash: RunningHash::new(file.clone(), 0),
         file,
         len: 0,
-        hasher: Some(Sha256::new()),
         touched: now,
         ended: false,
     };
@@ -209,19 +217,6 @@ pub(crate) fn status(
         id: id.as_str().to_owned(),
         len,
     }))
-}
-
-/// Rebuilds the running hash from the file when it is not current.
-fn ensure_hasher(s: &mut Session) -> Result<&mut Sha256, StoreError> {
-    if s.hasher.is_none() {
-        let mut h = Sha256::new();
-        hash_file(&s.file, s.len, |b| h.update(b))?;
-        s.hasher = Some(h);
-    }
-    // Set just above when it was `None`.
-    s.hasher
-        .as_mut()
-        .ok_or_else(|| StoreError("internal: no upload hasher".into()))
 }
 
 /// Feeds the session's data bytes (`len` of them after the reserved room) to `f`.
@@ -265,23 +260,19 @@ pub(crate) fn append(
     if inner.opts.max_upload_bytes.is_some_and(|max| new_len > max) {
         return Err(AppendError::TooLarge);
     }
-    ensure_hasher(&mut g)?;
     if let Err(e) = g.file.write_all_at(bytes, UPLOAD_RESERVED + g.len) {
-        // Part of the bytes may have landed: take the file's word for the length and
-        // rebuild the hash from it on next use.
+        // Part of the bytes may have landed: take the file's word for the length.
         let on_disk = g
             .file
             .metadata()
             .map(|m| m.len())
             .unwrap_or(UPLOAD_RESERVED);
         g.len = on_disk.saturating_sub(UPLOAD_RESERVED);
-        g.hasher = None;
+        g.hash.rewound(g.len);
         s.publish(&g);
         return Err(StoreError::io("write upload file", e).into());
     }
-    if let Some(h) = g.hasher.as_mut() {
-        h.update(bytes);
-    }
+    g.hash.wrote(new_len, &inner.uploads.hashers);
     g.len = new_len;
     g.touched = (inner.clock)();
     s.publish(&g);
@@ -291,6 +282,7 @@ pub(crate) fn append(
 /// Ends a session whose bytes will not be stored: drops it from memory, disk and metadata.
 fn discard(inner: &Inner, commit: &Committer, id: &UploadId, slot: &Slot, s: &mut Session) {
     s.ended = true;
+    s.hash.abandon();
     slot.publish(s);
     inner.uploads.remove(id);
     let _ = std::fs::remove_file(inner.uploads.path(id));
@@ -315,7 +307,7 @@ pub(crate) fn finish(
         discard(inner, commit, &id, &s, &mut g);
         return Err(FinishError::TooLarge);
     }
-    let matches = match verify(&mut g, want) {
+    let matches = match verify(&g, want) {
         Ok(m) => m,
         Err(e) => {
             discard(inner, commit, &id, &s, &mut g);
@@ -328,6 +320,7 @@ pub(crate) fn finish(
     }
     // From here the session is consumed whatever happens.
     g.ended = true;
+    g.hash.abandon();
     s.publish(&g);
     inner.uploads.remove(&id);
     let r = store(inner, commit, repo, &id, &g, want);
@@ -340,12 +333,12 @@ pub(crate) fn finish(
 }
 
 /// Whether the session's bytes hash to `want`.
-fn verify(s: &mut Session, want: &BlobKey) -> Result<bool, StoreError> {
+fn verify(s: &Session, want: &BlobKey) -> Result<bool, StoreError> {
     if !want.is_well_formed() {
         return Ok(false);
     }
     let got = match want.alg {
-        Alg::Sha256 => ensure_hasher(s)?.clone().finalize().to_vec(),
+        Alg::Sha256 => s.hash.digest(s.len)?.finalize().to_vec(),
         Alg::Sha512 => {
             let mut h = Sha512::new();
             hash_file(&s.file, s.len, |b| h.update(b))?;

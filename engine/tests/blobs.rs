@@ -355,3 +355,71 @@ fn a_second_process_cannot_open_the_same_store() {
     assert!(err.0.contains("in use"), "{err}");
     assert!(err.0.contains(&dir.path().display().to_string()), "{err}");
 }
+
+/// Slices of uneven sizes, so the pool's reads and the write-back ranges never line up
+/// with the appends.
+fn uneven_slices(bytes: &[u8], seed: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let mut i = seed;
+    while !rest.is_empty() {
+        let n = (1 + (i * 7919) % (300 << 10)).min(rest.len());
+        let (a, b) = rest.split_at(n);
+        out.push(a);
+        rest = b;
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn a_large_upload_hashed_behind_its_appends_verifies_against_its_digest_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    // Past several write-back ranges (8 MiB), so early write-out runs while appending.
+    let bytes = data(21, 40 << 20);
+    let key = BlobKey::sha256_of(&bytes);
+    let mut wrong = key.clone();
+    wrong.hash[31] ^= 1;
+    let (a, b) = (e.start_upload("r").unwrap(), e.start_upload("r").unwrap());
+    let (mut oa, mut ob) = (0, 0);
+    for s in uneven_slices(&bytes, 3) {
+        oa = e.append_upload("r", &a.id, oa, s).unwrap();
+        ob = e.append_upload("r", &b.id, ob, s).unwrap();
+    }
+    assert!(matches!(
+        e.finish_upload("r", &b.id, &wrong),
+        Err(FinishError::DigestMismatch)
+    ));
+    let loc = e.finish_upload("r", &a.id, &key).unwrap().into_inner();
+    assert_eq!(e.read_blob(loc).unwrap(), bytes);
+    assert!(files_in(&dir.path().join("uploads")).is_empty());
+    assert_clean(&e);
+}
+
+#[test]
+fn many_sessions_streaming_at_once_each_finish_with_their_own_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Arc::new(open(dir.path()));
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let bytes = data(100 + t, (9 << 20) + t as usize * 4099);
+                let key = BlobKey::sha256_of(&bytes);
+                let up = e.start_upload("r").unwrap();
+                let mut off = 0;
+                for s in uneven_slices(&bytes, t as usize) {
+                    off = e.append_upload("r", &up.id, off, s).unwrap();
+                }
+                let loc = e.finish_upload("r", &up.id, &key).unwrap().into_inner();
+                (loc, bytes)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (loc, bytes) = t.join().unwrap();
+        assert_eq!(e.read_blob(loc).unwrap(), bytes);
+    }
+    assert_clean(&e);
+}

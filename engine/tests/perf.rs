@@ -170,3 +170,143 @@ fn token_lookup_by_hash_costs_microseconds_among_many_tokens() {
     eprintln!("token_by_hash among 10k tokens: {per:?} per lookup");
     assert!(per.as_micros() < 200, "{per:?}");
 }
+
+/// The server's shape of a big push: POST, then one PUT whose body arrives as ≤256 KiB
+/// slices, each handed to `append_upload` on the network thread, then `finish_upload`.
+/// Prints, per round and as medians, end-to-end GB/s, the append loop's GB/s and the time
+/// of finish alone; first, as a yardstick of how loaded the machine is, the same bytes
+/// written and hashed inline on one thread then `fdatasync`ed (what a push used to cost).
+/// The machine is shared, so wall times swing with its load; the CPU time each thread spent
+/// (from `/proc/self/task/*/schedstat`) is printed too, which the load barely moves:
+/// this thread's during the appends and during finish, and the hashing pool's.
+/// `BERTH_PERF_ROUNDS` sets the number of rounds (default 5).
+#[test]
+#[ignore]
+fn push_of_256_mib_in_256_kib_slices_reports_gb_per_s_and_finish_time() {
+    std::thread::Builder::new()
+        .name(MY_NAME.into())
+        .spawn(push_256_mib_rounds)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// This bench's thread, found by name among the process's threads.
+const MY_NAME: &str = "perf-pusher";
+
+type CpuMap = std::collections::HashMap<String, (String, u64)>;
+
+/// Nanoseconds on CPU so far of every thread of this process: tid -> (name, ns).
+fn cpu_by_thread() -> CpuMap {
+    let mut m = CpuMap::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let p = t.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(p.join("comm")),
+            std::fs::read_to_string(p.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let ns = stat
+            .split(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let tid = t.file_name().to_string_lossy().into_owned();
+        m.insert(tid, (name.trim().to_owned(), ns));
+    }
+    m
+}
+
+/// Milliseconds on CPU between two snapshots, over the threads whose name `pick` takes.
+fn cpu_ms(a: &CpuMap, b: &CpuMap, pick: impl Fn(&str) -> bool) -> f64 {
+    b.iter()
+        .filter(|(_, (name, _))| pick(name))
+        .map(|(tid, (_, ns))| ns - a.get(tid).map_or(0, |x| x.1))
+        .sum::<u64>() as f64
+        / 1e6
+}
+
+fn push_256_mib_rounds() {
+    const TOTAL: usize = 256 << 20;
+    const SLICE: usize = 256 << 10;
+    let rounds: u64 = std::env::var("BERTH_PERF_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let gb = TOTAL as f64 / 1e9;
+    let dir = tempfile::tempdir().unwrap();
+    let mut blob = data(7, TOTAL);
+
+    let raw = std::fs::File::create(dir.path().join("raw")).unwrap();
+    let t = Instant::now();
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    for (i, s) in blob.chunks(SLICE).enumerate() {
+        std::os::unix::fs::FileExt::write_all_at(&raw, s, (i * SLICE) as u64).unwrap();
+        sha2::Digest::update(&mut h, s);
+    }
+    raw.sync_data().unwrap();
+    let t_raw = t.elapsed();
+    drop((raw, h));
+    eprintln!(
+        "yardstick: inline pwrite + sha256 + fdatasync on one thread: {:.2} GB/s ({t_raw:?})",
+        gb / t_raw.as_secs_f64()
+    );
+
+    let e = open(dir.path());
+    let mut ends = Vec::new();
+    let mut finishes = Vec::new();
+    for round in 0..rounds {
+        // A different blob each round, so none dedupes against the last.
+        blob[..8].copy_from_slice(&round.to_le_bytes());
+        let h0 = cpu_by_thread();
+        let th = Instant::now();
+        let key = BlobKey::sha256_of(&blob);
+        let (t_hash, h1) = (th.elapsed(), cpu_by_thread());
+        eprintln!(
+            "round {round}: sha256 of the 256 MiB in memory: {:.2} GB/s wall, {:.0} cpu ms",
+            gb / t_hash.as_secs_f64(),
+            cpu_ms(&h0, &h1, |c| c == MY_NAME)
+        );
+        let up = e.start_upload("r").unwrap();
+        let c0 = cpu_by_thread();
+        let t0 = Instant::now();
+        let mut off = 0;
+        for s in blob.chunks(SLICE) {
+            off = e.append_upload("r", &up.id, off, s).unwrap();
+        }
+        let t_append = t0.elapsed();
+        let c1 = cpu_by_thread();
+        let t1 = Instant::now();
+        let loc = e.finish_upload("r", &up.id, &key).unwrap().into_inner();
+        let t_finish = t1.elapsed();
+        let total = t0.elapsed();
+        let c2 = cpu_by_thread();
+        let me = |a: &CpuMap, b: &CpuMap| cpu_ms(a, b, |c| c == MY_NAME);
+        let pool = cpu_ms(&c0, &c2, |c| c.starts_with("berth-hash"));
+        let all = cpu_ms(&c0, &c2, |_| true);
+        eprintln!(
+            "round {round}: {:.2} GB/s end to end ({total:?}); appends {:.2} GB/s \
+             ({t_append:?}); finish {t_finish:?}; cpu ms: appends {:.0}, finish {:.0}, \
+             hash pool {pool:.0}, process {all:.0}",
+            gb / total.as_secs_f64(),
+            gb / t_append.as_secs_f64(),
+            me(&c0, &c1),
+            me(&c1, &c2),
+        );
+        assert_eq!(loc.len, TOTAL as u64);
+        assert_eq!(e.read_blob(loc).unwrap()[..8], round.to_le_bytes());
+        ends.push(gb / total.as_secs_f64());
+        finishes.push(t_finish);
+    }
+    ends.sort_by(f64::total_cmp);
+    finishes.sort();
+    if let (Some(best), Some(_)) = (ends.last(), finishes.first()) {
+        eprintln!(
+            "median of {rounds}: {:.2} GB/s end to end (best {best:.2}); finish {:?} (best {:?})",
+            ends[ends.len() / 2],
+            finishes[finishes.len() / 2],
+            finishes[0],
+        );
+    }
+}

@@ -182,3 +182,31 @@ fn check_with_rehash_finds_flipped_bytes() {
         .unwrap();
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
 }
+
+#[test]
+fn a_large_session_reopened_mid_stream_is_rehashed_from_its_file_and_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = data(5, 20 << 20);
+    let cut = (12 << 20) + 12345;
+    let id;
+    {
+        let e = open(dir.path());
+        id = e.start_upload("app").unwrap().id;
+        let mut off = 0;
+        for s in bytes[..cut].chunks(256 << 10) {
+            off = e.append_upload("app", &id, off, s).unwrap();
+        }
+        // dropped at once: the pool may be anywhere behind the appends
+    }
+    let e = open(dir.path());
+    let st = e.upload_status("app", &id).unwrap().unwrap();
+    assert_eq!(st.len, cut as u64);
+    let mut off = st.len;
+    for s in bytes[cut..].chunks(100_000) {
+        off = e.append_upload("app", &id, off, s).unwrap();
+    }
+    let key = BlobKey::sha256_of(&bytes);
+    let loc = e.finish_upload("app", &id, &key).unwrap().into_inner();
+    assert_eq!(e.read_blob(loc).unwrap(), bytes);
+    assert_clean(&e);
+}

@@ -28,14 +28,16 @@ usage: berth-loadgen <push|pull|manifest-get> [options]
 
 options:
   --target URL      registry base URL, loopback only        [http://127.0.0.1:5000]
-  --repo NAME       repository                              [bench/loadgen/app]
+  --repo NAME       repository                              [bench/load/app]
   --size SIZE       blob size for push/pull (256MiB, 1GiB)  [256MiB]
   --conns N         concurrent keep-alive connections       [1; manifest-get: 32]
   --count K         blobs to push / GETs to make            [push: N, pull: N]
   --seconds S       manifest-get duration                   [10]
   --tag TAG         manifest-get tag                        [bench]
   --pipeline D      manifest-get: D requests in flight per connection (1 = no pipelining) [1]
-  --header 'N: V'   extra request header, repeatable (e.g. Authorization)
+  --basic-token S   send 'Authorization: Basic base64(berth:S)' with every request
+                    (a Berth token secret; S may also come from BERTH_LOADGEN_TOKEN)
+  --header 'N: V'   extra request header, repeatable
   --label TEXT      copied into the JSON summary (e.g. the server's name)
 
 Prints a human summary, then one line of JSON. Exit status 1 on a failed run, 2 when
@@ -97,7 +99,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
         Some(other) => return Err(format!("unknown mode {other:?}")),
     };
     let mut target_url = "http://127.0.0.1:5000".to_string();
-    let mut repo = "bench/loadgen/app".to_string();
+    let mut repo = "bench/load/app".to_string();
     let mut size = 256u64 << 20;
     let mut conns: Option<usize> = None;
     let mut count: Option<usize> = None;
@@ -134,8 +136,18 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
                     .ok_or_else(|| format!("--header {val:?}: expected 'Name: value'"))?;
                 extra.0.push((n.trim().to_string(), v.trim().to_string()));
             }
+            "--basic-token" => extra.add_basic_token(&val)?,
             "--label" => label = val,
             other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if !extra.has_authorization() {
+        // From the environment, so a secret need not show in the process listing.
+        if let Some(secret) = std::env::var("BERTH_LOADGEN_TOKEN")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            extra.add_basic_token(&secret)?;
         }
     }
     let target = Target::parse(&target_url).map_err(|e| e.to_string())?;
@@ -187,6 +199,23 @@ fn nonce() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     t ^ (u64::from(std::process::id()) << 32)
+}
+
+/// `GET /v2/` before anything is timed: a 401 means the run needs credentials, and saying
+/// so here beats failing on the first push.
+fn check_access(c: &mut HttpConn, extra: &Extra) -> Result<(), String> {
+    match registry::ping(c, extra).map_err(|e| e.to_string())? {
+        401 if extra.has_authorization() => Err(
+            "GET /v2/ answered 401 to the credentials given: is the token valid on this server?"
+                .into(),
+        ),
+        401 => Err(
+            "GET /v2/ answered 401: pass a token with --basic-token SECRET \
+             (or BERTH_LOADGEN_TOKEN, or --header 'Authorization: ...')"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn open_conns(a: &Args) -> Result<Vec<HttpConn>, String> {
@@ -311,12 +340,7 @@ fn push(a: &Args) -> Result<serde_json::Value, String> {
     );
     let payload = Payload::new(a.size, a.count, nonce());
     let mut conns = open_conns(a)?;
-    let auth = registry::ping(&mut conns[0], &a.extra).map_err(|e| e.to_string())?;
-    if auth == 401 {
-        return Err(
-            "GET /v2/ answered 401: pass credentials with --header 'Authorization: ...'".into(),
-        );
-    }
+    check_access(&mut conns[0], &a.extra)?;
     let (wall, lat) = run_batch(&mut conns, a.count, |c, i| {
         registry::push_blob(c, &a.extra, &a.repo, payload.digest(i), &payload.parts(i))
     })
@@ -328,12 +352,7 @@ fn pull(a: &Args) -> Result<serde_json::Value, String> {
     eprintln!("pushing one {} blob (untimed)...", fmt_size(a.size));
     let payload = Payload::new(a.size, 1, nonce());
     let mut conns = open_conns(a)?;
-    let auth = registry::ping(&mut conns[0], &a.extra).map_err(|e| e.to_string())?;
-    if auth == 401 {
-        return Err(
-            "GET /v2/ answered 401: pass credentials with --header 'Authorization: ...'".into(),
-        );
-    }
+    check_access(&mut conns[0], &a.extra)?;
     let digest = payload.digest(0).to_string();
     registry::push_blob(&mut conns[0], &a.extra, &a.repo, &digest, &payload.parts(0))
         .map_err(|e| format!("untimed push failed: {e}"))?;
@@ -355,12 +374,7 @@ struct GetStats {
 fn manifest_get(a: &Args) -> Result<(serde_json::Value, bool), String> {
     let img = SmallImage::new(nonce());
     let mut conns = open_conns(a)?;
-    let auth = registry::ping(&mut conns[0], &a.extra).map_err(|e| e.to_string())?;
-    if auth == 401 {
-        return Err(
-            "GET /v2/ answered 401: pass credentials with --header 'Authorization: ...'".into(),
-        );
-    }
+    check_access(&mut conns[0], &a.extra)?;
     img.push(&mut conns[0], &a.extra, &a.repo, &a.tag)
         .map_err(|e| format!("untimed image push failed: {e}"))?;
     let one = registry::manifest_get_request(&conns[0], &a.extra, &a.repo, &a.tag);

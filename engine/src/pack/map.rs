@@ -1,4 +1,5 @@
-//! Read-only memory maps of pack files: the engine's one `unsafe` module.
+//! Read-only memory maps of pack files, and of upload files being hashed: the engine's
+//! `unsafe` module for maps.
 //!
 //! Mapping a file is sound only while nobody shrinks or rewrites the mapped range, or a
 //! read faults (SIGBUS) or sees bytes change under it. The store keeps that true:
@@ -15,7 +16,9 @@
 use std::fs::File;
 use std::io;
 
-use memmap2::{Mmap, MmapOptions};
+use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 /// A read-only view of the first `len` bytes of a pack file.
 pub(crate) struct PackMap {
@@ -39,5 +42,54 @@ impl PackMap {
 
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.map
+    }
+}
+
+/// A read-only window onto an upload file that is still growing, so its bytes are hashed
+/// in place rather than copied out. The window may reach past the file's end (the file
+/// grows into it); a slice is handed out only for bytes below the file's length at that
+/// moment, so no reference ever covers a page that would fault.
+///
+/// The bytes of an upload file keep the pack rules while the store is open: data once
+/// written is never rewritten (the one later write, at finish, is the headers before
+/// `UPLOAD_RESERVED`, outside every slice taken here), and an upload file is never
+/// truncated (cancel and expiry unlink it, finish renames it; only `recover` cuts files,
+/// at open, before any window exists).
+pub(crate) struct UploadWindow {
+    file: Arc<File>,
+    map: MmapRaw,
+    /// File offset of the window's first byte.
+    start: u64,
+}
+
+impl UploadWindow {
+    /// Maps `len` bytes of `file` from offset `start`, past its end if need be.
+    pub(crate) fn new(file: Arc<File>, start: u64, len: u64) -> io::Result<UploadWindow> {
+        let len = usize::try_from(len).map_err(|_| io::Error::other("window too large"))?;
+        let map = MmapOptions::new()
+            .offset(start)
+            .len(len)
+            .map_raw_read_only(&*file)?;
+        Ok(UploadWindow { file, map, start })
+    }
+
+    /// Bytes `from..to` of the file, if the window spans them and the file holds them.
+    pub(crate) fn bytes(&self, from: u64, to: u64) -> io::Result<Option<&[u8]>> {
+        let end = self.start + self.map.len() as u64;
+        if from < self.start || to > end || from > to {
+            return Ok(None);
+        }
+        if self.file.metadata()?.len() < to {
+            return Ok(None);
+        }
+        // Within the map, which fits in memory, so these fit in usize.
+        let (at, n) = ((from - self.start) as usize, (to - from) as usize);
+        // SAFETY: `at..at + n` lies inside the mapping (checked above), and below the
+        // file's length, so every page of it is backed by the file and readable; the type
+        // docs' invariants keep those bytes from being rewritten or truncated while the
+        // window lives (files only grow past them), and the map is read-only, so nothing
+        // writes through it. The slice borrows `self`, which keeps the mapping alive.
+        let b = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at), n) };
+        Ok(Some(b))
     }
 }
