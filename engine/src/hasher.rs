@@ -40,8 +40,10 @@ use crate::{writeback, StoreError};
 const CHUNK: usize = 256 << 10;
 
 /// Span of an upload file mapped at once for hashing; a new window is mapped when the
-/// hash reaches the end of the last.
-const WINDOW: u64 = 64 << 20;
+/// hash reaches the end of the last. Pages read through a map count towards the server's
+/// resident memory until it is unmapped, so this bounds what hashing adds to RSS per session
+/// (one remap per 8 MiB costs next to nothing beside hashing them).
+const WINDOW: u64 = 8 << 20;
 
 /// Write-back of a session's bytes is started once this many are dirty past the last start.
 pub(crate) const WRITEBACK_EVERY: u64 = 8 << 20;
