@@ -3,6 +3,7 @@
 //! bearer token from `/auth/token` because it needs no extra round trip before the clock
 //! starts and works the same on every connection (spec digest §9.2).
 
+use base64::Engine as _;
 /// The user name sent with a token secret. Berth checks only the secret.
 pub const BASIC_USER: &str = "berth";
 
@@ -14,27 +15,9 @@ pub fn basic_authorization(secret: &str) -> String {
     )
 }
 
-/// Standard base64 with padding (RFC 4648 §4). A dozen lines here instead of a dependency
-/// the workspace does not carry.
+/// Standard base64 with padding (RFC 4648 §4).
 pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]

@@ -6,11 +6,16 @@ use crate::config::LogFormat;
 use berth_core::RequestRecord;
 use std::cell::RefCell;
 use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
+use std::time::SystemTime;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 /// Bytes a batching thread holds before writing anyway.
 const BATCH_BYTES: usize = 64 * 1024;
+
+/// The format chosen at `init`, for the access lines written without `tracing`'s formatter.
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 thread_local! {
     /// (batching, pending bytes)
@@ -20,6 +25,7 @@ thread_local! {
 /// Installs the global subscriber. Level from `BERTH_LOG` (e.g. `debug`, `berth=trace`),
 /// default `info`.
 pub fn init(format: LogFormat) {
+    let _ = FORMAT.set(format);
     let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -51,17 +57,42 @@ pub fn flush() {
 
 /// One line per finished request: method, path, route, status, bytes and duration.
 pub fn access(rec: &RequestRecord) {
-    let took = rec.finished.saturating_duration_since(rec.started);
-    tracing::info!(
-        target: "berth::access",
-        method = %rec.method,
-        path = %rec.path,
-        route = rec.route,
-        status = rec.status,
-        bytes_in = rec.bytes_in,
-        bytes_out = rec.bytes_out,
-        micros = took.as_micros() as u64,
-    );
+    // The access line is the one written per request: formatted here directly into the
+    // batch rather than through tracing's field visitors, which cost about a tenth of a
+    // manifest GET. It still obeys the `BERTH_LOG` filter and looks like every other line.
+    if !tracing::enabled!(target: "berth::access", tracing::Level::INFO) {
+        return;
+    }
+    let micros = rec
+        .finished
+        .saturating_duration_since(rec.started)
+        .as_micros();
+    // A log line's timestamp is a wall-clock reading by nature, as in tracing's own lines.
+    #[allow(clippy::disallowed_methods)]
+    let now = crate::rfc3339::micros(SystemTime::now());
+    let mut line = Vec::with_capacity(192);
+    let _ = match FORMAT.get() {
+        Some(LogFormat::Json) => {
+            let _ = write!(
+                line,
+                r#"{{"timestamp":"{now}","level":"INFO","target":"berth::access","method":"#
+            );
+            let _ = serde_json::to_writer(&mut line, &rec.method);
+            line.extend_from_slice(b",\"path\":");
+            let _ = serde_json::to_writer(&mut line, &rec.path);
+            writeln!(
+                line,
+                r#","route":"{}","status":{},"bytes_in":{},"bytes_out":{},"micros":{micros}}}"#,
+                rec.route, rec.status, rec.bytes_in, rec.bytes_out
+            )
+        }
+        _ => writeln!(
+            line,
+            "{now}  INFO berth::access: method={} path={} route={} status={} bytes_in={} bytes_out={} micros={micros}",
+            rec.method, rec.path, rec.route, rec.status, rec.bytes_in, rec.bytes_out
+        ),
+    };
+    let _ = LineWriter.write(&line);
 }
 
 struct Stderr;

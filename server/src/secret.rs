@@ -3,6 +3,10 @@
 //! `Display` redact, so no log line, panic message or `{:?}` of a request can carry one
 //! (STYLE.md, server/: "Logs never carry secrets").
 
+use base64::alphabet;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 
@@ -91,71 +95,33 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-fn encode(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        let chars = c.len() + 1;
-        for i in 0..4 {
-            if i < chars {
-                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else if pad {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn decode(s: &str, alphabet: &[u8; 64]) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    if s.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in s.bytes() {
-        let v = alphabet.iter().position(|&a| a == b)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // Leftover bits must be zero: otherwise two spellings would decode alike, and a
-    // tampered MAC could pass for the real one.
-    (acc == 0).then_some(out)
-}
+/// Standard base64 as HTTP Basic clients send it: padding optional; non-zero leftover bits
+/// are refused, so no two spellings decode alike.
+const BASIC: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Standard base64 with padding (HTTP Basic); clients encode, the server only decodes.
 #[cfg(test)]
 pub fn base64_encode(data: &[u8]) -> String {
-    encode(data, STD, true)
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Standard base64, padding optional (HTTP Basic as clients send it).
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    decode(s, STD)
+    BASIC.decode(s).ok()
 }
 
 /// URL-safe base64 without padding (bearer token parts).
 pub fn base64url_encode(data: &[u8]) -> String {
-    encode(data, URL, false)
+    URL_SAFE_NO_PAD.encode(data)
 }
 
+/// The inverse of [`base64url_encode`]; padding or leftover bits make it `None`, so a
+/// tampered MAC cannot pass for the real one under another spelling.
 pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    if s.contains('=') {
-        return None;
-    }
-    decode(s, URL)
+    URL_SAFE_NO_PAD.decode(s).ok()
 }
 
 #[cfg(test)]

@@ -1,28 +1,14 @@
 //! Credentials and the management API (issue 3): what a test needs to provision tenants and
 //! tokens and to present them the ways real clients do (AUTH-DESIGN.md "Authentication").
 
+use base64::Engine as _;
 use std::net::SocketAddr;
 
 use crate::http::{Client, Request, Response};
 
 /// Standard base64 with padding (RFC 4648 §4), as `Authorization: Basic` carries it.
 pub fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `Basic base64(berth:TOKEN)`: any user name, the token as password (what `docker login -u

@@ -542,7 +542,7 @@ fn manifests_with_custom_fields_and_data_fields_are_stored_byte_exact() {
     for b in img.blobs() {
         c.push_blob(NAME, b);
     }
-    use base64_like::encode;
+    use berth_tests::auth::base64 as encode;
     let cfg = img
         .config
         .desc()
@@ -569,33 +569,6 @@ fn manifests_with_custom_fields_and_data_fields_are_stored_byte_exact() {
     c.put_manifest(NAME, "custom", &m);
     c.assert_manifest(NAME, "custom", &m);
     c.assert_manifest(NAME, &m.digest.clone(), &m);
-}
-
-/// Tiny base64 so the suite needs no extra crate for one `data` field.
-mod base64_like {
-    pub fn encode(bytes: &[u8]) -> String {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut s = String::new();
-        for ch in bytes.chunks(3) {
-            let b = [ch[0], *ch.get(1).unwrap_or(&0), *ch.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= ch.len() {
-                    s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    s.push('=');
-                }
-            }
-        }
-        s
-    }
-
-    #[test]
-    fn encodes_like_rfc4648() {
-        assert_eq!(encode(b"{}"), "e30=");
-        assert_eq!(encode(b"foob"), "Zm9vYg==");
-        assert_eq!(encode(b"foobar"), "Zm9vYmFy");
-    }
 }
 
 /// T2 "non-distributable-layers": layers with `urls` and a non-distributable type are never
