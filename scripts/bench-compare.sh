@@ -129,7 +129,10 @@ if want berth; then
     PORT[berth]=$(free_port)
     mkdir -p "$WORK/berth-data"
     log "berth serve on 127.0.0.1:${PORT[berth]}"
-    "$BERTH_BIN" serve --listen "127.0.0.1:${PORT[berth]}" --data "$WORK/berth-data" \
+    # Each server runs in a session of its own (setsid): with the kernel's autogroup
+    # scheduling, CPU is then shared fairly between the load generator's many threads and
+    # the server, as it is between a registry and clients on other machines.
+    setsid "$BERTH_BIN" serve --listen "127.0.0.1:${PORT[berth]}" --data "$WORK/berth-data" \
         >"$OUT/berth.log" 2>&1 &
     PID[berth]=$!
     PIDS+=("$!")
@@ -174,7 +177,7 @@ http:
   addr: 127.0.0.1:${PORT[docker-registry]}
 EOF
     log "docker-registry on 127.0.0.1:${PORT[docker-registry]}"
-    "$REGISTRY_BIN" serve "$WORK/registry.yml" >"$OUT/docker-registry.log" 2>&1 &
+    setsid "$REGISTRY_BIN" serve "$WORK/registry.yml" >"$OUT/docker-registry.log" 2>&1 &
     PID[docker-registry]=$!
     PIDS+=("$!")
     wait_up docker-registry "${PORT[docker-registry]}" "${PID[docker-registry]}"
@@ -183,7 +186,7 @@ fi
 if [[ $STUB != 0 ]]; then
     PORT[stub]=$(free_port)
     log "berth-bench-stub on 127.0.0.1:${PORT[stub]}"
-    "$STUB_BIN" --listen "127.0.0.1:${PORT[stub]}" >"$OUT/stub.log" 2>&1 &
+    setsid "$STUB_BIN" --listen "127.0.0.1:${PORT[stub]}" >"$OUT/stub.log" 2>&1 &
     PID[stub]=$!
     PIDS+=("$!")
     wait_up stub "${PORT[stub]}" "${PID[stub]}"
