@@ -386,6 +386,56 @@ fn anonymous_pull_of_a_public_registry_works_with_skopeo_and_podman() {
     assert_401_challenge(&reg, &r);
 }
 
+/// Issue 3: "anonymous pull works with docker, podman, skopeo and containerd". docker and
+/// containerd meet the 401 on their anonymous request, fetch an anonymous bearer token from
+/// the realm and pull with it; neither has logged in.
+#[test]
+fn anonymous_pull_of_a_public_registry_works_with_docker_and_containerd() {
+    let reg = Registry::start();
+    let img = Image::random(2, 100_000);
+    let admin = reg.admin();
+    let slug = admin.create_registry(ORG, "Public Docker", true);
+    let name = format!("{ORG}/{slug}/app");
+    reg.client().push_image(&name, &img, "v1");
+    let host = reg.host();
+    let r = format!("{host}/{name}:v1");
+    let dockerd = Dockerd::start(&reg.scratch("docker"), &host);
+
+    dockerd.docker().args(["pull", &r]).run();
+    let digests = dockerd
+        .docker()
+        .args(["image", "inspect", "--format", "{{json .RepoDigests}}", &r])
+        .run();
+    assert!(
+        digests.contains(&img.manifest.digest),
+        "docker pulled {digests}, pushed {}",
+        img.manifest.digest
+    );
+
+    dockerd
+        .ctr()
+        .args([
+            "images",
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "native",
+            &r,
+        ])
+        .run();
+    let list = dockerd.ctr().args(["images", "ls"]).run();
+    assert!(
+        list.contains(&r) && list.contains(&img.manifest.digest),
+        "ctr images ls:\n{list}"
+    );
+
+    // Private again: the same anonymous pull fails in the client at once.
+    admin.set_public(ORG, &slug, false);
+    dockerd.docker().args(["rmi", &r]).run();
+    let (_, out) = dockerd.docker().args(["pull", &r]).output();
+    assert_refused_for_access("anonymous docker pull of a private registry", &out);
+}
+
 // --- raw client ----------------------------------------------------------------------------
 
 #[test]
