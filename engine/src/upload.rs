@@ -300,48 +300,64 @@ pub(crate) fn finish(
     let Some((id, s)) = inner.uploads.get(id) else {
         return Err(FinishError::Unknown);
     };
-    let Some(mut g) = live(&s, repo) else {
-        return Err(FinishError::Unknown);
+    // The session ends here, under its lock, and the lock is let go before the slow part
+    // (hashing the tail, `fdatasync`, waiting for the commit): `append_upload` and
+    // `cancel_upload` run on the server's event loop and take this lock, so holding it
+    // across the finish would stall every connection of that loop. They find the session
+    // ended and answer at once; expiry skips it.
+    let (file, hash, len) = {
+        let Some(mut g) = live(&s, repo) else {
+            return Err(FinishError::Unknown);
+        };
+        g.ended = true;
+        s.publish(&g);
+        (g.file.clone(), g.hash.clone(), g.len)
     };
-    if inner.opts.max_upload_bytes.is_some_and(|max| g.len > max) {
-        discard(inner, commit, &id, &s, &mut g);
+    let gone = || {
+        hash.abandon();
+        inner.uploads.remove(&id);
+        let _ = std::fs::remove_file(inner.uploads.path(&id));
+        // A row left behind (if this fails) names a missing file, which the next open drops.
+        let _ = commit.drop_upload(id.clone());
+    };
+    if inner.opts.max_upload_bytes.is_some_and(|max| len > max) {
+        gone();
         return Err(FinishError::TooLarge);
     }
-    let matches = match verify(&g, want) {
+    #[cfg(test)]
+    test_gate::wait(repo);
+    let matches = match verify(&file, &hash, len, want) {
         Ok(m) => m,
         Err(e) => {
-            discard(inner, commit, &id, &s, &mut g);
+            gone();
             return Err(e.into());
         }
     };
     if !matches {
-        discard(inner, commit, &id, &s, &mut g);
+        gone();
         return Err(FinishError::DigestMismatch);
     }
     // From here the session is consumed whatever happens.
-    g.ended = true;
-    g.hash.abandon();
-    s.publish(&g);
+    hash.abandon();
     inner.uploads.remove(&id);
-    let r = store(inner, commit, repo, &id, &g, want);
+    let r = store(inner, commit, repo, &id, &file, len, want);
     if r.is_err() {
         // Whatever of the upload is left is no use to anyone now.
-        let _ = std::fs::remove_file(inner.uploads.path(&id));
-        let _ = commit.drop_upload(id.clone());
+        gone();
     }
     Ok(r?)
 }
 
-/// Whether the session's bytes hash to `want`.
-fn verify(s: &Session, want: &BlobKey) -> Result<bool, StoreError> {
+/// Whether the session's `len` data bytes hash to `want`.
+fn verify(file: &File, hash: &RunningHash, len: u64, want: &BlobKey) -> Result<bool, StoreError> {
     if !want.is_well_formed() {
         return Ok(false);
     }
     let got = match want.alg {
-        Alg::Sha256 => s.hash.digest(s.len)?.finalize().to_vec(),
+        Alg::Sha256 => hash.digest(len)?.finalize().to_vec(),
         Alg::Sha512 => {
             let mut h = Sha512::new();
-            hash_file(&s.file, s.len, |b| h.update(b))?;
+            hash_file(file, len, |b| h.update(b))?;
             h.finalize().to_vec()
         }
     };
@@ -354,12 +370,13 @@ fn store(
     commit: &Committer,
     repo: &str,
     id: &UploadId,
-    s: &Session,
+    file: &File,
+    len: u64,
     key: &BlobKey,
 ) -> Result<Durable<BlobLoc>, StoreError> {
-    if s.len <= inner.opts.small_blob_bytes {
-        let mut data = Vec::with_capacity(s.len as usize);
-        hash_file(&s.file, s.len, |b| data.extend_from_slice(b))?;
+    if len <= inner.opts.small_blob_bytes {
+        let mut data = Vec::with_capacity(len as usize);
+        hash_file(file, len, |b| data.extend_from_slice(b))?;
         return commit.finish_blob(repo, key.clone(), BlobSource::Bytes(data), id.clone());
     }
     if blob::locate(inner, key)?.is_some() {
@@ -367,19 +384,17 @@ fn store(
     }
     let pack = inner.next_pack.fetch_add(1, Ordering::Relaxed);
     let io = |what: &str, e| StoreError::io(format!("{what} upload {id} as pack {pack}"), e);
-    s.file
-        .write_all_at(&pack_header(KIND_SINGLE, pack), 0)
+    file.write_all_at(&pack_header(KIND_SINGLE, pack), 0)
         .map_err(|e| io("write pack header of", e))?;
-    s.file
-        .write_all_at(&record_header(key, s.len), PACK_HEADER_LEN)
+    file.write_all_at(&record_header(key, len), PACK_HEADER_LEN)
         .map_err(|e| io("write record header of", e))?;
-    s.file.sync_data().map_err(|e| io("fdatasync", e))?;
+    file.sync_data().map_err(|e| io("fdatasync", e))?;
     let to = inner.packs_dir().join(pack_file_name(pack));
     std::fs::rename(inner.uploads.path(id), &to).map_err(|e| io("rename", e))?;
     commit.finish_blob(
         repo,
         key.clone(),
-        BlobSource::Pack { pack, len: s.len },
+        BlobSource::Pack { pack, len },
         id.clone(),
     )
 }
@@ -419,4 +434,73 @@ pub(crate) fn expire(inner: &Inner, commit: &Committer) -> Result<usize, StoreEr
         }
     }
     Ok(n)
+}
+
+/// Holds finishes in one repository just before they verify the digest, so tests can act while a
+/// finish is in its slow part (unit tests only).
+#[cfg(test)]
+pub(crate) mod test_gate {
+    use std::sync::{Condvar, Mutex};
+
+    static HELD: Mutex<Option<String>> = Mutex::new(None);
+    static OPENED: Condvar = Condvar::new();
+
+    pub(crate) fn hold(repo: &str) {
+        *HELD.lock().unwrap() = Some(repo.to_owned());
+    }
+
+    pub(crate) fn release() {
+        *HELD.lock().unwrap() = None;
+        OPENED.notify_all();
+    }
+
+    pub(super) fn wait(repo: &str) {
+        let mut g = HELD.lock().unwrap();
+        while g.as_deref() == Some(repo) {
+            g = OPENED.wait(g).unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::test_gate;
+    use crate::{AppendError, BlobKey, Engine, EngineOptions, FinishError};
+
+    #[test]
+    fn cancel_and_append_do_not_wait_for_a_finish_of_the_same_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let repo = "gate/finish-vs-cancel";
+        let data = vec![7u8; 4096];
+        let up = e.start_upload(repo).unwrap();
+        e.append_upload(repo, &up.id, 0, &data).unwrap();
+        test_gate::hold(repo);
+        std::thread::scope(|sc| {
+            let finishing = sc.spawn(|| e.finish_upload(repo, &up.id, &BlobKey::sha256_of(&data)));
+            // Let the finish reach its digest check (hashing a large or restored upload).
+            std::thread::sleep(Duration::from_millis(200));
+            let (tx, rx) = mpsc::channel();
+            let (e, up) = (&e, &up);
+            sc.spawn(move || {
+                let cancelled = e.cancel_upload(repo, &up.id);
+                let appended = e.append_upload(repo, &up.id, 4096, b"more");
+                let _ = tx.send((cancelled, appended));
+            });
+            let got = rx.recv_timeout(Duration::from_secs(5));
+            test_gate::release();
+            let (cancelled, appended) = got.expect("cancel/append waited for the finish");
+            assert!(!cancelled.unwrap(), "a finishing session is not cancelled");
+            assert!(matches!(appended, Err(AppendError::Unknown)));
+            let loc = finishing
+                .join()
+                .unwrap()
+                .map_err(|e: FinishError| e.to_string());
+            assert_eq!(e.read_blob(loc.unwrap().into_inner()).unwrap(), data);
+        });
+        assert!(e.check().unwrap().is_clean());
+    }
 }
