@@ -47,7 +47,9 @@ if ((${#missing[@]})); then
     say "apt-get update"
     apt-get update -qq
     say "apt-get install ${missing[*]}"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # With recommends: the suite is validated against these packages installed this way
+    # (podman's uidmap/catatonit/slirp4netns, docker.io's cgroupfs-mount and friends).
+    apt-get install -y -qq "${missing[@]}" >/dev/null
     did+=("installed ${missing[*]}")
 fi
 
