@@ -126,6 +126,16 @@ impl fmt::Debug for WebRequest {
     }
 }
 
+impl WebRequest {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// The server's answer to a `WebRequest`; the core adds framing headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebResponse {

@@ -62,11 +62,7 @@ impl From<TenancyError> for Fail {
 }
 
 pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebResponse {
-    let header = req
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.as_str());
+    let header = req.header("authorization");
     let presented = credentials::parse(header);
     let result = if let Some(wait) = auth.locked_out(&presented, ctx) {
         let mut r = respond(Err(Fail(

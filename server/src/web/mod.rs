@@ -48,7 +48,8 @@ fn text(status: u16, content_type: &str, body: String) -> WebResponse {
     }
 }
 
-fn error(status: u16, code: &str, message: &str) -> WebResponse {
+/// A response with the OCI-shaped error body `{"errors":[{code, message}]}`.
+pub(crate) fn error(status: u16, code: &str, message: &str) -> WebResponse {
     let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] });
     WebResponse {
         status,

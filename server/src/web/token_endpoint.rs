@@ -18,11 +18,7 @@ use bytes::Bytes;
 pub const PATH: &str = "/auth/token";
 
 pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebResponse {
-    let header = req
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.as_str());
+    let header = req.header("authorization");
     let (presented, scopes, oauth) = match req.method.as_str() {
         "GET" | "HEAD" => {
             let q = form::pairs(&req.query);
@@ -58,7 +54,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
             (presented, scopes, true)
         }
         _ => {
-            let mut r = errors(405, "UNSUPPORTED", "use GET or POST");
+            let mut r = super::error(405, "UNSUPPORTED", "use GET or POST");
             r.headers.push(("Allow".into(), "GET, POST".into()));
             return r;
         }
@@ -68,11 +64,11 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         match scope::parse(s) {
             Ok(v) => parsed.extend(v),
             Err(msg) if oauth => return oauth_error(400, "invalid_scope", &msg),
-            Err(msg) => return errors(400, "UNSUPPORTED", &msg),
+            Err(msg) => return super::error(400, "UNSUPPORTED", &msg),
         }
     }
     if let Some(wait) = auth.locked_out(&presented, ctx) {
-        let mut r = errors(
+        let mut r = super::error(
             429,
             "TOOMANYREQUESTS",
             &format!("too many failed authentications from this address; retry in {wait} s"),
@@ -91,11 +87,11 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         Ok(c) => c,
         Err(AuthError::Store(err)) => {
             tracing::error!(error = %err, "token endpoint: store read failed");
-            return errors(500, "UNKNOWN", "storage failed; try again");
+            return super::error(500, "UNKNOWN", "storage failed; try again");
         }
         Err(AuthError::Invalid(why)) => {
             auth.failed(ctx, why);
-            let mut r = errors(
+            let mut r = super::error(
                 401,
                 "UNAUTHORIZED",
                 &format!("{why}; log in with an access token as the password"),
@@ -111,7 +107,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         Ok(a) => a,
         Err(err) => {
             tracing::error!(error = %err, "token endpoint: store read failed");
-            return errors(500, "UNKNOWN", "storage failed; try again");
+            return super::error(500, "UNKNOWN", "storage failed; try again");
         }
     };
     let lifetime = auth.settings.bearer_lifetime.as_secs();
@@ -186,16 +182,6 @@ fn grants(
         }
     }
     Ok(out)
-}
-
-fn errors(status: u16, code: &str, message: &str) -> WebResponse {
-    let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] });
-    WebResponse {
-        status,
-        content_type: "application/json".into(),
-        headers: Vec::new(),
-        body: Bytes::from(body.to_string()),
-    }
 }
 
 fn oauth_error(status: u16, code: &str, message: &str) -> WebResponse {
