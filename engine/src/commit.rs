@@ -21,7 +21,7 @@
 //! the final one when the engine is dropped.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -183,6 +183,9 @@ impl<'t> Tables<'t> {
 pub(crate) struct Committer {
     tx: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Bumped after every tenancy write that can change an access decision (not last-used
+    /// times nor audit entries): readers that cache what they looked up compare it to know they are current.
+    tenancy_generation: AtomicU64,
 }
 
 /// Batches larger than this are split, bounding one transaction's size and latency.
@@ -201,6 +204,7 @@ impl Committer {
         Ok(Committer {
             tx: Some(tx),
             thread: Some(thread),
+            tenancy_generation: AtomicU64::new(0),
         })
     }
 
@@ -332,10 +336,24 @@ impl Committer {
 
     /// Applies a tenancy write durably; a refusal comes back as its [`TenancyError`].
     pub(crate) fn tenancy(&self, op: tenancy::Op) -> Result<tenancy::Done, TenancyError> {
-        match self.submit(Op::Tenancy(op))? {
+        let decides = !matches!(
+            op,
+            tenancy::Op::TouchTokens(_) | tenancy::Op::AppendAudit(_)
+        );
+        let outcome = self.submit(Op::Tenancy(op));
+        // After the commit (or its failure), so a reader that sees the old generation
+        // looks again next time; a bump for a write that failed costs one lookup.
+        if decides {
+            self.tenancy_generation.fetch_add(1, Ordering::Release);
+        }
+        match outcome? {
             Outcome::Tenancy(r) => r.map_err(TenancyError::from),
             _ => Err(unexpected().into()),
         }
+    }
+
+    pub(crate) fn tenancy_generation(&self) -> u64 {
+        self.tenancy_generation.load(Ordering::Acquire)
     }
 }
 

@@ -63,6 +63,7 @@ mod error;
 mod hasher;
 mod keys;
 mod manifest;
+mod manifest_cache;
 mod pack;
 mod recover;
 mod schema;
@@ -104,6 +105,8 @@ pub struct EngineOptions {
     pub max_upload_bytes: Option<u64>,
     /// Upload sessions untouched for this long are removed (seconds).
     pub upload_expiry_secs: u64,
+    /// Memory for manifests recently read (bodies, bytes); 0 turns the cache off.
+    pub manifest_cache_bytes: usize,
 }
 
 impl Default for EngineOptions {
@@ -112,6 +115,7 @@ impl Default for EngineOptions {
             small_blob_bytes: 1 << 20,
             max_upload_bytes: None,
             upload_expiry_secs: 24 * 3600,
+            manifest_cache_bytes: 8 << 20,
         }
     }
 }
@@ -182,8 +186,8 @@ pub struct StoredManifest {
     pub key: BlobKey,
     /// The media type recorded at push.
     pub media_type: String,
-    /// The bytes as pushed.
-    pub body: Vec<u8>,
+    /// The bytes as pushed (shared with the manifest cache).
+    pub body: bytes::Bytes,
 }
 
 /// How a manifest is named in a lookup or delete.
@@ -260,6 +264,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Clock,
     /// Packs latched read-only after an I/O error.
     pub(crate) failed_packs: Mutex<Vec<u64>>,
+    /// Manifests recently read, dropped per repository on every write to it.
+    pub(crate) manifest_cache: manifest_cache::ManifestCache,
     /// What `open` repaired, reported by `check`.
     pub(crate) repaired: Vec<String>,
     /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
@@ -298,12 +304,13 @@ impl Engine {
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             db: opened.db,
-            opts: opened.opts,
+            opts: opened.opts.clone(),
             packs: pack::reader::PackCache::new(dir.join("packs")),
             uploads: opened.sessions,
             next_pack: AtomicU64::new(opened.next_pack),
             clock: opened.clock,
             failed_packs: Mutex::new(Vec::new()),
+            manifest_cache: manifest_cache::ManifestCache::new(opened.opts.manifest_cache_bytes),
             repaired: opened.repaired,
             _lock: opened.lock,
         });
@@ -420,7 +427,16 @@ impl Engine {
         repo: &str,
         r: ManifestRef<'_>,
     ) -> Result<Option<StoredManifest>, StoreError> {
-        manifest::get(&self.inner, repo, r)
+        let cache = &self.inner.manifest_cache;
+        let ticket = match cache.get(repo, &r) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(ticket) => ticket,
+        };
+        let found = manifest::get(&self.inner, repo, r.clone())?;
+        if let Some(m) = &found {
+            cache.insert(ticket, repo, &r, m);
+        }
+        Ok(found)
     }
 
     /// Stores a manifest, points its tags, records its referrer entry and references, in one
@@ -431,7 +447,9 @@ impl Engine {
         repo: &str,
         m: NewManifest,
     ) -> Result<Durable<()>, PutManifestError> {
-        self.commit.put_manifest(repo, m)
+        let done = self.commit.put_manifest(repo, m);
+        self.inner.manifest_cache.invalidate(repo);
+        done
     }
 
     /// By tag: removes the tag only. By key: removes the manifest, every tag pointing to it
@@ -441,7 +459,9 @@ impl Engine {
         repo: &str,
         r: ManifestRef<'_>,
     ) -> Result<DeleteOutcome, StoreError> {
-        self.commit.delete_manifest(repo, r)
+        let done = self.commit.delete_manifest(repo, r);
+        self.inner.manifest_cache.invalidate(repo);
+        done
     }
 
     /// `None` if the repository does not exist; else up to `n` tags after `last`, and

@@ -36,7 +36,7 @@ pub(crate) fn get(
     Ok(Some(StoredManifest {
         key,
         media_type: row.media_type,
-        body: row.body,
+        body: row.body.into(),
     }))
 }
 

@@ -302,6 +302,13 @@ impl Engine {
         }
     }
 
+    /// Changes whenever an org, registry or token changes in a way that can change an
+    /// access decision (last-used times do not count). Read it before a lookup; a cached
+    /// result is current while the generation still reads the same.
+    pub fn tenancy_generation(&self) -> u64 {
+        self.commit.tenancy_generation()
+    }
+
     /// The token whose secret hashes to `hash`, revoked or expired ones included (the
     /// caller checks `revoked` and `expires` against its clock). One read transaction.
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRec>, StoreError> {

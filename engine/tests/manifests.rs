@@ -21,7 +21,7 @@ fn a_manifest_put_by_tag_reads_back_by_tag_and_by_digest() {
     ] {
         let got = e.get_manifest("app", r).unwrap().unwrap();
         assert_eq!(got.key, key);
-        assert_eq!(got.body, b"{\"m\":1}");
+        assert_eq!(got.body, &b"{\"m\":1}"[..]);
         assert_eq!(got.media_type, "application/vnd.oci.image.manifest.v1+json");
     }
     assert!(e

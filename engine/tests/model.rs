@@ -208,7 +208,7 @@ fn compare(e: &Engine, m: &Model) {
             let (k, body, _) = man(i);
             let got = e.get_manifest(repo, ManifestRef::Key(&k)).unwrap();
             assert_eq!(
-                got.map(|g| g.body),
+                got.map(|g| g.body.to_vec()),
                 m.manifests.contains(&(repo.into(), k)).then_some(body)
             );
         }
@@ -248,6 +248,9 @@ proptest! {
                 compare(&e, &m);
             } else {
                 apply(&e, &mut m, op);
+                // After every write too: reads answered from the manifest cache must
+                // follow each put and delete.
+                compare(&e, &m);
             }
         }
         compare(&e, &m);

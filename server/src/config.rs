@@ -41,6 +41,8 @@ pub struct Config {
     pub small_blob_bytes: u64,
     /// Upload sessions untouched this long are removed.
     pub upload_expiry: Duration,
+    /// Memory for manifests recently read; 0 turns the cache off.
+    pub manifest_cache_bytes: usize,
     /// Tenancy and access control.
     pub auth: AuthSettings,
 }
@@ -163,6 +165,11 @@ const KEYS: &[Key] = &[
         name: "upload_expiry",
         default: || "24h".into(),
         why: "a client that vanished mid-push leaves its session; a day is longer than any real push",
+    },
+    Key {
+        name: "manifest_cache_bytes",
+        default: || "8MiB".into(),
+        why: "hot manifests (a fleet pulling one tag) are answered from memory; writes drop their repository's entries",
     },
     Key {
         name: "public_url",
@@ -382,6 +389,7 @@ impl Config {
             send_timeout: duration(l, "send_timeout", DAY)?,
             small_blob_bytes: size(l, "small_blob_bytes", 0, 1 << 30)? as u64,
             upload_expiry: duration(l, "upload_expiry", 30 * DAY)?,
+            manifest_cache_bytes: size(l, "manifest_cache_bytes", 0, 1 << 32)?,
             auth: auth(l)?,
         })
     }

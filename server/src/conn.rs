@@ -85,6 +85,7 @@ impl Conn {
             session: Session {
                 ctx: Ctx { now, unix: 0, peer },
                 caller: None,
+                auth_cache: Default::default(),
             },
         }
     }

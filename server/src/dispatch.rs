@@ -9,6 +9,7 @@
 //! 201 leaves before the bytes and the metadata naming them are on disk.
 
 use crate::audit;
+use crate::auth::cache::AuthCache;
 use crate::auth::{Authority, Caller, Ctx};
 use crate::bootstrap;
 use crate::config::Config;
@@ -38,10 +39,12 @@ pub struct Store {
 /// What a connection's needs are answered for: when and from where, and who the last
 /// `Need::Authorize` granted (for the needs of the same request: catalog filtering, the
 /// audit log's "who", mount policy).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Session {
     pub ctx: Ctx,
     pub caller: Option<Caller>,
+    /// The connection's last verified credential and registry record.
+    pub auth_cache: AuthCache,
 }
 
 impl Session {
@@ -114,6 +117,7 @@ impl Store {
             small_blob_bytes: cfg.small_blob_bytes,
             max_upload_bytes: cfg.limits.upload_bytes,
             upload_expiry_secs: cfg.upload_expiry.as_secs().max(1),
+            manifest_cache_bytes: cfg.manifest_cache_bytes,
         };
         let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
         let key = bootstrap::token_key(&cfg.data)?;
@@ -226,16 +230,21 @@ impl Store {
         let e = &self.engine;
         let reply = match need {
             // Cheap: a token lookup or an HMAC, and a registry record read.
-            Need::Authorize(req) => match self.auth.authorize(e, &req, &session.ctx) {
-                Ok((auth, caller)) => {
-                    session.caller = caller;
-                    Reply::Auth(auth)
+            Need::Authorize(req) => {
+                match self
+                    .auth
+                    .authorize(e, &req, &session.ctx, &mut session.auth_cache)
+                {
+                    Ok((auth, caller)) => {
+                        session.caller = caller;
+                        Reply::Auth(auth)
+                    }
+                    Err(err) => {
+                        session.caller = None;
+                        Reply::Failed(err.to_string())
+                    }
                 }
-                Err(err) => {
-                    session.caller = None;
-                    Reply::Failed(err.to_string())
-                }
-            },
+            }
             Need::StatBlob { repo, digest } => failed(
                 e.stat_blob(repo.as_str(), &key(&digest))
                     .map(|l| Reply::Blob(l.map(info))),
@@ -285,7 +294,7 @@ impl Store {
                         Ok(d) => Reply::Manifest(Some(ManifestInfo {
                             digest: d,
                             media_type: m.media_type,
-                            body: m.body.into(),
+                            body: m.body,
                         })),
                         Err(err) => Reply::Failed(err.0),
                     },

@@ -5,6 +5,7 @@
 //! HMAC, so `Need::Authorize` is answered inline on the reactor.
 
 pub mod bearer;
+pub mod cache;
 pub mod credentials;
 pub mod policy;
 pub mod ratelimit;
@@ -17,6 +18,7 @@ use bearer::{intersect, BearerError, Claims};
 use berth_core::oci::ErrorCode;
 use berth_core::{Access, Actions, Auth, AuthRequest, Refusal, Resource};
 use berth_engine::{Engine, RegistryRec, StoreError, TokenKind, TokenRec};
+use cache::AuthCache;
 use credentials::{Presented, ADMIN_PREFIX, PAT_PREFIX, REGISTRY_PREFIX};
 use policy::{allowed, place, Principal};
 use ratelimit::FailureLimiter;
@@ -101,9 +103,9 @@ impl Authority {
 
     /// Seconds an IP must wait when it is locked out (checked only for requests that carry
     /// credentials: anonymous pulls of public images are never slowed down).
-    pub fn locked_out(&self, presented: &Presented, ctx: &Ctx) -> Option<u64> {
+    pub fn locked_out(&self, has_credentials: bool, ctx: &Ctx) -> Option<u64> {
         let ip = ctx.peer?;
-        if !presented.has_credentials() {
+        if !has_credentials {
             return None;
         }
         self.limiter.blocked(ip, ctx.now)
@@ -198,23 +200,23 @@ impl Authority {
     }
 
     /// What `caller` may do on repository `repo`: (what its credential allows, what it
-    /// may do now — the former narrowed by a bearer token's claims).
+    /// may do now — the former narrowed by a bearer token's claims, whether the registry
+    /// exists). The registry record comes through `cache`.
     pub fn effective(
         &self,
         e: &Engine,
         caller: &Caller,
         repo: &str,
-    ) -> Result<(Actions, Actions, Option<RegistryRec>), StoreError> {
+        cache: &mut AuthCache,
+    ) -> Result<(Actions, Actions, bool), StoreError> {
         let reg = match place(repo) {
-            Some((org, slug)) => e.get_registry(org, slug)?,
+            Some((org, slug)) => cache.registry(org, slug, e.tenancy_generation(), || {
+                e.get_registry(org, slug)
+            })?,
             None => None,
         };
-        let under = allowed(&caller.principal, reg.as_ref());
-        let eff = match &caller.claims {
-            Some(c) => intersect(under, c.actions_for(repo)),
-            None => under,
-        };
-        Ok((under, eff, reg))
+        let (under, eff) = grant(caller, repo, reg);
+        Ok((under, eff, reg.is_some()))
     }
 
     /// Answers `Need::Authorize`: the decision table of AUTH-DESIGN.md. The caller is
@@ -224,19 +226,42 @@ impl Authority {
         e: &Engine,
         req: &AuthRequest,
         ctx: &Ctx,
+        cache: &mut AuthCache,
     ) -> Result<(Auth, Option<Caller>), StoreError> {
-        let presented = credentials::parse(req.credentials.as_deref());
-        let scope = scope_of(&req.required, req.optional.as_ref());
-        if let Some(wait) = self.locked_out(&presented, ctx) {
-            return Ok((self.refuse_rate(wait), None));
-        }
-        let caller = match self.authenticate(e, &presented, ctx) {
-            Ok(c) => c,
-            Err(AuthError::Store(err)) => return Err(err),
-            Err(AuthError::Invalid(why)) => {
-                self.failed(ctx, why);
-                let r = self.unauthorized(req, scope.as_deref(), Some("invalid_token"), why);
-                return Ok((r, None));
+        let header = req.credentials.as_deref();
+        // Only refusals name the scope: not built for the requests that pass.
+        let scope = || scope_of(&req.required, req.optional.as_ref());
+        let generation = e.tenancy_generation();
+        let (caller, has_credentials) = match cache.caller(header, generation, ctx.unix) {
+            Some(hit) => {
+                if let Some(wait) = self.locked_out(true, ctx) {
+                    return Ok((self.refuse_rate(wait), None));
+                }
+                if let Some(id) = hit.note {
+                    self.note_use(&id, ctx.unix);
+                }
+                (hit.caller, true)
+            }
+            None => {
+                let presented = credentials::parse(header);
+                let has_credentials = presented.has_credentials();
+                if let Some(wait) = self.locked_out(has_credentials, ctx) {
+                    return Ok((self.refuse_rate(wait), None));
+                }
+                let caller = match self.authenticate(e, &presented, ctx) {
+                    Ok(c) => c,
+                    Err(AuthError::Store(err)) => return Err(err),
+                    Err(AuthError::Invalid(why)) => {
+                        self.failed(ctx, why);
+                        let r =
+                            self.unauthorized(req, scope().as_deref(), Some("invalid_token"), why);
+                        return Ok((r, None));
+                    }
+                };
+                if let (true, Some(h)) = (has_credentials, header) {
+                    cache.remember(h, generation, &caller, ctx.unix);
+                }
+                (caller, has_credentials)
             }
         };
         let optional = match &req.optional {
@@ -244,7 +269,7 @@ impl Authority {
                 resource: Resource::Repository(from),
                 actions,
             }) => self
-                .effective(e, &caller, from.as_str())?
+                .effective(e, &caller, from.as_str(), cache)?
                 .1
                 .covers(*actions),
             Some(_) => false,
@@ -253,7 +278,7 @@ impl Authority {
         let granted = Auth::Granted { optional };
         let outcome = match &req.required.resource {
             Resource::Ping => {
-                if presented.has_credentials() {
+                if has_credentials {
                     Ok(())
                 } else {
                     Err(self.unauthorized(req, None, None, "authentication required"))
@@ -261,16 +286,16 @@ impl Authority {
             }
             Resource::Catalog => Ok(()),
             Resource::Repository(name) => {
-                let (under, eff, reg) = self.effective(e, &caller, name.as_str())?;
+                let (under, eff, exists) = self.effective(e, &caller, name.as_str(), cache)?;
                 let want = req.required.actions;
                 if eff.covers(want) {
                     Ok(())
                 } else if caller.principal == Principal::Anonymous {
-                    Err(self.unauthorized(req, scope.as_deref(), None, "authentication required"))
+                    Err(self.unauthorized(req, scope().as_deref(), None, "authentication required"))
                 } else if caller.claims.is_some() && under.covers(want) {
                     Err(self.unauthorized(
                         req,
-                        scope.as_deref(),
+                        scope().as_deref(),
                         Some("insufficient_scope"),
                         "the bearer token does not grant this action; request a token with the scope in the challenge",
                     ))
@@ -284,7 +309,7 @@ impl Authority {
                         format!("token lacks write_packages for {org}/{slug}"),
                     ))
                 } else {
-                    Err(self.not_found(e, &caller.principal, name.as_str(), reg.as_ref())?)
+                    Err(self.not_found(e, &caller.principal, name.as_str(), exists)?)
                 }
             }
         };
@@ -303,14 +328,14 @@ impl Authority {
         e: &Engine,
         p: &Principal,
         repo: &str,
-        reg: Option<&RegistryRec>,
+        registry_exists: bool,
     ) -> Result<Auth, StoreError> {
         let generic = "repository name not known to registry".to_string();
         let msg = match place(repo) {
             None => format!(
                 "repository names have the form <organisation>/<registry>/<image>; `{repo}` has fewer parts"
             ),
-            Some((org, slug)) if reg.is_none() && (p.is_admin() || p.org() == Some(org)) => {
+            Some((org, slug)) if !registry_exists && (p.is_admin() || p.org() == Some(org)) => {
                 if e.get_org(org)?.is_none() {
                     format!(
                         "organisation {org} does not exist; create it with: berth org create {org}"
@@ -433,13 +458,19 @@ impl Authority {
                 r
             }
         };
-        let under = allowed(&caller.principal, reg.as_ref());
-        let eff = match &caller.claims {
-            Some(c) => intersect(under, c.actions_for(repo)),
-            None => under,
-        };
-        Ok(eff.pull)
+        Ok(grant(caller, repo, reg.as_ref()).1.pull)
     }
+}
+
+/// What `caller` may do on `repo` in registry `reg`: (what its credential allows, that
+/// narrowed by a bearer token's claims).
+fn grant(caller: &Caller, repo: &str, reg: Option<&RegistryRec>) -> (Actions, Actions) {
+    let under = allowed(&caller.principal, reg);
+    let eff = match &caller.claims {
+        Some(c) => intersect(under, c.actions_for(repo)),
+        None => under,
+    };
+    (under, eff)
 }
 
 /// A refused access token: revoked or expired take effect at once.

@@ -99,6 +99,18 @@ fn basic(t: &str) -> Option<String> {
 }
 
 fn ask(f: &Fixture, cred: Option<String>, repo: &str, actions: Actions) -> Auth {
+    ask_on(f, &mut AuthCache::default(), cred, repo, actions, &ctx())
+}
+
+/// `ask` on a connection: with that connection's cache.
+fn ask_on(
+    f: &Fixture,
+    cache: &mut AuthCache,
+    cred: Option<String>,
+    repo: &str,
+    actions: Actions,
+    ctx: &Ctx,
+) -> Auth {
     let req = AuthRequest {
         credentials: cred,
         host: Some("reg.test:5000".into()),
@@ -108,7 +120,62 @@ fn ask(f: &Fixture, cred: Option<String>, repo: &str, actions: Actions) -> Auth 
         },
         optional: None,
     };
-    f.auth.authorize(&f.e, &req, &ctx()).unwrap().0
+    f.auth.authorize(&f.e, &req, ctx, cache).unwrap().0
+}
+
+/// One keep-alive connection's cache never outlives a change that decides: revocation, a
+/// registry turned private, expiry, another header on the same connection.
+#[test]
+fn a_connections_cached_credential_follows_every_change() {
+    let f = fixture();
+    let mut c = AuthCache::default();
+    let pull = |c: &mut AuthCache, cred: Option<String>, repo: &str, unix: u64| {
+        let at = Ctx { unix, ..ctx() };
+        status(&ask_on(&f, c, cred, repo, Actions::PULL, &at))
+    };
+    let reader = basic(&f.reader);
+    assert_eq!(pull(&mut c, reader.clone(), "acme/web/app", 1_000), 200);
+    assert_eq!(pull(&mut c, reader.clone(), "acme/web/app", 1_000), 200);
+    // Another header on the same connection is checked for itself.
+    assert_eq!(
+        pull(&mut c, basic("berth_pat_wrong"), "acme/web/app", 1_000),
+        401
+    );
+    assert_eq!(pull(&mut c, None, "acme/web/app", 1_000), 401);
+    assert_eq!(pull(&mut c, reader.clone(), "acme/web/app", 1_000), 200);
+    // A public registry turned private: the cached record is not used again.
+    assert_eq!(pull(&mut c, None, "acme/pub/app", 1_000), 200);
+    f.e.update_registry("acme", "pub", Some(Visibility::Private), None)
+        .unwrap();
+    assert_eq!(pull(&mut c, None, "acme/pub/app", 1_000), 401);
+    // Revocation: refused on the very next request of the same connection.
+    let rec = f
+        .auth
+        .token(&f.e, &Secret::new(f.reader.clone()), &ctx())
+        .unwrap();
+    f.e.revoke_token(&rec.id, 1_000).unwrap();
+    assert_eq!(pull(&mut c, reader, "acme/web/app", 1_000), 401);
+    // Expiry is read from the clock on every request, not from the cache.
+    let mut c = AuthCache::default();
+    let s = new_token_secret(PAT_PREFIX).unwrap();
+    f.e.create_token(TokenRec {
+        id: crate::secret::new_token_id().unwrap(),
+        kind: TokenKind::Org,
+        org: Some("acme".into()),
+        read: true,
+        write: false,
+        registries: Vec::new(),
+        description: String::new(),
+        created: 0,
+        expires: Some(2_000),
+        last_used: None,
+        revoked: None,
+        hash: sha256(s.expose().as_bytes()),
+    })
+    .unwrap();
+    let short = basic(s.expose());
+    assert_eq!(pull(&mut c, short.clone(), "acme/web/app", 1_999), 200);
+    assert_eq!(pull(&mut c, short, "acme/web/app", 2_000), 401);
 }
 
 fn status(a: &Auth) -> u16 {

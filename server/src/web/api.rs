@@ -64,7 +64,7 @@ impl From<TenancyError> for Fail {
 pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebResponse {
     let header = req.header("authorization");
     let presented = credentials::parse(header);
-    let result = if let Some(wait) = auth.locked_out(&presented, ctx) {
+    let result = if let Some(wait) = auth.locked_out(presented.has_credentials(), ctx) {
         let mut r = respond(Err(Fail(
             429,
             "TOO_MANY_REQUESTS",

@@ -6,6 +6,7 @@
 //! empty grant is still a 200 (the registry refuses the operation later).
 
 use crate::auth::bearer::{self, action_names, intersect, ClaimAccess, Claims};
+use crate::auth::cache::AuthCache;
 use crate::auth::credentials::{self, Presented};
 use crate::auth::scope::{self, Scope};
 use crate::auth::{AuthError, Authority, Caller, Ctx};
@@ -67,7 +68,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
             Err(msg) => return super::error(400, "UNSUPPORTED", &msg),
         }
     }
-    if let Some(wait) = auth.locked_out(&presented, ctx) {
+    if let Some(wait) = auth.locked_out(presented.has_credentials(), ctx) {
         let mut r = super::error(
             429,
             "TOOMANYREQUESTS",
@@ -145,10 +146,11 @@ fn grants(
     asked: &[Scope],
 ) -> Result<Vec<ClaimAccess>, berth_engine::StoreError> {
     let mut out: Vec<ClaimAccess> = Vec::new();
+    let mut cache = AuthCache::default();
     for s in asked {
         match s {
             Scope::Repository { name, actions } => {
-                let (under, _, _) = auth.effective(e, caller, name.as_str())?;
+                let (under, _, _) = auth.effective(e, caller, name.as_str(), &mut cache)?;
                 let g = intersect(*actions, under);
                 let names = action_names(g);
                 if names.is_empty() {
