@@ -284,7 +284,7 @@ echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadav
 echo "berth: token as Basic credentials on every request (repository $REPO); docker-registry and stub: anonymous"
 echo "ratio = berth / docker-registry (MB/s, req/s: higher is better; latency, RSS: lower is better)"
 echo "loopback stub = the same loads against a thread-per-connection server that hashes and stores nothing"
-echo "  (a reference for client + loopback cost, not a strict bound: it writes pulls from user space, Berth uses sendfile)"
+echo "  (a reference for client + loopback cost, not a strict bound: it writes pulls from one memory buffer, Berth from maps of its packs)"
 echo
 printf '| %-44s | %14s | %15s | %7s | %13s |\n' metric berth docker-registry ratio "loopback stub"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..15})"

@@ -1,8 +1,8 @@
 //! A registry stub with no storage: it accepts uploads without hashing or keeping them and
 //! serves blobs from one in-memory buffer. Run with the load generator, it shows what the
 //! client, the loopback and the kernel cost on this machine, so a server's figure can be
-//! read against it. Thread per connection; pulled bytes are written from user space, so
-//! a `sendfile` server can beat it on pulls.
+//! read against it. Thread per connection, pulled bytes written from one buffer that stays
+//! in cache: a close bound for a server that writes from maps of its files, not a strict one.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};

@@ -17,7 +17,7 @@
 //!         conn.handle_input(Input::Recv { now, n });
 //!         while let Some(out) = conn.poll_output() {      // drain after EVERY input
 //!             Transmit(bytes)       => queue bytes
-//!             SendBlob{blob, range} => queue a sendfile of that range
+//!             SendBlob{blob, range} => queue that range of the pack
 //!             Need(id, need)        => answer it (inline or on a worker), later
 //!                                      conn.handle_input(Input::Reply { now, id, reply })
 //!             Done(record)          => access log + metrics

@@ -79,6 +79,7 @@ use std::sync::{Arc, Mutex};
 pub use commit::Durable;
 pub use error::{AppendError, FinishError, PutManifestError, StoreError};
 pub use keys::{Alg, BlobKey};
+pub use pack::map::{BlobWindow, PackFile};
 pub use tenancy::{
     is_slug, slug_of, AuditRec, OrgRec, RegistryRec, TenancyError, TokenKind, TokenRec, Visibility,
     MAX_SLUG_LEN,
@@ -363,8 +364,8 @@ impl Engine {
         self.commit.unlink(repo, key)
     }
 
-    /// The open pack file, for `sendfile`/`pread`.
-    pub fn pack_file(&self, pack: u64) -> Result<Arc<File>, StoreError> {
+    /// The open pack file, to send blobs from (through [`PackFile::window`]).
+    pub fn pack_file(&self, pack: u64) -> Result<Arc<PackFile>, StoreError> {
         self.inner.packs.file(pack)
     }
 

@@ -20,8 +20,13 @@ fn a_small_blob_reads_back_and_is_linked_only_where_pushed() {
     assert_eq!(e.stat_blob("a/b/other", &key).unwrap(), None);
     let f = e.pack_file(loc.pack).unwrap();
     let mut buf = vec![0; 1000];
-    f.read_exact_at(&mut buf, loc.offset).unwrap();
+    f.file().read_exact_at(&mut buf, loc.offset).unwrap();
     assert_eq!(buf, bytes);
+    // What the server sends from: a window onto the same bytes, and no further.
+    let w = f.window(loc.offset, 1000).unwrap();
+    assert_eq!(w.bytes(), &bytes[..]);
+    let past = f.window(loc.offset, usize::try_from(1 << 30).unwrap());
+    assert_eq!(past.err().unwrap().kind(), std::io::ErrorKind::UnexpectedEof);
     assert_clean(&e);
 }
 

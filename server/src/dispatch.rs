@@ -25,7 +25,6 @@ use berth_engine::{
     FinishError, ManifestRef, PutManifestError, ReferrerRec, StoreError, UploadStatus,
 };
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -220,8 +219,8 @@ impl Store {
         }
     }
 
-    /// The open file behind a `BlobHandle`, for `sendfile`.
-    pub fn pack_file(&self, file: u64) -> Result<Arc<File>, String> {
+    /// The open pack behind a `BlobHandle`, to send blob ranges from.
+    pub fn pack_file(&self, file: u64) -> Result<Arc<berth_engine::PackFile>, String> {
         self.engine.pack_file(file).map_err(|e| e.to_string())
     }
 

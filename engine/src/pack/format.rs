@@ -24,7 +24,7 @@
 //! ```
 //!
 //! A blob's [`BlobLoc`](crate::BlobLoc) names its data range (just past the record
-//! header), so reads and `sendfile` never parse headers. The headers make a pack
+//! header), so reads and sends never parse headers. The headers make a pack
 //! self-describing: the data's own hash is its checksum, and the header CRC lets a tool
 //! walk records to rebuild the index. An upload file starts with [`UPLOAD_RESERVED`] zero
 //! bytes (one pack header + one record header), so a large upload becomes a single-blob pack

@@ -1,5 +1,5 @@
-//! Read-only memory maps of pack files, and of upload files being hashed: the engine's
-//! `unsafe` module for maps.
+//! Read-only memory maps of pack files (whole, or a window for sending a blob), and of
+//! upload files being hashed: the engine's `unsafe` module for maps.
 //!
 //! Mapping a file is sound only while nobody shrinks or rewrites the mapped range, or a
 //! read faults (SIGBUS) or sees bytes change under it. The store keeps that true:
@@ -19,6 +19,83 @@ use std::io;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions, MmapRaw};
+
+/// An open pack file as the engine hands it out to send blobs from. Only the engine makes
+/// one (or a caller that takes on this module's rules with [`PackFile::assume_stable`]), so
+/// every window onto it maps bytes that stay put.
+#[derive(Debug)]
+pub struct PackFile {
+    file: File,
+}
+
+impl PackFile {
+    pub(crate) fn new(file: File) -> PackFile {
+        PackFile { file }
+    }
+
+    /// Wraps a file that is not one of an open store's packs (tests of code that sends
+    /// blobs).
+    ///
+    /// # Safety
+    /// Nobody may truncate or rewrite `file` while a [`BlobWindow`] onto it lives: a read
+    /// through the window would then fault (SIGBUS) or see bytes change under a `&[u8]`.
+    pub unsafe fn assume_stable(file: File) -> PackFile {
+        PackFile { file }
+    }
+
+    /// The file itself (metadata, `pread`).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Maps bytes `start..start + len` for reading, pages loaded up front. `UnexpectedEof`
+    /// if the file does not hold them all.
+    pub fn window(&self, start: u64, len: usize) -> io::Result<BlobWindow> {
+        let end = start
+            .checked_add(len as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "window overflows"))?;
+        if self.file.metadata()?.len() < end {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "pack file ended before the blob did",
+            ));
+        }
+        // Maps start on a page boundary; the bytes before `start` are skipped.
+        let lead = (start % page_size()) as usize;
+        // SAFETY: the whole range lies below the file's length (checked above), and this
+        // module's invariants (or `assume_stable`'s promise) keep those bytes from being
+        // truncated or rewritten while the map lives; the map is read-only.
+        let map = unsafe {
+            MmapOptions::new()
+                .offset(start - lead as u64)
+                .len(lead + len)
+                .populate()
+                .map(&self.file)?
+        };
+        Ok(BlobWindow { map, lead })
+    }
+}
+
+/// The system page size (mapping offsets must be multiples of it).
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant of the running system; no memory is touched.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+/// Bytes of a pack, mapped read-only: they count towards the process's resident memory
+/// while it lives, so callers keep windows small and short-lived.
+pub struct BlobWindow {
+    map: Mmap,
+    lead: usize,
+}
+
+impl BlobWindow {
+    /// The bytes asked for, from the window's start.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map[self.lead..]
+    }
+}
 
 /// A read-only view of the first `len` bytes of a pack file.
 pub(crate) struct PackMap {

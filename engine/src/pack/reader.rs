@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use super::format::pack_file_name;
-use super::map::PackMap;
+use super::map::{PackFile, PackMap};
 use crate::{BlobLoc, StoreError};
 
 /// Past this many cached packs, entries nobody holds are dropped (bounding open fds).
 const MAX_CACHED: usize = 4096;
 
 struct PackEntry {
-    file: Arc<File>,
+    file: Arc<PackFile>,
     /// Grows (by replacing it) when a read ends past it; readers keep the old one alive.
     map: RwLock<Option<Arc<PackMap>>>,
 }
@@ -47,7 +47,7 @@ impl PackCache {
             .entry(pack)
             .or_insert_with(|| {
                 Arc::new(PackEntry {
-                    file: Arc::new(file),
+                    file: Arc::new(PackFile::new(file)),
                     map: RwLock::new(None),
                 })
             })
@@ -61,8 +61,8 @@ impl PackCache {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The open pack file, for `sendfile`/`pread` by the server.
-    pub(crate) fn file(&self, pack: u64) -> Result<Arc<File>, StoreError> {
+    /// The open pack file, for the server to send blobs from.
+    pub(crate) fn file(&self, pack: u64) -> Result<Arc<PackFile>, StoreError> {
         Ok(self.entry(pack)?.file.clone())
     }
 
@@ -94,6 +94,7 @@ impl PackCache {
         }
         let file_len = e
             .file
+            .file()
             .metadata()
             .map_err(|err| StoreError::io(format!("stat pack {pack}"), err))?
             .len();
@@ -105,7 +106,7 @@ impl PackCache {
         // Maps the whole file as it is now: runtime never truncates a pack (only `open`
         // does, before any map exists), so bytes past `end` stay valid while mapped.
         let new = Arc::new(
-            PackMap::new(&e.file, file_len)
+            PackMap::new(e.file.file(), file_len)
                 .map_err(|err| StoreError::io(format!("map pack {pack}"), err))?,
         );
         *m = Some(new.clone());
