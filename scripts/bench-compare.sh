@@ -289,6 +289,7 @@ echo
 printf '| %-44s | %14s | %15s | %7s | %13s |\n' metric berth docker-registry ratio "loopback stub"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..15})"
 row "push $PUSH_COUNT x $SIZE, MB/s" push mb_per_s
+row "  SHA-256 alone, one core (push bound), MB/s" push sha256_mb_per_s
 row "pull $PULL_COUNT x $SIZE, MB/s" pull mb_per_s
 row "push $SMALL_COUNT x $SMALL_SIZE, $SMALL_CONNS conns, blobs/s" small ops_per_s
 row "  per blob p50, ms" small op_p50_ms

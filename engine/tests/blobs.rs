@@ -26,7 +26,10 @@ fn a_small_blob_reads_back_and_is_linked_only_where_pushed() {
     let w = f.window(loc.offset, 1000).unwrap();
     assert_eq!(w.bytes(), &bytes[..]);
     let past = f.window(loc.offset, usize::try_from(1 << 30).unwrap());
-    assert_eq!(past.err().unwrap().kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(
+        past.err().unwrap().kind(),
+        std::io::ErrorKind::UnexpectedEof
+    );
     assert_clean(&e);
 }
 
