@@ -277,16 +277,24 @@ impl Engine {
 
     /// Deletes the registry; `RegistryNotEmpty` while any repository `org/slug/...` holds a
     /// manifest or a blob link, `RegistryUnknown` if missing. The (empty) repositories under
-    /// it leave the catalog. Tokens naming it keep their rows unchanged (records are never
-    /// edited behind the audit trail's back), so a registry created later under the same
-    /// slug is covered by them again: revoke them first if that matters.
-    pub fn delete_registry(&self, org: &str, slug: &str) -> Result<(), TenancyError> {
+    /// it leave the catalog, and every unrevoked token that names it (its registry tokens,
+    /// and org tokens limited to registries among which it is) is revoked at `now` in the
+    /// same transaction: a registry created later under the same slug is not covered by
+    /// tokens minted for this one. Returns the ids of the tokens it revoked, for the audit
+    /// log.
+    pub fn delete_registry(
+        &self,
+        org: &str,
+        slug: &str,
+        now: u64,
+    ) -> Result<Vec<String>, TenancyError> {
         let op = Op::DeleteRegistry {
             org: org.to_owned(),
             slug: slug.to_owned(),
+            now,
         };
         match self.commit.tenancy(op)? {
-            Done::Unit => Ok(()),
+            Done::Ids(ids) => Ok(ids),
             other => Err(other.unexpected()),
         }
     }
@@ -497,6 +505,7 @@ pub(crate) enum Op {
     DeleteRegistry {
         org: String,
         slug: String,
+        now: u64,
     },
     CreateToken(Box<TokenRec>),
     RevokeToken {
@@ -514,6 +523,7 @@ pub(crate) enum Done {
     Registry(RegistryRec),
     Token(TokenRec),
     Seq(u64),
+    Ids(Vec<String>),
 }
 
 impl Done {
@@ -643,7 +653,7 @@ pub(crate) fn apply(
                 .insert(key, &schema::encode_registry(&rec)[..])?;
             Ok(Ok(Done::Registry(rec)))
         }
-        Op::DeleteRegistry { org, slug } => {
+        Op::DeleteRegistry { org, slug, now } => {
             let key = (org.as_str(), slug.as_str());
             if tt.registries.get(key)?.is_none() {
                 return Ok(Err(Refusal::RegistryUnknown));
@@ -667,7 +677,28 @@ pub(crate) fn apply(
             for name in empty {
                 t.repos.remove(name.as_str())?;
             }
-            Ok(Ok(Done::Unit))
+            let mut naming = Vec::new();
+            for entry in tt.org_tokens.range::<(&str, &str)>((org.as_str(), "")..)? {
+                let (k, _) = entry?;
+                let (o, id) = k.value();
+                if o != org {
+                    break;
+                }
+                naming.push(id.to_owned());
+            }
+            let mut revoked = Vec::new();
+            for id in naming {
+                let Some(mut rec) = tt.token(&id)? else {
+                    continue;
+                };
+                if rec.revoked.is_none() && rec.registries.iter().any(|g| g == slug) {
+                    rec.revoked = Some(*now);
+                    tt.tokens
+                        .insert(id.as_str(), &schema::encode_token(&rec)[..])?;
+                    revoked.push(id);
+                }
+            }
+            Ok(Ok(Done::Ids(revoked)))
         }
         Op::CreateToken(rec) => {
             if let Err(r) = check_new_token(tt, rec)? {

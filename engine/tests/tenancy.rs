@@ -143,7 +143,7 @@ fn operations_on_missing_records_say_which_is_missing() {
         Err(TenancyError::RegistryUnknown)
     ));
     assert!(matches!(
-        e.delete_registry("acme", "api"),
+        e.delete_registry("acme", "api", 5),
         Err(TenancyError::RegistryUnknown)
     ));
     assert!(matches!(
@@ -351,7 +351,7 @@ fn delete_registry_is_refused_while_an_image_exists_and_allowed_once_it_is_empti
     let _ = e.put_manifest(repo, m).unwrap();
 
     assert!(matches!(
-        e.delete_registry("acme", "web"),
+        e.delete_registry("acme", "web", 5),
         Err(TenancyError::RegistryNotEmpty)
     ));
     assert_eq!(
@@ -360,20 +360,20 @@ fn delete_registry_is_refused_while_an_image_exists_and_allowed_once_it_is_empti
     );
     // blob links alone still hold the registry
     assert!(matches!(
-        e.delete_registry("acme", "web"),
+        e.delete_registry("acme", "web", 5),
         Err(TenancyError::RegistryNotEmpty)
     ));
     assert_eq!(e.unlink_blob(repo, &cfg).unwrap(), DeleteOutcome::Deleted);
     assert!(matches!(
-        e.delete_registry("acme", "web"),
+        e.delete_registry("acme", "web", 5),
         Err(TenancyError::RegistryNotEmpty)
     ));
     assert_eq!(e.unlink_blob(repo, &layer).unwrap(), DeleteOutcome::Deleted);
 
-    e.delete_registry("acme", "web").unwrap();
+    e.delete_registry("acme", "web", 5).unwrap();
     assert!(e.get_registry("acme", "web").unwrap().is_none());
     assert!(matches!(
-        e.delete_registry("acme", "web"),
+        e.delete_registry("acme", "web", 5),
         Err(TenancyError::RegistryUnknown)
     ));
     // its empty repositories left the catalog; the sibling's did not
@@ -382,6 +382,52 @@ fn delete_registry_is_refused_while_an_image_exists_and_allowed_once_it_is_empti
     assert!(e.get_registry("acme", "web-2").unwrap().is_some());
     // and the slug can be created again
     e.create_registry(registry("acme", "Web")).unwrap();
+    assert_clean(&e);
+}
+
+#[test]
+fn deleting_a_registry_revokes_the_tokens_that_name_it_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = acme(dir.path());
+    e.create_registry(registry("acme", "Api")).unwrap();
+    e.create_org("beta", 1).unwrap();
+    e.create_registry(registry("beta", "Web")).unwrap();
+    let reader = TokenRec {
+        kind: TokenKind::Registry,
+        write: false,
+        hash: hash_of("berth_rt_reader"),
+        ..org_token("tok_reader", "acme", &["web"])
+    };
+    let tokens = [
+        reader,
+        org_token("tok_web_api", "acme", &["web", "api"]),
+        org_token("tok_api", "acme", &["api"]),
+        org_token("tok_all", "acme", &[]),
+        org_token("tok_beta_web", "beta", &["web"]),
+    ];
+    for t in &tokens {
+        e.create_token(t.clone()).unwrap();
+    }
+    e.revoke_token("tok_web_api", 3).unwrap();
+
+    let revoked = e.delete_registry("acme", "web", 7).unwrap();
+    assert_eq!(revoked, ["tok_reader"]);
+    let when = |id: &str| e.get_token(id).unwrap().unwrap().revoked;
+    assert_eq!(when("tok_reader"), Some(7));
+    // revoked before keeps its first time; the others are untouched
+    assert_eq!(when("tok_web_api"), Some(3));
+    for id in ["tok_api", "tok_all", "tok_beta_web"] {
+        assert_eq!(when(id), None, "{id}");
+    }
+    // a registry created again under the slug is not covered by the old token
+    e.create_registry(registry("acme", "Web")).unwrap();
+    assert_eq!(
+        e.token_by_hash(&hash_of("berth_rt_reader"))
+            .unwrap()
+            .unwrap()
+            .revoked,
+        Some(7)
+    );
     assert_clean(&e);
 }
 

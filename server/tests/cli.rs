@@ -391,8 +391,30 @@ fn every_management_command_works_against_a_running_server() {
     assert_eq!(out.lines().count(), 3, "{out}");
     seen += &out;
 
+    // Deleting a registry revokes its registry token: a registry created again under the
+    // same slug is not opened to it.
+    let rt_id = srv
+        .berth(&["token", "list", "acme"])
+        .ok()
+        .lines()
+        .find(|l| l.contains(" registry "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
     let out = srv.berth(&["registry", "delete", "acme/api"]).ok();
-    assert_eq!(out, "deleted registry acme/api\n");
+    assert_eq!(
+        out,
+        format!("deleted registry acme/api; revoked the tokens that named it: {rt_id}\n")
+    );
+    let out = srv.berth(&["audit", "acme", "--limit", "1"]).ok();
+    assert!(out.contains("token.revoke"), "{out}");
+    assert!(out.contains("registry acme/api deleted"), "{out}");
+    let out = srv.berth(&["token", "list", "acme"]).ok();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&rt_id) && l.contains(" revoked ")),
+        "{out}"
+    );
     let out = srv.berth(&["registry", "list", "acme"]).ok();
     assert!(!out.contains("api "), "{out}");
     seen += &out;

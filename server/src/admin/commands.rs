@@ -152,7 +152,20 @@ fn registry(cmd: RegistryCommand, out: &mut Out, env: &Option<OsString>) -> Resu
         RegistryCommand::Delete { registry, api } => {
             let s = Session::open(&api, env)?;
             let v = s.call("DELETE", &registry_url(&registry), None)?;
-            emit(out, &s, &v, || format!("deleted registry {registry}\n"))
+            emit(out, &s, &v, || {
+                let ids: Vec<&str> = v["revoked_tokens"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if ids.is_empty() {
+                    format!("deleted registry {registry}\n")
+                } else {
+                    format!(
+                        "deleted registry {registry}; revoked the tokens that named it: {}\n",
+                        ids.join(", ")
+                    )
+                }
+            })
         }
     }
 }

@@ -225,7 +225,7 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {
         ("PATCH", ["orgs", org, "registries", reg]) => update_registry(e, p, org, reg, req, ctx),
         ("DELETE", ["orgs", org, "registries", reg]) => {
             let r = registry(e, p, org, reg, true)?;
-            e.delete_registry(org, reg)?;
+            let revoked = e.delete_registry(org, reg, ctx.unix)?;
             audit::record(
                 e,
                 ctx,
@@ -235,7 +235,13 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {
                 &format!("{org}/{reg}"),
                 "",
             );
-            Ok((200, registry_json(&r)))
+            for id in &revoked {
+                let why = format!("registry {org}/{reg} deleted");
+                audit::record(e, ctx, org, p, "token.revoke", id, &why);
+            }
+            let mut v = registry_json(&r);
+            v["revoked_tokens"] = json!(revoked);
+            Ok((200, v))
         }
         ("POST", ["orgs", org, "registries", reg, "tokens"]) => {
             registry(e, p, org, reg, true)?;
