@@ -401,6 +401,7 @@ fn deleting_a_registry_revokes_the_tokens_that_name_it_and_no_other() {
     let tokens = [
         reader,
         org_token("tok_web_api", "acme", &["web", "api"]),
+        org_token("tok_web_and_api", "acme", &["web", "api"]),
         org_token("tok_api", "acme", &["api"]),
         org_token("tok_all", "acme", &[]),
         org_token("tok_beta_web", "beta", &["web"]),
@@ -411,9 +412,10 @@ fn deleting_a_registry_revokes_the_tokens_that_name_it_and_no_other() {
     e.revoke_token("tok_web_api", 3).unwrap();
 
     let revoked = e.delete_registry("acme", "web", 7).unwrap();
-    assert_eq!(revoked, ["tok_reader"]);
+    assert_eq!(revoked, ["tok_reader", "tok_web_and_api"]);
     let when = |id: &str| e.get_token(id).unwrap().unwrap().revoked;
     assert_eq!(when("tok_reader"), Some(7));
+    assert_eq!(when("tok_web_and_api"), Some(7));
     // revoked before keeps its first time; the others are untouched
     assert_eq!(when("tok_web_api"), Some(3));
     for id in ["tok_api", "tok_all", "tok_beta_web"] {
