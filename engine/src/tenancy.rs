@@ -424,10 +424,16 @@ impl Engine {
     /// Whether any admin token that is not revoked exists (expiry is the caller's to
     /// judge: admin tokens are created without one).
     pub fn has_admin_token(&self) -> Result<bool, StoreError> {
-        let txn = self.inner.db.begin_read()?;
-        Ok(tokens_of(&txn, ADMIN_ORG)?
+        Ok(self
+            .admin_tokens()?
             .iter()
             .any(|t| t.kind == TokenKind::Admin && t.revoked.is_none()))
+    }
+
+    /// Every admin token, revoked ones included, by id.
+    pub fn admin_tokens(&self) -> Result<Vec<TokenRec>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        tokens_of(&txn, ADMIN_ORG)
     }
 }
 

@@ -64,6 +64,27 @@ pub fn token_key(data: &Path) -> Result<[u8; 32], String> {
     }
 }
 
+/// `berth reset-admin-token`: revokes every admin token, then makes a new one and writes it
+/// to `DATA/admin-token`, for an operator who lost the file (or fears it leaked). Runs with
+/// the server stopped (it holds the data directory's lock). Returns the ids revoked and the
+/// file written.
+pub fn reset_admin_token(
+    e: &Engine,
+    data: &Path,
+    unix: u64,
+) -> Result<(Vec<String>, PathBuf), String> {
+    let mut revoked = Vec::new();
+    for t in e.admin_tokens().map_err(|e| e.to_string())? {
+        if t.revoked.is_none() {
+            e.revoke_token(&t.id, unix).map_err(|e| e.to_string())?;
+            revoked.push(t.id);
+        }
+    }
+    let path = admin_token(e, data, unix)?
+        .ok_or("an admin token is still active after revoking them all; run the command again")?;
+    Ok((revoked, path))
+}
+
 /// Creates the admin token when the store has none; returns the file holding its secret.
 pub fn admin_token(e: &Engine, data: &Path, unix: u64) -> Result<Option<PathBuf>, String> {
     if e.has_admin_token().map_err(|e| e.to_string())? {

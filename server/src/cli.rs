@@ -49,6 +49,16 @@ pub enum Command {
     },
     /// Print every setting with its default and the reason for it, as a TOML file.
     Defaults,
+    /// Revoke every admin token and write a new one to DATA/admin-token (stop the server
+    /// first: it holds the data directory).
+    ResetAdminToken {
+        /// Data directory [default: ./berth-data]
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// TOML configuration file
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Manage organisations on a running server.
     Org {
         #[command(subcommand)]

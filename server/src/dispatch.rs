@@ -138,6 +138,15 @@ impl Store {
         bootstrap::admin_token(&self.engine, data, unix)
     }
 
+    /// `berth reset-admin-token`: see [`bootstrap::reset_admin_token`].
+    pub fn reset_admin(
+        &self,
+        data: &std::path::Path,
+        unix: u64,
+    ) -> Result<(Vec<String>, PathBuf), String> {
+        bootstrap::reset_admin_token(&self.engine, data, unix)
+    }
+
     /// Writes the token last-use times gathered since the previous call.
     pub fn flush_last_used(&self) {
         let used = self.auth.take_used();

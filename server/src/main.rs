@@ -74,6 +74,12 @@ fn main() -> ExitCode {
             },
             !quick,
         ),
+        Command::ResetAdminToken { data, config } => reset_admin_token(Flags {
+            listen: None,
+            data,
+            config,
+            public_url: None,
+        }),
         Command::Defaults => {
             say!("{}", config::describe_defaults().trim_end());
             ExitCode::SUCCESS
@@ -224,25 +230,48 @@ fn raise_fd_limit() {
 }
 
 /// `rehash`: re-read every blob and compare it with its digest, so bit rot on disk is found.
-fn check(flags: Flags, rehash: bool) -> ExitCode {
-    let cfg = match Config::load(&flags, &env_vars()) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
+/// Opens the store of an existing data directory with no server running (it takes the
+/// directory's lock), for the commands that work on the store directly.
+fn open_offline(flags: Flags) -> Result<(datadir::DataDir, dispatch::Store), ExitCode> {
+    let cfg = Config::load(&flags, &env_vars()).map_err(fail)?;
     logging::init(cfg.log_format);
-    let dir = match datadir::prepare(&cfg.data, false) {
-        Ok(d) => d,
-        Err(e) => return fail(e),
-    };
+    let dir = datadir::prepare(&cfg.data, false).map_err(fail)?;
     let metrics = Arc::new(metrics::Metrics::new(1));
-    let store = match dispatch::Store::open(&cfg, metrics) {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(format_args!(
-                "cannot open the store in {}: {e}",
-                dir.path.display()
-            ))
+    let store = dispatch::Store::open(&cfg, metrics).map_err(|e| {
+        fail(format_args!(
+            "cannot open the store in {}: {e}",
+            dir.path.display()
+        ))
+    })?;
+    Ok((dir, store))
+}
+
+fn reset_admin_token(flags: Flags) -> ExitCode {
+    let (dir, store) = match open_offline(flags) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    match store.reset_admin(&dir.path, reactor::unix_now()) {
+        Ok((revoked, path)) => {
+            if revoked.is_empty() {
+                say!("berth: no admin token was active");
+            } else {
+                say!("berth: revoked admin token(s) {}", revoked.join(", "));
+            }
+            say!(
+                "berth: a new admin token is in {} (mode 0600); the CLI reads it from there",
+                path.display()
+            );
+            ExitCode::SUCCESS
         }
+        Err(e) => fail(format_args!("reset-admin-token failed: {e}")),
+    }
+}
+
+fn check(flags: Flags, rehash: bool) -> ExitCode {
+    let (dir, store) = match open_offline(flags) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     match store.check(rehash) {
         Ok(r) => {

@@ -17,12 +17,18 @@ struct Server {
     child: Child,
     url: String,
     data: PathBuf,
-    _dir: tempfile::TempDir,
+    /// Taken by `stop`, which keeps the directory for a later `start_on`.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_on(tempfile::tempdir().unwrap(), true)
+    }
+
+    /// Serves `dir/data`; `first` when the store is new (the server then writes the admin
+    /// token before it is ready).
+    fn start_on(dir: tempfile::TempDir, first: bool) -> Server {
         let data = dir.path().join("data");
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -38,7 +44,7 @@ impl Server {
             .expect("spawn berth serve");
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let (mut url, mut admin) = (None, false);
-        while url.is_none() || !admin {
+        while url.is_none() || (first && !admin) {
             let mut line = String::new();
             assert!(out.read_line(&mut line).unwrap() > 0, "berth serve exited");
             if let Some(rest) = line.strip_prefix("berth: listening on ") {
@@ -52,8 +58,15 @@ impl Server {
             child,
             url: url.unwrap(),
             data,
-            _dir: dir,
+            dir: Some(dir),
         }
+    }
+
+    /// Kills the server, keeping its data directory.
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().unwrap()
     }
 
     fn admin_token(&self) -> String {
@@ -661,4 +674,34 @@ fn bad_values_are_usage_errors_with_exit_2_before_any_request() {
         assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
         assert!(!r.stderr.contains("cannot reach"), "{args:?}: {}", r.stderr);
     }
+}
+
+/// An operator who lost DATA/admin-token stops the server and runs `berth reset-admin-token`:
+/// every admin token is revoked and a new one written, and the store is otherwise untouched.
+#[test]
+fn reset_admin_token_replaces_a_lost_admin_token_offline() {
+    let srv = Server::start();
+    let old = srv.admin_token();
+    srv.berth(&["org", "create", "acme"]).ok();
+    let data = srv.data.clone();
+    let data_arg = data.to_str().unwrap();
+    // While the server runs it holds the data directory: refused, saying why.
+    let r = run(&["reset-admin-token", "--data", data_arg], &[], None);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("in use by another berth"), "{r:?}");
+
+    let dir = srv.stop();
+    std::fs::remove_file(data.join("admin-token")).unwrap();
+    let r = run(&["reset-admin-token", "--data", data_arg], &[], None);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("revoked admin token(s) tok_"), "{r:?}");
+    assert!(r.stdout.contains("a new admin token is in "), "{r:?}");
+
+    let srv = Server::start_on(dir, false);
+    let new = srv.admin_token();
+    assert!(new.starts_with("berth_adm_") && new != old, "{new}");
+    let out = srv.berth(&["org", "list"]).ok();
+    assert!(out.contains("acme"), "{out}");
+    let e = srv.berth_as(&old, &["org", "list"]).fails();
+    assert!(e.starts_with("the token was refused"), "{e}");
 }

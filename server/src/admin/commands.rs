@@ -65,9 +65,12 @@ pub fn execute(
                 or_none(t, &format!("no audit entries for {org}\n"))
             })
         }
-        Command::Serve { .. } | Command::Check { .. } | Command::Defaults => Err(
-            AdminError::Unexpected("not a management command".to_string()),
-        ),
+        Command::Serve { .. }
+        | Command::Check { .. }
+        | Command::Defaults
+        | Command::ResetAdminToken { .. } => Err(AdminError::Unexpected(
+            "not a management command".to_string(),
+        )),
     }
 }
 
