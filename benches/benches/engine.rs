@@ -1,9 +1,10 @@
 //! `berth_engine::Engine` on a real directory: uploads made durable (append + finish, so
-//! hashing, pack writes, fsync and the redb commit are all in), and the reads a pull makes
-//! per request (blob stat, manifest by tag and by digest). Each put is a new blob, never a
-//! dedupe hit.
+//! hashing, pack writes, fsync and the redb commit are all in), the reads a pull makes per
+//! request (blob stat, manifest by tag and by digest, from the manifest cache and with it
+//! off), and the token lookup behind every authenticated request that a connection has not
+//! verified yet (among 10 000 tokens). Each put is a new blob, never a dedupe hit.
 
-use berth_engine::{BlobKey, Engine, EngineOptions, ManifestRef, NewManifest};
+use berth_engine::{BlobKey, Engine, EngineOptions, ManifestRef, NewManifest, TokenKind, TokenRec};
 use criterion::{
     black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
 };
@@ -69,8 +70,17 @@ fn puts(c: &mut Criterion) {
 }
 
 fn reads(c: &mut Criterion) {
+    reads_with(c, "engine_read", EngineOptions::default());
+    let uncached = EngineOptions {
+        manifest_cache_bytes: 0,
+        ..EngineOptions::default()
+    };
+    reads_with(c, "engine_read_uncached", uncached);
+}
+
+fn reads_with(c: &mut Criterion, group: &str, opts: EngineOptions) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let e = Engine::open(dir.path(), EngineOptions::default()).expect("Engine::open");
+    let e = Engine::open(dir.path(), opts).expect("Engine::open");
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let mut layer = vec![0u8; 1 << 20];
     berth_benches::payload::fill_random(&mut layer, 7);
@@ -98,7 +108,7 @@ fn reads(c: &mut Criterion) {
     );
     let _durable = put.expect("put_manifest");
 
-    let mut g = c.benchmark_group("engine_read");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
     g.bench_function("stat_blob", |b| {
         b.iter(|| {
@@ -124,12 +134,67 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
+fn tokens(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = std::sync::Arc::new(
+        Engine::open(dir.path(), EngineOptions::default()).expect("Engine::open"),
+    );
+    e.create_org("acme", 1).expect("create_org");
+    let hash = |i: u64| {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&BlobKey::sha256_of(&i.to_le_bytes()).hash);
+        h
+    };
+    const TOKENS: u64 = 10_000;
+    // Created from several threads, so the group commit batches them.
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                for i in (t..TOKENS).step_by(8) {
+                    e.create_token(TokenRec {
+                        id: format!("tok_{i:016x}"),
+                        kind: TokenKind::Org,
+                        org: Some("acme".into()),
+                        read: true,
+                        write: false,
+                        registries: vec![],
+                        description: String::new(),
+                        created: 1,
+                        expires: None,
+                        last_used: None,
+                        revoked: None,
+                        hash: hash(i),
+                    })
+                    .expect("create_token");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("token thread");
+    }
+    let hashes: Vec<[u8; 32]> = (0..TOKENS).map(hash).collect();
+    let mut g = c.benchmark_group("engine_tenancy");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function("token_by_hash_among_10k", |b| {
+        b.iter(|| {
+            i = (i + 7919) % hashes.len();
+            e.token_by_hash(black_box(&hashes[i]))
+                .expect("token_by_hash")
+                .expect("present")
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = reads, puts
+    targets = reads, tokens, puts
 }
 criterion_main!(benches);
