@@ -270,6 +270,14 @@ row() { # label run key
     printf '| %-44s | %14s | %15s | %7s | %13s |\n' "$1" "${b:-n/a}" "${d:-n/a}" "$ratio" "${c:-n/a}"
 }
 
+one_row() { # label run key: a figure of the machine, not of a server (no ratio)
+    local b d c
+    b=$(val berth "$2" "$3" || true)
+    d=$(val docker-registry "$2" "$3" || true)
+    c=$(val stub "$2" "$3" || true)
+    printf '| %-44s | %14s | %15s | %7s | %13s |\n' "$1" "${b:-n/a}" "${d:-n/a}" "-" "${c:-n/a}"
+}
+
 mib_row() { # label key
     local b=${RESULT["berth $2"]:-} d=${RESULT["docker-registry $2"]:-} bm dm ratio
     bm=$([[ -n $b ]] && awk -v k="$b" 'BEGIN { printf "%.1f", k / 1024 }' || true)
@@ -289,7 +297,7 @@ echo
 printf '| %-44s | %14s | %15s | %7s | %13s |\n' metric berth docker-registry ratio "loopback stub"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..15})"
 row "push $PUSH_COUNT x $SIZE, MB/s" push mb_per_s
-row "  SHA-256 alone, one core (push bound), MB/s" push sha256_mb_per_s
+one_row "  SHA-256, one core: 1-conn push bound, MB/s" push sha256_mb_per_s
 row "pull $PULL_COUNT x $SIZE, MB/s" pull mb_per_s
 row "push $SMALL_COUNT x $SMALL_SIZE, $SMALL_CONNS conns, blobs/s" small ops_per_s
 row "  per blob p50, ms" small op_p50_ms

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 const REPO: &str = "bench/engine/app";
 /// The server appends what one socket read delivered; use a typical receive-buffer slice.
-const APPEND_SLICE: usize = 256 << 10;
+const APPEND_SLICE: usize = 1 << 20;
 
 /// Distinct blob bodies: random bytes with a counter in the first 8, so every upload is new
 /// content and the engine cannot dedupe it away.

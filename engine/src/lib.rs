@@ -26,7 +26,8 @@
 //!   durable. Upload session rows ride along without the caller waiting: `start_upload`
 //!   costs a file creation, so the server may answer it inline.
 //! - **Reads never block on writes**: they are redb read transactions (MVCC) and `mmap`ed or
-//!   `pread` pack bytes.
+//!   `pread` pack bytes. Manifest reads look in the manifest cache first, whose mutex a
+//!   write holds only to drop one repository's entries.
 //! - **A blob is stored once** however many repositories link it; finishing an upload of a
 //!   blob already stored just links it.
 //! - **Uploads** are appended with plain `pwrite(2)` and nothing else on the caller's

@@ -54,7 +54,8 @@ impl Repo {
     }
 }
 
-/// What an entry counts against the bound.
+/// What an entry counts against the bound: its bytes, not the maps' own overhead nor the
+/// tag strings, so the memory it takes is somewhat above `max_bytes`.
 fn cost(repo: &str, m: &StoredManifest) -> usize {
     m.body.len() + m.media_type.len() + repo.len()
 }
@@ -101,8 +102,11 @@ impl ManifestCache {
         if s.generation != ticket.0 {
             return;
         }
+        // What leaves the cache is dropped after the lock is let go: freeing a full cache
+        // must not hold up the other threads' lookups.
+        let mut evicted = HashMap::new();
         if s.bytes + size > self.max_bytes {
-            s.repos.clear();
+            evicted = std::mem::take(&mut s.repos);
             s.bytes = 0;
         }
         let old = s
@@ -111,9 +115,11 @@ impl ManifestCache {
             .or_default()
             .insert(r, m.clone());
         s.bytes += size;
-        if let Some(old) = old {
-            s.bytes -= cost(repo, &old);
+        if let Some(old) = &old {
+            s.bytes -= cost(repo, old);
         }
+        drop(s);
+        drop((evicted, old));
     }
 
     /// Forgets `repo`'s entries: called after a write to its manifests or tags commits
@@ -121,10 +127,13 @@ impl ManifestCache {
     pub(crate) fn invalidate(&self, repo: &str) {
         let mut s = self.state();
         s.generation += 1;
-        if let Some(gone) = s.repos.remove(repo) {
+        let gone = s.repos.remove(repo);
+        if let Some(gone) = &gone {
             let freed: usize = gone.values().map(|m| cost(repo, m)).sum();
             s.bytes -= freed;
         }
+        drop(s);
+        drop(gone);
     }
 }
 

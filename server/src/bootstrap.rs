@@ -75,18 +75,28 @@ pub fn reset_admin_token(
 ) -> Result<(Vec<String>, PathBuf), String> {
     let mut revoked = Vec::new();
     for t in e.admin_tokens().map_err(|e| e.to_string())? {
-        if t.revoked.is_none() {
+        if t.kind == TokenKind::Admin && t.revoked.is_none() {
             e.revoke_token(&t.id, unix).map_err(|e| e.to_string())?;
             revoked.push(t.id);
         }
     }
-    let path = admin_token(e, data, unix)?
+    let path = make_admin_token(e, data, unix, "admin token made by berth reset-admin-token")?
         .ok_or("an admin token is still active after revoking them all; run the command again")?;
     Ok((revoked, path))
 }
 
 /// Creates the admin token when the store has none; returns the file holding its secret.
 pub fn admin_token(e: &Engine, data: &Path, unix: u64) -> Result<Option<PathBuf>, String> {
+    make_admin_token(e, data, unix, "admin token created at first start")
+}
+
+/// The admin token, unless one is active, with `description` on its record.
+fn make_admin_token(
+    e: &Engine,
+    data: &Path,
+    unix: u64,
+    description: &str,
+) -> Result<Option<PathBuf>, String> {
     if e.has_admin_token().map_err(|e| e.to_string())? {
         return Ok(None);
     }
@@ -103,7 +113,7 @@ pub fn admin_token(e: &Engine, data: &Path, unix: u64) -> Result<Option<PathBuf>
         read: true,
         write: true,
         registries: Vec::new(),
-        description: "admin token created at first start".into(),
+        description: description.into(),
         created: unix,
         expires: None,
         last_used: None,

@@ -161,6 +161,11 @@ impl Conn {
                         _ => self.stalled_since.or(Some(now)),
                     };
                 }
+                Err(e) if crate::send::is_pack_read(&e) => {
+                    sh.metrics.pack_read_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "a blob could not be read from its pack; its response is cut short and the connection closed");
+                    return Step::Close;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "write failed; closing connection");
                     return Step::Close;

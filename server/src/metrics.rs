@@ -119,6 +119,8 @@ pub struct Metrics {
     pub jobs_in_flight: AtomicI64,
     /// Failed authentications (bad, unknown, expired, revoked or tampered credentials).
     pub auth_failures: AtomicU64,
+    /// Blob responses cut short because their pack could not be read.
+    pub pack_read_errors: AtomicU64,
     /// Decisions by `AuthOutcome` (index in `AuthOutcome::ALL`).
     auth_outcomes: [AtomicU64; 7],
 }
@@ -129,6 +131,7 @@ impl Metrics {
             shards: (0..reactors.max(1)).map(|_| Shard::default()).collect(),
             jobs_in_flight: AtomicI64::new(0),
             auth_failures: AtomicU64::new(0),
+            pack_read_errors: AtomicU64::new(0),
             auth_outcomes: Default::default(),
         }
     }
@@ -212,7 +215,7 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 12] = [
+        let gauges: [(&str, &str, &str, i128); 13] = [
             (
                 "berth_received_bytes_total",
                 "counter",
@@ -284,6 +287,12 @@ impl Metrics {
                 "gauge",
                 "Pack files read-only after an I/O error.",
                 storage.failed_packs as i128,
+            ),
+            (
+                "berth_pack_read_errors_total",
+                "counter",
+                "Blob responses cut short because their pack could not be read.",
+                self.pack_read_errors.load(Relaxed) as i128,
             ),
         ];
         for (name, kind, help, v) in gauges {

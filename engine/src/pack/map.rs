@@ -60,40 +60,31 @@ impl PackFile {
                 "pack file ended before the blob did",
             ));
         }
-        // Maps start on a page boundary; the bytes before `start` are skipped.
-        let lead = (start % page_size()) as usize;
         // SAFETY: the whole range lies below the file's length (checked above), and this
         // module's invariants (or `assume_stable`'s promise) keep those bytes from being
-        // truncated or rewritten while the map lives; the map is read-only.
+        // truncated or rewritten while the map lives; the map is read-only. (memmap2 maps
+        // from the page boundary below `start` and hands out the bytes from `start`.)
         let map = unsafe {
             MmapOptions::new()
-                .offset(start - lead as u64)
-                .len(lead + len)
+                .offset(start)
+                .len(len)
                 .populate()
                 .map(&self.file)?
         };
-        Ok(BlobWindow { map, lead })
+        Ok(BlobWindow { map })
     }
-}
-
-/// The system page size (mapping offsets must be multiples of it).
-fn page_size() -> u64 {
-    // SAFETY: sysconf reads a constant of the running system; no memory is touched.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
 /// Bytes of a pack, mapped read-only: they count towards the process's resident memory
 /// while it lives, so callers keep windows small and short-lived.
 pub struct BlobWindow {
     map: Mmap,
-    lead: usize,
 }
 
 impl BlobWindow {
     /// The bytes asked for, from the window's start.
     pub fn bytes(&self) -> &[u8] {
-        &self.map[self.lead..]
+        &self.map
     }
 }
 

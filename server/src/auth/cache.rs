@@ -10,6 +10,7 @@
 
 use super::{check_valid, Caller};
 use crate::auth::policy::Principal;
+use crate::secret::{constant_time_eq, Secret};
 use berth_engine::RegistryRec;
 
 /// Owned by one connection (`dispatch::Session`); no locking.
@@ -21,8 +22,10 @@ pub struct AuthCache {
 
 /// A credential that authenticated.
 struct Verified {
-    /// The `Authorization` header value, byte for byte.
-    header: Box<str>,
+    /// The `Authorization` header value, byte for byte. It holds the secret: redacted in
+    /// `Debug`, compared in constant time (behind a proxy that pools upstream connections,
+    /// one connection carries several users' headers).
+    header: Secret,
     generation: u64,
     caller: Caller,
     /// When its use was last noted (token last-used times have one-second resolution).
@@ -44,7 +47,10 @@ impl std::fmt::Debug for AuthCache {
         f.debug_struct("AuthCache")
             .field(
                 "caller",
-                &self.caller.as_ref().map(|v| (&v.caller, v.generation)),
+                &self
+                    .caller
+                    .as_ref()
+                    .map(|v| (&v.header, &v.caller, v.generation)),
             )
             .field("registry", &self.registry)
             .finish()
@@ -64,8 +70,9 @@ impl AuthCache {
     pub fn caller(&mut self, header: Option<&str>, generation: u64, unix: u64) -> Option<Hit> {
         let header = header?;
         let v = self.caller.as_mut()?;
-        let current =
-            v.generation == generation && *v.header == *header && unexpired(&v.caller, unix);
+        let current = v.generation == generation
+            && constant_time_eq(v.header.expose().as_bytes(), header.as_bytes())
+            && unexpired(&v.caller, unix);
         if !current {
             self.caller = None;
             return None;
@@ -86,7 +93,7 @@ impl AuthCache {
     /// Remembers what `header` authenticated as.
     pub fn remember(&mut self, header: &str, generation: u64, caller: &Caller, unix: u64) {
         self.caller = Some(Verified {
-            header: header.into(),
+            header: Secret::new(header),
             generation,
             caller: caller.clone(),
             noted: unix,

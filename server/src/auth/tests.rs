@@ -148,13 +148,24 @@ fn a_connections_cached_credential_follows_every_change() {
     f.e.update_registry("acme", "pub", Some(Visibility::Private), None)
         .unwrap();
     assert_eq!(pull(&mut c, None, "acme/pub/app", 1_000), 401);
-    // Revocation: refused on the very next request of the same connection.
+    // The cache never shows the secret it holds.
+    assert_eq!(pull(&mut c, reader.clone(), "acme/web/app", 1_000), 200);
+    let shown = format!("{c:?}");
+    assert!(!shown.contains(&f.reader), "{shown}");
+    assert!(!shown.contains(reader.as_deref().unwrap()), "{shown}");
+    // Revocation: granted from the cache just before, refused on the very next request.
     let rec = f
         .auth
         .token(&f.e, &Secret::new(f.reader.clone()), &ctx())
         .unwrap();
     f.e.revoke_token(&rec.id, 1_000).unwrap();
     assert_eq!(pull(&mut c, reader, "acme/web/app", 1_000), 401);
+    // A deleted registry: credential and registry record both cached just before.
+    let writer = basic(&f.writer);
+    assert_eq!(pull(&mut c, writer.clone(), "acme/web/app", 1_000), 200);
+    assert_eq!(pull(&mut c, writer.clone(), "acme/web/app", 1_000), 200);
+    f.e.delete_registry("acme", "web", 1_000).unwrap();
+    assert_eq!(pull(&mut c, writer, "acme/web/app", 1_000), 404);
     // Expiry is read from the clock on every request, not from the cache.
     let mut c = AuthCache::default();
     let s = new_token_secret(PAT_PREFIX).unwrap();
@@ -174,8 +185,8 @@ fn a_connections_cached_credential_follows_every_change() {
     })
     .unwrap();
     let short = basic(s.expose());
-    assert_eq!(pull(&mut c, short.clone(), "acme/web/app", 1_999), 200);
-    assert_eq!(pull(&mut c, short, "acme/web/app", 2_000), 401);
+    assert_eq!(pull(&mut c, short.clone(), "acme/pub/app", 1_999), 200);
+    assert_eq!(pull(&mut c, short, "acme/pub/app", 2_000), 401);
 }
 
 fn status(a: &Auth) -> u16 {
