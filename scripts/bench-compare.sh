@@ -100,10 +100,14 @@ fi
 
 # ---- servers -----------------------------------------------------------------------------
 # A port nobody listens on now. Racy in principle; each server is checked to be up anyway.
+# Picked below the kernel's ephemeral range: a port there may be the local end of a client
+# connection in TIME_WAIT (a test run leaves hundreds), and a server then cannot bind it.
 free_port() {
-    local p
+    local p low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((low > 11000)) || low=32768
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return
