@@ -95,6 +95,11 @@ pub(crate) enum Pending {
         n: usize,
         then: AfterUpload,
     },
+    /// A PATCH's bytes are all appended; its 202 waits for them to be durable.
+    Synced {
+        name: RepoName,
+        upload: UploadId,
+    },
     Finish {
         name: RepoName,
         digest: Digest,
@@ -517,12 +522,15 @@ impl Connection {
             BodyTask::Upload {
                 repo,
                 upload,
-                offset,
+                offset: _,
                 then,
             } => match then {
                 AfterUpload::Patch { name } => {
-                    let r = upload_head(202, &name, &upload, offset);
-                    self.respond(r, RespBody::None, now);
+                    let need = Need::SyncUpload {
+                        repo,
+                        upload: upload.clone(),
+                    };
+                    self.park(need, Pending::Synced { name, upload });
                 }
                 AfterUpload::Finish { name, digest } => {
                     let need = Need::FinishUpload {
@@ -743,9 +751,20 @@ impl Connection {
                 );
             }
             (
-                P::Status { .. } | P::PatchCheck { .. } | P::PutCheck { .. } | P::Append { .. },
+                P::Status { .. }
+                | P::PatchCheck { .. }
+                | P::PutCheck { .. }
+                | P::Append { .. }
+                | P::Synced { .. },
                 Reply::Upload(None),
             ) => self.respond_code(ErrorCode::BlobUploadUnknown, None, now),
+            (P::Synced { name, upload }, Reply::Upload(Some(u))) => {
+                self.respond(
+                    upload_head(202, &name, &upload, u.offset),
+                    RespBody::None,
+                    now,
+                );
+            }
             (
                 P::PatchCheck {
                     name,

@@ -166,6 +166,10 @@ pub enum Need<'c> {
         offset: u64,
         bytes: &'c [u8],
     },
+    /// Make the session's bytes so far, and the session itself, durable: a PATCH's 202 says
+    /// the bytes were received, and a crash after it must not lose them. → `Reply::Upload`
+    /// with the durable length (`None` if the session vanished).
+    SyncUpload { repo: RepoName, upload: UploadId },
     /// Close the session, verify the whole content hashes to `digest`, make it durable and
     /// link it into `repo`. → `Reply::Finished`.
     FinishUpload {

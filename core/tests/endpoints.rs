@@ -231,6 +231,10 @@ fn streamed_patch_then_empty_put_commits_the_blob() {
     assert_eq!(h.store.blob(&d).unwrap().as_ref(), data.as_slice());
     // Upload bytes left as slices, never as one gathered body.
     assert!(h.needs.iter().filter(|n| *n == "AppendUpload").count() >= 1);
+    // The PATCH's 202 came after its bytes were made durable, after the last append.
+    let at = |name: &str| h.needs.iter().rposition(|n| n == name).unwrap();
+    assert!(at("AppendUpload") < at("SyncUpload"), "{:?}", h.needs);
+    assert!(at("SyncUpload") < at("FinishUpload"), "{:?}", h.needs);
 }
 
 #[test]

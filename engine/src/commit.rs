@@ -17,8 +17,9 @@
 //! new pack.
 //!
 //! Writes that need no durability (upload session rows) ride in the same batches; a batch of
-//! only those commits with `Durability::None`, made durable by the next durable commit or
-//! the final one when the engine is dropped.
+//! only those commits with `Durability::None`, made durable by the next durable commit (a
+//! `Sync`, which `sync_upload` sends, is one that writes nothing) or the final one when the
+//! engine is dropped.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,6 +115,8 @@ pub(crate) enum Op {
     Tenancy(tenancy::Op),
     /// Writes nothing; answered once everything queued before it has committed.
     Barrier,
+    /// Writes nothing; answered once everything queued before it is durable.
+    Sync,
 }
 
 impl Op {
@@ -244,6 +247,15 @@ impl Committer {
     /// Returns once every write queued before it (session rows included) has committed.
     pub(crate) fn barrier(&self) -> Result<(), StoreError> {
         match self.submit(Op::Barrier)? {
+            Outcome::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Returns once every write queued before it (session rows included) is durable: the
+    /// batch it rides in commits with `fsync`, which covers every commit before it.
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        match self.submit(Op::Sync)? {
             Outcome::Unit => Ok(()),
             _ => Err(unexpected()),
         }
@@ -536,7 +548,7 @@ impl State {
                     .insert(id.as_str(), &schema::encode_upload(row)[..])?;
                 Ok(Outcome::Unit)
             }
-            Op::Barrier => Ok(Outcome::Unit),
+            Op::Barrier | Op::Sync => Ok(Outcome::Unit),
             Op::DropUpload { id } => {
                 t.uploads.remove(id.as_str())?;
                 Ok(Outcome::Unit)

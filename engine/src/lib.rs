@@ -24,7 +24,10 @@
 //!   one committer thread, which batches whatever is queued into one `fdatasync` of the
 //!   shared pack and one redb write transaction. Callers block until their batch is
 //!   durable. Upload session rows ride along without the caller waiting: `start_upload`
-//!   costs a file creation, so the server may answer it inline.
+//!   costs a file creation, so the server may answer it inline. A session becomes durable
+//!   with [`Engine::sync_upload`] (what a PATCH's 202 waits for): its file is
+//!   `fdatasync`ed and a durable commit covers its row, so acknowledged bytes survive a
+//!   crash and the client resumes where it was.
 //! - **Reads never block on writes**: they are redb read transactions (MVCC) and `mmap`ed or
 //!   `pread` pack bytes. Manifest reads look in the manifest cache first, whose mutex a
 //!   write holds only to drop one repository's entries.
@@ -387,8 +390,15 @@ impl Engine {
         upload::status(&self.inner, repo, id)
     }
 
+    /// Makes the session's bytes so far, and the session, durable (what a PATCH's 202
+    /// acknowledges): a crash after it restores the session with at least this length.
+    /// `None` if the session is unknown, not `repo`'s, or finished.
+    pub fn sync_upload(&self, repo: &str, id: &str) -> Result<Option<UploadStatus>, StoreError> {
+        upload::sync(&self.inner, &self.commit, repo, id)
+    }
+
     /// Appends `bytes` at `offset`, which must equal the session's length; returns the new
-    /// length. Not durable until [`Engine::finish_upload`].
+    /// length. Durable after [`Engine::sync_upload`] or [`Engine::finish_upload`].
     pub fn append_upload(
         &self,
         repo: &str,

@@ -219,6 +219,35 @@ pub(crate) fn status(
     }))
 }
 
+/// Makes the session's bytes so far and its row durable; `None` if the session is unknown,
+/// not `repo`'s or ended. The lock is held only to read the file and length: the
+/// `fdatasync` and the commit wait run without it, so appends on the event loop go on.
+pub(crate) fn sync(
+    inner: &Inner,
+    commit: &Committer,
+    repo: &str,
+    id: &str,
+) -> Result<Option<UploadStatus>, StoreError> {
+    let Some((id, s)) = inner.uploads.get(id) else {
+        return Ok(None);
+    };
+    let (file, len) = {
+        let Some(g) = live(&s, repo) else {
+            return Ok(None);
+        };
+        (g.file.clone(), g.len)
+    };
+    file.sync_data()
+        .map_err(|e| StoreError::io("fdatasync upload file", e))?;
+    // The session row may have been committed without durability: a durable commit after
+    // it makes it so.
+    commit.sync()?;
+    Ok(Some(UploadStatus {
+        id: id.as_str().to_owned(),
+        len,
+    }))
+}
+
 /// Feeds the session's data bytes (`len` of them after the reserved room) to `f`.
 fn hash_file(file: &File, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
     let mut buf = vec![0u8; 1 << 20];

@@ -1,7 +1,8 @@
 //! Kill -9 a child process mid-push, reopen, and check every acknowledged blob and manifest.
 //!
 //! The child is this test binary re-run with `BERTH_CRASH_CHILD` set: it pushes blobs
-//! (small and large, from several threads) and manifests and prints `ACK …` after each
+//! (small and large, from several threads) and manifests, and syncs upload sessions it
+//! leaves open (what a PATCH's 202 acknowledges), and prints `ACK …` after each
 //! acknowledged write. A process kill keeps the page cache, so this checks the engine's
 //! ordering and open-time repair, not power loss.
 
@@ -51,9 +52,28 @@ fn crash_child() {
             })
         })
         .collect();
+    let sessions = {
+        let e = e.clone();
+        std::thread::spawn(move || {
+            for i in 0u64.. {
+                let n = seed * 1_000_000 + 900_000 + i;
+                let size = 1_000 + (n % 200_000) as usize;
+                let bytes = data(n, size);
+                let up = e.start_upload("u").expect("start upload");
+                let mut off = 0;
+                for chunk in bytes.chunks(64 << 10) {
+                    off = e.append_upload("u", &up.id, off, chunk).expect("append");
+                }
+                let s = e.sync_upload("u", &up.id).expect("sync").expect("session");
+                assert_eq!(s.len, size as u64);
+                println!("ACK upload u {} {n} {size}", up.id);
+            }
+        })
+    };
     for t in threads {
         let _ = t.join();
     }
+    let _ = sessions.join();
 }
 
 fn hex(k: &BlobKey) -> String {
@@ -66,7 +86,9 @@ fn every_acknowledged_write_survives_a_kill_at_a_random_moment() {
     let exe = std::env::current_exe().unwrap();
     let mut acked_blobs = Vec::new();
     let mut acked_manifests = Vec::new();
+    let mut acked_uploads = 0;
     for round in 0..6u64 {
+        let mut uploads = Vec::new();
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
@@ -94,6 +116,11 @@ fn every_acknowledged_write_survives_a_kill_at_a_random_moment() {
                     f[3].parse::<u64>().unwrap(),
                     f[4].parse::<usize>().unwrap(),
                 )),
+                "upload" => uploads.push((
+                    f[3].to_string(),
+                    f[4].parse::<u64>().unwrap(),
+                    f[5].parse::<usize>().unwrap(),
+                )),
                 _ => acked_manifests.push((f[2].to_string(), f[3].parse::<u64>().unwrap())),
             }
         }
@@ -114,6 +141,20 @@ fn every_acknowledged_write_survives_a_kill_at_a_random_moment() {
                 .unwrap_or_else(|| panic!("round {round}: acked manifest {n} lost"));
             assert_eq!(got.body, format!("{{\"n\":{n}}}").into_bytes());
         }
+        // A synced session survives with every byte: it closes into the right blob.
+        for (id, n, size) in &uploads {
+            let s = e
+                .upload_status("u", id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("round {round}: synced upload {n} lost"));
+            assert_eq!(s.len, *size as u64, "round {round}: upload {n}");
+            let k = BlobKey::sha256_of(&data(*n, *size));
+            let done = e
+                .finish_upload("u", id, &k)
+                .unwrap_or_else(|err| panic!("round {round}: upload {n}: {err}"));
+            assert_eq!(done.into_inner().len, *size as u64);
+        }
+        acked_uploads += uploads.len();
         assert_clean(&e);
         eprintln!(
             "round {round}: {} blobs, {} manifests acked; repaired {:?}",
@@ -123,8 +164,8 @@ fn every_acknowledged_write_survives_a_kill_at_a_random_moment() {
         );
     }
     assert!(
-        acked_blobs.len() > 20,
-        "the child acknowledged too little work ({}) to test anything",
+        acked_blobs.len() > 20 && acked_uploads > 5,
+        "the child acknowledged too little work ({} blobs, {acked_uploads} uploads) to test anything",
         acked_blobs.len()
     );
 }

@@ -67,6 +67,8 @@ pub enum Route {
 
 /// A need that blocks (fsync, write transaction), owned so it can cross to a worker.
 pub enum Work {
+    /// `fdatasync` of the upload file and a durable commit, before a PATCH's 202.
+    SyncUpload { repo: RepoName, upload: UploadId },
     FinishUpload {
         repo: RepoName,
         upload: UploadId,
@@ -328,6 +330,9 @@ impl Store {
                 return Route::Later(Work::Web(Box::new(req), session.ctx))
             }
             Need::Web(req) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
+            Need::SyncUpload { repo, upload } => {
+                return Route::Later(Work::SyncUpload { repo, upload })
+            }
             Need::FinishUpload {
                 repo,
                 upload,
@@ -385,6 +390,11 @@ impl Store {
     pub fn run(&self, work: Work) -> Reply {
         let e = &self.engine;
         match work {
+            Work::SyncUpload { repo, upload } => failed(
+                e.sync_upload(repo.as_str(), upload.as_str())
+                    .and_then(|s| s.map(upload_info).transpose())
+                    .map(Reply::Upload),
+            ),
             Work::FinishUpload {
                 repo,
                 upload,

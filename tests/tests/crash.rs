@@ -127,7 +127,8 @@ fn kill_9_during_pushes_loses_nothing_acknowledged_and_shows_nothing_half_writte
         acked.verify(&mut c);
     }
 
-    // Round 3: the whole body sent and acknowledged (202), never closed.
+    // Round 3: the whole body sent and acknowledged (202), never closed; then, on a new
+    // session, one chunk acknowledged and the server killed before the next.
     let big = Blob::new(content::OCI_LAYER_GZIP, content::random_bytes(BIG));
     let mut c = reg.client();
     let loc = c.start_upload(NAME);
@@ -139,31 +140,67 @@ fn kill_9_during_pushes_loses_nothing_acknowledged_and_shows_nothing_half_writte
     drop(c);
     recover(&mut reg, &acked, Some(&big));
     let mut c = reg.client();
-    // After recovery the session is either gone (404) or still has every byte and closes.
+    // The 202 acknowledged every byte: after recovery the session is there with all of
+    // them, and closes into the blob.
     let s = c.get(&loc);
-    match s.status {
-        404 => {
-            c.push_blob(NAME, &big);
-        }
-        204 => {
-            assert_eq!(
-                s.header("Range"),
-                Some(format!("0-{}", BIG - 1).as_str()),
-                "{s:?}"
-            );
-            c.send(
-                Request::put(&with_query(
-                    &s.location(),
-                    &format!("digest={}", big.digest),
-                ))
-                .header("Content-Length", "0"),
-            )
-            .expect(201);
-        }
-        _ => panic!("upload status after crash:\n{s:?}"),
-    }
+    assert_eq!(s.status, 204, "acknowledged upload session lost:\n{s:?}");
+    assert_eq!(
+        s.header("Range"),
+        Some(format!("0-{}", BIG - 1).as_str()),
+        "{s:?}"
+    );
+    c.send(
+        Request::put(&with_query(
+            &s.location(),
+            &format!("digest={}", big.digest),
+        ))
+        .header("Content-Length", "0"),
+    )
+    .expect(201);
     c.assert_blob(NAME, &big);
     acked.blobs.push(big);
+
+    let chunked = Blob::new(content::OCI_LAYER_GZIP, content::random_bytes(BIG));
+    let half = BIG / 2;
+    let loc = c.start_upload(NAME);
+    let r = c
+        .send(
+            Request::patch(&loc)
+                .octets()
+                .header("Content-Range", &format!("0-{}", half - 1))
+                .body(chunked.bytes[..half].to_vec()),
+        )
+        .expect(202);
+    let loc = r.location();
+    reg.kill_9();
+    drop(c);
+    recover(&mut reg, &acked, Some(&chunked));
+    let mut c = reg.client();
+    let s = c.get(&loc);
+    assert_eq!(s.status, 204, "acknowledged chunk lost:\n{s:?}");
+    assert_eq!(
+        s.header("Range"),
+        Some(format!("0-{}", half - 1).as_str()),
+        "{s:?}"
+    );
+    let r = c
+        .send(
+            Request::patch(&s.location())
+                .octets()
+                .header("Content-Range", &format!("{half}-{}", BIG - 1))
+                .body(chunked.bytes[half..].to_vec()),
+        )
+        .expect(202);
+    c.send(
+        Request::put(&with_query(
+            &r.location(),
+            &format!("digest={}", chunked.digest),
+        ))
+        .header("Content-Length", "0"),
+    )
+    .expect(201);
+    c.assert_blob(NAME, &chunked);
+    acked.blobs.push(chunked);
     drop(c);
 
     // Rounds 4..: the close (PUT) or a manifest PUT in flight when the server dies, at a few

@@ -189,6 +189,7 @@ pub fn need_name(n: &crate::need::Need<'_>) -> &'static str {
         StartUpload { .. } => "StartUpload",
         UploadStatus { .. } => "UploadStatus",
         AppendUpload { .. } => "AppendUpload",
+        SyncUpload { .. } => "SyncUpload",
         FinishUpload { .. } => "FinishUpload",
         CancelUpload { .. } => "CancelUpload",
         MountBlob { .. } => "MountBlob",

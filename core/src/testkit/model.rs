@@ -372,7 +372,10 @@ impl ModelStore {
                 },
             },
             Need::StartUpload { repo } => Reply::Upload(Some(self.start(repo))),
-            Need::UploadStatus { repo, upload } => Reply::Upload(self.upload(repo, upload)),
+            // In memory, the bytes are as durable as they will be.
+            Need::UploadStatus { repo, upload } | Need::SyncUpload { repo, upload } => {
+                Reply::Upload(self.upload(repo, upload))
+            }
             Need::AppendUpload {
                 repo,
                 upload,
