@@ -78,6 +78,43 @@ fn recover(reg: &mut Registry, acked: &Acked, inflight: Option<&Blob>) {
     acked.verify(&mut c);
 }
 
+/// Sends `patch` (202), kills the server at once and recovers it; returns a new client and
+/// the session's location.
+fn patch_then_kill_9(
+    reg: &mut Registry,
+    acked: &Acked,
+    mut c: Client,
+    patch: Request,
+    inflight: &Blob,
+) -> (Client, String) {
+    let loc = c.send(patch).expect(202).location();
+    reg.kill_9();
+    drop(c);
+    recover(reg, acked, Some(inflight));
+    (reg.client(), loc)
+}
+
+/// The upload session at `loc` after a crash: there, holding the `len` bytes a 202
+/// acknowledged. Returns its location.
+#[track_caller]
+fn session_after_crash(c: &mut Client, loc: &str, len: usize) -> String {
+    let s = c.get(loc);
+    assert_eq!(s.status, 204, "acknowledged upload session lost:\n{s:?}");
+    let want = format!("0-{}", len - 1);
+    assert_eq!(s.header("Range"), Some(want.as_str()), "{s:?}");
+    s.location()
+}
+
+/// Closes the session at `loc` with `blob`'s digest (no more bytes): 201, and the blob reads
+/// back whole.
+#[track_caller]
+fn close_upload(c: &mut Client, loc: &str, blob: &Blob) {
+    let put = with_query(loc, &format!("digest={}", blob.digest));
+    c.send(Request::put(&put).header("Content-Length", "0"))
+        .expect(201);
+    c.assert_blob(NAME, blob);
+}
+
 /// Sends the head and the first `pieces` pieces of a slow streamed PATCH, then returns the
 /// connection (still mid-body).
 fn slow_patch(reg: &Registry, loc: &str, bytes: &[u8], pieces: usize) -> Conn {
@@ -132,74 +169,32 @@ fn kill_9_during_pushes_loses_nothing_acknowledged_and_shows_nothing_half_writte
     let big = Blob::new(content::OCI_LAYER_GZIP, content::random_bytes(BIG));
     let mut c = reg.client();
     let loc = c.start_upload(NAME);
-    let r = c
-        .send(Request::patch(&loc).octets().body(big.bytes.clone()))
-        .expect(202);
-    let loc = r.location();
-    reg.kill_9();
-    drop(c);
-    recover(&mut reg, &acked, Some(&big));
-    let mut c = reg.client();
+    let patch = Request::patch(&loc).octets().body(big.bytes.clone());
+    let (mut c, loc) = patch_then_kill_9(&mut reg, &acked, c, patch, &big);
     // The 202 acknowledged every byte: after recovery the session is there with all of
     // them, and closes into the blob.
-    let s = c.get(&loc);
-    assert_eq!(s.status, 204, "acknowledged upload session lost:\n{s:?}");
-    assert_eq!(
-        s.header("Range"),
-        Some(format!("0-{}", BIG - 1).as_str()),
-        "{s:?}"
-    );
-    c.send(
-        Request::put(&with_query(
-            &s.location(),
-            &format!("digest={}", big.digest),
-        ))
-        .header("Content-Length", "0"),
-    )
-    .expect(201);
-    c.assert_blob(NAME, &big);
+    let loc = session_after_crash(&mut c, &loc, BIG);
+    close_upload(&mut c, &loc, &big);
     acked.blobs.push(big);
 
     let chunked = Blob::new(content::OCI_LAYER_GZIP, content::random_bytes(BIG));
     let half = BIG / 2;
     let loc = c.start_upload(NAME);
+    let patch = Request::patch(&loc)
+        .octets()
+        .header("Content-Range", &format!("0-{}", half - 1))
+        .body(chunked.bytes[..half].to_vec());
+    let (mut c, loc) = patch_then_kill_9(&mut reg, &acked, c, patch, &chunked);
+    let loc = session_after_crash(&mut c, &loc, half);
     let r = c
         .send(
             Request::patch(&loc)
-                .octets()
-                .header("Content-Range", &format!("0-{}", half - 1))
-                .body(chunked.bytes[..half].to_vec()),
-        )
-        .expect(202);
-    let loc = r.location();
-    reg.kill_9();
-    drop(c);
-    recover(&mut reg, &acked, Some(&chunked));
-    let mut c = reg.client();
-    let s = c.get(&loc);
-    assert_eq!(s.status, 204, "acknowledged chunk lost:\n{s:?}");
-    assert_eq!(
-        s.header("Range"),
-        Some(format!("0-{}", half - 1).as_str()),
-        "{s:?}"
-    );
-    let r = c
-        .send(
-            Request::patch(&s.location())
                 .octets()
                 .header("Content-Range", &format!("{half}-{}", BIG - 1))
                 .body(chunked.bytes[half..].to_vec()),
         )
         .expect(202);
-    c.send(
-        Request::put(&with_query(
-            &r.location(),
-            &format!("digest={}", chunked.digest),
-        ))
-        .header("Content-Length", "0"),
-    )
-    .expect(201);
-    c.assert_blob(NAME, &chunked);
+    close_upload(&mut c, &r.location(), &chunked);
     acked.blobs.push(chunked);
     drop(c);
 
