@@ -23,7 +23,8 @@ use std::time::Instant;
 
 /// What to do once an upload body has been appended in full.
 pub(crate) enum AfterUpload {
-    /// PATCH (end-5): answer 202 with the new range.
+    /// PATCH (end-5): once the store made the bytes durable (`Need::SyncUpload`), answer
+    /// 202 with the range it reports.
     Patch { name: RepoName },
     /// PUT (end-6) or single POST (end-4b): close the session against `digest`.
     Finish { name: RepoName, digest: Digest },

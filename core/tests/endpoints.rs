@@ -231,10 +231,49 @@ fn streamed_patch_then_empty_put_commits_the_blob() {
     assert_eq!(h.store.blob(&d).unwrap().as_ref(), data.as_slice());
     // Upload bytes left as slices, never as one gathered body.
     assert!(h.needs.iter().filter(|n| *n == "AppendUpload").count() >= 1);
-    // The PATCH's 202 came after its bytes were made durable, after the last append.
+    // The PATCH asked for its bytes to be made durable, after the last append.
     let at = |name: &str| h.needs.iter().rposition(|n| n == name).unwrap();
     assert!(at("AppendUpload") < at("SyncUpload"), "{:?}", h.needs);
     assert!(at("SyncUpload") < at("FinishUpload"), "{:?}", h.needs);
+}
+
+/// A PATCH's 202 reports the range the sync answered with; a session gone by then is
+/// BLOB_UPLOAD_UNKNOWN, a failed sync a 500, never a 202.
+#[test]
+fn a_patch_answers_from_its_sync() {
+    use berth_core::{Need, Reply, UploadInfo};
+    let patch = |h: &mut Harness| {
+        let loc = h
+            .send(&Request::post("/v2/a/blobs/uploads/"))
+            .header("Location")
+            .unwrap()
+            .to_owned();
+        h.send(&Request::patch(&loc).body(vec![7u8; 42]))
+    };
+    let mut h = Harness::new();
+    h.intercept = Some(Box::new(|n: &Need<'_>| match n {
+        Need::SyncUpload { upload, .. } => Some(Reply::Upload(Some(UploadInfo {
+            id: upload.clone(),
+            offset: 40,
+        }))),
+        _ => None,
+    }));
+    let r = patch(&mut h);
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("Range"), Some("0-39"));
+
+    h.intercept = Some(Box::new(|n: &Need<'_>| {
+        matches!(n, Need::SyncUpload { .. }).then_some(Reply::Upload(None))
+    }));
+    let r = patch(&mut h);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_codes(), ["BLOB_UPLOAD_UNKNOWN"]);
+
+    h.intercept = Some(Box::new(|n: &Need<'_>| {
+        matches!(n, Need::SyncUpload { .. }).then(|| Reply::Failed("disk on fire".into()))
+    }));
+    let r = patch(&mut h);
+    assert_eq!(r.status, 500);
 }
 
 #[test]

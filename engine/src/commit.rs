@@ -16,10 +16,11 @@
 //! pack read-only: it is never written or synced again, and the next small blob starts a
 //! new pack.
 //!
-//! Writes that need no durability (upload session rows) ride in the same batches; a batch of
+//! Writes that need no durability when made (upload session rows: a session acknowledges
+//! bytes only once synced) ride in the same batches; a batch of
 //! only those commits with `Durability::None`, made durable by the next durable commit (a
-//! `Sync`, which `sync_upload` sends, is one that writes nothing) or the final one when the
-//! engine is dropped.
+//! `KeepUpload`, which the first `sync_upload` of a session sends, is one) or the final one
+//! when the engine is dropped.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,8 +116,12 @@ pub(crate) enum Op {
     Tenancy(tenancy::Op),
     /// Writes nothing; answered once everything queued before it has committed.
     Barrier,
-    /// Writes nothing; answered once everything queued before it is durable.
-    Sync,
+    /// Writes a session's row again, durably (`sync_upload`); answered once it and
+    /// everything queued before it are durable.
+    KeepUpload {
+        id: UploadId,
+        row: UploadRow,
+    },
 }
 
 impl Op {
@@ -223,7 +228,7 @@ impl Committer {
     }
 
     /// Queues `op` without waiting for its batch. Only for session rows, which need no
-    /// durability: the queue is FIFO, so a session's later finish or drop commits after its
+    /// durability until a sync (`keep_upload`) asks for it: the queue is FIFO, so a session's later finish or drop commits after its
     /// row, and dropping the engine drains the queue before the final durable commit.
     fn post(&self, op: Op) -> Result<(), StoreError> {
         let (reply, _) = crossbeam_channel::bounded(1);
@@ -252,10 +257,10 @@ impl Committer {
         }
     }
 
-    /// Returns once every write queued before it (session rows included) is durable: the
-    /// batch it rides in commits with `fsync`, which covers every commit before it.
-    pub(crate) fn sync(&self) -> Result<(), StoreError> {
-        match self.submit(Op::Sync)? {
+    /// Writes a session's row again and returns once it, and every write queued before it,
+    /// is durable: the batch it rides in commits with `fsync`.
+    pub(crate) fn keep_upload(&self, id: UploadId, row: UploadRow) -> Result<(), StoreError> {
+        match self.submit(Op::KeepUpload { id, row })? {
             Outcome::Unit => Ok(()),
             _ => Err(unexpected()),
         }
@@ -548,7 +553,12 @@ impl State {
                     .insert(id.as_str(), &schema::encode_upload(row)[..])?;
                 Ok(Outcome::Unit)
             }
-            Op::Barrier | Op::Sync => Ok(Outcome::Unit),
+            Op::Barrier => Ok(Outcome::Unit),
+            Op::KeepUpload { id, row } => {
+                t.uploads
+                    .insert(id.as_str(), &schema::encode_upload(row)[..])?;
+                Ok(Outcome::Unit)
+            }
             Op::DropUpload { id } => {
                 t.uploads.remove(id.as_str())?;
                 Ok(Outcome::Unit)

@@ -38,8 +38,9 @@
 //!   them back from the page cache, and starts their write-back early; `finish_upload`
 //!   hashes whatever the pool has not reached and `fdatasync`s what is still dirty
 //!   (`hasher.rs`). A session survives a clean restart (its hash is rebuilt from the file
-//!   the same way); after a crash its tail may be shorter, and the client's next offset
-//!   check or digest check says so.
+//!   the same way). After a crash, a session synced by [`Engine::sync_upload`] (every
+//!   PATCH's 202) is restored with at least the synced length; one never synced may be
+//!   gone, and the client's next status check says so.
 //!
 //! # Crash model
 //! A crash (process kill or power loss) at any instant leaves the store as of the last
@@ -392,7 +393,8 @@ impl Engine {
 
     /// Makes the session's bytes so far, and the session, durable (what a PATCH's 202
     /// acknowledges): a crash after it restores the session with at least this length.
-    /// `None` if the session is unknown, not `repo`'s, or finished.
+    /// `None` if the session is unknown, not `repo`'s, or ended (finished, cancelled,
+    /// expired), also while this ran.
     pub fn sync_upload(&self, repo: &str, id: &str) -> Result<Option<UploadStatus>, StoreError> {
         upload::sync(&self.inner, &self.commit, repo, id)
     }

@@ -40,6 +40,9 @@ pub(crate) struct Session {
     touched: u64,
     /// Set once finished, cancelled or expired: the session accepts nothing more.
     ended: bool,
+    /// The session's row and its file's directory entry are durable (a sync made them so,
+    /// or the session was restored from disk): later syncs only `fdatasync` the file.
+    durable: bool,
 }
 
 /// A session and what readers may learn without waiting for it.
@@ -100,6 +103,7 @@ impl Sessions {
             len,
             touched,
             ended: false,
+            durable: true,
         };
         self.write_map().insert(id, Slot::new(s));
     }
@@ -196,6 +200,7 @@ pub(crate) fn start(
         len: 0,
         touched: now,
         ended: false,
+        durable: false,
     };
     inner.uploads.write_map().insert(id, Slot::new(s));
     Ok(status)
@@ -220,8 +225,13 @@ pub(crate) fn status(
 }
 
 /// Makes the session's bytes so far and its row durable; `None` if the session is unknown,
-/// not `repo`'s or ended. The lock is held only to read the file and length: the
-/// `fdatasync` and the commit wait run without it, so appends on the event loop go on.
+/// not `repo`'s, or ended (finished, cancelled, expired) before or while this ran. The
+/// lock is held only to read the file and length: the `fdatasync` and the commit wait run
+/// without it, so appends on the event loop go on.
+///
+/// The first sync of a session also makes its directory entry durable and writes its row
+/// again in a durable commit: the row `start` queued rides without durability, and a batch
+/// that failed for another op's sake may have dropped it. Later syncs cost one `fdatasync`.
 pub(crate) fn sync(
     inner: &Inner,
     commit: &Committer,
@@ -231,17 +241,31 @@ pub(crate) fn sync(
     let Some((id, s)) = inner.uploads.get(id) else {
         return Ok(None);
     };
-    let (file, len) = {
+    let (file, len, row) = {
         let Some(g) = live(&s, repo) else {
             return Ok(None);
         };
-        (g.file.clone(), g.len)
+        let row = (!g.durable).then(|| UploadRow {
+            repo: g.repo.clone(),
+            created: g.touched,
+        });
+        (g.file.clone(), g.len, row)
     };
     file.sync_data()
         .map_err(|e| StoreError::io("fdatasync upload file", e))?;
-    // The session row may have been committed without durability: a durable commit after
-    // it makes it so.
-    commit.sync()?;
+    if let Some(row) = row {
+        crate::commit::sync_dir(&inner.uploads_dir())?;
+        commit.keep_upload(id.clone(), row)?;
+        if let Some(mut g) = live(&s, repo) {
+            g.durable = true;
+        }
+    }
+    if s.mirror.load(Ordering::Acquire) == ENDED {
+        // Ended meanwhile: its own end dropped (or will drop) its row; make sure the row
+        // written again above does not outlive it.
+        let _ = commit.drop_upload(id.clone());
+        return Ok(None);
+    }
     Ok(Some(UploadStatus {
         id: id.as_str().to_owned(),
         len,

@@ -165,10 +165,26 @@ fn appends_at_the_wrong_offset_are_refused_and_the_session_stays_usable() {
         other => panic!("expected an offset error, got {other:?}"),
     }
     assert_eq!(e.upload_status("r", &up.id).unwrap().unwrap().len, 5);
+    // A sync reports the length it made durable, twice alike; only for the session's repo.
+    for _ in 0..2 {
+        assert_eq!(e.sync_upload("r", &up.id).unwrap().unwrap().len, 5);
+    }
+    assert_eq!(e.sync_upload("other", &up.id).unwrap(), None);
     assert_eq!(e.append_upload("r", &up.id, 5, b" world").unwrap(), 11);
     let key = BlobKey::sha256_of(b"hello world");
     let loc = e.finish_upload("r", &up.id, &key).unwrap().into_inner();
     assert_eq!(e.read_blob(loc).unwrap(), b"hello world");
+    // Ended sessions, finished or cancelled, are not synced; nor unknown ones.
+    assert_eq!(e.sync_upload("r", &up.id).unwrap(), None);
+    let gone = e.start_upload("r").unwrap();
+    assert!(e.cancel_upload("r", &gone.id).unwrap());
+    assert_eq!(e.sync_upload("r", &gone.id).unwrap(), None);
+    assert_eq!(
+        e.sync_upload("r", "0123456789abcdef0123456789abcdef")
+            .unwrap(),
+        None
+    );
+    assert_clean(&e);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The one place where the core's questions meet the engine: converts core nouns
 //! (`Digest`, `RepoName`, `Reference`, ...) to engine nouns (`BlobKey`, `&str`, ...) and back,
 //! answers cheap needs inline on the reactor (MVCC reads, page-cache appends), and packages
-//! blocking ones (anything that waits on the engine's commit thread: finishes, manifest
-//! puts, deletes, mounts; and `/metrics`, which scans the store) as `Work` for the worker
+//! blocking ones (anything that waits on an fsync or the engine's commit thread: finishes,
+//! a PATCH's sync, manifest puts, deletes, mounts; and `/metrics`, which scans the store) as `Work` for the worker
 //! pool.
 //!
 //! `Finish::Committed` and `Mount::Mounted` are built only from an engine `Durable<_>`: no

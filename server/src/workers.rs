@@ -1,5 +1,5 @@
 //! A small pool of threads for storage work that blocks (fsync, write transactions): upload
-//! finalise, manifest put, deletes, mounts, and the `/metrics` scan. The connection that asked stays parked on its
+//! finalise, a PATCH's sync, manifest put, deletes, mounts, and the `/metrics` scan. The connection that asked stays parked on its
 //! reactor; the answer comes back over that reactor's channel, and its `Waker` makes the
 //! reactor drive the connection again at once (the readiness edge it missed will not fire
 //! again).

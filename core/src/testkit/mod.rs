@@ -43,7 +43,13 @@ pub struct Harness {
     pub heads: Vec<bool>,
     /// Largest piece delivered per `Recv`.
     pub piece: usize,
+    /// Answers a need instead of the store when it returns `Some` (replies the model
+    /// would never give: a session gone mid-request, a failing sync).
+    pub intercept: Option<Intercept>,
 }
+
+/// See [`Harness::intercept`].
+pub type Intercept = Box<dyn FnMut(&crate::need::Need<'_>) -> Option<crate::need::Reply>>;
 
 impl Harness {
     pub fn new() -> Harness {
@@ -63,6 +69,7 @@ impl Harness {
             asked: Vec::new(),
             heads: Vec::new(),
             piece: usize::MAX,
+            intercept: None,
         }
     }
 
@@ -125,7 +132,9 @@ impl Harness {
                         if name != "Authorize" {
                             self.needs.push(name.to_owned());
                         }
-                        reply = Some((id, self.store.answer(&need)));
+                        let instead = self.intercept.as_mut().and_then(|f| f(&need));
+                        let r = instead.unwrap_or_else(|| self.store.answer(&need));
+                        reply = Some((id, r));
                     }
                     Output::Done(r) => self.records.push(r),
                     Output::Close => self.closed = true,
