@@ -263,11 +263,11 @@ impl Conn {
                 }
                 Some(Output::Done(rec)) => {
                     self.since_done = 0;
-                    let took = rec.finished.saturating_duration_since(rec.started);
+                    let took = crate::reactor::now().saturating_duration_since(rec.started);
                     sh.shard(self.origin.reactor)
                         .request(rec.route, rec.status, took);
                     if sh.access_log {
-                        logging::access(&rec);
+                        logging::access(&rec, took);
                     }
                     continue;
                 }
