@@ -45,9 +45,10 @@ impl Window {
         };
         // At most `cap`, so it fits in usize.
         let len = left.min(cap as u64) as usize;
-        let map = file
-            .window(at, len)
-            .map_err(|source| io::Error::new(source.kind(), PackRead { at, source }))?;
+        let map = file.window(at, len).map_err(|source| {
+            let pack = file.id();
+            io::Error::new(source.kind(), PackRead { pack, at, source })
+        })?;
         LIVE_WINDOWS.fetch_add(1, Relaxed);
         Ok(Window { at, map })
     }
@@ -66,8 +67,9 @@ impl Drop for Window {
 /// Blob bytes could not be read from their pack (short file, or the map failed): the
 /// store's fault, not the client's, though the response is cut short all the same.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read pack bytes from offset {at}: {source}")]
+#[error("cannot read pack {pack} from offset {at}: {source}")]
 pub struct PackRead {
+    pack: u64,
     at: u64,
     source: io::Error,
 }
@@ -76,6 +78,7 @@ pub struct PackRead {
 pub fn is_pack_read(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<PackRead>())
 }
+
 /// Most iovecs in one `writev`; a response is a handful of chunks.
 const MAX_IOV: usize = 64;
 

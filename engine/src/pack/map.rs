@@ -25,12 +25,13 @@ use memmap2::{Mmap, MmapOptions, MmapRaw};
 /// every window onto it maps bytes that stay put.
 #[derive(Debug)]
 pub struct PackFile {
+    id: u64,
     file: File,
 }
 
 impl PackFile {
-    pub(crate) fn new(file: File) -> PackFile {
-        PackFile { file }
+    pub(crate) fn new(id: u64, file: File) -> PackFile {
+        PackFile { id, file }
     }
 
     /// Wraps a file that is not one of an open store's packs (tests of code that sends
@@ -40,7 +41,12 @@ impl PackFile {
     /// Nobody may truncate or rewrite `file` while a [`BlobWindow`] onto it lives: a read
     /// through the window would then fault (SIGBUS) or see bytes change under a `&[u8]`.
     pub unsafe fn assume_stable(file: File) -> PackFile {
-        PackFile { file }
+        PackFile { id: 0, file }
+    }
+
+    /// The pack's number (its file name); 0 for a file wrapped by `assume_stable`.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The file itself (metadata, `pread`).

@@ -47,7 +47,7 @@ impl PackCache {
             .entry(pack)
             .or_insert_with(|| {
                 Arc::new(PackEntry {
-                    file: Arc::new(PackFile::new(file)),
+                    file: Arc::new(PackFile::new(pack, file)),
                     map: RwLock::new(None),
                 })
             })
