@@ -42,7 +42,9 @@ pub struct Ctx {
 pub struct Caller {
     pub principal: Principal,
     /// `Some` for a bearer token: the most it grants, whatever the principal could do.
-    pub claims: Option<Claims>,
+    /// Shared (like the token record), so a connection's cached caller is cloned per
+    /// request without copying either.
+    pub claims: Option<Arc<Claims>>,
 }
 
 impl Caller {
@@ -133,7 +135,7 @@ impl Authority {
             Presented::Token(secret) => {
                 let rec = self.token(e, secret, ctx)?;
                 Ok(Caller {
-                    principal: Principal::Token(Box::new(rec)),
+                    principal: Principal::Token(Arc::new(rec)),
                     claims: None,
                 })
             }
@@ -155,11 +157,11 @@ impl Authority {
                         .ok_or(AuthError::Invalid("bearer token of an unknown token"))?;
                     check_valid(&rec, ctx.unix)?;
                     self.note_use(&rec.id, ctx.unix);
-                    Principal::Token(Box::new(rec))
+                    Principal::Token(Arc::new(rec))
                 };
                 Ok(Caller {
                     principal,
-                    claims: Some(claims),
+                    claims: Some(Arc::new(claims)),
                 })
             }
         }

@@ -4,6 +4,7 @@
 
 use berth_core::Actions;
 use berth_engine::{RegistryRec, TokenKind, TokenRec, Visibility};
+use std::sync::Arc;
 
 /// Who is asking, once authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,7 +12,7 @@ pub enum Principal {
     Anonymous,
     /// A valid (not revoked, not expired) access token. The record holds no secret, only
     /// the secret's hash.
-    Token(Box<TokenRec>),
+    Token(Arc<TokenRec>),
 }
 
 impl Principal {
@@ -104,7 +105,7 @@ mod tests {
         write: bool,
         regs: &[&str],
     ) -> Principal {
-        Principal::Token(Box::new(TokenRec {
+        Principal::Token(Arc::new(TokenRec {
             id: "tok_1".into(),
             kind,
             org: org.map(str::to_string),
