@@ -201,11 +201,7 @@ fn streamed_patch_then_empty_put_commits_the_blob() {
     let mut h = Harness::new();
     let data = b"streamed layer content".repeat(100);
     let d = sha256(&data);
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let r = h.send(
         &Request::patch(&loc)
             .header("Content-Type", "application/octet-stream")
@@ -243,11 +239,7 @@ fn streamed_patch_then_empty_put_commits_the_blob() {
 fn a_patch_answers_from_its_sync() {
     use berth_core::{Need, Reply, UploadInfo};
     let patch = |h: &mut Harness| {
-        let loc = h
-            .send(&Request::post("/v2/a/blobs/uploads/"))
-            .header("Location")
-            .unwrap()
-            .to_owned();
+        let loc = h.upload_location("a");
         h.send(&Request::patch(&loc).body(vec![7u8; 42]))
     };
     let mut h = Harness::new();
@@ -281,11 +273,7 @@ fn chunked_patches_must_be_in_order_and_a_416_keeps_the_session() {
     let mut h = Harness::new();
     let data: Vec<u8> = (0..42u8).collect();
     let d = sha256(&data);
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     // Second half first: 416 RANGE_INVALID with Location and Range.
     let r = h.send(
         &Request::patch(&loc)
@@ -328,11 +316,7 @@ fn chunked_patches_must_be_in_order_and_a_416_keeps_the_session() {
 #[test]
 fn content_range_that_disagrees_with_content_length_is_400_size_invalid() {
     let mut h = Harness::new();
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let r = h.send(
         &Request::patch(&loc)
             .header("Content-Range", "0-9")
@@ -396,11 +380,7 @@ fn sha512_blobs_verify_with_their_algorithm() {
     let mut h = Harness::new();
     let data = b"sha512 content";
     let d = hash(Algorithm::Sha512, data);
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let r = h.send(&Request::put(format!("{loc}?digest={d}")).body(&data[..]));
     assert_eq!(r.status, 201);
 }
@@ -408,11 +388,7 @@ fn sha512_blobs_verify_with_their_algorithm() {
 #[test]
 fn close_with_missing_bad_or_mismatching_digest_is_400_digest_invalid() {
     let mut h = Harness::new();
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     for q in ["", "?digest=sha256:abc", "?digest=nope"] {
         let r = h.send(&Request::put(format!("{loc}{q}")).body(&b"data"[..]));
         assert_eq!(
@@ -436,11 +412,7 @@ fn finish_too_large_is_413_size_invalid() {
     let mut h = Harness::new();
     h.store.max_upload = Some(3);
     let data = b"four";
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let r = h.send(&Request::put(format!("{loc}?digest={}", sha256(data))).body(&data[..]));
     assert_eq!(
         (r.status, r.error_codes()),
@@ -454,11 +426,7 @@ fn upload_size_limit_refuses_before_reading() {
         upload_bytes: Some(4),
         ..Limits::default()
     });
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let r = h.send(&Request::patch(&loc).body(&b"12345"[..]));
     assert_eq!(
         (r.status, r.error_codes()),
@@ -485,11 +453,7 @@ fn unknown_upload_is_404_blob_upload_unknown() {
         );
     }
     // A session of another repository is unknown here.
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let id = loc.rsplit('/').next().unwrap();
     assert_eq!(
         h.send(&Request::get(format!("/v2/b/blobs/uploads/{id}")))
@@ -501,11 +465,7 @@ fn unknown_upload_is_404_blob_upload_unknown() {
 #[test]
 fn upload_cancel_is_204_and_forgets_the_session() {
     let mut h = Harness::new();
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let r = h.send(&Request::delete(&loc));
     assert_eq!(r.status, 204);
     assert_common(&r);
@@ -1143,11 +1103,7 @@ fn single_post_asks_start_append_finish_in_order() {
 #[test]
 fn upload_vanishing_mid_body_is_404_blob_upload_unknown() {
     let mut h = Harness::new();
-    let loc = h
-        .send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned();
+    let loc = h.upload_location("a");
     let id = berth_core::oci::UploadId::parse(loc.rsplit('/').next().unwrap()).unwrap();
     h.heads.push(false);
     h.feed(

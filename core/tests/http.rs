@@ -7,13 +7,6 @@ use berth_core::{hash, Connection, Input, Limits, Misuse, Need, NeedId, Output, 
 use std::sync::Arc;
 use std::time::Duration;
 
-fn upload_loc(h: &mut Harness) -> String {
-    h.send(&Request::post("/v2/a/blobs/uploads/"))
-        .header("Location")
-        .unwrap()
-        .to_owned()
-}
-
 #[test]
 fn keep_alive_is_the_default_for_http_1_1() {
     let mut h = Harness::new();
@@ -168,7 +161,7 @@ fn content_length_with_chunked_is_400() {
 #[test]
 fn malformed_chunked_body_is_400_and_closes() {
     let mut h = Harness::new();
-    let loc = upload_loc(&mut h);
+    let loc = h.upload_location("a");
     let raw = format!("PATCH {loc} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     let rs = h.send_raw(raw.as_bytes(), &[false]);
     assert_eq!(rs[0].status, 400);
@@ -178,7 +171,7 @@ fn malformed_chunked_body_is_400_and_closes() {
 #[test]
 fn expect_continue_is_sent_only_after_the_upload_check_passes() {
     let mut h = Harness::new();
-    let loc = upload_loc(&mut h);
+    let loc = h.upload_location("a");
     let data = b"0123456789";
     // Unknown session: no 100, a 404, and the unsent body forces a close.
     let head = "PATCH /v2/a/blobs/uploads/nope HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
@@ -191,7 +184,7 @@ fn expect_continue_is_sent_only_after_the_upload_check_passes() {
     assert!(h.closed);
     // Known session: 100 first, then the body is read and 202 follows.
     let mut h = Harness::new();
-    let loc2 = upload_loc(&mut h);
+    let loc2 = h.upload_location("a");
     assert_eq!(loc, loc2);
     let head =
         format!("PATCH {loc} HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
@@ -272,7 +265,7 @@ fn stalled_body_is_cut_off_by_the_body_timeout() {
         body_timeout: Duration::from_secs(7),
         ..Limits::default()
     });
-    let loc = upload_loc(&mut h);
+    let loc = h.upload_location("a");
     h.feed(format!("PATCH {loc} HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123").as_bytes());
     assert!(!h.closed);
     h.advance(Duration::from_secs(6));

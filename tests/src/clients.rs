@@ -164,6 +164,15 @@ impl Dockerd {
     }
 
     /// The docker CLI pointed at this daemon, with its own config folder.
+    /// The local image id of `reference` (`docker image inspect`), trimmed.
+    pub fn image_id(&self, reference: &str) -> String {
+        self.docker()
+            .args(["image", "inspect", "--format", "{{.Id}}", reference])
+            .run()
+            .trim()
+            .to_string()
+    }
+
     pub fn docker(&self) -> Cmd {
         Cmd::tool("docker")
             .env("DOCKER_CONFIG", self.dir.join("config"))

@@ -159,16 +159,7 @@ fn docker_login_then_push_and_pull_with_a_write_token() {
     let out = dockerd.login(&host, reg.token());
     assert!(out.contains("Login Succeeded"), "docker login: {out}");
     dockerd.docker().arg("load").arg("-i").arg(&archive).run();
-    let loaded_id = dockerd
-        .docker()
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}}",
-            "berth-e2e/auth:v1",
-        ])
-        .run();
+    let loaded_id = dockerd.image_id("berth-e2e/auth:v1");
     let remote = format!("{host}/{}", repo("docker/login:v1"));
     dockerd
         .docker()
@@ -184,15 +175,8 @@ fn docker_login_then_push_and_pull_with_a_write_token() {
         .args(["rmi", &remote, "berth-e2e/auth:v1"])
         .run();
     dockerd.docker().args(["pull", &remote]).run();
-    let pulled_id = dockerd
-        .docker()
-        .args(["image", "inspect", "--format", "{{.Id}}", &remote])
-        .run();
-    assert_eq!(
-        pulled_id.trim(),
-        loaded_id.trim(),
-        "image id after push and pull"
-    );
+    let pulled_id = dockerd.image_id(&remote);
+    assert_eq!(pulled_id, loaded_id, "image id after push and pull");
 }
 
 #[test]

@@ -28,6 +28,39 @@ fn close(c: &mut Client, loc: &str, digest: &str, body: &[u8]) -> Response {
     c.send(req.body(body.to_vec()))
 }
 
+/// How an upload's bytes travel before the close that names `digest`.
+#[derive(Clone, Copy, Debug)]
+enum Style {
+    /// All of them in the closing PUT.
+    Put,
+    /// One streamed PATCH (no Content-Range), then an empty PUT.
+    Stream,
+    /// Two PATCHes with Content-Range, then an empty PUT.
+    Chunks,
+}
+
+/// Starts an upload, sends `bytes` in `style` and closes it with `digest`: the close's answer.
+fn upload(c: &mut Client, style: Style, digest: &str, bytes: &[u8]) -> Response {
+    let loc = c.start_upload(NAME);
+    match style {
+        Style::Put => close(c, &loc, digest, bytes),
+        Style::Stream => {
+            let loc = patch(c, &loc, bytes, None).expect(202).location();
+            close(c, &loc, digest, &[])
+        }
+        Style::Chunks => {
+            let half = bytes.len() / 2;
+            let loc = patch(c, &loc, &bytes[..half], Some((0, half - 1)))
+                .expect(202)
+                .location();
+            let loc = patch(c, &loc, &bytes[half..], Some((half, bytes.len() - 1)))
+                .expect(202)
+                .location();
+            close(c, &loc, digest, &[])
+        }
+    }
+}
+
 /// After a successful close: 201, Location pullable with the same bytes, digest header right.
 #[track_caller]
 fn assert_closed(c: &mut Client, r: Response, digest: &str, bytes: &[u8]) {
@@ -254,28 +287,11 @@ fn chunked_multi_upload_recovers_after_416_using_the_status_range() {
 fn sha512_blobs_push_in_every_style_and_pull_by_their_sha512_digest() {
     let reg = Registry::start();
     let mut c = reg.client();
-    let styles = ["post-put", "stream", "chunks"];
-    for style in styles {
+    for style in [Style::Put, Style::Stream, Style::Chunks] {
         let bytes = content::random_bytes(4096);
         let digest = sha512_digest(&bytes);
-        let loc = c.start_upload(NAME);
-        let r = match style {
-            "post-put" => close(&mut c, &loc, &digest, &bytes),
-            "stream" => {
-                let loc = patch(&mut c, &loc, &bytes, None).expect(202).location();
-                close(&mut c, &loc, &digest, &[])
-            }
-            _ => {
-                let loc = patch(&mut c, &loc, &bytes[..2048], Some((0, 2047)))
-                    .expect(202)
-                    .location();
-                let loc = patch(&mut c, &loc, &bytes[2048..], Some((2048, 4095)))
-                    .expect(202)
-                    .location();
-                close(&mut c, &loc, &digest, &[])
-            }
-        };
-        assert_eq!(r.status, 201, "sha512 {style}:\n{r:?}");
+        let r = upload(&mut c, style, &digest, &bytes);
+        assert_eq!(r.status, 201, "sha512 {style:?}:\n{r:?}");
         assert_closed(&mut c, r, &digest, &bytes);
         let h = c.head(&format!("/v2/{NAME}/blobs/{digest}")).expect(200);
         assert_eq!(h.header("Docker-Content-Digest"), Some(digest.as_str()));
@@ -323,39 +339,31 @@ fn bad_digest_closes_are_rejected_with_400_in_all_five_variants() {
     let bytes = content::random_bytes(2000);
     let right = sha256_digest(&bytes);
     let other = sha256_digest(b"some other content");
-    let variants: [(&str, String, &str); 5] = [
-        ("digest of other bytes, body in PUT", other.clone(), "put"),
+    let variants: [(&str, String, Style); 5] = [
+        (
+            "digest of other bytes, body in PUT",
+            other.clone(),
+            Style::Put,
+        ),
         (
             "digest of other bytes, streamed PATCH",
             other.clone(),
-            "stream",
+            Style::Stream,
         ),
-        ("digest of other bytes, chunked PATCH", other, "chunks"),
-        ("truncated hex", right[..right.len() - 2].to_string(), "put"),
+        ("digest of other bytes, chunked PATCH", other, Style::Chunks),
+        (
+            "truncated hex",
+            right[..right.len() - 2].to_string(),
+            Style::Put,
+        ),
         (
             "upper-case hex",
             format!("sha256:{}", right[7..].to_ascii_uppercase()),
-            "put",
+            Style::Put,
         ),
     ];
     for (what, digest, style) in variants {
-        let loc = c.start_upload(NAME);
-        let r = match style {
-            "put" => close(&mut c, &loc, &digest, &bytes),
-            "stream" => {
-                let loc = patch(&mut c, &loc, &bytes, None).expect(202).location();
-                close(&mut c, &loc, &digest, &[])
-            }
-            _ => {
-                let loc = patch(&mut c, &loc, &bytes[..1000], Some((0, 999)))
-                    .expect(202)
-                    .location();
-                let loc = patch(&mut c, &loc, &bytes[1000..], Some((1000, 1999)))
-                    .expect(202)
-                    .location();
-                close(&mut c, &loc, &digest, &[])
-            }
-        };
+        let r = upload(&mut c, style, &digest, &bytes);
         assert_eq!(r.status, 400, "{what}:\n{r:?}");
         let codes = r.error_codes();
         assert!(

@@ -29,16 +29,7 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
         out.contains("berth-e2e/loaded:v1"),
         "docker load output: {out}"
     );
-    let loaded_id = dockerd
-        .docker()
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}}",
-            "berth-e2e/loaded:v1",
-        ])
-        .run();
+    let loaded_id = dockerd.image_id("berth-e2e/loaded:v1");
 
     let remote = format!("{host}/e2e/tests/docker/app:v1");
     dockerd
@@ -89,15 +80,8 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
     assert!(!gone.status.success(), "image still present after rmi");
 
     dockerd.docker().args(["pull", &remote]).run();
-    let pulled_id = dockerd
-        .docker()
-        .args(["image", "inspect", "--format", "{{.Id}}", &remote])
-        .run();
-    assert_eq!(
-        pulled_id.trim(),
-        loaded_id.trim(),
-        "image id after push, rmi and pull"
-    );
+    let pulled_id = dockerd.image_id(&remote);
+    assert_eq!(pulled_id, loaded_id, "image id after push, rmi and pull");
     let digests = dockerd
         .docker()
         .args([

@@ -169,6 +169,14 @@ impl Harness {
         rs[before].clone()
     }
 
+    /// Opens an upload session in `repo` (`POST .../blobs/uploads/`); returns its Location.
+    pub fn upload_location(&mut self, repo: &str) -> String {
+        self.send(&Request::post(format!("/v2/{repo}/blobs/uploads/")))
+            .header("Location")
+            .expect("a POST to uploads answers with a Location")
+            .to_owned()
+    }
+
     /// Sends raw bytes as requests (`heads` lists which are HEAD requests).
     pub fn send_raw(&mut self, bytes: &[u8], heads: &[bool]) -> Vec<Response> {
         let before = self.responses().len();
