@@ -28,6 +28,8 @@ pub struct Config {
     pub threads: usize,
     /// Worker threads for blocking storage work (commits, deletes).
     pub workers: usize,
+    /// Threads that read blob bytes not in memory from the disk for the event loops.
+    pub readers: usize,
     pub log_format: LogFormat,
     /// Whether every finished request is logged.
     pub access_log: bool,
@@ -90,6 +92,11 @@ const KEYS: &[Key] = &[
         name: "workers",
         default: || 8.to_string(),
         why: "commits wait on fsync, not CPU; several in flight let the engine batch them (group commit)",
+    },
+    Key {
+        name: "readers",
+        default: || 4.to_string(),
+        why: "pulls of blobs not in memory wait on the disk here instead of stalling an event loop; a few reads in flight keep a disk busy",
     },
     Key {
         name: "log_format",
@@ -382,6 +389,7 @@ impl Config {
             data: data(l)?,
             threads: count(l, "threads", 1, 1024)?,
             workers: count(l, "workers", 1, 1024)?,
+            readers: count(l, "readers", 1, 1024)?,
             log_format: log_format(l)?,
             access_log: boolean(l, "access_log")?,
             limits,

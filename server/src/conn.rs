@@ -7,6 +7,7 @@ use crate::auth::Ctx;
 use crate::dispatch::{Route, Session};
 use crate::logging;
 use crate::reactor::Shared;
+use crate::readers::ReadFor;
 use crate::send::{Flushed, SocketSink, WriteQueue};
 use crate::workers::{Job, Origin};
 use berth_core::{Connection, Input, NeedId, Output, Reply};
@@ -149,14 +150,19 @@ impl Conn {
                 return Step::Close;
             }
             let mut sink = SocketSink(self.sock.as_raw_fd());
-            match self.out.flush(&mut sink, FLUSH_BUDGET) {
+            let reader = ReadFor {
+                jobs: &sh.reads,
+                origin: self.origin,
+            };
+            match self.out.flush(&mut sink, &reader, FLUSH_BUDGET) {
                 Ok((how, sent)) => {
                     sh.shard(self.origin.reactor).bytes_out(sent);
                     if how == Flushed::Budget {
                         self.again = true;
                     }
                     self.stalled_since = match how {
-                        Flushed::Drained => None,
+                        // Waiting on our disk, not on the client.
+                        Flushed::Drained | Flushed::Loading => None,
                         _ if sent > 0 => Some(now),
                         _ => self.stalled_since.or(Some(now)),
                     };

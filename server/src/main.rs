@@ -32,6 +32,7 @@ mod dispatch;
 mod logging;
 mod metrics;
 mod reactor;
+mod readers;
 mod rfc3339;
 mod secret;
 mod send;

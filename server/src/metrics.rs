@@ -121,6 +121,8 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     /// Blob responses cut short because their pack could not be read.
     pub pack_read_errors: AtomicU64,
+    /// Blob windows read from the disk by reader threads (their pages were not cached).
+    pub pack_disk_reads: AtomicU64,
     /// Decisions by `AuthOutcome` (index in `AuthOutcome::ALL`).
     auth_outcomes: [AtomicU64; 7],
 }
@@ -132,6 +134,7 @@ impl Metrics {
             jobs_in_flight: AtomicI64::new(0),
             auth_failures: AtomicU64::new(0),
             pack_read_errors: AtomicU64::new(0),
+            pack_disk_reads: AtomicU64::new(0),
             auth_outcomes: Default::default(),
         }
     }
@@ -215,7 +218,7 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 13] = [
+        let gauges: [(&str, &str, &str, i128); 14] = [
             (
                 "berth_received_bytes_total",
                 "counter",
@@ -293,6 +296,12 @@ impl Metrics {
                 "counter",
                 "Blob responses cut short because their pack could not be read.",
                 self.pack_read_errors.load(Relaxed) as i128,
+            ),
+            (
+                "berth_pack_disk_reads_total",
+                "counter",
+                "Blob windows (up to 2 MiB) read from the disk off the event loops because their pages were not in memory.",
+                self.pack_disk_reads.load(Relaxed) as i128,
             ),
         ];
         for (name, kind, help, v) in gauges {

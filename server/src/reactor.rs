@@ -17,7 +17,8 @@ use crate::conn::{Conn, Step};
 use crate::dispatch::Store;
 use crate::logging;
 use crate::metrics::{Metrics, Shard};
-use crate::workers::{Completion, Job, Mailbox, Origin, Pool};
+use crate::readers::{self, Read};
+use crate::workers::{self, Completion, Job, Mailbox, Origin};
 use berth_core::{Connection, Limits};
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub jobs: Sender<Job>,
+    /// Reads of blob bytes not in memory (`readers.rs`).
+    pub reads: Sender<Read>,
     pub limits: Arc<Limits>,
     pub access_log: bool,
     pub grace: Duration,
@@ -86,6 +89,8 @@ struct Reactor {
     /// Connections whose last flush stopped at its budget.
     again: Vec<usize>,
     inbox: Receiver<Completion>,
+    /// Connections whose blob bytes a reader has loaded.
+    loaded: Receiver<Origin>,
     /// Connections another reactor accepted and handed to this one (already counted).
     sockets: Receiver<mio::net::TcpStream>,
     sh: Arc<Shared>,
@@ -117,24 +122,33 @@ pub fn serve(
         let waker = Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let (sockets, sockets_rx) = crossbeam_channel::unbounded();
-        mailboxes.push(Mailbox { tx, sockets, waker });
-        inboxes.push((rx, sockets_rx));
+        let (loaded, loaded_rx) = crossbeam_channel::unbounded();
+        mailboxes.push(Mailbox {
+            tx,
+            sockets,
+            loaded,
+            waker,
+        });
+        inboxes.push((rx, sockets_rx, loaded_rx));
         polls.push(poll);
     }
     let mailboxes = Arc::new(mailboxes);
     let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
-    let pool = Pool::start(
+    let pool = workers::start_pool(
         cfg.workers,
         jobs_rx,
         store.clone(),
         mailboxes.clone(),
         metrics.clone(),
     )?;
+    let (reads_tx, reads_rx) = crossbeam_channel::unbounded();
+    let readers = readers::start(cfg.readers, reads_rx, mailboxes.clone(), metrics.clone())?;
     let sh = Arc::new(Shared {
         mailboxes: mailboxes.clone(),
         store,
         metrics,
         jobs: jobs_tx,
+        reads: reads_tx,
         limits: Arc::new(cfg.limits.clone()),
         access_log: cfg.access_log,
         grace: cfg.shutdown_grace,
@@ -144,7 +158,7 @@ pub fn serve(
     });
 
     let mut threads = Vec::new();
-    for (idx, (poll, (inbox, sockets))) in polls.into_iter().zip(inboxes).enumerate() {
+    for (idx, (poll, (inbox, sockets, loaded))) in polls.into_iter().zip(inboxes).enumerate() {
         let l = listener.try_clone()?;
         let mut r = Reactor {
             idx,
@@ -156,6 +170,7 @@ pub fn serve(
             timers: BTreeSet::new(),
             again: Vec::new(),
             inbox,
+            loaded,
             sockets,
             sh: sh.clone(),
             draining: None,
@@ -215,9 +230,11 @@ pub fn serve(
         }
     }
     let failed = sh.failed.load(SeqCst);
-    // The last job sender goes with `sh`: workers finish what they hold and stop.
+    // The last job and read senders go with `sh`: workers and readers finish what they
+    // hold and stop.
     drop(sh);
     pool.join();
+    readers.join();
     Ok(if failed {
         ServeEnd::Failed
     } else {
@@ -263,6 +280,7 @@ impl Reactor {
             }
             let now = Instant::now();
             self.completions(now);
+            self.loaded(now);
             self.adopt(now);
             for t in std::mem::take(&mut self.again) {
                 if self.conn(t).is_some_and(|c| c.again) {
@@ -457,6 +475,16 @@ impl Reactor {
             if self.conn(t).is_some_and(|c| c.origin == done.origin) {
                 let (id, reply) = (done.id, done.reply);
                 self.drive(t, now, move |c, sh| c.resume(sh, id, reply, now));
+            }
+        }
+    }
+
+    /// Connections whose blob bytes are now in memory: flush them again.
+    fn loaded(&mut self, now: Instant) {
+        while let Ok(origin) = self.loaded.try_recv() {
+            let t = origin.token;
+            if self.conn(t).is_some_and(|c| c.origin == origin) {
+                self.drive(t, now, |c, sh| c.on_ready(sh, now));
             }
         }
     }

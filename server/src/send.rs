@@ -9,13 +9,19 @@
 //! reader costs an `Arc<PackFile>`, two offsets and at most one window; past
 //! [`FULL_WINDOWS`] windows alive in the process, new ones are [`SMALL_WINDOW`] long, so
 //! thousands of stalled downloads cannot pile up mappings.
+//!
+//! Mapping a window loads its pages, which waits on the disk when they are not in the
+//! page cache, and an event loop that waits serves none of its other connections. So a
+//! window whose pages are not all cached is first read by a [`Loader`] (reader threads in
+//! the server) while the connection waits ([`Flushed::Loading`]); once bytes came from the
+//! disk, the window after is read ahead while this one goes out.
 
 use berth_engine::{BlobWindow, PackFile};
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Most bytes of a pack mapped at once per connection: large enough that a window serves
@@ -36,21 +42,36 @@ struct Window {
 }
 
 impl Window {
-    /// Maps up to `left` bytes of `file` from `at`.
-    fn map(file: &PackFile, at: u64, left: u64) -> io::Result<Window> {
+    /// How long a window for `left` more bytes is now.
+    fn len_for(left: u64) -> usize {
         let cap = if LIVE_WINDOWS.load(Relaxed) < FULL_WINDOWS {
             WINDOW
         } else {
             SMALL_WINDOW
         };
         // At most `cap`, so it fits in usize.
-        let len = left.min(cap as u64) as usize;
-        let map = file.window(at, len).map_err(|source| {
-            let pack = file.id();
-            io::Error::new(source.kind(), PackRead { pack, at, source })
-        })?;
+        left.min(cap as u64) as usize
+    }
+
+    fn new(at: u64, map: BlobWindow) -> Window {
         LIVE_WINDOWS.fetch_add(1, Relaxed);
-        Ok(Window { at, map })
+        Window { at, map }
+    }
+
+    /// Maps up to `left` bytes of `file` from `at`.
+    fn map(file: &PackFile, at: u64, left: u64) -> io::Result<Window> {
+        let map = file
+            .window(at, Self::len_for(left))
+            .map_err(|source| pack_read(file, at, source))?;
+        Ok(Window::new(at, map))
+    }
+
+    /// Maps up to `left` bytes of `file` from `at` if they are all in memory.
+    fn map_cached(file: &PackFile, at: u64, left: u64) -> io::Result<Option<Window>> {
+        let map = file
+            .cached_window(at, Self::len_for(left))
+            .map_err(|source| pack_read(file, at, source))?;
+        Ok(map.map(|m| Window::new(at, m)))
     }
 
     fn end(&self) -> u64 {
@@ -74,6 +95,25 @@ pub struct PackRead {
     source: io::Error,
 }
 
+fn pack_read(file: &PackFile, at: u64, source: io::Error) -> io::Error {
+    let pack = file.id();
+    io::Error::new(source.kind(), PackRead { pack, at, source })
+}
+
+/// Reads pack bytes into the page cache away from the event loop.
+pub trait Loader {
+    /// Starts reading `file[at..at + len]`; the flag turns true once the bytes are in (or
+    /// could not be read: mapping them then reports the error), and whoever flushes this
+    /// queue is told to flush again.
+    fn load(&self, file: &Arc<PackFile>, at: u64, len: usize) -> Arc<AtomicBool>;
+}
+
+/// A read a [`Loader`] is doing for a blob range: the window that will start at `at`.
+struct Ahead {
+    at: u64,
+    done: Arc<AtomicBool>,
+}
+
 /// Whether a flush failed reading a pack rather than writing the socket.
 pub fn is_pack_read(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<PackRead>())
@@ -91,6 +131,8 @@ enum Chunk {
         end: u64,
         /// The mapped bytes around `pos`; `None` until the first write and between windows.
         window: Option<Window>,
+        /// The next window's bytes, being read from the disk.
+        ahead: Option<Ahead>,
     },
 }
 
@@ -112,6 +154,14 @@ pub enum Flushed {
     /// This flush sent its budget and the socket may still be writable: no event will come,
     /// so the caller must flush again soon.
     Budget,
+    /// The next bytes are being read from the disk; the [`Loader`] says when to flush again.
+    Loading,
+}
+
+/// What one write from the queue did.
+enum Wrote {
+    Sent(u64),
+    Loading,
 }
 
 /// Where bytes go. The socket in production, a recording mock in tests.
@@ -146,13 +196,20 @@ impl WriteQueue {
                 pos: start,
                 end,
                 window: None,
+                ahead: None,
             });
         }
     }
 
-    /// Writes queued output until it is gone, the sink would block, or `budget` bytes have
-    /// been written. Returns how it ended and how many bytes were written.
-    pub fn flush(&mut self, sink: &mut impl Sink, budget: u64) -> io::Result<(Flushed, u64)> {
+    /// Writes queued output until it is gone, the sink would block, blob bytes must first
+    /// come from the disk (through `loader`), or `budget` bytes have been written. Returns
+    /// how it ended and how many bytes were written.
+    pub fn flush(
+        &mut self,
+        sink: &mut impl Sink,
+        loader: &impl Loader,
+        budget: u64,
+    ) -> io::Result<(Flushed, u64)> {
         let mut sent = 0u64;
         loop {
             if self.chunks.is_empty() {
@@ -162,12 +219,13 @@ impl WriteQueue {
                 return Ok((Flushed::Budget, sent));
             }
             let r = match self.chunks.front() {
-                Some(Chunk::Bytes(_)) => self.write_bytes(sink),
-                Some(Chunk::File { .. }) => self.write_file(sink, budget - sent),
+                Some(Chunk::Bytes(_)) => self.write_bytes(sink).map(Wrote::Sent),
+                Some(Chunk::File { .. }) => self.write_file(sink, loader, budget - sent),
                 None => continue,
             };
             match r {
-                Ok(n) => sent += n,
+                Ok(Wrote::Sent(n)) => sent += n,
+                Ok(Wrote::Loading) => return Ok((Flushed::Loading, sent)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok((Flushed::Blocked, sent))
                 }
@@ -206,20 +264,55 @@ impl WriteQueue {
         Ok(n as u64)
     }
 
-    /// One write of the leading blob range from its window, at most `budget` bytes.
-    fn write_file(&mut self, sink: &mut impl Sink, budget: u64) -> io::Result<u64> {
+    /// One write of the leading blob range from its window, at most `budget` bytes; or,
+    /// when the next window's bytes are not in memory, none until `loader` has read them.
+    fn write_file(
+        &mut self,
+        sink: &mut impl Sink,
+        loader: &impl Loader,
+        budget: u64,
+    ) -> io::Result<Wrote> {
         let Some(Chunk::File {
             file,
             pos,
             end,
             window,
+            ahead,
         }) = self.chunks.front_mut()
         else {
-            return Ok(0);
+            return Ok(Wrote::Sent(0));
         };
         let w = match window.take() {
             Some(w) if *pos < w.end() => w,
-            _ => Window::map(file, *pos, *end - *pos)?,
+            _ => match ahead.take() {
+                Some(a) if a.at == *pos => {
+                    if !a.done.load(Acquire) {
+                        *ahead = Some(a);
+                        return Ok(Wrote::Loading);
+                    }
+                    let w = Window::map(file, *pos, *end - *pos)?;
+                    // These bytes came from the disk, so the next ones likely will too:
+                    // read them while this window goes out.
+                    if w.end() < *end {
+                        let len = Window::len_for(*end - w.end());
+                        let done = loader.load(file, w.end(), len);
+                        *ahead = Some(Ahead { at: w.end(), done });
+                    }
+                    w
+                }
+                _ => match Window::map_cached(file, *pos, *end - *pos)? {
+                    Some(w) => w,
+                    None => {
+                        let len = Window::len_for(*end - *pos);
+                        let done = loader.load(file, *pos, len);
+                        if !done.load(Acquire) {
+                            *ahead = Some(Ahead { at: *pos, done });
+                            return Ok(Wrote::Loading);
+                        }
+                        Window::map(file, *pos, *end - *pos)?
+                    }
+                },
+            },
         };
         // `pos` lies inside the window (checked or just mapped), which fits in memory.
         let here = &w.map.bytes()[(*pos - w.at) as usize..];
@@ -242,7 +335,7 @@ impl WriteQueue {
             *window = Some(w);
         }
         self.len -= n as u64;
-        Ok(n as u64)
+        Ok(Wrote::Sent(n as u64))
     }
 
     /// Where the leading blob range's current window starts, if one is mapped.
@@ -347,6 +440,136 @@ mod tests {
         }
     }
 
+    /// Reads synchronously: the bytes are in when `load` returns.
+    struct ReadNow;
+
+    impl Loader for ReadNow {
+        fn load(&self, file: &Arc<PackFile>, at: u64, len: usize) -> Arc<AtomicBool> {
+            let _ = file.window(at, len);
+            Arc::new(AtomicBool::new(true))
+        }
+    }
+
+    /// Flushes again while bytes were being loaded (a test file's pages are normally all
+    /// cached, but the kernel may drop them at any time).
+    fn flush(q: &mut WriteQueue, sink: &mut impl Sink, budget: u64) -> io::Result<(Flushed, u64)> {
+        let mut total = 0;
+        loop {
+            let (how, sent) = q.flush(sink, &ReadNow, budget)?;
+            total += sent;
+            if how != Flushed::Loading {
+                return Ok((how, total));
+            }
+        }
+    }
+
+    /// Records what it was asked to read; the test says when each read is done.
+    #[derive(Default)]
+    struct Recorder {
+        asked: std::cell::RefCell<Vec<(u64, usize, Arc<AtomicBool>)>>,
+    }
+
+    impl Loader for Recorder {
+        fn load(&self, _: &Arc<PackFile>, at: u64, len: usize) -> Arc<AtomicBool> {
+            let done = Arc::new(AtomicBool::new(false));
+            self.asked.borrow_mut().push((at, len, done.clone()));
+            done
+        }
+    }
+
+    impl Recorder {
+        fn asked(&self) -> Vec<(u64, usize)> {
+            self.asked
+                .borrow()
+                .iter()
+                .map(|(a, l, _)| (*a, *l))
+                .collect()
+        }
+        fn finish(&self, i: usize) {
+            self.asked.borrow()[i]
+                .2
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// A pack on disk whose pages are not in the page cache.
+    fn cold_pack(bytes: &[u8]) -> Arc<PackFile> {
+        use std::os::fd::AsRawFd;
+        // Beside the sources: a memory-backed temporary folder would keep the pages.
+        let mut f = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        f.write_all(bytes).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: fadvise only advises the kernel about an open descriptor's pages.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(r, 0, "posix_fadvise");
+        // SAFETY: an unlinked temporary file only this test holds.
+        let p = Arc::new(unsafe { PackFile::assume_stable(f) });
+        assert!(
+            p.cached_window(0, bytes.len()).unwrap().is_none(),
+            "pages still cached"
+        );
+        p
+    }
+
+    /// Bytes not in memory are read by the loader, not by the flush: the queue waits for
+    /// each read, then reads the next window ahead while sending the one it has.
+    #[test]
+    fn bytes_on_disk_are_loaded_off_the_flush_and_read_ahead() {
+        let data: Vec<u8> = (0..5 * WINDOW as u32 / 2)
+            .map(|i| (i % 249) as u8)
+            .collect();
+        let mut q = WriteQueue::default();
+        q.push_bytes(Bytes::from_static(b"H"));
+        q.push_file(cold_pack(&data), 0, data.len() as u64);
+        let mut m = Mock::new(usize::MAX, usize::MAX);
+        let r = Recorder::default();
+        // The headers go; the blob waits for its first window.
+        assert_eq!(
+            q.flush(&mut m, &r, u64::MAX).unwrap(),
+            (Flushed::Loading, 1)
+        );
+        assert_eq!(r.asked(), vec![(0, WINDOW)]);
+        // Flushed again before the read is done (another event): still waiting, asked once.
+        assert_eq!(
+            q.flush(&mut m, &r, u64::MAX).unwrap(),
+            (Flushed::Loading, 0)
+        );
+        assert_eq!(r.asked().len(), 1);
+        r.finish(0);
+        // The first window goes out and the second is read meanwhile.
+        let (how, sent) = q.flush(&mut m, &r, u64::MAX).unwrap();
+        assert_eq!((how, sent), (Flushed::Loading, WINDOW as u64));
+        let second = (WINDOW as u64, WINDOW);
+        assert_eq!(r.asked()[1], second);
+        r.finish(1);
+        let (how, sent) = q.flush(&mut m, &r, u64::MAX).unwrap();
+        assert_eq!((how, sent), (Flushed::Loading, WINDOW as u64));
+        assert_eq!(r.asked()[2], (2 * WINDOW as u64, WINDOW / 2));
+        r.finish(2);
+        assert_eq!(
+            q.flush(&mut m, &r, u64::MAX).unwrap(),
+            (Flushed::Drained, WINDOW as u64 / 2)
+        );
+        assert_eq!(r.asked().len(), 3, "nothing read past the range");
+        assert_eq!(&m.out[..1], b"H");
+        assert!(m.out[1..] == data[..]);
+    }
+
+    /// Bytes already in memory are sent without the loader.
+    #[test]
+    fn cached_bytes_need_no_loader() {
+        let data = vec![3u8; 3 * WINDOW];
+        let f = pack(&data);
+        let _ = f.window(0, data.len()).unwrap();
+        let mut q = WriteQueue::default();
+        q.push_file(f, 0, data.len() as u64);
+        let mut m = Mock::new(usize::MAX, usize::MAX);
+        let r = Recorder::default();
+        let (how, sent) = q.flush(&mut m, &r, u64::MAX).unwrap();
+        assert_eq!((how, sent), (Flushed::Drained, data.len() as u64));
+        assert!(r.asked().is_empty());
+    }
+
     fn pack(bytes: &[u8]) -> Arc<PackFile> {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(bytes).unwrap();
@@ -368,7 +591,7 @@ mod tests {
         assert_eq!(q.len(), 7 + 5_000 + 7 + 1_000);
 
         let mut m = Mock::new(333, usize::MAX);
-        let (how, sent) = q.flush(&mut m, u64::MAX).unwrap();
+        let (how, sent) = flush(&mut q, &mut m, u64::MAX).unwrap();
         assert_eq!(how, Flushed::Drained);
         assert_eq!(sent, 6_014);
         assert!(q.is_empty());
@@ -387,11 +610,11 @@ mod tests {
         q.push_bytes(Bytes::from_static(b"abc"));
         q.push_file(pack(&data), 0, 4096);
         let mut m = Mock::new(1000, 1500);
-        let (how, sent) = q.flush(&mut m, u64::MAX).unwrap();
+        let (how, sent) = flush(&mut q, &mut m, u64::MAX).unwrap();
         assert_eq!((how, sent), (Flushed::Blocked, 1500));
         assert_eq!(q.len(), 4099 - 1500);
         m.capacity = usize::MAX;
-        let (how, _) = q.flush(&mut m, u64::MAX).unwrap();
+        let (how, _) = flush(&mut q, &mut m, u64::MAX).unwrap();
         assert_eq!(how, Flushed::Drained);
         assert_eq!(m.out.len(), 4099);
         assert_eq!(&m.out[..3], b"abc");
@@ -403,7 +626,7 @@ mod tests {
         let mut q = WriteQueue::default();
         q.push_file(pack(&vec![1u8; 100_000]), 0, 100_000);
         let mut m = Mock::new(10_000, usize::MAX);
-        let (how, sent) = q.flush(&mut m, 25_000).unwrap();
+        let (how, sent) = flush(&mut q, &mut m, 25_000).unwrap();
         assert_eq!(how, Flushed::Budget);
         assert!((25_000..35_000).contains(&sent), "sent {sent}");
         assert_eq!(q.len(), 100_000 - sent);
@@ -416,7 +639,7 @@ mod tests {
         q.push_file(pack(b"xyz"), 0, 3);
         q.push_bytes(Bytes::from_static(b"t"));
         let mut m = Mock::new(usize::MAX, usize::MAX);
-        q.flush(&mut m, u64::MAX).unwrap();
+        flush(&mut q, &mut m, u64::MAX).unwrap();
         // The headers, then the blob's bytes, then what follows it.
         assert_eq!(m.more_flags, vec![true, false, false]);
         assert_eq!(m.out, b"hxyzt");
@@ -427,7 +650,7 @@ mod tests {
         let mut q = WriteQueue::default();
         q.push_file(pack(b"short"), 0, 1_000);
         let mut m = Mock::new(usize::MAX, usize::MAX);
-        let e = q.flush(&mut m, u64::MAX).unwrap_err();
+        let e = flush(&mut q, &mut m, u64::MAX).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert!(is_pack_read(&e), "{e}");
         // A socket error is not a pack error.
@@ -443,7 +666,7 @@ mod tests {
         let mut q = WriteQueue::default();
         q.push_file(pack(&data), start, end);
         let mut m = Mock::new(300_007, usize::MAX);
-        let (how, sent) = q.flush(&mut m, u64::MAX).unwrap();
+        let (how, sent) = flush(&mut q, &mut m, u64::MAX).unwrap();
         assert_eq!((how, sent), (Flushed::Drained, end - start));
         assert!(m.out == data[start as usize..end as usize]);
     }
@@ -456,14 +679,14 @@ mod tests {
         let mut q = WriteQueue::default();
         q.push_file(pack(&data), 10, 3 * WINDOW as u64);
         let mut m = Mock::new(100_000, 250_000);
-        let (how, _) = q.flush(&mut m, u64::MAX).unwrap();
+        let (how, _) = flush(&mut q, &mut m, u64::MAX).unwrap();
         assert_eq!(how, Flushed::Blocked);
         assert_eq!(q.window_at(), Some(10));
         m.capacity = 500_000;
-        q.flush(&mut m, u64::MAX).unwrap();
+        flush(&mut q, &mut m, u64::MAX).unwrap();
         assert_eq!(q.window_at(), Some(10), "remapped within the window");
         m.capacity = usize::MAX;
-        q.flush(&mut m, u64::MAX).unwrap();
+        flush(&mut q, &mut m, u64::MAX).unwrap();
         assert!(q.is_empty());
         assert_eq!(m.out.len(), 3 * WINDOW - 10);
     }
@@ -497,7 +720,7 @@ mod tests {
             got
         });
         let mut sink = SocketSink(server.as_raw_fd());
-        let (how, sent) = q.flush(&mut sink, u64::MAX).unwrap();
+        let (how, sent) = flush(&mut q, &mut sink, u64::MAX).unwrap();
         assert_eq!((how, sent), (Flushed::Drained, 149_004));
         let got = reader.join().unwrap();
         assert_eq!(&got[..4], b"HTTP");

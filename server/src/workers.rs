@@ -40,43 +40,56 @@ pub struct Completion {
 pub struct Mailbox {
     pub tx: Sender<Completion>,
     pub sockets: Sender<mio::net::TcpStream>,
+    /// Connections whose blob bytes a reader thread has loaded (`readers.rs`).
+    pub loaded: Sender<Origin>,
     pub waker: mio::Waker,
 }
 
-/// The pool. Dropping every `Sender<Job>` ends it; `join` waits for running jobs.
-pub struct Pool {
-    threads: Vec<JoinHandle<()>>,
-}
+/// Named threads that each run until their job channel closes.
+pub struct Threads(Vec<JoinHandle<()>>);
 
-impl Pool {
-    pub fn start(
-        n: usize,
-        jobs: Receiver<Job>,
-        store: Arc<Store>,
-        mailboxes: Arc<Vec<Mailbox>>,
-        metrics: Arc<Metrics>,
-    ) -> std::io::Result<Pool> {
+impl Threads {
+    /// Starts `n` threads `{name}-{i}`, each running what `body` makes for it.
+    pub fn start<F>(name: &str, n: usize, mut body: impl FnMut() -> F) -> std::io::Result<Threads>
+    where
+        F: FnOnce() + Send + 'static,
+    {
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
-            let (jobs, store, mailboxes, metrics) = (
-                jobs.clone(),
-                store.clone(),
-                mailboxes.clone(),
-                metrics.clone(),
-            );
             let t = std::thread::Builder::new()
-                .name(format!("berth-worker-{i}"))
-                .spawn(move || work(jobs, &store, &mailboxes, &metrics))?;
+                .name(format!("{name}-{i}"))
+                .spawn(body())?;
             threads.push(t);
         }
-        Ok(Pool { threads })
+        Ok(Threads(threads))
     }
 
+    /// Waits for every thread: after the job channel's last sender is gone, each finishes
+    /// what it holds and stops.
     pub fn join(self) {
-        for t in self.threads {
+        for t in self.0 {
             let _ = t.join();
         }
     }
+}
+
+/// The worker pool. Dropping every `Sender<Job>` ends it.
+pub fn start_pool(
+    n: usize,
+    jobs: Receiver<Job>,
+    store: Arc<Store>,
+    mailboxes: Arc<Vec<Mailbox>>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<Threads> {
+    Threads::start("berth-worker", n, || {
+        let (jobs, store, mailboxes, metrics) = (
+            jobs.clone(),
+            store.clone(),
+            mailboxes.clone(),
+            metrics.clone(),
+        );
+        move || work(jobs, &store, &mailboxes, &metrics)
+    })
 }
 
 fn work(jobs: Receiver<Job>, store: &Store, mailboxes: &[Mailbox], metrics: &Metrics) {

@@ -519,3 +519,59 @@ fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     let text = String::from_utf8(srv.client().get("/metrics").body).unwrap();
     assert!(text.contains("berth_connections_open 1\n"), "{text}");
 }
+
+/// Drops every pack's pages from the page cache, as if nobody had read them for a while.
+fn evict_packs(data: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    for e in std::fs::read_dir(data.join("packs")).unwrap() {
+        let f = std::fs::File::open(e.unwrap().path()).unwrap();
+        // SAFETY: fadvise only advises the kernel about an open descriptor's pages.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(r, 0, "posix_fadvise");
+    }
+}
+
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// A blob whose pages are not in memory is read by the reader threads, window by window
+/// and ahead of the socket, and arrives whole and in order; bytes in memory need no reader.
+#[test]
+fn blob_bytes_not_in_memory_come_through_the_readers() {
+    // On disk: pages of a memory-backed temporary folder cannot be dropped.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_READERS", "2")]);
+    let mut c = srv.client();
+    let data = pattern((9 << 20) + 12_345, 11);
+    let d = push_blob(&mut c, &data, 2);
+    let reads = |c: &mut Client| counter(&c.get("/metrics").text(), "berth_pack_disk_reads_total");
+    assert_eq!(reads(&mut c), 0);
+
+    evict_packs(dir.path());
+    let r = c.get(&format!("/v2/{REPO}/blobs/{d}"));
+    assert_eq!(r.status, 200);
+    assert!(r.body == data, "blob came back different");
+    // Five windows of at most 2 MiB.
+    assert_eq!(reads(&mut c), 5);
+
+    // Now in memory: no more reads.
+    let r = c.get(&format!("/v2/{REPO}/blobs/{d}"));
+    assert!(r.status == 200 && r.body == data);
+    assert_eq!(reads(&mut c), 5);
+
+    // A range from the middle, cold again.
+    evict_packs(dir.path());
+    let (from, to) = (3_000_001usize, 7_654_321usize);
+    let r = c.request(
+        "GET",
+        &format!("/v2/{REPO}/blobs/{d}"),
+        &[("Range", &format!("bytes={from}-{to}"))],
+        b"",
+    );
+    assert_eq!(r.status, 206);
+    assert!(r.body == data[from..=to], "range came back different");
+    assert_eq!(reads(&mut c), 5 + 3);
+}

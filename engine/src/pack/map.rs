@@ -18,7 +18,7 @@ use std::io;
 
 use std::sync::Arc;
 
-use memmap2::{Mmap, MmapOptions, MmapRaw};
+use memmap2::{Advice, Mmap, MmapOptions, MmapRaw};
 
 /// An open pack file as the engine hands it out to send blobs from. Only the engine makes
 /// one (or a caller that takes on this module's rules with [`PackFile::assume_stable`]), so
@@ -57,14 +57,9 @@ impl PackFile {
     /// Maps bytes `start..start + len` for reading, pages loaded up front. `UnexpectedEof`
     /// if the file does not hold them all.
     pub fn window(&self, start: u64, len: usize) -> io::Result<BlobWindow> {
-        let end = start
-            .checked_add(len as u64)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "window overflows"))?;
+        let end = self.end_of(start, len)?;
         if self.file.metadata()?.len() < end {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "pack file ended before the blob did",
-            ));
+            return Err(short_pack());
         }
         // SAFETY: the whole range lies below the file's length (checked above), and this
         // module's invariants (or `assume_stable`'s promise) keep those bytes from being
@@ -79,6 +74,96 @@ impl PackFile {
         };
         Ok(BlobWindow { map })
     }
+
+    /// Reads bytes `start..start + len` through `scratch` and drops them: afterwards they
+    /// are in the page cache (until the kernel evicts them), so a [`window`](Self::window)
+    /// onto them loads without waiting on the disk. Plain reads, not a map: a thread
+    /// loading pages through a map holds the process's address-space lock while it waits
+    /// on the disk, and every other thread's `mmap` waits behind it.
+    pub fn read_into_cache(&self, start: u64, len: usize, scratch: &mut [u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if scratch.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no scratch space",
+            ));
+        }
+        let (mut at, end) = (start, start.saturating_add(len as u64));
+        while at < end {
+            let want = scratch
+                .len()
+                .min(usize::try_from(end - at).unwrap_or(usize::MAX));
+            match self.file.read_at(&mut scratch[..want], at) {
+                Ok(0) => return Err(short_pack()),
+                Ok(n) => at += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`window`](Self::window), but only if every page is in the page cache already,
+    /// so that loading them waits on no disk: `None` otherwise.
+    pub fn cached_window(&self, start: u64, len: usize) -> io::Result<Option<BlobWindow>> {
+        let end = self.end_of(start, len)?;
+        if self.file.metadata()?.len() < end {
+            return Err(short_pack());
+        }
+        // SAFETY: as in `window`: the range lies below the file's length, this module's
+        // invariants keep its bytes from being truncated or rewritten while the map lives,
+        // and the map is read-only.
+        let map = unsafe { MmapOptions::new().offset(start).len(len).map(&self.file)? };
+        // SAFETY: `map` is a live mapping of exactly `map.len()` bytes from `map.as_ptr()`.
+        if !unsafe { all_resident(map.as_ptr(), map.len()) }? {
+            return Ok(None);
+        }
+        // Page-table entries in one call, as `populate` does for `window`. A kernel without
+        // MADV_POPULATE_READ (before 5.14) faults the pages in as they are sent instead.
+        let _ = map.advise(Advice::PopulateRead);
+        Ok(Some(BlobWindow { map }))
+    }
+
+    fn end_of(&self, start: u64, len: usize) -> io::Result<u64> {
+        start
+            .checked_add(len as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "range overflows"))
+    }
+}
+
+fn short_pack() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "pack file ended before the blob did",
+    )
+}
+
+/// Whether every page under `ptr..ptr + len` is in memory (`mincore`).
+///
+/// # Safety
+/// `ptr..ptr + len` must lie in one live mapping made by memmap2, which maps from the page
+/// boundary at or below the offset asked for, so the page under `ptr` is mapped too.
+unsafe fn all_resident(ptr: *const u8, len: usize) -> io::Result<bool> {
+    if len == 0 {
+        return Ok(true);
+    }
+    let page = page_size();
+    let base = ptr as usize & !(page - 1);
+    let span = ptr as usize + len - base;
+    let mut pages = vec![0u8; span.div_ceil(page)];
+    // SAFETY: `base..base + span` is mapped (the caller's promise), and mincore writes one
+    // byte per page of that span into `pages`, which has exactly that many.
+    let r = unsafe { libc::mincore(base as *mut libc::c_void, span, pages.as_mut_ptr()) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pages.iter().all(|p| p & 1 == 1))
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always supported on Linux.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
 /// Bytes of a pack, mapped read-only: they count towards the process's resident memory
@@ -165,5 +250,67 @@ impl UploadWindow {
         // writes through it. The slice borrows `self`, which keeps the mapping alive.
         let b = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at), n) };
         Ok(Some(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    /// Writes `data` to a file on disk and drops its pages from the page cache.
+    fn evicted_file(data: &[u8]) -> File {
+        // Beside the sources, not in a temporary folder that may be memory-backed (tmpfs
+        // pages cannot be dropped).
+        let mut f = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        f.write_all(data).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: fadvise only advises the kernel about an open descriptor's pages.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(r, 0, "posix_fadvise");
+        f
+    }
+
+    fn cached(pack: &PackFile, start: u64, len: usize) -> bool {
+        pack.cached_window(start, len).unwrap().is_some()
+    }
+
+    #[test]
+    fn cached_window_tells_pages_on_disk_from_pages_in_memory() {
+        let data = vec![9u8; 16 << 20];
+        // SAFETY: a file only this test holds; nothing truncates or rewrites it.
+        let pack = unsafe { PackFile::assume_stable(evicted_file(&data)) };
+        assert!(!cached(&pack, 0, data.len()), "dropped pages");
+        // Loading a window brings its pages (and only roughly those) into the cache.
+        let w = pack.window(4096 + 17, 100_000).unwrap();
+        assert!(w.bytes().iter().all(|&b| b == 9));
+        let w = pack.cached_window(4096 + 17, 100_000).unwrap().unwrap();
+        assert_eq!(w.bytes().len(), 100_000);
+        assert!(w.bytes().iter().all(|&b| b == 9));
+        assert!(!cached(&pack, 8 << 20, 8 << 20), "far from the window");
+        // Past the end is an error, as for `window`.
+        let e = pack
+            .cached_window(data.len() as u64 - 10, 20)
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(pack.cached_window(u64::MAX, 1).is_err());
+    }
+
+    #[test]
+    fn read_into_cache_brings_a_range_into_memory() {
+        let data = vec![4u8; 8 << 20];
+        // SAFETY: a file only this test holds; nothing truncates or rewrites it.
+        let pack = unsafe { PackFile::assume_stable(evicted_file(&data)) };
+        assert!(!cached(&pack, 1 << 20, 3 << 20));
+        let mut scratch = vec![0u8; 100_000];
+        pack.read_into_cache(1 << 20, 3 << 20, &mut scratch)
+            .unwrap();
+        assert!(cached(&pack, 1 << 20, 3 << 20));
+        let e = pack
+            .read_into_cache(7 << 20, 2 << 20, &mut scratch)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -1,0 +1,81 @@
+//! Threads that read blob bytes from the disk into the page cache, so an event loop never
+//! waits on the disk: a pull of a blob nobody read lately would otherwise stall every other
+//! connection on its loop for each window (about 4 ms per 2 MiB at 0.5 GB/s). The
+//! connection waits (`Flushed::Loading`); the reader loads the window's pages, then tells
+//! the connection's reactor, whose `Waker` makes it flush again at once.
+
+use crate::metrics::Metrics;
+use crate::send::Loader;
+use crate::workers::{Mailbox, Origin, Threads};
+use berth_engine::PackFile;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::Release};
+use std::sync::Arc;
+
+/// One read: bytes `at..at + len` of `file`, for the connection `origin`.
+pub struct Read {
+    origin: Origin,
+    file: Arc<PackFile>,
+    at: u64,
+    len: usize,
+    done: Arc<AtomicBool>,
+}
+
+/// Starts the reader threads. Dropping every `Sender<Read>` ends them.
+pub fn start(
+    n: usize,
+    jobs: Receiver<Read>,
+    mailboxes: Arc<Vec<Mailbox>>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<Threads> {
+    Threads::start("berth-reader", n, || {
+        let (jobs, mailboxes, metrics) = (jobs.clone(), mailboxes.clone(), metrics.clone());
+        move || read(jobs, &mailboxes, &metrics)
+    })
+}
+
+/// Each reader's buffer: the bytes read are dropped, so it only sets the size of each read.
+const SCRATCH: usize = 256 << 10;
+
+fn read(jobs: Receiver<Read>, mailboxes: &[Mailbox], metrics: &Metrics) {
+    let mut scratch = vec![0u8; SCRATCH];
+    for job in jobs {
+        // A failure is left for the connection's own map of these bytes to report.
+        let _ = job.file.read_into_cache(job.at, job.len, &mut scratch);
+        metrics.pack_disk_reads.fetch_add(1, Relaxed);
+        job.done.store(true, Release);
+        let Some(mb) = mailboxes.get(job.origin.reactor) else {
+            continue;
+        };
+        // A closed mailbox means its reactor has exited (shutdown): nobody is waiting.
+        if mb.loaded.send(job.origin).is_ok() {
+            if let Err(e) = mb.waker.wake() {
+                tracing::error!(error = %e, "cannot wake reactor");
+            }
+        }
+    }
+}
+
+/// A connection's way to the reader threads.
+pub struct ReadFor<'a> {
+    pub jobs: &'a Sender<Read>,
+    pub origin: Origin,
+}
+
+impl Loader for ReadFor<'_> {
+    fn load(&self, file: &Arc<PackFile>, at: u64, len: usize) -> Arc<AtomicBool> {
+        let done = Arc::new(AtomicBool::new(false));
+        let job = Read {
+            origin: self.origin,
+            file: file.clone(),
+            at,
+            len,
+            done: done.clone(),
+        };
+        if self.jobs.send(job).is_err() {
+            // Only after shutdown has dropped the readers: the flush maps the bytes itself.
+            done.store(true, Release);
+        }
+        done
+    }
+}
