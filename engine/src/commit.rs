@@ -36,7 +36,7 @@ use crate::pack::format::{
 };
 use crate::pack::writer::SharedPack;
 use crate::schema::{self, PackRow, RepoKey, RepoKeyPair, UploadRow};
-use crate::tenancy::{self, TenancyError, TenancyTables};
+use crate::tenancy::{self, AuditRec, TenancyError, TenancyTables};
 use crate::{
     blob, manifest, BlobLoc, DeleteOutcome, Inner, ManifestRef, NewManifest, PutManifestError,
     StoreError,
@@ -103,14 +103,17 @@ pub(crate) enum Op {
     Unlink {
         repo: String,
         key: BlobKey,
+        audit: Vec<AuditRec>,
     },
     PutManifest {
         repo: String,
         m: Box<NewManifest>,
+        audit: Vec<AuditRec>,
     },
     DeleteManifest {
         repo: String,
         r: ManifestKey,
+        audit: Vec<AuditRec>,
     },
     /// Organisations, registries, tokens, audit (`tenancy.rs`).
     Tenancy(tenancy::Op),
@@ -131,11 +134,23 @@ impl Op {
             Op::StartUpload { .. } | Op::DropUpload { .. } | Op::Barrier
         )
     }
+
+    /// Audit entries to append in the same transaction if the operation changes something.
+    fn audit(&self) -> &[AuditRec] {
+        match self {
+            Op::Unlink { audit, .. }
+            | Op::PutManifest { audit, .. }
+            | Op::DeleteManifest { audit, .. } => audit,
+            _ => &[],
+        }
+    }
 }
 
 /// Whether a batch needs the tenancy tables opened.
 fn any_tenancy(batch: &[Job]) -> bool {
-    batch.iter().any(|j| matches!(j.op, Op::Tenancy(_)))
+    batch
+        .iter()
+        .any(|j| matches!(j.op, Op::Tenancy(_)) || !j.op.audit().is_empty())
 }
 
 pub(crate) enum Outcome {
@@ -148,6 +163,18 @@ pub(crate) enum Outcome {
     Vanished,
     /// A tenancy write's result; a refusal wrote nothing but does not fail the batch.
     Tenancy(Result<tenancy::Done, tenancy::Refusal>),
+}
+
+impl Outcome {
+    /// Whether the operation changed the store (and so gets its audit entries).
+    fn changed(&self) -> bool {
+        match self {
+            Outcome::Unit | Outcome::Loc(_) | Outcome::MaybeLoc(Some(_)) => true,
+            Outcome::Delete(d) => *d == DeleteOutcome::Deleted,
+            Outcome::Tenancy(r) => r.is_ok(),
+            Outcome::MaybeLoc(None) | Outcome::Missing(_) | Outcome::Vanished => false,
+        }
+    }
 }
 
 struct Job {
@@ -305,10 +332,16 @@ impl Committer {
         }
     }
 
-    pub(crate) fn unlink(&self, repo: &str, key: &BlobKey) -> Result<DeleteOutcome, StoreError> {
+    pub(crate) fn unlink(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        audit: Vec<AuditRec>,
+    ) -> Result<DeleteOutcome, StoreError> {
         let op = Op::Unlink {
             repo: repo.to_owned(),
             key: key.clone(),
+            audit,
         };
         match self.submit(op)? {
             Outcome::Delete(d) => Ok(d),
@@ -320,10 +353,12 @@ impl Committer {
         &self,
         repo: &str,
         m: NewManifest,
+        audit: Vec<AuditRec>,
     ) -> Result<Durable<()>, PutManifestError> {
         let op = Op::PutManifest {
             repo: repo.to_owned(),
             m: Box::new(m),
+            audit,
         };
         match self.submit(op)? {
             Outcome::Unit => Ok(Durable(())),
@@ -336,6 +371,7 @@ impl Committer {
         &self,
         repo: &str,
         r: ManifestRef<'_>,
+        audit: Vec<AuditRec>,
     ) -> Result<DeleteOutcome, StoreError> {
         let r = match r {
             ManifestRef::Tag(t) => ManifestKey::Tag(t.to_owned()),
@@ -344,6 +380,7 @@ impl Committer {
         let op = Op::DeleteManifest {
             repo: repo.to_owned(),
             r,
+            audit,
         };
         match self.submit(op)? {
             Outcome::Delete(d) => Ok(d),
@@ -484,7 +521,17 @@ impl State {
                 None
             };
             for job in batch {
-                outcomes.push(self.apply(&mut t, tt.as_mut(), &job.op, fx)?);
+                let out = self.apply(&mut t, tt.as_mut(), &job.op, fx)?;
+                if out.changed() {
+                    for rec in job.op.audit() {
+                        // Opened by `any_tenancy` whenever an operation carries entries.
+                        let tt = tt.as_mut().ok_or_else(|| {
+                            StoreError("internal: tenancy tables not open".into())
+                        })?;
+                        tenancy::append_audit(tt, rec)?;
+                    }
+                }
+                outcomes.push(out);
             }
             if fx.shared_written {
                 // The shared pack exists whenever `shared_written` is set.
@@ -620,12 +667,12 @@ impl State {
                 key,
                 from.as_deref(),
             )?)),
-            Op::Unlink { repo, key } => Ok(Outcome::Delete(blob::apply_unlink(t, repo, key)?)),
-            Op::PutManifest { repo, m } => match manifest::apply_put(t, repo, m)? {
+            Op::Unlink { repo, key, .. } => Ok(Outcome::Delete(blob::apply_unlink(t, repo, key)?)),
+            Op::PutManifest { repo, m, .. } => match manifest::apply_put(t, repo, m)? {
                 Ok(()) => Ok(Outcome::Unit),
                 Err(missing) => Ok(Outcome::Missing(missing)),
             },
-            Op::DeleteManifest { repo, r } => {
+            Op::DeleteManifest { repo, r, .. } => {
                 Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
             }
             Op::Tenancy(op) => {

@@ -366,7 +366,19 @@ impl Engine {
 
     /// Removes `repo`'s link to `key`; the bytes stay until garbage collection.
     pub fn unlink_blob(&self, repo: &str, key: &BlobKey) -> Result<DeleteOutcome, StoreError> {
-        self.commit.unlink(repo, key)
+        self.unlink_blob_audited(repo, key, Vec::new())
+    }
+
+    /// [`unlink_blob`](Self::unlink_blob), appending `audit` to the audit log in the same
+    /// transaction if the link was there: the entry and the change are durable together or
+    /// not at all, with one commit.
+    pub fn unlink_blob_audited(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        audit: Vec<AuditRec>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.commit.unlink(repo, key, audit)
     }
 
     /// The open pack file, to send blobs from (through [`PackFile::window`]).
@@ -461,7 +473,18 @@ impl Engine {
         repo: &str,
         m: NewManifest,
     ) -> Result<Durable<()>, PutManifestError> {
-        let done = self.commit.put_manifest(repo, m);
+        self.put_manifest_audited(repo, m, Vec::new())
+    }
+
+    /// [`put_manifest`](Self::put_manifest), appending `audit` to the audit log in the same
+    /// transaction if the manifest is stored.
+    pub fn put_manifest_audited(
+        &self,
+        repo: &str,
+        m: NewManifest,
+        audit: Vec<AuditRec>,
+    ) -> Result<Durable<()>, PutManifestError> {
+        let done = self.commit.put_manifest(repo, m, audit);
         self.inner.manifest_cache.invalidate(repo);
         done
     }
@@ -473,7 +496,18 @@ impl Engine {
         repo: &str,
         r: ManifestRef<'_>,
     ) -> Result<DeleteOutcome, StoreError> {
-        let done = self.commit.delete_manifest(repo, r);
+        self.delete_manifest_audited(repo, r, Vec::new())
+    }
+
+    /// [`delete_manifest`](Self::delete_manifest), appending `audit` to the audit log in the
+    /// same transaction if something was deleted.
+    pub fn delete_manifest_audited(
+        &self,
+        repo: &str,
+        r: ManifestRef<'_>,
+        audit: Vec<AuditRec>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let done = self.commit.delete_manifest(repo, r, audit);
         self.inner.manifest_cache.invalidate(repo);
         done
     }

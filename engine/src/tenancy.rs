@@ -104,7 +104,7 @@ pub struct TokenRec {
 /// One audit log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRec {
-    /// Assigned by [`Engine::append_audit`] (1, 2, … per organisation); ignored on input.
+    /// Assigned when the entry is appended (1, 2, … per organisation); ignored on input.
     pub seq: u64,
     /// Unix seconds.
     pub time: u64,
@@ -741,22 +741,25 @@ pub(crate) fn apply(
             }
             Ok(Ok(Done::Unit))
         }
-        Op::AppendAudit(rec) => {
-            let org = rec.org.as_str();
-            let last = tt
-                .audit
-                .range::<(&str, u64)>((org, 0)..=(org, u64::MAX))?
-                .next_back()
-                .transpose()?
-                .map_or(0, |(k, _)| k.value().1);
-            let seq = last
-                .checked_add(1)
-                .ok_or_else(|| StoreError(format!("audit sequence of {org:?} exhausted")))?;
-            tt.audit
-                .insert((org, seq), &schema::encode_audit(rec)[..])?;
-            Ok(Ok(Done::Seq(seq)))
-        }
+        Op::AppendAudit(rec) => Ok(Ok(Done::Seq(append_audit(tt, rec)?))),
     }
+}
+
+/// Appends `rec` to its organisation's log in the batch's transaction; its sequence number.
+pub(crate) fn append_audit(tt: &mut TenancyTables<'_>, rec: &AuditRec) -> Result<u64, StoreError> {
+    let org = rec.org.as_str();
+    let last = tt
+        .audit
+        .range::<(&str, u64)>((org, 0)..=(org, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map_or(0, |(k, _)| k.value().1);
+    let seq = last
+        .checked_add(1)
+        .ok_or_else(|| StoreError(format!("audit sequence of {org:?} exhausted")))?;
+    tt.audit
+        .insert((org, seq), &schema::encode_audit(rec)[..])?;
+    Ok(seq)
 }
 
 /// Whether any row of a (repository, …)-keyed table has a repository starting `prefix`:

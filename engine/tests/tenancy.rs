@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use berth_engine::{
-    AuditRec, BlobKey, DeleteOutcome, Engine, ManifestRef, RegistryRec, TenancyError, TokenKind,
-    TokenRec, Visibility,
+    AuditRec, BlobKey, DeleteOutcome, Engine, ManifestRef, PutManifestError, RegistryRec,
+    TenancyError, TokenKind, TokenRec, Visibility,
 };
 use common::*;
 
@@ -521,4 +521,76 @@ fn concurrent_creates_of_one_org_let_exactly_one_succeed() {
         .filter(|ok| *ok)
         .count();
     assert_eq!(won, 1);
+}
+
+/// Content writes carry their audit entries into their own transaction: an entry exists
+/// exactly when its change does, and survives a reopen with it.
+#[test]
+fn audited_content_writes_append_only_when_they_change_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let actions = |e: &Engine| {
+        e.list_audit("acme", None, 100)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .map(|a| (a.seq, a.action))
+            .collect::<Vec<_>>()
+    };
+    {
+        let e = acme(dir.path());
+        let repo = "acme/web/app";
+        let (layer, _) = push(&e, repo, b"layer bytes");
+        let m = manifest("{\"a\":1}", &["v1"], std::slice::from_ref(&layer));
+        let _ = e
+            .put_manifest_audited(repo, m, vec![audit("acme", "manifest.push", 1)])
+            .unwrap();
+        // A manifest naming a blob the repository lacks is refused, and so is its entry.
+        let absent = BlobKey::sha256_of(b"not pushed");
+        let m = manifest("{\"a\":2}", &["v2"], &[absent]);
+        let r = e.put_manifest_audited(repo, m, vec![audit("acme", "manifest.push", 2)]);
+        assert!(matches!(r, Err(PutManifestError::Missing(_))));
+        // Deleting what is not there records nothing.
+        let out = e
+            .delete_manifest_audited(
+                repo,
+                ManifestRef::Tag("nope"),
+                vec![audit("acme", "tag.delete", 3)],
+            )
+            .unwrap();
+        assert_eq!(out, DeleteOutcome::NotFound);
+        let out = e
+            .delete_manifest_audited(
+                repo,
+                ManifestRef::Tag("v1"),
+                vec![audit("acme", "tag.delete", 4)],
+            )
+            .unwrap();
+        assert_eq!(out, DeleteOutcome::Deleted);
+        let out = e
+            .unlink_blob_audited(repo, &layer, vec![audit("acme", "blob.delete", 5)])
+            .unwrap();
+        assert_eq!(out, DeleteOutcome::Deleted);
+        let out = e
+            .unlink_blob_audited(repo, &layer, vec![audit("acme", "blob.delete", 6)])
+            .unwrap();
+        assert_eq!(out, DeleteOutcome::NotFound);
+        // Several entries for one change (a manifest pushed under two tags).
+        let m = manifest("{\"a\":3}", &["x", "y"], &[]);
+        let two = vec![
+            audit("acme", "manifest.push", 7),
+            audit("acme", "manifest.push", 8),
+        ];
+        let _ = e.put_manifest_audited(repo, m, two).unwrap();
+    }
+    let e = open(dir.path());
+    assert_eq!(
+        actions(&e),
+        [
+            (1, "manifest.push".to_string()),
+            (2, "tag.delete".to_string()),
+            (3, "blob.delete".to_string()),
+            (4, "manifest.push".to_string()),
+            (5, "manifest.push".to_string()),
+        ]
+    );
 }

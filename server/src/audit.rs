@@ -1,6 +1,8 @@
-//! Appending to an organisation's audit log (AUTH-DESIGN.md, "Audit log"): who (token id,
-//! "admin" or "anonymous"), what, on which target. The change it records has already
-//! happened; a failed append is logged loudly rather than undoing it.
+//! An organisation's audit log (AUTH-DESIGN.md, "Audit log"): who (token id, "admin" or
+//! "anonymous"), what, on which target. Pushes and deletes of content hand their entries
+//! to the engine with the change ([`entry`]), so both commit in one transaction. The
+//! management API's changes are recorded after they happened ([`record`]); a failed
+//! append there is logged loudly rather than undoing the change.
 
 use crate::auth::policy::Principal;
 use crate::auth::Ctx;
@@ -15,19 +17,22 @@ pub fn record(
     target: &str,
     detail: &str,
 ) {
-    record_actor(e, ctx.unix, org, &who.actor(), action, target, detail);
+    let rec = entry(ctx.unix, org, &who.actor(), action, target, detail);
+    if let Err(err) = e.append_audit(rec) {
+        tracing::error!(error = %err, org, action, target, "cannot append to the audit log");
+    }
 }
 
-pub fn record_actor(
-    e: &Engine,
+/// An entry to hand to the engine with the change it records, so both commit together.
+pub fn entry(
     unix: u64,
     org: &str,
     actor: &str,
     action: &str,
     target: &str,
     detail: &str,
-) {
-    let rec = AuditRec {
+) -> AuditRec {
+    AuditRec {
         seq: 0,
         time: unix,
         org: org.to_string(),
@@ -35,8 +40,5 @@ pub fn record_actor(
         action: action.to_string(),
         target: target.to_string(),
         detail: detail.to_string(),
-    };
-    if let Err(err) = e.append_audit(rec) {
-        tracing::error!(error = %err, org, action, target, "cannot append to the audit log");
     }
 }

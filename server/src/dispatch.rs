@@ -21,8 +21,9 @@ use berth_core::{
     Page, Referrer, Reply, UploadInfo, WebRequest,
 };
 use berth_engine::{
-    Alg, AppendError, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, Engine, EngineOptions,
-    FinishError, ManifestRef, PutManifestError, ReferrerRec, StoreError, UploadStatus,
+    Alg, AppendError, AuditRec, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, Engine,
+    EngineOptions, FinishError, ManifestRef, PutManifestError, ReferrerRec, StoreError,
+    UploadStatus,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -422,22 +423,16 @@ impl Store {
                         .collect()
                 };
                 let detail = manifest.digest.to_string();
-                match e.put_manifest(repo.as_str(), new_manifest(*manifest)) {
+                let entries = entries(
+                    repo.as_str(),
+                    (unix, &actor),
+                    "manifest.push",
+                    &targets,
+                    &detail,
+                );
+                match e.put_manifest_audited(repo.as_str(), new_manifest(*manifest), entries) {
                     Ok(done) => {
                         let () = done.into_inner();
-                        if let Some((org, _)) = crate::auth::policy::place(repo.as_str()) {
-                            for t in &targets {
-                                audit::record_actor(
-                                    e,
-                                    unix,
-                                    org,
-                                    &actor,
-                                    "manifest.push",
-                                    t,
-                                    &detail,
-                                );
-                            }
-                        }
                         Reply::ManifestPut(ManifestPut::Stored)
                     }
                     Err(PutManifestError::Missing(keys)) => {
@@ -471,13 +466,11 @@ impl Store {
                         )
                     }
                 };
-                let out = e.delete_manifest(repo.as_str(), r);
-                if let (Ok(DeleteOutcome::Deleted), Some((org, _))) =
-                    (&out, crate::auth::policy::place(repo.as_str()))
-                {
-                    audit::record_actor(e, unix, org, &actor, action, &target, "");
-                }
-                failed(out.map(deleted))
+                let entries = entries(repo.as_str(), (unix, &actor), action, &[target], "");
+                failed(
+                    e.delete_manifest_audited(repo.as_str(), r, entries)
+                        .map(deleted),
+                )
             }
             Work::DeleteBlob {
                 repo,
@@ -485,14 +478,12 @@ impl Store {
                 actor,
                 unix,
             } => {
-                let out = e.unlink_blob(repo.as_str(), &key(&digest));
-                if let (Ok(DeleteOutcome::Deleted), Some((org, _))) =
-                    (&out, crate::auth::policy::place(repo.as_str()))
-                {
-                    let target = format!("{}@{digest}", repo.as_str());
-                    audit::record_actor(e, unix, org, &actor, "blob.delete", &target, "");
-                }
-                failed(out.map(deleted))
+                let target = format!("{}@{digest}", repo.as_str());
+                let entries = entries(repo.as_str(), (unix, &actor), "blob.delete", &[target], "");
+                failed(
+                    e.unlink_blob_audited(repo.as_str(), &key(&digest), entries)
+                        .map(deleted),
+                )
             }
             Work::MountBlob { repo, digest, from } => {
                 match e.mount_blob(repo.as_str(), &key(&digest), Some(from.as_str())) {
@@ -578,6 +569,24 @@ fn upload_info(s: UploadStatus) -> Result<UploadInfo, StoreError> {
 
 fn upload(s: UploadStatus) -> Result<Reply, StoreError> {
     upload_info(s).map(|u| Reply::Upload(Some(u)))
+}
+
+/// Audit entries for a change to `repo`, one per target, in its organisation's log (none
+/// for a repository outside any organisation).
+fn entries(
+    repo: &str,
+    (unix, actor): (u64, &str),
+    action: &str,
+    targets: &[String],
+    detail: &str,
+) -> Vec<AuditRec> {
+    let Some((org, _)) = crate::auth::policy::place(repo) else {
+        return Vec::new();
+    };
+    targets
+        .iter()
+        .map(|t| audit::entry(unix, org, actor, action, t, detail))
+        .collect()
 }
 
 fn deleted(d: DeleteOutcome) -> Reply {
