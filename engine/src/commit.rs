@@ -522,6 +522,8 @@ impl State {
             };
             for job in batch {
                 let out = self.apply(&mut t, tt.as_mut(), &job.op, fx)?;
+                // An entry that cannot be written fails the batch like any other row: a
+                // change is never committed without the entry that records it.
                 if out.changed() {
                     for rec in job.op.audit() {
                         // Opened by `any_tenancy` whenever an operation carries entries.

@@ -528,12 +528,12 @@ fn concurrent_creates_of_one_org_let_exactly_one_succeed() {
 #[test]
 fn audited_content_writes_append_only_when_they_change_something() {
     let dir = tempfile::tempdir().unwrap();
-    let actions = |e: &Engine| {
+    let entries = |e: &Engine| {
         e.list_audit("acme", None, 100)
             .unwrap()
             .into_iter()
             .rev()
-            .map(|a| (a.seq, a.action))
+            .map(|a| (a.seq, a.action, a.target))
             .collect::<Vec<_>>()
     };
     {
@@ -583,14 +583,16 @@ fn audited_content_writes_append_only_when_they_change_something() {
         let _ = e.put_manifest_audited(repo, m, two).unwrap();
     }
     let e = open(dir.path());
-    assert_eq!(
-        actions(&e),
-        [
-            (1, "manifest.push".to_string()),
-            (2, "tag.delete".to_string()),
-            (3, "blob.delete".to_string()),
-            (4, "manifest.push".to_string()),
-            (5, "manifest.push".to_string()),
-        ]
-    );
+    let want = [
+        (1, "manifest.push", "t1"),
+        (2, "tag.delete", "t4"),
+        (3, "blob.delete", "t5"),
+        (4, "manifest.push", "t7"),
+        (5, "manifest.push", "t8"),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(s, a, t)| (*s, a.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(entries(&e), want);
 }

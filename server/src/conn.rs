@@ -160,9 +160,10 @@ impl Conn {
                     if how == Flushed::Budget {
                         self.again = true;
                     }
+                    // Waiting on the disk (`Loading`) counts as a stall too, so a read that
+                    // never ends cannot hold the connection forever.
                     self.stalled_since = match how {
-                        // Waiting on our disk, not on the client.
-                        Flushed::Drained | Flushed::Loading => None,
+                        Flushed::Drained => None,
                         _ if sent > 0 => Some(now),
                         _ => self.stalled_since.or(Some(now)),
                     };
@@ -222,7 +223,7 @@ impl Conn {
             .stalled_since
             .is_some_and(|t| t + sh.send_timeout <= now)
         {
-            tracing::debug!("client stopped reading its response; closing");
+            tracing::debug!("response made no progress within send_timeout (client not reading, or the disk not answering); closing");
             return Step::Close;
         }
         if self.proto.deadline().is_some_and(|d| d <= now) {

@@ -21,7 +21,9 @@ use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU8, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 
 /// Most bytes of a pack mapped at once per connection: large enough that a window serves
@@ -58,18 +60,18 @@ impl Window {
         Window { at, map }
     }
 
-    /// Maps up to `left` bytes of `file` from `at`.
-    fn map(file: &PackFile, at: u64, left: u64) -> io::Result<Window> {
+    /// Maps `len` bytes of `file` from `at`.
+    fn map(file: &PackFile, at: u64, len: usize) -> io::Result<Window> {
         let map = file
-            .window(at, Self::len_for(left))
+            .window(at, len)
             .map_err(|source| pack_read(file, at, source))?;
         Ok(Window::new(at, map))
     }
 
-    /// Maps up to `left` bytes of `file` from `at` if they are all in memory.
-    fn map_cached(file: &PackFile, at: u64, left: u64) -> io::Result<Option<Window>> {
+    /// Maps `len` bytes of `file` from `at` if they are all in memory.
+    fn map_cached(file: &PackFile, at: u64, len: usize) -> io::Result<Option<Window>> {
         let map = file
-            .cached_window(at, Self::len_for(left))
+            .cached_window(at, len)
             .map_err(|source| pack_read(file, at, source))?;
         Ok(map.map(|m| Window::new(at, m)))
     }
@@ -102,16 +104,57 @@ fn pack_read(file: &PackFile, at: u64, source: io::Error) -> io::Error {
 
 /// Reads pack bytes into the page cache away from the event loop.
 pub trait Loader {
-    /// Starts reading `file[at..at + len]`; the flag turns true once the bytes are in (or
-    /// could not be read: mapping them then reports the error), and whoever flushes this
-    /// queue is told to flush again.
-    fn load(&self, file: &Arc<PackFile>, at: u64, len: usize) -> Arc<AtomicBool>;
+    /// Starts reading `file[at..at + len]`. The [`Load`] says when the bytes are in (or
+    /// could not be read), and whoever flushes this queue is then told to flush again.
+    fn load(&self, file: &Arc<PackFile>, at: u64, len: usize) -> Arc<Load>;
 }
 
-/// A read a [`Loader`] is doing for a blob range: the window that will start at `at`.
+/// One read of pack bytes into memory, shared by the queue that waits for it and whoever
+/// does it. Only the queue holding it wants the answer: once it is dropped (the connection
+/// closed), the read need not be done.
+#[derive(Debug, Default)]
+pub struct Load(AtomicU8);
+
+const PENDING: u8 = 0;
+const LOADED: u8 = 1;
+const FAILED: u8 = 2;
+
+impl Load {
+    /// The bytes are in memory (`true`), or reading them failed.
+    pub fn finish(&self, ok: bool) {
+        self.0.store(if ok { LOADED } else { FAILED }, Release);
+    }
+
+    /// `None` while pending; then whether the bytes were read.
+    fn outcome(&self) -> Option<bool> {
+        match self.0.load(Acquire) {
+            PENDING => None,
+            s => Some(s == LOADED),
+        }
+    }
+}
+
+/// A read a [`Loader`] is doing for a blob range: the window of `len` bytes at `at`.
 struct Ahead {
     at: u64,
-    done: Arc<AtomicBool>,
+    len: usize,
+    load: Arc<Load>,
+}
+
+impl Ahead {
+    /// The window once its bytes are in, mapped exactly as long as the read (how long a
+    /// new window would be may have changed since); `None` while the read is pending.
+    fn window(&self, file: &PackFile) -> io::Result<Option<Window>> {
+        match self.load.outcome() {
+            None => Ok(None),
+            Some(true) => Window::map(file, self.at, self.len).map(Some),
+            Some(false) => Err(pack_read(
+                file,
+                self.at,
+                io::Error::other("reading from the disk failed"),
+            )),
+        }
+    }
 }
 
 /// Whether a flush failed reading a pack rather than writing the socket.
@@ -286,32 +329,38 @@ impl WriteQueue {
             Some(w) if *pos < w.end() => w,
             _ => match ahead.take() {
                 Some(a) if a.at == *pos => {
-                    if !a.done.load(Acquire) {
+                    let Some(w) = a.window(file)? else {
                         *ahead = Some(a);
                         return Ok(Wrote::Loading);
-                    }
-                    let w = Window::map(file, *pos, *end - *pos)?;
+                    };
                     // These bytes came from the disk, so the next ones likely will too:
                     // read them while this window goes out.
                     if w.end() < *end {
-                        let len = Window::len_for(*end - w.end());
-                        let done = loader.load(file, w.end(), len);
-                        *ahead = Some(Ahead { at: w.end(), done });
+                        let (at, len) = (w.end(), Window::len_for(*end - w.end()));
+                        let load = loader.load(file, at, len);
+                        *ahead = Some(Ahead { at, len, load });
                     }
                     w
                 }
-                _ => match Window::map_cached(file, *pos, *end - *pos)? {
-                    Some(w) => w,
-                    None => {
-                        let len = Window::len_for(*end - *pos);
-                        let done = loader.load(file, *pos, len);
-                        if !done.load(Acquire) {
-                            *ahead = Some(Ahead { at: *pos, done });
-                            return Ok(Wrote::Loading);
+                _ => {
+                    let len = Window::len_for(*end - *pos);
+                    match Window::map_cached(file, *pos, len)? {
+                        Some(w) => w,
+                        None => {
+                            let load = loader.load(file, *pos, len);
+                            let a = Ahead {
+                                at: *pos,
+                                len,
+                                load,
+                            };
+                            let Some(w) = a.window(file)? else {
+                                *ahead = Some(a);
+                                return Ok(Wrote::Loading);
+                            };
+                            w
                         }
-                        Window::map(file, *pos, *end - *pos)?
                     }
-                },
+                }
             },
         };
         // `pos` lies inside the window (checked or just mapped), which fits in memory.
@@ -345,6 +394,17 @@ impl WriteQueue {
             Some(Chunk::File {
                 window: Some(w), ..
             }) => Some(w.at),
+            _ => None,
+        }
+    }
+
+    /// How long the leading blob range's current window is, if one is mapped.
+    #[cfg(test)]
+    fn window_len(&self) -> Option<usize> {
+        match self.chunks.front() {
+            Some(Chunk::File {
+                window: Some(w), ..
+            }) => Some(w.map.bytes().len()),
             _ => None,
         }
     }
@@ -444,9 +504,10 @@ mod tests {
     struct ReadNow;
 
     impl Loader for ReadNow {
-        fn load(&self, file: &Arc<PackFile>, at: u64, len: usize) -> Arc<AtomicBool> {
-            let _ = file.window(at, len);
-            Arc::new(AtomicBool::new(true))
+        fn load(&self, file: &Arc<PackFile>, at: u64, len: usize) -> Arc<Load> {
+            let load = Arc::new(Load::default());
+            load.finish(file.window(at, len).is_ok());
+            load
         }
     }
 
@@ -466,14 +527,14 @@ mod tests {
     /// Records what it was asked to read; the test says when each read is done.
     #[derive(Default)]
     struct Recorder {
-        asked: std::cell::RefCell<Vec<(u64, usize, Arc<AtomicBool>)>>,
+        asked: std::cell::RefCell<Vec<(u64, usize, Arc<Load>)>>,
     }
 
     impl Loader for Recorder {
-        fn load(&self, _: &Arc<PackFile>, at: u64, len: usize) -> Arc<AtomicBool> {
-            let done = Arc::new(AtomicBool::new(false));
-            self.asked.borrow_mut().push((at, len, done.clone()));
-            done
+        fn load(&self, _: &Arc<PackFile>, at: u64, len: usize) -> Arc<Load> {
+            let load = Arc::new(Load::default());
+            self.asked.borrow_mut().push((at, len, load.clone()));
+            load
         }
     }
 
@@ -485,11 +546,17 @@ mod tests {
                 .map(|(a, l, _)| (*a, *l))
                 .collect()
         }
-        fn finish(&self, i: usize) {
-            self.asked.borrow()[i]
-                .2
-                .store(true, std::sync::atomic::Ordering::Release);
+        fn finish(&self, i: usize, ok: bool) {
+            self.asked.borrow()[i].2.finish(ok);
         }
+    }
+
+    /// Held by tests whose window lengths must not change under them: how long a window is
+    /// depends on how many are alive in the whole process.
+    static WINDOW_COUNT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn lock_window_count() -> std::sync::MutexGuard<'static, ()> {
+        WINDOW_COUNT.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A pack on disk whose pages are not in the page cache.
@@ -515,6 +582,7 @@ mod tests {
     /// each read, then reads the next window ahead while sending the one it has.
     #[test]
     fn bytes_on_disk_are_loaded_off_the_flush_and_read_ahead() {
+        let _count = lock_window_count();
         let data: Vec<u8> = (0..5 * WINDOW as u32 / 2)
             .map(|i| (i % 249) as u8)
             .collect();
@@ -535,17 +603,17 @@ mod tests {
             (Flushed::Loading, 0)
         );
         assert_eq!(r.asked().len(), 1);
-        r.finish(0);
+        r.finish(0, true);
         // The first window goes out and the second is read meanwhile.
         let (how, sent) = q.flush(&mut m, &r, u64::MAX).unwrap();
         assert_eq!((how, sent), (Flushed::Loading, WINDOW as u64));
         let second = (WINDOW as u64, WINDOW);
         assert_eq!(r.asked()[1], second);
-        r.finish(1);
+        r.finish(1, true);
         let (how, sent) = q.flush(&mut m, &r, u64::MAX).unwrap();
         assert_eq!((how, sent), (Flushed::Loading, WINDOW as u64));
         assert_eq!(r.asked()[2], (2 * WINDOW as u64, WINDOW / 2));
-        r.finish(2);
+        r.finish(2, true);
         assert_eq!(
             q.flush(&mut m, &r, u64::MAX).unwrap(),
             (Flushed::Drained, WINDOW as u64 / 2)
@@ -553,6 +621,51 @@ mod tests {
         assert_eq!(r.asked().len(), 3, "nothing read past the range");
         assert_eq!(&m.out[..1], b"H");
         assert!(m.out[1..] == data[..]);
+    }
+
+    /// A window is as long as the read that loaded it, though windows alive elsewhere
+    /// changed how long a new one would be meanwhile; the next read starts where it ends.
+    #[test]
+    fn a_loaded_window_is_as_long_as_its_read() {
+        let _count = lock_window_count();
+        let data = vec![6u8; 3 * WINDOW];
+        let f = cold_pack(&data);
+        let mut q = WriteQueue::default();
+        q.push_file(f.clone(), 0, data.len() as u64);
+        let mut m = Mock::new(usize::MAX, usize::MAX);
+        let r = Recorder::default();
+        // Asked while many windows (onto another file) are alive: a small read.
+        let other = pack(&[0u8; 4096]);
+        let held: Vec<Window> = (0..FULL_WINDOWS)
+            .map(|_| Window::map(&other, 0, 4096).unwrap())
+            .collect();
+        assert_eq!(
+            q.flush(&mut m, &r, u64::MAX).unwrap(),
+            (Flushed::Loading, 0)
+        );
+        assert_eq!(r.asked(), vec![(0, SMALL_WINDOW)]);
+        drop(held);
+        r.finish(0, true);
+        let (how, sent) = q.flush(&mut m, &r, u64::MAX).unwrap();
+        assert_eq!((how, sent), (Flushed::Loading, SMALL_WINDOW as u64));
+        assert_eq!(r.asked()[1], (SMALL_WINDOW as u64, WINDOW));
+    }
+
+    /// A read that failed ends the response with a pack error, as a failed map would.
+    #[test]
+    fn a_failed_read_is_a_pack_error() {
+        let mut q = WriteQueue::default();
+        q.push_file(cold_pack(&[1u8; 100_000]), 0, 100_000);
+        let mut m = Mock::new(usize::MAX, usize::MAX);
+        let r = Recorder::default();
+        assert_eq!(
+            q.flush(&mut m, &r, u64::MAX).unwrap(),
+            (Flushed::Loading, 0)
+        );
+        r.finish(0, false);
+        let e = q.flush(&mut m, &r, u64::MAX).unwrap_err();
+        assert!(is_pack_read(&e), "{e}");
+        assert!(m.out.is_empty());
     }
 
     /// Bytes already in memory are sent without the loader.
@@ -691,16 +804,23 @@ mod tests {
         assert_eq!(m.out.len(), 3 * WINDOW - 10);
     }
 
-    /// Past `FULL_WINDOWS` windows alive in the process, new windows are small.
+    /// Past `FULL_WINDOWS` windows alive in the process, new windows are small; sending
+    /// maps them so.
     #[test]
     fn many_live_windows_make_new_ones_small() {
+        let _count = lock_window_count();
         let f = pack(&vec![1u8; 2 * WINDOW]);
+        assert_eq!(Window::len_for(2 * WINDOW as u64), WINDOW);
         let held: Vec<Window> = (0..FULL_WINDOWS)
-            .map(|_| Window::map(&f, 0, 2 * WINDOW as u64).unwrap())
+            .map(|_| Window::map(&f, 0, 4096).unwrap())
             .collect();
-        // Other tests of this process may hold windows too: that only adds to the count.
-        let w = Window::map(&f, 0, 2 * WINDOW as u64).unwrap();
-        assert_eq!(w.map.bytes().len(), SMALL_WINDOW);
+        assert_eq!(Window::len_for(2 * WINDOW as u64), SMALL_WINDOW);
+        let mut q = WriteQueue::default();
+        q.push_file(f, 0, 2 * WINDOW as u64);
+        let mut m = Mock::new(usize::MAX, 1);
+        let _ = flush(&mut q, &mut m, u64::MAX).unwrap();
+        assert_eq!(q.window_at(), Some(0));
+        assert_eq!(q.window_len(), Some(SMALL_WINDOW));
         drop(held);
     }
 

@@ -104,7 +104,9 @@ impl PackFile {
     }
 
     /// Like [`window`](Self::window), but only if every page is in the page cache already,
-    /// so that loading them waits on no disk: `None` otherwise.
+    /// so that loading them waits on no disk: `None` otherwise. (`mincore` tells only a
+    /// process that owns the file or may write it; to any other it calls every page cached,
+    /// so a store whose packs belong to another user gets windows that may wait on disk.)
     pub fn cached_window(&self, start: u64, len: usize) -> io::Result<Option<BlobWindow>> {
         let end = self.end_of(start, len)?;
         if self.file.metadata()?.len() < end {
