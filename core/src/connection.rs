@@ -730,9 +730,19 @@ impl Connection {
     }
 
     pub(crate) fn respond_errors(&mut self, status: u16, entries: &[ErrorEntry], now: Instant) {
-        let mut r = ResponseHead::new(status);
-        r.header("Content-Type", "application/json");
-        self.respond(r, RespBody::Bytes(error_body(entries).into()), now);
+        self.respond_errors_in(ResponseHead::new(status), entries, now);
+    }
+
+    /// An OCI error body under `head`, which carries the status and any headers of its own
+    /// (`Allow`, `Range`, `Content-Range`).
+    pub(crate) fn respond_errors_in(
+        &mut self,
+        mut head: ResponseHead,
+        entries: &[ErrorEntry],
+        now: Instant,
+    ) {
+        head.header("Content-Type", "application/json");
+        self.respond(head, RespBody::Bytes(error_body(entries).into()), now);
     }
 
     /// Finishes the current request with `head` and `body`, records it, and decides what

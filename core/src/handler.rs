@@ -8,8 +8,8 @@ use crate::connection::{BodyTask, Connection, RespBody};
 use crate::http::head::{Framing, Head};
 use crate::http::response::ResponseHead;
 use crate::need::{
-    Auth, AuthRequest, Deleted, Finish, ManifestPut, Mount, Need, NewManifest, Page, Referrer,
-    Refusal, Reply, UploadInfo, WebRequest,
+    AppendRefused, Auth, AuthRequest, Deleted, Finish, ManifestPut, Mount, Need, NewManifest, Page,
+    Referrer, Refusal, Reply, UploadInfo, WebRequest,
 };
 use crate::oci::error::{json_string, message_body, ErrorCode, ErrorEntry};
 use crate::oci::manifest;
@@ -198,11 +198,15 @@ impl Connection {
                 404,
                 now,
             ),
-            RouteError::Method => self.respond_code(
-                ErrorCode::Unsupported,
-                Some("method not allowed here".into()),
-                now,
-            ),
+            RouteError::Method(allow) => {
+                let mut r = ResponseHead::new(ErrorCode::Unsupported.status());
+                r.header("Allow", allow);
+                let e = ErrorEntry {
+                    code: ErrorCode::Unsupported,
+                    detail: Some("method not allowed here".into()),
+                };
+                self.respond_errors_in(r, &[e], now)
+            }
             RouteError::Oci(code, detail) => self.respond_code(code, Some(detail), now),
         }
     }
@@ -445,6 +449,16 @@ impl Connection {
                 return Err(());
             }
         }
+        // A chunked body's length is known only once it has been appended, too late to
+        // refuse a chunk longer or shorter than its range without storing part of it. The
+        // spec's chunked uploads send Content-Length, and no client sends both.
+        if matches!(h.framing, Framing::Chunked) {
+            let detail = format!(
+                "a chunk with Content-Range {v} needs Content-Length, not Transfer-Encoding: chunked"
+            );
+            self.respond_code(ErrorCode::SizeInvalid, Some(detail), now);
+            return Err(());
+        }
         Ok(Some(cr))
     }
 
@@ -667,13 +681,12 @@ impl Connection {
                     RangeAnswer::Partial(rg) => (206, rg),
                     RangeAnswer::Unsatisfiable => {
                         let mut r = ResponseHead::new(416);
-                        r.header("Content-Type", "application/json");
                         r.header_fmt("Content-Range", format_args!("bytes */{}", info.size));
-                        let body = crate::oci::error::error_body(&[ErrorEntry {
+                        let e = ErrorEntry {
                             code: ErrorCode::RangeInvalid,
                             detail: range,
-                        }]);
-                        return self.respond(r, RespBody::Bytes(body.into()), now);
+                        };
+                        return self.respond_errors_in(r, &[e], now);
                     }
                 };
                 let mut r = ResponseHead::new(status);
@@ -836,6 +849,15 @@ impl Connection {
                     now,
                 );
             }
+            (P::Append { repo, upload, .. }, Reply::AppendRefused(r)) => match r {
+                AppendRefused::OutOfOrder { have } => {
+                    let why = format!(
+                        "another request appended to this upload meanwhile; it holds {have} bytes"
+                    );
+                    self.out_of_order(&repo, &upload, have, why, now)
+                }
+                AppendRefused::TooLarge => self.too_large(now),
+            },
             (P::Finish { name, digest }, Reply::Finished(f)) => match f {
                 Finish::Committed(_) => {
                     self.respond(blob_created(&name, &digest), RespBody::None, now)
@@ -960,16 +982,11 @@ impl Connection {
     ) -> bool {
         if let Some(cr) = range {
             if cr.start != u.offset {
-                let mut r = upload_head(416, name, &u.id, u.offset);
-                r.header("Content-Type", "application/json");
-                let body = crate::oci::error::error_body(&[ErrorEntry {
-                    code: ErrorCode::RangeInvalid,
-                    detail: Some(format!(
-                        "chunk starts at {}, session has {} bytes",
-                        cr.start, u.offset
-                    )),
-                }]);
-                self.respond(r, RespBody::Bytes(body.into()), now);
+                let why = format!(
+                    "chunk starts at {}, session has {} bytes",
+                    cr.start, u.offset
+                );
+                self.out_of_order(name, &u.id, u.offset, why, now);
                 return false;
             }
         }
@@ -983,6 +1000,24 @@ impl Connection {
             return false;
         }
         true
+    }
+
+    /// 416 `RANGE_INVALID` for bytes that do not start where the session ends (spec §5.4),
+    /// with the session's `Range` so the client can resume.
+    fn out_of_order(
+        &mut self,
+        name: &RepoName,
+        upload: &UploadId,
+        have: u64,
+        why: String,
+        now: Instant,
+    ) {
+        let r = upload_head(416, name, upload, have);
+        let e = ErrorEntry {
+            code: ErrorCode::RangeInvalid,
+            detail: Some(why),
+        };
+        self.respond_errors_in(r, &[e], now);
     }
 
     fn deleted(&mut self, d: Deleted, ok: u16, missing: ErrorCode, now: Instant) {
@@ -1077,6 +1112,7 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Referrers(_) => "Referrers",
         Reply::Web(_) => "Web",
         Reply::Auth(_) => "Auth",
+        Reply::AppendRefused(_) => "AppendRefused",
         Reply::Failed(_) => "Failed",
     }
 }

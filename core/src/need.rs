@@ -375,6 +375,18 @@ pub enum Reply {
     Referrers(Vec<Referrer>),
     Web(WebResponse),
     Auth(Auth),
+    /// An append wrote nothing, through no fault of the store.
+    AppendRefused(AppendRefused),
     /// Storage failed (I/O, corruption); the core answers 500 and keeps the connection.
     Failed(String),
+}
+
+/// Why `Need::AppendUpload` wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendRefused {
+    /// The session no longer ends at the offset asked for: another request appended to it
+    /// meanwhile. It holds `have` bytes.
+    OutOfOrder { have: u64 },
+    /// The bytes would take the session past the maximum upload size.
+    TooLarge,
 }

@@ -872,7 +872,7 @@ fn credentials_never_appear_in_records_or_the_debug_output_of_needs() {
 #[test]
 fn repeated_authorization_fields_reach_the_server_joined() {
     let mut h = Harness::new();
-    let raw = b"GET /v2/ HTTP/1.1\r\nHost: a.example:5000\r\nHost: b.example\r\nAuthorization: Bearer one\r\nAuthorization: Bearer two\r\n\r\n";
+    let raw = b"GET /v2/ HTTP/1.1\r\nHost: a.example:5000\r\nAuthorization: Bearer one\r\nAuthorization: Bearer two\r\n\r\n";
     let rs = h.send_raw(raw, &[false]);
     assert_eq!(rs[0].status, 200);
     let a = &h.store.auth_log[0];

@@ -268,6 +268,65 @@ fn a_patch_answers_from_its_sync() {
     assert_eq!(r.status, 500);
 }
 
+/// A chunk announced by Content-Range must come with Content-Length: with a chunked
+/// transfer-encoding its length would be known only after appending it.
+#[test]
+fn a_ranged_chunk_with_a_chunked_body_is_refused_and_appends_nothing() {
+    let mut h = Harness::new();
+    let loc = h.upload_location("a");
+    let r = h.send(
+        &Request::patch(&loc)
+            .header("Content-Range", "0-9")
+            .body(vec![3u8; 20])
+            .chunked(7),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_codes(), ["SIZE_INVALID"]);
+    assert!(
+        !h.needs.iter().any(|n| n == "AppendUpload"),
+        "{:?}",
+        h.needs
+    );
+    let r = h.send(&Request::get(&loc));
+    assert_eq!((r.status, r.header("Range")), (204, Some("0-0")));
+}
+
+/// An append the store refuses (another request wrote to the session meanwhile, or the
+/// size limit) is the client's 416 or 413, not a 500, and the 416 says where to resume.
+#[test]
+fn an_append_the_store_refuses_is_a_4xx() {
+    use berth_core::{AppendRefused, Need, Reply};
+    let mut h = Harness::new();
+    h.intercept = Some(Box::new(|n: &Need<'_>| {
+        matches!(n, Need::AppendUpload { .. })
+            .then_some(Reply::AppendRefused(AppendRefused::OutOfOrder { have: 30 }))
+    }));
+    let loc = h.upload_location("a");
+    for chunked in [false, true] {
+        let req = Request::patch(&loc).body(vec![1u8; 20]);
+        let req = if chunked {
+            req.header("Content-Range", "0-19")
+        } else {
+            req
+        };
+        let r = h.send(&req);
+        assert_eq!(r.status, 416, "chunked {chunked}");
+        assert_eq!(r.error_codes(), ["RANGE_INVALID"]);
+        assert_eq!(r.header("Location"), Some(loc.as_str()));
+        assert_eq!(r.header("Range"), Some("0-29"));
+    }
+    h.intercept = Some(Box::new(|n: &Need<'_>| {
+        matches!(n, Need::AppendUpload { .. })
+            .then_some(Reply::AppendRefused(AppendRefused::TooLarge))
+    }));
+    let r = h.send(&Request::patch(&loc).body(vec![1u8; 20]));
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_codes(), ["SIZE_INVALID"]);
+    // The connection still serves.
+    h.intercept = None;
+    assert_eq!(h.send(&Request::get("/v2/")).status, 200);
+}
+
 #[test]
 fn chunked_patches_must_be_in_order_and_a_416_keeps_the_session() {
     let mut h = Harness::new();
@@ -1022,8 +1081,17 @@ fn unknown_route_is_404_and_wrong_method_405_unsupported() {
         (r.status, r.error_codes()),
         (405, vec!["UNSUPPORTED".to_owned()])
     );
-    let r = h.send(&Request::post("/v2/a/tags/list"));
-    assert_eq!(r.status, 405);
+    // RFC 9110 §15.5.6: a 405 says which methods the resource takes.
+    assert_eq!(r.header("Allow"), Some("GET, HEAD, PUT, DELETE"));
+    for (req, allow) in [
+        (Request::post("/v2/a/tags/list"), "GET, HEAD"),
+        (Request::post("/v2/"), "GET, HEAD"),
+        (Request::put("/v2/a/blobs/sha256:abc"), "GET, HEAD, DELETE"),
+        (Request::get("/v2/a/blobs/uploads/"), "POST"),
+    ] {
+        let r = h.send(&req);
+        assert_eq!((r.status, r.header("Allow")), (405, Some(allow)), "{req:?}");
+    }
 }
 
 #[test]
@@ -1107,8 +1175,10 @@ fn upload_vanishing_mid_body_is_404_blob_upload_unknown() {
     let id = berth_core::oci::UploadId::parse(loc.rsplit('/').next().unwrap()).unwrap();
     h.heads.push(false);
     h.feed(
-        format!("PATCH {loc} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
-            .as_bytes(),
+        format!(
+            "PATCH {loc} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+        )
+        .as_bytes(),
     );
     let gone = h.store.answer(&berth_core::Need::CancelUpload {
         repo: repo("a"),

@@ -143,7 +143,10 @@ fn too_many_header_fields_is_431_and_closes() {
 #[test]
 fn malformed_head_is_400_and_closes_only_that_connection() {
     let mut h = Harness::new();
-    let rs = h.send_raw(b"GET /v2/ HTTP/1.1\r\nBad Header\r\n\r\n", &[false]);
+    let rs = h.send_raw(
+        b"GET /v2/ HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        &[false],
+    );
     assert_eq!(rs[0].status, 400);
     assert!(h.closed);
     let mut other = Harness::new();
@@ -153,7 +156,7 @@ fn malformed_head_is_400_and_closes_only_that_connection() {
 #[test]
 fn content_length_with_chunked_is_400() {
     let mut h = Harness::new();
-    let rs = h.send_raw(b"PATCH /v2/a/blobs/uploads/x HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", &[false]);
+    let rs = h.send_raw(b"PATCH /v2/a/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", &[false]);
     assert_eq!(rs[0].status, 400);
     assert!(h.closed);
 }
@@ -162,7 +165,8 @@ fn content_length_with_chunked_is_400() {
 fn malformed_chunked_body_is_400_and_closes() {
     let mut h = Harness::new();
     let loc = h.upload_location("a");
-    let raw = format!("PATCH {loc} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    let raw =
+        format!("PATCH {loc} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     let rs = h.send_raw(raw.as_bytes(), &[false]);
     assert_eq!(rs[0].status, 400);
     assert!(h.closed);
@@ -174,7 +178,7 @@ fn expect_continue_is_sent_only_after_the_upload_check_passes() {
     let loc = h.upload_location("a");
     let data = b"0123456789";
     // Unknown session: no 100, a 404, and the unsent body forces a close.
-    let head = "PATCH /v2/a/blobs/uploads/nope HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
+    let head = "PATCH /v2/a/blobs/uploads/nope HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
     let start = h.wire.len();
     h.heads.push(false);
     h.feed(head.as_bytes());
@@ -186,8 +190,9 @@ fn expect_continue_is_sent_only_after_the_upload_check_passes() {
     let mut h = Harness::new();
     let loc2 = h.upload_location("a");
     assert_eq!(loc, loc2);
-    let head =
-        format!("PATCH {loc} HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"
+    );
     let start = h.wire.len();
     h.heads.push(false);
     h.feed(head.as_bytes());
@@ -201,7 +206,7 @@ fn expect_continue_is_sent_only_after_the_upload_check_passes() {
 fn expect_continue_on_a_manifest_put_is_answered_before_the_body() {
     let mut h = Harness::new();
     let head =
-        "PUT /v2/a/manifests/t HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+        "PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
     h.feed(head.as_bytes());
     assert_eq!(h.wire, b"HTTP/1.1 100 Continue\r\n\r\n");
 }
@@ -266,7 +271,9 @@ fn stalled_body_is_cut_off_by_the_body_timeout() {
         ..Limits::default()
     });
     let loc = h.upload_location("a");
-    h.feed(format!("PATCH {loc} HTTP/1.1\r\nContent-Length: 100\r\n\r\n0123").as_bytes());
+    h.feed(
+        format!("PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123").as_bytes(),
+    );
     assert!(!h.closed);
     h.advance(Duration::from_secs(6));
     h.feed(b"4567");
@@ -306,7 +313,7 @@ fn eof_after_pipelined_requests_still_answers_them() {
 fn stray_line_breaks_between_requests_are_ignored() {
     let mut h = Harness::new();
     let rs = h.send_raw(
-        b"\r\n\r\nGET /v2/ HTTP/1.1\r\n\r\n\r\nGET /v2/ HTTP/1.1\r\n\r\n",
+        b"\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n",
         &[false, false],
     );
     assert_eq!(rs.len(), 2);
@@ -455,7 +462,8 @@ fn chunk_framing_counts_against_a_gathered_body_limit() {
     });
     // One data byte per chunk with a long extension: small data, huge framing.
     let ext = ";x=".to_owned() + &"y".repeat(1000);
-    let mut raw = b"PUT /v2/a/manifests/t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut raw =
+        b"PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..10 {
         raw.extend_from_slice(format!("1{ext}\r\nx\r\n").as_bytes());
     }

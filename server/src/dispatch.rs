@@ -17,8 +17,8 @@ use crate::metrics::{Metrics, Storage};
 use crate::web;
 use berth_core::oci::{Algorithm, Digest, Reference, RepoName, UploadId};
 use berth_core::{
-    BlobHandle, BlobInfo, Deleted, Finish, ManifestInfo, ManifestPut, Mount, Need, NewManifest,
-    Page, Referrer, Reply, UploadInfo, WebRequest,
+    AppendRefused, BlobHandle, BlobInfo, Deleted, Finish, ManifestInfo, ManifestPut, Mount, Need,
+    NewManifest, Page, Referrer, Reply, UploadInfo, WebRequest,
 };
 use berth_engine::{
     Alg, AppendError, AuditRec, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, Engine,
@@ -288,6 +288,10 @@ impl Store {
                     offset: len,
                 })),
                 Err(AppendError::Unknown) => Reply::Upload(None),
+                Err(AppendError::Offset { have, .. }) => {
+                    Reply::AppendRefused(AppendRefused::OutOfOrder { have })
+                }
+                Err(AppendError::TooLarge) => Reply::AppendRefused(AppendRefused::TooLarge),
                 Err(err) => Reply::Failed(err.to_string()),
             },
             Need::GetManifest { repo, reference } => {

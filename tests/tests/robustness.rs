@@ -326,6 +326,51 @@ fn digest_mismatch_discards_the_upload() {
     assert_eq!(r.status, 404, "{r:?}");
 }
 
+/// Two requests writing one upload session at once: the one whose bytes no longer start
+/// where the session ends gets 416 RANGE_INVALID with the session's Range (not a 500), and
+/// the other completes.
+#[test]
+fn two_writers_on_one_session_get_a_416_not_a_500() {
+    let reg = Registry::start();
+    let mut c = reg.client();
+    let loc = c.start_upload(NAME);
+    let path = berth_tests::http::path_of(&loc);
+    let head = |n: usize| {
+        format!(
+            "PATCH {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Range: 0-{}\r\nContent-Length: {n}\r\n\r\n",
+            reg.auth_header(),
+            n - 1
+        )
+    };
+    let mut a = Conn::connect(reg.addr(), Duration::from_secs(30)).unwrap();
+    let mut b = Conn::connect(reg.addr(), Duration::from_secs(30)).unwrap();
+    a.write_raw(head(20).as_bytes()).unwrap();
+    b.write_raw(head(20).as_bytes()).unwrap();
+    a.write_raw(&[b'a'; 10]).unwrap();
+    // Once A's first bytes are in the session, B's start at the wrong place.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.get(&loc).header("Range") != Some("0-9") {
+        assert!(Instant::now() < deadline, "A's first bytes never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    b.write_raw(&[b'b'; 10]).unwrap();
+    let rb = b.read(false).unwrap();
+    assert_eq!(rb.status, 416, "{rb:?}");
+    assert_eq!(rb.error_codes(), ["RANGE_INVALID"]);
+    assert_eq!(rb.header("Range"), Some("0-9"));
+    a.write_raw(&[b'a'; 10]).unwrap();
+    let ra = a.read(false).unwrap();
+    assert_eq!(
+        (ra.status, ra.header("Range")),
+        (202, Some("0-19")),
+        "{ra:?}"
+    );
+    // The session holds A's bytes only, and finishes as them.
+    let d = sha256_digest(&[b'a'; 20]);
+    c.send(Request::put(&with_query(&loc, &format!("digest={d}"))).header("Content-Length", "0"))
+        .expect(201);
+}
+
 /// A chunk whose Content-Length disagrees with its Content-Range is refused without appending.
 #[test]
 fn chunk_length_disagreeing_with_its_range_is_refused_and_not_appended() {

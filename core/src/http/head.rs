@@ -143,7 +143,9 @@ impl HeadScan {
         // Resume 3 bytes back: the terminator may straddle the previous end.
         let from = self.scanned.saturating_sub(3);
         let window_end = buf.len().min(limits.header_bytes.saturating_add(4));
-        if let Some(i) = find_crlfcrlf(&buf[from.min(window_end)..window_end]) {
+        let found = find_crlfcrlf(&buf[from.min(window_end)..window_end])
+            .map_err(|BareLf| HeadError::Malformed)?;
+        if let Some(i) = found {
             let len = from + i + 4;
             if len > limits.header_bytes {
                 return Err(HeadError::TooLarge);
@@ -184,22 +186,31 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn find_crlfcrlf(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 4 <= b.len() {
-        // Jump between '\n's: the terminator's second byte is always one.
-        match b[i + 1..].iter().position(|&c| c == b'\n') {
-            None => return None,
-            Some(p) => {
-                let nl = i + 1 + p;
-                if nl + 3 <= b.len() && b[nl - 1] == b'\r' && &b[nl + 1..nl + 3] == b"\r\n" {
-                    return Some(nl - 1);
-                }
-                i = nl;
-            }
+/// A line feed without the carriage return before it, in a head. RFC 9112 §2.2 lets a
+/// recipient accept one, but peers that disagree on where a line ends are how requests get
+/// smuggled; a clear 400 at once also beats waiting for a `\r\n\r\n` that never comes.
+struct BareLf;
+
+/// The offset of the first `\r\n\r\n` in `b`, if any.
+fn find_crlfcrlf(b: &[u8]) -> Result<Option<usize>, BareLf> {
+    // From 1: a line feed at 0 was judged in the previous scan (scans overlap by 3 bytes)
+    // or starts the buffer; either way its terminator's second byte is later.
+    let mut from = 1;
+    // Jump between '\n's: the terminator's second byte is always one.
+    while let Some(p) = b
+        .get(from..)
+        .and_then(|r| r.iter().position(|&c| c == b'\n'))
+    {
+        let nl = from + p;
+        if b[nl - 1] != b'\r' {
+            return Err(BareLf);
         }
+        if nl + 3 <= b.len() && &b[nl + 1..nl + 3] == b"\r\n" {
+            return Ok(Some(nl - 1));
+        }
+        from = nl + 1;
     }
-    None
+    Ok(None)
 }
 
 /// Stack room for this many header fields; larger configured limits fall back to the heap.
@@ -327,9 +338,17 @@ pub fn parse(
                 }
                 None => v.into_owned(),
             }));
-        } else if name.eq_ignore_ascii_case("host") && head.host.is_none() {
+        } else if name.eq_ignore_ascii_case("host") {
+            // RFC 9112 §3.2: more than one Host is a 400.
+            if head.host.is_some() {
+                return Err(HeadError::Malformed);
+            }
             head.host = Some(String::from_utf8_lossy(v).into_owned());
         }
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400.
+    if minor == 1 && head.host.is_none() {
+        return Err(HeadError::Malformed);
     }
     head.framing = match (length, chunked) {
         // RFC 9112 §6.3: both present is a smuggling vector; refuse it.
@@ -435,7 +454,7 @@ mod tests {
     #[test]
     fn framing_and_connection_options_are_read() {
         let h = parse(
-            b"PATCH /a?b=c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            b"PATCH /a?b=c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
             &lim(),
             |_| false,
         )
@@ -453,6 +472,39 @@ mod tests {
         )
         .unwrap();
         assert!(h.keep_alive);
+    }
+
+    /// RFC 9112 §3.2: HTTP/1.1 needs exactly one Host; HTTP/1.0 may go without.
+    #[test]
+    fn host_is_required_once_in_http_1_1() {
+        let p = |r: &[u8]| parse(r, &lim(), |_| false).map(|h| h.host);
+        assert_eq!(
+            p(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Ok(Some("a".into()))
+        );
+        assert_eq!(p(b"GET / HTTP/1.1\r\n\r\n"), Err(HeadError::Malformed));
+        assert_eq!(
+            p(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Err(HeadError::Malformed)
+        );
+        assert_eq!(p(b"GET / HTTP/1.0\r\n\r\n"), Ok(None));
+    }
+
+    /// A head with a bare line feed is refused as soon as it is seen, whatever the split.
+    #[test]
+    fn a_bare_line_feed_is_refused_at_once() {
+        let req = b"GET /v2/ HTTP/1.1\nHost: x\n";
+        for cut in 1..=req.len() {
+            let mut scan = HeadScan::default();
+            let first = scan.find_end(&req[..cut], &lim());
+            let r = first.and_then(|_| scan.find_end(req, &lim()));
+            assert_eq!(r, Err(HeadError::Malformed), "cut {cut}");
+        }
+        let mut scan = HeadScan::default();
+        assert_eq!(
+            scan.find_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &lim()),
+            Ok(Some(27))
+        );
     }
 
     #[test]

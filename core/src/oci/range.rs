@@ -40,11 +40,11 @@ impl ByteRange {
         let (a, b) = (a.trim(), b.trim());
         Some(match (a.is_empty(), b.is_empty()) {
             (true, true) => Err(()),
-            (true, false) => num(b).map(ByteRange::Suffix).ok_or(()),
-            (false, true) => num(a)
+            (true, false) => saturating(b).map(ByteRange::Suffix).ok_or(()),
+            (false, true) => saturating(a)
                 .map(|start| ByteRange::From { start, end: None })
                 .ok_or(()),
-            (false, false) => match (num(a), num(b)) {
+            (false, false) => match (saturating(a), saturating(b)) {
                 (Some(start), Some(end)) if end >= start => Ok(ByteRange::From {
                     start,
                     end: Some(end),
@@ -112,6 +112,18 @@ impl ContentRange {
     }
 }
 
+/// Digits as a number, any number of them: a position past any blob is as good as
+/// `u64::MAX` (RFC 9110 §14.1.2 clamps a last position past the end; a first one is
+/// unsatisfiable either way).
+fn saturating(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.bytes().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
 fn num(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -139,6 +151,24 @@ mod tests {
             ("bytes=x-1", RangeAnswer::Unsatisfiable),
             ("bytes=-", RangeAnswer::Unsatisfiable),
             ("bytes=0-1,5-6", RangeAnswer::Full),
+            // Positions past any blob, however many digits: an end is clamped, a suffix
+            // takes the whole blob, a start is past the end.
+            (
+                "bytes=0-18446744073709551615",
+                RangeAnswer::Partial(0..2048),
+            ),
+            (
+                "bytes=10-999999999999999999999999",
+                RangeAnswer::Partial(10..2048),
+            ),
+            (
+                "bytes=-999999999999999999999999",
+                RangeAnswer::Partial(0..2048),
+            ),
+            (
+                "bytes=999999999999999999999999-",
+                RangeAnswer::Unsatisfiable,
+            ),
             ("items=0-1", RangeAnswer::Full),
         ];
         for (h, want) in rows {

@@ -157,8 +157,9 @@ impl Op {
 pub enum RouteError {
     /// No endpoint has this path: 404.
     NotFound,
-    /// The path exists but not for this method: 405 UNSUPPORTED.
-    Method,
+    /// The path exists but not for this method: 405 UNSUPPORTED, with the methods it
+    /// takes (the `Allow` header, RFC 9110 §15.5.6).
+    Method(&'static str),
     /// An OCI error with its detail.
     Oci(ErrorCode, String),
 }
@@ -183,6 +184,9 @@ pub fn is_registry_path(path: &str) -> bool {
 }
 
 /// Routes a request. `query` is the raw query string.
+/// `Allow` for the endpoints that only read.
+const READ: &str = "GET, HEAD";
+
 pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteError> {
     if !is_registry_path(path) {
         return Ok(Route::Web);
@@ -195,12 +199,12 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
         return if read {
             Ok(Route::Oci(Op::Ping))
         } else {
-            Err(RouteError::Method)
+            Err(RouteError::Method(READ))
         };
     }
     if rest == "_catalog" {
         if !read {
-            return Err(RouteError::Method);
+            return Err(RouteError::Method(READ));
         }
         let q = Query::parse(query);
         return Ok(Route::Oci(Op::Catalog {
@@ -242,7 +246,7 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
     let q = Query::parse(query);
     let op = if k >= 3 && last(2) == "tags" && last(1) == "list" {
         if !read {
-            return Err(RouteError::Method);
+            return Err(RouteError::Method(READ));
         }
         Op::TagsList {
             name: name_before(2)?,
@@ -277,7 +281,7 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
                     }
                 }
                 Method::Delete => Op::UploadCancel { name, upload },
-                _ => return Err(RouteError::Method),
+                _ => return Err(RouteError::Method("GET, HEAD, PATCH, PUT, DELETE")),
             }
         }
     } else if k >= 3 && last(2) == "blobs" && last(1) == "uploads" {
@@ -285,7 +289,7 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
         upload_start(method, name_before(2)?, &q)?
     } else if k >= 3 && last(2) == "blobs" {
         if !matches!(method, Method::Get | Method::Head | Method::Delete) {
-            return Err(RouteError::Method);
+            return Err(RouteError::Method("GET, HEAD, DELETE"));
         }
         let name = name_before(2)?;
         let digest = parse_digest(&percent_decode(last(1)))?;
@@ -340,11 +344,11 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
                     tags,
                 }
             }
-            _ => return Err(RouteError::Method),
+            _ => return Err(RouteError::Method("GET, HEAD, PUT, DELETE")),
         }
     } else if k >= 3 && last(2) == "referrers" {
         if !read {
-            return Err(RouteError::Method);
+            return Err(RouteError::Method(READ));
         }
         Op::Referrers {
             name: name_before(2)?,
@@ -362,7 +366,7 @@ pub fn route(method: Method, path: &str, query: &str) -> Result<Route, RouteErro
 
 fn upload_start(method: Method, name: RepoName, q: &Query) -> Result<Op, RouteError> {
     if method != Method::Post {
-        return Err(RouteError::Method);
+        return Err(RouteError::Method("POST"));
     }
     let mount = match q.get("mount") {
         Some(m) => Some(parse_digest(m)?),
@@ -514,7 +518,7 @@ mod tests {
             (Method::Get, "/v2/", "", Ok("ping")),
             (Method::Get, "/v2", "", Ok("ping")),
             (Method::Head, "/v2/", "", Ok("ping")),
-            (Method::Post, "/v2/", "", Err(RouteError::Method)),
+            (Method::Post, "/v2/", "", Err(RouteError::Method(READ))),
             (Method::Get, "/v2/_catalog", "n=2&last=a", Ok("catalog")),
             (
                 Method::Get,
@@ -529,7 +533,12 @@ mod tests {
                 Err(RouteError::Oci(PaginationNumberInvalid, "x".into())),
             ),
             (Method::Get, "/v2/a/tags/list", "n=0", Ok("tags_list")),
-            (Method::Post, "/v2/a/tags/list", "", Err(RouteError::Method)),
+            (
+                Method::Post,
+                "/v2/a/tags/list",
+                "",
+                Err(RouteError::Method(READ)),
+            ),
             (
                 Method::Get,
                 "/v2/A/tags/list",
@@ -542,7 +551,7 @@ mod tests {
                 Method::Get,
                 "/v2/a/blobs/uploads/",
                 "",
-                Err(RouteError::Method),
+                Err(RouteError::Method("POST")),
             ),
             (
                 Method::Patch,
@@ -575,7 +584,7 @@ mod tests {
                 Method::Post,
                 "/v2/a/blobs/uploads/u-1",
                 "",
-                Err(RouteError::Method),
+                Err(RouteError::Method("GET, HEAD, PATCH, PUT, DELETE")),
             ),
             (
                 Method::Get,
@@ -587,7 +596,12 @@ mod tests {
                         .into(),
                 )),
             ),
-            (Method::Put, "/v2/a/blobs/x", "", Err(RouteError::Method)),
+            (
+                Method::Put,
+                "/v2/a/blobs/x",
+                "",
+                Err(RouteError::Method("GET, HEAD, DELETE")),
+            ),
             (
                 Method::Get,
                 "/v2/a/manifests/.INVALID_MANIFEST_NAME",
@@ -640,7 +654,7 @@ mod tests {
                 Method::Patch,
                 "/v2/a/manifests/v1",
                 "",
-                Err(RouteError::Method),
+                Err(RouteError::Method("GET, HEAD, PUT, DELETE")),
             ),
             (
                 Method::Get,

@@ -389,10 +389,10 @@ impl ModelStore {
                         offset: u.data.len() as u64,
                     }))
                 }
-                // An append at the wrong offset is a core bug: make it loud.
-                Some(u) => {
-                    Reply::Failed(format!("append at {offset}, session has {}", u.data.len()))
-                }
+                // Another request appended meanwhile (two writers on one session).
+                Some(u) => Reply::AppendRefused(AppendRefused::OutOfOrder {
+                    have: u.data.len() as u64,
+                }),
                 None => Reply::Upload(None),
             },
             Need::FinishUpload {
