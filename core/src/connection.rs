@@ -192,6 +192,8 @@ pub struct Connection {
     eof: bool,
     closed: bool,
     pub(crate) req: Option<ReqCtx>,
+    /// The `Date` header value for responses (RFC 9110 §6.6.1), as the driver last set it.
+    date: Option<String>,
 }
 
 impl Connection {
@@ -214,6 +216,16 @@ impl Connection {
             eof: false,
             closed: false,
             req: None,
+            date: None,
+        }
+    }
+
+    /// Sets the `Date` every response from now on carries: the current time as an HTTP
+    /// date (`Sun, 06 Nov 1994 08:49:37 GMT`). The core has no wall clock; a driver that
+    /// never calls this sends no `Date`.
+    pub fn set_date(&mut self, http_date: &str) {
+        if self.date.as_deref() != Some(http_date) {
+            self.date = Some(http_date.to_owned());
         }
     }
 
@@ -544,7 +556,13 @@ impl Connection {
                         then,
                     } => {
                         let framing = framing + n;
-                        if framing > limit / 2 + 4096 {
+                        let announced = self
+                            .req
+                            .as_ref()
+                            .and_then(|r| r.body.as_ref())
+                            .map_or(0, BodyDecoder::announced);
+                        let fits = (data.len() as u64).saturating_add(announced) <= limit as u64;
+                        if framing > limit / 2 + 4096 || !fits {
                             self.gather_too_large(then, now);
                             return false;
                         }
@@ -775,6 +793,10 @@ impl Connection {
             RespBody::Blob { range, .. } => range.end - range.start,
         };
         let keep_alive_10 = req.minor == 0 && !close;
+        let mut head = head;
+        if let Some(d) = &self.date {
+            head.header("Date", d);
+        }
         let mut wire = head.finish(len, close, keep_alive_10);
         let mut bytes_out = 0;
         if !req.head_only && status != 204 && status != 304 {

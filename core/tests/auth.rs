@@ -296,11 +296,6 @@ fn invalid_names_and_references_are_answered_without_authorize() {
             400,
             "TAG_INVALID",
         ),
-        (
-            Request::post(format!("/v2/a/blobs/uploads/?mount={d}&from=BAD")),
-            400,
-            "NAME_INVALID",
-        ),
         (Request::get("/v2/a/nothing"), 404, "UNSUPPORTED"),
         (Request::post("/v2/"), 405, "UNSUPPORTED"),
     ];

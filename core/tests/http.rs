@@ -478,3 +478,36 @@ fn connections_and_needs_can_move_between_threads() {
     send::<berth_core::Need<'static>>();
     send::<Reply>();
 }
+
+/// Every response carries the `Date` the driver set (RFC 9110 §6.6.1), errors and refused
+/// heads included; a driver that never sets one gets none.
+#[test]
+fn responses_carry_the_date_the_driver_set() {
+    let mut h = Harness::new();
+    assert_eq!(h.send(&Request::get("/v2/")).header("Date"), None);
+    let date = "Sat, 28 Nov 2026 03:40:00 GMT";
+    h.conn.set_date(date);
+    assert_eq!(h.send(&Request::get("/v2/")).header("Date"), Some(date));
+    assert_eq!(
+        h.send(&Request::get("/v2/a/blobs/sha256:zz"))
+            .header("Date"),
+        Some(date)
+    );
+    let rs = h.send_raw(b"GET /v2/ HTTP/1.1\r\n\r\n", &[false]);
+    assert_eq!((rs[0].status, rs[0].header("Date")), (400, Some(date)));
+}
+
+/// A chunk too big for what is gathered (a manifest) is refused when its size line
+/// arrives, not after the body timeout.
+#[test]
+fn a_chunk_too_big_for_a_gathered_body_is_refused_at_its_size_line() {
+    let mut h = Harness::with_limits(Limits {
+        manifest_bytes: 1000,
+        ..Limits::default()
+    });
+    let raw = b"PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\nfffffffffffffff\r\n";
+    let rs = h.send_raw(raw, &[false]);
+    assert_eq!(rs.len(), 1, "answered without waiting for the chunk");
+    assert_eq!(rs[0].status, 413);
+    assert_eq!(rs[0].error_codes(), ["SIZE_INVALID"]);
+}

@@ -234,6 +234,7 @@ impl Conn {
 
     /// One `handle_input`, then drain every output it caused.
     fn input(&mut self, sh: &Shared, input: Input, now: Instant) {
+        crate::reactor::with_http_date(|d| self.proto.set_date(d));
         if let Err(m) = self.proto.handle_input(input) {
             tracing::error!(error = %m, "core connection misdriven; closing");
             self.dead = true;

@@ -42,6 +42,25 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// Runs `f` with the current time as an HTTP date (`Date` header, RFC 9110 §5.6.7),
+/// formatted once per second per thread.
+pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            *d = (secs, httpdate::fmt_http_date(now));
+        }
+        f(&d.1)
+    })
+}
+
 /// Wall-clock Unix seconds, for token expiry, bearer `iat`/`exp` and audit times (which
 /// must survive restarts, unlike `Instant`).
 pub fn unix_now() -> u64 {

@@ -575,3 +575,23 @@ fn blob_bytes_not_in_memory_come_through_the_readers() {
     assert!(r.body == data[from..=to], "range came back different");
     assert_eq!(reads(&mut c), 5 + 3);
 }
+
+/// Responses carry the current time in `Date` (RFC 9110 §6.6.1), as an HTTP date.
+#[test]
+fn responses_carry_the_current_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    for path in ["/v2/", "/v2/no/such/manifests/x", "/healthz"] {
+        let r = c.get(path);
+        let d = r
+            .header("date")
+            .unwrap_or_else(|| panic!("no Date on {path}: {r:?}"));
+        let t = httpdate::parse_http_date(d).unwrap_or_else(|e| panic!("{d:?}: {e}"));
+        let off = match t.duration_since(std::time::SystemTime::now()) {
+            Ok(ahead) => ahead,
+            Err(behind) => behind.duration(),
+        };
+        assert!(off < Duration::from_secs(60), "Date {d} is {off:?} off");
+    }
+}

@@ -95,6 +95,17 @@ impl BodyDecoder {
         }
     }
 
+    /// Data bytes the framing has announced and not yet delivered: the rest of a
+    /// Content-Length body, or of the current chunk. A gathered body whose next chunk
+    /// cannot fit is refused when its size line arrives, not after waiting for its bytes.
+    pub fn announced(&self) -> u64 {
+        match self {
+            BodyDecoder::Length { left } => *left,
+            BodyDecoder::Chunked(ChunkedState(Chunk::Data { left })) => *left,
+            BodyDecoder::Chunked(_) => 0,
+        }
+    }
+
     /// Decodes from `input` (the unread bytes). Data steps must be acknowledged with
     /// `consumed_data` before the next call.
     pub fn step(&mut self, input: &[u8]) -> Result<Step, BodyError> {

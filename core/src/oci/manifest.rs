@@ -94,6 +94,10 @@ struct Descriptor {
     digest: Option<String>,
     size: Option<i64>,
     urls: Option<Vec<String>>,
+    /// Read only to be checked: annotations are a map of strings (image-spec
+    /// annotations.md); anything else makes the manifest invalid.
+    #[allow(dead_code)]
+    annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Strips parameters and whitespace from a `Content-Type` value.
@@ -189,6 +193,10 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid>
     };
     dedup(&mut blobs);
     dedup(&mut manifests);
+    if let Some(raw) = doc.annotations {
+        serde_json::from_str::<Option<std::collections::BTreeMap<String, String>>>(raw.get())
+            .map_err(|e| invalid(format!("annotations must map strings to strings: {e}")))?;
+    }
     let annotations = doc
         .annotations
         .map(RawValue::get)
@@ -314,6 +322,33 @@ mod tests {
         ];
         for (body, ct) in rows {
             assert!(parse(body.as_bytes(), ct).is_err(), "{body} {ct:?}");
+        }
+    }
+
+    #[test]
+    fn annotations_must_map_strings_to_strings() {
+        let m = |ann: &str, layer_ann: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/x","digest":"{C}","size":2}},"layers":[{{"mediaType":"application/y","digest":"{L}","size":1{layer_ann}}}]{ann}}}"#
+            )
+        };
+        for (ann, layer_ann) in [
+            ("", ""),
+            (r#","annotations":{"a":"b"}"#, r#","annotations":{"c":"d"}"#),
+            (r#","annotations":null"#, ""),
+            (r#","annotations":{}"#, ""),
+        ] {
+            let body = m(ann, layer_ann);
+            assert!(parse(body.as_bytes(), None).is_ok(), "{body}");
+        }
+        for (ann, layer_ann) in [
+            (r#","annotations":{"a":1}"#, ""),
+            (r#","annotations":["a"]"#, ""),
+            ("", r#","annotations":{"c":{"d":"e"}}"#),
+            ("", r#","annotations":"x""#),
+        ] {
+            let body = m(ann, layer_ann);
+            assert!(parse(body.as_bytes(), None).is_err(), "{body}");
         }
     }
 

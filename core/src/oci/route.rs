@@ -372,11 +372,14 @@ fn upload_start(method: Method, name: RepoName, q: &Query) -> Result<Op, RouteEr
         Some(m) => Some(parse_digest(m)?),
         None => None,
     };
-    let from = match (mount.is_some(), q.get("from")) {
-        (true, Some(f)) if !f.is_empty() => {
-            Some(RepoName::parse(f).ok_or_else(|| RouteError::oci(ErrorCode::NameInvalid, f))?)
-        }
-        _ => None,
+    let (mount, from) = match (mount, q.get("from")) {
+        (Some(m), Some(f)) if !f.is_empty() => match RepoName::parse(f) {
+            Some(from) => (Some(m), Some(from)),
+            // A `from` that names no repository holds nothing to mount: the POST opens a
+            // plain upload (202), as for any source it cannot mount from (spec §5.8).
+            None => (None, None),
+        },
+        (m, _) => (m, None),
     };
     let digest = match q.get("digest") {
         Some(d) if mount.is_none() => Some(parse_digest(d)?),
@@ -691,21 +694,25 @@ mod tests {
 
     #[test]
     fn mount_and_tag_params_are_typed() {
-        let got = r(
-            Method::Post,
-            "/v2/a/blobs/uploads/",
-            &format!("mount={D}&from=b/c"),
-        )
-        .unwrap();
-        assert_eq!(
-            got,
-            Route::Oci(Op::UploadStart {
+        let start = |from: &str| {
+            r(
+                Method::Post,
+                "/v2/a/blobs/uploads/",
+                &format!("mount={D}&from={from}"),
+            )
+        };
+        let upload = |mount: Option<Digest>, from: Option<RepoName>| {
+            Ok(Route::Oci(Op::UploadStart {
                 name: name("a"),
                 digest: None,
-                mount: Some(Digest::parse(D).unwrap()),
-                from: Some(name("b/c"))
-            })
-        );
+                mount,
+                from,
+            }))
+        };
+        let d = Digest::parse(D).unwrap();
+        assert_eq!(start("b/c"), upload(Some(d), Some(name("b/c"))));
+        // A source that is no repository name: a plain upload, not a 400.
+        assert_eq!(start("Bad/Name"), upload(None, None));
         let got = r(Method::Put, &format!("/v2/a/manifests/{D}"), "tag=x&tag=y").unwrap();
         assert!(matches!(got, Route::Oci(Op::ManifestPut { ref tags, .. }) if tags.len() == 2));
         let got = r(
