@@ -948,10 +948,11 @@ impl Connection {
                     r.header("Content-Type", &w.content_type);
                 }
                 for (k, v) in &w.headers {
-                    let framing = ["content-length", "connection", "transfer-encoding"]
+                    // Framing is the core's to write, and so is Date (from the driver).
+                    let ours = ["content-length", "connection", "transfer-encoding", "date"]
                         .iter()
                         .any(|f| k.eq_ignore_ascii_case(f));
-                    if !framing {
+                    if !ours {
                         r.header(k, v);
                     }
                 }

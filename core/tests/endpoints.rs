@@ -302,15 +302,15 @@ fn an_append_the_store_refuses_is_a_4xx() {
             .then_some(Reply::AppendRefused(AppendRefused::OutOfOrder { have: 30 }))
     }));
     let loc = h.upload_location("a");
-    for chunked in [false, true] {
+    for ranged in [false, true] {
         let req = Request::patch(&loc).body(vec![1u8; 20]);
-        let req = if chunked {
+        let req = if ranged {
             req.header("Content-Range", "0-19")
         } else {
             req
         };
         let r = h.send(&req);
-        assert_eq!(r.status, 416, "chunked {chunked}");
+        assert_eq!(r.status, 416, "ranged {ranged}");
         assert_eq!(r.error_codes(), ["RANGE_INVALID"]);
         assert_eq!(r.header("Location"), Some(loc.as_str()));
         assert_eq!(r.header("Range"), Some("0-29"));

@@ -193,8 +193,9 @@ struct BareLf;
 
 /// The offset of the first `\r\n\r\n` in `b`, if any.
 fn find_crlfcrlf(b: &[u8]) -> Result<Option<usize>, BareLf> {
-    // From 1: a line feed at 0 was judged in the previous scan (scans overlap by 3 bytes)
-    // or starts the buffer; either way its terminator's second byte is later.
+    // From 1: a line feed at 0 was judged in an earlier scan (scans overlap by 3 bytes), or
+    // is the buffer's first byte, which never is one: empty lines before a request line
+    // are skipped before the scan (RFC 9112 §2.2).
     let mut from = 1;
     // Jump between '\n's: the terminator's second byte is always one.
     while let Some(p) = b

@@ -389,10 +389,11 @@ impl ModelStore {
                         offset: u.data.len() as u64,
                     }))
                 }
-                // Another request appended meanwhile (two writers on one session).
-                Some(u) => Reply::AppendRefused(AppendRefused::OutOfOrder {
-                    have: u.data.len() as u64,
-                }),
+                // An append at the wrong offset is a core bug here (one writer per
+                // session): make it loud. Refusals are tested through `Harness::intercept`.
+                Some(u) => {
+                    Reply::Failed(format!("append at {offset}, session has {}", u.data.len()))
+                }
                 None => Reply::Upload(None),
             },
             Need::FinishUpload {
