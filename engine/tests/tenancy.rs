@@ -550,30 +550,22 @@ fn audited_content_writes_append_only_when_they_change_something() {
         let r = e.put_manifest_audited(repo, m, vec![audit("acme", "manifest.push", 2)]);
         assert!(matches!(r, Err(PutManifestError::Missing(_))));
         // Deleting what is not there records nothing.
-        let out = e
-            .delete_manifest_audited(
+        let delete_tag = |tag: &str, time: u64| {
+            e.delete_manifest_audited(
                 repo,
-                ManifestRef::Tag("nope"),
-                vec![audit("acme", "tag.delete", 3)],
+                ManifestRef::Tag(tag),
+                vec![audit("acme", "tag.delete", time)],
             )
-            .unwrap();
-        assert_eq!(out, DeleteOutcome::NotFound);
-        let out = e
-            .delete_manifest_audited(
-                repo,
-                ManifestRef::Tag("v1"),
-                vec![audit("acme", "tag.delete", 4)],
-            )
-            .unwrap();
-        assert_eq!(out, DeleteOutcome::Deleted);
-        let out = e
-            .unlink_blob_audited(repo, &layer, vec![audit("acme", "blob.delete", 5)])
-            .unwrap();
-        assert_eq!(out, DeleteOutcome::Deleted);
-        let out = e
-            .unlink_blob_audited(repo, &layer, vec![audit("acme", "blob.delete", 6)])
-            .unwrap();
-        assert_eq!(out, DeleteOutcome::NotFound);
+            .unwrap()
+        };
+        assert_eq!(delete_tag("nope", 3), DeleteOutcome::NotFound);
+        assert_eq!(delete_tag("v1", 4), DeleteOutcome::Deleted);
+        let unlink = |time: u64| {
+            e.unlink_blob_audited(repo, &layer, vec![audit("acme", "blob.delete", time)])
+                .unwrap()
+        };
+        assert_eq!(unlink(5), DeleteOutcome::Deleted);
+        assert_eq!(unlink(6), DeleteOutcome::NotFound);
         // Several entries for one change (a manifest pushed under two tags).
         let m = manifest("{\"a\":3}", &["x", "y"], &[]);
         let two = vec![

@@ -241,7 +241,7 @@ pub fn serve(
     });
     sh.shutdown.store(true, SeqCst);
     for mb in mailboxes.iter() {
-        let _ = mb.waker.wake();
+        mb.wake();
     }
     for t in threads {
         if t.join().is_err() {
@@ -384,7 +384,7 @@ impl Reactor {
             let mb = &self.sh.mailboxes[least];
             match mb.sockets.send(sock) {
                 Ok(()) => {
-                    let _ = mb.waker.wake();
+                    mb.wake();
                     return;
                 }
                 Err(back) => {

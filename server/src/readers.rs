@@ -61,9 +61,7 @@ fn read(jobs: Receiver<Read>, mailboxes: &[Mailbox], metrics: &Metrics) {
         };
         // A closed mailbox means its reactor has exited (shutdown): nobody is waiting.
         if mb.loaded.send(job.origin).is_ok() {
-            if let Err(e) = mb.waker.wake() {
-                tracing::error!(error = %e, "cannot wake reactor");
-            }
+            mb.wake();
         }
     }
 }
@@ -89,5 +87,53 @@ impl Loader for ReadFor<'_> {
             load.finish(true);
         }
         load
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A read whose connection still waits is done, counted and reported to its reactor; one
+    /// whose connection has closed (nobody holds its `Load`) is skipped.
+    #[test]
+    fn reads_for_closed_connections_are_skipped() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[7u8; 10_000]).unwrap();
+        // SAFETY: an unlinked temporary file only this test holds.
+        let file = Arc::new(unsafe { PackFile::assume_stable(f) });
+        let poll = mio::Poll::new().unwrap();
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let (sockets, _sockets_rx) = crossbeam_channel::unbounded();
+        let (loaded, loaded_rx) = crossbeam_channel::unbounded();
+        let waker = mio::Waker::new(poll.registry(), mio::Token(0)).unwrap();
+        let mailboxes = Arc::new(vec![Mailbox {
+            tx,
+            sockets,
+            loaded,
+            waker,
+        }]);
+        let metrics = Arc::new(Metrics::new(1));
+        let (jobs, jobs_rx) = crossbeam_channel::unbounded();
+        let origin = |gen| Origin {
+            reactor: 0,
+            token: 3,
+            gen,
+        };
+        let (closed, open) = (origin(1), origin(2));
+        let reader = |origin| ReadFor {
+            jobs: &jobs,
+            origin,
+        };
+        drop(reader(closed).load(&file, 0, 4096));
+        let kept = reader(open).load(&file, 4096, 4096);
+        drop(jobs);
+        start(1, jobs_rx, mailboxes, metrics.clone())
+            .unwrap()
+            .join();
+        assert_eq!(kept.outcome(), Some(true));
+        assert_eq!(metrics.pack_disk_reads.load(Relaxed), 1);
+        assert_eq!(loaded_rx.try_iter().collect::<Vec<_>>(), vec![open]);
     }
 }

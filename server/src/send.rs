@@ -126,7 +126,7 @@ impl Load {
     }
 
     /// `None` while pending; then whether the bytes were read.
-    fn outcome(&self) -> Option<bool> {
+    pub(crate) fn outcome(&self) -> Option<bool> {
         match self.0.load(Acquire) {
             PENDING => None,
             s => Some(s == LOADED),

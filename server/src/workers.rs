@@ -45,6 +45,16 @@ pub struct Mailbox {
     pub waker: mio::Waker,
 }
 
+impl Mailbox {
+    /// Wakes the reactor after something was put in one of its channels: the readiness
+    /// edge of the connection concerned will not fire again by itself.
+    pub fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::error!(error = %e, "cannot wake reactor");
+        }
+    }
+}
+
 /// Named threads that each run until their job channel closes.
 pub struct Threads(Vec<JoinHandle<()>>);
 
@@ -110,9 +120,7 @@ fn work(jobs: Receiver<Job>, store: &Store, mailboxes: &[Mailbox], metrics: &Met
         };
         // A closed mailbox means its reactor has exited (shutdown): nobody is waiting.
         if mb.tx.send(done).is_ok() {
-            if let Err(e) = mb.waker.wake() {
-                tracing::error!(error = %e, "cannot wake reactor");
-            }
+            mb.wake();
         }
     }
 }

@@ -57,10 +57,7 @@ impl PackFile {
     /// Maps bytes `start..start + len` for reading, pages loaded up front. `UnexpectedEof`
     /// if the file does not hold them all.
     pub fn window(&self, start: u64, len: usize) -> io::Result<BlobWindow> {
-        let end = self.end_of(start, len)?;
-        if self.file.metadata()?.len() < end {
-            return Err(short_pack());
-        }
+        self.holds(start, len)?;
         // SAFETY: the whole range lies below the file's length (checked above), and this
         // module's invariants (or `assume_stable`'s promise) keep those bytes from being
         // truncated or rewritten while the map lives; the map is read-only. (memmap2 maps
@@ -108,10 +105,7 @@ impl PackFile {
     /// process that owns the file or may write it; to any other it calls every page cached,
     /// so a store whose packs belong to another user gets windows that may wait on disk.)
     pub fn cached_window(&self, start: u64, len: usize) -> io::Result<Option<BlobWindow>> {
-        let end = self.end_of(start, len)?;
-        if self.file.metadata()?.len() < end {
-            return Err(short_pack());
-        }
+        self.holds(start, len)?;
         // SAFETY: as in `window`: the range lies below the file's length, this module's
         // invariants keep its bytes from being truncated or rewritten while the map lives,
         // and the map is read-only.
@@ -126,10 +120,16 @@ impl PackFile {
         Ok(Some(BlobWindow { map }))
     }
 
-    fn end_of(&self, start: u64, len: usize) -> io::Result<u64> {
-        start
+    /// `UnexpectedEof` unless the file holds bytes `start..start + len`: a map must never
+    /// reach past the end (a read there would fault).
+    fn holds(&self, start: u64, len: usize) -> io::Result<()> {
+        let end = start
             .checked_add(len as u64)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "range overflows"))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "range overflows"))?;
+        if self.file.metadata()?.len() < end {
+            return Err(short_pack());
+        }
+        Ok(())
     }
 }
 
