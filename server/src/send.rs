@@ -673,7 +673,8 @@ mod tests {
     fn cached_bytes_need_no_loader() {
         let data = vec![3u8; 3 * WINDOW];
         let f = pack(&data);
-        let _ = f.window(0, data.len()).unwrap();
+        // Loaded, and held mapped so that the kernel does not page them out meanwhile.
+        let _held = f.window(0, data.len()).unwrap();
         let mut q = WriteQueue::default();
         q.push_file(f, 0, data.len() as u64);
         let mut m = Mock::new(usize::MAX, usize::MAX);
