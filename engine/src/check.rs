@@ -1,6 +1,7 @@
 //! `Engine::check` (backs `berth check` and ends every crash test) and `Engine::stats`.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use sha2::Digest;
@@ -203,6 +204,9 @@ pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
         repositories: txn.open_table(schema::REPOS)?.len()?,
         uploads_open: inner.uploads.count() as u64,
         failed_packs: failed as u64,
+        gc_runs: inner.gc.runs.load(Relaxed),
+        gc_blobs_removed: inner.gc.blobs.load(Relaxed),
+        gc_pack_bytes_removed: inner.gc.pack_bytes.load(Relaxed),
     })
 }
 

@@ -31,14 +31,12 @@ use crossbeam_channel::{Receiver, Sender};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::keys::{BlobKey, UploadId};
-use crate::pack::format::{
-    pack_file_name, PACK_HEADER_LEN, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED,
-};
+use crate::pack::format::{pack_file_name, PACK_HEADER_LEN, UPLOAD_RESERVED};
 use crate::pack::writer::SharedPack;
 use crate::schema::{self, PackRow, RepoKey, RepoKeyPair, UploadRow};
 use crate::tenancy::{self, AuditRec, TenancyError, TenancyTables};
 use crate::{
-    blob, manifest, BlobLoc, DeleteOutcome, Inner, ManifestRef, NewManifest, PutManifestError,
+    blob, gc, manifest, BlobLoc, DeleteOutcome, Inner, ManifestRef, NewManifest, PutManifestError,
     StoreError,
 };
 
@@ -125,6 +123,17 @@ pub(crate) enum Op {
         id: UploadId,
         row: UploadRow,
     },
+    /// Removes the blobs (encoded keys) no repository links (`gc.rs`).
+    Sweep {
+        keys: Vec<Vec<u8>>,
+    },
+    /// Copies the blobs still at these places in `pack` to the shared pack; with `last`,
+    /// then drops `pack` (`gc.rs`).
+    Compact {
+        pack: u64,
+        moves: Vec<gc::Placed>,
+        last: bool,
+    },
 }
 
 impl Op {
@@ -163,6 +172,8 @@ pub(crate) enum Outcome {
     Vanished,
     /// A tenancy write's result; a refusal wrote nothing but does not fail the batch.
     Tenancy(Result<tenancy::Done, tenancy::Refusal>),
+    Swept(gc::Swept),
+    Moved(gc::Moved),
 }
 
 impl Outcome {
@@ -172,6 +183,7 @@ impl Outcome {
             Outcome::Unit | Outcome::Loc(_) | Outcome::MaybeLoc(Some(_)) => true,
             Outcome::Delete(d) => *d == DeleteOutcome::Deleted,
             Outcome::Tenancy(r) => r.is_ok(),
+            Outcome::Swept(_) | Outcome::Moved(_) => true,
             Outcome::MaybeLoc(None) | Outcome::Missing(_) | Outcome::Vanished => false,
         }
     }
@@ -308,9 +320,46 @@ impl Committer {
         };
         match self.submit(op)? {
             Outcome::Loc(loc) => Ok(Durable(loc)),
-            Outcome::Vanished => Err(StoreError(
-                "the stored blob was removed while the upload finished; retry the upload".into(),
-            )),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Links a blob the finishing thread saw stored; `None` if garbage collection removed
+    /// it meanwhile (the session is over either way; its file is left to the caller).
+    pub(crate) fn finish_existing(
+        &self,
+        repo: &str,
+        key: BlobKey,
+        upload: UploadId,
+    ) -> Result<Option<Durable<BlobLoc>>, StoreError> {
+        let op = Op::FinishBlob {
+            repo: repo.to_owned(),
+            key,
+            src: BlobSource::Existing,
+            upload,
+        };
+        match self.submit(op)? {
+            Outcome::Loc(loc) => Ok(Some(Durable(loc))),
+            Outcome::Vanished => Ok(None),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(crate) fn sweep(&self, keys: Vec<Vec<u8>>) -> Result<gc::Swept, StoreError> {
+        match self.submit(Op::Sweep { keys })? {
+            Outcome::Swept(s) => Ok(s),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(crate) fn compact(
+        &self,
+        pack: u64,
+        moves: Vec<gc::Placed>,
+        last: bool,
+    ) -> Result<gc::Moved, StoreError> {
+        match self.submit(Op::Compact { pack, moves, last })? {
+            Outcome::Moved(m) => Ok(m),
             _ => Err(unexpected()),
         }
     }
@@ -434,7 +483,11 @@ struct State {
 fn run(inner: Arc<Inner>, rx: Receiver<Job>, resume_shared: Option<(u64, u64)>) {
     let shared =
         resume_shared.and_then(|(id, len)| SharedPack::reopen(&inner.packs_dir(), id, len).ok());
-    let mut st = State { inner, shared };
+    let mut st = State {
+        inner,
+        shared: None,
+    };
+    st.set_shared(shared);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -556,10 +609,59 @@ impl State {
         Ok(outcomes)
     }
 
+    /// Moves the blobs of `moves` still in `pack` to the shared pack (the bytes are synced
+    /// with the batch, before it commits) and points their rows there; with `last`, drops
+    /// the pack's row and deletes its file after the commit.
+    fn compact(
+        &mut self,
+        t: &mut Tables<'_>,
+        pack: u64,
+        moves: &[gc::Placed],
+        last: bool,
+        fx: &mut Effects,
+    ) -> Result<gc::Moved, StoreError> {
+        let mut out = gc::Moved::default();
+        if self.shared.as_ref().is_some_and(|sp| sp.id == pack) {
+            out.skipped = true;
+            return Ok(out);
+        }
+        for (kb, loc) in moves {
+            let Some(key) = gc::still_at(t, kb, loc)? else {
+                continue;
+            };
+            let end = loc.offset.saturating_add(loc.len);
+            let map = self.inner.packs.map_covering(pack, end)?;
+            // `map_covering` maps at least `end` bytes, so the range is inside the map.
+            let data = &map.bytes()[loc.offset as usize..end as usize];
+            let sp = self.shared_for(loc.len, fx)?;
+            fx.shared_written = true;
+            let to = sp.append(&key, data)?;
+            t.blobs.insert(&kb[..], &schema::encode_loc(&to)[..])?;
+            out.blobs += 1;
+            out.bytes += loc.len;
+        }
+        if last {
+            if let Some(v) = t.packs.remove(pack)? {
+                out.removed_bytes = Some(schema::decode_pack(v.value())?.committed_len);
+                fx.delete_after
+                    .push(self.inner.packs_dir().join(pack_file_name(pack)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes which shared pack is being appended to, for garbage collection's plans.
+    fn set_shared(&mut self, sp: Option<SharedPack>) {
+        let id = sp.as_ref().map_or(u64::MAX, |sp| sp.id);
+        self.inner.active_shared.store(id, Ordering::Release);
+        self.shared = sp;
+    }
+
     /// Retires the shared pack after a failed write, sync or commit: it is never written
     /// or synced again (see the module docs).
     fn latch_shared(&mut self) {
         if let Some(sp) = self.shared.take() {
+            self.inner.active_shared.store(u64::MAX, Ordering::Release);
             let mut failed = self
                 .inner
                 .failed_packs
@@ -571,16 +673,17 @@ impl State {
 
     /// The shared pack to append `len` more bytes to, creating one if needed.
     fn shared_for(&mut self, len: u64, fx: &mut Effects) -> Result<&mut SharedPack, StoreError> {
+        let roll = self.inner.opts.shared_pack_bytes;
         let full = self
             .shared
             .as_ref()
-            .is_some_and(|sp| sp.tail > PACK_HEADER_LEN && sp.tail + len > SHARED_PACK_ROLL_BYTES);
+            .is_some_and(|sp| sp.tail > PACK_HEADER_LEN && sp.tail + len > roll);
         if full && !fx.shared_written {
-            self.shared = None;
+            self.set_shared(None);
         }
         if self.shared.is_none() {
             let id = self.inner.next_pack.fetch_add(1, Ordering::Relaxed);
-            self.shared = Some(SharedPack::create(&self.inner.packs_dir(), id)?);
+            self.set_shared(Some(SharedPack::create(&self.inner.packs_dir(), id)?));
             fx.dir_changed = true;
         }
         // Set just above when it was `None`.
@@ -676,6 +779,14 @@ impl State {
             },
             Op::DeleteManifest { repo, r, .. } => {
                 Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
+            }
+            Op::Sweep { keys } => {
+                let (swept, files) = gc::apply_sweep(t, &self.inner.packs_dir(), keys)?;
+                fx.delete_after.extend(files);
+                Ok(Outcome::Swept(swept))
+            }
+            Op::Compact { pack, moves, last } => {
+                Ok(Outcome::Moved(self.compact(t, *pack, moves, *last, fx)?))
             }
             Op::Tenancy(op) => {
                 // Opened by `commit_batch` whenever the batch holds a tenancy write.

@@ -65,6 +65,7 @@ mod blob;
 mod check;
 mod commit;
 mod error;
+mod gc;
 mod hasher;
 mod keys;
 mod manifest;
@@ -83,6 +84,7 @@ use std::sync::{Arc, Mutex};
 
 pub use commit::Durable;
 pub use error::{AppendError, FinishError, PutManifestError, StoreError};
+pub use gc::{GcError, GcOptions, GcReport};
 pub use keys::{Alg, BlobKey};
 pub use pack::map::{BlobWindow, PackFile};
 pub use tenancy::{
@@ -113,6 +115,9 @@ pub struct EngineOptions {
     pub upload_expiry_secs: u64,
     /// Memory for manifests recently read (bodies, bytes); 0 turns the cache off.
     pub manifest_cache_bytes: usize,
+    /// A shared pack takes no new blobs past this size (the next starts a new pack).
+    /// Smaller packs are compacted sooner and in less time; more packs mean more files.
+    pub shared_pack_bytes: u64,
 }
 
 impl Default for EngineOptions {
@@ -122,6 +127,7 @@ impl Default for EngineOptions {
             max_upload_bytes: None,
             upload_expiry_secs: 24 * 3600,
             manifest_cache_bytes: 8 << 20,
+            shared_pack_bytes: pack::format::SHARED_PACK_ROLL_BYTES,
         }
     }
 }
@@ -233,6 +239,12 @@ pub struct StoreStats {
     pub uploads_open: u64,
     /// Packs latched read-only after an I/O error since open.
     pub failed_packs: u64,
+    /// Garbage collections run since open (dry runs not counted).
+    pub gc_runs: u64,
+    /// Blobs they removed.
+    pub gc_blobs_removed: u64,
+    /// Bytes of the pack files they deleted.
+    pub gc_pack_bytes_removed: u64,
 }
 
 /// The result of `Engine::check`.
@@ -274,6 +286,10 @@ pub(crate) struct Inner {
     pub(crate) manifest_cache: manifest_cache::ManifestCache,
     /// What `open` repaired, reported by `check`.
     pub(crate) repaired: Vec<String>,
+    /// The shared pack the committer appends to (`u64::MAX` for none): garbage collection
+    /// never compacts it.
+    pub(crate) active_shared: AtomicU64,
+    pub(crate) gc: gc::State,
     /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
     _lock: File,
 }
@@ -318,6 +334,8 @@ impl Engine {
             failed_packs: Mutex::new(Vec::new()),
             manifest_cache: manifest_cache::ManifestCache::new(opened.opts.manifest_cache_bytes),
             repaired: opened.repaired,
+            active_shared: AtomicU64::new(u64::MAX),
+            gc: gc::State::default(),
             _lock: opened.lock,
         });
         let commit = commit::Committer::start(inner.clone(), opened.resume_shared)?;
@@ -339,6 +357,29 @@ impl Engine {
         // let them land first, so the check never sees a row whose file was just removed.
         self.commit.barrier()?;
         check::run(&self.inner, opts)
+    }
+
+    /// Reclaims the space of blobs no repository links and of expired upload sessions,
+    /// online: pushes and pulls go on meanwhile (see `gc.rs` for why none is lost). One
+    /// collection runs at a time; a second call meanwhile is refused.
+    pub fn collect_garbage(&self, opts: GcOptions) -> Result<GcReport, GcError> {
+        gc::run(&self.inner, &self.commit, opts)
+    }
+
+    /// Makes a running collection return after the step it is in (what it did so far
+    /// stays done and is reported), for a prompt shutdown.
+    pub fn cancel_garbage_collection(&self) {
+        self.inner
+            .gc
+            .cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Closes the packs garbage collection deleted once no lookup can still want them
+    /// (a minute on), so that their disk space is given back; the server calls it now and
+    /// then, and every collection does.
+    pub fn close_retired_packs(&self) {
+        self.inner.packs.purge_retired((self.inner.clock)());
     }
 
     /// Counters for `/metrics`; zeros if the metadata cannot be read.

@@ -11,7 +11,7 @@ use redb::{Database, ReadableTable};
 
 use crate::commit::{sync_dir, Tables};
 use crate::keys::UploadId;
-use crate::pack::format::{parse_pack_file_name, SHARED_PACK_ROLL_BYTES, UPLOAD_RESERVED};
+use crate::pack::format::{parse_pack_file_name, UPLOAD_RESERVED};
 use crate::schema::{self, PACK_SHARED};
 use crate::tenancy::TenancyTables;
 use crate::upload::Sessions;
@@ -128,7 +128,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
                     len - row.committed_len
                 ));
             }
-            if row.kind == PACK_SHARED && row.committed_len < SHARED_PACK_ROLL_BYTES {
+            if row.kind == PACK_SHARED && row.committed_len < opts.shared_pack_bytes {
                 resume_shared = Some((id, row.committed_len));
             }
         }

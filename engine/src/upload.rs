@@ -433,7 +433,11 @@ fn store(
         return commit.finish_blob(repo, key.clone(), BlobSource::Bytes(data), id.clone());
     }
     if blob::locate(inner, key)?.is_some() {
-        return commit.finish_blob(repo, key.clone(), BlobSource::Existing, id.clone());
+        if let Some(done) = commit.finish_existing(repo, key.clone(), id.clone())? {
+            return Ok(done);
+        }
+        // Collected since it was seen: store these bytes after all (the upload file is
+        // still here; only the session's row is gone).
     }
     let pack = inner.next_pack.fetch_add(1, Ordering::Relaxed);
     let io = |what: &str, e| StoreError::io(format!("{what} upload {id} as pack {pack}"), e);

@@ -74,6 +74,15 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Reclaim the space of deleted blobs and expired uploads on a running server (admin
+    /// token). The server also does this every `gc_interval`.
+    Gc {
+        /// Only report what would be reclaimed
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Show an organisation's audit log, newest first.
     Audit {
         /// Organisation slug, like acme

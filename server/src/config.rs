@@ -43,6 +43,8 @@ pub struct Config {
     pub small_blob_bytes: u64,
     /// Upload sessions untouched this long are removed.
     pub upload_expiry: Duration,
+    /// How often garbage collection runs; `None`: only when asked (`berth gc`).
+    pub gc_interval: Option<Duration>,
     /// Memory for manifests recently read; 0 turns the cache off.
     pub manifest_cache_bytes: usize,
     /// Tenancy and access control.
@@ -172,6 +174,11 @@ const KEYS: &[Key] = &[
         name: "upload_expiry",
         default: || "24h".into(),
         why: "a client that vanished mid-push leaves its session; a day is longer than any real push",
+    },
+    Key {
+        name: "gc_interval",
+        default: || "1h".into(),
+        why: "deleted images give their space back within the hour; a run reads every blob row, so not much more often on large stores (`off`: only `berth gc`)",
     },
     Key {
         name: "manifest_cache_bytes",
@@ -397,6 +404,10 @@ impl Config {
             send_timeout: duration(l, "send_timeout", DAY)?,
             small_blob_bytes: size(l, "small_blob_bytes", 0, 1 << 30)? as u64,
             upload_expiry: duration(l, "upload_expiry", 30 * DAY)?,
+            gc_interval: match l.take("gc_interval").0.trim() {
+                "off" | "0" => None,
+                _ => Some(duration(l, "gc_interval", 30 * DAY)?),
+            },
             manifest_cache_bytes: size(l, "manifest_cache_bytes", 0, 1 << 32)?,
             auth: auth(l)?,
         })
@@ -672,6 +683,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.small_blob_bytes, 1 << 20);
         assert_eq!(c.upload_expiry, DAY);
+        assert_eq!(c.gc_interval, Some(Duration::from_secs(3600)));
     }
 
     #[test]

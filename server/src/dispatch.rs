@@ -22,8 +22,8 @@ use berth_core::{
 };
 use berth_engine::{
     Alg, AppendError, AuditRec, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, Engine,
-    EngineOptions, FinishError, ManifestRef, PutManifestError, ReferrerRec, StoreError,
-    UploadStatus,
+    EngineOptions, FinishError, GcError, GcOptions, GcReport, ManifestRef, PutManifestError,
+    ReferrerRec, StoreError, UploadStatus,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -120,6 +120,7 @@ impl Store {
             max_upload_bytes: cfg.limits.upload_bytes,
             upload_expiry_secs: cfg.upload_expiry.as_secs().max(1),
             manifest_cache_bytes: cfg.manifest_cache_bytes,
+            ..EngineOptions::default()
         };
         let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
         let key = bootstrap::token_key(&cfg.data)?;
@@ -148,6 +149,48 @@ impl Store {
         unix: u64,
     ) -> Result<(Vec<String>, PathBuf), String> {
         bootstrap::reset_admin_token(&self.engine, data, unix)
+    }
+
+    /// Runs a garbage collection (see `berth_engine::Engine::collect_garbage`) and logs
+    /// what it did; `dry_run` only reports what it would do.
+    pub fn collect_garbage(&self, dry_run: bool) -> Result<GcReport, GcError> {
+        let opts = GcOptions {
+            dry_run,
+            ..GcOptions::standard()
+        };
+        let took = crate::reactor::now();
+        match self.engine.collect_garbage(opts) {
+            Ok(r) => {
+                tracing::info!(
+                    dry_run,
+                    uploads_expired = r.uploads_expired,
+                    blobs_removed = r.blobs_removed,
+                    blob_bytes_removed = r.blob_bytes_removed,
+                    blobs_moved = r.blobs_moved,
+                    bytes_moved = r.bytes_moved,
+                    packs_removed = r.packs_removed,
+                    pack_bytes_removed = r.pack_bytes_removed,
+                    ms = took.elapsed().as_millis() as u64,
+                    "garbage collection"
+                );
+                Ok(r)
+            }
+            Err(GcError::Busy) => Err(GcError::Busy),
+            Err(e) => {
+                tracing::error!(error = %e, "garbage collection failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a running garbage collection after its current step.
+    pub fn cancel_garbage_collection(&self) {
+        self.engine.cancel_garbage_collection();
+    }
+
+    /// Closes the packs garbage collection deleted, once their grace is over.
+    pub fn close_retired_packs(&self) {
+        self.engine.close_retired_packs();
     }
 
     /// Writes the token last-use times gathered since the previous call.
@@ -228,6 +271,9 @@ impl Store {
             repositories: s.repositories,
             uploads_open: s.uploads_open,
             failed_packs: s.failed_packs,
+            gc_runs: s.gc_runs,
+            gc_blobs_removed: s.gc_blobs_removed,
+            gc_pack_bytes_removed: s.gc_pack_bytes_removed,
         }
     }
 
@@ -502,7 +548,8 @@ impl Store {
                 }
             }
             Work::Web(req, ctx) if req.path.starts_with(web::api::PREFIX) => {
-                Reply::Web(web::api::answer(e, &self.auth, &req, &ctx))
+                let gc = |dry| self.collect_garbage(dry);
+                Reply::Web(web::api::answer(e, &self.auth, &req, &ctx, &gc))
             }
             Work::Web(req, _) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
         }

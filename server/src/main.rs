@@ -29,6 +29,7 @@ mod config;
 mod conn;
 mod datadir;
 mod dispatch;
+mod housekeeping;
 mod logging;
 mod metrics;
 mod reactor;
@@ -88,7 +89,8 @@ fn main() -> ExitCode {
         cmd @ (Command::Org { .. }
         | Command::Registry { .. }
         | Command::Token { .. }
-        | Command::Audit { .. }) => admin::run(cmd),
+        | Command::Audit { .. }
+        | Command::Gc { .. }) => admin::run(cmd),
     }
 }
 
@@ -158,9 +160,15 @@ fn serve(flags: Flags) -> ExitCode {
         // The path only: the secret itself is never printed or logged.
         say!("berth: admin token written to {}", path.display());
     }
-    let flusher = LastUsedFlusher::start(store.clone());
+    let housekeeper = match housekeeping::Housekeeper::start(store.clone(), cfg.gc_interval) {
+        Ok(h) => h,
+        Err(e) => {
+            warn_out!("berth: cannot start the housekeeping thread: {e}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
     let end = reactor::serve(&cfg, listener, store, metrics);
-    flusher.stop();
+    housekeeper.stop();
     // The engine (last Arc<Store> holder was the pool and reactors, now gone) has been
     // dropped and flushed by here; the lock goes last.
     drop(dir);
@@ -177,36 +185,6 @@ fn serve(flags: Flags) -> ExitCode {
             warn_out!("berth: cannot start the event loops: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Writes token last-use times to the store at most once a minute (and at shutdown), so
-/// an authenticated request costs no write.
-struct LastUsedFlusher {
-    stop: crossbeam_channel::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl LastUsedFlusher {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-    fn start(store: Arc<dispatch::Store>) -> LastUsedFlusher {
-        let (stop, rx) = crossbeam_channel::bounded::<()>(0);
-        let thread = std::thread::spawn(move || loop {
-            match rx.recv_timeout(Self::EVERY) {
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => store.flush_last_used(),
-                _ => {
-                    store.flush_last_used();
-                    return;
-                }
-            }
-        });
-        LastUsedFlusher { stop, thread }
-    }
-
-    fn stop(self) {
-        drop(self.stop);
-        let _ = self.thread.join();
     }
 }
 

@@ -68,6 +68,9 @@ pub struct Storage {
     pub uploads_open: u64,
     /// Packs latched read-only after an I/O error.
     pub failed_packs: u64,
+    pub gc_runs: u64,
+    pub gc_blobs_removed: u64,
+    pub gc_pack_bytes_removed: u64,
 }
 
 /// How an authorization decision ended, for `berth_auth_decisions_total`.
@@ -218,7 +221,7 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 14] = [
+        let gauges: [(&str, &str, &str, i128); 17] = [
             (
                 "berth_received_bytes_total",
                 "counter",
@@ -290,6 +293,24 @@ impl Metrics {
                 "gauge",
                 "Pack files read-only after an I/O error.",
                 storage.failed_packs as i128,
+            ),
+            (
+                "berth_gc_runs_total",
+                "counter",
+                "Garbage collections run since start (dry runs not counted).",
+                storage.gc_runs as i128,
+            ),
+            (
+                "berth_gc_blobs_removed_total",
+                "counter",
+                "Blobs no repository linked, removed by garbage collection.",
+                storage.gc_blobs_removed as i128,
+            ),
+            (
+                "berth_gc_pack_bytes_removed_total",
+                "counter",
+                "Bytes of pack files garbage collection deleted (freed once no pull reads them).",
+                storage.gc_pack_bytes_removed as i128,
             ),
             (
                 "berth_pack_read_errors_total",

@@ -44,7 +44,8 @@ pub(crate) const RECORD_HEADER_LEN: u64 = 96;
 /// Room an upload file keeps at its start for the headers it will need as a pack.
 pub(crate) const UPLOAD_RESERVED: u64 = PACK_HEADER_LEN + RECORD_HEADER_LEN;
 
-/// A shared pack stops taking new blobs past this size; the next blob starts a new pack.
+/// By default, a shared pack stops taking new blobs past this size; the next blob starts
+/// a new pack (`EngineOptions::shared_pack_bytes`).
 pub(crate) const SHARED_PACK_ROLL_BYTES: u64 = 1 << 30;
 
 /// The file name of pack `id` inside `packs/`.

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::format::pack_file_name;
 use super::map::{PackFile, PackMap};
+use crate::gc::RETIRE_GRACE_SECS;
 use crate::{BlobLoc, StoreError};
 
 /// Past this many cached packs, entries nobody holds are dropped (bounding open fds).
@@ -22,6 +23,9 @@ struct PackEntry {
 pub(crate) struct PackCache {
     dir: PathBuf,
     entries: RwLock<HashMap<u64, Arc<PackEntry>>>,
+    /// Packs whose files garbage collection deleted, and when: kept open (so found by id)
+    /// until [`RETIRE_GRACE_SECS`] have passed, for lookups made just before the deletion.
+    retired: Mutex<HashMap<u64, u64>>,
 }
 
 impl PackCache {
@@ -29,7 +33,39 @@ impl PackCache {
         PackCache {
             dir,
             entries: RwLock::new(HashMap::new()),
+            retired: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Pack `pack`'s file was deleted at `now` (seconds): forget it once
+    /// [`RETIRE_GRACE_SECS`] have passed.
+    pub(crate) fn retire(&self, pack: u64, now: u64) {
+        self.lock_retired().insert(pack, now);
+    }
+
+    /// Closes retired packs past their grace at `now`; their disk space is then free once no pull
+    /// holds them.
+    pub(crate) fn purge_retired(&self, now: u64) {
+        let mut done = Vec::new();
+        self.lock_retired().retain(|&id, &mut at| {
+            let over = now.saturating_sub(at) >= RETIRE_GRACE_SECS;
+            if over {
+                done.push(id);
+            }
+            !over
+        });
+        if done.is_empty() {
+            return;
+        }
+        // Not under the retired lock: `entry` takes the two the other way round.
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for id in done {
+            entries.remove(&id);
+        }
+    }
+
+    fn lock_retired(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+        self.retired.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn entry(&self, pack: u64) -> Result<Arc<PackEntry>, StoreError> {
@@ -41,7 +77,8 @@ impl PackCache {
             .map_err(|e| StoreError::io(format!("open pack {}", path.display()), e))?;
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_CACHED {
-            entries.retain(|_, e| Arc::strong_count(e) > 1);
+            let retired = self.lock_retired();
+            entries.retain(|id, e| Arc::strong_count(e) > 1 || retired.contains_key(id));
         }
         let e = entries
             .entry(pack)

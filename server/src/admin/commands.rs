@@ -42,6 +42,16 @@ pub fn execute(
             }
         },
         Command::Registry { command } => registry(command, out, env),
+        Command::Gc { dry_run, api } => {
+            let s = Session::open(&api, env)?;
+            let path = if dry_run {
+                "/api/v1/gc?dry_run=true"
+            } else {
+                "/api/v1/gc"
+            };
+            let v = s.call("POST", path, None)?;
+            emit(out, &s, &v, || gc_fields(&v))
+        }
         Command::Token { command } => token(command, out, env),
         Command::Audit { org, limit, api } => {
             let s = Session::open(&api, env)?;
@@ -188,6 +198,46 @@ fn registry_fields(v: &Value, org: &str) -> String {
         ("description", str_of(v, "description", "")),
         ("created", time_of(v, "created", "-")),
     ])
+}
+
+/// A collection's report: counts, and sizes in bytes with a readable unit beside them.
+fn gc_fields(v: &Value) -> String {
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let bytes = |k: &str| {
+        let b = n(k);
+        format!("{b} ({})", human_bytes(b))
+    };
+    let head = if v.get("dry_run") == Some(&Value::Bool(true)) {
+        "dry run: nothing was changed; a collection now would do this\n"
+    } else {
+        ""
+    };
+    head.to_string()
+        + &fields(&[
+            ("blobs removed", n("blobs_removed").to_string()),
+            ("blob bytes removed", bytes("blob_bytes_removed")),
+            ("blobs moved", n("blobs_moved").to_string()),
+            ("bytes moved", bytes("bytes_moved")),
+            ("packs removed", n("packs_removed").to_string()),
+            ("pack bytes removed", bytes("pack_bytes_removed")),
+            ("uploads expired", n("uploads_expired").to_string()),
+        ])
+}
+
+/// `1536` → `1.5 KiB`.
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = b as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u < UNITS.len() - 1 {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{x:.1} {}", UNITS[u])
+    }
 }
 
 fn token(cmd: TokenCommand, out: &mut Out, env: &Option<OsString>) -> Result<(), AdminError> {

@@ -439,6 +439,29 @@ mod tests {
     }
 
     #[test]
+    fn gc_posts_and_prints_what_was_reclaimed() {
+        let report = r#"{"dry_run":true,"uploads_expired":0,"blobs_removed":2,"blob_bytes_removed":3145728,"blobs_moved":0,"bytes_moved":0,"packs_removed":2,"pack_bytes_removed":3145984}"#;
+        let (r, reqs) = berth(&["gc", "--dry-run"], vec![json(200, report)]);
+        let out = r.unwrap();
+        assert!(out.starts_with("dry run: nothing was changed"), "{out}");
+        assert!(out.contains("blobs removed:      2\n"), "{out}");
+        assert!(
+            out.contains("blob bytes removed: 3145728 (3.0 MiB)\n"),
+            "{out}"
+        );
+        assert!(reqs[0].starts_with("POST /api/v1/gc?dry_run=true HTTP/1.1"));
+        let (r, reqs) = berth(
+            &["gc"],
+            vec![json(
+                409,
+                r#"{"error":{"code":"CONFLICT","message":"a garbage collection is already running; wait for it to finish"}}"#,
+            )],
+        );
+        assert!(r.unwrap_err().contains("already running"));
+        assert!(reqs[0].starts_with("POST /api/v1/gc HTTP/1.1"));
+    }
+
+    #[test]
     fn audit_passes_the_limit_and_lists_newest_first_as_sent() {
         let (r, reqs) = berth(
             &["audit", "acme", "--limit", "2"],

@@ -13,8 +13,8 @@ use crate::secret::{new_token_id, new_token_secret, sha256};
 use crate::web::form;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::{
-    is_slug, slug_of, AuditRec, Engine, OrgRec, RegistryRec, StoreError, TenancyError, TokenKind,
-    TokenRec, Visibility,
+    is_slug, slug_of, AuditRec, Engine, GcError, GcReport, OrgRec, RegistryRec, StoreError,
+    TenancyError, TokenKind, TokenRec, Visibility,
 };
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -61,7 +61,16 @@ impl From<TenancyError> for Fail {
     }
 }
 
-pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebResponse {
+/// Runs a garbage collection (dry or not) for `POST /api/v1/gc`.
+pub type Collect<'a> = dyn Fn(bool) -> Result<GcReport, GcError> + 'a;
+
+pub fn answer(
+    e: &Engine,
+    auth: &Authority,
+    req: &WebRequest,
+    ctx: &Ctx,
+    gc: &Collect<'_>,
+) -> WebResponse {
     let header = req.header("authorization");
     let presented = credentials::parse(header);
     let result = if let Some(wait) = auth.locked_out(presented.has_credentials(), ctx) {
@@ -74,7 +83,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         return r;
     } else {
         match who(e, auth, &presented, ctx) {
-            Ok(p) => route(e, &p, req, ctx),
+            Ok(p) => route(e, &p, req, ctx, gc),
             Err(f) => Err(f),
         }
     };
@@ -194,7 +203,7 @@ fn opt_u64(m: &serde_json::Map<String, Value>, k: &str) -> Result<Option<u64>, F
     }
 }
 
-fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {
+fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_>) -> Answer {
     let Some(rest) = req.path.strip_prefix("/api/v1/") else {
         return Err(missing("no such API; the management API is under /api/v1/"));
     };
@@ -202,6 +211,7 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {
     let m = req.method.as_str();
     match (m, seg.as_slice()) {
         ("POST", ["orgs"]) => create_org(e, p, req, ctx),
+        ("POST", ["gc"]) => collect(p, req, gc),
         ("GET", ["orgs"]) => list_orgs(e, p),
         ("GET", ["orgs", org]) => {
             slug(org, "organisation")?;
@@ -361,13 +371,44 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {
         }
         (_, ["orgs"] | ["orgs", _] | ["orgs", _, "registries"] | ["orgs", _, "registries", _])
         | (_, ["orgs", _, "tokens"] | ["orgs", _, "registries", _, "tokens"])
-        | (_, ["tokens", _] | ["orgs", _, "audit"]) => Err(Fail(
+        | (_, ["tokens", _] | ["orgs", _, "audit"] | ["gc"]) => Err(Fail(
             405,
             "METHOD_NOT_ALLOWED",
             format!("{m} is not allowed here"),
         )),
         _ => Err(missing(format!("no API at {}", req.path))),
     }
+}
+
+/// `POST /api/v1/gc[?dry_run=true]`: the admin token only, as the store is shared by every
+/// organisation.
+fn collect(p: &Principal, req: &WebRequest, gc: &Collect<'_>) -> Answer {
+    if !p.is_admin() {
+        return Err(forbidden("only the admin token may run garbage collection"));
+    }
+    let q = form::pairs(&req.query);
+    let dry_run = match form::first(&q, "dry_run") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(bad("`dry_run` must be true or false")),
+    };
+    let r = gc(dry_run).map_err(|e| match e {
+        GcError::Busy => conflict(e.to_string()),
+        GcError::Store(s) => Fail::from(s),
+    })?;
+    Ok((
+        200,
+        json!({
+            "dry_run": r.dry_run,
+            "uploads_expired": r.uploads_expired,
+            "blobs_removed": r.blobs_removed,
+            "blob_bytes_removed": r.blob_bytes_removed,
+            "blobs_moved": r.blobs_moved,
+            "bytes_moved": r.bytes_moved,
+            "packs_removed": r.packs_removed,
+            "pack_bytes_removed": r.pack_bytes_removed,
+        }),
+    ))
 }
 
 fn create_org(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer {

@@ -1,0 +1,62 @@
+//! The background thread for the store's upkeep, off the event loops and workers: token
+//! last-use times are written once a minute (and at shutdown) so an authenticated request
+//! costs no write; packs garbage collection deleted are closed once their grace is over;
+//! garbage collection runs every `gc_interval`.
+
+use crate::dispatch::Store;
+use crossbeam_channel::RecvTimeoutError;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the minute-scale chores run.
+const TICK: Duration = Duration::from_secs(60);
+
+pub struct Housekeeper {
+    stop: crossbeam_channel::Sender<()>,
+    thread: JoinHandle<()>,
+    store: Arc<Store>,
+}
+
+impl Housekeeper {
+    /// Starts the thread; `gc_every` of `None` leaves garbage collection to `berth gc`.
+    pub fn start(store: Arc<Store>, gc_every: Option<Duration>) -> std::io::Result<Housekeeper> {
+        let (stop, rx) = crossbeam_channel::bounded::<()>(0);
+        let kept = store.clone();
+        let thread = std::thread::Builder::new()
+            .name("berth-housekeeping".into())
+            .spawn(move || {
+                let mut next_gc = gc_every.map(|d| crate::reactor::now() + d);
+                loop {
+                    let now = crate::reactor::now();
+                    let wait = next_gc.map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
+                    if rx.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
+                        store.flush_last_used();
+                        return;
+                    }
+                    store.flush_last_used();
+                    store.close_retired_packs();
+                    if let (Some(at), Some(every)) = (next_gc, gc_every) {
+                        if crate::reactor::now() >= at {
+                            // Failures are logged by the store; the next run tries again.
+                            let _ = store.collect_garbage(false);
+                            next_gc = Some(crate::reactor::now() + every);
+                        }
+                    }
+                }
+            })?;
+        Ok(Housekeeper {
+            stop,
+            thread,
+            store: kept,
+        })
+    }
+
+    /// Stops the thread after a last flush of last-use times; a collection running is
+    /// cut short after its current step.
+    pub fn stop(self) {
+        self.store.cancel_garbage_collection();
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,115 @@
+//! Garbage collection on the real binary: `berth gc` against a running server, the
+//! periodic collection, and the store checking clean afterwards.
+
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+use common::*;
+
+fn packs(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("packs")).unwrap().count()
+}
+
+/// `berth gc` with the admin token (from DATA/admin-token) against `srv`.
+fn gc(srv: &Server, args: &[&str]) -> std::process::Output {
+    let url = format!("http://{}", srv.addr);
+    let mut all = vec!["gc", "--server", &url, "--data", srv.data.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = berth(&all).env_remove("BERTH_TOKEN").output().unwrap();
+    assert!(
+        out.status.success(),
+        "berth gc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn metric(srv: &Server, name: &str) -> u64 {
+    let text = srv.client().get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+#[test]
+fn berth_gc_reclaims_deleted_blobs_and_keeps_everything_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start_with(dir.path(), &[("BERTH_GC_INTERVAL", "off")]);
+    let mut c = srv.client();
+    // Above small_blob_bytes (1 MiB): each is a pack of its own.
+    let (gone, kept) = (pattern(3 << 20, 1), pattern(2 << 20, 2));
+    let small = pattern(10_000, 3);
+    let dg = push_blob(&mut c, &gone, 2);
+    let dk = push_blob(&mut c, &kept, 2);
+    let ds = push_blob(&mut c, &small, 1);
+    let before = packs(dir.path());
+
+    let r = c.request("DELETE", &format!("/v2/{REPO}/blobs/{dg}"), &[], b"");
+    assert_eq!(r.status, 202, "{r:?}");
+
+    let dry: serde_json::Value =
+        serde_json::from_slice(&gc(&srv, &["--dry-run", "--json"]).stdout).unwrap();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["blobs_removed"], 1);
+    assert_eq!(dry["blob_bytes_removed"], gone.len() as u64);
+    assert_eq!(dry["packs_removed"], 1);
+    assert_eq!(packs(dir.path()), before, "a dry run deletes nothing");
+
+    let out = String::from_utf8(gc(&srv, &[]).stdout).unwrap();
+    assert!(out.contains("blobs removed:      1\n"), "{out}");
+    assert!(out.contains("packs removed:      1\n"), "{out}");
+    assert_eq!(packs(dir.path()), before - 1, "its pack file is deleted");
+    assert_eq!(metric(&srv, "berth_gc_runs_total"), 1);
+    assert_eq!(metric(&srv, "berth_gc_blobs_removed_total"), 1);
+
+    let r = c.get(&format!("/v2/{REPO}/blobs/{dg}"));
+    assert_eq!(r.status, 404);
+    for (d, bytes) in [(&dk, &kept), (&ds, &small)] {
+        let r = c.get(&format!("/v2/{REPO}/blobs/{d}"));
+        assert!(
+            r.status == 200 && r.body == *bytes,
+            "{d} came back different"
+        );
+    }
+    // Nothing left to collect; and the deleted blob can be pushed again.
+    let again: serde_json::Value = serde_json::from_slice(&gc(&srv, &["--json"]).stdout).unwrap();
+    assert_eq!(again["blobs_removed"], 0);
+    push_blob(&mut c, &gone, 3);
+    let r = c.get(&format!("/v2/{REPO}/blobs/{dg}"));
+    assert!(r.status == 200 && r.body == gone);
+
+    // Only the admin token may collect.
+    let r = Client::connect_as(srv.addr, &bearer_header(&srv.token)).json("POST", "/api/v1/gc", "");
+    assert_eq!(r.status, 403, "{r:?}");
+
+    srv.signal(libc::SIGTERM);
+    assert!(srv.wait(Duration::from_secs(20)).success());
+    let out = berth(&["check", "--data", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn the_server_collects_every_gc_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_GC_INTERVAL", "200ms")]);
+    let mut c = srv.client();
+    let d = push_blob(&mut c, &pattern(2 << 20, 9), 1);
+    let before = packs(dir.path());
+    let r = c.request("DELETE", &format!("/v2/{REPO}/blobs/{d}"), &[], b"");
+    assert_eq!(r.status, 202);
+    let t = Instant::now();
+    while metric(&srv, "berth_gc_blobs_removed_total") == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no collection within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(packs(dir.path()), before - 1);
+}
