@@ -125,6 +125,7 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
             p.push(format!("{repo}: manifest row with an undecodable key"));
         }
     }
+    let links = txn.open_table(schema::BLOB_LINKS)?;
     for entry in txn.open_table(schema::MANIFEST_REFS)?.iter()? {
         let (k, kind) = entry?;
         let (repo, m, target) = k.value();
@@ -133,9 +134,13 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
                 "{repo}: references recorded for a manifest that is gone"
             ));
         }
-        // Blob links and child manifests may be deleted on their own (spec §8.3), but the
-        // bytes a manifest references stay stored until garbage collection.
-        if kind.value() == schema::REF_BLOB && blobs.get(target)?.is_none() {
+        // Blob links and child manifests may be deleted on their own (spec §8.3), and
+        // garbage collection then removes bytes no repository links: only a blob the
+        // repository still links must be stored.
+        if kind.value() == schema::REF_BLOB
+            && blobs.get(target)?.is_none()
+            && links.get((repo, target))?.is_some()
+        {
             let t = BlobKey::decode(target).map_or("?".into(), |k| k.to_string());
             p.push(format!(
                 "{repo}: a manifest references blob {t}, which is not stored"

@@ -22,6 +22,7 @@
 //! `KeepUpload`, which the first `sync_upload` of a session sends, is one) or the final one
 //! when the engine is dropped.
 
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -625,24 +626,34 @@ impl State {
             out.skipped = true;
             return Ok(out);
         }
+        // Plain reads, not a map: a pack that cannot be read must cost its own blobs a
+        // move, not the batch its writes (nor the process a SIGBUS).
+        let file = self.inner.packs.file(pack);
         for (kb, loc) in moves {
             let Some(key) = gc::still_at(t, kb, loc)? else {
                 continue;
             };
-            let end = loc.offset.saturating_add(loc.len);
-            let map = self.inner.packs.map_covering(pack, end)?;
-            // `map_covering` maps at least `end` bytes, so the range is inside the map.
-            let data = &map.bytes()[loc.offset as usize..end as usize];
+            let read = file.as_ref().ok().and_then(|f| {
+                let mut data = vec![0u8; usize::try_from(loc.len).ok()?];
+                f.file().read_exact_at(&mut data, loc.offset).ok()?;
+                Some(data)
+            });
+            let Some(data) = read else {
+                out.unreadable += 1;
+                continue;
+            };
             let sp = self.shared_for(loc.len, fx)?;
             fx.shared_written = true;
-            let to = sp.append(&key, data)?;
+            let to = sp.append(&key, &data)?;
             t.blobs.insert(&kb[..], &schema::encode_loc(&to)[..])?;
             out.blobs += 1;
             out.bytes += loc.len;
         }
-        if last {
+        // A blob left behind keeps its pack.
+        if last && out.unreadable == 0 {
             if let Some(v) = t.packs.remove(pack)? {
                 out.removed_bytes = Some(schema::decode_pack(v.value())?.committed_len);
+                self.inner.packs.retire(pack, (self.inner.clock)());
                 fx.delete_after
                     .push(self.inner.packs_dir().join(pack_file_name(pack)));
             }
@@ -782,6 +793,9 @@ impl State {
             }
             Op::Sweep { keys } => {
                 let (swept, files) = gc::apply_sweep(t, &self.inner.packs_dir(), keys)?;
+                for &p in &swept.packs {
+                    self.inner.packs.retire(p, (self.inner.clock)());
+                }
                 fx.delete_after.extend(files);
                 Ok(Outcome::Swept(swept))
             }

@@ -16,12 +16,14 @@
 //! after which nobody can pull it from that repository anyway.
 //!
 //! Pack files are unlinked after the commit; pulls that already hold one keep reading it,
-//! and the pack cache keeps it open for [`RETIRE_GRACE_SECS`] so that a pull which looked the
-//! blob up just before the move still finds the old bytes.
+//! and the committer opens it in the pack cache before the commit, which keeps it for
+//! [`RETIRE_GRACE_SECS`], so a pull that looked the blob up just before the change still
+//! finds the old bytes.
 
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::TryLockError;
 
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -79,6 +81,9 @@ pub struct GcReport {
     /// Bytes of those pack files: the space given back to the file system once no pull
     /// reads them (minus `bytes_moved` written again elsewhere).
     pub pack_bytes_removed: u64,
+    /// Live blobs compaction could not read: left in place with their pack (`berth check`
+    /// says more).
+    pub blobs_unreadable: u64,
 }
 
 /// Why a collection did not run to the end.
@@ -118,6 +123,8 @@ pub(crate) struct Swept {
 pub(crate) struct Moved {
     /// The pack is being appended to: nothing was done.
     pub skipped: bool,
+    /// Blobs that could not be read, left where they are (so is their pack).
+    pub unreadable: u64,
     pub blobs: u64,
     pub bytes: u64,
     /// The pack's row was removed and its file will be (this was the last step).
@@ -125,10 +132,20 @@ pub(crate) struct Moved {
 }
 
 pub(crate) fn run(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcReport, GcError> {
-    let Ok(_one) = inner.gc.running.try_lock() else {
-        return Err(GcError::Busy);
+    let _one = match inner.gc.running.try_lock() {
+        Ok(g) => g,
+        // A collection that panicked left nothing half done: its changes were whole
+        // transactions.
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return Err(GcError::Busy),
     };
+    let r = collect(inner, commit, opts);
+    // A cancel asked for while none ran ends the next one at once; it is spent by then.
     inner.gc.cancel.store(false, Relaxed);
+    r
+}
+
+fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcReport, GcError> {
     let cancelled = || inner.gc.cancel.load(Relaxed);
     inner.packs.purge_retired((inner.clock)());
     let mut report = GcReport {
@@ -161,9 +178,6 @@ pub(crate) fn run(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<
             report.blob_bytes_removed += s.bytes;
             report.packs_removed += s.packs.len() as u64;
             report.pack_bytes_removed += s.pack_bytes;
-            for p in s.packs {
-                inner.packs.retire(p, (inner.clock)());
-            }
         }
     }
 
@@ -190,20 +204,23 @@ pub(crate) fn run(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<
             batches(&live).collect()
         };
         let n = steps.len();
+        let mut unreadable = 0;
         for (i, step) in steps.into_iter().enumerate() {
             if cancelled() {
                 return Ok(report);
             }
-            let m = commit.compact(pack, step, i + 1 == n)?;
+            // The pack goes only if every blob left it.
+            let m = commit.compact(pack, step, i + 1 == n && unreadable == 0)?;
             if m.skipped {
                 break;
             }
+            unreadable += m.unreadable;
+            report.blobs_unreadable += m.unreadable;
             report.blobs_moved += m.blobs;
             report.bytes_moved += m.bytes;
             if let Some(b) = m.removed_bytes {
                 report.packs_removed += 1;
                 report.pack_bytes_removed += b;
-                inner.packs.retire(pack, (inner.clock)());
             }
         }
     }

@@ -260,7 +260,7 @@ fn collections_racing_pushes_mounts_and_deletes_lose_nothing_linked() {
 }
 
 #[test]
-fn one_collection_at_a_time() {
+fn concurrent_collections_remove_each_blob_once() {
     let dir = tempfile::tempdir().unwrap();
     let e = Arc::new(open(dir.path()));
     for i in 0..200 {
@@ -295,7 +295,6 @@ fn a_deleted_pack_stays_open_for_a_grace_minute() {
     let (e, now) = with_clock(dir.path());
     let big = data(5, 50_000);
     let (k, loc) = push(&e, "r", &big);
-    e.pack_file(loc.pack).unwrap();
     e.unlink_blob("r", &k).unwrap();
     assert_eq!(gc(&e).packs_removed, 1);
     let f = e.pack_file(loc.pack).expect("still open within the grace");
@@ -307,4 +306,58 @@ fn a_deleted_pack_stays_open_for_a_grace_minute() {
     now.fetch_add(1, SeqCst);
     e.close_retired_packs();
     assert!(e.pack_file(loc.pack).is_err(), "closed after a minute");
+}
+
+/// A shared pack whose live blob cannot be read is kept with that blob, and the
+/// collection goes on without failing anyone else's writes.
+#[test]
+fn a_live_blob_that_cannot_be_read_keeps_its_pack_and_fails_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), small_packs()).unwrap();
+    let blobs: Vec<Vec<u8>> = (0..6).map(|i| data(300 + i, 3000)).collect();
+    let pushed: Vec<_> = blobs.iter().map(|b| push(&e, "r", b)).collect();
+    let first = pushed[0].1.pack;
+    assert_eq!(pushed[4].1.pack, first);
+    assert_ne!(
+        pushed[5].1.pack, first,
+        "the sixth starts the pack appended to"
+    );
+    for (k, _) in &pushed[..4] {
+        e.unlink_blob("r", k).unwrap();
+    }
+    // The kept blob is the pack's last: cut its tail off.
+    let path = dir.path().join("packs").join(format!("{first:016x}.pack"));
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(pushed[4].1.offset + 100).unwrap();
+    drop(f);
+
+    let r = gc(&e);
+    assert_eq!(r.blobs_removed, 4);
+    assert_eq!(
+        (r.blobs_unreadable, r.blobs_moved, r.packs_removed),
+        (1, 0, 0)
+    );
+    assert!(path.exists(), "the pack stays with its unreadable blob");
+    assert_eq!(
+        e.stats().failed_packs,
+        0,
+        "the pack appended to is not latched"
+    );
+    let (_, loc) = push(&e, "r", &data(400, 2000));
+    assert_eq!(e.read_blob(loc).unwrap(), data(400, 2000));
+}
+
+/// A manifest whose blob was deleted from its repository does not make the store fail its
+/// check once the bytes are collected.
+#[test]
+fn the_store_checks_clean_after_collecting_a_blob_a_manifest_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let (layer, _) = push(&e, "r", &data(500, 50_000));
+    let (config, _) = push(&e, "r", b"{}");
+    let m = manifest(r#"{"m":1}"#, &["v1"], &[config.clone(), layer.clone()]);
+    let _ = e.put_manifest("r", m).unwrap();
+    e.unlink_blob("r", &layer).unwrap();
+    assert_eq!(gc(&e).blobs_removed, 1);
+    assert_clean(&e);
 }

@@ -170,6 +170,7 @@ impl Store {
                     bytes_moved = r.bytes_moved,
                     packs_removed = r.packs_removed,
                     pack_bytes_removed = r.pack_bytes_removed,
+                    blobs_unreadable = r.blobs_unreadable,
                     ms = took.elapsed().as_millis() as u64,
                     "garbage collection"
                 );

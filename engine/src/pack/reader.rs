@@ -37,10 +37,14 @@ impl PackCache {
         }
     }
 
-    /// Pack `pack`'s file was deleted at `now` (seconds): forget it once
-    /// [`RETIRE_GRACE_SECS`] have passed.
+    /// Pack `pack`'s file is about to be deleted, at `now` (seconds): opens it if it is not
+    /// open, so that lookups keep finding it, and forgets it once [`RETIRE_GRACE_SECS`]
+    /// have passed.
     pub(crate) fn retire(&self, pack: u64, now: u64) {
+        // Marked first, so that no eviction drops the entry opened just below.
         self.lock_retired().insert(pack, now);
+        // A pack that cannot be opened has no bytes to keep reachable.
+        let _ = self.entry(pack);
     }
 
     /// Closes retired packs past their grace at `now`; their disk space is then free once no pull

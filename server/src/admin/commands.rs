@@ -221,6 +221,7 @@ fn gc_fields(v: &Value) -> String {
             ("packs removed", n("packs_removed").to_string()),
             ("pack bytes removed", bytes("pack_bytes_removed")),
             ("uploads expired", n("uploads_expired").to_string()),
+            ("blobs unreadable", n("blobs_unreadable").to_string()),
         ])
 }
 

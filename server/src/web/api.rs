@@ -407,6 +407,7 @@ fn collect(p: &Principal, req: &WebRequest, gc: &Collect<'_>) -> Answer {
             "bytes_moved": r.bytes_moved,
             "packs_removed": r.packs_removed,
             "pack_bytes_removed": r.pack_bytes_removed,
+            "blobs_unreadable": r.blobs_unreadable,
         }),
     ))
 }
