@@ -140,6 +140,13 @@ pub(crate) fn run(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<
         Err(TryLockError::WouldBlock) => return Err(GcError::Busy),
     };
     let r = collect(inner, commit, opts);
+    // Cancelled runs count too: what they did is done.
+    if let Some(report) = r.as_ref().ok().filter(|r| !r.dry_run) {
+        let t = &inner.gc;
+        t.runs.fetch_add(1, Relaxed);
+        t.blobs.fetch_add(report.blobs_removed, Relaxed);
+        t.pack_bytes.fetch_add(report.pack_bytes_removed, Relaxed);
+    }
     // A cancel asked for while none ran ends the next one at once; it is spent by then.
     inner.gc.cancel.store(false, Relaxed);
     r
@@ -223,12 +230,6 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
                 report.pack_bytes_removed += b;
             }
         }
-    }
-    if !opts.dry_run {
-        let t = &inner.gc;
-        t.runs.fetch_add(1, Relaxed);
-        t.blobs.fetch_add(report.blobs_removed, Relaxed);
-        t.pack_bytes.fetch_add(report.pack_bytes_removed, Relaxed);
     }
     Ok(report)
 }
