@@ -26,6 +26,10 @@ pub(crate) fn stat(
         .get(&kb[..])?
         .map(|v| schema::decode_loc(v.value()))
         .transpose()?;
+    if loc.is_some() {
+        // A client that found the blob here may be about to name it in a manifest.
+        inner.touches.touch(repo, &kb, (inner.clock)());
+    }
     Ok(loc)
 }
 

@@ -124,6 +124,11 @@ pub(crate) enum Op {
         id: UploadId,
         row: UploadRow,
     },
+    /// Removes the links (repository, encoded key) unused for `grace` seconds (`gc.rs`).
+    UnlinkStale {
+        links: Vec<(String, Vec<u8>)>,
+        grace: u64,
+    },
     /// Removes the blobs (encoded keys) no repository links (`gc.rs`).
     Sweep {
         keys: Vec<Vec<u8>>,
@@ -174,6 +179,7 @@ pub(crate) enum Outcome {
     /// A tenancy write's result; a refusal wrote nothing but does not fail the batch.
     Tenancy(Result<tenancy::Done, tenancy::Refusal>),
     Swept(gc::Swept),
+    Unlinked(u64),
     Moved(gc::Moved),
 }
 
@@ -184,7 +190,7 @@ impl Outcome {
             Outcome::Unit | Outcome::Loc(_) | Outcome::MaybeLoc(Some(_)) => true,
             Outcome::Delete(d) => *d == DeleteOutcome::Deleted,
             Outcome::Tenancy(r) => r.is_ok(),
-            Outcome::Swept(_) | Outcome::Moved(_) => true,
+            Outcome::Swept(_) | Outcome::Moved(_) | Outcome::Unlinked(_) => true,
             Outcome::MaybeLoc(None) | Outcome::Missing(_) | Outcome::Vanished => false,
         }
     }
@@ -342,6 +348,17 @@ impl Committer {
         match self.submit(op)? {
             Outcome::Loc(loc) => Ok(Some(Durable(loc))),
             Outcome::Vanished => Ok(None),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(crate) fn unlink_stale(
+        &self,
+        links: Vec<(String, Vec<u8>)>,
+        grace: u64,
+    ) -> Result<u64, StoreError> {
+        match self.submit(Op::UnlinkStale { links, grace })? {
+            Outcome::Unlinked(n) => Ok(n),
             _ => Err(unexpected()),
         }
     }
@@ -740,6 +757,7 @@ impl State {
                     .get(&kb[..])?
                     .map(|v| schema::decode_loc(v.value()))
                     .transpose()?;
+                self.inner.touches.touch(repo, &kb, (self.inner.clock)());
                 if let Some(loc) = existing {
                     match src {
                         BlobSource::Pack { pack, .. } => fx
@@ -777,20 +795,36 @@ impl State {
                 blob::link(t, repo, &kb)?;
                 Ok(Outcome::Loc(loc))
             }
-            Op::Mount { repo, key, from } => Ok(Outcome::MaybeLoc(blob::apply_mount(
-                t,
-                repo,
-                key,
-                from.as_deref(),
-            )?)),
+            Op::Mount { repo, key, from } => {
+                let loc = blob::apply_mount(t, repo, key, from.as_deref())?;
+                if loc.is_some() {
+                    self.inner
+                        .touches
+                        .touch(repo, &key.encode(), (self.inner.clock)());
+                }
+                Ok(Outcome::MaybeLoc(loc))
+            }
             Op::Unlink { repo, key, .. } => Ok(Outcome::Delete(blob::apply_unlink(t, repo, key)?)),
-            Op::PutManifest { repo, m, .. } => match manifest::apply_put(t, repo, m)? {
-                Ok(()) => Ok(Outcome::Unit),
-                Err(missing) => Ok(Outcome::Missing(missing)),
-            },
+            Op::PutManifest { repo, m, .. } => {
+                // Before any collection after this can read the new references.
+                let now = (self.inner.clock)();
+                for k in &m.blobs {
+                    self.inner.touches.touch(repo, &k.encode(), now);
+                }
+                match manifest::apply_put(t, repo, m)? {
+                    Ok(()) => Ok(Outcome::Unit),
+                    Err(missing) => Ok(Outcome::Missing(missing)),
+                }
+            }
             Op::DeleteManifest { repo, r, .. } => {
                 Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
             }
+            Op::UnlinkStale { links, grace } => Ok(Outcome::Unlinked(gc::apply_unlink_stale(
+                t,
+                &self.inner,
+                links,
+                *grace,
+            )?)),
             Op::Sweep { keys } => {
                 let (swept, files) = gc::apply_sweep(t, &self.inner.packs_dir(), keys)?;
                 for &p in &swept.packs {

@@ -1,26 +1,32 @@
-//! Garbage collection, online: blobs no repository links are removed, their packs deleted
-//! (a large blob is a pack of its own) or, for shared packs mostly dead, compacted by
-//! copying the live blobs into the current shared pack; abandoned upload sessions expire.
+//! Garbage collection, online. First, links of blobs into repositories that no manifest
+//! there references and nobody used for a grace (`unreferenced_after`, see `touch.rs`) are
+//! removed: that is how deleting an image gives its layers back. Then blobs no repository
+//! links are removed, their packs deleted (a large blob is a pack of its own) or, for
+//! shared packs mostly dead, compacted by copying the live blobs into the current shared
+//! pack. Abandoned upload sessions expire.
 //!
 //! Planning reads an MVCC snapshot and never blocks anyone. Every change is an operation
 //! of the committer, which checks its premise again inside its write transaction, so a
 //! push, mount or delete racing the collection is never lost:
+//! - a link is removed only if it is still unused then: a manifest PUT since the snapshot
+//!   marked the links it names as used when the committer applied it, and a client that
+//!   found a blob (HEAD, GET, mount) before naming it in a manifest marked it too;
 //! - a blob is removed only if, in that transaction, no repository links it (a push or
 //!   mount of it that committed first wins; one that commits later stores it again);
 //! - a blob is moved only if its row still names the old place, and the pack is dropped
 //!   only by the last move of a pack that is not the one being appended to (no row can
 //!   start naming a pack nobody appends to).
 //!
-//! Liveness is the link alone. A manifest can be pushed only while its blobs are linked in
-//! its repository, so a blob a manifest needs is unlinked only by an explicit blob DELETE,
-//! after which nobody can pull it from that repository anyway.
+//! A manifest can be pushed only while its blobs are linked in its repository, so a blob
+//! a manifest references is unlinked only by an explicit blob DELETE, after which nobody
+//! can pull it from that repository anyway.
 //!
 //! Pack files are unlinked after the commit; pulls that already hold one keep reading it,
 //! and the committer opens it in the pack cache before the commit, which keeps it for
 //! [`RETIRE_GRACE_SECS`], so a pull that looked the blob up just before the change still
 //! finds the old bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::TryLockError;
@@ -30,6 +36,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use crate::commit::{Committer, Tables};
 use crate::keys::BlobKey;
 use crate::pack::format::{pack_file_name, PACK_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::touch::link_hash;
 use crate::{schema, BlobLoc, Inner, StoreError};
 
 /// How long (seconds) a retired pack stays open in the pack cache after its file is
@@ -46,16 +53,22 @@ const MOVE_BATCH_BYTES: u64 = 64 << 20;
 pub struct GcOptions {
     /// Report what would be reclaimed and change nothing.
     pub dry_run: bool,
+    /// Links (a blob in a repository) that no manifest of the repository references are
+    /// removed once unused for this many seconds (see `touch.rs` for "used"); `None`
+    /// keeps them until the blob is deleted from the repository.
+    pub unreferenced_after: Option<u64>,
     /// A shared pack is compacted once its live data is below this share of its data
     /// (0.0 to 1.0; 0.5 by default through [`GcOptions::standard`]).
     pub compact_below: f64,
 }
 
 impl GcOptions {
-    /// Compacts shared packs less than half live.
+    /// Compacts shared packs less than half live; drops links no manifest references after
+    /// a day unused.
     pub fn standard() -> GcOptions {
         GcOptions {
             dry_run: false,
+            unreferenced_after: Some(24 * 3600),
             compact_below: 0.5,
         }
     }
@@ -68,6 +81,8 @@ pub struct GcReport {
     pub dry_run: bool,
     /// Upload sessions past their expiry, removed with their files.
     pub uploads_expired: u64,
+    /// Links of blobs into repositories that no manifest there references any more.
+    pub links_removed: u64,
     /// Blobs no repository linked, removed.
     pub blobs_removed: u64,
     /// Their data bytes.
@@ -159,12 +174,34 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
         dry_run: opts.dry_run,
         ..GcReport::default()
     };
-    if !opts.dry_run {
-        report.uploads_expired = crate::upload::expire(inner, commit)? as u64;
+    report.uploads_expired = if opts.dry_run {
+        crate::upload::count_expired(inner)
+    } else {
+        crate::upload::expire(inner, commit)?
+    } as u64;
+
+    // Links nothing references any more (their manifests were deleted), unused for the
+    // grace: a dry run counts them as gone when it counts blobs.
+    let mut gone = HashSet::new();
+    if let Some(grace) = opts.unreferenced_after {
+        let now = (inner.clock)();
+        inner.touches.forget_before(now.saturating_sub(grace));
+        let stale = stale_links(inner, now, grace)?;
+        if opts.dry_run {
+            report.links_removed = stale.len() as u64;
+            gone = stale.iter().map(|(r, k)| link_hash(r, k)).collect();
+        } else {
+            for chunk in stale.chunks(SWEEP_BATCH) {
+                if cancelled() {
+                    return Ok(report);
+                }
+                report.links_removed += commit.unlink_stale(chunk.to_vec(), grace)?;
+            }
+        }
     }
 
     // Sweep: blobs nobody links.
-    let plan = plan(inner)?;
+    let plan = plan(inner, &gone)?;
     if opts.dry_run {
         report.blobs_removed = plan.unlinked.len() as u64;
         report.blob_bytes_removed = plan.unlinked.iter().map(|(_, l)| l.len).sum();
@@ -300,17 +337,20 @@ impl Plan {
     }
 }
 
-fn plan(inner: &Inner) -> Result<Plan, StoreError> {
-    read_plan(inner, true)
+/// Blobs no repository links (counting the links in `gone` as removed already), and the
+/// live blobs of shared packs.
+fn plan(inner: &Inner, gone: &HashSet<u64>) -> Result<Plan, StoreError> {
+    read_plan(inner, Some(gone))
 }
 
+/// The blobs of shared packs, all counted as live.
 fn plan_live(inner: &Inner) -> Result<Plan, StoreError> {
-    read_plan(inner, false)
+    read_plan(inner, None)
 }
 
-/// One pass over the blobs of a read snapshot. With `sweeping`, blobs nobody links are
-/// listed as unlinked; otherwise every blob counts as live.
-fn read_plan(inner: &Inner, sweeping: bool) -> Result<Plan, StoreError> {
+/// One pass over the blobs of a read snapshot. When `sweeping` (with the links to count as
+/// gone), blobs nobody links are listed as unlinked; otherwise every blob counts as live.
+fn read_plan(inner: &Inner, sweeping: Option<&HashSet<u64>>) -> Result<Plan, StoreError> {
     // Read before the snapshot: a pack that stops being appended to afterwards is only
     // skipped this time.
     let active = inner
@@ -335,7 +375,11 @@ fn read_plan(inner: &Inner, sweeping: bool) -> Result<Plan, StoreError> {
         let (k, v) = entry?;
         let kb = k.value();
         let loc = schema::decode_loc(v.value())?;
-        if sweeping && !is_linked(&linked_by, kb)? {
+        let unlinked = match sweeping {
+            Some(gone) => !is_linked(&linked_by, kb, gone)?,
+            None => false,
+        };
+        if unlinked {
             plan.unlinked.push((kb.to_vec(), loc));
         } else if plan
             .packs
@@ -351,17 +395,76 @@ fn read_plan(inner: &Inner, sweeping: bool) -> Result<Plan, StoreError> {
     Ok(plan)
 }
 
-/// Whether any repository links the blob encoded as `kb`.
+/// Whether any repository links the blob encoded as `kb`, not counting the links (by
+/// [`link_hash`]) in `gone`.
 fn is_linked(
     linked_by: &impl ReadableTable<(&'static [u8], &'static str), ()>,
     kb: &[u8],
+    gone: &HashSet<u64>,
 ) -> Result<bool, StoreError> {
     let from: (&[u8], &str) = (kb, "");
-    let mut range = linked_by.range::<(&[u8], &str)>((Bound::Included(from), Bound::Unbounded))?;
-    Ok(match range.next() {
-        Some(entry) => entry?.0.value().0 == kb,
-        None => false,
-    })
+    for entry in linked_by.range::<(&[u8], &str)>((Bound::Included(from), Bound::Unbounded))? {
+        let (k, _) = entry?;
+        let (b, repo) = k.value();
+        if b != kb {
+            break;
+        }
+        if gone.is_empty() || !gone.contains(&link_hash(repo, kb)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Links no manifest of their repository references and nobody used for `grace` seconds
+/// before `now`, as (repository, encoded blob key).
+fn stale_links(inner: &Inner, now: u64, grace: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let txn = inner.db.begin_read()?;
+    let mut referenced = HashSet::new();
+    for entry in txn.open_table(schema::MANIFEST_REFS)?.iter()? {
+        let (k, kind) = entry?;
+        if kind.value() == schema::REF_BLOB {
+            let (repo, _, target) = k.value();
+            referenced.insert(link_hash(repo, target));
+        }
+    }
+    let mut out = Vec::new();
+    for entry in txn.open_table(schema::BLOB_LINKS)?.iter()? {
+        let (k, _) = entry?;
+        let (repo, kb) = k.value();
+        if !referenced.contains(&link_hash(repo, kb)) && is_stale(inner, repo, kb, now, grace) {
+            out.push((repo.to_owned(), kb.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether nobody used the link for `grace` seconds before `now` (see `touch.rs`).
+fn is_stale(inner: &Inner, repo: &str, kb: &[u8], now: u64, grace: u64) -> bool {
+    now.saturating_sub(inner.touches.last(repo, kb)) >= grace
+}
+
+/// Inside the committer's transaction: removes each link of `links` still unused for
+/// `grace`. A manifest PUT since the plan's snapshot has used the links it names (the
+/// committer marks them as it applies the PUT), so none of those goes.
+pub(crate) fn apply_unlink_stale(
+    t: &mut Tables<'_>,
+    inner: &Inner,
+    links: &[(String, Vec<u8>)],
+    grace: u64,
+) -> Result<u64, StoreError> {
+    let now = (inner.clock)();
+    let mut n = 0;
+    for (repo, kb) in links {
+        if !is_stale(inner, repo, kb, now, grace) {
+            continue;
+        }
+        if t.links.remove((repo.as_str(), &kb[..]))?.is_some() {
+            t.linked_by.remove((&kb[..], repo.as_str()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Inside the committer's transaction: removes each blob of `keys` that no repository
@@ -375,7 +478,7 @@ pub(crate) fn apply_sweep(
     let mut out = Swept::default();
     let mut files = Vec::new();
     for kb in keys {
-        if is_linked(&t.linked_by, kb)? {
+        if is_linked(&t.linked_by, kb, &HashSet::new())? {
             continue;
         }
         let Some(v) = t.blobs.remove(&kb[..])? else {

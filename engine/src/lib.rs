@@ -74,6 +74,7 @@ mod pack;
 mod recover;
 mod schema;
 mod tenancy;
+mod touch;
 mod upload;
 mod writeback;
 
@@ -290,6 +291,8 @@ pub(crate) struct Inner {
     /// never compacts it.
     pub(crate) active_shared: AtomicU64,
     pub(crate) gc: gc::State,
+    /// When each repository link was last used, for garbage collection's grace.
+    pub(crate) touches: touch::Touches,
     /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
     _lock: File,
 }
@@ -323,6 +326,7 @@ impl Engine {
         clock: Clock,
     ) -> Result<Engine, StoreError> {
         let opened = recover::open(dir, opts, clock)?;
+        let now = (opened.clock)();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             db: opened.db,
@@ -336,6 +340,7 @@ impl Engine {
             repaired: opened.repaired,
             active_shared: AtomicU64::new(u64::MAX),
             gc: gc::State::default(),
+            touches: touch::Touches::new(now),
             _lock: opened.lock,
         });
         let commit = commit::Committer::start(inner.clone(), opened.resume_shared)?;

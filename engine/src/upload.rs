@@ -475,6 +475,17 @@ pub(crate) fn cancel(
 /// Removes sessions untouched for `upload_expiry_secs`. Sessions busy right now are in use,
 /// so not expired.
 pub(crate) fn expire(inner: &Inner, commit: &Committer) -> Result<usize, StoreError> {
+    expire_or_count(inner, Some(commit))
+}
+
+/// Sessions [`expire`] would remove now, removing none.
+pub(crate) fn count_expired(inner: &Inner) -> usize {
+    // Without a committer nothing can be discarded, and nothing fails.
+    expire_or_count(inner, None).unwrap_or(0)
+}
+
+/// Removes the sessions past expiry through `commit`, or with `None` only counts them.
+fn expire_or_count(inner: &Inner, commit: Option<&Committer>) -> Result<usize, StoreError> {
     let now = (inner.clock)();
     let expiry = inner.opts.upload_expiry_secs;
     let mut n = 0;
@@ -486,7 +497,9 @@ pub(crate) fn expire(inner: &Inner, commit: &Committer) -> Result<usize, StoreEr
             continue;
         };
         if !g.ended && g.touched.saturating_add(expiry) < now {
-            discard(inner, commit, &id, &s, &mut g);
+            if let Some(commit) = commit {
+                discard(inner, commit, &id, &s, &mut g);
+            }
             n += 1;
         }
     }

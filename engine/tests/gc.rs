@@ -188,6 +188,11 @@ fn expired_upload_sessions_are_collected_with_their_files() {
     e.sync_upload("r", &up.id).unwrap();
     assert_eq!(gc(&e).uploads_expired, 0);
     now.fetch_add(opts().upload_expiry_secs + 1, SeqCst);
+    assert_eq!(dry(&e).uploads_expired, 1, "a dry run counts it");
+    assert!(
+        e.upload_status("r", &up.id).unwrap().is_some(),
+        "and keeps it"
+    );
     assert_eq!(gc(&e).uploads_expired, 1);
     assert!(e.upload_status("r", &up.id).unwrap().is_none());
     assert!(files_in(&dir.path().join("uploads")).is_empty());
@@ -360,4 +365,124 @@ fn the_store_checks_clean_after_collecting_a_blob_a_manifest_named() {
     e.unlink_blob("r", &layer).unwrap();
     assert_eq!(gc(&e).blobs_removed, 1);
     assert_clean(&e);
+}
+
+const DAY: u64 = 24 * 3600;
+
+/// Deleting a manifest gives its blobs' space back once nothing else names them and
+/// nobody used them for a day; a blob pushed without a manifest goes the same way, while
+/// blobs a manifest references stay.
+#[test]
+fn blobs_of_a_deleted_manifest_go_after_a_day_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, now) = with_clock(dir.path());
+    let (layer_bytes, shared_bytes) = (data(600, 50_000), data(601, 40_000));
+    let (layer, ll) = push(&e, "r", &layer_bytes);
+    let (shared, _) = push(&e, "r", &shared_bytes);
+    let (config, _) = push(&e, "r", b"{\"a\":1}");
+    let (orphan, _) = push(&e, "r", &data(602, 30_000));
+    let m1 = manifest(
+        r#"{"m":1}"#,
+        &["v1"],
+        &[config.clone(), layer.clone(), shared.clone()],
+    );
+    let m1_key = m1.key.clone();
+    let _ = e.put_manifest("r", m1).unwrap();
+    let m2 = manifest(r#"{"m":2}"#, &["v2"], &[config.clone(), shared.clone()]);
+    let _ = e.put_manifest("r", m2).unwrap();
+    assert_eq!(gc(&e), GcReport::default(), "everything was used just now");
+
+    now.fetch_add(DAY + 1, SeqCst);
+    let r = gc(&e);
+    assert_eq!(
+        (r.links_removed, r.blobs_removed),
+        (1, 1),
+        "the orphan: {r:?}"
+    );
+    assert_eq!(e.stat_blob("r", &orphan).unwrap(), None);
+
+    assert_eq!(
+        e.delete_manifest("r", berth_engine::ManifestRef::Key(&m1_key))
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let would = dry(&e);
+    assert_eq!(
+        (would.links_removed, would.blobs_removed),
+        (1, 1),
+        "{would:?}"
+    );
+    let r = gc(&e);
+    assert_eq!(
+        (r.links_removed, r.blobs_removed, r.packs_removed),
+        (1, 1, 1),
+        "the layer only v1 named: {r:?}"
+    );
+    assert!(!dir
+        .path()
+        .join("packs")
+        .join(format!("{:016x}.pack", ll.pack))
+        .exists());
+    for (k, b) in [(&shared, &shared_bytes[..]), (&config, &b"{\"a\":1}"[..])] {
+        let loc = e.stat_blob("r", k).unwrap().expect("v2 still names it");
+        assert_eq!(e.read_blob(loc).unwrap(), b);
+    }
+    assert_clean(&e);
+}
+
+/// A client that found a blob (HEAD) or mounted it may name it in a manifest next: the
+/// link stays a day from then, and a day from the store's open.
+#[test]
+fn a_link_looked_up_mounted_or_opened_recently_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, now) = with_clock(dir.path());
+    let (a, _) = push(&e, "r", &data(700, 20_000));
+    let (b, _) = push(&e, "r", &data(701, 20_000));
+    let (c, _) = push(&e, "r", &data(703, 20_000));
+    now.fetch_add(DAY - 10, SeqCst);
+    assert!(e.stat_blob("r", &a).unwrap().is_some(), "a HEAD");
+    let _ = e.mount_blob("s", &b, Some("r")).unwrap().unwrap();
+    now.fetch_add(20, SeqCst);
+    let r = gc(&e);
+    assert_eq!(
+        (r.links_removed, r.blobs_removed),
+        (1, 1),
+        "only c, unused for a day: {r:?}"
+    );
+    assert!(e.stat_blob("r", &c).unwrap().is_none());
+    assert!(e.stat_blob("r", &a).unwrap().is_some());
+    assert!(
+        e.stat_blob("r", &b).unwrap().is_some(),
+        "the mount's source"
+    );
+    assert!(
+        e.stat_blob("s", &b).unwrap().is_some(),
+        "mounted just before"
+    );
+
+    // Reopened: every link counts as used at open.
+    drop(e);
+    let now2 = now.clone();
+    let clock = Arc::new(move || now2.load(SeqCst));
+    let e = Engine::open_with_clock(dir.path(), opts(), clock).unwrap();
+    now.fetch_add(DAY - 1, SeqCst);
+    assert_eq!(gc(&e).links_removed, 0);
+    now.fetch_add(1, SeqCst);
+    let r = gc(&e);
+    assert_eq!(
+        (r.links_removed, r.blobs_removed),
+        (3, 2),
+        "a in r, b in r and s; then a and b: {r:?}"
+    );
+    assert_clean(&e);
+
+    // With the grace off, links stay until deleted.
+    let (d, _) = push(&e, "r", &data(702, 100));
+    now.fetch_add(10 * DAY, SeqCst);
+    let keep = GcOptions {
+        unreferenced_after: None,
+        ..GcOptions::standard()
+    };
+    assert_eq!(e.collect_garbage(keep).unwrap().links_removed, 0);
+    assert!(e.stat_blob("r", &d).unwrap().is_some());
 }

@@ -45,6 +45,9 @@ pub struct Config {
     pub upload_expiry: Duration,
     /// How often garbage collection runs; `None`: only when asked (`berth gc`).
     pub gc_interval: Option<Duration>,
+    /// Blob links no manifest references are collected once unused this long; `None`:
+    /// only a blob DELETE removes a link.
+    pub gc_unreferenced_after: Option<Duration>,
     /// Memory for manifests recently read; 0 turns the cache off.
     pub manifest_cache_bytes: usize,
     /// Tenancy and access control.
@@ -179,6 +182,11 @@ const KEYS: &[Key] = &[
         name: "gc_interval",
         default: || "1h".into(),
         why: "deleted images give their space back within the hour; a run reads every blob row, so not much more often on large stores (`off`: only `berth gc`)",
+    },
+    Key {
+        name: "gc_unreferenced_after",
+        default: || "24h".into(),
+        why: "a deleted image's layers are reclaimed a day after anyone last used them, longer than any push takes between uploading a layer and naming it in a manifest (`off`: only blob DELETEs unlink)",
     },
     Key {
         name: "manifest_cache_bytes",
@@ -404,10 +412,8 @@ impl Config {
             send_timeout: duration(l, "send_timeout", DAY)?,
             small_blob_bytes: size(l, "small_blob_bytes", 0, 1 << 30)? as u64,
             upload_expiry: duration(l, "upload_expiry", 30 * DAY)?,
-            gc_interval: match l.take("gc_interval").0.trim() {
-                "off" | "0" => None,
-                _ => Some(duration(l, "gc_interval", 30 * DAY)?),
-            },
+            gc_interval: optional_duration(l, "gc_interval", 30 * DAY)?,
+            gc_unreferenced_after: optional_duration(l, "gc_unreferenced_after", 365 * DAY)?,
             manifest_cache_bytes: size(l, "manifest_cache_bytes", 0, 1 << 32)?,
             auth: auth(l)?,
         })
@@ -591,6 +597,18 @@ fn upload_bytes(l: &Layers) -> Result<Option<u64>, ConfigError> {
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
+/// A duration, or `off` (also `0`) for none.
+fn optional_duration(
+    l: &Layers,
+    key: &'static str,
+    max: Duration,
+) -> Result<Option<Duration>, ConfigError> {
+    match l.take(key).0.trim() {
+        "off" | "0" => Ok(None),
+        _ => duration(l, key, max).map(Some),
+    }
+}
+
 fn duration(l: &Layers, key: &'static str, max: Duration) -> Result<Duration, ConfigError> {
     let (v, src) = l.take(key);
     let fix = format!(
@@ -684,6 +702,7 @@ mod tests {
         assert_eq!(c.small_blob_bytes, 1 << 20);
         assert_eq!(c.upload_expiry, DAY);
         assert_eq!(c.gc_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(c.gc_unreferenced_after, Some(DAY));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Store {
     engine: Engine,
     metrics: Arc<Metrics>,
     pub auth: Authority,
+    /// Garbage collection's grace for links no manifest references (`None`: kept).
+    gc_unreferenced_after: Option<std::time::Duration>,
 }
 
 /// What a connection's needs are answered for: when and from where, and who the last
@@ -129,6 +131,7 @@ impl Store {
             engine,
             metrics,
             auth,
+            gc_unreferenced_after: cfg.gc_unreferenced_after,
         })
     }
 
@@ -156,6 +159,7 @@ impl Store {
     pub fn collect_garbage(&self, dry_run: bool) -> Result<GcReport, GcError> {
         let opts = GcOptions {
             dry_run,
+            unreferenced_after: self.gc_unreferenced_after.map(|d| d.as_secs().max(1)),
             ..GcOptions::standard()
         };
         let took = crate::reactor::now();
@@ -164,6 +168,7 @@ impl Store {
                 tracing::info!(
                     dry_run,
                     uploads_expired = r.uploads_expired,
+                    links_removed = r.links_removed,
                     blobs_removed = r.blobs_removed,
                     blob_bytes_removed = r.blob_bytes_removed,
                     blobs_moved = r.blobs_moved,

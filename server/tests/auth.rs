@@ -29,12 +29,9 @@ fn push_image(c: &mut Client, repo: &str, tag: &str, seed: u32) -> Result<String
             return Err(r);
         }
     }
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
-        sha256(config.as_bytes()),
-        config.len(),
-        sha256(&layer),
-        layer.len()
+    let manifest = image_manifest(
+        (&sha256(config.as_bytes()), config.len()),
+        (&sha256(&layer), layer.len()),
     );
     let r = c.request(
         "PUT",

@@ -113,3 +113,56 @@ fn the_server_collects_every_gc_interval() {
     }
     assert_eq!(packs(dir.path()), before - 1);
 }
+
+/// Deleting an image gives its layers' space back: with a grace of one second, the next
+/// collection after the manifest DELETE removes the blobs only it named.
+#[test]
+fn deleting_an_image_reclaims_its_layers_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(
+        dir.path(),
+        &[
+            ("BERTH_GC_INTERVAL", "off"),
+            ("BERTH_GC_UNREFERENCED_AFTER", "1s"),
+        ],
+    );
+    let mut c = srv.client();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = pattern(2 << 20, 21);
+    let (dc, dl) = (push_blob(&mut c, &config, 1), push_blob(&mut c, &layer, 2));
+    let manifest = image_manifest((&dc, config.len()), (&dl, layer.len()));
+    let r = c.request(
+        "PUT",
+        &format!("/v2/{REPO}/manifests/1.0"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        manifest.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let before = packs(dir.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    let kept: serde_json::Value = serde_json::from_slice(&gc(&srv, &["--json"]).stdout).unwrap();
+    assert_eq!(
+        (&kept["links_removed"], &kept["blobs_removed"]),
+        (&0.into(), &0.into()),
+        "the manifest names both: {kept}"
+    );
+
+    let digest = sha256(manifest.as_bytes());
+    let r = c.request(
+        "DELETE",
+        &format!("/v2/{REPO}/manifests/{digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let done: serde_json::Value = serde_json::from_slice(&gc(&srv, &["--json"]).stdout).unwrap();
+    assert_eq!(
+        (&done["links_removed"], &done["blobs_removed"]),
+        (&2.into(), &2.into()),
+        "{done}"
+    );
+    assert_eq!(packs(dir.path()), before - 1, "the layer's pack is deleted");
+    for d in [&dc, &dl] {
+        assert_eq!(c.get(&format!("/v2/{REPO}/blobs/{d}")).status, 404);
+    }
+}

@@ -34,11 +34,7 @@ fn push_pull_metrics_and_sigterm_exit_zero() {
     let layer = pattern(64 << 20, 7);
     let layer_digest = push_blob(&mut c, &layer, 3);
 
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
+    let manifest = image_manifest((&config_digest, config.len()), (&layer_digest, layer.len()));
     let manifest_digest = sha256(manifest.as_bytes());
     let r = c.request(
         "PUT",

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// a black-holed address should fail while the operator still looks at the terminal.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per read/write: management calls are small; a server silent this long is stuck.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest response head: the management API sends a handful of short headers.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest response body: an audit page or token list is far smaller; this bounds memory
@@ -136,18 +136,20 @@ pub enum ClientError {
     Malformed(&'static str),
 }
 
-/// One request. `bearer` goes in `Authorization`; it must be a single line (the caller checks
-/// where it came from, see `admin::load_token`).
+/// One request, waiting up to `wait` for the answer ([`IO_TIMEOUT`] unless the call does
+/// long work). `bearer` goes in `Authorization`; it must be a single line (the caller
+/// checks where it came from, see `admin::load_token`).
 pub fn request(
     ep: &Endpoint,
     method: &str,
     path: &str,
     bearer: Option<&str>,
     body: Option<&[u8]>,
+    wait: Duration,
 ) -> Result<Response, ClientError> {
     let mut stream = connect(ep)?;
     stream
-        .set_read_timeout(Some(IO_TIMEOUT))
+        .set_read_timeout(Some(wait))
         .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
         .map_err(ClientError::Io)?;
     let mut head = format!(
@@ -416,6 +418,7 @@ mod tests {
             "/api/v1/orgs",
             Some("berth_adm_secret"),
             Some(br#"{"slug":"acme"}"#),
+            IO_TIMEOUT,
         )
         .unwrap();
         assert_eq!(r.status, 201);
@@ -440,7 +443,7 @@ mod tests {
     fn request_prepends_the_url_path_prefix() {
         let srv = Canned::start(vec![json(200, "[]")]);
         let url = format!("{}/berth/", srv.url);
-        request(&ep(&url), "GET", "/api/v1/orgs", None, None).unwrap();
+        request(&ep(&url), "GET", "/api/v1/orgs", None, None, IO_TIMEOUT).unwrap();
         let req = &srv.requests()[0];
         assert!(
             req.starts_with("GET /berth/api/v1/orgs HTTP/1.1\r\n"),
@@ -459,7 +462,7 @@ mod tests {
                      0\r\nX-Trailer: y\r\n\r\n"
             .to_vec();
         let srv = Canned::start(vec![resp]);
-        let r = request(&ep(&srv.url), "GET", "/x", None, None).unwrap();
+        let r = request(&ep(&srv.url), "GET", "/x", None, None, IO_TIMEOUT).unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(String::from_utf8(r.body).unwrap(), r#"[{"a":1},{"a":2}]"#);
     }
@@ -467,7 +470,7 @@ mod tests {
     #[test]
     fn body_without_length_runs_to_the_end_of_the_connection() {
         let srv = Canned::start(vec![b"HTTP/1.0 200 OK\r\n\r\n{\"x\":1}".to_vec()]);
-        let r = request(&ep(&srv.url), "GET", "/x", None, None).unwrap();
+        let r = request(&ep(&srv.url), "GET", "/x", None, None, IO_TIMEOUT).unwrap();
         assert_eq!(r.body, b"{\"x\":1}");
     }
 
@@ -476,7 +479,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         drop(l);
-        match request(&ep(&url), "GET", "/", None, None) {
+        match request(&ep(&url), "GET", "/", None, None, IO_TIMEOUT) {
             Err(ClientError::Connect(e)) => {
                 assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused)
             }

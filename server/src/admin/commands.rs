@@ -6,6 +6,7 @@ use super::{AdminError, Session};
 use crate::cli::{Command, OrgCommand, RegistryCommand, TokenCommand};
 use serde_json::{json, Value};
 use std::ffi::OsString;
+use std::time::Duration;
 
 type Out = Vec<u8>;
 
@@ -49,7 +50,8 @@ pub fn execute(
             } else {
                 "/api/v1/gc"
             };
-            let v = s.call("POST", path, None)?;
+            // A collection of a large store reads every blob row and may move gigabytes.
+            let v = s.call_waiting("POST", path, None, Duration::from_secs(24 * 3600))?;
             emit(out, &s, &v, || gc_fields(&v))
         }
         Command::Token { command } => token(command, out, env),
@@ -214,6 +216,7 @@ fn gc_fields(v: &Value) -> String {
     };
     head.to_string()
         + &fields(&[
+            ("links removed", n("links_removed").to_string()),
             ("blobs removed", n("blobs_removed").to_string()),
             ("blob bytes removed", bytes("blob_bytes_removed")),
             ("blobs moved", n("blobs_moved").to_string()),

@@ -179,6 +179,17 @@ impl Session {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value, AdminError> {
+        self.call_waiting(method, path, body, client::IO_TIMEOUT)
+    }
+
+    /// [`call`](Self::call), waiting up to `wait` for the answer.
+    pub fn call_waiting(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        wait: std::time::Duration,
+    ) -> Result<serde_json::Value, AdminError> {
         let bytes = body.map(|b| b.to_string().into_bytes());
         let resp = client::request(
             &self.endpoint,
@@ -186,6 +197,7 @@ impl Session {
             path,
             Some(self.token.expose()),
             bytes.as_deref(),
+            wait,
         )
         .map_err(|err| match err {
             client::ClientError::Connect(_) => AdminError::Unreachable {

@@ -401,6 +401,7 @@ fn collect(p: &Principal, req: &WebRequest, gc: &Collect<'_>) -> Answer {
         json!({
             "dry_run": r.dry_run,
             "uploads_expired": r.uploads_expired,
+            "links_removed": r.links_removed,
             "blobs_removed": r.blobs_removed,
             "blob_bytes_removed": r.blob_bytes_removed,
             "blobs_moved": r.blobs_moved,

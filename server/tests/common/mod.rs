@@ -370,6 +370,14 @@ pub fn push_blob(c: &mut Client, data: &[u8], chunks: usize) -> String {
     digest
 }
 
+/// An OCI image manifest naming one config and one layer, by digest and size.
+pub fn image_manifest(config: (&str, usize), layer: (&str, usize)) -> String {
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
+        config.0, config.1, layer.0, layer.1
+    )
+}
+
 /// Standard base64 (with padding), for Basic credentials.
 pub fn base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
