@@ -102,6 +102,7 @@ fn reads_with(c: &mut Criterion, group: &str, opts: EngineOptions) {
             body,
             tags: vec!["v1".into()],
             blobs: vec![ck, lk.clone()],
+            external: vec![],
             manifests: vec![],
             subject: None,
         },

@@ -640,6 +640,7 @@ impl Connection {
             body: data.into(),
             tags,
             blobs: parsed.blobs,
+            external: parsed.external,
             manifests: parsed.manifests,
             subject,
         };
@@ -652,7 +653,7 @@ impl Connection {
         self.park(
             Need::PutManifest {
                 repo: name,
-                manifest: m,
+                manifest: Box::new(m),
             },
             pending,
         );

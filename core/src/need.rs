@@ -75,6 +75,8 @@ pub struct NewManifest {
     /// Blobs (config, layers) this manifest references and the store must hold in the
     /// repository. Layers with `urls` or non-distributable types are left out.
     pub blobs: Vec<Digest>,
+    /// Those layers: the store need not hold them, but references the ones it does.
+    pub external: Vec<Digest>,
     /// Manifests (index entries) this manifest references.
     pub manifests: Vec<Digest>,
     /// The `subject` and this manifest's referrer entry, if it has a subject.
@@ -194,7 +196,8 @@ pub enum Need<'c> {
     /// Store a validated manifest durably. → `Reply::ManifestPut`.
     PutManifest {
         repo: RepoName,
-        manifest: NewManifest,
+        /// Boxed: a manifest is several times the size of every other need.
+        manifest: Box<NewManifest>,
     },
     /// Delete a tag (tag reference) or a manifest and every tag pointing to it (digest).
     /// → `Reply::Deleted`.

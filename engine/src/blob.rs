@@ -27,8 +27,13 @@ pub(crate) fn stat(
         .map(|v| schema::decode_loc(v.value()))
         .transpose()?;
     if loc.is_some() {
-        // A client that found the blob here may be about to name it in a manifest.
+        // A client that found the blob here may be about to name it in a manifest: the
+        // link is used. Garbage collection either sees this use when it checks the link,
+        // or had marked the link as being removed before it checked, so before now.
         inner.touches.touch(repo, &kb, (inner.clock)());
+        if inner.gc.was_unlinked(repo, &kb) {
+            return Ok(None);
+        }
     }
     Ok(loc)
 }

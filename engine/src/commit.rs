@@ -124,10 +124,11 @@ pub(crate) enum Op {
         id: UploadId,
         row: UploadRow,
     },
-    /// Removes the links (repository, encoded key) unused for `grace` seconds (`gc.rs`).
+    /// Removes the links (repository, encoded key) last used at or before `cutoff`
+    /// (`gc.rs`).
     UnlinkStale {
         links: Vec<(String, Vec<u8>)>,
-        grace: u64,
+        cutoff: u64,
     },
     /// Removes the blobs (encoded keys) no repository links (`gc.rs`).
     Sweep {
@@ -355,9 +356,9 @@ impl Committer {
     pub(crate) fn unlink_stale(
         &self,
         links: Vec<(String, Vec<u8>)>,
-        grace: u64,
+        cutoff: u64,
     ) -> Result<u64, StoreError> {
-        match self.submit(Op::UnlinkStale { links, grace })? {
+        match self.submit(Op::UnlinkStale { links, cutoff })? {
             Outcome::Unlinked(n) => Ok(n),
             _ => Err(unexpected()),
         }
@@ -564,6 +565,8 @@ impl State {
                 if fx.shared_written {
                     self.latch_shared();
                 }
+                // Links marked as removed by this batch are still there.
+                self.inner.gc.forget_unlinked();
                 for p in fx.incoming_packs {
                     let _ = std::fs::remove_file(p);
                 }
@@ -678,6 +681,12 @@ impl State {
         Ok(out)
     }
 
+    /// `repo`'s link to the blob encoded as `kb` is made or named now (see `touch.rs`).
+    fn used(&self, repo: &str, kb: &[u8]) {
+        self.inner.touches.touch(repo, kb, (self.inner.clock)());
+        self.inner.gc.relinked(repo, kb);
+    }
+
     /// Publishes which shared pack is being appended to, for garbage collection's plans.
     fn set_shared(&mut self, sp: Option<SharedPack>) {
         let id = sp.as_ref().map_or(u64::MAX, |sp| sp.id);
@@ -757,7 +766,7 @@ impl State {
                     .get(&kb[..])?
                     .map(|v| schema::decode_loc(v.value()))
                     .transpose()?;
-                self.inner.touches.touch(repo, &kb, (self.inner.clock)());
+                self.used(repo, &kb);
                 if let Some(loc) = existing {
                     match src {
                         BlobSource::Pack { pack, .. } => fx
@@ -798,32 +807,30 @@ impl State {
             Op::Mount { repo, key, from } => {
                 let loc = blob::apply_mount(t, repo, key, from.as_deref())?;
                 if loc.is_some() {
-                    self.inner
-                        .touches
-                        .touch(repo, &key.encode(), (self.inner.clock)());
+                    self.used(repo, &key.encode());
                 }
                 Ok(Outcome::MaybeLoc(loc))
             }
             Op::Unlink { repo, key, .. } => Ok(Outcome::Delete(blob::apply_unlink(t, repo, key)?)),
-            Op::PutManifest { repo, m, .. } => {
-                // Before any collection after this can read the new references.
-                let now = (self.inner.clock)();
-                for k in &m.blobs {
-                    self.inner.touches.touch(repo, &k.encode(), now);
+            Op::PutManifest { repo, m, .. } => match manifest::apply_put(t, repo, m)? {
+                Ok(()) => {
+                    // Before any collection whose snapshot lacks these references can
+                    // unlink them (it checks uses again inside its transaction).
+                    for k in m.blobs.iter().chain(&m.external) {
+                        self.used(repo, &k.encode());
+                    }
+                    Ok(Outcome::Unit)
                 }
-                match manifest::apply_put(t, repo, m)? {
-                    Ok(()) => Ok(Outcome::Unit),
-                    Err(missing) => Ok(Outcome::Missing(missing)),
-                }
-            }
+                Err(missing) => Ok(Outcome::Missing(missing)),
+            },
             Op::DeleteManifest { repo, r, .. } => {
                 Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
             }
-            Op::UnlinkStale { links, grace } => Ok(Outcome::Unlinked(gc::apply_unlink_stale(
+            Op::UnlinkStale { links, cutoff } => Ok(Outcome::Unlinked(gc::apply_unlink_stale(
                 t,
                 &self.inner,
                 links,
-                *grace,
+                *cutoff,
             )?)),
             Op::Sweep { keys } => {
                 let (swept, files) = gc::apply_sweep(t, &self.inner.packs_dir(), keys)?;

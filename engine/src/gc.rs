@@ -119,9 +119,39 @@ pub(crate) struct State {
     /// Held while a collection runs: one at a time.
     pub running: std::sync::Mutex<()>,
     pub cancel: std::sync::atomic::AtomicBool,
+    /// Links (by [`link_hash`]) this run removed or is removing, until made again: a
+    /// lookup that read its snapshot just before the removal committed answers "not
+    /// here" for them, lest a client skip an upload for a blob about to be gone.
+    unlinked: std::sync::Mutex<HashSet<u64>>,
+    any_unlinked: std::sync::atomic::AtomicBool,
     pub runs: AtomicU64,
     pub blobs: AtomicU64,
     pub pack_bytes: AtomicU64,
+}
+
+impl State {
+    fn lock_unlinked(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.unlinked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the link was removed by garbage collection (and not made again since).
+    pub(crate) fn was_unlinked(&self, repo: &str, kb: &[u8]) -> bool {
+        self.any_unlinked.load(Relaxed) && self.lock_unlinked().contains(&link_hash(repo, kb))
+    }
+
+    /// The link was made again.
+    pub(crate) fn relinked(&self, repo: &str, kb: &[u8]) {
+        if self.any_unlinked.load(Relaxed) {
+            self.lock_unlinked().remove(&link_hash(repo, kb));
+        }
+    }
+
+    /// Nothing is being or was recently unlinked (a new run, or a failed batch).
+    pub(crate) fn forget_unlinked(&self) {
+        if self.any_unlinked.swap(false, Relaxed) {
+            self.lock_unlinked().clear();
+        }
+    }
 }
 
 /// A sweep's result, from the committer.
@@ -186,16 +216,20 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
     if let Some(grace) = opts.unreferenced_after {
         let now = (inner.clock)();
         inner.touches.forget_before(now.saturating_sub(grace));
-        let stale = stale_links(inner, now, grace)?;
+        // Used at or before it: stale. Fixed at the snapshot, so a use after it (a
+        // manifest PUT naming the link, say) keeps the link however long the run takes.
+        let cutoff = now.saturating_sub(grace);
+        let stale = stale_links(inner, cutoff)?;
         if opts.dry_run {
             report.links_removed = stale.len() as u64;
             gone = stale.iter().map(|(r, k)| link_hash(r, k)).collect();
         } else {
+            inner.gc.forget_unlinked();
             for chunk in stale.chunks(SWEEP_BATCH) {
                 if cancelled() {
                     return Ok(report);
                 }
-                report.links_removed += commit.unlink_stale(chunk.to_vec(), grace)?;
+                report.links_removed += commit.unlink_stale(chunk.to_vec(), cutoff)?;
             }
         }
     }
@@ -416,9 +450,9 @@ fn is_linked(
     Ok(false)
 }
 
-/// Links no manifest of their repository references and nobody used for `grace` seconds
-/// before `now`, as (repository, encoded blob key).
-fn stale_links(inner: &Inner, now: u64, grace: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+/// Links no manifest of their repository references and nobody used after `cutoff`, as
+/// (repository, encoded blob key).
+fn stale_links(inner: &Inner, cutoff: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let txn = inner.db.begin_read()?;
     let mut referenced = HashSet::new();
     for entry in txn.open_table(schema::MANIFEST_REFS)?.iter()? {
@@ -432,36 +466,36 @@ fn stale_links(inner: &Inner, now: u64, grace: u64) -> Result<Vec<(String, Vec<u
     for entry in txn.open_table(schema::BLOB_LINKS)?.iter()? {
         let (k, _) = entry?;
         let (repo, kb) = k.value();
-        if !referenced.contains(&link_hash(repo, kb)) && is_stale(inner, repo, kb, now, grace) {
+        if !referenced.contains(&link_hash(repo, kb)) && inner.touches.last(repo, kb) <= cutoff {
             out.push((repo.to_owned(), kb.to_vec()));
         }
     }
     Ok(out)
 }
 
-/// Whether nobody used the link for `grace` seconds before `now` (see `touch.rs`).
-fn is_stale(inner: &Inner, repo: &str, kb: &[u8], now: u64, grace: u64) -> bool {
-    now.saturating_sub(inner.touches.last(repo, kb)) >= grace
-}
-
-/// Inside the committer's transaction: removes each link of `links` still unused for
-/// `grace`. A manifest PUT since the plan's snapshot has used the links it names (the
+/// Inside the committer's transaction: removes each link of `links` still unused after
+/// `cutoff`. A manifest PUT since the plan's snapshot has used the links it names (the
 /// committer marks them as it applies the PUT), so none of those goes.
 pub(crate) fn apply_unlink_stale(
     t: &mut Tables<'_>,
     inner: &Inner,
     links: &[(String, Vec<u8>)],
-    grace: u64,
+    cutoff: u64,
 ) -> Result<u64, StoreError> {
-    let now = (inner.clock)();
     let mut n = 0;
     for (repo, kb) in links {
-        if !is_stale(inner, repo, kb, now, grace) {
-            continue;
-        }
-        if t.links.remove((repo.as_str(), &kb[..]))?.is_some() {
+        let h = link_hash(repo, kb);
+        // Marked before the check: a lookup that uses the link after the check still
+        // sees the mark after its own read (see `blob::stat`).
+        inner.gc.any_unlinked.store(true, Relaxed);
+        inner.gc.lock_unlinked().insert(h);
+        let gone = inner.touches.last(repo, kb) <= cutoff
+            && t.links.remove((repo.as_str(), &kb[..]))?.is_some();
+        if gone {
             t.linked_by.remove((&kb[..], repo.as_str()))?;
             n += 1;
+        } else {
+            inner.gc.lock_unlinked().remove(&h);
         }
     }
     Ok(n)
@@ -520,4 +554,62 @@ pub(crate) fn still_at(
     Ok(Some(
         BlobKey::decode(kb).ok_or(schema::Corrupt("blob key"))?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, EngineOptions, NewManifest};
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+
+    const G: u64 = 100;
+
+    fn push(e: &Engine, repo: &str, bytes: &[u8]) -> BlobKey {
+        let key = BlobKey::sha256_of(bytes);
+        let up = e.start_upload(repo).unwrap();
+        e.append_upload(repo, &up.id, 0, bytes).unwrap();
+        let _ = e.finish_upload(repo, &up.id, &key).unwrap();
+        key
+    }
+
+    /// A manifest PUT that commits after a collection read its plan keeps the links it
+    /// names, however late the collection gets to unlinking them.
+    #[test]
+    fn a_manifest_put_after_the_plan_keeps_its_links_however_late_the_unlink_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Arc::new(AtomicU64::new(1_000_000));
+        let clock = {
+            let now = now.clone();
+            Arc::new(move || now.load(SeqCst))
+        };
+        let opts = EngineOptions {
+            small_blob_bytes: 4096,
+            ..EngineOptions::default()
+        };
+        let e = Engine::open_with_clock(dir.path(), opts, clock).unwrap();
+        let layer = push(&e, "r", &[7u8; 50_000]);
+        let config = push(&e, "r", b"{}");
+        now.fetch_add(2 * G, SeqCst);
+        let cutoff = now.load(SeqCst) - G;
+        let stale = stale_links(&e.inner, cutoff).unwrap();
+        assert_eq!(stale.len(), 2, "both unreferenced and unused");
+
+        let body = br#"{"m":1}"#.to_vec();
+        let m = NewManifest {
+            key: BlobKey::sha256_of(&body),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            body,
+            tags: vec!["v1".into()],
+            blobs: vec![config.clone(), layer.clone()],
+            external: vec![],
+            manifests: vec![],
+            subject: None,
+        };
+        let _ = e.put_manifest("r", m).unwrap();
+        now.fetch_add(10 * G, SeqCst);
+        assert_eq!(e.commit.unlink_stale(stale, cutoff).unwrap(), 0);
+        assert!(e.stat_blob("r", &layer).unwrap().is_some());
+        assert!(e.stat_blob("r", &config).unwrap().is_some());
+    }
 }

@@ -170,6 +170,9 @@ pub struct NewManifest {
     pub tags: Vec<String>,
     /// Blobs that must be linked into the repository (config, layers).
     pub blobs: Vec<BlobKey>,
+    /// Layers clients may fetch from elsewhere: not required, but those the repository
+    /// links are referenced like `blobs` (so garbage collection keeps them).
+    pub external: Vec<BlobKey>,
     /// Manifests that must be in the repository (index children).
     pub manifests: Vec<BlobKey>,
     /// The manifest's `subject` and the referrer entry to list under it; never checked
@@ -385,6 +388,15 @@ impl Engine {
     /// then, and every collection does.
     pub fn close_retired_packs(&self) {
         self.inner.packs.purge_retired((self.inner.clock)());
+    }
+
+    /// Forgets uses of links older than `unreferenced_after` seconds (all of them with
+    /// `None`): they can no longer keep a link from collections with that grace, and
+    /// memory stays bounded by the links used within it.
+    pub fn forget_old_link_uses(&self, unreferenced_after: Option<u64>) {
+        let now = (self.inner.clock)();
+        let before = unreferenced_after.map_or(u64::MAX, |g| now.saturating_sub(g));
+        self.inner.touches.forget_before(before);
     }
 
     /// Counters for `/metrics`; zeros if the metadata cannot be read.

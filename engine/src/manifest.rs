@@ -157,6 +157,12 @@ pub(crate) fn apply_put(
         t.refs
             .insert((repo, &kb[..], &k.encode()[..]), schema::REF_BLOB)?;
     }
+    for k in &m.external {
+        let eb = k.encode();
+        if t.links.get((repo, &eb[..]))?.is_some() {
+            t.refs.insert((repo, &kb[..], &eb[..]), schema::REF_BLOB)?;
+        }
+    }
     for k in &m.manifests {
         t.refs
             .insert((repo, &kb[..], &k.encode()[..]), schema::REF_MANIFEST)?;

@@ -486,3 +486,51 @@ fn a_link_looked_up_mounted_or_opened_recently_stays() {
     assert_eq!(e.collect_garbage(keep).unwrap().links_removed, 0);
     assert!(e.stat_blob("r", &d).unwrap().is_some());
 }
+
+/// A blob collected from a repository and pushed or mounted there again is found at once.
+#[test]
+fn a_link_made_again_after_a_collection_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, now) = with_clock(dir.path());
+    let (bytes_a, bytes_b) = (data(800, 20_000), data(801, 3000));
+    let (a, _) = push(&e, "r", &bytes_a);
+    let (b, _) = push(&e, "r", &bytes_b);
+    push(&e, "keep", &bytes_b);
+    now.fetch_add(DAY + 1, SeqCst);
+    let r = gc(&e);
+    assert_eq!(r.links_removed, 3, "{r:?}");
+    assert!(e.stat_blob("r", &a).unwrap().is_none());
+    let (_, la) = push(&e, "r", &bytes_a);
+    assert_eq!(e.stat_blob("r", &a).unwrap(), Some(la), "pushed again");
+    assert!(e.stat_blob("r", &b).unwrap().is_none());
+    let (_, lb) = push(&e, "keep", &bytes_b);
+    let mounted = e.mount_blob("r", &b, Some("keep")).unwrap().unwrap();
+    assert_eq!(mounted.into_inner(), lb);
+    assert_eq!(e.stat_blob("r", &b).unwrap(), Some(lb), "mounted again");
+}
+
+/// A layer clients may fetch from elsewhere (`urls`, non-distributable) is not required,
+/// but once pushed it is kept like any layer its manifest names.
+#[test]
+fn a_pushed_external_layer_stays_while_its_manifest_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, now) = with_clock(dir.path());
+    let (config, _) = push(&e, "r", b"{}");
+    let (foreign, _) = push(&e, "r", &data(900, 20_000));
+    let absent = BlobKey::sha256_of(b"never pushed");
+    let mut m = manifest(r#"{"m":"win"}"#, &["v1"], std::slice::from_ref(&config));
+    m.external = vec![foreign.clone(), absent];
+    let key = m.key.clone();
+    let _ = e
+        .put_manifest("r", m)
+        .expect("an external layer need not be here");
+    now.fetch_add(DAY + 1, SeqCst);
+    assert_eq!(gc(&e).links_removed, 0);
+    assert!(e.stat_blob("r", &foreign).unwrap().is_some());
+    e.delete_manifest("r", berth_engine::ManifestRef::Key(&key))
+        .unwrap();
+    now.fetch_add(DAY + 1, SeqCst);
+    let r = gc(&e);
+    assert_eq!((r.links_removed, r.blobs_removed), (2, 2), "{r:?}");
+    assert_clean(&e);
+}

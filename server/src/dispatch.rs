@@ -194,9 +194,12 @@ impl Store {
         self.engine.cancel_garbage_collection();
     }
 
-    /// Closes the packs garbage collection deleted, once their grace is over.
-    pub fn close_retired_packs(&self) {
+    /// The minute's upkeep for garbage collection: closes the packs it deleted once their
+    /// grace is over, and forgets link uses too old to matter.
+    pub fn tidy_for_gc(&self) {
         self.engine.close_retired_packs();
+        self.engine
+            .forget_old_link_uses(self.gc_unreferenced_after.map(|d| d.as_secs().max(1)));
     }
 
     /// Writes the token last-use times gathered since the previous call.
@@ -404,7 +407,7 @@ impl Store {
             Need::PutManifest { repo, manifest } => {
                 return Route::Later(Work::PutManifest {
                     repo,
-                    manifest: Box::new(manifest),
+                    manifest,
                     actor: session.actor(),
                     unix: session.ctx.unix,
                 })
@@ -671,6 +674,7 @@ fn new_manifest(m: NewManifest) -> berth_engine::NewManifest {
         body: Vec::from(m.body),
         tags: m.tags.iter().map(|t| t.as_str().to_string()).collect(),
         blobs: m.blobs.iter().map(key).collect(),
+        external: m.external.iter().map(key).collect(),
         manifests: m.manifests.iter().map(key).collect(),
         subject: m.subject.map(|(d, r)| {
             (

@@ -1,6 +1,7 @@
 //! The background thread for the store's upkeep, off the event loops and workers: token
 //! last-use times are written once a minute (and at shutdown) so an authenticated request
-//! costs no write; packs garbage collection deleted are closed once their grace is over;
+//! costs no write; packs garbage collection deleted are closed once their grace is over,
+//! and link uses too old to keep anything are forgotten;
 //! garbage collection runs every `gc_interval`.
 
 use crate::dispatch::Store;
@@ -35,7 +36,7 @@ impl Housekeeper {
                         return;
                     }
                     store.flush_last_used();
-                    store.close_retired_packs();
+                    store.tidy_for_gc();
                     if let (Some(at), Some(every)) = (next_gc, gc_every) {
                         if crate::reactor::now() >= at {
                             // Failures are logged by the store; the next run tries again.

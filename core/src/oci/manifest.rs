@@ -52,6 +52,9 @@ pub struct Parsed {
     pub kind: Kind,
     /// Config and pushed layers, deduplicated.
     pub blobs: Vec<Digest>,
+    /// Layers clients may fetch from elsewhere (`urls`, non-distributable types): not
+    /// required in the repository, but referenced when it holds them. Deduplicated.
+    pub external: Vec<Digest>,
     /// Index entries, deduplicated.
     pub manifests: Vec<Digest>,
     pub subject: Option<Digest>,
@@ -146,6 +149,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid>
         return Err(invalid("schemaVersion must be 2"));
     }
     let mut blobs = Vec::new();
+    let mut externals = Vec::new();
     let mut manifests = Vec::new();
     let mut artifact_type = doc.artifact_type.clone();
     if kind.is_index() {
@@ -180,7 +184,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid>
                     .is_some_and(|m| m.contains("nondistributable") || m.contains("foreign"));
             match descriptor_digest(l, "layers")? {
                 Some(d) if !external => blobs.push(d),
-                Some(_) => {}
+                Some(d) => externals.push(d),
                 // Only external layers may use an algorithm this registry cannot store.
                 None if external => {}
                 None => return Err(invalid("layer digest algorithm unsupported")),
@@ -192,6 +196,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid>
         None => None,
     };
     dedup(&mut blobs);
+    dedup(&mut externals);
     dedup(&mut manifests);
     if let Some(raw) = doc.annotations {
         serde_json::from_str::<Option<std::collections::BTreeMap<String, String>>>(raw.get())
@@ -205,6 +210,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Parsed, Invalid>
     Ok(Parsed {
         kind,
         blobs,
+        external: externals,
         manifests,
         subject,
         artifact_type,
@@ -370,5 +376,8 @@ mod tests {
         );
         let p = parse(body.as_bytes(), Some(OCI_MANIFEST)).unwrap();
         assert_eq!(p.blobs, vec![Digest::parse(C).unwrap()]);
+        // Listed apart, for the store to reference if it holds them; an algorithm it
+        // cannot store is neither.
+        assert_eq!(p.external, vec![Digest::parse(L).unwrap()]);
     }
 }

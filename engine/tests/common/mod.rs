@@ -54,6 +54,7 @@ pub fn manifest(body: &str, tags: &[&str], blobs: &[BlobKey]) -> NewManifest {
         body: body.as_bytes().to_vec(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         blobs: blobs.to_vec(),
+        external: vec![],
         manifests: vec![],
         subject: None,
     }
