@@ -1,9 +1,10 @@
 //! The management JSON API, `/api/v1/…` (AUTH-DESIGN.md, "Management API"): organisations,
-//! registries, tokens and the audit log. JSON in and out; errors are
-//! `{"error":{"code","message"}}` with 400 bad input, 401 no or invalid token, 403 not
-//! allowed, 404 missing, 409 exists or not empty. The admin token may do everything; an
-//! organisation token may read its own organisation. Every change is audited. Runs on a
-//! worker: writes wait on the engine's commit.
+//! registries, tokens and the audit log, and garbage collection (`POST /api/v1/gc`). JSON
+//! in and out; errors are `{"error":{"code","message"}}` with 400 bad input, 401 no or
+//! invalid token, 403 not allowed, 404 missing, 409 exists, not empty or already running.
+//! The admin token may do everything; an organisation token may read its own
+//! organisation. Every change to an organisation is audited. Runs on a worker: writes
+//! wait on the engine's commit.
 
 use crate::audit;
 use crate::auth::credentials::{self, Presented, ADMIN_PREFIX, PAT_PREFIX, REGISTRY_PREFIX};
