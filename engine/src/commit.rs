@@ -535,6 +535,8 @@ struct Effects {
     delete_after: Vec<PathBuf>,
     /// Packs renamed in by finishing threads: deleted if the batch fails.
     incoming_packs: Vec<PathBuf>,
+    /// Links garbage collection removed (by hash): unmarked if the batch fails.
+    unlinked: Vec<u64>,
 }
 
 impl State {
@@ -565,8 +567,8 @@ impl State {
                 if fx.shared_written {
                     self.latch_shared();
                 }
-                // Links marked as removed by this batch are still there.
-                self.inner.gc.forget_unlinked();
+                // The links this batch marked as removed are still there.
+                self.inner.gc.unmark(&fx.unlinked);
                 for p in fx.incoming_packs {
                     let _ = std::fs::remove_file(p);
                 }
@@ -766,7 +768,6 @@ impl State {
                     .get(&kb[..])?
                     .map(|v| schema::decode_loc(v.value()))
                     .transpose()?;
-                self.used(repo, &kb);
                 if let Some(loc) = existing {
                     match src {
                         BlobSource::Pack { pack, .. } => fx
@@ -775,6 +776,7 @@ impl State {
                         _ => fx.delete_after.push(upload_path),
                     }
                     blob::link(t, repo, &kb)?;
+                    self.used(repo, &kb);
                     return Ok(Outcome::Loc(loc));
                 }
                 let loc = match src {
@@ -802,6 +804,7 @@ impl State {
                 };
                 t.blobs.insert(&kb[..], &schema::encode_loc(&loc)[..])?;
                 blob::link(t, repo, &kb)?;
+                self.used(repo, &kb);
                 Ok(Outcome::Loc(loc))
             }
             Op::Mount { repo, key, from } => {
@@ -816,8 +819,14 @@ impl State {
                 Ok(()) => {
                     // Before any collection whose snapshot lacks these references can
                     // unlink them (it checks uses again inside its transaction).
-                    for k in m.blobs.iter().chain(&m.external) {
+                    for k in &m.blobs {
                         self.used(repo, &k.encode());
+                    }
+                    for k in &m.external {
+                        let kb = k.encode();
+                        if t.links.get((repo.as_str(), &kb[..]))?.is_some() {
+                            self.used(repo, &kb);
+                        }
                     }
                     Ok(Outcome::Unit)
                 }
@@ -826,12 +835,12 @@ impl State {
             Op::DeleteManifest { repo, r, .. } => {
                 Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
             }
-            Op::UnlinkStale { links, cutoff } => Ok(Outcome::Unlinked(gc::apply_unlink_stale(
-                t,
-                &self.inner,
-                links,
-                *cutoff,
-            )?)),
+            Op::UnlinkStale { links, cutoff } => {
+                let removed = gc::apply_unlink_stale(t, &self.inner, links, *cutoff)?;
+                let n = removed.len() as u64;
+                fx.unlinked.extend(removed);
+                Ok(Outcome::Unlinked(n))
+            }
             Op::Sweep { keys } => {
                 let (swept, files) = gc::apply_sweep(t, &self.inner.packs_dir(), keys)?;
                 for &p in &swept.packs {

@@ -141,12 +141,20 @@ impl State {
 
     /// The link was made again.
     pub(crate) fn relinked(&self, repo: &str, kb: &[u8]) {
-        if self.any_unlinked.load(Relaxed) {
-            self.lock_unlinked().remove(&link_hash(repo, kb));
+        self.unmark(&[link_hash(repo, kb)]);
+    }
+
+    /// These links (by hash) are there after all: their removal did not commit.
+    pub(crate) fn unmark(&self, links: &[u64]) {
+        if !links.is_empty() && self.any_unlinked.load(Relaxed) {
+            let mut set = self.lock_unlinked();
+            for h in links {
+                set.remove(h);
+            }
         }
     }
 
-    /// Nothing is being or was recently unlinked (a new run, or a failed batch).
+    /// Nothing is being or was recently unlinked (a new run).
     pub(crate) fn forget_unlinked(&self) {
         if self.any_unlinked.swap(false, Relaxed) {
             self.lock_unlinked().clear();
@@ -474,15 +482,16 @@ fn stale_links(inner: &Inner, cutoff: u64) -> Result<Vec<(String, Vec<u8>)>, Sto
 }
 
 /// Inside the committer's transaction: removes each link of `links` still unused after
-/// `cutoff`. A manifest PUT since the plan's snapshot has used the links it names (the
-/// committer marks them as it applies the PUT), so none of those goes.
+/// `cutoff`, and returns the hashes of those removed. A manifest PUT since the plan's
+/// snapshot has used the links it names (the committer marks them as it applies the PUT),
+/// so none of those goes.
 pub(crate) fn apply_unlink_stale(
     t: &mut Tables<'_>,
     inner: &Inner,
     links: &[(String, Vec<u8>)],
     cutoff: u64,
-) -> Result<u64, StoreError> {
-    let mut n = 0;
+) -> Result<Vec<u64>, StoreError> {
+    let mut removed = Vec::new();
     for (repo, kb) in links {
         let h = link_hash(repo, kb);
         // Marked before the check: a lookup that uses the link after the check still
@@ -493,12 +502,12 @@ pub(crate) fn apply_unlink_stale(
             && t.links.remove((repo.as_str(), &kb[..]))?.is_some();
         if gone {
             t.linked_by.remove((&kb[..], repo.as_str()))?;
-            n += 1;
+            removed.push(h);
         } else {
             inner.gc.lock_unlinked().remove(&h);
         }
     }
-    Ok(n)
+    Ok(removed)
 }
 
 /// Inside the committer's transaction: removes each blob of `keys` that no repository
@@ -611,5 +620,31 @@ mod tests {
         assert_eq!(e.commit.unlink_stale(stale, cutoff).unwrap(), 0);
         assert!(e.stat_blob("r", &layer).unwrap().is_some());
         assert!(e.stat_blob("r", &config).unwrap().is_some());
+    }
+
+    /// Old uses are forgotten, but not while a collection runs: it may be about to check
+    /// one newer than its cutoff, which must not fall back to "used at open".
+    #[test]
+    fn uses_are_not_forgotten_under_a_running_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Arc::new(AtomicU64::new(1_000_000));
+        let clock = {
+            let now = now.clone();
+            Arc::new(move || now.load(SeqCst))
+        };
+        let e = Engine::open_with_clock(dir.path(), EngineOptions::default(), clock).unwrap();
+        now.fetch_add(5, SeqCst);
+        let k = push(&e, "r", b"x").encode();
+        now.fetch_add(10 * G, SeqCst);
+        let run = e.inner.gc.running.lock().unwrap();
+        e.forget_old_link_uses(Some(G));
+        assert_eq!(
+            e.inner.touches.last("r", &k),
+            1_000_005,
+            "kept during the run"
+        );
+        drop(run);
+        e.forget_old_link_uses(Some(G));
+        assert_eq!(e.inner.touches.last("r", &k), 1_000_000, "then forgotten");
     }
 }

@@ -393,7 +393,14 @@ impl Engine {
     /// Forgets uses of links older than `unreferenced_after` seconds (all of them with
     /// `None`): they can no longer keep a link from collections with that grace, and
     /// memory stays bounded by the links used within it.
+    /// Skipped while a collection runs: it may still be about to check a use newer than
+    /// its cutoff, which must not fall back to "used at open".
     pub fn forget_old_link_uses(&self, unreferenced_after: Option<u64>) {
+        let _no_run = match self.inner.gc.running.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
         let now = (self.inner.clock)();
         let before = unreferenced_after.map_or(u64::MAX, |g| now.saturating_sub(g));
         self.inner.touches.forget_before(before);
