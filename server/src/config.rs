@@ -30,6 +30,8 @@ pub struct Config {
     pub workers: usize,
     /// Threads that read blob bytes not in memory from the disk for the event loops.
     pub readers: usize,
+    /// Connections one client address may have open; `None`: no cap.
+    pub max_connections_per_ip: Option<u32>,
     pub log_format: LogFormat,
     /// Whether every finished request is logged.
     pub access_log: bool,
@@ -177,6 +179,11 @@ const KEYS: &[Key] = &[
         name: "upload_expiry",
         default: || "24h".into(),
         why: "a client that vanished mid-push leaves its session; a day is longer than any real push",
+    },
+    Key {
+        name: "max_connections_per_ip",
+        default: || "1000".into(),
+        why: "one address cannot hold every descriptor (a build farm behind one NAT stays far below); behind a proxy every client shares its address: raise it or say `unlimited`",
     },
     Key {
         name: "gc_interval",
@@ -405,6 +412,10 @@ impl Config {
             threads: count(l, "threads", 1, 1024)?,
             workers: count(l, "workers", 1, 1024)?,
             readers: count(l, "readers", 1, 1024)?,
+            max_connections_per_ip: match l.take("max_connections_per_ip").0.trim() {
+                "unlimited" | "off" => None,
+                _ => Some(count(l, "max_connections_per_ip", 1, 1_000_000)? as u32),
+            },
             log_format: log_format(l)?,
             access_log: boolean(l, "access_log")?,
             limits,

@@ -6,6 +6,7 @@
 use crate::auth::Ctx;
 use crate::dispatch::{Route, Session};
 use crate::logging;
+use crate::peers::Slot;
 use crate::reactor::Shared;
 use crate::readers::ReadFor;
 use crate::send::{Flushed, SocketSink, WriteQueue};
@@ -31,6 +32,8 @@ pub enum Step {
 }
 
 pub struct Conn {
+    /// This connection's place under its address's cap, given back when it is dropped.
+    _slot: Option<Slot>,
     pub sock: TcpStream,
     pub proto: Connection,
     out: WriteQueue,
@@ -67,9 +70,11 @@ impl Conn {
         proto: Connection,
         origin: Origin,
         peer: Option<std::net::IpAddr>,
+        slot: Option<Slot>,
         now: Instant,
     ) -> Conn {
         Conn {
+            _slot: slot,
             sock,
             proto,
             out: WriteQueue::default(),

@@ -32,6 +32,7 @@ mod dispatch;
 mod housekeeping;
 mod logging;
 mod metrics;
+mod peers;
 mod reactor;
 mod readers;
 mod rfc3339;

@@ -126,6 +126,8 @@ pub struct Metrics {
     pub pack_read_errors: AtomicU64,
     /// Blob windows read from the disk by reader threads (their pages were not cached).
     pub pack_disk_reads: AtomicU64,
+    /// Connections closed at accept: their address had `max_connections_per_ip` open.
+    pub connections_refused: AtomicU64,
     /// Decisions by `AuthOutcome` (index in `AuthOutcome::ALL`).
     auth_outcomes: [AtomicU64; 7],
 }
@@ -138,6 +140,7 @@ impl Metrics {
             auth_failures: AtomicU64::new(0),
             pack_read_errors: AtomicU64::new(0),
             pack_disk_reads: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
             auth_outcomes: Default::default(),
         }
     }
@@ -221,7 +224,7 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 17] = [
+        let gauges: [(&str, &str, &str, i128); 18] = [
             (
                 "berth_received_bytes_total",
                 "counter",
@@ -245,6 +248,12 @@ impl Metrics {
                 "counter",
                 "Client connections accepted.",
                 accepted as i128,
+            ),
+            (
+                "berth_connections_refused_total",
+                "counter",
+                "Connections closed at accept because their address had max_connections_per_ip open.",
+                self.connections_refused.load(Relaxed) as i128,
             ),
             (
                 "berth_worker_jobs_in_flight",

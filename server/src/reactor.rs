@@ -17,6 +17,7 @@ use crate::conn::{Conn, Step};
 use crate::dispatch::Store;
 use crate::logging;
 use crate::metrics::{Metrics, Shard};
+use crate::peers::{Peers, Slot};
 use crate::readers::{self, Read};
 use crate::workers::{self, Completion, Job, Mailbox, Origin};
 use berth_core::{Connection, Limits};
@@ -25,7 +26,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::BTreeSet;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,8 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Set by a reactor that died of an I/O error, so the process exits non-zero.
     pub failed: AtomicBool,
+    /// Open connections per client address, when capped.
+    pub peers: Option<Arc<Peers>>,
 }
 
 impl Shared {
@@ -111,7 +114,7 @@ struct Reactor {
     /// Connections whose blob bytes a reader has loaded.
     loaded: Receiver<Origin>,
     /// Connections another reactor accepted and handed to this one (already counted).
-    sockets: Receiver<mio::net::TcpStream>,
+    sockets: Receiver<(mio::net::TcpStream, Option<Slot>)>,
     sh: Arc<Shared>,
     /// When shutting down: the end of the grace period.
     draining: Option<Instant>,
@@ -174,6 +177,7 @@ pub fn serve(
         send_timeout: cfg.send_timeout,
         shutdown: AtomicBool::new(false),
         failed: AtomicBool::new(false),
+        peers: cfg.max_connections_per_ip.map(Peers::new),
     });
 
     let mut threads = Vec::new();
@@ -347,11 +351,23 @@ impl Reactor {
                 return;
             };
             match l.accept() {
-                Ok((sock, _peer)) => {
+                Ok((sock, peer)) => {
+                    let slot = match &self.sh.peers {
+                        None => None,
+                        Some(p) => match p.admit(peer.ip()) {
+                            Some(s) => Some(s),
+                            None => {
+                                // Dropped unread: closed at once, nothing spent on it.
+                                self.sh.metrics.connections_refused.fetch_add(1, Relaxed);
+                                tracing::debug!(peer = %peer.ip(), "too many connections from this address; closing");
+                                continue;
+                            }
+                        },
+                    };
                     // Responses are written whole; Nagle would only delay the last segment.
                     // The peer address is read back from the socket where it is adopted.
                     let _ = sock.set_nodelay(true);
-                    self.place(sock, now);
+                    self.place(sock, slot, now);
                 }
                 // Another reactor won the race for this connection, or none is left.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -372,7 +388,7 @@ impl Reactor {
     /// Keeps an accepted connection, or hands it to the reactor with the fewest when this
     /// one has clearly more: every reactor wakes for every connection and the first to
     /// call `accept` wins, which left to itself piles connections on one core.
-    fn place(&mut self, sock: mio::net::TcpStream, now: Instant) {
+    fn place(&mut self, sock: mio::net::TcpStream, slot: Option<Slot>, now: Instant) {
         let shards = self.sh.metrics.shards();
         let mine = self.sh.shard(self.idx).open_now();
         let least = (0..self.sh.mailboxes.len().min(shards.len()))
@@ -382,30 +398,37 @@ impl Reactor {
             // Counted now, so a burst of accepts spreads instead of all going to `least`.
             shards[least].opened();
             let mb = &self.sh.mailboxes[least];
-            match mb.sockets.send(sock) {
+            match mb.sockets.send((sock, slot)) {
                 Ok(()) => {
                     mb.wake();
                     return;
                 }
                 Err(back) => {
                     shards[least].closed();
-                    self.add(back.0, now, false);
+                    let (sock, slot) = back.0;
+                    self.add(sock, slot, now, false);
                     return;
                 }
             }
         }
-        self.add(sock, now, false);
+        self.add(sock, slot, now, false);
     }
 
     /// Connections handed over by other reactors.
     fn adopt(&mut self, now: Instant) {
-        while let Ok(sock) = self.sockets.try_recv() {
-            self.add(sock, now, true);
+        while let Ok((sock, slot)) = self.sockets.try_recv() {
+            self.add(sock, slot, now, true);
         }
     }
 
     /// Registers a connection; `counted` when the hand-over already counted it here.
-    fn add(&mut self, mut sock: mio::net::TcpStream, now: Instant, counted: bool) {
+    fn add(
+        &mut self,
+        mut sock: mio::net::TcpStream,
+        slot: Option<Slot>,
+        now: Instant,
+        counted: bool,
+    ) {
         let t = match self.free.pop() {
             Some(t) => t,
             None => {
@@ -433,7 +456,7 @@ impl Reactor {
         };
         let proto = Connection::new(self.sh.limits.clone(), now);
         let peer = sock.peer_addr().ok().map(|a| a.ip());
-        let mut c = Conn::new(sock, proto, origin, peer, now);
+        let mut c = Conn::new(sock, proto, origin, peer, slot, now);
         if !counted {
             self.sh.shard(self.idx).opened();
         }

@@ -6,6 +6,7 @@
 
 use crate::dispatch::{Store, Work};
 use crate::metrics::Metrics;
+use crate::peers::Slot;
 use berth_core::{NeedId, Reply};
 use crossbeam_channel::{Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -39,7 +40,9 @@ pub struct Completion {
 /// reactor to even out the load).
 pub struct Mailbox {
     pub tx: Sender<Completion>,
-    pub sockets: Sender<mio::net::TcpStream>,
+    /// Connections handed over by another reactor, with their place under the per-address
+    /// cap.
+    pub sockets: Sender<(mio::net::TcpStream, Option<Slot>)>,
     /// Connections whose blob bytes a reader thread has loaded (`readers.rs`).
     pub loaded: Sender<Origin>,
     pub waker: mio::Waker,

@@ -646,3 +646,60 @@ fn responses_carry_the_current_date() {
         assert!(off < Duration::from_secs(60), "Date {d} is {off:?} off");
     }
 }
+
+/// One request on a new connection, read to its close; `None` if the server closed it
+/// without an answer.
+fn try_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = s.write_all(req.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `try_get` until it is answered (within 10 s).
+fn get_when_let_in(addr: SocketAddr, path: &str) -> String {
+    let t = Instant::now();
+    loop {
+        if let Some(r) = try_get(addr, path) {
+            return r;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "never let in");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One address may hold at most `max_connections_per_ip` connections: one more is closed
+/// at once, unread, and counted; when one closes, the address may connect again.
+#[test]
+fn connections_past_the_per_address_cap_are_closed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_MAX_CONNECTIONS_PER_IP", "3")]);
+    // Until the server has seen the provisioning connections close, only the one asking.
+    let t = Instant::now();
+    while !get_when_let_in(srv.addr, "/metrics").contains("\nberth_connections_open 1\n") {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut open: Vec<Client> = (0..3).map(|_| srv.anonymous()).collect();
+    for c in &mut open {
+        assert_eq!(c.get("/healthz").status, 200);
+    }
+    assert_eq!(
+        try_get(srv.addr, "/healthz"),
+        None,
+        "a fourth is closed unanswered"
+    );
+    drop(open.pop());
+    assert!(get_when_let_in(srv.addr, "/healthz").starts_with("HTTP/1.1 200"));
+    drop(open);
+    let metrics = get_when_let_in(srv.addr, "/metrics");
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_connections_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(refused >= 1, "{metrics}");
+}
