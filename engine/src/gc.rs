@@ -222,11 +222,10 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
     // grace: a dry run counts them as gone when it counts blobs.
     let mut gone = HashSet::new();
     if let Some(grace) = opts.unreferenced_after {
-        let now = (inner.clock)();
-        inner.touches.forget_before(now.saturating_sub(grace));
         // Used at or before it: stale. Fixed at the snapshot, so a use after it (a
         // manifest PUT naming the link, say) keeps the link however long the run takes.
-        let cutoff = now.saturating_sub(grace);
+        let cutoff = (inner.clock)().saturating_sub(grace);
+        inner.touches.forget_before(cutoff);
         let stale = stale_links(inner, cutoff)?;
         if opts.dry_run {
             report.links_removed = stale.len() as u64;
@@ -574,6 +573,16 @@ mod tests {
 
     const G: u64 = 100;
 
+    /// A store on a clock (unix seconds) the test moves.
+    fn at_clock(dir: &std::path::Path, opts: EngineOptions) -> (Engine, Arc<AtomicU64>) {
+        let now = Arc::new(AtomicU64::new(1_000_000));
+        let clock = {
+            let now = now.clone();
+            Arc::new(move || now.load(SeqCst))
+        };
+        (Engine::open_with_clock(dir, opts, clock).unwrap(), now)
+    }
+
     fn push(e: &Engine, repo: &str, bytes: &[u8]) -> BlobKey {
         let key = BlobKey::sha256_of(bytes);
         let up = e.start_upload(repo).unwrap();
@@ -587,16 +596,11 @@ mod tests {
     #[test]
     fn a_manifest_put_after_the_plan_keeps_its_links_however_late_the_unlink_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Arc::new(AtomicU64::new(1_000_000));
-        let clock = {
-            let now = now.clone();
-            Arc::new(move || now.load(SeqCst))
-        };
         let opts = EngineOptions {
             small_blob_bytes: 4096,
             ..EngineOptions::default()
         };
-        let e = Engine::open_with_clock(dir.path(), opts, clock).unwrap();
+        let (e, now) = at_clock(dir.path(), opts);
         let layer = push(&e, "r", &[7u8; 50_000]);
         let config = push(&e, "r", b"{}");
         now.fetch_add(2 * G, SeqCst);
@@ -627,12 +631,7 @@ mod tests {
     #[test]
     fn uses_are_not_forgotten_under_a_running_collection() {
         let dir = tempfile::tempdir().unwrap();
-        let now = Arc::new(AtomicU64::new(1_000_000));
-        let clock = {
-            let now = now.clone();
-            Arc::new(move || now.load(SeqCst))
-        };
-        let e = Engine::open_with_clock(dir.path(), EngineOptions::default(), clock).unwrap();
+        let (e, now) = at_clock(dir.path(), EngineOptions::default());
         now.fetch_add(5, SeqCst);
         let k = push(&e, "r", b"x").encode();
         now.fetch_add(10 * G, SeqCst);

@@ -33,11 +33,13 @@ fn dry(e: &Engine) -> GcReport {
 /// A store whose clock (unix seconds) the test moves.
 fn with_clock(dir: &Path) -> (Engine, Arc<AtomicU64>) {
     let now = Arc::new(AtomicU64::new(1_000_000));
-    let clock = {
-        let now = now.clone();
-        Arc::new(move || now.load(SeqCst))
-    };
-    (Engine::open_with_clock(dir, opts(), clock).unwrap(), now)
+    (open_at(dir, &now), now)
+}
+
+/// The store in `dir` (re)opened on the clock `now`.
+fn open_at(dir: &Path, now: &Arc<AtomicU64>) -> Engine {
+    let now = now.clone();
+    Engine::open_with_clock(dir, opts(), Arc::new(move || now.load(SeqCst))).unwrap()
 }
 
 fn packs(dir: &Path) -> Vec<String> {
@@ -462,9 +464,7 @@ fn a_link_looked_up_mounted_or_opened_recently_stays() {
 
     // Reopened: every link counts as used at open.
     drop(e);
-    let now2 = now.clone();
-    let clock = Arc::new(move || now2.load(SeqCst));
-    let e = Engine::open_with_clock(dir.path(), opts(), clock).unwrap();
+    let e = open_at(dir.path(), &now);
     now.fetch_add(DAY - 1, SeqCst);
     assert_eq!(gc(&e).links_removed, 0);
     now.fetch_add(1, SeqCst);
@@ -533,4 +533,18 @@ fn a_pushed_external_layer_stays_while_its_manifest_does() {
     let r = gc(&e);
     assert_eq!((r.links_removed, r.blobs_removed), (2, 2), "{r:?}");
     assert_clean(&e);
+}
+
+/// A cancelled collection stops before its next step and says what it did; the cancel
+/// is then spent, and the next run does the rest.
+#[test]
+fn a_cancelled_collection_stops_and_the_next_one_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let (k, _) = push(&e, "r", &data(950, 20_000));
+    e.unlink_blob("r", &k).unwrap();
+    e.cancel_garbage_collection();
+    let r = gc(&e);
+    assert_eq!(r.blobs_removed, 0, "cancelled before its sweep: {r:?}");
+    assert_eq!(gc(&e).blobs_removed, 1);
 }

@@ -741,6 +741,26 @@ mod tests {
         assert_eq!(c.data, PathBuf::from("/tmp/x"));
     }
 
+    /// The settings that may be turned off take `off` / `unlimited`, and a number or
+    /// duration otherwise; a bad value names its key.
+    #[test]
+    fn gc_and_connection_cap_settings_may_be_turned_off() {
+        let c = Config::load(&Flags::default(), &[]).unwrap();
+        assert_eq!(c.max_connections_per_ip, Some(1000));
+        let vars = env(&[
+            ("BERTH_GC_INTERVAL", "off"),
+            ("BERTH_GC_UNREFERENCED_AFTER", "2h"),
+            ("BERTH_MAX_CONNECTIONS_PER_IP", "unlimited"),
+        ]);
+        let c = Config::load(&Flags::default(), &vars).unwrap();
+        assert_eq!(c.gc_interval, None);
+        assert_eq!(c.gc_unreferenced_after, Some(Duration::from_secs(7200)));
+        assert_eq!(c.max_connections_per_ip, None);
+        let vars = env(&[("BERTH_MAX_CONNECTIONS_PER_IP", "0")]);
+        let e = Config::load(&Flags::default(), &vars).unwrap_err();
+        assert!(e.to_string().contains("max_connections_per_ip"), "{e}");
+    }
+
     #[test]
     fn config_file_comes_from_berth_config_when_no_flag() {
         let f = file("page_size = 50\nupload_bytes = \"2GiB\"\n");

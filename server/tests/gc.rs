@@ -25,10 +25,7 @@ fn gc(srv: &Server, args: &[&str]) -> std::process::Output {
 }
 
 fn metric(srv: &Server, name: &str) -> u64 {
-    let text = srv.client().get("/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    counter(&srv.client().get("/metrics").text(), name)
 }
 
 #[test]

@@ -580,12 +580,6 @@ impl Drop for LockedPacks {
     }
 }
 
-fn counter(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
-}
-
 /// A blob whose pages are not in memory is read by the reader threads, window by window
 /// and ahead of the socket, and arrives whole and in order; bytes in memory need no reader.
 #[test]
@@ -696,10 +690,5 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
     assert!(get_when_let_in(srv.addr, "/healthz").starts_with("HTTP/1.1 200"));
     drop(open);
     let metrics = get_when_let_in(srv.addr, "/metrics");
-    let refused: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("berth_connections_refused_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{metrics}"));
-    assert!(refused >= 1, "{metrics}");
+    assert!(counter(&metrics, "berth_connections_refused_total") >= 1);
 }

@@ -370,6 +370,13 @@ pub fn push_blob(c: &mut Client, data: &[u8], chunks: usize) -> String {
     digest
 }
 
+/// The value of counter or gauge `name` in a `/metrics` page.
+pub fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
 /// An OCI image manifest naming one config and one layer, by digest and size.
 pub fn image_manifest(config: (&str, usize), layer: (&str, usize)) -> String {
     format!(
