@@ -12,7 +12,7 @@ use crate::http::head::{self, Framing, Head, HeadError, HeadScan};
 use crate::http::response::{self, ResponseHead};
 use crate::limits::Limits;
 use crate::need::{BlobHandle, Need, NeedId, Reply};
-use crate::oci::error::{error_body, ErrorCode, ErrorEntry};
+use crate::oci::error::{error_body, message_body, ErrorCode, ErrorEntry};
 use crate::oci::route::is_registry_path;
 use crate::oci::{RepoName, UploadId};
 use crate::timer::{Timer, TimerTable};
@@ -128,8 +128,13 @@ pub(crate) enum BodyTask {
         framing: usize,
         then: AfterGather,
     },
-    /// The rest of a body already answered: dropped, at most `budget` more bytes.
-    Discard { dec: BodyDecoder, budget: u64 },
+    /// The rest of a body already answered: dropped, at most `budget` more bytes; then
+    /// the next request, or the close the answer announced (`close`).
+    Discard {
+        dec: BodyDecoder,
+        budget: u64,
+        close: bool,
+    },
 }
 
 /// Per-request bookkeeping, valid from the head to `Output::Done`.
@@ -543,10 +548,11 @@ impl Connection {
                         self.close();
                         return false;
                     }
-                    BodyTask::Discard { dec, budget } => {
+                    BodyTask::Discard { dec, budget, close } => {
                         self.phase = Phase::Body(BodyTask::Discard {
                             dec,
                             budget: budget - n as u64,
+                            close,
                         });
                     }
                     BodyTask::Gather {
@@ -586,6 +592,7 @@ impl Connection {
                 self.start += n;
                 self.timers.stop(Timer::Body);
                 match task {
+                    BodyTask::Discard { close: true, .. } => self.close(),
                     BodyTask::Discard { .. } => {
                         self.phase = Phase::Head;
                         self.after_response();
@@ -604,7 +611,11 @@ impl Connection {
 
     fn body_data(&mut self, task: BodyTask, n: usize, now: Instant) {
         match task {
-            BodyTask::Discard { mut dec, budget } => {
+            BodyTask::Discard {
+                mut dec,
+                budget,
+                close,
+            } => {
                 if n as u64 > budget {
                     self.close();
                     return;
@@ -614,6 +625,7 @@ impl Connection {
                 self.phase = Phase::Body(BodyTask::Discard {
                     dec,
                     budget: budget - n as u64,
+                    close,
                 });
             }
             BodyTask::Gather {
@@ -690,10 +702,32 @@ impl Connection {
             self.close();
             return;
         }
-        // Framing is lost: answer and close.
+        // Framing is lost: answer and close, reading nothing more.
         if let Some(r) = self.req.as_mut() {
             r.keep_alive = false;
+            r.body = None;
         }
+        if let BodyTask::Upload {
+            repo,
+            upload,
+            then: AfterUpload::Finish {
+                started_here: true, ..
+            },
+            ..
+        } = task
+        {
+            // The session this request opened would be left to nobody: end it first.
+            self.park(
+                Need::CancelUpload { repo, upload },
+                Pending::Abandoned { why },
+            );
+            return;
+        }
+        self.malformed_body(why, now);
+    }
+
+    /// 400 for a chunked body whose framing broke (the connection then closes).
+    pub(crate) fn malformed_body(&mut self, why: &'static str, now: Instant) {
         let mut r = ResponseHead::new(400);
         r.header("Content-Type", "text/plain");
         let mut body = b"malformed chunked body: ".to_vec();
@@ -743,6 +777,23 @@ impl Connection {
         self.respond_errors(status, &[ErrorEntry { code, detail }], now);
     }
 
+    /// An OCI error whose message is the caller's own (it names a limit or a cause).
+    pub(crate) fn respond_message(
+        &mut self,
+        status: u16,
+        code: ErrorCode,
+        message: &str,
+        now: Instant,
+    ) {
+        let mut head = ResponseHead::new(status);
+        head.header("Content-Type", "application/json");
+        self.respond(
+            head,
+            RespBody::Bytes(message_body(code, message).into()),
+            now,
+        );
+    }
+
     pub(crate) fn respond_code(&mut self, code: ErrorCode, detail: Option<String>, now: Instant) {
         self.respond_error(code, detail, code.status(), now);
     }
@@ -772,18 +823,26 @@ impl Connection {
             self.close();
             return;
         };
-        // An unread body is discarded if small and announced, else the connection closes.
+        // An unread body up to `discard_bytes` is read and dropped to keep the connection;
+        // up to `linger_bytes`, read and dropped before closing, so a client that writes its
+        // whole body before reading (Python's http.client, curl) sees this answer instead of
+        // a reset; past that, or before a `100 Continue` it never got, the connection closes.
         let mut discard = None;
         let mut close = !req.keep_alive;
+        let mut linger = false;
         if let Some(dec) = &req.body {
             let waiting_for_continue = req.expect_continue && !req.continue_sent;
-            let fits = dec
-                .remaining()
-                .is_none_or(|r| r <= self.limits.discard_bytes);
-            if waiting_for_continue || !fits {
+            let within = |limit: u64| dec.remaining().is_none_or(|r| r <= limit);
+            if waiting_for_continue {
                 close = true;
-            } else if !close {
-                discard = Some(dec.clone());
+            } else if !close && within(self.limits.discard_bytes) {
+                discard = Some((dec.clone(), self.limits.discard_bytes));
+            } else if within(self.limits.linger_bytes) {
+                close = true;
+                linger = true;
+                discard = Some((dec.clone(), self.limits.linger_bytes));
+            } else {
+                close = true;
             }
         }
         let status = head.status();
@@ -831,14 +890,15 @@ impl Connection {
             started: req.started,
             finished: now,
         }));
-        if close {
-            self.close();
-        } else if let Some(dec) = discard {
+        if let Some((dec, budget)) = discard {
             self.timers.set(Timer::Body, now + self.limits.body_timeout);
             self.phase = Phase::Body(BodyTask::Discard {
                 dec,
-                budget: self.limits.discard_bytes,
+                budget,
+                close: linger,
             });
+        } else if close {
+            self.close();
         } else {
             self.phase = Phase::Head;
             self.after_response();

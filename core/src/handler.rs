@@ -27,7 +27,13 @@ pub(crate) enum AfterUpload {
     /// 202 with the range it reports.
     Patch { name: RepoName },
     /// PUT (end-6) or single POST (end-4b): close the session against `digest`.
-    Finish { name: RepoName, digest: Digest },
+    /// `started_here`: the session was opened by this request (single POST), so a body that
+    /// cannot be read ends it too instead of leaving it behind for nobody.
+    Finish {
+        name: RepoName,
+        digest: Digest,
+        started_here: bool,
+    },
 }
 
 /// What to do with a gathered body.
@@ -38,6 +44,9 @@ pub(crate) enum AfterGather {
         tags: Vec<Tag>,
         content_type: Option<String>,
     },
+    /// A plain POST (end-4a) that came with a body: read and dropped before the session
+    /// is opened, so a body that breaks off opens none.
+    StartPlain { name: RepoName },
     Web {
         method: String,
         path: String,
@@ -106,6 +115,10 @@ pub(crate) enum Pending {
         digest: Digest,
     },
     Cancel,
+    /// A single POST's body broke off: its session is being ended; then 400.
+    Abandoned {
+        why: &'static str,
+    },
     ManifestGet {
         if_none_match: Option<String>,
     },
@@ -259,10 +272,7 @@ impl Connection {
             } => {
                 if mount.is_some() && from.is_some() && !optional {
                     // spec digest §5.8: `from` unreadable behaves like a plain POST (202).
-                    self.park(
-                        Need::StartUpload { repo: name.clone() },
-                        Pending::StartPlain { name },
-                    );
+                    self.start_plain(name);
                 } else if let Some(m) = mount {
                     let need = Need::MountBlob {
                         repo: name.clone(),
@@ -279,10 +289,7 @@ impl Connection {
                         Pending::StartForBody { name, digest: d },
                     );
                 } else {
-                    self.park(
-                        Need::StartUpload { repo: name.clone() },
-                        Pending::StartPlain { name },
-                    );
+                    self.start_plain(name);
                 }
             }
             Op::UploadStatus { name, upload } => {
@@ -366,8 +373,7 @@ impl Connection {
                 let limit = self.limits().manifest_bytes;
                 if let Framing::Length(n) = h.framing {
                     if n > limit as u64 {
-                        let detail = format!("manifest of {n} bytes exceeds the limit of {limit}");
-                        return self.respond_error(ErrorCode::SizeInvalid, Some(detail), 413, now);
+                        return self.manifest_too_large(now);
                     }
                 }
                 let cap = match h.framing {
@@ -509,16 +515,45 @@ impl Connection {
         });
     }
 
+    /// A plain POST (end-4a) opens its session at once, or once its body (which no client
+    /// should send, and which means nothing) has been read whole.
+    fn start_plain(&mut self, name: RepoName) {
+        if self.body_pending() {
+            let limit = usize::try_from(self.limits().discard_bytes).unwrap_or(usize::MAX);
+            self.read_body(BodyTask::Gather {
+                data: Vec::new(),
+                limit,
+                framing: 0,
+                then: AfterGather::StartPlain { name },
+            });
+        } else {
+            self.park(
+                Need::StartUpload { repo: name.clone() },
+                Pending::StartPlain { name },
+            );
+        }
+    }
+
+    /// 413 for a manifest over `manifest_bytes`, its message naming the limit.
+    fn manifest_too_large(&mut self, now: Instant) {
+        let limit = self.limits().manifest_bytes;
+        let message = format!(
+            "manifest larger than {} (manifest_bytes)",
+            crate::limits::human_bytes(limit as u64)
+        );
+        self.respond_message(413, ErrorCode::SizeInvalid, &message, now);
+    }
+
     /// A gathered body exceeded its limit: 413 (the rest is discarded or the connection closes).
     pub(crate) fn gather_too_large(&mut self, then: AfterGather, now: Instant) {
         match then {
-            AfterGather::Manifest { .. } => {
-                let detail = format!(
-                    "manifest exceeds the limit of {} bytes",
-                    self.limits().manifest_bytes
-                );
-                self.respond_error(ErrorCode::SizeInvalid, Some(detail), 413, now);
-            }
+            AfterGather::Manifest { .. } => self.manifest_too_large(now),
+            AfterGather::StartPlain { .. } => self.respond_error(
+                ErrorCode::SizeInvalid,
+                Some("a POST that opens an upload session carries no body; send the blob with ?digest= or in PATCHes".into()),
+                413,
+                now,
+            ),
             AfterGather::Web { .. } => {
                 let mut r = ResponseHead::new(413);
                 r.header("Content-Type", "text/plain");
@@ -547,7 +582,7 @@ impl Connection {
                     };
                     self.park(need, Pending::Synced { name, upload });
                 }
-                AfterUpload::Finish { name, digest } => {
+                AfterUpload::Finish { name, digest, .. } => {
                     let need = Need::FinishUpload {
                         repo,
                         upload,
@@ -564,6 +599,12 @@ impl Connection {
                     content_type,
                 } => {
                     self.manifest_put(name, reference, tags, content_type, data, now);
+                }
+                AfterGather::StartPlain { name } => {
+                    self.park(
+                        Need::StartUpload { repo: name.clone() },
+                        Pending::StartPlain { name },
+                    );
                 }
                 AfterGather::Web {
                     method,
@@ -661,6 +702,10 @@ impl Connection {
 
     pub(crate) fn on_reply(&mut self, pending: Pending, reply: Reply, now: Instant) {
         use Pending as P;
+        if let P::Abandoned { why } = pending {
+            // Whether or not the session could be ended, the answer is the body's fault.
+            return self.malformed_body(why, now);
+        }
         if let Reply::Failed(msg) = reply {
             return self.respond_code(ErrorCode::Unknown, Some(msg), now);
         }
@@ -732,6 +777,7 @@ impl Connection {
                     let then = AfterUpload::Finish {
                         name: name.clone(),
                         digest,
+                        started_here: true,
                     };
                     self.read_body(BodyTask::Upload {
                         repo: name,
@@ -822,6 +868,7 @@ impl Connection {
                 let then = AfterUpload::Finish {
                     name: name.clone(),
                     digest,
+                    started_here: false,
                 };
                 self.read_body(BodyTask::Upload {
                     repo: name,

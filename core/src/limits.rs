@@ -28,6 +28,12 @@ pub struct Limits {
     /// Bytes of an unwanted request body (after an early error response) the connection will
     /// read and drop to keep the connection alive; beyond this it closes instead.
     pub discard_bytes: u64,
+    /// Bytes of an unwanted request body read and dropped before a connection that must
+    /// close (an early 413, a refusal) closes: a client that writes its whole body before
+    /// reading the answer would otherwise get a reset and never see why. 16 MiB covers a
+    /// manifest four times over the default limit, read at memory speed; beyond it the
+    /// connection closes at once.
+    pub linger_bytes: u64,
 }
 
 impl Default for Limits {
@@ -43,6 +49,39 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(60),
             page_size: 1000,
             discard_bytes: 64 * 1024,
+            linger_bytes: 16 * 1024 * 1024,
         }
+    }
+}
+
+/// A byte count for people: `1536` → `1.5 KiB`, `4194304` → `4 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = b as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u < UNITS.len() - 1 {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else if x.fract() == 0.0 {
+        format!("{x:.0} {}", UNITS[u])
+    } else {
+        format!("{x:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(4 * 1024 * 1024), "4 MiB");
+        assert_eq!(human_bytes(5 << 40), "5 TiB");
     }
 }

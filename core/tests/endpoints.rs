@@ -413,6 +413,50 @@ fn single_post_with_digest_and_body_is_201() {
 }
 
 #[test]
+fn a_post_whose_chunked_body_breaks_leaves_no_session() {
+    // A plain POST: its body is read before a session opens, so none does.
+    let mut h = Harness::new();
+    let raw = "POST /v2/a/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n";
+    let rs = h.send_raw(raw.as_bytes(), &[false]);
+    assert_eq!(rs[0].status, 400, "{:?}", rs[0]);
+    assert!(h.closed);
+    assert!(
+        !h.needs.contains(&"StartUpload".to_owned()),
+        "{:?}",
+        h.needs
+    );
+    assert_eq!(h.store.open_uploads(), 0);
+
+    // A single POST with ?digest=: the session it opened is ended with it.
+    let mut h = Harness::new();
+    let d = sha256(b"abcdef");
+    let raw = format!(
+        "POST /v2/a/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
+    );
+    let rs = h.send_raw(raw.as_bytes(), &[false]);
+    assert_eq!(rs[0].status, 400, "{:?}", rs[0]);
+    assert!(h.closed);
+    assert_eq!(h.needs, ["StartUpload", "AppendUpload", "CancelUpload"]);
+    assert_eq!(h.store.open_uploads(), 0);
+}
+
+#[test]
+fn a_plain_post_with_a_small_body_opens_its_session_once_the_body_is_read() {
+    let mut h = Harness::new();
+    let r = h.send(&Request::post("/v2/a/blobs/uploads/").body(&b"ignored"[..]));
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(h.store.open_uploads(), 1);
+    assert!(!h.closed);
+    let r = h.send(&Request::post("/v2/a/blobs/uploads/").body(vec![0u8; 100_000]));
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(
+        h.store.open_uploads(),
+        1,
+        "a body past discard_bytes opens nothing"
+    );
+}
+
+#[test]
 fn empty_blob_uploads_and_serves() {
     let mut h = Harness::new();
     let d = push_blob(&mut h, "a", b"");
@@ -788,10 +832,42 @@ fn manifest_over_the_limit_is_413() {
 }
 
 #[test]
+fn manifest_over_the_limit_is_answered_at_once_and_its_body_read_before_the_close() {
+    let mut h = Harness::with_limits(Limits {
+        manifest_bytes: 100,
+        discard_bytes: 10,
+        linger_bytes: 1000,
+        ..Limits::default()
+    });
+    let head = format!(
+        "PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: 500\r\n\r\n"
+    );
+    h.heads.push(false);
+    h.feed(head.as_bytes());
+    let r = &h.responses()[0];
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("Connection"), Some("close"));
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        body.contains(r#""message":"manifest larger than 100 B (manifest_bytes)""#),
+        "{body}"
+    );
+    assert!(
+        !h.closed,
+        "a client writing its whole body first must get to read the answer"
+    );
+    h.feed(&[b'x'; 499]);
+    assert!(!h.closed);
+    h.feed(b"x");
+    assert!(h.closed, "closed once the body is read");
+}
+
+#[test]
 fn manifest_much_larger_than_the_discard_budget_closes_after_413() {
     let mut h = Harness::with_limits(Limits {
         manifest_bytes: 100,
         discard_bytes: 10,
+        linger_bytes: 100,
         ..Limits::default()
     });
     let body = "x".repeat(500);

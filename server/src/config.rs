@@ -166,6 +166,11 @@ const KEYS: &[Key] = &[
         why: "a small unwanted body is cheaper to skip than a reconnect; a large one is not",
     },
     Key {
+        name: "linger_bytes",
+        default: || Limits::default().linger_bytes.to_string(),
+        why: "a client that writes its whole body before reading (refused manifest, early error) sees the answer, not a reset",
+    },
+    Key {
         name: "send_timeout",
         default: || "60s".into(),
         why: "a client that stops reading mid-download frees its connection and pack handle",
@@ -405,6 +410,7 @@ impl Config {
             body_timeout: duration(l, "body_timeout", DAY)?,
             page_size: count(l, "page_size", 1, 100_000)?,
             discard_bytes: size(l, "discard_bytes", 0, 1 << 30)? as u64,
+            linger_bytes: size(l, "linger_bytes", 0, 1 << 30)? as u64,
         };
         Ok(Config {
             listen: listen(l)?,

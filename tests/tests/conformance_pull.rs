@@ -211,6 +211,12 @@ fn blob_range_requests_answer_the_six_cases() {
         .send(Request::get(&path).header("Range", "bytes=1024-"))
         .expect(206);
     assert!(r.body == b.bytes[1024..]);
+    // A Range that does not parse is ignored (RFC 9110 §14.2): 200 with the whole blob.
+    for range in ["bytes=abc", "bytes=-", "bytes=1-x"] {
+        let r = c.send(Request::get(&path).header("Range", range));
+        assert_eq!(r.status, 200, "Range: {range}\n{r:?}");
+        assert!(r.body == b.bytes, "Range: {range}: wrong bytes");
+    }
 }
 
 #[test]

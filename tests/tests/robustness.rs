@@ -228,6 +228,29 @@ fn oversized_manifest_is_413() {
 }
 
 #[test]
+fn a_client_that_writes_its_whole_oversized_manifest_first_still_reads_the_413() {
+    // Python's http.client and curl send the whole body, then read: the server must not
+    // reset the connection under them, and the answer names the limit.
+    let reg = Registry::start();
+    let body = vec![b' '; 5 * 1024 * 1024];
+    let req = Request::put(&format!("/v2/{NAME}/manifests/huge"))
+        .header("Authorization", &reg.auth_header())
+        .header("Content-Type", OCI_MANIFEST)
+        .body(body);
+    let mut s = TcpStream::connect(reg.addr()).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(&req.to_bytes(&reg.host()))
+        .expect("the server reads a refused manifest's body instead of resetting the writer");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got)
+        .expect("the answer, then a clean close");
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(first_status(&got), Some(413), "{text}");
+    assert!(text.contains("manifest larger than 4 MiB"), "{text}");
+}
+
+#[test]
 fn unknown_upload_id_is_404_blob_upload_unknown() {
     let reg = Registry::start();
     let mut c = reg.client();

@@ -207,7 +207,7 @@ fn gc_fields(v: &Value) -> String {
     let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     let bytes = |k: &str| {
         let b = n(k);
-        format!("{b} ({})", human_bytes(b))
+        format!("{b} ({})", berth_core::limits::human_bytes(b))
     };
     let head = if v.get("dry_run") == Some(&Value::Bool(true)) {
         "dry run: nothing was changed; a collection now would do this\n"
@@ -226,22 +226,6 @@ fn gc_fields(v: &Value) -> String {
             ("uploads expired", n("uploads_expired").to_string()),
             ("blobs unreadable", n("blobs_unreadable").to_string()),
         ])
-}
-
-/// `1536` → `1.5 KiB`.
-fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut x = b as f64;
-    let mut u = 0;
-    while x >= 1024.0 && u < UNITS.len() - 1 {
-        x /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{x:.1} {}", UNITS[u])
-    }
 }
 
 fn token(cmd: TokenCommand, out: &mut Out, env: &Option<OsString>) -> Result<(), AdminError> {
