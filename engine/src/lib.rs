@@ -67,6 +67,7 @@ mod commit;
 mod error;
 mod gc;
 mod hasher;
+pub mod index;
 mod keys;
 mod manifest;
 mod manifest_cache;
