@@ -822,3 +822,58 @@ fn public_url_sets_the_realm_and_last_use_is_written_back() {
         .collect();
     assert_eq!(used.len(), 1, "{listed}");
 }
+
+#[test]
+fn deleting_a_registry_ends_its_upload_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    create_registry(&srv, "acme", "tmp2", false);
+    let mut c = srv.client();
+    let r = c.request("POST", "/v2/acme/tmp2/app/blobs/uploads/", &[], b"");
+    assert_eq!(r.status, 202, "{r:?}");
+    let loc = r.header("location").unwrap().to_string();
+    let data = pattern(3000, 60);
+    let r = c.request(
+        "PATCH",
+        &loc,
+        &[("Content-Type", "application/octet-stream")],
+        &data[..1000],
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let loc = r.header("location").unwrap().to_string();
+    let uploads = || {
+        std::fs::read_dir(dir.path().join("uploads"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(uploads(), 1);
+
+    let mut a = srv.admin_client();
+    let r = a.request("DELETE", "/api/v1/orgs/acme/registries/tmp2", &[], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(uploads(), 0, "the session's file goes with it");
+    create_registry(&srv, "acme", "tmp2", false);
+
+    let r = c.request(
+        "PATCH",
+        &loc,
+        &[("Content-Type", "application/octet-stream")],
+        &data[1000..],
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(error_code(&r), "BLOB_UPLOAD_UNKNOWN");
+    let digest = sha256(&data[..1000]);
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c.request("PUT", &format!("{loc}{sep}digest={digest}"), &[], b"");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(error_code(&r), "BLOB_UPLOAD_UNKNOWN");
+    let r = c.request(
+        "HEAD",
+        &format!("/v2/acme/tmp2/app/blobs/{digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404, "nothing appeared in the new registry");
+    let r = c.request("GET", "/v2/acme/tmp2/app/tags/list", &[], b"");
+    assert_eq!(r.status, 404, "{r:?}");
+}
