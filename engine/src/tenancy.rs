@@ -405,6 +405,18 @@ impl Engine {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<AuditRec>, StoreError> {
+        self.list_audit_where(org, before, limit, |_| true)
+    }
+
+    /// [`list_audit`](Self::list_audit) of the entries `keep` accepts: a page holds
+    /// `limit` of those if the log has them, however many others lie between.
+    pub fn list_audit_where(
+        &self,
+        org: &str,
+        before: Option<u64>,
+        limit: usize,
+        mut keep: impl FnMut(&AuditRec) -> bool,
+    ) -> Result<Vec<AuditRec>, StoreError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -419,7 +431,10 @@ impl Engine {
         for entry in range.rev() {
             let (k, v) = entry?;
             let (o, seq) = k.value();
-            out.push(schema::decode_audit(o, seq, v.value())?);
+            let rec = schema::decode_audit(o, seq, v.value())?;
+            if keep(&rec) {
+                out.push(rec);
+            }
             if out.len() == limit {
                 break;
             }

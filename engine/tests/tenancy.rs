@@ -330,6 +330,16 @@ fn audit_lists_newest_first_and_pages_with_before_exclusive() {
         ("acme", 10, "manifest.push")
     );
     assert_eq!(newest.target, "t10");
+    // a filtered page holds `limit` kept entries, however many others lie between
+    let fourth = |a: &AuditRec| a.seq.is_multiple_of(4);
+    assert_eq!(
+        seqs(e.list_audit_where("acme", None, 2, fourth).unwrap()),
+        [8, 4]
+    );
+    assert_eq!(
+        seqs(e.list_audit_where("acme", Some(8), 5, fourth).unwrap()),
+        [4]
+    );
 }
 
 #[test]
