@@ -22,6 +22,7 @@
 //! `KeepUpload`, which the first `sync_upload` of a session sends, is one) or the final one
 //! when the engine is dropped.
 
+use std::collections::HashSet;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,6 +178,8 @@ pub(crate) enum Outcome {
     Delete(DeleteOutcome),
     /// A blob the finishing thread saw stored had vanished by commit time.
     Vanished,
+    /// The upload's registry was deleted while it finished: nothing was stored.
+    Ended,
     /// A tenancy write's result; a refusal wrote nothing but does not fail the batch.
     Tenancy(Result<tenancy::Done, tenancy::Refusal>),
     Swept(gc::Swept),
@@ -192,7 +195,9 @@ impl Outcome {
             Outcome::Delete(d) => *d == DeleteOutcome::Deleted,
             Outcome::Tenancy(r) => r.is_ok(),
             Outcome::Swept(_) | Outcome::Moved(_) | Outcome::Unlinked(_) => true,
-            Outcome::MaybeLoc(None) | Outcome::Missing(_) | Outcome::Vanished => false,
+            Outcome::MaybeLoc(None) | Outcome::Missing(_) | Outcome::Vanished | Outcome::Ended => {
+                false
+            }
         }
     }
 }
@@ -313,13 +318,15 @@ impl Committer {
         }
     }
 
+    /// Stores and links an upload's blob; [`Finished::Ended`] if its registry was deleted
+    /// meanwhile (a pack renamed in for it is deleted; the upload file is the caller's).
     pub(crate) fn finish_blob(
         &self,
         repo: &str,
         key: BlobKey,
         src: BlobSource,
         upload: UploadId,
-    ) -> Result<Durable<BlobLoc>, StoreError> {
+    ) -> Result<Finished, StoreError> {
         let op = Op::FinishBlob {
             repo: repo.to_owned(),
             key,
@@ -327,19 +334,21 @@ impl Committer {
             upload,
         };
         match self.submit(op)? {
-            Outcome::Loc(loc) => Ok(Durable(loc)),
+            Outcome::Loc(loc) => Ok(Finished::Linked(Durable(loc))),
+            Outcome::Ended => Ok(Finished::Ended),
             _ => Err(unexpected()),
         }
     }
 
-    /// Links a blob the finishing thread saw stored; `None` if garbage collection removed
-    /// it meanwhile (the session is over either way; its file is left to the caller).
+    /// Links a blob the finishing thread saw stored; [`Finished::Vanished`] if garbage
+    /// collection removed it meanwhile (the session is over either way; its file is left to
+    /// the caller).
     pub(crate) fn finish_existing(
         &self,
         repo: &str,
         key: BlobKey,
         upload: UploadId,
-    ) -> Result<Option<Durable<BlobLoc>>, StoreError> {
+    ) -> Result<Finished, StoreError> {
         let op = Op::FinishBlob {
             repo: repo.to_owned(),
             key,
@@ -347,8 +356,9 @@ impl Committer {
             upload,
         };
         match self.submit(op)? {
-            Outcome::Loc(loc) => Ok(Some(Durable(loc))),
-            Outcome::Vanished => Ok(None),
+            Outcome::Loc(loc) => Ok(Finished::Linked(Durable(loc))),
+            Outcome::Vanished => Ok(Finished::Vanished),
+            Outcome::Ended => Ok(Finished::Ended),
             _ => Err(unexpected()),
         }
     }
@@ -493,10 +503,24 @@ impl Drop for Committer {
     }
 }
 
+/// How an upload's finish committed.
+pub(crate) enum Finished {
+    Linked(Durable<BlobLoc>),
+    /// The blob it meant to link was collected meanwhile ([`Committer::finish_existing`]).
+    Vanished,
+    /// Its registry was deleted meanwhile, ending the session: nothing was stored.
+    Ended,
+}
+
 /// The committer's state between batches.
 struct State {
     inner: Arc<Inner>,
     shared: Option<SharedPack>,
+    /// Upload sessions a registry deletion ended: their finish stores nothing and their
+    /// row is not written again (a sync racing the deletion). Upload ids are random and
+    /// never reused; the set grows only by the sessions deletions end, for the process's
+    /// life (after a restart their rows are gone, so nothing restores them).
+    ended: HashSet<UploadId>,
 }
 
 fn run(inner: Arc<Inner>, rx: Receiver<Job>, resume_shared: Option<(u64, u64)>) {
@@ -505,6 +529,7 @@ fn run(inner: Arc<Inner>, rx: Receiver<Job>, resume_shared: Option<(u64, u64)>) 
     let mut st = State {
         inner,
         shared: None,
+        ended: HashSet::new(),
     };
     st.set_shared(shared);
     while let Ok(first) = rx.recv() {
@@ -537,6 +562,8 @@ struct Effects {
     incoming_packs: Vec<PathBuf>,
     /// Links garbage collection removed (by hash): unmarked if the batch fails.
     unlinked: Vec<u64>,
+    /// Upload sessions a registry deletion ended: not ended if the batch fails.
+    ended: Vec<UploadId>,
 }
 
 impl State {
@@ -569,6 +596,9 @@ impl State {
                 }
                 // The links this batch marked as removed are still there.
                 self.inner.gc.unmark(&fx.unlinked);
+                for id in &fx.ended {
+                    self.ended.remove(id);
+                }
                 for p in fx.incoming_packs {
                     let _ = std::fs::remove_file(p);
                 }
@@ -745,6 +775,7 @@ impl State {
                 Ok(Outcome::Unit)
             }
             Op::Barrier => Ok(Outcome::Unit),
+            Op::KeepUpload { id, .. } if self.ended.contains(id) => Ok(Outcome::Unit),
             Op::KeepUpload { id, row } => {
                 t.uploads
                     .insert(id.as_str(), &schema::encode_upload(row)[..])?;
@@ -761,6 +792,13 @@ impl State {
                 upload,
             } => {
                 t.uploads.remove(upload.as_str())?;
+                if self.ended.contains(upload) {
+                    if let BlobSource::Pack { pack, .. } = src {
+                        fx.delete_after
+                            .push(self.inner.packs_dir().join(pack_file_name(*pack)));
+                    }
+                    return Ok(Outcome::Ended);
+                }
                 let upload_path = self.inner.uploads_dir().join(upload.as_str());
                 let kb = key.encode();
                 let existing = t
@@ -856,7 +894,26 @@ impl State {
                 // Opened by `commit_batch` whenever the batch holds a tenancy write.
                 let tt =
                     tt.ok_or_else(|| StoreError("internal: tenancy tables not open".into()))?;
-                Ok(Outcome::Tenancy(tenancy::apply(t, tt, op)?))
+                let mut out = tenancy::apply(t, tt, op)?;
+                if let (
+                    Ok(tenancy::Done::Deleted { uploads, .. }),
+                    tenancy::Op::DeleteRegistry { org, slug, .. },
+                ) = (&mut out, op)
+                {
+                    // Sessions whose row a failed batch dropped end too.
+                    let prefix = format!("{org}/{slug}/");
+                    for id in crate::upload::under(&self.inner, &prefix) {
+                        if !uploads.contains(&id) {
+                            uploads.push(id);
+                        }
+                    }
+                    for id in uploads.iter() {
+                        if self.ended.insert(id.clone()) {
+                            fx.ended.push(id.clone());
+                        }
+                    }
+                }
+                Ok(Outcome::Tenancy(out))
             }
         }
     }

@@ -472,7 +472,7 @@ impl Engine {
     /// Makes the session's bytes so far, and the session, durable (what a PATCH's 202
     /// acknowledges): a crash after it restores the session with at least this length.
     /// `None` if the session is unknown, not `repo`'s, or ended (finished, cancelled,
-    /// expired), also while this ran.
+    /// expired, its registry deleted), also while this ran.
     pub fn sync_upload(&self, repo: &str, id: &str) -> Result<Option<UploadStatus>, StoreError> {
         upload::sync(&self.inner, &self.commit, repo, id)
     }

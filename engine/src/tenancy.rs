@@ -21,6 +21,7 @@ use std::ops::Bound;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::commit::Tables;
+use crate::keys::UploadId;
 use crate::schema::{self, ADMIN_ORG};
 use crate::{Engine, Inner, StoreError};
 
@@ -280,8 +281,10 @@ impl Engine {
     /// it leave the catalog, and every unrevoked token that names it (its registry tokens,
     /// and org tokens limited to registries among which it is) is revoked at `now` in the
     /// same transaction: a registry created later under the same slug is not covered by
-    /// tokens minted for this one. Returns the ids of the tokens it revoked, for the audit
-    /// log.
+    /// tokens minted for this one. Its repositories' upload sessions end in the same
+    /// transaction, for the same reason: a later append or finish of one is refused as
+    /// unknown, and their files are removed. Returns the ids of the tokens it revoked, for
+    /// the audit log.
     pub fn delete_registry(
         &self,
         org: &str,
@@ -294,7 +297,10 @@ impl Engine {
             now,
         };
         match self.commit.tenancy(op)? {
-            Done::Ids(ids) => Ok(ids),
+            Done::Deleted { revoked, uploads } => {
+                crate::upload::end(&self.inner, &self.commit, &uploads);
+                Ok(revoked)
+            }
             other => Err(other.unexpected()),
         }
     }
@@ -399,6 +405,18 @@ impl Engine {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<AuditRec>, StoreError> {
+        self.list_audit_where(org, before, limit, |_| true)
+    }
+
+    /// [`list_audit`](Self::list_audit) of the entries `keep` accepts: a page holds
+    /// `limit` of those if the log has them, however many others lie between.
+    pub fn list_audit_where(
+        &self,
+        org: &str,
+        before: Option<u64>,
+        limit: usize,
+        mut keep: impl FnMut(&AuditRec) -> bool,
+    ) -> Result<Vec<AuditRec>, StoreError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -413,7 +431,10 @@ impl Engine {
         for entry in range.rev() {
             let (k, v) = entry?;
             let (o, seq) = k.value();
-            out.push(schema::decode_audit(o, seq, v.value())?);
+            let rec = schema::decode_audit(o, seq, v.value())?;
+            if keep(&rec) {
+                out.push(rec);
+            }
             if out.len() == limit {
                 break;
             }
@@ -529,7 +550,13 @@ pub(crate) enum Done {
     Registry(RegistryRec),
     Token(TokenRec),
     Seq(u64),
-    Ids(Vec<String>),
+    /// A registry deleted: the tokens it revoked, and the upload sessions it ended (their
+    /// rows are gone; the committer refuses their finish from now on, and
+    /// [`Engine::delete_registry`] ends what is left of them in memory).
+    Deleted {
+        revoked: Vec<String>,
+        uploads: Vec<UploadId>,
+    },
 }
 
 impl Done {
@@ -704,7 +731,20 @@ pub(crate) fn apply(
                     revoked.push(id);
                 }
             }
-            Ok(Ok(Done::Ids(revoked)))
+            // Its upload sessions end with it: otherwise one could still finish, after a
+            // registry of the same slug is created again, into that registry.
+            let mut ended = Vec::new();
+            for entry in t.uploads.iter()? {
+                let (k, v) = entry?;
+                if schema::decode_upload(v.value())?.repo.starts_with(&prefix) {
+                    ended.push(k.value().to_owned());
+                }
+            }
+            for id in &ended {
+                t.uploads.remove(id.as_str())?;
+            }
+            let uploads = ended.iter().filter_map(|id| UploadId::parse(id)).collect();
+            Ok(Ok(Done::Deleted { revoked, uploads }))
         }
         Op::CreateToken(rec) => {
             if let Err(r) = check_new_token(tt, rec)? {

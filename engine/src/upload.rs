@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use sha2::{Digest, Sha512};
 
-use crate::commit::{BlobSource, Committer, Durable};
+use crate::commit::{BlobSource, Committer, Durable, Finished};
 use crate::hasher::{HasherPool, RunningHash};
 use crate::keys::{Alg, BlobKey, UploadId};
 use crate::pack::format::{
@@ -38,7 +38,8 @@ pub(crate) struct Session {
     hash: Arc<RunningHash>,
     /// Seconds since the epoch of the last append (or start).
     touched: u64,
-    /// Set once finished, cancelled or expired: the session accepts nothing more.
+    /// Set once finished, cancelled, expired or ended with its registry: the session
+    /// accepts nothing more.
     ended: bool,
     /// The session's row and its file's directory entry are durable (a sync made them so,
     /// or the session was restored from disk): later syncs only `fdatasync` the file.
@@ -394,11 +395,12 @@ pub(crate) fn finish(
     hash.abandon();
     inner.uploads.remove(&id);
     let r = store(inner, commit, repo, &id, &file, len, want);
-    if r.is_err() {
+    if !matches!(r, Ok(Some(_))) {
         // Whatever of the upload is left is no use to anyone now.
         gone();
     }
-    Ok(r?)
+    // `None`: its registry was deleted meanwhile, which ended the session.
+    r?.ok_or(FinishError::Unknown)
 }
 
 /// Whether the session's `len` data bytes hash to `want`.
@@ -417,7 +419,8 @@ fn verify(file: &File, hash: &RunningHash, len: u64, want: &BlobKey) -> Result<b
     Ok(got == want.hash)
 }
 
-/// Moves verified bytes into a pack and commits them.
+/// Moves verified bytes into a pack and commits them; `None` if the session's registry was
+/// deleted meanwhile (nothing stored).
 fn store(
     inner: &Inner,
     commit: &Committer,
@@ -426,18 +429,29 @@ fn store(
     file: &File,
     len: u64,
     key: &BlobKey,
-) -> Result<Durable<BlobLoc>, StoreError> {
+) -> Result<Option<Durable<BlobLoc>>, StoreError> {
+    let linked = |f: Finished| match f {
+        Finished::Linked(done) => Ok(Some(done)),
+        Finished::Ended => Ok(None),
+        Finished::Vanished => Err(crate::commit::unexpected()),
+    };
     if len <= inner.opts.small_blob_bytes {
         let mut data = Vec::with_capacity(len as usize);
         hash_file(file, len, |b| data.extend_from_slice(b))?;
-        return commit.finish_blob(repo, key.clone(), BlobSource::Bytes(data), id.clone());
+        return linked(commit.finish_blob(
+            repo,
+            key.clone(),
+            BlobSource::Bytes(data),
+            id.clone(),
+        )?);
     }
     if blob::locate(inner, key)?.is_some() {
-        if let Some(done) = commit.finish_existing(repo, key.clone(), id.clone())? {
-            return Ok(done);
+        match commit.finish_existing(repo, key.clone(), id.clone())? {
+            // Collected since it was seen: store these bytes after all (the upload file is
+            // still here; only the session's row is gone).
+            Finished::Vanished => {}
+            f => return linked(f),
         }
-        // Collected since it was seen: store these bytes after all (the upload file is
-        // still here; only the session's row is gone).
     }
     let pack = inner.next_pack.fetch_add(1, Ordering::Relaxed);
     let io = |what: &str, e| StoreError::io(format!("{what} upload {id} as pack {pack}"), e);
@@ -448,12 +462,12 @@ fn store(
     file.sync_data().map_err(|e| io("fdatasync", e))?;
     let to = inner.packs_dir().join(pack_file_name(pack));
     std::fs::rename(inner.uploads.path(id), &to).map_err(|e| io("rename", e))?;
-    commit.finish_blob(
+    linked(commit.finish_blob(
         repo,
         key.clone(),
         BlobSource::Pack { pack, len },
         id.clone(),
-    )
+    )?)
 }
 
 pub(crate) fn cancel(
@@ -470,6 +484,33 @@ pub(crate) fn cancel(
     };
     discard(inner, commit, &id, &s, &mut g);
     Ok(true)
+}
+
+/// The live sessions of repositories under `prefix` (`org/registry/`), finishing ones
+/// included.
+pub(crate) fn under(inner: &Inner, prefix: &str) -> Vec<UploadId> {
+    inner
+        .uploads
+        .read_map()
+        .iter()
+        .filter(|(_, s)| s.repo.starts_with(prefix))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Ends the sessions a registry deletion ended in its transaction: an append finds them
+/// gone, and their files go. One finishing now is left to its finish, which the
+/// committer refuses and which removes its file.
+pub(crate) fn end(inner: &Inner, commit: &Committer, ids: &[UploadId]) {
+    for id in ids {
+        let Some(s) = inner.uploads.read_map().get(id).cloned() else {
+            continue;
+        };
+        let mut g = lock(&s.s);
+        if !g.ended {
+            discard(inner, commit, id, &s, &mut g);
+        }
+    }
 }
 
 /// Removes sessions untouched for `upload_expiry_secs`. Sessions busy right now are in use,
@@ -538,7 +579,7 @@ mod tests {
     use std::time::Duration;
 
     use super::test_gate;
-    use crate::{AppendError, BlobKey, Engine, EngineOptions, FinishError};
+    use crate::{AppendError, BlobKey, Engine, EngineOptions, FinishError, RegistryRec};
 
     #[test]
     fn cancel_and_append_do_not_wait_for_a_finish_of_the_same_session() {
@@ -572,5 +613,51 @@ mod tests {
             assert_eq!(e.read_blob(loc.unwrap().into_inner()).unwrap(), data);
         });
         assert!(e.check().unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_finish_under_way_when_its_registry_is_deleted_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = EngineOptions {
+            small_blob_bytes: 4096,
+            ..EngineOptions::default()
+        };
+        let e = Engine::open(dir.path(), opts).unwrap();
+        e.create_org("gate", 1).unwrap();
+        let reg = RegistryRec {
+            org: "gate".into(),
+            slug: "gone".into(),
+            name: "gone".into(),
+            description: String::new(),
+            visibility: Default::default(),
+            created: 1,
+        };
+        let repo = "gate/gone/app";
+        let packs = || std::fs::read_dir(dir.path().join("packs")).unwrap().count();
+        // Copied into the shared pack, and renamed into a pack of its own.
+        for len in [100, 10_000] {
+            e.create_registry(reg.clone()).unwrap();
+            let data = vec![len as u8; len];
+            let key = BlobKey::sha256_of(&data);
+            let up = e.start_upload(repo).unwrap();
+            e.append_upload(repo, &up.id, 0, &data).unwrap();
+            let packs_before = packs();
+            test_gate::hold(repo);
+            let got = std::thread::scope(|sc| {
+                let finishing = sc.spawn(|| e.finish_upload(repo, &up.id, &key));
+                std::thread::sleep(Duration::from_millis(200));
+                let deleted = e.delete_registry("gate", "gone", 5);
+                test_gate::release();
+                deleted.unwrap();
+                finishing.join().unwrap()
+            });
+            assert!(matches!(got, Err(FinishError::Unknown)), "{len}: {got:?}");
+            assert!(e.stat_blob(repo, &key).unwrap().is_none(), "{len}");
+            let left = std::fs::read_dir(dir.path().join("uploads")).unwrap();
+            assert_eq!(left.count(), 0, "{len}");
+            assert_eq!(packs(), packs_before, "{len}: no pack is left for it");
+            let r = e.check().unwrap();
+            assert!(r.is_clean(), "{len}: {:?}", r.problems);
+        }
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use berth_engine::{
-    AuditRec, BlobKey, DeleteOutcome, Engine, ManifestRef, PutManifestError, RegistryRec,
-    TenancyError, TokenKind, TokenRec, Visibility,
+    AppendError, AuditRec, BlobKey, DeleteOutcome, Engine, FinishError, ManifestRef,
+    PutManifestError, RegistryRec, TenancyError, TokenKind, TokenRec, Visibility,
 };
 use common::*;
 
@@ -330,6 +330,16 @@ fn audit_lists_newest_first_and_pages_with_before_exclusive() {
         ("acme", 10, "manifest.push")
     );
     assert_eq!(newest.target, "t10");
+    // a filtered page holds `limit` kept entries, however many others lie between
+    let fourth = |a: &AuditRec| a.seq.is_multiple_of(4);
+    assert_eq!(
+        seqs(e.list_audit_where("acme", None, 2, fourth).unwrap()),
+        [8, 4]
+    );
+    assert_eq!(
+        seqs(e.list_audit_where("acme", Some(8), 5, fourth).unwrap()),
+        [4]
+    );
 }
 
 #[test]
@@ -382,6 +392,65 @@ fn delete_registry_is_refused_while_an_image_exists_and_allowed_once_it_is_empti
     assert!(e.get_registry("acme", "web-2").unwrap().is_some());
     // and the slug can be created again
     e.create_registry(registry("acme", "Web")).unwrap();
+    assert_clean(&e);
+}
+
+#[test]
+fn deleting_a_registry_ends_its_upload_sessions_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = acme(dir.path());
+    e.create_registry(registry("acme", "Tmp")).unwrap();
+    e.create_registry(registry("acme", "Tmp 2")).unwrap();
+    let repo = "acme/tmp/app";
+    let bytes = b"half a layer";
+    let plain = e.start_upload(repo).unwrap();
+    e.append_upload(repo, &plain.id, 0, bytes).unwrap();
+    let synced = e.start_upload("acme/tmp/team/app").unwrap();
+    e.append_upload("acme/tmp/team/app", &synced.id, 0, bytes)
+        .unwrap();
+    assert!(e
+        .sync_upload("acme/tmp/team/app", &synced.id)
+        .unwrap()
+        .is_some());
+    // a registry whose slug extends "tmp" is not inside it
+    let sibling = e.start_upload("acme/tmp-2/app").unwrap();
+    let elsewhere = e.start_upload("acme/web/app").unwrap();
+
+    e.delete_registry("acme", "tmp", 5).unwrap();
+    e.create_registry(registry("acme", "Tmp")).unwrap();
+    let key = BlobKey::sha256_of(bytes);
+    for (r, id) in [(repo, &plain.id), ("acme/tmp/team/app", &synced.id)] {
+        assert!(e.upload_status(r, id).unwrap().is_none(), "{r}");
+        assert!(matches!(
+            e.append_upload(r, id, bytes.len() as u64, b"more"),
+            Err(AppendError::Unknown)
+        ));
+        assert!(matches!(
+            e.finish_upload(r, id, &key),
+            Err(FinishError::Unknown)
+        ));
+    }
+    assert!(e.stat_blob(repo, &key).unwrap().is_none());
+    let mut files: Vec<String> = std::fs::read_dir(dir.path().join("uploads"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut want = vec![sibling.id.clone(), elsewhere.id.clone()];
+    want.sort();
+    assert_eq!(files, want, "the ended sessions' files are gone");
+    assert_clean(&e);
+    drop(e);
+    let e = open(dir.path());
+    assert!(e.upload_status(repo, &plain.id).unwrap().is_none());
+    assert!(e
+        .upload_status("acme/tmp/team/app", &synced.id)
+        .unwrap()
+        .is_none());
+    assert!(e
+        .upload_status("acme/tmp-2/app", &sibling.id)
+        .unwrap()
+        .is_some());
     assert_clean(&e);
 }
 

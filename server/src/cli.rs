@@ -83,7 +83,8 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Show an organisation's audit log, newest first.
+    /// Show an organisation's audit log, newest first (to an organisation token, only the
+    /// entries about registries it may pull).
     Audit {
         /// Organisation slug, like acme
         #[arg(value_parser = input::org)]
@@ -240,7 +241,7 @@ pub enum TokenCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// List an organisation's tokens (never their secrets).
+    /// List an organisation's tokens (never their secrets; admin token).
     List {
         /// Organisation slug, like acme
         #[arg(value_parser = input::org)]

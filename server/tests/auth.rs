@@ -822,3 +822,175 @@ fn public_url_sets_the_realm_and_last_use_is_written_back() {
         .collect();
     assert_eq!(used.len(), 1, "{listed}");
 }
+
+/// The slugs of the registries (or the actions and targets of the audit entries) in an
+/// API answer.
+fn listed(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|e| e[key].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn management_reads_show_a_token_only_the_registries_it_may_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    create_registry(&srv, "acme", "apps", false);
+    create_registry(&srv, "acme", "sib", false);
+    create_registry(&srv, "acme", "pub", true);
+    push_image(&mut srv.client(), "acme/apps/app", "1", 50).unwrap();
+    let mut a = srv.admin_client();
+    let limited = a.create_token(
+        "acme",
+        r#"{"scopes":["read_packages"],"registries":["apps"]}"#,
+    );
+    // Pushed last, so the newest entry of the log is one the limited token may not see.
+    push_image(&mut srv.client(), "acme/sib/app", "1", 51).unwrap();
+    let mut l = with_auth(&srv, &bearer_header(&limited));
+
+    // As on /v2/: apps, and the public registry anyone may pull; sib does not exist.
+    let r = l.get("/api/v1/orgs/acme/registries");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(listed(&r.json(), "slug"), ["apps", "pub"]);
+    assert_eq!(l.get("/api/v1/orgs/acme/registries/apps").status, 200);
+    let sib = l.get("/api/v1/orgs/acme/registries/sib");
+    let nothing = l.get("/api/v1/orgs/acme/registries/nothing");
+    let unknown = nothing.text().replace("nothing", "sib");
+    assert_eq!((sib.status, sib.text()), (404, unknown));
+    let r = a.get("/api/v1/orgs/acme/registries");
+    assert_eq!(listed(&r.json(), "slug"), ["apps", "pub", "sib", "web"]);
+
+    // The audit log: only entries about registries it may pull, and pages fill up with
+    // those (the newest entry overall is about sib).
+    let r = l.get("/api/v1/orgs/acme/audit?limit=1");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(listed(&r.json(), "target"), ["acme/apps/app:1"]);
+    let log = l.get("/api/v1/orgs/acme/audit").json();
+    let targets = listed(&log, "target");
+    assert!(
+        targets
+            .iter()
+            .all(|t| t.starts_with("acme/apps") || t.starts_with("acme/pub")),
+        "{log}"
+    );
+    assert!(targets.contains(&"acme/apps".to_string()), "{log}");
+    // Token and organisation entries are the admin's: they name every token.
+    let full = a.get("/api/v1/orgs/acme/audit").json();
+    let actions = listed(&full, "action");
+    assert!(actions.contains(&"token.create".to_string()), "{full}");
+    assert!(listed(&full, "target").contains(&"acme/sib/app:1".to_string()));
+    let mut o = with_auth(&srv, &bearer_header(&srv.token));
+    let org_log = o.get("/api/v1/orgs/acme/audit").json();
+    let org_actions = listed(&org_log, "action");
+    assert!(
+        org_actions
+            .iter()
+            .all(|a| !a.starts_with("token.") && !a.starts_with("org.")),
+        "{org_log}"
+    );
+    assert!(listed(&org_log, "target").contains(&"acme/sib/app:1".to_string()));
+
+    // Listing tokens takes the admin token; organisation tokens are refused, read-only
+    // or not.
+    for c in [&mut l, &mut o] {
+        let r = c.get("/api/v1/orgs/acme/tokens");
+        assert_eq!(
+            (r.status, api_code(&r).as_str()),
+            (403, "FORBIDDEN"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(a.get("/api/v1/orgs/acme/tokens").status, 200);
+}
+
+#[test]
+fn revoking_another_organisations_token_looks_like_revoking_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut a = srv.admin_client();
+    assert_eq!(
+        a.json("POST", "/api/v1/orgs", r#"{"slug":"beta"}"#).status,
+        201
+    );
+    let r = a.json(
+        "POST",
+        "/api/v1/orgs/beta/tokens",
+        r#"{"scopes":["read_packages"]}"#,
+    );
+    let beta_id = r.json()["id"].as_str().unwrap().to_string();
+    let r = a.json(
+        "POST",
+        "/api/v1/orgs/acme/tokens",
+        r#"{"scopes":["read_packages"]}"#,
+    );
+    let acme_id = r.json()["id"].as_str().unwrap().to_string();
+    let mut o = with_auth(&srv, &bearer_header(&srv.token));
+    let other = o.request("DELETE", &format!("/api/v1/tokens/{beta_id}"), &[], b"");
+    let unknown = o.request("DELETE", "/api/v1/tokens/tok_00000000deadbeef", &[], b"");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    let unknown_body = unknown.text().replace("tok_00000000deadbeef", &beta_id);
+    assert_eq!((other.status, other.text()), (404, unknown_body));
+    // Its own organisation's tokens: organisation tokens change nothing.
+    let r = o.request("DELETE", &format!("/api/v1/tokens/{acme_id}"), &[], b"");
+    assert_eq!((r.status, api_code(&r).as_str()), (403, "FORBIDDEN"));
+    // The beta token still works; the admin revokes it.
+    let r = a.request("DELETE", &format!("/api/v1/tokens/{beta_id}"), &[], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn deleting_a_registry_ends_its_upload_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    create_registry(&srv, "acme", "tmp2", false);
+    let mut c = srv.client();
+    let r = c.request("POST", "/v2/acme/tmp2/app/blobs/uploads/", &[], b"");
+    assert_eq!(r.status, 202, "{r:?}");
+    let loc = r.header("location").unwrap().to_string();
+    let data = pattern(3000, 60);
+    let r = c.request(
+        "PATCH",
+        &loc,
+        &[("Content-Type", "application/octet-stream")],
+        &data[..1000],
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let loc = r.header("location").unwrap().to_string();
+    let uploads = || {
+        std::fs::read_dir(dir.path().join("uploads"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(uploads(), 1);
+
+    let mut a = srv.admin_client();
+    let r = a.request("DELETE", "/api/v1/orgs/acme/registries/tmp2", &[], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(uploads(), 0, "the session's file goes with it");
+    create_registry(&srv, "acme", "tmp2", false);
+
+    let r = c.request(
+        "PATCH",
+        &loc,
+        &[("Content-Type", "application/octet-stream")],
+        &data[1000..],
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(error_code(&r), "BLOB_UPLOAD_UNKNOWN");
+    let digest = sha256(&data[..1000]);
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c.request("PUT", &format!("{loc}{sep}digest={digest}"), &[], b"");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(error_code(&r), "BLOB_UPLOAD_UNKNOWN");
+    let r = c.request(
+        "HEAD",
+        &format!("/v2/acme/tmp2/app/blobs/{digest}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404, "nothing appeared in the new registry");
+    let r = c.request("GET", "/v2/acme/tmp2/app/tags/list", &[], b"");
+    assert_eq!(r.status, 404, "{r:?}");
+}

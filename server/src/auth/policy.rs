@@ -79,6 +79,13 @@ pub fn allowed(p: &Principal, reg: Option<&RegistryRec>) -> Actions {
     crate::auth::bearer::union(own, public)
 }
 
+/// Whether registry `reg` exists for `p`: whether it may pull from it, the decision `/v2/`
+/// takes for a read. The management API shows `p` only those, in lists, details and the
+/// audit log.
+pub fn may_read(p: &Principal, reg: &RegistryRec) -> bool {
+    allowed(p, Some(reg)).pull
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,18 @@
 //! in and out; errors are `{"error":{"code","message"}}` with 400 bad input, 401 no or
 //! invalid token, 403 not allowed, 404 missing, 409 exists, not empty or already running.
 //! The admin token may do everything; an organisation token may read its own
-//! organisation. Every change to an organisation is audited. Runs on a worker: writes
-//! wait on the engine's commit.
+//! organisation as the registry shows it: a registry it may not pull (limited to others,
+//! private) does not exist for it, so `GET …/registries` omits it, `GET
+//! …/registries/{slug}` is the same 404 as for an unknown slug, and the audit log leaves
+//! out entries about it. Entries about no registry (the organisation, tokens) and listing
+//! tokens (`GET …/tokens`: ids, scopes, last use) are the admin token's; other tokens get
+//! 403. `DELETE /api/v1/tokens/{id}` takes the admin token; to any other token, another
+//! organisation's token (or an admin token) is the same 404 as an unknown id. Every change
+//! to an organisation is audited. Runs on a worker: writes wait on the engine's commit.
 
 use crate::audit;
 use crate::auth::credentials::{self, Presented, ADMIN_PREFIX, PAT_PREFIX, REGISTRY_PREFIX};
-use crate::auth::policy::Principal;
+use crate::auth::policy::{may_read, Principal};
 use crate::auth::{AuthError, Authority, Ctx};
 use crate::secret::{new_token_id, new_token_secret, sha256};
 use crate::web::form;
@@ -227,7 +233,8 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_
             slug(org, "organisation")?;
             check(p, org, false)?;
             let regs = e.list_registries(org)?;
-            Ok((200, Value::Array(regs.iter().map(registry_json).collect())))
+            let shown = regs.iter().filter(|r| may_read(p, r)).map(registry_json);
+            Ok((200, Value::Array(shown.collect())))
         }
         ("GET", ["orgs", org, "registries", reg]) => {
             let r = registry(e, p, org, reg, false)?;
@@ -327,17 +334,21 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_
         ("GET", ["orgs", org, "tokens"]) => {
             slug(org, "organisation")?;
             check(p, org, false)?;
+            if !p.is_admin() {
+                return Err(forbidden("only the admin token may list tokens"));
+            }
             let toks = e.list_tokens(org)?;
             Ok((200, Value::Array(toks.iter().map(token_json).collect())))
         }
         ("DELETE", ["tokens", id]) => {
+            // Another organisation's token (or an admin token) is no token at all to anyone
+            // but the admin, as on every other read of the API.
             let rec = e
                 .get_token(id)?
+                .filter(|t| p.is_admin() || (t.org.is_some() && t.org.as_deref() == p.org()))
                 .ok_or_else(|| missing(format!("no token {id}")))?;
-            match &rec.org {
-                Some(org) => check(p, org, true)?,
-                None if p.is_admin() => {}
-                None => return Err(forbidden("only the admin token may revoke admin tokens")),
+            if let Some(org) = &rec.org {
+                check(p, org, true)?;
             }
             let rec = e.revoke_token(id, ctx.unix)?;
             if let Some(org) = &rec.org {
@@ -367,7 +378,12 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_
                         .map_err(|_| bad("`before` must be an audit sequence number"))?,
                 ),
             };
-            let recs = e.list_audit(org, before, limit)?;
+            let regs = e
+                .list_registries(org)?
+                .into_iter()
+                .map(|r| (r.slug.clone(), r))
+                .collect();
+            let recs = e.list_audit_where(org, before, limit, |a| audit::shown_to(p, a, &regs))?;
             Ok((200, Value::Array(recs.iter().map(audit_json).collect())))
         }
         (_, ["orgs"] | ["orgs", _] | ["orgs", _, "registries"] | ["orgs", _, "registries", _])
@@ -452,6 +468,7 @@ fn registry(
     slug(reg, "registry")?;
     check(p, org, write)?;
     e.get_registry(org, reg)?
+        .filter(|r| may_read(p, r))
         .ok_or_else(|| missing(format!("no registry {org}/{reg}")))
 }
 
