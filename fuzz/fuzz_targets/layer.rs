@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use berth_engine::index::{scan_layer, FsTree, ScanLimits};
+use berth_engine::package::{scan_layer, FsTree, ScanLimits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
                 p.push(b'/');
             }
             p.extend_from_slice(&name);
-            if node.kind == berth_engine::index::EntryKind::Dir {
+            if node.kind == berth_engine::package::EntryKind::Dir {
                 dirs.push(p);
             }
         }

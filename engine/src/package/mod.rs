@@ -1,4 +1,4 @@
-//! What is inside an image: the pure half of the package index.
+//! What is inside an image: the pure half of package details.
 //!
 //! Everything here works on `Read` and plain values, never on the store, so it is tested and
 //! fuzzed without one:
@@ -6,15 +6,19 @@
 //!   and lists its entries compactly, marking whiteouts and whatever it could not read;
 //! - [`tree`] applies listings in order, honouring whiteouts and opaque directories, into
 //!   the image's file system, and says per layer what was added, changed and removed;
-//! - [`osrelease`] reads an `os-release` file.
+//! - [`osrelease`] reads an `os-release` file;
+//! - [`archive`] lays out the Download, a tar that is both an OCI layout and a
+//!   `docker save` archive, whose bytes stream from the store.
 //!
 //! Hostile layers (paths with `..`, absolute paths, huge names, millions of entries, tar
 //! bombs, corrupt compression) are listed as far as they are valid and marked: nothing here
 //! panics on input, allocates without a bound, or touches a file system.
 
+pub mod archive;
 pub mod layer;
 pub mod osrelease;
 pub mod tree;
 
+pub use archive::{ArchiveBlob, ArchiveError, ArchivePlan, ArchiveSpec, Piece};
 pub use layer::{scan_layer, Compression, EntryKind, LayerEntry, LayerListing, ScanLimits};
 pub use tree::{FsTree, LayerChanges};
