@@ -6,6 +6,8 @@
 //!   and lists its entries compactly, marking whiteouts and whatever it could not read;
 //! - [`tree`] applies listings in order, honouring whiteouts and opaque directories, into
 //!   the image's file system, and says per layer what was added, changed and removed;
+//! - [`facts`] reads what a manifest and its config say (kind, platform, labels and
+//!   annotations, the well-known fields, layers and external layers);
 //! - [`osrelease`] reads an `os-release` file;
 //! - [`archive`] lays out the Download, a tar that is both an OCI layout and a
 //!   `docker save` archive, whose bytes stream from the store.
@@ -15,10 +17,12 @@
 //! panics on input, allocates without a bound, or touches a file system.
 
 pub mod archive;
+pub mod facts;
 pub mod layer;
 pub mod osrelease;
 pub mod tree;
 
 pub use archive::{ArchiveBlob, ArchiveError, ArchivePlan, ArchiveSpec, Piece};
+pub use facts::{ConfigFacts, Descriptor, Kind, ManifestFacts, Platform};
 pub use layer::{scan_layer, Compression, EntryKind, LayerEntry, LayerListing, ScanLimits};
 pub use tree::{FsTree, LayerChanges};
