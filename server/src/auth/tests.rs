@@ -114,6 +114,7 @@ fn ask_on(
     let req = AuthRequest {
         credentials: cred,
         host: Some("reg.test:5000".into()),
+        forwarded_for: None,
         required: Access {
             resource: Resource::Repository(RepoName::parse(repo).unwrap()),
             actions,

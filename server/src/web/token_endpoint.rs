@@ -8,8 +8,10 @@
 use crate::auth::bearer::{self, action_names, intersect, ClaimAccess, Claims};
 use crate::auth::cache::AuthCache;
 use crate::auth::credentials::{self, Presented};
+use crate::auth::ratelimit;
 use crate::auth::scope::{self, Scope};
 use crate::auth::{AuthError, Authority, Caller, Ctx};
+use crate::proxies::forwarded_for;
 use crate::secret::{random_bytes, Secret};
 use crate::web::form;
 use berth_core::{WebRequest, WebResponse};
@@ -19,6 +21,7 @@ use bytes::Bytes;
 pub const PATH: &str = "/auth/token";
 
 pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebResponse {
+    let ctx = &auth.for_request(ctx, forwarded_for(&req.headers).as_deref());
     let header = req.header("authorization");
     let (presented, scopes, oauth) = match req.method.as_str() {
         "GET" | "HEAD" => {
@@ -68,15 +71,6 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
             Err(msg) => return super::error(400, "UNSUPPORTED", &msg),
         }
     }
-    if let Some(wait) = auth.locked_out(presented.has_credentials(), ctx) {
-        let mut r = super::error(
-            429,
-            "TOOMANYREQUESTS",
-            &format!("too many failed authentications from this address; retry in {wait} s"),
-        );
-        r.headers.push(("Retry-After".into(), wait.to_string()));
-        return r;
-    }
     let caller = match presented {
         // A bearer token cannot mint another: only access tokens (or nothing) may.
         Presented::Bearer(_) => Err(AuthError::Invalid(
@@ -91,7 +85,11 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
             return super::error(500, "UNKNOWN", "storage failed; try again");
         }
         Err(AuthError::Invalid(why)) => {
-            auth.failed(ctx, why);
+            if let Some(wait) = auth.failed(ctx, why) {
+                let mut r = super::error(429, "TOOMANYREQUESTS", &ratelimit::throttled(wait));
+                r.headers.push(("Retry-After".into(), wait.to_string()));
+                return r;
+            }
             let mut r = super::error(
                 401,
                 "UNAUTHORIZED",
