@@ -655,6 +655,42 @@ fn behind_trusted_proxies_failures_count_against_the_forwarded_client() {
 }
 
 #[test]
+fn the_token_endpoint_serves_only_its_own_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let scope = "scope=repository%3Aacme%2Fweb%2Fapp%3Apull";
+    let mut c = with_auth(&srv, &srv.auth());
+    let r = c.get(&format!("/auth/token?service=elsewhere&{scope}"));
+    assert_eq!(r.status, 400, "{r:?}");
+    let msg = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("elsewhere") && msg.contains("berth"), "{msg}");
+    let r = c.request(
+        "POST",
+        "/auth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!(
+            "grant_type=password&username=berth&password={}&service=elsewhere&{scope}",
+            srv.token
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["error"], "invalid_request", "{r:?}");
+    // The service the challenge names, or none (some clients leave it out), is served.
+    assert_eq!(
+        c.get(&format!("/auth/token?service=berth&{scope}")).status,
+        200
+    );
+    assert_eq!(c.get(&format!("/auth/token?{scope}")).status, 200);
+    // A wrong service is the request's mistake, not a failed login.
+    let text = srv.anonymous().get("/metrics").text();
+    assert_eq!(counter(&text, "berth_auth_failures_total"), 0, "{text}");
+}
+
+#[test]
 fn management_api_errors_have_the_right_status() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(dir.path());

@@ -2,6 +2,7 @@
 //! clients speak (`service`, repeatable `scope`, `account`, optional Basic), and the OAuth2
 //! POST form containerd tries first (`grant_type=password`). `grant_type=refresh_token` is
 //! refused with 400 so containerd falls back to GET; no refresh token is ever issued.
+//! A `service` other than the one challenges name is refused (400); none is accepted.
 //! The grant is the intersection of what was asked and what the credential allows; an
 //! empty grant is still a 200 (the registry refuses the operation later).
 
@@ -26,6 +27,9 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
     let (presented, scopes, oauth) = match req.method.as_str() {
         "GET" | "HEAD" => {
             let q = form::pairs(&req.query);
+            if let Err(msg) = own_service(auth, &q) {
+                return super::error(400, "UNSUPPORTED", &msg);
+            }
             let scopes: Vec<String> = form::all(&q, "scope").map(str::to_string).collect();
             (credentials::parse(header), scopes, false)
         }
@@ -47,6 +51,9 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
                         "grant_type must be password",
                     )
                 }
+            }
+            if let Err(msg) = own_service(auth, &f) {
+                return oauth_error(400, "invalid_request", &msg);
             }
             let password = form::first(&f, "password").unwrap_or("");
             let presented = if password.is_empty() {
@@ -133,6 +140,20 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         content_type: "application/json".into(),
         headers: vec![("Cache-Control".into(), "no-store".into())],
         body: Bytes::from(body.to_string()),
+    }
+}
+
+/// A token names no audience of its own, so one asked for another service (a client
+/// sent to the wrong realm, or a proxy mixing registries up) is refused rather than
+/// issued for this one. Clients echo the challenge's `service`; some leave it out.
+fn own_service(auth: &Authority, form: &[(String, String)]) -> Result<(), String> {
+    let ours = auth.settings.service.as_str();
+    match form::first(form, "service") {
+        None => Ok(()),
+        Some(s) if s == ours => Ok(()),
+        Some(s) => Err(format!(
+            "this token endpoint serves service `{ours}`, not `{s}`; ask for the service the registry's challenge names"
+        )),
     }
 }
 
