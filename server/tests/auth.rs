@@ -131,7 +131,7 @@ fn token_endpoint_get_post_and_docker_login_flows() {
     push_image(&mut c, "acme/web/app", "v1", 1).unwrap();
     // The login token (no scope) grants nothing on the repository.
     let r = with_auth(&srv, &bearer_header(&login)).get("/v2/acme/web/app/manifests/v1");
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     assert!(r
         .header("www-authenticate")
         .unwrap()
@@ -214,6 +214,9 @@ fn write_tokens_push_read_tokens_pull_and_are_refused_writes() {
 
     // A bearer token from the read token: the push grant is dropped, so the push is
     // refused outright (the credential itself cannot push: asking again will not help).
+    // The 403 still names the scope, as every bearer refusal does: a client that asks
+    // again on a 403 (the Python ORAS client) gets the same grant, and gives up at once
+    // instead of retrying the request it cannot answer.
     let t = bearer_for(
         &srv,
         Some(&basic(&read)),
@@ -226,8 +229,15 @@ fn write_tokens_push_read_tokens_pull_and_are_refused_writes() {
         b"",
     );
     assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(error_code(&r), "DENIED");
+    let ch = r.header("www-authenticate").unwrap_or_default();
+    assert!(
+        ch.contains(r#"scope="repository:acme/web/app:pull,push""#)
+            && ch.contains(r#"error="insufficient_scope""#),
+        "{r:?}"
+    );
 
-    // A bearer token from the write token that asked only for pull: 401
+    // A bearer token from the write token that asked only for pull: 403 (RFC 6750 §3.1)
     // insufficient_scope with the scope to ask for.
     let t = bearer_for(&srv, Some(&srv.auth()), "repository:acme/web/app:pull");
     let r = with_auth(&srv, &bearer_header(&t)).request(
@@ -236,7 +246,8 @@ fn write_tokens_push_read_tokens_pull_and_are_refused_writes() {
         &[],
         b"",
     );
-    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(error_code(&r), "DENIED");
     let ch = r.header("www-authenticate").unwrap();
     assert!(
         ch.contains(r#"scope="repository:acme/web/app:pull,push""#),

@@ -754,10 +754,12 @@ fn token_flow_as_containerd_does_it_post_password_grant_then_get_fallback() {
     let t = token_of(&r);
     let mut b = reg.anonymous().with_auth(&bearer(&t));
     b.assert_manifest(&name, "v1", &img.manifest);
-    // Scoped to what was asked: a push with this bearer needs a wider token.
+    // Scoped to what was asked: a push with this bearer needs a wider token (403
+    // insufficient_scope, RFC 6750 §3.1, naming the scope to ask for).
     let r =
         b.send(Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"));
-    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.error_codes(), ["DENIED"], "{r:?}");
     let ch = r.must_header("WWW-Authenticate");
     assert_eq!(
         challenge_param(ch, "error").as_deref(),
@@ -771,11 +773,11 @@ fn token_flow_as_containerd_does_it_post_password_grant_then_get_fallback() {
     );
 
     // A bearer is limited to the repositories it names, even where its credential could
-    // do more: elsewhere it needs a new token (401 insufficient_scope naming the scope).
+    // do more: elsewhere it needs a new token (403 insufficient_scope naming the scope).
     let elsewhere = repo("flow/other");
     reg.client().push_image(&elsewhere, &img, "v1");
     let r = b.get(&format!("/v2/{elsewhere}/manifests/v1"));
-    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.status, 403, "{r:?}");
     let ch = r.must_header("WWW-Authenticate");
     assert_eq!(
         challenge_param(ch, "error").as_deref(),

@@ -303,12 +303,23 @@ impl Authority {
                 } else if under.pull {
                     // Both exist, or nothing would be allowed.
                     let (org, slug) = place(name.as_str()).unwrap_or_default();
-                    Err(self.refuse(
+                    let mut r = self.refuse(
                         AuthOutcome::Denied,
                         403,
                         ErrorCode::Denied,
                         format!("token lacks write_packages for {org}/{slug}"),
-                    ))
+                    );
+                    // Like the 403 above, it names the scope to a bearer token's client:
+                    // one that asks again on a 403 gets the same grant and stops there
+                    // (without a challenge, the Python ORAS client retries for minutes).
+                    if let (Some(_), Auth::Refused(r)) = (&caller.claims, &mut r) {
+                        r.www_authenticate = Some(self.challenge(
+                            req.host.as_deref(),
+                            scope().as_deref(),
+                            Some("insufficient_scope"),
+                        ));
+                    }
+                    Err(r)
                 } else {
                     Err(self.not_found(e, &caller.principal, name.as_str(), exists)?)
                 }
@@ -381,14 +392,23 @@ impl Authority {
         error: Option<&str>,
         message: &str,
     ) -> Auth {
-        self.metrics.auth_outcome(match error {
+        let outcome = match error {
             Some("invalid_token") => AuthOutcome::InvalidToken,
             Some(_) => AuthOutcome::InsufficientScope,
             None => AuthOutcome::Challenged,
-        });
+        };
+        self.metrics.auth_outcome(outcome);
+        // RFC 6750 §3.1: a valid token short of the scope is 403, still with the challenge
+        // naming the scope to ask for. Clients that keep their token through a 401 (the
+        // Python ORAS client does, fetching a new one only on 403) then ask for a wider
+        // one; those that fetch tokens per scope up front never meet it.
+        let (status, code) = match outcome {
+            AuthOutcome::InsufficientScope => (403, ErrorCode::Denied),
+            _ => (401, ErrorCode::Unauthorized),
+        };
         Auth::Refused(Refusal {
-            status: 401,
-            code: ErrorCode::Unauthorized,
+            status,
+            code,
             message: message.to_string(),
             www_authenticate: Some(self.challenge(req.host.as_deref(), scope, error)),
             retry_after: None,
