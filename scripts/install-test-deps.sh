@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the real clients the end-to-end tests drive (tests/tests/{skopeo,podman,docker,auth}.rs):
+# Installs the real clients the end-to-end tests drive (tests/tests/{skopeo,podman,docker,auth,oras}.rs):
 # skopeo, podman, dockerd + docker CLI (Debian's docker.io), containerd's ctr (Debian's
 # containerd, which docker.io depends on; auth.rs pulls with it through the containerd that
-# the test's dockerd starts) and curl, and makes sure podman
+# the test's dockerd starts), curl, and the Python ORAS client (PyPI `oras` 0.2.x in a
+# virtualenv at /var/cache/berth-tests/oras-venv, or $BERTH_ORAS_VENV, on Debian's python3
+# with python3-venv), and makes sure podman
 # has what it needs for rootful use with the vfs driver. Idempotent: installs only what is
 # missing and says what it did. Needs root (apt-get) when anything is missing.
 set -euo pipefail
@@ -28,6 +30,12 @@ for tool in skopeo podman dockerd docker containerd ctr runc curl; do
         [[ " ${missing[*]-} " == *" $p "* ]] || missing+=("$p")
     fi
 done
+# The ORAS virtualenv is made with Debian's python3 (not whatever python3 is first on PATH),
+# which needs python3-venv for `-m venv` with pip.
+oras_venv=${BERTH_ORAS_VENV:-/var/cache/berth-tests/oras-venv}
+if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 
 if ((${#missing[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
@@ -72,13 +80,22 @@ JSON
     fi
 fi
 
+if ! "$oras_venv/bin/python" -c 'import oras.client' >/dev/null 2>&1; then
+    say "python3 -m venv $oras_venv; pip install 'oras>=0.2,<0.3'"
+    mkdir -p "$(dirname "$oras_venv")"
+    /usr/bin/python3 -m venv "$oras_venv"
+    "$oras_venv/bin/pip" install -q --disable-pip-version-check 'oras>=0.2,<0.3'
+    did+=("installed oras into $oras_venv")
+fi
+
 for tool in skopeo podman dockerd docker ctr curl; do
     command -v "$tool" >/dev/null 2>&1 || { say "still missing: $tool" >&2; exit 1; }
 done
+"$oras_venv/bin/python" -c 'import oras.client' || { say "still missing: oras in $oras_venv" >&2; exit 1; }
 
 if ((${#did[@]})); then
     for d in "${did[@]}"; do say "$d"; done
 else
-    say "nothing to do: skopeo, podman, dockerd, docker, ctr and curl are present"
+    say "nothing to do: skopeo, podman, dockerd, docker, ctr, curl and oras are present"
 fi
-say "skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,)"
+say "skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,), oras $("$oras_venv/bin/pip" show oras 2>/dev/null | awk '/^Version:/ {print $2}')"

@@ -166,6 +166,7 @@ impl Connection {
         let req = AuthRequest {
             credentials: h.authorization.take().map(|s| s.into_inner()),
             host: h.host.take(),
+            forwarded_for: h.forwarded_for.take(),
             required,
             optional,
         };

@@ -279,6 +279,8 @@ pub struct AuthRequest {
     pub credentials: Option<String>,
     /// The `Host` header, for building an absolute `realm` in a challenge.
     pub host: Option<String>,
+    /// The `X-Forwarded-For` fields, joined: who the client is when a trusted proxy sent it.
+    pub forwarded_for: Option<String>,
     /// What the request cannot proceed without.
     pub required: Access,
     /// What the request would like in addition (the `from` repository of a mount); a
@@ -294,6 +296,7 @@ impl fmt::Debug for AuthRequest {
                 &self.credentials.as_ref().map(|_| "<redacted>"),
             )
             .field("host", &self.host)
+            .field("forwarded_for", &self.forwarded_for)
             .field("required", &self.required)
             .field("optional", &self.optional)
             .finish()

@@ -34,6 +34,10 @@ pub enum Command {
         /// [default: http://<Host header>]
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        /// Reverse proxies whose X-Forwarded-For names the client (addresses or CIDR blocks,
+        /// comma-separated) [default: none]
+        #[arg(long, value_name = "LIST")]
+        trusted_proxies: Option<String>,
     },
     /// Verify the store; exits 1 if it finds problems.
     Check {
@@ -279,6 +283,7 @@ mod tests {
                 data: None,
                 config: None,
                 public_url: None,
+                trusted_proxies: None,
             }
         ));
         let c = Cli::try_parse_from(["berth", "serve", "--listen", "0.0.0.0:1", "--data", "d"])

@@ -3,6 +3,7 @@
 //! (see `KEYS`); a bad value is reported with its key, where it came from and how to fix it,
 //! never with a panic.
 
+use crate::proxies::TrustedProxies;
 use berth_core::Limits;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +70,8 @@ pub struct AuthSettings {
     pub failure_window: Duration,
     /// How long a bearer token from `/auth/token` is valid.
     pub bearer_lifetime: Duration,
+    /// Peers whose `X-Forwarded-For` names the client, for the failure throttle.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// One setting: its file key, its default (as text, parsed like any other value) and why.
@@ -231,6 +234,11 @@ const KEYS: &[Key] = &[
         why: "long enough for one push of large layers, short enough that a leaked bearer token soon expires (revocation is immediate anyway)",
     },
     Key {
+        name: "trusted_proxies",
+        default: String::new,
+        why: "empty: X-Forwarded-For is ignored and the socket's peer is the client; list your reverse proxies (addresses or CIDR blocks, e.g. 10.0.0.0/8, ::1) so failed logins are counted per client, not per proxy",
+    },
+    Key {
         name: "shutdown_grace",
         default: || "10s".into(),
         why: "lets a push in progress finish its commit before the process exits",
@@ -294,6 +302,7 @@ pub struct Flags {
     pub data: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub public_url: Option<String>,
+    pub trusted_proxies: Option<String>,
 }
 
 /// The raw text of every setting and where it came from, before typing.
@@ -339,6 +348,12 @@ impl Layers {
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Float(f) => f.to_string(),
+                // A list of strings (trusted_proxies) reads like its comma-separated form.
+                toml::Value::Array(a) if a.iter().all(toml::Value::is_str) => a
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 other => other.to_string(),
             };
             self.set(&key, text, Source::File(path.to_path_buf()))?;
@@ -387,6 +402,13 @@ impl Config {
         }
         if let Some(u) = &flags.public_url {
             layers.set("public_url", u.clone(), Source::Flag("--public-url"))?;
+        }
+        if let Some(p) = &flags.trusted_proxies {
+            layers.set(
+                "trusted_proxies",
+                p.clone(),
+                Source::Flag("--trusted-proxies"),
+            )?;
         }
         if let Some(d) = &flags.data {
             layers.set(
@@ -500,6 +522,17 @@ fn auth(l: &Layers) -> Result<AuthSettings, ConfigError> {
                 ));
             }
             d
+        },
+        trusted_proxies: {
+            let (v, src) = l.take("trusted_proxies");
+            TrustedProxies::parse(v).map_err(|problem| {
+                bad(
+                    "trusted_proxies",
+                    src,
+                    problem,
+                    "list addresses or CIDR blocks separated by commas, e.g. 10.0.0.0/8, 192.0.2.7, ::1",
+                )
+            })?
         },
     })
 }
@@ -862,6 +895,36 @@ mod tests {
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1d"), Some(DAY));
         assert_eq!(parse_duration("1w"), None);
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_list_env_or_flag_and_bad_ones_are_named() {
+        let c = Config::load(&Flags::default(), &[]).unwrap();
+        assert_eq!(c.auth.trusted_proxies, TrustedProxies::default());
+        let f = file("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags, &[]).unwrap();
+        assert_eq!(c.auth.trusted_proxies.to_string(), "10.0.0.0/8, ::1/128");
+        let c = Config::load(&flags, &env(&[("BERTH_TRUSTED_PROXIES", "192.0.2.7")])).unwrap();
+        assert_eq!(c.auth.trusted_proxies.to_string(), "192.0.2.7/32");
+        let flags = Flags {
+            trusted_proxies: Some("192.0.2.0/24".into()),
+            ..flags
+        };
+        let c = Config::load(&flags, &env(&[("BERTH_TRUSTED_PROXIES", "192.0.2.7")])).unwrap();
+        assert_eq!(c.auth.trusted_proxies.to_string(), "192.0.2.0/24");
+        let e = Config::load(
+            &Flags::default(),
+            &env(&[("BERTH_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.0/40")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("trusted_proxies"), "{e}");
+        assert!(e.contains("BERTH_TRUSTED_PROXIES"), "{e}");
+        assert!(e.contains("10.0.0.0/40"), "{e}");
     }
 
     #[test]

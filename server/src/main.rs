@@ -33,6 +33,7 @@ mod housekeeping;
 mod logging;
 mod metrics;
 mod peers;
+mod proxies;
 mod reactor;
 mod readers;
 mod rfc3339;
@@ -58,11 +59,13 @@ fn main() -> ExitCode {
             data,
             config,
             public_url,
+            trusted_proxies,
         } => serve(Flags {
             listen,
             data,
             config,
             public_url,
+            trusted_proxies,
         }),
         Command::Check {
             data,
@@ -70,18 +73,16 @@ fn main() -> ExitCode {
             quick,
         } => check(
             Flags {
-                listen: None,
                 data,
                 config,
-                public_url: None,
+                ..Flags::default()
             },
             !quick,
         ),
         Command::ResetAdminToken { data, config } => reset_admin_token(Flags {
-            listen: None,
             data,
             config,
-            public_url: None,
+            ..Flags::default()
         }),
         Command::Defaults => {
             say!("{}", config::describe_defaults().trim_end());

@@ -81,7 +81,7 @@ pub enum AuthOutcome {
     Challenged,
     /// 401 `invalid_token`: bad, unknown, expired, revoked or tampered credentials.
     InvalidToken,
-    /// 401 `insufficient_scope`: a bearer token that asked for too little.
+    /// 403 `insufficient_scope`: a bearer token that asked for too little.
     InsufficientScope,
     /// 403: the credential may read but not write.
     Denied,

@@ -131,7 +131,7 @@ fn token_endpoint_get_post_and_docker_login_flows() {
     push_image(&mut c, "acme/web/app", "v1", 1).unwrap();
     // The login token (no scope) grants nothing on the repository.
     let r = with_auth(&srv, &bearer_header(&login)).get("/v2/acme/web/app/manifests/v1");
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     assert!(r
         .header("www-authenticate")
         .unwrap()
@@ -214,6 +214,9 @@ fn write_tokens_push_read_tokens_pull_and_are_refused_writes() {
 
     // A bearer token from the read token: the push grant is dropped, so the push is
     // refused outright (the credential itself cannot push: asking again will not help).
+    // The 403 still names the scope, as every bearer refusal does: a client that asks
+    // again on a 403 (the Python ORAS client) gets the same grant, and gives up at once
+    // instead of retrying the request it cannot answer.
     let t = bearer_for(
         &srv,
         Some(&basic(&read)),
@@ -226,8 +229,15 @@ fn write_tokens_push_read_tokens_pull_and_are_refused_writes() {
         b"",
     );
     assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(error_code(&r), "DENIED");
+    let ch = r.header("www-authenticate").unwrap_or_default();
+    assert!(
+        ch.contains(r#"scope="repository:acme/web/app:pull,push""#)
+            && ch.contains(r#"error="insufficient_scope""#),
+        "{r:?}"
+    );
 
-    // A bearer token from the write token that asked only for pull: 401
+    // A bearer token from the write token that asked only for pull: 403 (RFC 6750 §3.1)
     // insufficient_scope with the scope to ask for.
     let t = bearer_for(&srv, Some(&srv.auth()), "repository:acme/web/app:pull");
     let r = with_auth(&srv, &bearer_header(&t)).request(
@@ -236,7 +246,8 @@ fn write_tokens_push_read_tokens_pull_and_are_refused_writes() {
         &[],
         b"",
     );
-    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(error_code(&r), "DENIED");
     let ch = r.header("www-authenticate").unwrap();
     assert!(
         ch.contains(r#"scope="repository:acme/web/app:pull,push""#),
@@ -515,8 +526,19 @@ fn a_mount_from_an_unreadable_repository_opens_an_upload_instead() {
     assert_eq!(r.status, 201, "{r:?}");
 }
 
+/// The wait a throttled answer names, checked to be within the window.
+fn retry_after(r: &Response, window: u64) -> u64 {
+    let wait: u64 = r
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After:\n{r:?}"))
+        .parse()
+        .unwrap();
+    assert!((1..=window).contains(&wait), "{wait}");
+    wait
+}
+
 #[test]
-fn repeated_failures_from_one_address_get_429_with_retry_after() {
+fn failing_attempts_are_throttled_but_credentials_that_verify_never_are() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start_with(
         dir.path(),
@@ -525,34 +547,158 @@ fn repeated_failures_from_one_address_get_429_with_retry_after() {
             ("BERTH_AUTH_FAILURE_WINDOW", "30s"),
         ],
     );
-    let mut bad = with_auth(
-        &srv,
-        &basic("berth_pat_0000000000000000000000000000000000000000"),
-    );
-    for _ in 0..4 {
+    let wrong = basic("berth_pat_0000000000000000000000000000000000000000");
+    let mut bad = with_auth(&srv, &wrong);
+    for _ in 0..3 {
         assert_eq!(bad.get("/v2/").status, 401);
     }
+    // Past the allowance every failing attempt, wherever it is made, is 429 with Retry-After.
     let r = bad.get("/v2/");
     assert_eq!(r.status, 429, "{r:?}");
     assert_eq!(error_code(&r), "TOOMANYREQUESTS");
-    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=30).contains(&wait), "{wait}");
-    // Even good credentials wait; anonymous requests are not slowed down.
-    assert_eq!(srv.client().get("/v2/").status, 429);
+    retry_after(&r, 30);
+    let r = bad.get("/auth/token?service=berth&scope=repository%3Aacme%2Fweb%2Fapp%3Apull");
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(error_code(&r), "TOOMANYREQUESTS");
+    retry_after(&r, 30);
+    let r = with_auth(
+        &srv,
+        "Bearer berth_admin_0000000000000000000000000000000000000000",
+    )
+    .get("/api/v1/orgs");
+    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(api_code(&r), "TOO_MANY_REQUESTS");
+    retry_after(&r, 30);
+    // A credential that verifies is never refused from that address: a write token on
+    // /v2/ (a connection that has not used it yet, and the push that follows), at the
+    // token endpoint, and the admin token on the management API.
+    assert_eq!(srv.client().get("/v2/").status, 200);
+    push_image(&mut srv.client(), REPO, "1", 1).unwrap();
+    let t = bearer_for(&srv, Some(&srv.auth()), "repository:acme/web/app:pull");
+    let r = with_auth(&srv, &bearer_header(&t)).get("/v2/acme/web/app/manifests/1");
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = srv.admin_client().get("/api/v1/orgs");
+    assert_eq!(r.status, 200, "{r:?}");
+    // Nor is a connection that already used a good credential, and anonymous requests
+    // are challenged as ever.
+    let mut good = srv.client();
+    assert_eq!(good.get("/v2/").status, 200);
+    assert_eq!(bad.get("/v2/").status, 429);
+    assert_eq!(good.get("/v2/").status, 200);
     assert_eq!(srv.anonymous().get("/v2/").status, 401);
-    let r = srv.anonymous().request(
-        "GET",
-        "/auth/token?service=berth",
-        &[("Authorization", &srv.auth())],
-        b"",
-    );
-    assert_eq!(r.status, 429);
     let text = srv.anonymous().get("/metrics").text();
-    assert!(text.contains("berth_auth_failures_total 4\n"), "{text}");
+    assert_eq!(counter(&text, "berth_auth_failures_total"), 7, "{text}");
     assert!(
         text.contains("berth_auth_decisions_total{outcome=\"rate_limited\"}"),
         "{text}"
     );
+}
+
+#[test]
+fn the_token_endpoint_throttles_the_attempt_past_the_allowance() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let wrong = basic("berth_pat_0000000000000000000000000000000000000000");
+    let path = "/auth/token?service=berth&scope=repository%3Aacme%2Fweb%2Fapp%3Apull";
+    // The default allows 10 failures a minute; the 11th is throttled.
+    for i in 0..10 {
+        let r = with_auth(&srv, &wrong).get(path);
+        assert_eq!(r.status, 401, "failure {i}: {r:?}");
+    }
+    let r = with_auth(&srv, &wrong).get(path);
+    assert_eq!(r.status, 429, "{r:?}");
+    retry_after(&r, 60);
+    let r = with_auth(&srv, &srv.auth()).get(path);
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn behind_trusted_proxies_failures_count_against_the_forwarded_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(
+        dir.path(),
+        &[
+            ("BERTH_AUTH_MAX_FAILURES", "2"),
+            ("BERTH_TRUSTED_PROXIES", "10.9.0.0/16, 127.0.0.1"),
+        ],
+    );
+    let wrong = basic("berth_pat_0000000000000000000000000000000000000000");
+    let from = |xff: &str, path: &str| {
+        with_auth(&srv, &wrong).request("GET", path, &[("X-Forwarded-For", xff)], b"")
+    };
+    for _ in 0..2 {
+        assert_eq!(from("203.0.113.5", "/v2/").status, 401);
+    }
+    assert_eq!(from("203.0.113.5", "/v2/").status, 429);
+    // Through a chain of trusted proxies: the rightmost address not itself a proxy.
+    assert_eq!(from("203.0.113.5, 10.9.3.4", "/v2/").status, 429);
+    // What the client wrote to the left of the address a proxy saw changes nothing.
+    assert_eq!(from("203.0.113.7, 203.0.113.5", "/v2/").status, 429);
+    // Other clients of the same proxy are not slowed down; nor at the token endpoint or API.
+    assert_eq!(from("203.0.113.6", "/v2/").status, 401);
+    let r = from("203.0.113.5", "/auth/token?service=berth");
+    assert_eq!(r.status, 429, "{r:?}");
+    let r = from("203.0.113.6", "/auth/token?service=berth");
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = with_auth(
+        &srv,
+        "Bearer berth_admin_0000000000000000000000000000000000000000",
+    )
+    .request(
+        "GET",
+        "/api/v1/orgs",
+        &[("X-Forwarded-For", "203.0.113.5")],
+        b"",
+    );
+    assert_eq!(r.status, 429, "{r:?}");
+    // Without X-Forwarded-For the proxy's own address is the client.
+    assert_eq!(with_auth(&srv, &wrong).get("/v2/").status, 401);
+
+    // Not a trusted peer: X-Forwarded-For is ignored, failures count against the socket.
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(dir.path(), &[("BERTH_AUTH_MAX_FAILURES", "2")]);
+    let from = |xff: &str| {
+        with_auth(&srv, &wrong).request("GET", "/v2/", &[("X-Forwarded-For", xff)], b"")
+    };
+    assert_eq!(from("203.0.113.1").status, 401);
+    assert_eq!(from("203.0.113.2").status, 401);
+    assert_eq!(from("203.0.113.3").status, 429);
+}
+
+#[test]
+fn the_token_endpoint_serves_only_its_own_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let scope = "scope=repository%3Aacme%2Fweb%2Fapp%3Apull";
+    let mut c = with_auth(&srv, &srv.auth());
+    let r = c.get(&format!("/auth/token?service=elsewhere&{scope}"));
+    assert_eq!(r.status, 400, "{r:?}");
+    let msg = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("elsewhere") && msg.contains("berth"), "{msg}");
+    let r = c.request(
+        "POST",
+        "/auth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!(
+            "grant_type=password&username=berth&password={}&service=elsewhere&{scope}",
+            srv.token
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["error"], "invalid_request", "{r:?}");
+    // The service the challenge names, or none (some clients leave it out), is served.
+    assert_eq!(
+        c.get(&format!("/auth/token?service=berth&{scope}")).status,
+        200
+    );
+    assert_eq!(c.get(&format!("/auth/token?{scope}")).status, 200);
+    // A wrong service is the request's mistake, not a failed login.
+    let text = srv.anonymous().get("/metrics").text();
+    assert_eq!(counter(&text, "berth_auth_failures_total"), 0, "{text}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Real OCI clients driven against a `Registry`: skopeo, podman (rootful, vfs, private
-//! storage), a private dockerd and containerd's `ctr` on the containerd that dockerd starts.
+//! storage), a private dockerd and containerd's `ctr` on the containerd that dockerd starts,
+//! and the Python ORAS client from a virtualenv.
 //! Each owns its state (credentials included) under a scratch folder and is torn down on
 //! drop, so client tests neither see nor leave anything on the machine.
 
@@ -96,6 +97,65 @@ impl Podman {
                 "--log-level",
                 "error",
             ])
+            .limit(Duration::from_secs(180))
+    }
+}
+
+/// Where scripts/install-test-deps.sh installs the Python ORAS client (PyPI `oras` 0.2.x)
+/// in a virtualenv; `BERTH_ORAS_VENV` names another.
+pub const ORAS_VENV: &str = "/var/cache/berth-tests/oras-venv";
+
+/// The Python ORAS client, run through tests/clients/oras_client.py (login, then push or
+/// pull a file artifact) in a folder of its own, which also holds its credentials.
+pub struct Oras {
+    python: PathBuf,
+    dir: PathBuf,
+}
+
+impl Oras {
+    /// Fails loudly when the virtualenv or the `oras` package in it is missing.
+    pub fn new(scratch: &Path) -> Oras {
+        let venv =
+            std::env::var_os("BERTH_ORAS_VENV").map_or_else(|| ORAS_VENV.into(), PathBuf::from);
+        let python = venv.join("bin/python");
+        let how = "Install it with `sudo scripts/install-test-deps.sh` (a virtualenv with `pip install 'oras>=0.2,<0.3'`).";
+        assert!(
+            python.is_file(),
+            "the Python ORAS client is required by this test: no virtualenv at {}. {how}",
+            venv.display()
+        );
+        let (display, out) = Cmd::new(&python)
+            .args(["-c", "import oras.client"])
+            .limit(Duration::from_secs(60))
+            .output();
+        assert!(
+            out.status.success(),
+            "`{display}` failed: the `oras` package is missing from {}. {how}\n{}",
+            venv.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::create_dir_all(scratch).expect("oras working folder");
+        Oras {
+            python,
+            dir: scratch.to_path_buf(),
+        }
+    }
+
+    /// Its working folder: a file to push must be in it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `op` (`push` FILE or `pull` OUTDIR) of `reference` (`repo:tag`) at `host`, logged
+    /// in with `token`. Not run yet: `.run()` requires success, `.output()` does not.
+    pub fn cmd(&self, op: &str, host: &str, reference: &str, token: &str, path: &str) -> Cmd {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/oras_client.py");
+        Cmd::new(&self.python)
+            .arg(script)
+            .args([op, host, reference, token, path])
+            .current_dir(&self.dir)
+            // Its own credentials, never the machine's (~/.docker/config.json).
+            .env("HOME", &self.dir)
             .limit(Duration::from_secs(180))
     }
 }

@@ -1,4 +1,4 @@
-//! Running external clients (skopeo, podman, docker) with a deadline and loud failures.
+//! Running external clients (skopeo, podman, docker, oras) with a deadline and loud failures.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -73,6 +73,12 @@ impl Cmd {
 
     pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Cmd {
         self.cmd.env(k, v);
+        self
+    }
+
+    /// Runs it in `dir` (clients that only touch files under their working directory).
+    pub fn current_dir(mut self, dir: &Path) -> Cmd {
+        self.cmd.current_dir(dir);
         self
     }
 

@@ -10,6 +10,7 @@ mod conformance_pull;
 mod conformance_push;
 mod crash;
 mod docker;
+mod oras;
 mod podman;
 mod robustness;
 mod skopeo;

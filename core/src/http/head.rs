@@ -69,6 +69,9 @@ pub struct Head {
     pub authorization: Option<Secret>,
     /// The first `Host` value: the server builds an absolute challenge `realm` from it.
     pub host: Option<String>,
+    /// The `X-Forwarded-For` value(s), joined with `, ` (RFC 9110 §5.3): the server reads
+    /// the client's address from it when the peer is a proxy it trusts.
+    pub forwarded_for: Option<String>,
     /// All headers (lower-cased names, lossy values), kept only for requests outside `/v2/`.
     pub all_headers: Vec<(String, String)>,
 }
@@ -275,6 +278,7 @@ pub fn parse(
         if_none_match: None,
         authorization: None,
         host: None,
+        forwarded_for: None,
         all_headers: Vec::new(),
     };
     let keep = keep_all(path);
@@ -339,6 +343,12 @@ pub fn parse(
                 }
                 None => v.into_owned(),
             }));
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            let v = String::from_utf8_lossy(v);
+            head.forwarded_for = Some(match head.forwarded_for.take() {
+                Some(first) => format!("{first}, {v}"),
+                None => v.into_owned(),
+            });
         } else if name.eq_ignore_ascii_case("host") {
             // RFC 9112 §3.2: more than one Host is a 400.
             if head.host.is_some() {
@@ -450,6 +460,22 @@ mod tests {
             parse(req, &lim(), |_| false).unwrap_err(),
             HeadError::Malformed
         );
+    }
+
+    #[test]
+    fn every_forwarded_for_field_is_kept_in_order() {
+        let h = parse(
+            b"GET /v2/ HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\nx-forwarded-for: 203.0.113.5, 10.0.0.1\r\n\r\n",
+            &lim(),
+            |_| false,
+        )
+        .unwrap();
+        assert_eq!(
+            h.forwarded_for.as_deref(),
+            Some("198.51.100.1, 203.0.113.5, 10.0.0.1")
+        );
+        let h = parse(b"GET /v2/ HTTP/1.1\r\nHost: h\r\n\r\n", &lim(), |_| false).unwrap();
+        assert_eq!(h.forwarded_for, None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Access control (issue 3; AUTH-DESIGN.md, "Authentication"): who the caller is
 //! (`credentials`, `bearer`), what it may do (`policy`), the decision table that turns those
-//! into `Auth::Granted` or a refusal with the right status and challenge, and the lockout of
-//! clients that keep failing (`ratelimit`). Everything here is a cheap MVCC read plus an
+//! into `Auth::Granted` or a refusal with the right status and challenge, and the throttle
+//! on clients that keep failing (`ratelimit`). Everything here is a cheap MVCC read plus an
 //! HMAC, so `Need::Authorize` is answered inline on the reactor.
 
 pub mod bearer;
@@ -34,6 +34,7 @@ pub struct Ctx {
     pub now: Instant,
     /// Unix seconds (token expiry, audit times, bearer `iat`/`exp`).
     pub unix: u64,
+    /// The socket's peer; for one request, the client a trusted proxy names (`for_request`).
     pub peer: Option<IpAddr>,
 }
 
@@ -103,23 +104,24 @@ impl Authority {
         &self.key.0
     }
 
-    /// Seconds an IP must wait when it is locked out (checked only for requests that carry
-    /// credentials: anonymous pulls of public images are never slowed down).
-    pub fn locked_out(&self, has_credentials: bool, ctx: &Ctx) -> Option<u64> {
-        let ip = ctx.peer?;
-        if !has_credentials {
-            return None;
+    /// The context of one request on a connection: its peer is the client that
+    /// `X-Forwarded-For` names when the connection's peer is a trusted proxy.
+    pub fn for_request(&self, ctx: &Ctx, forwarded_for: Option<&str>) -> Ctx {
+        Ctx {
+            peer: ctx
+                .peer
+                .map(|p| self.settings.trusted_proxies.client(p, forwarded_for)),
+            ..*ctx
         }
-        self.limiter.blocked(ip, ctx.now)
     }
 
-    /// Counts a failed authentication (metrics and the per-IP limiter).
-    pub fn failed(&self, ctx: &Ctx, why: &str) {
+    /// Counts a failed authentication (metrics, the log, the per-address limiter); the
+    /// seconds to wait when the attempt is throttled (429) rather than refused (401).
+    #[must_use]
+    pub fn failed(&self, ctx: &Ctx, why: &str) -> Option<u64> {
         self.metrics.auth_failures.fetch_add(1, Relaxed);
         tracing::info!(peer = ?ctx.peer, reason = why, "authentication failed");
-        if let Some(ip) = ctx.peer {
-            self.limiter.failed(ip, ctx.now);
-        }
+        self.limiter.failed(ctx.peer?, ctx.now)
     }
 
     /// Who presented this credential.
@@ -230,15 +232,13 @@ impl Authority {
         ctx: &Ctx,
         cache: &mut AuthCache,
     ) -> Result<(Auth, Option<Caller>), StoreError> {
+        let ctx = &self.for_request(ctx, req.forwarded_for.as_deref());
         let header = req.credentials.as_deref();
         // Only refusals name the scope: not built for the requests that pass.
         let scope = || scope_of(&req.required, req.optional.as_ref());
         let generation = e.tenancy_generation();
         let (caller, has_credentials) = match cache.caller(header, generation, ctx.unix) {
             Some(hit) => {
-                if let Some(wait) = self.locked_out(true, ctx) {
-                    return Ok((self.refuse_rate(wait), None));
-                }
                 if let Some(id) = hit.note {
                     self.note_use(&id, ctx.unix);
                 }
@@ -247,14 +247,13 @@ impl Authority {
             None => {
                 let presented = credentials::parse(header);
                 let has_credentials = presented.has_credentials();
-                if let Some(wait) = self.locked_out(has_credentials, ctx) {
-                    return Ok((self.refuse_rate(wait), None));
-                }
                 let caller = match self.authenticate(e, &presented, ctx) {
                     Ok(c) => c,
                     Err(AuthError::Store(err)) => return Err(err),
                     Err(AuthError::Invalid(why)) => {
-                        self.failed(ctx, why);
+                        if let Some(wait) = self.failed(ctx, why) {
+                            return Ok((self.refuse_rate(wait), None));
+                        }
                         let r =
                             self.unauthorized(req, scope().as_deref(), Some("invalid_token"), why);
                         return Ok((r, None));
@@ -304,12 +303,23 @@ impl Authority {
                 } else if under.pull {
                     // Both exist, or nothing would be allowed.
                     let (org, slug) = place(name.as_str()).unwrap_or_default();
-                    Err(self.refuse(
+                    let mut r = self.refuse(
                         AuthOutcome::Denied,
                         403,
                         ErrorCode::Denied,
                         format!("token lacks write_packages for {org}/{slug}"),
-                    ))
+                    );
+                    // Like the 403 above, it names the scope to a bearer token's client:
+                    // one that asks again on a 403 gets the same grant and stops there
+                    // (without a challenge, the Python ORAS client retries for minutes).
+                    if let (Some(_), Auth::Refused(r)) = (&caller.claims, &mut r) {
+                        r.www_authenticate = Some(self.challenge(
+                            req.host.as_deref(),
+                            scope().as_deref(),
+                            Some("insufficient_scope"),
+                        ));
+                    }
+                    Err(r)
                 } else {
                     Err(self.not_found(e, &caller.principal, name.as_str(), exists)?)
                 }
@@ -369,9 +379,7 @@ impl Authority {
         Auth::Refused(Refusal {
             status: 429,
             code: ErrorCode::TooManyRequests,
-            message: format!(
-                "too many failed authentications from this address; retry in {wait} s"
-            ),
+            message: ratelimit::throttled(wait),
             www_authenticate: None,
             retry_after: Some(wait),
         })
@@ -384,14 +392,23 @@ impl Authority {
         error: Option<&str>,
         message: &str,
     ) -> Auth {
-        self.metrics.auth_outcome(match error {
+        let outcome = match error {
             Some("invalid_token") => AuthOutcome::InvalidToken,
             Some(_) => AuthOutcome::InsufficientScope,
             None => AuthOutcome::Challenged,
-        });
+        };
+        self.metrics.auth_outcome(outcome);
+        // RFC 6750 §3.1: a valid token short of the scope is 403, still with the challenge
+        // naming the scope to ask for. Clients that keep their token through a 401 (the
+        // Python ORAS client does, fetching a new one only on 403) then ask for a wider
+        // one; those that fetch tokens per scope up front never meet it.
+        let (status, code) = match outcome {
+            AuthOutcome::InsufficientScope => (403, ErrorCode::Denied),
+            _ => (401, ErrorCode::Unauthorized),
+        };
         Auth::Refused(Refusal {
-            status: 401,
-            code: ErrorCode::Unauthorized,
+            status,
+            code,
             message: message.to_string(),
             www_authenticate: Some(self.challenge(req.host.as_deref(), scope, error)),
             retry_after: None,

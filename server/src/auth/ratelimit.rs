@@ -1,11 +1,20 @@
-//! Slows down guessing: more than `max_failures` failed authentications from one client IP
-//! within `failure_window` and that IP's requests with credentials get 429 until the window
-//! that began with its first failure has passed (AUTH-DESIGN.md, "Failed authentications").
+//! Slows down guessing: once a client address has failed `max_failures` times within
+//! `failure_window`, its further failing attempts are answered 429 (with the seconds left
+//! of the window that began with its first failure) instead of 401. Only failures are
+//! counted and only failures are throttled: a credential that verifies is always accepted,
+//! so a stream of bad passwords from an address (behind a proxy: from every client) cannot
+//! lock out the good ones. That leaks nothing worth guarding: secrets are 238-bit random
+//! strings, so whether a guess was throttled or wrong tells a guesser nothing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// What a throttled attempt is told, wherever it was made.
+pub fn throttled(wait: u64) -> String {
+    format!("too many failed authentications from this address; retry in {wait} s")
+}
 
 /// Entries kept before old windows are swept: bounds memory under a spray of addresses.
 const SWEEP_AT: usize = 10_000;
@@ -26,17 +35,11 @@ impl FailureLimiter {
         }
     }
 
-    /// Seconds to wait, when `ip` is locked out at `now`.
-    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+    /// Counts one failed authentication from `ip`; the seconds to wait when it is beyond
+    /// the allowance of its window.
+    #[must_use]
+    pub fn failed(&self, ip: IpAddr, now: Instant) -> Option<u64> {
         // A poisoned lock means a panic elsewhere mid-update; the counts are still usable.
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let &(start, n) = seen.get(&ip)?;
-        let end = start + self.window;
-        (n > self.max && now < end).then(|| end.saturating_duration_since(now).as_secs().max(1))
-    }
-
-    /// Counts one failed authentication from `ip`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() >= SWEEP_AT {
             let w = self.window;
@@ -47,6 +50,8 @@ impl FailureLimiter {
             *e = (now, 0);
         }
         e.1 = e.1.saturating_add(1);
+        let end = e.0 + self.window;
+        (e.1 > self.max).then(|| end.saturating_duration_since(now).as_secs().max(1))
     }
 }
 
@@ -57,20 +62,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_ip_is_locked_out_after_too_many_failures_until_its_window_ends() {
+    fn failures_past_the_allowance_wait_for_the_end_of_their_window() {
         let l = FailureLimiter::new(2, Duration::from_secs(60));
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         let t0 = Instant::now();
-        l.failed(ip, t0);
-        l.failed(ip, t0);
-        assert_eq!(l.blocked(ip, t0), None, "at the limit, not beyond");
-        l.failed(ip, t0 + Duration::from_secs(10));
-        assert_eq!(l.blocked(ip, t0 + Duration::from_secs(10)), Some(50));
-        assert_eq!(l.blocked(other, t0), None);
-        assert_eq!(l.blocked(ip, t0 + Duration::from_secs(60)), None);
+        assert_eq!(l.failed(ip, t0), None);
+        assert_eq!(l.failed(ip, t0), None, "at the limit, not beyond");
+        let t10 = t0 + Duration::from_secs(10);
+        assert_eq!(l.failed(ip, t10), Some(50));
+        assert_eq!(l.failed(ip, t10), Some(50), "still throttled, same window");
+        assert_eq!(l.failed(other, t10), None);
         // A new window starts from zero.
-        l.failed(ip, t0 + Duration::from_secs(61));
-        assert_eq!(l.blocked(ip, t0 + Duration::from_secs(61)), None);
+        let t61 = t0 + Duration::from_secs(61);
+        assert_eq!(l.failed(ip, t61), None);
+        assert_eq!(l.failed(ip, t61), None);
+        assert_eq!(l.failed(ip, t61 + Duration::from_secs(59)), Some(1));
     }
 }

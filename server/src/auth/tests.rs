@@ -114,6 +114,7 @@ fn ask_on(
     let req = AuthRequest {
         credentials: cred,
         host: Some("reg.test:5000".into()),
+        forwarded_for: None,
         required: Access {
             resource: Resource::Repository(RepoName::parse(repo).unwrap()),
             actions,
@@ -366,7 +367,7 @@ fn bearer_claims_narrow_and_insufficient_scope_names_the_scope() {
     let Auth::Refused(r) = &a else {
         panic!("{a:?}")
     };
-    assert_eq!(r.status, 401);
+    assert_eq!((r.status, r.code), (403, ErrorCode::Denied));
     assert!(r
         .www_authenticate
         .as_ref()
@@ -374,7 +375,7 @@ fn bearer_claims_narrow_and_insufficient_scope_names_the_scope() {
         .contains("insufficient_scope"));
     // Another repository the token could pull, not in the claims.
     let a = ask(&f, cred.clone(), "acme/web/other", Actions::PULL);
-    assert_eq!(status(&a), 401);
+    assert_eq!(status(&a), 403);
     // Revocation reaches the bearer token at once.
     f.e.revoke_token(&rec.id, 1_000).unwrap();
     let a = ask(&f, cred, "acme/web/app", Actions::PULL);

@@ -15,7 +15,8 @@
 use crate::audit;
 use crate::auth::credentials::{self, Presented, ADMIN_PREFIX, PAT_PREFIX, REGISTRY_PREFIX};
 use crate::auth::policy::{may_read, Principal};
-use crate::auth::{AuthError, Authority, Ctx};
+use crate::auth::{ratelimit, AuthError, Authority, Ctx};
+use crate::proxies::forwarded_for;
 use crate::secret::{new_token_id, new_token_secret, sha256};
 use crate::web::form;
 use berth_core::{WebRequest, WebResponse};
@@ -78,20 +79,20 @@ pub fn answer(
     ctx: &Ctx,
     gc: &Collect<'_>,
 ) -> WebResponse {
+    let ctx = &auth.for_request(ctx, forwarded_for(&req.headers).as_deref());
     let header = req.header("authorization");
     let presented = credentials::parse(header);
-    let result = if let Some(wait) = auth.locked_out(presented.has_credentials(), ctx) {
-        let mut r = respond(Err(Fail(
-            429,
-            "TOO_MANY_REQUESTS",
-            format!("too many failed authentications from this address; retry in {wait} s"),
-        )));
-        r.headers.push(("Retry-After".into(), wait.to_string()));
-        return r;
-    } else {
-        match who(e, auth, &presented, ctx) {
-            Ok(p) => route(e, &p, req, ctx, gc),
-            Err(f) => Err(f),
+    let result = match who(e, auth, &presented, ctx) {
+        Ok(p) => route(e, &p, req, ctx, gc),
+        Err(Refused::Fail(f)) => Err(f),
+        Err(Refused::Throttled(wait)) => {
+            let mut r = respond(Err(Fail(
+                429,
+                "TOO_MANY_REQUESTS",
+                ratelimit::throttled(wait),
+            )));
+            r.headers.push(("Retry-After".into(), wait.to_string()));
+            return r;
         }
     };
     let mut r = respond(result);
@@ -104,23 +105,39 @@ pub fn answer(
     r
 }
 
-fn who(e: &Engine, auth: &Authority, presented: &Presented, ctx: &Ctx) -> Result<Principal, Fail> {
+/// Why `who` found no caller.
+enum Refused {
+    Fail(Fail),
+    /// A failed authentication past the allowance: the seconds to wait.
+    Throttled(u64),
+}
+
+fn who(
+    e: &Engine,
+    auth: &Authority,
+    presented: &Presented,
+    ctx: &Ctx,
+) -> Result<Principal, Refused> {
     let unauthorized = |m: &str| Fail(401, "UNAUTHORIZED", m.to_string());
+    let failed = |why: &str, f: Fail| match auth.failed(ctx, why) {
+        Some(wait) => Refused::Throttled(wait),
+        None => Refused::Fail(f),
+    };
     match presented {
-        Presented::Anonymous => Err(unauthorized(
+        Presented::Anonymous => Err(Refused::Fail(unauthorized(
             "an access token is required: send Authorization: Bearer <token> (BERTH_TOKEN or DATA/admin-token)",
+        ))),
+        Presented::Bearer(_) => Err(failed(
+            "bearer token on the management API",
+            unauthorized("send an access token (berth_…), not a bearer token"),
         )),
-        Presented::Bearer(_) => {
-            auth.failed(ctx, "bearer token on the management API");
-            Err(unauthorized("send an access token (berth_…), not a bearer token"))
-        }
         p => match auth.authenticate(e, p, ctx) {
             Ok(c) => Ok(c.principal),
-            Err(AuthError::Store(s)) => Err(Fail::from(s)),
-            Err(AuthError::Invalid(why)) => {
-                auth.failed(ctx, why);
-                Err(unauthorized(&format!("{why}; check the token")))
-            }
+            Err(AuthError::Store(s)) => Err(Refused::Fail(Fail::from(s))),
+            Err(AuthError::Invalid(why)) => Err(failed(
+                why,
+                unauthorized(&format!("{why}; check the token")),
+            )),
         },
     }
 }

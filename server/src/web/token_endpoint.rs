@@ -2,14 +2,17 @@
 //! clients speak (`service`, repeatable `scope`, `account`, optional Basic), and the OAuth2
 //! POST form containerd tries first (`grant_type=password`). `grant_type=refresh_token` is
 //! refused with 400 so containerd falls back to GET; no refresh token is ever issued.
+//! A `service` other than the one challenges name is refused (400); none is accepted.
 //! The grant is the intersection of what was asked and what the credential allows; an
 //! empty grant is still a 200 (the registry refuses the operation later).
 
 use crate::auth::bearer::{self, action_names, intersect, ClaimAccess, Claims};
 use crate::auth::cache::AuthCache;
 use crate::auth::credentials::{self, Presented};
+use crate::auth::ratelimit;
 use crate::auth::scope::{self, Scope};
 use crate::auth::{AuthError, Authority, Caller, Ctx};
+use crate::proxies::forwarded_for;
 use crate::secret::{random_bytes, Secret};
 use crate::web::form;
 use berth_core::{WebRequest, WebResponse};
@@ -19,10 +22,14 @@ use bytes::Bytes;
 pub const PATH: &str = "/auth/token";
 
 pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebResponse {
+    let ctx = &auth.for_request(ctx, forwarded_for(&req.headers).as_deref());
     let header = req.header("authorization");
     let (presented, scopes, oauth) = match req.method.as_str() {
         "GET" | "HEAD" => {
             let q = form::pairs(&req.query);
+            if let Err(msg) = own_service(auth, &q) {
+                return super::error(400, "UNSUPPORTED", &msg);
+            }
             let scopes: Vec<String> = form::all(&q, "scope").map(str::to_string).collect();
             (credentials::parse(header), scopes, false)
         }
@@ -44,6 +51,9 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
                         "grant_type must be password",
                     )
                 }
+            }
+            if let Err(msg) = own_service(auth, &f) {
+                return oauth_error(400, "invalid_request", &msg);
             }
             let password = form::first(&f, "password").unwrap_or("");
             let presented = if password.is_empty() {
@@ -68,15 +78,6 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
             Err(msg) => return super::error(400, "UNSUPPORTED", &msg),
         }
     }
-    if let Some(wait) = auth.locked_out(presented.has_credentials(), ctx) {
-        let mut r = super::error(
-            429,
-            "TOOMANYREQUESTS",
-            &format!("too many failed authentications from this address; retry in {wait} s"),
-        );
-        r.headers.push(("Retry-After".into(), wait.to_string()));
-        return r;
-    }
     let caller = match presented {
         // A bearer token cannot mint another: only access tokens (or nothing) may.
         Presented::Bearer(_) => Err(AuthError::Invalid(
@@ -91,7 +92,11 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
             return super::error(500, "UNKNOWN", "storage failed; try again");
         }
         Err(AuthError::Invalid(why)) => {
-            auth.failed(ctx, why);
+            if let Some(wait) = auth.failed(ctx, why) {
+                let mut r = super::error(429, "TOOMANYREQUESTS", &ratelimit::throttled(wait));
+                r.headers.push(("Retry-After".into(), wait.to_string()));
+                return r;
+            }
             let mut r = super::error(
                 401,
                 "UNAUTHORIZED",
@@ -135,6 +140,20 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         content_type: "application/json".into(),
         headers: vec![("Cache-Control".into(), "no-store".into())],
         body: Bytes::from(body.to_string()),
+    }
+}
+
+/// A token names no audience of its own, so one asked for another service (a client
+/// sent to the wrong realm, or a proxy mixing registries up) is refused rather than
+/// issued for this one. Clients echo the challenge's `service`; some leave it out.
+fn own_service(auth: &Authority, form: &[(String, String)]) -> Result<(), String> {
+    let ours = auth.settings.service.as_str();
+    match form::first(form, "service") {
+        None => Ok(()),
+        Some(s) if s == ours => Ok(()),
+        Some(s) => Err(format!(
+            "this token endpoint serves service `{ours}`, not `{s}`; ask for the service the registry's challenge names"
+        )),
     }
 }
 
