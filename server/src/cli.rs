@@ -34,6 +34,10 @@ pub enum Command {
         /// [default: http://<Host header>]
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        /// Make data-directory entries other local users may read owner-only (0700/0600)
+        /// instead of only warning about them
+        #[arg(long)]
+        fix_permissions: bool,
     },
     /// Verify the store; exits 1 if it finds problems.
     Check {
@@ -278,6 +282,7 @@ mod tests {
                 data: None,
                 config: None,
                 public_url: None,
+                fix_permissions: false,
             }
         ));
         let c = Cli::try_parse_from(["berth", "serve", "--listen", "0.0.0.0:1", "--data", "d"])
