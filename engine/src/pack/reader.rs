@@ -103,12 +103,20 @@ impl PackCache {
 
     /// Pack `pack`'s file is about to be deleted, at `now` (seconds): opens it if it is not
     /// open, so that lookups keep finding it, and forgets it once [`RETIRE_GRACE_SECS`]
-    /// have passed.
+    /// have passed. Opens no more retired packs than the budget: a collection deleting
+    /// thousands would otherwise hold as many descriptors for the grace; a pull that looked
+    /// one of the others up just before finds it gone, as if it had raced the deletion.
     pub(crate) fn retire(&self, pack: u64, now: u64) {
         // Marked first, so that no eviction drops the entry opened just below.
-        self.lock_retired().insert(pack, now);
-        // A pack that cannot be opened has no bytes to keep reachable.
-        let _ = self.entry(pack);
+        let retired = {
+            let mut r = self.lock_retired();
+            r.insert(pack, now);
+            r.len()
+        };
+        if retired <= self.budget || self.read_entries().contains_key(&pack) {
+            // A pack that cannot be opened has no bytes to keep reachable.
+            let _ = self.entry(pack);
+        }
     }
 
     /// Closes retired packs past their grace at `now`; their disk space is then free once no pull
@@ -309,6 +317,21 @@ mod tests {
             read(i);
         }
         assert!(packs.open_count() <= 3);
+    }
+
+    #[test]
+    fn packs_garbage_collection_retires_are_opened_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path(), 2);
+        let locs: Vec<BlobLoc> = (0..5u8).map(|i| push(&e, &[i; 100])).collect();
+        let packs = &e.inner.packs;
+        assert_eq!(packs.open_count(), 0);
+        for l in &locs {
+            packs.retire(l.pack, 1);
+        }
+        assert_eq!(packs.open_ids(), vec![locs[0].pack, locs[1].pack]);
+        packs.purge_retired(1 + crate::gc::RETIRE_GRACE_SECS);
+        assert_eq!(packs.open_count(), 0);
     }
 
     #[test]
