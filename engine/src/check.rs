@@ -212,6 +212,7 @@ pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
         gc_runs: inner.gc.runs.load(Relaxed),
         gc_blobs_removed: inner.gc.blobs.load(Relaxed),
         gc_pack_bytes_removed: inner.gc.pack_bytes.load(Relaxed),
+        open_packs: inner.packs.open_count() as u64,
     })
 }
 

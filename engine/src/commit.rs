@@ -656,7 +656,7 @@ impl State {
             }
         }
         if fx.dir_changed {
-            sync_dir(&self.inner.packs_dir())?;
+            sync_dir(&self.inner.packs_dir_handle, &self.inner.packs_dir())?;
         }
         txn.commit()?;
         Ok(outcomes)
@@ -752,7 +752,11 @@ impl State {
         }
         if self.shared.is_none() {
             let id = self.inner.next_pack.fetch_add(1, Ordering::Relaxed);
-            self.set_shared(Some(SharedPack::create(&self.inner.packs_dir(), id)?));
+            self.set_shared(Some(SharedPack::create(
+                &self.inner.packs,
+                &self.inner.packs_dir(),
+                id,
+            )?));
             fx.dir_changed = true;
         }
         // Set just above when it was `None`.
@@ -919,9 +923,8 @@ impl State {
     }
 }
 
-/// `fsync` of a directory, making renames and creations in it durable.
-pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), StoreError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(format!("fsync directory {}", dir.display()), e))
+/// `fsync` of directory `dir` (open at `path`), making renames and creations in it durable.
+pub(crate) fn sync_dir(dir: &std::fs::File, path: &std::path::Path) -> Result<(), StoreError> {
+    dir.sync_all()
+        .map_err(|e| StoreError::io(format!("fsync directory {}", path.display()), e))
 }

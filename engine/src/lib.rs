@@ -64,6 +64,7 @@
 mod blob;
 mod check;
 mod commit;
+mod descriptors;
 mod error;
 mod gc;
 mod hasher;
@@ -85,6 +86,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 pub use commit::Durable;
+pub use descriptors::{is_exhaustion, AlarmFn, DescriptorAlarm, DIR_MODE, FILE_MODE};
 pub use error::{AppendError, FinishError, PutManifestError, StoreError};
 pub use gc::{GcError, GcOptions, GcReport};
 pub use keys::{Alg, BlobKey};
@@ -120,6 +122,12 @@ pub struct EngineOptions {
     /// A shared pack takes no new blobs past this size (the next starts a new pack).
     /// Smaller packs are compacted sooner and in less time; more packs mean more files.
     pub shared_pack_bytes: u64,
+    /// Pack files kept open (each a descriptor, and a map once read); past it the least
+    /// recently used close. Each large blob is a pack, so this bounds the descriptors reads
+    /// hold: choose it from the process's descriptor limit.
+    pub open_packs: usize,
+    /// Told whenever a file cannot be opened for want of descriptors.
+    pub on_out_of_descriptors: Option<DescriptorAlarm>,
 }
 
 impl Default for EngineOptions {
@@ -130,6 +138,8 @@ impl Default for EngineOptions {
             upload_expiry_secs: 24 * 3600,
             manifest_cache_bytes: 8 << 20,
             shared_pack_bytes: pack::format::SHARED_PACK_ROLL_BYTES,
+            open_packs: 4096,
+            on_out_of_descriptors: None,
         }
     }
 }
@@ -250,6 +260,9 @@ pub struct StoreStats {
     pub gc_blobs_removed: u64,
     /// Bytes of the pack files they deleted.
     pub gc_pack_bytes_removed: u64,
+    /// Pack files the read cache holds open now (at most `EngineOptions::open_packs`, and
+    /// packs garbage collection just deleted).
+    pub open_packs: u64,
 }
 
 /// The result of `Engine::check`.
@@ -297,6 +310,10 @@ pub(crate) struct Inner {
     pub(crate) gc: gc::State,
     /// When each repository link was last used, for garbage collection's grace.
     pub(crate) touches: touch::Touches,
+    /// `packs/` and `uploads/`, open for the store's lifetime so that making entries in
+    /// them durable (`fsync` of the directory) needs no descriptor then.
+    pub(crate) packs_dir_handle: File,
+    pub(crate) uploads_dir_handle: File,
     /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
     _lock: File,
 }
@@ -335,7 +352,13 @@ impl Engine {
             dir: dir.to_path_buf(),
             db: opened.db,
             opts: opened.opts.clone(),
-            packs: pack::reader::PackCache::new(dir.join("packs")),
+            packs: pack::reader::PackCache::new(
+                dir.join("packs"),
+                opened.opts.open_packs,
+                opened.opts.on_out_of_descriptors.clone(),
+            ),
+            packs_dir_handle: opened.packs_dir,
+            uploads_dir_handle: opened.uploads_dir,
             uploads: opened.sessions,
             next_pack: AtomicU64::new(opened.next_pack),
             clock: opened.clock,

@@ -27,17 +27,20 @@ pub(crate) struct Opened {
     pub resume_shared: Option<(u64, u64)>,
     pub repaired: Vec<String>,
     pub lock: File,
+    /// `packs/` and `uploads/`, for `Inner`'s directory handles.
+    pub packs_dir: File,
+    pub uploads_dir: File,
 }
 
 fn mkdir(p: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(p)
+    crate::descriptors::mkdir(p)
         .map_err(|e| StoreError::io(format!("create directory {}", p.display()), e))
 }
 
 /// Takes the store's exclusive lock, or says who holds it.
 fn lock(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join("lock");
-    let f = OpenOptions::new()
+    let f = crate::descriptors::new_file()
         .create(true)
         .truncate(false)
         .write(true)
@@ -64,7 +67,15 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
     let uploads_dir = dir.join("uploads");
     mkdir(&packs_dir)?;
     mkdir(&uploads_dir)?;
-    let db = Database::create(dir.join("meta.redb"))?;
+    let open_dir = |p: &Path| {
+        crate::descriptors::open_dir(p)
+            .map_err(|e| StoreError::io(format!("open directory {}", p.display()), e))
+    };
+    let (packs_dir_file, uploads_dir_file) = (open_dir(&packs_dir)?, open_dir(&uploads_dir)?);
+    let db_path = dir.join("meta.redb");
+    crate::descriptors::precreate(&db_path)
+        .map_err(|e| StoreError::io(format!("create {}", db_path.display()), e))?;
+    let db = Database::create(db_path)?;
     let mut repaired = Vec::new();
 
     let txn = db.begin_write()?;
@@ -198,7 +209,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             }
         }
         if removed_any {
-            sync_dir(&packs_dir)?;
+            sync_dir(&packs_dir_file, &packs_dir)?;
         }
         let mut removed_any = false;
         for entry in read_dir(&uploads_dir)? {
@@ -210,7 +221,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             }
         }
         if removed_any {
-            sync_dir(&uploads_dir)?;
+            sync_dir(&uploads_dir_file, &uploads_dir)?;
         }
         txn.commit()?;
         Ok(Opened {
@@ -222,6 +233,8 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             resume_shared,
             repaired,
             lock,
+            packs_dir: packs_dir_file,
+            uploads_dir: uploads_dir_file,
         })
     }
 }
@@ -280,5 +293,43 @@ mod tests {
         set_version(dir.path(), schema::SCHEMA_VERSION + 1, false);
         let refused = Engine::open(dir.path(), EngineOptions::default());
         assert!(refused.is_err_and(|e| e.0.contains("schema version 3")));
+    }
+
+    /// Every directory and file the store makes is its owner's alone (private layers),
+    /// whatever the umask allowed (the tests run under the usual 022).
+    #[test]
+    fn the_store_is_created_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("store");
+        let opts = EngineOptions {
+            small_blob_bytes: 16,
+            ..EngineOptions::default()
+        };
+        let e = Engine::open(&dir, opts).unwrap();
+        for data in [&b"small"[..], &[5u8; 100][..]] {
+            let up = e.start_upload("r").unwrap();
+            e.append_upload("r", &up.id, 0, data).unwrap();
+            e.finish_upload("r", &up.id, &crate::BlobKey::sha256_of(data))
+                .unwrap()
+                .into_inner();
+        }
+        let open = e.start_upload("r").unwrap();
+        e.append_upload("r", &open.id, 0, b"pending").unwrap();
+        let mut seen = 0;
+        let mut stack = vec![dir.clone()];
+        while let Some(p) = stack.pop() {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let want = if m.is_dir() {
+                stack.extend(std::fs::read_dir(&p).unwrap().map(|d| d.unwrap().path()));
+                crate::DIR_MODE
+            } else {
+                crate::FILE_MODE
+            };
+            assert_eq!(m.permissions().mode() & 0o777, want, "{}", p.display());
+            seen += 1;
+        }
+        // The store, packs/, uploads/, meta.redb, lock, two packs, one upload file.
+        assert_eq!(seen, 8);
     }
 }

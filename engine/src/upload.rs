@@ -9,7 +9,7 @@
 //! finished upload becomes a pack by writing those headers and renaming the file.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,12 +172,14 @@ pub(crate) fn start(
     }
     let id = UploadId::random().map_err(|e| StoreError(format!("random upload id: {e}")))?;
     let path = inner.uploads.path(&id);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| StoreError::io(format!("create upload file {}", path.display()), e))?;
+    let file = inner.packs.open_file(
+        crate::descriptors::new_file()
+            .read(true)
+            .write(true)
+            .create_new(true),
+        &path,
+        "create upload file",
+    )?;
     // Zero room for the headers the file will need if it becomes a pack (a sparse hole).
     file.set_len(UPLOAD_RESERVED)
         .map_err(|e| StoreError::io(format!("size upload file {}", path.display()), e))?;
@@ -255,7 +257,7 @@ pub(crate) fn sync(
     file.sync_data()
         .map_err(|e| StoreError::io("fdatasync upload file", e))?;
     if let Some(row) = row {
-        crate::commit::sync_dir(&inner.uploads_dir())?;
+        crate::commit::sync_dir(&inner.uploads_dir_handle, &inner.uploads_dir())?;
         commit.keep_upload(id.clone(), row)?;
         if let Some(mut g) = live(&s, repo) {
             g.durable = true;

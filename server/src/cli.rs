@@ -38,6 +38,10 @@ pub enum Command {
         /// comma-separated) [default: none]
         #[arg(long, value_name = "LIST")]
         trusted_proxies: Option<String>,
+        /// Make data-directory entries other local users may read owner-only (0700/0600)
+        /// instead of only warning about them
+        #[arg(long)]
+        fix_permissions: bool,
     },
     /// Verify the store; exits 1 if it finds problems.
     Check {
@@ -284,6 +288,7 @@ mod tests {
                 config: None,
                 public_url: None,
                 trusted_proxies: None,
+                fix_permissions: false,
             }
         ));
         let c = Cli::try_parse_from(["berth", "serve", "--listen", "0.0.0.0:1", "--data", "d"])

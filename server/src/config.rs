@@ -53,6 +53,11 @@ pub struct Config {
     pub gc_unreferenced_after: Option<Duration>,
     /// Memory for manifests recently read; 0 turns the cache off.
     pub manifest_cache_bytes: usize,
+    /// Pack files kept open; `None`: derived from the descriptor limit at start
+    /// (`descriptors.rs`).
+    pub open_packs: Option<usize>,
+    /// Whether `serve` tightens data-directory entries other local users may read.
+    pub fix_permissions: bool,
     /// Tenancy and access control.
     pub auth: AuthSettings,
 }
@@ -209,6 +214,16 @@ const KEYS: &[Key] = &[
         why: "hot manifests (a fleet pulling one tag) are answered from memory; writes drop their repository's entries",
     },
     Key {
+        name: "open_packs",
+        default: || "auto".into(),
+        why: "each blob over small_blob_bytes is a pack file, and each open one a descriptor: `auto` keeps a quarter of the descriptors the process may open (after its own) for packs, at most 4096, the least recently read closing first; connections and uploads have the rest",
+    },
+    Key {
+        name: "fix_permissions",
+        default: || "false".into(),
+        why: "the data directory is made owner-only (0700, files 0600); one that other local users may read is reported at start, and tightened only when asked (also --fix-permissions)",
+    },
+    Key {
         name: "public_url",
         default: String::new,
         why: "empty: challenges name http://<Host>/auth/token; set https://your.host when behind a TLS proxy",
@@ -303,6 +318,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub public_url: Option<String>,
     pub trusted_proxies: Option<String>,
+    /// `--fix-permissions`: sets `fix_permissions`.
+    pub fix_permissions: bool,
 }
 
 /// The raw text of every setting and where it came from, before typing.
@@ -410,6 +427,13 @@ impl Config {
                 Source::Flag("--trusted-proxies"),
             )?;
         }
+        if flags.fix_permissions {
+            layers.set(
+                "fix_permissions",
+                "true".into(),
+                Source::Flag("--fix-permissions"),
+            )?;
+        }
         if let Some(d) = &flags.data {
             layers.set(
                 "data",
@@ -454,6 +478,11 @@ impl Config {
             gc_interval: optional_duration(l, "gc_interval", 30 * DAY)?,
             gc_unreferenced_after: optional_duration(l, "gc_unreferenced_after", 365 * DAY)?,
             manifest_cache_bytes: size(l, "manifest_cache_bytes", 0, 1 << 32)?,
+            open_packs: match l.take("open_packs").0.trim() {
+                "auto" => None,
+                _ => Some(count(l, "open_packs", 1, 1 << 20)?),
+            },
+            fix_permissions: boolean(l, "fix_permissions")?,
             auth: auth(l)?,
         })
     }
@@ -795,9 +824,38 @@ mod tests {
         assert_eq!(c.gc_interval, None);
         assert_eq!(c.gc_unreferenced_after, Some(Duration::from_secs(7200)));
         assert_eq!(c.max_connections_per_ip, None);
+        let vars = env(&[("BERTH_OPEN_PACKS", "0")]);
+        let e = Config::load(&Flags::default(), &vars).unwrap_err();
+        assert!(e.to_string().contains("open_packs"), "{e}");
         let vars = env(&[("BERTH_MAX_CONNECTIONS_PER_IP", "0")]);
         let e = Config::load(&Flags::default(), &vars).unwrap_err();
         assert!(e.to_string().contains("max_connections_per_ip"), "{e}");
+    }
+
+    /// `open_packs` is derived unless given; `fix_permissions` is off unless the file, the
+    /// environment or `--fix-permissions` turns it on.
+    #[test]
+    fn open_packs_and_fix_permissions_come_from_every_layer() {
+        let c = Config::load(&Flags::default(), &[]).unwrap();
+        assert_eq!((c.open_packs, c.fix_permissions), (None, false));
+        let f = file("open_packs = 64\nfix_permissions = true\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags, &[]).unwrap();
+        assert_eq!((c.open_packs, c.fix_permissions), (Some(64), true));
+        let vars = env(&[
+            ("BERTH_OPEN_PACKS", "auto"),
+            ("BERTH_FIX_PERMISSIONS", "no"),
+        ]);
+        let c = Config::load(&flags, &vars).unwrap();
+        assert_eq!((c.open_packs, c.fix_permissions), (None, false));
+        let flags = Flags {
+            fix_permissions: true,
+            ..flags
+        };
+        assert!(Config::load(&flags, &vars).unwrap().fix_permissions);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Name of the lock file inside the data directory; it holds the owner's pid.
@@ -33,7 +34,13 @@ pub struct DataDir {
 /// Makes (when `create`) and locks `path`.
 pub fn prepare(path: &Path, create: bool) -> Result<DataDir, DataDirError> {
     if create {
-        std::fs::create_dir_all(path).map_err(|e| DataDirError::Create(path.to_path_buf(), e))?;
+        // Owner-only (blobs may be private layers); an existing one keeps its mode, which
+        // `permissions::audit` checks.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(berth_engine::DIR_MODE)
+            .create(path)
+            .map_err(|e| DataDirError::Create(path.to_path_buf(), e))?;
     } else if !path.exists() {
         return Err(DataDirError::Missing(path.to_path_buf()));
     }
@@ -42,6 +49,7 @@ pub fn prepare(path: &Path, create: bool) -> Result<DataDir, DataDirError> {
     }
     let lock_path = path.join(LOCK_FILE);
     let mut lock = OpenOptions::new()
+        .mode(berth_engine::FILE_MODE)
         .read(true)
         .write(true)
         .create(true)
@@ -72,7 +80,12 @@ pub fn prepare(path: &Path, create: bool) -> Result<DataDir, DataDirError> {
     write_pid(&mut lock).map_err(|e| DataDirError::NotWritable(path.to_path_buf(), e))?;
     // The lock file may pre-exist in a directory that has since become read-only.
     let probe = path.join(".berth-write-probe");
-    File::create(&probe)
+    OpenOptions::new()
+        .mode(berth_engine::FILE_MODE)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| DataDirError::NotWritable(path.to_path_buf(), e))?;
     Ok(DataDir {

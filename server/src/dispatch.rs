@@ -13,6 +13,7 @@ use crate::auth::cache::AuthCache;
 use crate::auth::{Authority, Caller, Ctx};
 use crate::bootstrap;
 use crate::config::Config;
+use crate::descriptors::{Alarm, Plan};
 use crate::metrics::{Metrics, Storage};
 use crate::web;
 use berth_core::oci::{Algorithm, Digest, Reference, RepoName, UploadId};
@@ -21,9 +22,9 @@ use berth_core::{
     NewManifest, Page, Referrer, Reply, UploadInfo, WebRequest,
 };
 use berth_engine::{
-    Alg, AppendError, AuditRec, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, Engine,
-    EngineOptions, FinishError, GcError, GcOptions, GcReport, ManifestRef, PutManifestError,
-    ReferrerRec, StoreError, UploadStatus,
+    Alg, AppendError, AuditRec, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, DescriptorAlarm,
+    Engine, EngineOptions, FinishError, GcError, GcOptions, GcReport, ManifestRef,
+    PutManifestError, ReferrerRec, StoreError, UploadStatus,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct Store {
     pub auth: Authority,
     /// Garbage collection's grace for links no manifest references (`None`: kept).
     gc_unreferenced_after: Option<std::time::Duration>,
+    /// Told when an open fails for want of descriptors (the store's own, and accepts).
+    alarm: Arc<Alarm>,
 }
 
 /// What a connection's needs are answered for: when and from where, and who the last
@@ -115,13 +118,20 @@ pub struct CheckOutcome {
 }
 
 impl Store {
-    /// Opens the engine in `cfg.data` (which `datadir::prepare` has made and locked).
-    pub fn open(cfg: &Config, metrics: Arc<Metrics>) -> Result<Store, String> {
+    /// Opens the engine in `cfg.data` (which `datadir::prepare` has made and locked), with
+    /// the open packs `fds` allows.
+    pub fn open(cfg: &Config, metrics: Arc<Metrics>, fds: &Plan) -> Result<Store, String> {
+        let alarm = Arc::new(Alarm::new(metrics.clone(), fds.limit));
+        let ring = alarm.clone();
         let opts = EngineOptions {
             small_blob_bytes: cfg.small_blob_bytes,
             max_upload_bytes: cfg.limits.upload_bytes,
             upload_expiry_secs: cfg.upload_expiry.as_secs().max(1),
             manifest_cache_bytes: cfg.manifest_cache_bytes,
+            open_packs: fds.open_packs,
+            on_out_of_descriptors: Some(DescriptorAlarm(Arc::new(move |what, e| {
+                ring.ring(what, e)
+            }))),
             ..EngineOptions::default()
         };
         let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
@@ -132,6 +142,7 @@ impl Store {
             metrics,
             auth,
             gc_unreferenced_after: cfg.gc_unreferenced_after,
+            alarm,
         })
     }
 
@@ -283,7 +294,14 @@ impl Store {
             gc_runs: s.gc_runs,
             gc_blobs_removed: s.gc_blobs_removed,
             gc_pack_bytes_removed: s.gc_pack_bytes_removed,
+            open_packs: s.open_packs,
         }
+    }
+
+    /// Opening something (`what`) failed with `e`: reported if it was for want of
+    /// descriptors.
+    pub fn opening_failed(&self, what: &str, e: &std::io::Error) {
+        self.alarm.ring(what, e)
     }
 
     /// The open pack behind a `BlobHandle`, to send blob ranges from.

@@ -28,12 +28,14 @@ mod cli;
 mod config;
 mod conn;
 mod datadir;
+mod descriptors;
 mod dispatch;
 mod housekeeping;
 mod logging;
 mod metrics;
 mod peers;
 mod proxies;
+mod permissions;
 mod reactor;
 mod readers;
 mod rfc3339;
@@ -60,12 +62,14 @@ fn main() -> ExitCode {
             config,
             public_url,
             trusted_proxies,
+            fix_permissions,
         } => serve(Flags {
             listen,
             data,
             config,
             public_url,
             trusted_proxies,
+            fix_permissions,
         }),
         Command::Check {
             data,
@@ -117,7 +121,10 @@ fn serve(flags: Flags) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    raise_fd_limit();
+    permissions::audit(&dir.path, cfg.fix_permissions);
+    let (limit, raised_from) = descriptors::raise_limit();
+    let fds = descriptors::Plan::new(&cfg, limit);
+    fds.log(raised_from);
     let listener = match std::net::TcpListener::bind(cfg.listen) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -135,7 +142,7 @@ fn serve(flags: Flags) -> ExitCode {
     };
     let addr = listener.local_addr().unwrap_or(cfg.listen);
     let metrics = Arc::new(metrics::Metrics::new(cfg.threads));
-    let store = match dispatch::Store::open(&cfg, metrics.clone()) {
+    let store = match dispatch::Store::open(&cfg, metrics.clone(), &fds) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             return fail(format_args!(
@@ -190,26 +197,6 @@ fn serve(flags: Flags) -> ExitCode {
     }
 }
 
-/// Lifts the soft limit on open descriptors to the hard limit: each connection is one, and
-/// the common soft default (1024) would cap the registry near a thousand clients.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the rlimit struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: setrlimit reads the rlimit struct we own; failure leaves the old limit.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            tracing::debug!("cannot raise the open-file limit; keeping the current one");
-        }
-    }
-}
-
 /// `rehash`: re-read every blob and compare it with its digest, so bit rot on disk is found.
 /// Opens the store of an existing data directory with no server running (it takes the
 /// directory's lock), for the commands that work on the store directly.
@@ -217,8 +204,10 @@ fn open_offline(flags: Flags) -> Result<(datadir::DataDir, dispatch::Store), Exi
     let cfg = Config::load(&flags, &env_vars()).map_err(fail)?;
     logging::init(cfg.log_format);
     let dir = datadir::prepare(&cfg.data, false).map_err(fail)?;
+    permissions::audit(&dir.path, false);
     let metrics = Arc::new(metrics::Metrics::new(1));
-    let store = dispatch::Store::open(&cfg, metrics).map_err(|e| {
+    let fds = descriptors::Plan::new(&cfg, descriptors::raise_limit().0);
+    let store = dispatch::Store::open(&cfg, metrics, &fds).map_err(|e| {
         fail(format_args!(
             "cannot open the store in {}: {e}",
             dir.path.display()

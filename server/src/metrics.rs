@@ -71,6 +71,8 @@ pub struct Storage {
     pub gc_runs: u64,
     pub gc_blobs_removed: u64,
     pub gc_pack_bytes_removed: u64,
+    /// Pack files the store holds open now.
+    pub open_packs: u64,
 }
 
 /// How an authorization decision ended, for `berth_auth_decisions_total`.
@@ -128,6 +130,8 @@ pub struct Metrics {
     pub pack_disk_reads: AtomicU64,
     /// Connections closed at accept: their address had `max_connections_per_ip` open.
     pub connections_refused: AtomicU64,
+    /// Opens (connections, upload files, packs) that failed for want of descriptors.
+    pub descriptors_exhausted: AtomicU64,
     /// Decisions by `AuthOutcome` (index in `AuthOutcome::ALL`).
     auth_outcomes: [AtomicU64; 7],
 }
@@ -141,6 +145,7 @@ impl Metrics {
             pack_read_errors: AtomicU64::new(0),
             pack_disk_reads: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            descriptors_exhausted: AtomicU64::new(0),
             auth_outcomes: Default::default(),
         }
     }
@@ -224,7 +229,7 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 18] = [
+        let gauges: [(&str, &str, &str, i128); 20] = [
             (
                 "berth_received_bytes_total",
                 "counter",
@@ -332,6 +337,18 @@ impl Metrics {
                 "counter",
                 "Blob windows (up to 2 MiB) read from the disk off the event loops because their pages were not in memory.",
                 self.pack_disk_reads.load(Relaxed) as i128,
+            ),
+            (
+                "berth_open_packs",
+                "gauge",
+                "Pack files held open for reading (at most open_packs, plus packs garbage collection just deleted).",
+                storage.open_packs as i128,
+            ),
+            (
+                "berth_descriptors_exhausted_total",
+                "counter",
+                "Accepts and file opens that failed because the process or system had no descriptor left.",
+                self.descriptors_exhausted.load(Relaxed) as i128,
             ),
         ];
         for (name, kind, help, v) in gauges {

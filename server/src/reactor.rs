@@ -376,8 +376,13 @@ impl Reactor {
                 Err(e) => {
                     // Out of descriptors or memory. The pending connections stay queued in
                     // the kernel, but no new edge comes for them until another arrives:
-                    // try again shortly, when closes may have freed descriptors.
-                    tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    // try again shortly (not at once: that would spin), when closes may
+                    // have freed descriptors.
+                    if berth_engine::is_exhaustion(&e) {
+                        self.sh.store.opening_failed("accept a connection", &e);
+                    } else {
+                        tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    }
                     self.accept_retry = Some(now + ACCEPT_RETRY);
                     return;
                 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::format::{
     pack_file_name, pack_header, record_header, KIND_SHARED, PACK_HEADER_LEN, RECORD_HEADER_LEN,
 };
+use super::reader::PackCache;
 use crate::keys::BlobKey;
 use crate::{BlobLoc, StoreError};
 
@@ -21,14 +22,16 @@ pub(crate) struct SharedPack {
 impl SharedPack {
     /// Creates `packs/<id>.pack` holding only its header. The file and its directory entry
     /// are synced with the first batch that appends to it (before that batch commits).
-    pub(crate) fn create(dir: &Path, id: u64) -> Result<SharedPack, StoreError> {
+    pub(crate) fn create(packs: &PackCache, dir: &Path, id: u64) -> Result<SharedPack, StoreError> {
         let path = dir.join(pack_file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(format!("create pack {}", path.display()), e))?;
+        let file = packs.open_file(
+            crate::descriptors::new_file()
+                .read(true)
+                .write(true)
+                .create_new(true),
+            &path,
+            "create pack",
+        )?;
         file.write_all_at(&pack_header(KIND_SHARED, id), 0)
             .map_err(|e| StoreError::io(format!("write pack header {}", path.display()), e))?;
         Ok(SharedPack {
