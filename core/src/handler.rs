@@ -661,8 +661,16 @@ impl Connection {
 
     pub(crate) fn on_reply(&mut self, pending: Pending, reply: Reply, now: Instant) {
         use Pending as P;
-        if let Reply::Failed(msg) = reply {
-            return self.respond_code(ErrorCode::Unknown, Some(msg), now);
+        match reply {
+            Reply::Failed(msg) => return self.respond_code(ErrorCode::Unknown, Some(msg), now),
+            // DENIED: the spec's codes are a closed list, and this one is what a refusal is.
+            Reply::StoreFull(msg) => {
+                let body = message_body(ErrorCode::Denied, &msg);
+                let mut head = ResponseHead::new(507);
+                head.header("Content-Type", "application/json");
+                return self.respond(head, RespBody::Bytes(body.into()), now);
+            }
+            _ => {}
         }
         match (pending, reply) {
             (P::Authorize(a), Reply::Auth(Auth::Granted { optional })) => {
@@ -1116,5 +1124,6 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Auth(_) => "Auth",
         Reply::AppendRefused(_) => "AppendRefused",
         Reply::Failed(_) => "Failed",
+        Reply::StoreFull(_) => "StoreFull",
     }
 }

@@ -56,6 +56,16 @@
 //! After an I/O error on a pack, the pack is latched read-only and never written or synced
 //! again (a failed `fsync` may have dropped dirty pages; retrying could report success for
 //! lost data); new blobs go to a new pack. The count shows in [`StoreStats`].
+//!
+//! redb latches too after a failed write (a full disk), refusing every later write; the
+//! committer then closes the database and opens it again before the next batch
+//! (`metadb.rs`), so writes resume once space is back, without a restart. The reopen
+//! re-reads the last committed transaction: nothing acknowledged is lost, nothing of the
+//! failed batch shows. [`Engine::health`] says whether writes are failing. Uploads are
+//! refused below a reserve of free space (`min_free_bytes`, `space.rs`) so that deletes
+//! and garbage collection keep room to free space on a full disk. A write refused for space
+//! carries a message for clients ([`StoreError::full_message`]); every other
+//! [`StoreError`] names files and ids and is for the log only.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -70,9 +80,11 @@ mod hasher;
 mod keys;
 mod manifest;
 mod manifest_cache;
+mod metadb;
 mod pack;
 mod recover;
 mod schema;
+mod space;
 mod tenancy;
 mod touch;
 mod upload;
@@ -88,6 +100,7 @@ pub use error::{AppendError, FinishError, PutManifestError, StoreError};
 pub use gc::{GcError, GcOptions, GcReport};
 pub use keys::{Alg, BlobKey};
 pub use pack::map::{BlobWindow, PackFile};
+pub use space::{default_min_free_bytes, fs_space, FsSpace, DEFAULT_MIN_FREE_BYTES};
 pub use tenancy::{
     is_slug, slug_of, AuditRec, OrgRec, RegistryRec, TenancyError, TokenKind, TokenRec, Visibility,
     MAX_SLUG_LEN,
@@ -119,6 +132,10 @@ pub struct EngineOptions {
     /// A shared pack takes no new blobs past this size (the next starts a new pack).
     /// Smaller packs are compacted sooner and in less time; more packs mean more files.
     pub shared_pack_bytes: u64,
+    /// Uploads are refused while less than this is free on the store's filesystem, so
+    /// metadata commits, deletes and garbage collection keep room on a full disk; `None`
+    /// takes [`default_min_free_bytes`] of the filesystem, `Some(0)` turns it off.
+    pub min_free_bytes: Option<u64>,
 }
 
 impl Default for EngineOptions {
@@ -129,6 +146,7 @@ impl Default for EngineOptions {
             upload_expiry_secs: 24 * 3600,
             manifest_cache_bytes: 8 << 20,
             shared_pack_bytes: pack::format::SHARED_PACK_ROLL_BYTES,
+            min_free_bytes: None,
         }
     }
 }
@@ -251,6 +269,21 @@ pub struct StoreStats {
     pub gc_pack_bytes_removed: u64,
 }
 
+/// Whether the store can write, for `/healthz` and `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct StoreHealth {
+    /// Why writes are failing (the last commit failed, or the metadata database could not
+    /// be opened again); `None` when the last commit succeeded.
+    pub failing: Option<String>,
+    /// Bytes free on the store's filesystem; `None` if it cannot say.
+    pub free_bytes: Option<u64>,
+    /// The reserve below which uploads are refused.
+    pub min_free_bytes: u64,
+}
+
+/// Called by the committer when the store turns unhealthy (with why) or healthy again.
+pub type HealthWatch = Box<dyn Fn(Option<&str>) + Send + Sync>;
+
 /// The result of `Engine::check`.
 #[derive(Clone, Debug, Default)]
 pub struct CheckReport {
@@ -277,7 +310,7 @@ pub struct CheckOptions {
 /// What the committer thread and readers share.
 pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
-    pub(crate) db: redb::Database,
+    pub(crate) db: metadb::MetaDb,
     pub(crate) opts: EngineOptions,
     pub(crate) packs: pack::reader::PackCache,
     pub(crate) uploads: upload::Sessions,
@@ -296,6 +329,10 @@ pub(crate) struct Inner {
     pub(crate) gc: gc::State,
     /// When each repository link was last used, for garbage collection's grace.
     pub(crate) touches: touch::Touches,
+    /// Free space and the reserve uploads leave.
+    pub(crate) space: space::Space,
+    /// Told of health changes (`Engine::watch_health`).
+    pub(crate) health_watch: Mutex<Option<HealthWatch>>,
     /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
     _lock: File,
 }
@@ -332,18 +369,20 @@ impl Engine {
         let now = (opened.clock)();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
-            db: opened.db,
+            db: metadb::MetaDb::new(dir.join("meta.redb"), opened.db),
             opts: opened.opts.clone(),
             packs: pack::reader::PackCache::new(dir.join("packs")),
             uploads: opened.sessions,
             next_pack: AtomicU64::new(opened.next_pack),
-            clock: opened.clock,
+            clock: opened.clock.clone(),
             failed_packs: Mutex::new(Vec::new()),
             manifest_cache: manifest_cache::ManifestCache::new(opened.opts.manifest_cache_bytes),
             repaired: opened.repaired,
             active_shared: AtomicU64::new(u64::MAX),
             gc: gc::State::default(),
             touches: touch::Touches::new(now),
+            space: space::Space::new(dir, opened.opts.min_free_bytes, opened.clock.clone()),
+            health_watch: Mutex::new(None),
             _lock: opened.lock,
         });
         let commit = commit::Committer::start(inner.clone(), opened.resume_shared)?;
@@ -409,6 +448,25 @@ impl Engine {
     /// Counters for `/metrics`; zeros if the metadata cannot be read.
     pub fn stats(&self) -> StoreStats {
         check::stats(&self.inner).unwrap_or_default()
+    }
+
+    /// Whether writes are failing, and the free space against the reserve.
+    pub fn health(&self) -> StoreHealth {
+        StoreHealth {
+            failing: self.inner.db.failing(),
+            free_bytes: self.inner.space.free(),
+            min_free_bytes: self.inner.space.reserve,
+        }
+    }
+
+    /// Has `watch` called, on the committer thread, each time the store turns unhealthy
+    /// (with why) or healthy again; replaces any earlier watch.
+    pub fn watch_health(&self, watch: HealthWatch) {
+        *self
+            .inner
+            .health_watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(watch);
     }
 
     // blobs

@@ -29,6 +29,7 @@ mod config;
 mod conn;
 mod datadir;
 mod dispatch;
+mod failure;
 mod housekeeping;
 mod logging;
 mod metrics;

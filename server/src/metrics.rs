@@ -71,6 +71,12 @@ pub struct Storage {
     pub gc_runs: u64,
     pub gc_blobs_removed: u64,
     pub gc_pack_bytes_removed: u64,
+    /// Whether the store's writes succeed (the last commit did).
+    pub healthy: bool,
+    /// Bytes free on the data folder's filesystem.
+    pub free_bytes: u64,
+    /// The reserve below which uploads are refused.
+    pub min_free_bytes: u64,
 }
 
 /// How an authorization decision ended, for `berth_auth_decisions_total`.
@@ -224,7 +230,25 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 18] = [
+        let gauges: [(&str, &str, &str, i128); 21] = [
+            (
+                "berth_store_healthy",
+                "gauge",
+                "1 while the store's writes succeed, 0 once a commit failed (a full disk), until one succeeds again.",
+                i128::from(storage.healthy),
+            ),
+            (
+                "berth_store_free_bytes",
+                "gauge",
+                "Bytes free on the data folder's filesystem.",
+                storage.free_bytes as i128,
+            ),
+            (
+                "berth_store_min_free_bytes",
+                "gauge",
+                "Uploads are refused (507) while fewer bytes than this are free (min_free_space).",
+                storage.min_free_bytes as i128,
+            ),
             (
                 "berth_received_bytes_total",
                 "counter",
