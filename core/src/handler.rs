@@ -707,8 +707,13 @@ impl Connection {
             // Whether or not the session could be ended, the answer is the body's fault.
             return self.malformed_body(why, now);
         }
-        if let Reply::Failed(msg) = reply {
-            return self.respond_code(ErrorCode::Unknown, Some(msg), now);
+        match reply {
+            Reply::Failed(msg) => return self.respond_code(ErrorCode::Unknown, Some(msg), now),
+            // DENIED: the spec's codes are a closed list, and this one is what a refusal is.
+            Reply::StoreFull(msg) => {
+                return self.respond_message(507, ErrorCode::Denied, &msg, now)
+            }
+            _ => {}
         }
         match (pending, reply) {
             (P::Authorize(a), Reply::Auth(Auth::Granted { optional })) => {
@@ -1164,5 +1169,6 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::Auth(_) => "Auth",
         Reply::AppendRefused(_) => "AppendRefused",
         Reply::Failed(_) => "Failed",
+        Reply::StoreFull(_) => "StoreFull",
     }
 }

@@ -385,6 +385,9 @@ pub enum Reply {
     AppendRefused(AppendRefused),
     /// Storage failed (I/O, corruption); the core answers 500 and keeps the connection.
     Failed(String),
+    /// The store has no room for the write: 507 with this message (which says so and what
+    /// to do, and names nothing inside the store); the connection lives.
+    StoreFull(String),
 }
 
 /// Why `Need::AppendUpload` wrote nothing.

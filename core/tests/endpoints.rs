@@ -1204,6 +1204,25 @@ fn storage_failure_is_500_unknown_and_the_connection_lives() {
 }
 
 #[test]
+fn a_full_store_is_507_denied_with_its_message_and_the_connection_lives() {
+    let mut h = Harness::new();
+    h.store.full = Some("the store is full: delete images".into());
+    let r = h.send(&Request::post("/v2/a/blobs/uploads/"));
+    assert_eq!(
+        (r.status, r.error_codes()),
+        (507, vec!["DENIED".to_owned()])
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        v["errors"][0]["message"],
+        "the store is full: delete images"
+    );
+    h.store.full = None;
+    assert!(!h.closed);
+    assert_eq!(h.send(&Request::get("/v2/")).status, 200);
+}
+
+#[test]
 fn every_answered_request_gives_one_record() {
     let mut h = Harness::new();
     let d = push_blob(&mut h, "a", b"12345");

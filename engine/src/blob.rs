@@ -1,6 +1,6 @@
 //! Blobs and repository links: reads (MVCC, never blocking) and their writes inside a batch.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use crate::commit::{already_durable, Committer, Durable, Tables};
 use crate::keys::BlobKey;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use sha2::Digest;
 
 use crate::keys::{Alg, BlobKey};
@@ -81,7 +81,7 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
         let map = match inner.packs.map_covering(loc.pack, loc.offset + loc.len) {
             Ok(m) => m,
             Err(e) => {
-                p.push(format!("blob {key}: {}", e.0));
+                p.push(format!("blob {key}: {}", e.detail()));
                 continue;
             }
         };

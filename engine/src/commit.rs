@@ -14,7 +14,8 @@
 //! pack back to its committed length and deletes unnamed pack files. A failed sync or commit
 //! fails the whole batch (its transaction is dropped, i.e. aborted) and latches the shared
 //! pack read-only: it is never written or synced again, and the next small blob starts a
-//! new pack.
+//! new pack. If redb latched on the failure, the database is reopened (`metadb.rs`) before
+//! the next batch; the first batch to commit again marks the store healthy.
 //!
 //! Writes that need no durability when made (upload session rows: a session acknowledges
 //! bytes only once synced) ride in the same batches; a batch of
@@ -270,7 +271,7 @@ impl Committer {
 
     fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
-        let closed = || StoreError("the store is closing; retry".into());
+        let closed = || StoreError::new("the store is closing; retry");
         self.tx
             .as_ref()
             .ok_or_else(closed)?
@@ -286,9 +287,9 @@ impl Committer {
         let (reply, _) = crossbeam_channel::bounded(1);
         self.tx
             .as_ref()
-            .ok_or_else(|| StoreError("the store is closing; retry".into()))?
+            .ok_or_else(|| StoreError::new("the store is closing; retry"))?
             .send(Job { op, reply })
-            .map_err(|_| StoreError("the store is closing; retry".into()))
+            .map_err(|_| StoreError::new("the store is closing; retry"))
     }
 
     /// Records a new session; returns at once (see [`Committer::post`]).
@@ -490,7 +491,7 @@ impl Committer {
 }
 
 pub(crate) fn unexpected() -> StoreError {
-    StoreError("internal: the committer answered with the wrong outcome kind".into())
+    StoreError::new("internal: the committer answered with the wrong outcome kind")
 }
 
 impl Drop for Committer {
@@ -579,7 +580,16 @@ impl State {
                     .push(self.inner.packs_dir().join(pack_file_name(*pack)));
             }
         }
-        match self.commit_batch(&batch, &mut fx) {
+        // A reopen that failed is tried again before each batch.
+        let reopened = self.inner.db.reopen_if_closed();
+        let result = reopened.and_then(|()| self.commit_batch(&batch, &mut fx));
+        // Only a durable commit proves the disk takes writes again (one with
+        // `Durability::None` may not have written anything).
+        let durable = batch.iter().any(|j| j.op.needs_durability());
+        if result.is_err() || durable {
+            self.health(result.as_ref().err());
+        }
+        match result {
             Ok(outcomes) => {
                 // Before the replies, so a caller that got its answer never sees the
                 // consumed upload file still in `uploads/`.
@@ -603,7 +613,14 @@ impl State {
                     let _ = std::fs::remove_file(p);
                 }
                 for job in batch {
-                    let _ = job.reply.send(Err(StoreError(e.0.clone())));
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                // redb latches after a failed write until reopened (`metadb.rs`); failing
+                // here, the next batch tries again.
+                if self.inner.db.latched() {
+                    if let Err(re) = self.inner.db.reopen() {
+                        self.health(Some(&re));
+                    }
                 }
             }
         }
@@ -633,9 +650,9 @@ impl State {
                 if out.changed() {
                     for rec in job.op.audit() {
                         // Opened by `any_tenancy` whenever an operation carries entries.
-                        let tt = tt.as_mut().ok_or_else(|| {
-                            StoreError("internal: tenancy tables not open".into())
-                        })?;
+                        let tt = tt
+                            .as_mut()
+                            .ok_or_else(|| StoreError::new("internal: tenancy tables not open"))?;
                         tenancy::append_audit(tt, rec)?;
                     }
                 }
@@ -719,6 +736,21 @@ impl State {
         self.inner.gc.relinked(repo, kb);
     }
 
+    /// Records whether the store can write, telling the watch when that changes.
+    fn health(&self, failed: Option<&StoreError>) {
+        let why = failed.map(|e| e.detail().to_owned());
+        if let Some(now) = self.inner.db.set_failing(why) {
+            let watch = self
+                .inner
+                .health_watch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(w) = watch.as_ref() {
+                w(now.as_deref());
+            }
+        }
+    }
+
     /// Publishes which shared pack is being appended to, for garbage collection's plans.
     fn set_shared(&mut self, sp: Option<SharedPack>) {
         let id = sp.as_ref().map_or(u64::MAX, |sp| sp.id);
@@ -762,7 +794,7 @@ impl State {
         // Set just above when it was `None`.
         self.shared
             .as_mut()
-            .ok_or_else(|| StoreError("internal: no shared pack".into()))
+            .ok_or_else(|| StoreError::new("internal: no shared pack"))
     }
 
     fn apply(
@@ -896,8 +928,7 @@ impl State {
             }
             Op::Tenancy(op) => {
                 // Opened by `commit_batch` whenever the batch holds a tenancy write.
-                let tt =
-                    tt.ok_or_else(|| StoreError("internal: tenancy tables not open".into()))?;
+                let tt = tt.ok_or_else(|| StoreError::new("internal: tenancy tables not open"))?;
                 let mut out = tenancy::apply(t, tt, op)?;
                 if let (
                     Ok(tenancy::Done::Deleted { uploads, .. }),

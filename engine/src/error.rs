@@ -4,20 +4,65 @@ use crate::keys::BlobKey;
 use crate::schema::Corrupt;
 
 /// The disk, the metadata database or the store's own invariants failed; not the caller's
-/// fault. The server answers 5xx. The message says what failed and where.
-#[derive(Debug, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StoreError(pub String);
+/// fault. The server answers 5xx. The message says what failed and where (paths, pack
+/// ids): it is for the log, not for clients.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("storage error: {detail}")]
+pub struct StoreError {
+    detail: String,
+    /// Set when the failure is a lack of space: what a client may be told.
+    full: Option<String>,
+}
 
 impl StoreError {
-    pub(crate) fn io(what: impl std::fmt::Display, e: std::io::Error) -> StoreError {
-        StoreError(format!("{what}: {e}"))
+    /// A failure described by `detail`.
+    pub fn new(detail: impl Into<String>) -> StoreError {
+        StoreError {
+            detail: detail.into(),
+            full: None,
+        }
     }
+
+    /// The store has no room for the write; `public` says so without naming anything inside.
+    pub(crate) fn full(detail: impl Into<String>, public: impl Into<String>) -> StoreError {
+        StoreError {
+            detail: detail.into(),
+            full: Some(public.into()),
+        }
+    }
+
+    pub(crate) fn io(what: impl std::fmt::Display, e: std::io::Error) -> StoreError {
+        let detail = format!("{what}: {e}");
+        if is_no_space(&e) {
+            StoreError::full(detail, NO_SPACE)
+        } else {
+            StoreError::new(detail)
+        }
+    }
+
+    /// What failed and where, for the log.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// If the write failed for lack of space, a message for the client (no paths, no ids).
+    pub fn full_message(&self) -> Option<&str> {
+        self.full.as_deref()
+    }
+}
+
+/// What a client is told when a write meets a full disk.
+const NO_SPACE: &str =
+    "the store is full: the disk has no space left; delete images and run berth gc";
+
+/// ENOSPC or EDQUOT: the filesystem (or the user's quota) has no room.
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 impl From<Corrupt> for StoreError {
     fn from(c: Corrupt) -> StoreError {
-        StoreError(format!(
+        StoreError::new(format!(
             "metadata holds an undecodable {} (run `berth check`)",
             c.0
         ))
@@ -28,7 +73,11 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> StoreError {
-                StoreError(format!("metadata database: {e}"))
+                let detail = format!("metadata database: {e}");
+                match redb::Error::from(e) {
+                    redb::Error::Io(io) if is_no_space(&io) => StoreError::full(detail, NO_SPACE),
+                    _ => StoreError::new(detail),
+                }
             }
         }
     )*};

@@ -31,7 +31,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::TryLockError;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use crate::commit::{Committer, Tables};
 use crate::keys::BlobKey;

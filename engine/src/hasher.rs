@@ -130,13 +130,13 @@ impl RunningHash {
     pub(crate) fn digest(&self, len: u64) -> Result<Sha256, StoreError> {
         let mut st = self.lock();
         if st.hashed > len {
-            return Err(StoreError("internal: upload hashed past its length".into()));
+            return Err(StoreError::new("internal: upload hashed past its length"));
         }
         let mut buf = Vec::new();
         while st.hashed < len {
             let n = self.read_next(&mut st, len, &mut buf)?;
             if n == 0 {
-                return Err(StoreError("upload file is shorter than its session".into()));
+                return Err(StoreError::new("upload file is shorter than its session"));
             }
         }
         Ok(st.sha.clone())

@@ -56,6 +56,16 @@
 //! After an I/O error on a pack, the pack is latched read-only and never written or synced
 //! again (a failed `fsync` may have dropped dirty pages; retrying could report success for
 //! lost data); new blobs go to a new pack. The count shows in [`StoreStats`].
+//!
+//! redb latches too after a failed write (a full disk), refusing every later write; the
+//! committer then closes the database and opens it again before the next batch
+//! (`metadb.rs`), so writes resume once space is back, without a restart. The reopen
+//! re-reads the last committed transaction: nothing acknowledged is lost, nothing of the
+//! failed batch shows. [`Engine::health`] says whether writes are failing. Uploads are
+//! refused below a reserve of free space (`min_free_bytes`, `space.rs`) so that deletes
+//! and garbage collection keep room to free space on a full disk. A write refused for space
+//! carries a message for clients ([`StoreError::full_message`]); every other
+//! [`StoreError`] names files and ids and is for the log only.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -71,10 +81,12 @@ mod hasher;
 mod keys;
 mod manifest;
 mod manifest_cache;
+mod metadb;
 mod pack;
 pub mod package;
 mod recover;
 mod schema;
+mod space;
 mod tenancy;
 mod touch;
 mod upload;
@@ -91,6 +103,7 @@ pub use error::{AppendError, FinishError, PutManifestError, StoreError};
 pub use gc::{GcError, GcOptions, GcReport};
 pub use keys::{Alg, BlobKey};
 pub use pack::map::{BlobWindow, PackFile};
+pub use space::{default_min_free_bytes, fs_space, FsSpace, DEFAULT_MIN_FREE_BYTES};
 pub use tenancy::{
     is_slug, slug_of, AuditRec, OrgRec, RegistryRec, TenancyError, TokenKind, TokenRec, Visibility,
     MAX_SLUG_LEN,
@@ -128,6 +141,10 @@ pub struct EngineOptions {
     pub open_packs: usize,
     /// Told whenever a file cannot be opened for want of descriptors.
     pub on_out_of_descriptors: Option<DescriptorAlarm>,
+    /// Uploads are refused while less than this is free on the store's filesystem, so
+    /// metadata commits, deletes and garbage collection keep room on a full disk; `None`
+    /// takes [`default_min_free_bytes`] of the filesystem, `Some(0)` turns it off.
+    pub min_free_bytes: Option<u64>,
 }
 
 impl Default for EngineOptions {
@@ -140,6 +157,7 @@ impl Default for EngineOptions {
             shared_pack_bytes: pack::format::SHARED_PACK_ROLL_BYTES,
             open_packs: 4096,
             on_out_of_descriptors: None,
+            min_free_bytes: None,
         }
     }
 }
@@ -265,6 +283,21 @@ pub struct StoreStats {
     pub open_packs: u64,
 }
 
+/// Whether the store can write, for `/healthz` and `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct StoreHealth {
+    /// Why writes are failing (the last commit failed, or the metadata database could not
+    /// be opened again); `None` when the last commit succeeded.
+    pub failing: Option<String>,
+    /// Bytes free on the store's filesystem; `None` if it cannot say.
+    pub free_bytes: Option<u64>,
+    /// The reserve below which uploads are refused.
+    pub min_free_bytes: u64,
+}
+
+/// Called by the committer when the store turns unhealthy (with why) or healthy again.
+pub type HealthWatch = Box<dyn Fn(Option<&str>) + Send + Sync>;
+
 /// The result of `Engine::check`.
 #[derive(Clone, Debug, Default)]
 pub struct CheckReport {
@@ -291,7 +324,7 @@ pub struct CheckOptions {
 /// What the committer thread and readers share.
 pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
-    pub(crate) db: redb::Database,
+    pub(crate) db: metadb::MetaDb,
     pub(crate) opts: EngineOptions,
     pub(crate) packs: pack::reader::PackCache,
     pub(crate) uploads: upload::Sessions,
@@ -314,6 +347,10 @@ pub(crate) struct Inner {
     /// them durable (`fsync` of the directory) needs no descriptor then.
     pub(crate) packs_dir_handle: File,
     pub(crate) uploads_dir_handle: File,
+    /// Free space and the reserve uploads leave.
+    pub(crate) space: space::Space,
+    /// Told of health changes (`Engine::watch_health`).
+    pub(crate) health_watch: Mutex<Option<HealthWatch>>,
     /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
     _lock: File,
 }
@@ -350,7 +387,7 @@ impl Engine {
         let now = (opened.clock)();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
-            db: opened.db,
+            db: metadb::MetaDb::new(dir.join("meta.redb"), opened.db),
             opts: opened.opts.clone(),
             packs: pack::reader::PackCache::new(
                 dir.join("packs"),
@@ -361,13 +398,15 @@ impl Engine {
             uploads_dir_handle: opened.uploads_dir,
             uploads: opened.sessions,
             next_pack: AtomicU64::new(opened.next_pack),
-            clock: opened.clock,
+            clock: opened.clock.clone(),
             failed_packs: Mutex::new(Vec::new()),
             manifest_cache: manifest_cache::ManifestCache::new(opened.opts.manifest_cache_bytes),
             repaired: opened.repaired,
             active_shared: AtomicU64::new(u64::MAX),
             gc: gc::State::default(),
             touches: touch::Touches::new(now),
+            space: space::Space::new(dir, opened.opts.min_free_bytes, opened.clock.clone()),
+            health_watch: Mutex::new(None),
             _lock: opened.lock,
         });
         let commit = commit::Committer::start(inner.clone(), opened.resume_shared)?;
@@ -433,6 +472,25 @@ impl Engine {
     /// Counters for `/metrics`; zeros if the metadata cannot be read.
     pub fn stats(&self) -> StoreStats {
         check::stats(&self.inner).unwrap_or_default()
+    }
+
+    /// Whether writes are failing, and the free space against the reserve.
+    pub fn health(&self) -> StoreHealth {
+        StoreHealth {
+            failing: self.inner.db.failing(),
+            free_bytes: self.inner.space.free(),
+            min_free_bytes: self.inner.space.reserve,
+        }
+    }
+
+    /// Has `watch` called, on the committer thread, each time the store turns unhealthy
+    /// (with why) or healthy again; replaces any earlier watch.
+    pub fn watch_health(&self, watch: HealthWatch) {
+        *self
+            .inner
+            .health_watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(watch);
     }
 
     // blobs

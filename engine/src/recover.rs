@@ -48,7 +48,7 @@ fn lock(dir: &Path) -> Result<File, StoreError> {
         .map_err(|e| StoreError::io(format!("open lock file {}", path.display()), e))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError(format!(
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::new(format!(
             "data directory {} is in use by another Berth process (it holds {}); stop it or \
              choose another directory",
             dir.display(),
@@ -103,7 +103,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
                 ));
             }
             Some(v) => {
-                return Err(StoreError(format!(
+                return Err(StoreError::new(format!(
                     "{} holds a store of schema version {v}; this Berth reads version {}",
                     dir.display(),
                     schema::SCHEMA_VERSION
@@ -292,7 +292,7 @@ mod tests {
 
         set_version(dir.path(), schema::SCHEMA_VERSION + 1, false);
         let refused = Engine::open(dir.path(), EngineOptions::default());
-        assert!(refused.is_err_and(|e| e.0.contains("schema version 3")));
+        assert!(refused.is_err_and(|e| e.to_string().contains("schema version 3")));
     }
 
     /// Every directory and file the store makes is its owner's alone (private layers),

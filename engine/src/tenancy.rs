@@ -18,7 +18,7 @@
 
 use std::ops::Bound;
 
-use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::commit::Tables;
 use crate::keys::UploadId;
@@ -334,7 +334,7 @@ impl Engine {
         let tokens = txn.open_table(schema::TOKENS)?;
         let id = id.value();
         let Some(v) = tokens.get(id)? else {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "token hash index names token {id}, which is not stored (run `berth check`)"
             )));
         };
@@ -383,7 +383,9 @@ impl Engine {
             Ok(Done::Unit) => Ok(()),
             Ok(_) => Err(crate::commit::unexpected()),
             Err(TenancyError::Store(e)) => Err(e),
-            Err(e) => Err(StoreError(format!("internal: touch_tokens refused: {e}"))),
+            Err(e) => Err(StoreError::new(format!(
+                "internal: touch_tokens refused: {e}"
+            ))),
         }
     }
 
@@ -394,7 +396,9 @@ impl Engine {
             Ok(Done::Seq(s)) => Ok(s),
             Ok(_) => Err(crate::commit::unexpected()),
             Err(TenancyError::Store(e)) => Err(e),
-            Err(e) => Err(StoreError(format!("internal: append_audit refused: {e}"))),
+            Err(e) => Err(StoreError::new(format!(
+                "internal: append_audit refused: {e}"
+            ))),
         }
     }
 
@@ -508,7 +512,7 @@ fn tokens_of(txn: &redb::ReadTransaction, org: &str) -> Result<Vec<TokenRec>, St
             break;
         }
         let Some(v) = tokens.get(id)? else {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "token index of {org:?} names token {id}, which is not stored (run `berth check`)"
             )));
         };
@@ -796,7 +800,7 @@ pub(crate) fn append_audit(tt: &mut TenancyTables<'_>, rec: &AuditRec) -> Result
         .map_or(0, |(k, _)| k.value().1);
     let seq = last
         .checked_add(1)
-        .ok_or_else(|| StoreError(format!("audit sequence of {org:?} exhausted")))?;
+        .ok_or_else(|| StoreError::new(format!("audit sequence of {org:?} exhausted")))?;
     tt.audit
         .insert((org, seq), &schema::encode_audit(rec)[..])?;
     Ok(seq)

@@ -170,7 +170,8 @@ pub(crate) fn start(
     {
         expire(inner, commit)?;
     }
-    let id = UploadId::random().map_err(|e| StoreError(format!("random upload id: {e}")))?;
+    inner.space.start_upload()?;
+    let id = UploadId::random().map_err(|e| StoreError::new(format!("random upload id: {e}")))?;
     let path = inner.uploads.path(&id);
     let file = inner.packs.open_file(
         crate::descriptors::new_file()
@@ -285,7 +286,7 @@ fn hash_file(file: &File, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), Stor
             .read_at(&mut buf[..want], UPLOAD_RESERVED + pos)
             .map_err(|e| StoreError::io("read upload file", e))?;
         if got == 0 {
-            return Err(StoreError("upload file is shorter than its session".into()));
+            return Err(StoreError::new("upload file is shorter than its session"));
         }
         f(&buf[..got]);
         pos += got as u64;
@@ -316,6 +317,7 @@ pub(crate) fn append(
     if inner.opts.max_upload_bytes.is_some_and(|max| new_len > max) {
         return Err(AppendError::TooLarge);
     }
+    inner.space.append(bytes.len() as u64)?;
     if let Err(e) = g.file.write_all_at(bytes, UPLOAD_RESERVED + g.len) {
         // Part of the bytes may have landed: take the file's word for the length.
         let on_disk = g

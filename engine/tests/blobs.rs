@@ -376,8 +376,11 @@ fn a_second_process_cannot_open_the_same_store() {
         Err(e) => e,
         Ok(_) => panic!("second open succeeded"),
     };
-    assert!(err.0.contains("in use"), "{err}");
-    assert!(err.0.contains(&dir.path().display().to_string()), "{err}");
+    assert!(err.detail().contains("in use"), "{err}");
+    assert!(
+        err.detail().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
 }
 
 /// Slices of uneven sizes, so the pool's reads and the write-back ranges never line up
@@ -445,5 +448,48 @@ fn many_sessions_streaming_at_once_each_finish_with_their_own_digest() {
         let (loc, bytes) = t.join().unwrap();
         assert_eq!(e.read_blob(loc).unwrap(), bytes);
     }
+    assert_clean(&e);
+}
+
+#[test]
+fn below_min_free_bytes_uploads_are_refused_as_full_and_deletes_still_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let (key, _) = push(&e, "r", &data(3, 5000));
+    let up = e.start_upload("r").unwrap();
+    drop(e);
+    let free = berth_engine::fs_space(dir.path()).unwrap().free;
+    let e = Engine::open(
+        dir.path(),
+        EngineOptions {
+            min_free_bytes: Some(free.saturating_mul(4)),
+            ..opts()
+        },
+    )
+    .unwrap();
+    let err = e.start_upload("r").unwrap_err();
+    let msg = err.full_message().expect("refused as full");
+    assert!(msg.contains("store is full"), "{msg}");
+    assert!(msg.contains("min_free_space"), "{msg}");
+    assert!(!msg.contains(&dir.path().display().to_string()), "{msg}");
+    // An upload in progress cannot take the reserve either.
+    match e.append_upload("r", &up.id, 0, b"abc") {
+        Err(AppendError::Store(s)) => assert!(s.full_message().is_some(), "{s}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.unlink_blob("r", &key).unwrap(), DeleteOutcome::Deleted);
+    assert!(e.health().failing.is_none());
+    assert_eq!(e.health().min_free_bytes, free.saturating_mul(4));
+    drop(e);
+    // Off: nothing is refused.
+    let e = Engine::open(
+        dir.path(),
+        EngineOptions {
+            min_free_bytes: Some(0),
+            ..opts()
+        },
+    )
+    .unwrap();
+    push(&e, "r", &data(4, 100));
     assert_clean(&e);
 }

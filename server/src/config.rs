@@ -58,6 +58,9 @@ pub struct Config {
     pub open_packs: Option<usize>,
     /// Whether `serve` tightens data-directory entries other local users may read.
     pub fix_permissions: bool,
+    /// Uploads are refused while less than this is free on the data folder's filesystem;
+    /// `None`: the smaller of 64 MiB and 1% of the filesystem.
+    pub min_free_space: Option<u64>,
     /// Tenancy and access control.
     pub auth: AuthSettings,
 }
@@ -222,6 +225,11 @@ const KEYS: &[Key] = &[
         name: "fix_permissions",
         default: || "false".into(),
         why: "the data directory is made owner-only (0700, files 0600); one that other local users may read is reported at start, and tightened only when asked (also --fix-permissions)",
+    },
+    Key {
+        name: "min_free_space",
+        default: || "auto".into(),
+        why: "uploads are refused (507) below it, so that on a full disk deletes, garbage collection and metadata commits still have room to free space; auto is 64MiB, or 1% of a smaller filesystem (`off`: fill the disk)",
     },
     Key {
         name: "public_url",
@@ -483,6 +491,7 @@ impl Config {
                 _ => Some(count(l, "open_packs", 1, 1 << 20)?),
             },
             fix_permissions: boolean(l, "fix_permissions")?,
+            min_free_space: min_free_space(l)?,
             auth: auth(l)?,
         })
     }
@@ -674,6 +683,23 @@ fn upload_bytes(l: &Layers) -> Result<Option<u64>, ConfigError> {
     }
 }
 
+fn min_free_space(l: &Layers) -> Result<Option<u64>, ConfigError> {
+    let (v, src) = l.take("min_free_space");
+    match v.trim().to_ascii_lowercase().as_str() {
+        "auto" => return Ok(None),
+        "off" => return Ok(Some(0)),
+        _ => {}
+    }
+    parse_size(v).map(Some).ok_or_else(|| {
+        bad(
+            "min_free_space",
+            src,
+            format!("`{v}` is not a size"),
+            "use a size such as 1GiB, `auto` (64MiB, or 1% of a smaller filesystem) or `off`",
+        )
+    })
+}
+
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// A duration, or `off` (also `0`) for none.
@@ -811,6 +837,19 @@ mod tests {
 
     /// The settings that may be turned off take `off` / `unlimited`, and a number or
     /// duration otherwise; a bad value names its key.
+    #[test]
+    fn min_free_space_is_auto_a_size_or_off() {
+        let load = |v: &str| Config::load(&Flags::default(), &env(&[("BERTH_MIN_FREE_SPACE", v)]));
+        assert_eq!(
+            Config::load(&Flags::default(), &[]).unwrap().min_free_space,
+            None
+        );
+        assert_eq!(load("1GiB").unwrap().min_free_space, Some(1 << 30));
+        assert_eq!(load("off").unwrap().min_free_space, Some(0));
+        let e = load("lots").unwrap_err().to_string();
+        assert!(e.contains("min_free_space") && e.contains("auto"), "{e}");
+    }
+
     #[test]
     fn gc_and_connection_cap_settings_may_be_turned_off() {
         let c = Config::load(&Flags::default(), &[]).unwrap();

@@ -14,6 +14,7 @@ use crate::auth::{Authority, Caller, Ctx};
 use crate::bootstrap;
 use crate::config::Config;
 use crate::descriptors::{Alarm, Plan};
+use crate::failure::store_reply;
 use crate::metrics::{Metrics, Storage};
 use crate::web;
 use berth_core::oci::{Algorithm, Digest, Reference, RepoName, UploadId};
@@ -132,9 +133,18 @@ impl Store {
             on_out_of_descriptors: Some(DescriptorAlarm(Arc::new(move |what, e| {
                 ring.ring(what, e)
             }))),
+            min_free_bytes: cfg.min_free_space,
             ..EngineOptions::default()
         };
         let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
+        engine.watch_health(Box::new(|failing| match failing {
+            Some(why) => tracing::error!(
+                error = why,
+                "the store is unhealthy: writes are failing (on a full disk: free space, \
+                 e.g. delete images and run berth gc; writes resume by themselves)"
+            ),
+            None => tracing::info!("the store is healthy again: writes succeed"),
+        }));
         let key = bootstrap::token_key(&cfg.data)?;
         let auth = Authority::new(key, cfg.auth.clone(), metrics.clone());
         Ok(Store {
@@ -283,7 +293,11 @@ impl Store {
 
     pub fn storage(&self) -> Storage {
         let s = self.engine.stats();
+        let h = self.engine.health();
         Storage {
+            healthy: h.failing.is_none(),
+            free_bytes: h.free_bytes.unwrap_or(0),
+            min_free_bytes: h.min_free_bytes,
             blobs: s.blobs,
             blob_bytes: s.blob_bytes,
             pack_bytes: s.pack_bytes,
@@ -325,7 +339,7 @@ impl Store {
                     }
                     Err(err) => {
                         session.caller = None;
-                        Reply::Failed(err.to_string())
+                        store_reply(&err)
                     }
                 }
             }
@@ -365,7 +379,7 @@ impl Store {
                     Reply::AppendRefused(AppendRefused::OutOfOrder { have })
                 }
                 Err(AppendError::TooLarge) => Reply::AppendRefused(AppendRefused::TooLarge),
-                Err(err) => Reply::Failed(err.to_string()),
+                Err(AppendError::Store(err)) => store_reply(&err),
             },
             Need::GetManifest { repo, reference } => {
                 let k;
@@ -384,9 +398,9 @@ impl Store {
                             media_type: m.media_type,
                             body: m.body,
                         })),
-                        Err(err) => Reply::Failed(err.0),
+                        Err(err) => store_reply(&err),
                     },
-                    Err(err) => Reply::Failed(err.to_string()),
+                    Err(err) => store_reply(&err),
                 }
             }
             Need::ListTags { repo, n, last } => failed(
@@ -407,7 +421,12 @@ impl Store {
             {
                 return Route::Later(Work::Web(Box::new(req), session.ctx))
             }
-            Need::Web(req) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
+            Need::Web(req) => Reply::Web(web::answer(
+                &req,
+                &self.metrics,
+                || e.health(),
+                || self.storage(),
+            )),
             Need::SyncUpload { repo, upload } => {
                 return Route::Later(Work::SyncUpload { repo, upload })
             }
@@ -482,7 +501,7 @@ impl Store {
                 Err(FinishError::Unknown) => Reply::Finished(Finish::UploadUnknown),
                 Err(FinishError::DigestMismatch) => Reply::Finished(Finish::DigestMismatch),
                 Err(FinishError::TooLarge) => Reply::Finished(Finish::TooLarge),
-                Err(FinishError::Store(err)) => Reply::Failed(err.to_string()),
+                Err(FinishError::Store(err)) => store_reply(&err),
             },
             Work::PutManifest {
                 repo,
@@ -515,10 +534,10 @@ impl Store {
                     Err(PutManifestError::Missing(keys)) => {
                         match keys.iter().map(digest).collect::<Result<Vec<_>, _>>() {
                             Ok(ds) => Reply::ManifestPut(ManifestPut::Missing(ds)),
-                            Err(err) => Reply::Failed(err.0),
+                            Err(err) => store_reply(&err),
                         }
                     }
-                    Err(PutManifestError::Store(err)) => Reply::Failed(err.to_string()),
+                    Err(PutManifestError::Store(err)) => store_reply(&err),
                 }
             }
             Work::DeleteManifest {
@@ -571,21 +590,27 @@ impl Store {
                             .and_then(upload_info)
                             .map(|u| Reply::Mount(Mount::Started(u))),
                     ),
-                    Err(err) => Reply::Failed(err.to_string()),
+                    Err(err) => store_reply(&err),
                 }
             }
             Work::Web(req, ctx) if req.path.starts_with(web::api::PREFIX) => {
                 let gc = |dry| self.collect_garbage(dry);
                 Reply::Web(web::api::answer(e, &self.auth, &req, &ctx, &gc))
             }
-            Work::Web(req, _) => Reply::Web(web::answer(&req, &self.metrics, || self.storage())),
+            Work::Web(req, _) => Reply::Web(web::answer(
+                &req,
+                &self.metrics,
+                || e.health(),
+                || self.storage(),
+            )),
         }
     }
 }
 
-/// A storage failure becomes `Reply::Failed`: the core answers 500 and keeps the connection.
+/// A storage failure becomes `Reply::Failed` (500) or `Reply::StoreFull` (507); the core
+/// keeps the connection.
 fn failed(r: Result<Reply, StoreError>) -> Reply {
-    r.unwrap_or_else(|e| Reply::Failed(e.to_string()))
+    r.unwrap_or_else(|e| store_reply(&e))
 }
 
 fn alg(a: Algorithm) -> Alg {
@@ -620,7 +645,7 @@ pub fn digest(k: &BlobKey) -> Result<Digest, StoreError> {
         Alg::Sha512 => Algorithm::Sha512,
     };
     if k.hash.len() * 2 != a.hex_len() {
-        return Err(StoreError(format!(
+        return Err(StoreError::new(format!(
             "stored key of {} bytes for {}",
             k.hash.len(),
             a.as_str()
@@ -641,7 +666,7 @@ fn info(l: BlobLoc) -> BlobInfo {
 
 fn upload_info(s: UploadStatus) -> Result<UploadInfo, StoreError> {
     let id = UploadId::parse(&s.id)
-        .ok_or_else(|| StoreError(format!("engine minted an invalid upload id {:?}", s.id)))?;
+        .ok_or_else(|| StoreError::new(format!("engine minted an invalid upload id {:?}", s.id)))?;
     Ok(UploadInfo { id, offset: s.len })
 }
 

@@ -73,6 +73,12 @@ pub struct Storage {
     pub gc_pack_bytes_removed: u64,
     /// Pack files the store holds open now.
     pub open_packs: u64,
+    /// Whether the store's writes succeed (the last commit did).
+    pub healthy: bool,
+    /// Bytes free on the data folder's filesystem.
+    pub free_bytes: u64,
+    /// The reserve below which uploads are refused.
+    pub min_free_bytes: u64,
 }
 
 /// How an authorization decision ended, for `berth_auth_decisions_total`.
@@ -229,7 +235,25 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 20] = [
+        let gauges: [(&str, &str, &str, i128); 23] = [
+            (
+                "berth_store_healthy",
+                "gauge",
+                "1 while the store's writes succeed, 0 once a commit failed (a full disk), until one succeeds again.",
+                i128::from(storage.healthy),
+            ),
+            (
+                "berth_store_free_bytes",
+                "gauge",
+                "Bytes free on the data folder's filesystem.",
+                storage.free_bytes as i128,
+            ),
+            (
+                "berth_store_min_free_bytes",
+                "gauge",
+                "Uploads are refused (507) while fewer bytes than this are free (min_free_space).",
+                storage.min_free_bytes as i128,
+            ),
             (
                 "berth_received_bytes_total",
                 "counter",

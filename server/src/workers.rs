@@ -108,10 +108,8 @@ pub fn start_pool(
 fn work(jobs: Receiver<Job>, store: &Store, mailboxes: &[Mailbox], metrics: &Metrics) {
     for job in jobs {
         // A panic in the engine is a bug; it must not also leave a connection parked forever.
-        let reply = catch_unwind(AssertUnwindSafe(|| store.run(job.work))).unwrap_or_else(|_| {
-            tracing::error!("storage work panicked; answering 500");
-            Reply::Failed("internal error".into())
-        });
+        let reply = catch_unwind(AssertUnwindSafe(|| store.run(job.work)))
+            .unwrap_or_else(|_| Reply::Failed(crate::failure::internal(&"storage work panicked")));
         metrics.jobs_in_flight.fetch_sub(1, Relaxed);
         let Some(mb) = mailboxes.get(job.origin.reactor) else {
             continue;

@@ -46,6 +46,8 @@ pub struct ModelStore {
     /// When set, every storage need is answered `Reply::Failed` (storage failure drills).
     /// `Need::Authorize` is still answered by `auth`: the drills aim at storage.
     pub fail: bool,
+    /// When set, every storage need is answered `Reply::StoreFull` with this message.
+    pub full: Option<String>,
     /// Who may do what. The default allows everything, so tests about storage need no
     /// credentials.
     pub auth: AuthPolicy,
@@ -235,6 +237,7 @@ impl Default for ModelStore {
             check_references: true,
             max_upload: None,
             fail: false,
+            full: None,
             auth: AuthPolicy::AllowAll,
             scripted_auth: VecDeque::new(),
             auth_log: Vec::new(),
@@ -355,6 +358,9 @@ impl ModelStore {
     pub fn answer(&mut self, need: &Need<'_>) -> Reply {
         if self.fail && !matches!(need, Need::Authorize(_)) {
             return Reply::Failed("model store told to fail".into());
+        }
+        if let (Some(msg), false) = (&self.full, matches!(need, Need::Authorize(_))) {
+            return Reply::StoreFull(msg.clone());
         }
         match need {
             Need::StatBlob { repo, digest } => {

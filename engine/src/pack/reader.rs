@@ -197,7 +197,7 @@ impl PackCache {
         let end = loc
             .offset
             .checked_add(loc.len)
-            .ok_or_else(|| StoreError(format!("blob location {loc:?} overflows")))?;
+            .ok_or_else(|| StoreError::new(format!("blob location {loc:?} overflows")))?;
         let map = self.map_covering(loc.pack, end)?;
         let bytes = map.bytes();
         // `map_covering` guarantees `map.len() >= end`, and `end` fits in memory since the
@@ -225,7 +225,7 @@ impl PackCache {
             .map_err(|err| StoreError::io(format!("stat pack {pack}"), err))?
             .len();
         if file_len < end {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "pack {pack} holds {file_len} bytes, a blob ends at {end} (run `berth check`)"
             )));
         }

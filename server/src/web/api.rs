@@ -49,8 +49,13 @@ fn conflict(msg: impl Into<String>) -> Fail {
 
 impl From<StoreError> for Fail {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "management API: store failed");
-        Fail(500, "INTERNAL", "storage failed; see the server log".into())
+        match e.full_message() {
+            Some(m) => {
+                tracing::warn!(error = %e, "management API: write refused, the store is full");
+                Fail(507, "STORE_FULL", m.to_owned())
+            }
+            None => Fail(500, "INTERNAL", crate::failure::internal(&e)),
+        }
     }
 }
 

@@ -88,8 +88,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
     let caller = match caller {
         Ok(c) => c,
         Err(AuthError::Store(err)) => {
-            tracing::error!(error = %err, "token endpoint: store read failed");
-            return super::error(500, "UNKNOWN", "storage failed; try again");
+            return super::error(500, "UNKNOWN", &crate::failure::internal(&err));
         }
         Err(AuthError::Invalid(why)) => {
             if let Some(wait) = auth.failed(ctx, why) {
@@ -112,8 +111,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
     let access = match grants(e, auth, &caller, &parsed) {
         Ok(a) => a,
         Err(err) => {
-            tracing::error!(error = %err, "token endpoint: store read failed");
-            return super::error(500, "UNKNOWN", "storage failed; try again");
+            return super::error(500, "UNKNOWN", &crate::failure::internal(&err));
         }
     };
     let lifetime = auth.settings.bearer_lifetime.as_secs();

@@ -1,0 +1,102 @@
+//! The metadata database's handle, which the committer reopens after a failed write.
+//!
+//! After an I/O error (a full disk) redb latches: every later write transaction answers
+//! `PreviousIo` until the database is closed and opened again, even once the disk has room.
+//! So after a failed batch the committer closes the handle and opens the file afresh (the
+//! open re-reads what is durable: the last committed transaction; nothing a failed batch
+//! began shows). This is not a retried `fsync`: nothing the failed write left in memory is
+//! written again. Packs keep their rule (a failed pack stays latched, `commit.rs`).
+//!
+//! Writers are held by construction: the committer is the only writer and reopens between
+//! batches, while every caller's write waits in its queue. Readers hold the lock only to
+//! begin a transaction, so a reopen waits for no reader; a read begun on the old handle and
+//! still running when it closes fails (`DatabaseClosed`), and the caller answers 500: it
+//! never sees anything half-written.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+use crate::StoreError;
+
+pub(crate) struct MetaDb {
+    path: PathBuf,
+    /// `None` only between closing the old handle and opening the new, and after an open
+    /// that failed (the next batch tries again).
+    db: RwLock<Option<Database>>,
+    /// Why the store is unhealthy: the last batch failed, or the database could not be
+    /// opened again; `None` once a batch commits.
+    failing: Mutex<Option<String>>,
+}
+
+impl MetaDb {
+    pub(crate) fn new(path: PathBuf, db: Database) -> MetaDb {
+        MetaDb {
+            path,
+            db: RwLock::new(Some(db)),
+            failing: Mutex::new(None),
+        }
+    }
+
+    fn closed() -> StoreError {
+        StoreError::new("metadata database: being reopened after a failed write")
+    }
+
+    pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        Ok(g.as_ref().ok_or_else(Self::closed)?.begin_read()?)
+    }
+
+    /// For the committer (and `open`) only: the one writer.
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        Ok(g.as_ref().ok_or_else(Self::closed)?.begin_write()?)
+    }
+
+    /// Whether a write can no longer begin on this handle (redb latched it, or it is
+    /// closed). The probe writes nothing: the transaction is dropped, i.e. aborted.
+    pub(crate) fn latched(&self) -> bool {
+        self.begin_write().is_err()
+    }
+
+    /// Closes the handle and opens the file again. The committer calls it between batches,
+    /// so no write transaction is alive.
+    pub(crate) fn reopen(&self) -> Result<(), StoreError> {
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = g.take() {
+            // A latched handle reports its latch here; closing it is all that is wanted.
+            let _ = old.close();
+        }
+        *g = Some(Database::create(&self.path)?);
+        Ok(())
+    }
+
+    /// Opens the file again if an earlier reopen failed.
+    pub(crate) fn reopen_if_closed(&self) -> Result<(), StoreError> {
+        let closed = self.db.read().unwrap_or_else(|p| p.into_inner()).is_none();
+        if closed {
+            self.reopen()?;
+        }
+        Ok(())
+    }
+
+    /// Why the store is unhealthy, if it is.
+    pub(crate) fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the outcome of a batch; returns the new state if it changed.
+    pub(crate) fn set_failing(&self, why: Option<String>) -> Option<Option<String>> {
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_some() == why.is_some() {
+            *f = why;
+            return None;
+        }
+        *f = why.clone();
+        Some(why)
+    }
+}

@@ -1,0 +1,35 @@
+//! Failures of the store as clients see them. Engine text names files and pack ids, which
+//! are no client's business: the client is told an internal error happened, with a request
+//! id, and the ERROR log line carries the detail under the same id. A write refused for
+//! lack of space is the client's to know (507, with what to do).
+
+use berth_core::Reply;
+use berth_engine::StoreError;
+use std::fmt::Display;
+
+/// Logs `detail` under a fresh request id; returns what the client is told.
+pub fn internal(detail: &dyn Display) -> String {
+    let id = request_id();
+    tracing::error!(request_id = %id, error = %detail, "internal error");
+    format!("internal error (request id {id})")
+}
+
+/// The reply to a request the store failed: 507 when it is full, else an internal error.
+pub fn store_reply(e: &StoreError) -> Reply {
+    match e.full_message() {
+        Some(m) => {
+            tracing::warn!(error = %e, "write refused: the store is full");
+            Reply::StoreFull(m.to_owned())
+        }
+        None => Reply::Failed(internal(e)),
+    }
+}
+
+/// 16 hex digits, random: unique enough to find one line in a log.
+fn request_id() -> String {
+    match crate::secret::random_bytes(8) {
+        Ok(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        // No randomness: the time still tells the lines of one log apart.
+        Err(_) => format!("{:016x}", crate::reactor::unix_now()),
+    }
+}
