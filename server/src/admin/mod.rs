@@ -458,7 +458,7 @@ mod tests {
         assert!(out.starts_with("dry run: nothing was changed"), "{out}");
         assert!(out.contains("blobs removed:      2\n"), "{out}");
         assert!(
-            out.contains("blob bytes removed: 3145728 (3.0 MiB)\n"),
+            out.contains("blob bytes removed: 3145728 (3 MiB)\n"),
             "{out}"
         );
         assert!(reqs[0].starts_with("POST /api/v1/gc?dry_run=true HTTP/1.1"));
