@@ -882,13 +882,7 @@ fn secrets_never_reach_the_server_log() {
     let log_path = dir.path().join("server.log");
     let data = dir.path().join("data");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut cmd = berth(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let mut cmd = serve_command(&data, &[]);
     cmd.env("BERTH_LOG", "trace");
     let mut srv = Server::spawn_logging_to(cmd, Stdio::from(log));
     let t = bearer_for(&srv, Some(&srv.auth()), "repository:acme/web/app:pull,push");

@@ -16,13 +16,7 @@ fn serve_limited(
     limit: u64,
     env: &[(&str, &str)],
 ) -> Server {
-    let mut cmd = berth(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let mut cmd = serve_command(data, &[]);
     // Two event loops whatever the machine: each holds descriptors of its own.
     cmd.env("BERTH_THREADS", "2").envs(env.iter().copied());
     let lim = libc::rlimit {

@@ -13,15 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// `berth serve` under umask 022 (what most shells have), its log in `log`.
 fn serve(data: &Path, log: &Path, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = berth(&args);
+    let mut cmd = serve_command(data, extra);
     // SAFETY: only umask, async-signal-safe, between fork and exec.
     unsafe {
         cmd.pre_exec(|| {

@@ -241,15 +241,7 @@ fn an_unusable_data_directory_is_reported_with_exit_code_2() {
     // A directory another berth holds.
     let dir = tempfile::tempdir().unwrap();
     let _first = Server::start(dir.path());
-    let out = berth(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        dir.path().to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    let out = serve_command(dir.path(), &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another berth (pid"), "{err}");

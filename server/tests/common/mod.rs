@@ -38,19 +38,26 @@ pub fn berth(args: &[&str]) -> Command {
     c
 }
 
+/// `berth serve` on a free loopback port over `data`, with `extra` arguments.
+pub fn serve_command(data: &std::path::Path, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    berth(&args)
+}
+
 impl Server {
     pub fn start(data: &std::path::Path) -> Server {
         Server::start_with(data, &[])
     }
 
     pub fn start_with(data: &std::path::Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = berth(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.to_str().unwrap(),
-        ]);
+        let mut cmd = serve_command(data, &[]);
         cmd.envs(env.iter().copied());
         Server::spawn(cmd)
     }
