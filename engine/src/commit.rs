@@ -120,6 +120,10 @@ pub(crate) enum Op {
     Tenancy(tenancy::Op),
     /// Writes nothing; answered once everything queued before it has committed.
     Barrier,
+    /// Takes manifests off the package queue (`package_queue.rs`).
+    PackageDone {
+        items: Vec<(String, Vec<u8>)>,
+    },
     /// Writes a session's row again, durably (`sync_upload`); answered once it and
     /// everything queued before it are durable.
     KeepUpload {
@@ -220,6 +224,7 @@ pub(crate) struct Tables<'t> {
     pub(crate) refs: Table<'t, RepoKeyPair, u8>,
     pub(crate) uploads: Table<'t, &'static str, &'static [u8]>,
     pub(crate) packs: Table<'t, u64, &'static [u8]>,
+    pub(crate) package_queue: Table<'t, RepoKey, ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -235,6 +240,7 @@ impl<'t> Tables<'t> {
             refs: txn.open_table(schema::MANIFEST_REFS)?,
             uploads: txn.open_table(schema::UPLOADS)?,
             packs: txn.open_table(schema::PACKS)?,
+            package_queue: txn.open_table(schema::PACKAGE_QUEUE)?,
         })
     }
 }
@@ -300,6 +306,14 @@ impl Committer {
     /// Forgets a session's row; returns at once (see [`Committer::post`]).
     pub(crate) fn drop_upload(&self, id: UploadId) -> Result<(), StoreError> {
         self.post(Op::DropUpload { id })
+    }
+
+    /// Removes package-queue rows, durably.
+    pub(crate) fn package_done(&self, items: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        match self.submit(Op::PackageDone { items })? {
+            Outcome::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
     }
 
     /// Returns once every write queued before it (session rows included) has committed.
@@ -811,6 +825,12 @@ impl State {
                 Ok(Outcome::Unit)
             }
             Op::Barrier => Ok(Outcome::Unit),
+            Op::PackageDone { items } => {
+                for (repo, kb) in items {
+                    t.package_queue.remove((repo.as_str(), &kb[..]))?;
+                }
+                Ok(Outcome::Unit)
+            }
             Op::KeepUpload { id, .. } if self.ended.contains(id) => Ok(Outcome::Unit),
             Op::KeepUpload { id, row } => {
                 t.uploads

@@ -84,6 +84,7 @@ mod manifest_cache;
 mod metadb;
 mod pack;
 pub mod package;
+mod package_queue;
 mod recover;
 mod schema;
 mod space;

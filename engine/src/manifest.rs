@@ -168,6 +168,8 @@ pub(crate) fn apply_put(
             .insert((repo, &kb[..], &k.encode()[..]), schema::REF_MANIFEST)?;
     }
     t.repos.insert(repo, ())?;
+    // Its package details are worked out after the push is acknowledged, off its path.
+    t.package_queue.insert((repo, &kb[..]), ())?;
     Ok(Ok(()))
 }
 
@@ -192,6 +194,7 @@ pub(crate) fn apply_delete(
             };
             let row = schema::decode_manifest(old.value())?;
             drop(old);
+            t.package_queue.remove((repo, &kb[..]))?;
             if let Some(s) = row.subject {
                 let sb = s.encode();
                 t.referrers.remove((repo, &sb[..], &kb[..]))?;

@@ -83,6 +83,8 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
     let mut max_pack = 0u64;
     let mut named_packs = BTreeSet::new();
     let mut sessions_found = Vec::new();
+    // Manifests stored before the package queue existed are queued by the upgrade.
+    let mut queue_all = false;
     {
         let mut meta = txn.open_table(schema::META)?;
         let version = meta
@@ -101,6 +103,9 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
                     "upgraded the store from schema version {v} to {}",
                     schema::SCHEMA_VERSION
                 ));
+                if v < 3 {
+                    queue_all = true;
+                }
             }
             Some(v) => {
                 return Err(StoreError::new(format!(
@@ -114,6 +119,10 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
         // Creates every table, so read transactions never meet a missing one.
         drop(TenancyTables::open(&txn)?);
         let mut t = Tables::open(&txn)?;
+        if queue_all {
+            let n = crate::package_queue::queue_every_manifest(&mut t)?;
+            repaired.push(format!("queued {n} manifests for package details"));
+        }
 
         // Pack tails past their committed length were never named by a committed row.
         for entry in t.packs.iter()? {
@@ -285,14 +294,44 @@ mod tests {
         assert!(report
             .repaired
             .iter()
-            .any(|r| r.contains("schema version 1 to 2")));
+            .any(|r| r.contains("schema version 1 to 3")));
         assert!(e.list_orgs().unwrap().is_empty());
         e.create_org("acme", 1).unwrap();
         drop(e);
 
         set_version(dir.path(), schema::SCHEMA_VERSION + 1, false);
         let refused = Engine::open(dir.path(), EngineOptions::default());
-        assert!(refused.is_err_and(|e| e.to_string().contains("schema version 3")));
+        assert!(refused.is_err_and(|e| e.to_string().contains("schema version 4")));
+    }
+
+    #[test]
+    fn a_schema_2_store_queues_its_manifests_for_package_details() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let m = crate::NewManifest {
+            key: crate::BlobKey::sha256_of(b"{}"),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            body: b"{}".to_vec(),
+            tags: vec!["t".into()],
+            blobs: vec![],
+            external: vec![],
+            manifests: vec![],
+            subject: None,
+        };
+        let key = m.key.clone();
+        let _ = e.put_manifest("app", m).unwrap();
+        e.package_done(&[("app".into(), key.clone())]).unwrap();
+        assert!(e.package_queue(10).unwrap().is_empty());
+        drop(e);
+        // A version 2 store had no queue: its manifests were never queued.
+        set_version(dir.path(), 2, false);
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        assert_eq!(e.package_queue(10).unwrap(), [("app".to_owned(), key)]);
+        let report = e.check().unwrap();
+        assert!(report
+            .repaired
+            .iter()
+            .any(|r| r.contains("queued 1 manifests")));
     }
 
     /// Every directory and file the store makes is its owner's alone (private layers),

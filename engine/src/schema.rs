@@ -24,10 +24,10 @@ pub(crate) type RepoKeyPair = (&'static str, &'static [u8], &'static [u8]);
 /// History: 1, blobs/manifests/uploads/packs; 2, adds the tenancy tables ([`ORGS`] to
 /// [`AUDIT`]). A version-1 store is upgraded at open by creating those tables (nothing is
 /// rewritten), see [`SCHEMA_UPGRADABLE`].
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// Older versions `open` upgrades in place rather than refusing.
-pub(crate) const SCHEMA_UPGRADABLE: &[u32] = &[1];
+pub(crate) const SCHEMA_UPGRADABLE: &[u32] = &[1, 2];
 
 /// Store-wide values: `"schema"` → u32 LE.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -70,6 +70,13 @@ pub(crate) const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("u
 /// Pack id → [`PackRow`] (see [`encode_pack`]): bytes past `committed_len` in a pack file are
 /// not named by any committed row and are cut off at open.
 pub(crate) const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
+
+/// Manifests whose package details are still to be worked out: (repository, manifest
+/// key) → (). Written in the manifest's own commit and removed once the indexer has
+/// recorded them or the manifest is deleted, so a crash or restart resumes the queue
+/// (`package_queue.rs`). Version 3; an upgrade queues every manifest already stored.
+pub(crate) const PACKAGE_QUEUE: TableDefinition<RepoKey, ()> =
+    TableDefinition::new("package_queue");
 
 // --- tenancy (schema 2) -------------------------------------------------------------------
 

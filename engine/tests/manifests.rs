@@ -310,3 +310,47 @@ fn large_manifests_are_stored_whole() {
         .unwrap();
     assert_eq!(got.body.len(), 4 << 20);
 }
+
+#[test]
+fn every_stored_manifest_waits_in_the_package_queue_until_done_or_deleted_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let (cfg, _) = push(&e, "app", b"{config}");
+    let one = manifest("{\"m\":1}", &["1"], std::slice::from_ref(&cfg));
+    let two = manifest("{\"m\":2}", &["2"], std::slice::from_ref(&cfg));
+    let three = manifest("{\"m\":3}", &[], std::slice::from_ref(&cfg));
+    let (k1, k2, k3) = (one.key.clone(), two.key.clone(), three.key.clone());
+    for m in [one, two, three] {
+        let _ = e.put_manifest("app", m).unwrap();
+    }
+    let queued = |e: &berth_engine::Engine| {
+        let mut q: Vec<BlobKey> = e
+            .package_queue(100)
+            .unwrap()
+            .into_iter()
+            .map(|(r, k)| {
+                assert_eq!(r, "app");
+                k
+            })
+            .collect();
+        q.sort();
+        q
+    };
+    let mut all = vec![k1.clone(), k2.clone(), k3.clone()];
+    all.sort();
+    assert_eq!(queued(&e), all, "queued in the manifest's own commit");
+    assert_eq!(e.package_queue(2).unwrap().len(), 2);
+    // A crash or restart resumes the queue.
+    drop(e);
+    let e = open(dir.path());
+    assert_eq!(queued(&e), all);
+    // Done: off the queue, durably. Deleted: off with its manifest; a tag delete keeps it.
+    e.package_done(&[("app".to_owned(), k1.clone())]).unwrap();
+    let _ = e.delete_manifest("app", ManifestRef::Key(&k2)).unwrap();
+    let _ = e.delete_manifest("app", ManifestRef::Tag("1")).unwrap();
+    assert_eq!(queued(&e), vec![k3.clone()]);
+    drop(e);
+    let e = open(dir.path());
+    assert_eq!(queued(&e), vec![k3]);
+    assert_clean(&e);
+}
