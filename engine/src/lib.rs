@@ -104,6 +104,7 @@ pub use error::{AppendError, FinishError, PutManifestError, StoreError};
 pub use gc::{GcError, GcOptions, GcReport};
 pub use keys::{Alg, BlobKey};
 pub use pack::map::{BlobWindow, PackFile};
+pub use pack::reader::BlobReader;
 pub use space::{default_min_free_bytes, fs_space, FsSpace, DEFAULT_MIN_FREE_BYTES};
 pub use tenancy::{
     is_slug, slug_of, AuditRec, OrgRec, RegistryRec, TenancyError, TokenKind, TokenRec, Visibility,
@@ -532,6 +533,12 @@ impl Engine {
     /// The open pack file, to send blobs from (through [`PackFile::window`]).
     pub fn pack_file(&self, pack: u64) -> Result<Arc<PackFile>, StoreError> {
         self.inner.packs.file(pack)
+    }
+
+    /// A blob's bytes as a stream (`Read`), for work off the event loops that reads whole
+    /// blobs too large to hold: listing a layer, checksumming a Download.
+    pub fn blob_reader(&self, loc: BlobLoc) -> Result<BlobReader, StoreError> {
+        BlobReader::new(&self.inner.packs, loc)
     }
 
     /// Reads a whole blob (for the indexer, manifests of blobs, tests).

@@ -493,3 +493,38 @@ fn below_min_free_bytes_uploads_are_refused_as_full_and_deletes_still_commit() {
     push(&e, "r", &data(4, 100));
     assert_clean(&e);
 }
+
+/// A layer pushed as a blob streams back through `blob_reader` (its own pack when large,
+/// the shared pack when small), byte-exact, and lists as the tar it is.
+#[test]
+fn blobs_stream_back_through_a_reader_and_layers_list_from_the_store() {
+    use berth_engine::package::{scan_layer, ScanLimits};
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let layer = |files: usize, size: usize| {
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(size as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, format!("usr/share/f{i}"), &data(i as u64, size)[..])
+                .unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    };
+    // Random contents do not compress: 40 files of 64 KiB make a blob past small_blob_bytes.
+    for (blob, files) in [(layer(40, 64 << 10), 40), (layer(3, 100), 3)] {
+        let (_, loc) = push(&e, "app", &blob);
+        let mut back = Vec::new();
+        e.blob_reader(loc).unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == blob, "{} bytes back of {}", back.len(), blob.len());
+        let listing = scan_layer(e.blob_reader(loc).unwrap(), &[], &ScanLimits::default());
+        assert!(listing.complete(), "{listing:?}");
+        assert_eq!(listing.entries().count(), files);
+    }
+}

@@ -266,6 +266,50 @@ fn close_least_recent(
     }
 }
 
+/// A blob's bytes as a `Read`, by `pread` from its pack: for the work that streams whole
+/// blobs off the event loops (listing a layer, the Download's checksums) without mapping or
+/// copying them whole. It holds its pack file, so the file stays open while it reads even
+/// if the cache closes it meanwhile.
+pub struct BlobReader {
+    file: Arc<PackFile>,
+    pos: u64,
+    end: u64,
+}
+
+impl BlobReader {
+    pub(crate) fn new(cache: &PackCache, loc: BlobLoc) -> Result<BlobReader, StoreError> {
+        let end = loc
+            .offset
+            .checked_add(loc.len)
+            .ok_or_else(|| StoreError::new(format!("blob location {loc:?} overflows")))?;
+        Ok(BlobReader {
+            file: cache.file(loc.pack)?,
+            pos: loc.offset,
+            end,
+        })
+    }
+}
+
+impl std::io::Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.file.file().read_at(&mut buf[..n], self.pos)?;
+        if got == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("pack {} ends inside a blob", self.file.id()),
+            ));
+        }
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
