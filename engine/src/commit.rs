@@ -120,9 +120,14 @@ pub(crate) enum Op {
     Tenancy(tenancy::Op),
     /// Writes nothing; answered once everything queued before it has committed.
     Barrier,
-    /// Takes manifests off the package queue (`package_queue.rs`).
+    /// Takes manifests off the package queue (`package_store.rs`).
     PackageDone {
         items: Vec<(String, Vec<u8>)>,
+    },
+    /// Records a layer's listing (encoded key, encoded listing) while the blob is stored.
+    PutListing {
+        key: Vec<u8>,
+        listing: Vec<u8>,
     },
     /// Writes a session's row again, durably (`sync_upload`); answered once it and
     /// everything queued before it are durable.
@@ -225,6 +230,7 @@ pub(crate) struct Tables<'t> {
     pub(crate) uploads: Table<'t, &'static str, &'static [u8]>,
     pub(crate) packs: Table<'t, u64, &'static [u8]>,
     pub(crate) package_queue: Table<'t, RepoKey, ()>,
+    pub(crate) layer_listings: Table<'t, &'static [u8], &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -241,6 +247,7 @@ impl<'t> Tables<'t> {
             uploads: txn.open_table(schema::UPLOADS)?,
             packs: txn.open_table(schema::PACKS)?,
             package_queue: txn.open_table(schema::PACKAGE_QUEUE)?,
+            layer_listings: txn.open_table(schema::LAYER_LISTINGS)?,
         })
     }
 }
@@ -306,6 +313,14 @@ impl Committer {
     /// Forgets a session's row; returns at once (see [`Committer::post`]).
     pub(crate) fn drop_upload(&self, id: UploadId) -> Result<(), StoreError> {
         self.post(Op::DropUpload { id })
+    }
+
+    /// Records a layer listing, durably.
+    pub(crate) fn put_listing(&self, key: Vec<u8>, listing: Vec<u8>) -> Result<(), StoreError> {
+        match self.submit(Op::PutListing { key, listing })? {
+            Outcome::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
     }
 
     /// Removes package-queue rows, durably.
@@ -825,6 +840,13 @@ impl State {
                 Ok(Outcome::Unit)
             }
             Op::Barrier => Ok(Outcome::Unit),
+            Op::PutListing { key, listing } => {
+                // A blob collected since it was listed takes no listing with it.
+                if t.blobs.get(&key[..])?.is_some() {
+                    t.layer_listings.insert(&key[..], &listing[..])?;
+                }
+                Ok(Outcome::Unit)
+            }
             Op::PackageDone { items } => {
                 for (repo, kb) in items {
                     t.package_queue.remove((repo.as_str(), &kb[..]))?;

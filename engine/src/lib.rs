@@ -84,7 +84,7 @@ mod manifest_cache;
 mod metadb;
 mod pack;
 pub mod package;
-mod package_queue;
+mod package_store;
 mod recover;
 mod schema;
 mod space;

@@ -120,7 +120,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
         drop(TenancyTables::open(&txn)?);
         let mut t = Tables::open(&txn)?;
         if queue_all {
-            let n = crate::package_queue::queue_every_manifest(&mut t)?;
+            let n = crate::package_store::queue_every_manifest(&mut t)?;
             repaired.push(format!("queued {n} manifests for package details"));
         }
 

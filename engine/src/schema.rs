@@ -74,9 +74,15 @@ pub(crate) const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("pack
 /// Manifests whose package details are still to be worked out: (repository, manifest
 /// key) → (). Written in the manifest's own commit and removed once the indexer has
 /// recorded them or the manifest is deleted, so a crash or restart resumes the queue
-/// (`package_queue.rs`). Version 3; an upgrade queues every manifest already stored.
+/// (`package_store.rs`). Version 3; an upgrade queues every manifest already stored.
 pub(crate) const PACKAGE_QUEUE: TableDefinition<RepoKey, ()> =
     TableDefinition::new("package_queue");
+
+/// What a layer holds, by the layer blob's key → [`encode_layer_listing`]: listed once per
+/// layer however many images share it, removed with the blob by garbage collection.
+/// Version 3.
+pub(crate) const LAYER_LISTINGS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("layer_listings");
 
 // --- tenancy (schema 2) -------------------------------------------------------------------
 
@@ -548,8 +554,210 @@ pub(crate) fn decode_schema_version(b: &[u8]) -> Result<u32, Corrupt> {
     Reader(b).u32("schema version")
 }
 
+/// A layer listing's encoded size past which further entries are left out (and the listing
+/// marked truncated): one redb value stays far below what a length prefix can say.
+const LISTING_MAX_BYTES: usize = 512 << 20;
+
+/// A layer listing: flags u8 (1 truncated, 2 error), skipped u64, uncompressed bytes u64,
+/// error (bytes, empty if none), changes u32 then each: tag u8 (0 entry, 1 whiteout,
+/// 2 opaque), path (bytes), and for an entry kind u8, size u64, mode u32, uid u64, gid u64,
+/// mtime u64, link flag u8 then link (bytes) if 1; captured files u32 then (path, bytes).
+pub(crate) fn encode_layer_listing(l: &crate::package::LayerListing) -> Vec<u8> {
+    use crate::package::layer::LayerChange;
+    let mut out = Vec::with_capacity(64 + 48 * l.changes.len());
+    let mut body = Vec::with_capacity(48 * l.changes.len());
+    let mut kept = 0u32;
+    let mut truncated = l.truncated;
+    for c in &l.changes {
+        if body.len() > LISTING_MAX_BYTES || kept == u32::MAX {
+            truncated = true;
+            break;
+        }
+        kept += 1;
+        match c {
+            LayerChange::Entry(e) => {
+                body.push(0);
+                put_bytes(&mut body, &e.path);
+                body.push(entry_kind_byte(e.kind));
+                body.extend_from_slice(&e.size.to_le_bytes());
+                body.extend_from_slice(&e.mode.to_le_bytes());
+                body.extend_from_slice(&e.uid.to_le_bytes());
+                body.extend_from_slice(&e.gid.to_le_bytes());
+                body.extend_from_slice(&e.mtime.to_le_bytes());
+                match &e.link {
+                    Some(t) => {
+                        body.push(1);
+                        put_bytes(&mut body, t);
+                    }
+                    None => body.push(0),
+                }
+            }
+            LayerChange::Whiteout(p) => {
+                body.push(1);
+                put_bytes(&mut body, p);
+            }
+            LayerChange::Opaque(p) => {
+                body.push(2);
+                put_bytes(&mut body, p);
+            }
+        }
+    }
+    let flags = u8::from(truncated) | (u8::from(l.error.is_some()) << 1);
+    out.push(flags);
+    out.extend_from_slice(&l.skipped.to_le_bytes());
+    out.extend_from_slice(&l.uncompressed_bytes.to_le_bytes());
+    put_bytes(&mut out, l.error.as_deref().unwrap_or("").as_bytes());
+    out.extend_from_slice(&kept.to_le_bytes());
+    out.extend_from_slice(&body);
+    let captured = u32::try_from(l.captured.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&captured.to_le_bytes());
+    for (p, b) in l.captured.iter().take(captured as usize) {
+        put_bytes(&mut out, p);
+        put_bytes(&mut out, b);
+    }
+    out
+}
+
+fn entry_kind_byte(k: crate::package::EntryKind) -> u8 {
+    use crate::package::EntryKind::*;
+    match k {
+        File => 0,
+        Dir => 1,
+        Symlink => 2,
+        HardLink => 3,
+        CharDevice => 4,
+        BlockDevice => 5,
+        Fifo => 6,
+        Other => 7,
+    }
+}
+
+pub(crate) fn decode_layer_listing(b: &[u8]) -> Result<crate::package::LayerListing, Corrupt> {
+    use crate::package::layer::{LayerChange, LayerEntry};
+    use crate::package::EntryKind::*;
+    const W: &str = "layer listing";
+    let mut r = Reader(b);
+    let flags = r.u8(W)?;
+    let skipped = r.u64(W)?;
+    let uncompressed_bytes = r.u64(W)?;
+    let error = r.string(W)?;
+    let n = r.u32(W)?;
+    // Each change takes at least 5 bytes: a count past what is left is corrupt, not a
+    // reason to reserve memory.
+    let mut changes = Vec::with_capacity((n as usize).min(b.len() / 5));
+    for _ in 0..n {
+        let tag = r.u8(W)?;
+        let path: Box<[u8]> = r.bytes(W)?.into();
+        changes.push(match tag {
+            0 => {
+                let kind = match r.u8(W)? {
+                    0 => File,
+                    1 => Dir,
+                    2 => Symlink,
+                    3 => HardLink,
+                    4 => CharDevice,
+                    5 => BlockDevice,
+                    6 => Fifo,
+                    7 => Other,
+                    _ => return Err(Corrupt(W)),
+                };
+                let size = r.u64(W)?;
+                let mode = r.u32(W)?;
+                let uid = r.u64(W)?;
+                let gid = r.u64(W)?;
+                let mtime = r.u64(W)?;
+                let link = match r.u8(W)? {
+                    0 => None,
+                    1 => Some(r.bytes(W)?.into()),
+                    _ => return Err(Corrupt(W)),
+                };
+                LayerChange::Entry(LayerEntry {
+                    path,
+                    kind,
+                    size,
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    link,
+                })
+            }
+            1 => LayerChange::Whiteout(path),
+            2 => LayerChange::Opaque(path),
+            _ => return Err(Corrupt(W)),
+        });
+    }
+    let m = r.u32(W)?;
+    let mut captured = Vec::with_capacity((m as usize).min(b.len() / 8));
+    for _ in 0..m {
+        let p: Box<[u8]> = r.bytes(W)?.into();
+        captured.push((p, r.bytes(W)?.to_vec()));
+    }
+    if !r.0.is_empty() {
+        return Err(Corrupt(W));
+    }
+    Ok(crate::package::LayerListing {
+        changes,
+        captured,
+        skipped,
+        truncated: flags & 1 != 0,
+        error: (flags & 2 != 0).then_some(error),
+        uncompressed_bytes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn layer_listings_round_trip_and_truncations_are_corrupt() {
+        use crate::package::layer::{LayerChange, LayerEntry};
+        use crate::package::{EntryKind, LayerListing};
+        let l = LayerListing {
+            changes: vec![
+                LayerChange::Entry(LayerEntry {
+                    path: b"usr/bin/x".to_vec().into(),
+                    kind: EntryKind::Symlink,
+                    size: 0,
+                    mode: 0o777,
+                    uid: 1,
+                    gid: 2,
+                    mtime: 3,
+                    link: Some(b"y".to_vec().into()),
+                }),
+                LayerChange::Entry(LayerEntry {
+                    path: vec![0xff, b'a'].into(),
+                    kind: EntryKind::File,
+                    size: u64::MAX,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    mtime: 0,
+                    link: None,
+                }),
+                LayerChange::Whiteout(b"etc/motd".to_vec().into()),
+                LayerChange::Opaque(Vec::new().into()),
+            ],
+            captured: vec![(b"etc/os-release".to_vec().into(), b"ID=x".to_vec())],
+            skipped: 7,
+            truncated: true,
+            error: Some("corrupt deflate stream".into()),
+            uncompressed_bytes: 12345,
+        };
+        let enc = encode_layer_listing(&l);
+        assert_eq!(decode_layer_listing(&enc).unwrap(), l);
+        let plain = LayerListing::default();
+        assert_eq!(
+            decode_layer_listing(&encode_layer_listing(&plain)).unwrap(),
+            plain
+        );
+        for n in 0..enc.len() {
+            assert!(decode_layer_listing(&enc[..n]).is_err(), "prefix {n}");
+        }
+        let mut padded = enc.clone();
+        padded.push(0);
+        assert!(decode_layer_listing(&padded).is_err());
+    }
+
     use super::*;
     use crate::Alg;
 

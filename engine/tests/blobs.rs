@@ -528,3 +528,40 @@ fn blobs_stream_back_through_a_reader_and_layers_list_from_the_store() {
         assert_eq!(listing.entries().count(), files);
     }
 }
+
+/// A layer's listing is kept by its blob's key, across a reopen, and goes when garbage
+/// collection removes the blob; a blob no longer stored gets none.
+#[test]
+fn a_layer_listing_is_kept_with_its_blob_and_collected_with_it() {
+    use berth_engine::package::{scan_layer, ScanLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "etc/os-release", &b"A=1"[..])
+        .unwrap();
+    let blob = b.into_inner().unwrap();
+    let (key, loc) = push(&e, "app", &blob);
+    let capture: &[&[u8]] = &[b"etc/os-release"];
+    let listing = scan_layer(e.blob_reader(loc).unwrap(), capture, &ScanLimits::default());
+    assert_eq!(e.layer_listing(&key).unwrap(), None);
+    e.put_layer_listing(&key, &listing).unwrap();
+    drop(e);
+    let e = open(dir.path());
+    assert_eq!(e.layer_listing(&key).unwrap().as_ref(), Some(&listing));
+    assert_eq!(e.unlink_blob("app", &key).unwrap(), DeleteOutcome::Deleted);
+    let report = e
+        .collect_garbage(berth_engine::GcOptions::standard())
+        .unwrap();
+    assert_eq!(report.blobs_removed, 1, "{report:?}");
+    assert_eq!(e.layer_listing(&key).unwrap(), None);
+    e.put_layer_listing(&key, &listing).unwrap();
+    assert_eq!(
+        e.layer_listing(&key).unwrap(),
+        None,
+        "not stored, not listed"
+    );
+    assert_clean(&e);
+}

@@ -1,14 +1,20 @@
+//! The package index's rows in the store.
+//!
 //! The package queue: which manifests still wait for their package details (contents,
 //! checksums, facts). A manifest PUT adds its row in the manifest's own transaction, so an
 //! acknowledged push is always queued, and a crash or restart resumes where it was; the
 //! indexer takes rows off with [`Engine::package_done`] once it has recorded them, and a
 //! manifest DELETE removes its row with the manifest. Nothing here runs on a push's path
 //! beyond one row insert in a transaction that commits anyway.
+//!
+//! Layer listings: what each layer blob holds, by its key, listed once however many images
+//! share it and removed with the blob by garbage collection.
 
 use redb::ReadableTable;
 
 use crate::commit::Tables;
 use crate::keys::BlobKey;
+use crate::package::LayerListing;
 use crate::schema;
 use crate::{Engine, StoreError};
 
@@ -46,6 +52,27 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Records what the layer blob `key` holds (listed once, whatever number of images
+    /// share it). A blob no longer stored records nothing.
+    pub fn put_layer_listing(
+        &self,
+        key: &BlobKey,
+        listing: &LayerListing,
+    ) -> Result<(), StoreError> {
+        self.commit
+            .put_listing(key.encode(), schema::encode_layer_listing(listing))
+    }
+
+    /// What the layer blob `key` holds, once listed.
+    pub fn layer_listing(&self, key: &BlobKey) -> Result<Option<LayerListing>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(schema::LAYER_LISTINGS)?;
+        let Some(v) = table.get(&key.encode()[..])? else {
+            return Ok(None);
+        };
+        Ok(Some(schema::decode_layer_listing(v.value())?))
     }
 
     /// Takes manifests off the package queue (their details are recorded, or they are gone),
