@@ -88,6 +88,22 @@ impl BlobKey {
         }
     }
 
+    /// Parses `sha256:<hex>` or `sha512:<hex>` (lower-case hex of the algorithm's length),
+    /// as manifests name their blobs.
+    pub fn parse(digest: &str) -> Option<BlobKey> {
+        let (alg, hex) = digest.split_once(':')?;
+        let alg = match alg {
+            "sha256" => Alg::Sha256,
+            "sha512" => Alg::Sha512,
+            _ => return None,
+        };
+        if hex.len() != 2 * alg.hash_len() || hex.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let hash = hex::decode(hex).ok()?;
+        Some(BlobKey { alg, hash })
+    }
+
     /// Whether the hash has the algorithm's length; a key that does not can name nothing
     /// stored, since every stored key was computed by the engine.
     pub fn is_well_formed(&self) -> bool {
@@ -155,6 +171,16 @@ mod tests {
         assert_eq!(BlobKey::decode(&k5.encode()), Some(k5));
         assert_eq!(BlobKey::decode(&[1, 2, 3]), None);
         assert_eq!(BlobKey::decode(&[]), None);
+        assert_eq!(BlobKey::parse(&k.to_string()), Some(k.clone()));
+        for bad in [
+            "sha256:AB",
+            "md5:00",
+            "sha256",
+            "",
+            &k.to_string().to_uppercase(),
+        ] {
+            assert_eq!(BlobKey::parse(bad), None, "{bad}");
+        }
         let mut bad = k.encode();
         bad[0] = 9;
         assert_eq!(BlobKey::decode(&bad), None);

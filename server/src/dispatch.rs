@@ -211,6 +211,16 @@ impl Store {
     }
 
     /// Ends a running garbage collection after its current step.
+    /// The store, for the package indexer (which runs off the event loops and workers).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The counters, for the package indexer.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub fn cancel_garbage_collection(&self) {
         self.engine.cancel_garbage_collection();
     }

@@ -32,6 +32,7 @@ mod descriptors;
 mod dispatch;
 mod failure;
 mod housekeeping;
+mod indexer;
 mod logging;
 mod metrics;
 mod peers;
@@ -177,7 +178,15 @@ fn serve(flags: Flags) -> ExitCode {
             return ExitCode::from(EXIT_SETUP);
         }
     };
+    let indexer = match indexer::Indexer::start(store.clone()) {
+        Ok(i) => i,
+        Err(e) => {
+            warn_out!("berth: cannot start the package indexer thread: {e}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
     let end = reactor::serve(&cfg, listener, store, metrics);
+    indexer.stop();
     housekeeper.stop();
     // The engine (last Arc<Store> holder was the pool and reactors, now gone) has been
     // dropped and flushed by here; the lock goes last.

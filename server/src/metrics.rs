@@ -138,6 +138,10 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Opens (connections, upload files, packs) that failed for want of descriptors.
     pub descriptors_exhausted: AtomicU64,
+    /// Layers the indexer listed (each once, whatever number of images share it).
+    pub package_layers_listed: AtomicU64,
+    /// Manifests the indexer took off the package queue.
+    pub package_manifests_indexed: AtomicU64,
     /// Decisions by `AuthOutcome` (index in `AuthOutcome::ALL`).
     auth_outcomes: [AtomicU64; 7],
 }
@@ -152,6 +156,8 @@ impl Metrics {
             pack_disk_reads: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             descriptors_exhausted: AtomicU64::new(0),
+            package_layers_listed: AtomicU64::new(0),
+            package_manifests_indexed: AtomicU64::new(0),
             auth_outcomes: Default::default(),
         }
     }
@@ -235,7 +241,7 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
-        let gauges: [(&str, &str, &str, i128); 23] = [
+        let gauges: [(&str, &str, &str, i128); 25] = [
             (
                 "berth_store_healthy",
                 "gauge",
@@ -373,6 +379,18 @@ impl Metrics {
                 "counter",
                 "Accepts and file opens that failed because the process or system had no descriptor left.",
                 self.descriptors_exhausted.load(Relaxed) as i128,
+            ),
+            (
+                "berth_package_layers_listed_total",
+                "counter",
+                "Layers the package indexer has listed (once per layer digest).",
+                self.package_layers_listed.load(Relaxed) as i128,
+            ),
+            (
+                "berth_package_manifests_indexed_total",
+                "counter",
+                "Pushed manifests the package indexer has worked through.",
+                self.package_manifests_indexed.load(Relaxed) as i128,
             ),
         ];
         for (name, kind, help, v) in gauges {
