@@ -6,11 +6,14 @@ use crate::commit::{already_durable, Committer, Durable, Tables};
 use crate::keys::BlobKey;
 use crate::{schema, BlobLoc, DeleteOutcome, Inner, StoreError};
 
-/// The blob's location if `repo` links it.
+/// The blob's location if `repo` links it. `used`: a client's lookup, which counts as a
+/// use of the link for garbage collection's grace; the store's own reads (the package
+/// indexer) do not, or they would keep a deleted image's layers past it.
 pub(crate) fn stat(
     inner: &Inner,
     repo: &str,
     key: &BlobKey,
+    used: bool,
 ) -> Result<Option<BlobLoc>, StoreError> {
     if !key.is_well_formed() {
         return Ok(None);
@@ -26,7 +29,7 @@ pub(crate) fn stat(
         .get(&kb[..])?
         .map(|v| schema::decode_loc(v.value()))
         .transpose()?;
-    if loc.is_some() {
+    if loc.is_some() && used {
         // A client that found the blob here may be about to name it in a manifest: the
         // link is used. Garbage collection either sees this use when it checks the link,
         // or had marked the link as being removed before it checked, so before now.
@@ -63,11 +66,11 @@ pub(crate) fn mount(
     if !key.is_well_formed() {
         return Ok(None);
     }
-    if let Some(loc) = stat(inner, repo, key)? {
+    if let Some(loc) = stat(inner, repo, key, true)? {
         return Ok(Some(already_durable(loc)));
     }
     let available = match from {
-        Some(f) => stat(inner, f, key)?.is_some(),
+        Some(f) => stat(inner, f, key, true)?.is_some(),
         None => locate(inner, key)?.is_some(),
     };
     if !available {

@@ -499,7 +499,14 @@ impl Engine {
 
     /// Where `key`'s bytes are, if the blob is linked into `repo`.
     pub fn stat_blob(&self, repo: &str, key: &BlobKey) -> Result<Option<BlobLoc>, StoreError> {
-        blob::stat(&self.inner, repo, key)
+        blob::stat(&self.inner, repo, key, true)
+    }
+
+    /// [`stat_blob`](Self::stat_blob) for the store's own reads: it does not count as a use
+    /// of the link, so a deleted image's layers are collected on time however long the
+    /// package indexer took to reach them.
+    pub fn peek_blob(&self, repo: &str, key: &BlobKey) -> Result<Option<BlobLoc>, StoreError> {
+        blob::stat(&self.inner, repo, key, false)
     }
 
     /// Links `key` into `repo` if present in `from` (or anywhere, when `from` is None).

@@ -443,6 +443,8 @@ fn a_link_looked_up_mounted_or_opened_recently_stays() {
     let (c, _) = push(&e, "r", &data(703, 20_000));
     now.fetch_add(DAY - 10, SeqCst);
     assert!(e.stat_blob("r", &a).unwrap().is_some(), "a HEAD");
+    // The store's own look (the package indexer) is no use of the link.
+    assert!(e.peek_blob("r", &c).unwrap().is_some());
     let _ = e.mount_blob("s", &b, Some("r")).unwrap().unwrap();
     now.fetch_add(20, SeqCst);
     let r = gc(&e);

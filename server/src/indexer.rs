@@ -105,8 +105,9 @@ fn index_manifest(
         if e.layer_listing(&lk)?.is_some() {
             continue;
         }
-        // Not in this repository (any more): nothing to list here.
-        let Some(loc) = e.stat_blob(repo, &lk)? else {
+        // Not in this repository (any more): nothing to list here. A peek, not a use: the
+        // indexer must not hold a layer back from garbage collection.
+        let Some(loc) = e.peek_blob(repo, &lk)? else {
             continue;
         };
         let started = crate::reactor::now();

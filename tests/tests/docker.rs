@@ -97,3 +97,91 @@ fn docker_pushes_a_loaded_image_and_pulls_it_back_with_the_same_id() {
         "RepoDigests {digests} should name {pushed}"
     );
 }
+
+/// The Download's archive (`berth_engine::package::archive`), written from an image's
+/// blobs, loads in every tool that reads image archives: `docker load` (docker.io 20.10),
+/// `podman load`, and skopeo as `docker-archive:` and as `oci-archive:`; the loaded image
+/// has the pushed config.
+#[test]
+fn the_download_archive_loads_in_docker_podman_and_skopeo() {
+    use berth_engine::package::{ArchiveBlob, ArchivePlan, ArchiveSpec, Piece};
+    use berth_tests::clients::Podman;
+    use berth_tests::content::Blob;
+    let reg = Registry::start();
+    let img = Image::random(2, 200_000);
+    let blob = |b: &Blob| ArchiveBlob {
+        digest: b.digest.clone(),
+        size: b.bytes.len() as u64,
+    };
+    let layers: Vec<ArchiveBlob> = img.layers.iter().map(blob).collect();
+    let name = "127.0.0.1:5000/acme/web/download";
+    let plan = ArchivePlan::new(&ArchiveSpec {
+        manifest: blob(&img.manifest),
+        manifest_media_type: &img.manifest.media_type,
+        config: blob(&img.config),
+        layers: &layers,
+        repository: name,
+        tag: Some("1.0"),
+    })
+    .expect("a sha256 image lays out");
+    let all: Vec<&Blob> = [&img.manifest, &img.config]
+        .into_iter()
+        .chain(&img.layers)
+        .collect();
+    let mut bytes = Vec::new();
+    for p in plan.pieces(0..plan.len()) {
+        match p {
+            Piece::Bytes(b) => bytes.extend_from_slice(b),
+            Piece::Blob { digest, range } => {
+                let b = all
+                    .iter()
+                    .find(|b| b.digest == digest)
+                    .expect("a blob of the image");
+                bytes.extend_from_slice(&b.bytes[range.start as usize..range.end as usize]);
+            }
+        }
+    }
+    assert_eq!(bytes.len() as u64, plan.len());
+    let archive = reg.scratch("download").join("download.tar");
+    std::fs::write(&archive, &bytes).expect("write the archive");
+    let config_id = img.config.digest.clone();
+
+    let dockerd = Dockerd::start(&reg.scratch("docker"), &reg.host());
+    let out = dockerd.docker().arg("load").arg("-i").arg(&archive).run();
+    assert!(out.contains(&format!("{name}:1.0")), "docker load: {out}");
+    assert_eq!(dockerd.image_id(&format!("{name}:1.0")), config_id);
+
+    let podman = Podman::new(&reg.scratch("podman"));
+    let out = podman.cmd().arg("load").arg("-i").arg(&archive).run();
+    assert!(out.contains(&format!("{name}:1.0")), "podman load: {out}");
+
+    for transport in ["docker-archive", "oci-archive"] {
+        let dir = reg.scratch(transport).join("layout");
+        skopeo_copy(
+            &format!("{transport}:{}", archive.display()),
+            &format!("oci:{}:x", dir.display()),
+            &[],
+        );
+        // docker-archive: re-encodes the config; both keep its layers (diff_ids).
+        let blob = |digest: &str| -> serde_json::Value {
+            let path = dir.join("blobs/sha256").join(&digest[7..]);
+            let b = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{transport}: {} missing: {e}", path.display()));
+            serde_json::from_slice(&b).expect("JSON")
+        };
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index.json"))
+                .expect("JSON");
+        let manifest = blob(
+            index["manifests"][0]["digest"]
+                .as_str()
+                .expect("a manifest"),
+        );
+        let config = blob(manifest["config"]["digest"].as_str().expect("a config"));
+        let pushed: serde_json::Value = serde_json::from_slice(&img.config.bytes).unwrap();
+        assert_eq!(
+            config["rootfs"]["diff_ids"], pushed["rootfs"]["diff_ids"],
+            "{transport}"
+        );
+    }
+}
