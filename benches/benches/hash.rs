@@ -1,6 +1,6 @@
 //! Digest throughput on 16 MiB: the hardware bound under every push (SHA-256 as bytes
 //! stream in, spec §5.1) and under the package indexer's extra checksums (SHA-512, SHA-1,
-//! MD5; DESIGN.md "Package details"). A push cannot go faster than its SHA-256, so read the
+//! MD5; docs/architecture.md, "engine/"). A push cannot go faster than its SHA-256, so read the
 //! load generator's push MB/s against the `sha256` line here.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};

@@ -1,4 +1,4 @@
-//! Authorization in the request flow (AUTH-DESIGN.md, "Wire contract"; spec digest §9):
+//! Authorization in the request flow (docs/auth.md, "Decision"; spec digest §9):
 //! every `/v2/` request asks `Need::Authorize` once, before any other need or side effect,
 //! and a refusal is answered without touching storage or the body.
 
@@ -114,7 +114,7 @@ fn reply(conn: &mut Connection, id: NeedId, reply: Reply) {
     .unwrap();
 }
 
-/// Every `/v2/` route with the access the table of AUTH-DESIGN.md gives it.
+/// Every `/v2/` route with the access the table of docs/auth.md gives it.
 fn route_table() -> Vec<(Request, Access, Option<Access>)> {
     let d = sha256(b"blob");
     let ping = Access {

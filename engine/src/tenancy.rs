@@ -1,6 +1,6 @@
 //! Tenancy records (issue 3): organisations, registries, access tokens and the audit log.
 //!
-//! These are storage nouns only; who may do what is the server's business (AUTH-DESIGN.md,
+//! These are storage nouns only; who may do what is the server's business (docs/auth.md,
 //! "Authentication"). The engine keeps the invariants the server relies on:
 //! - every registry belongs to an existing organisation, and every org or registry a token
 //!   names exists when the token is created;

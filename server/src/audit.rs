@@ -1,4 +1,4 @@
-//! An organisation's audit log (AUTH-DESIGN.md, "Audit log"): who (token id, "admin" or
+//! An organisation's audit log (docs/auth.md, "Management API and audit log"): who (token id, "admin" or
 //! "anonymous"), what, on which target. Pushes and deletes of content hand their entries
 //! to the engine with the change ([`entry`]), so both commit in one transaction. The
 //! management API's changes are recorded after they happened ([`record`]); a failed

@@ -1,6 +1,6 @@
 //! What the first `berth serve` on an empty data folder creates: the bearer token key
 //! (`DATA/token-key`, 32 random bytes) and the admin token (`DATA/admin-token`), both mode
-//! 0600 (AUTH-DESIGN.md, "Admin token"). The admin secret is written to its file before
+//! 0600 (docs/auth.md, "Authentication"). The admin secret is written to its file before
 //! its record is stored: a crash in between leaves no admin token in the store, so the next
 //! start makes a new one and overwrites the file, instead of locking the operator out.
 

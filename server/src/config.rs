@@ -65,7 +65,7 @@ pub struct Config {
     pub auth: AuthSettings,
 }
 
-/// How callers are authenticated (AUTH-DESIGN.md, "Authentication").
+/// How callers are authenticated (docs/auth.md, "Authentication").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthSettings {
     /// The base URL clients reach the registry at (`https://registry.example.com`), for the

@@ -1,5 +1,5 @@
 //! One client connection: the socket, its `core::Connection`, and the bounded queue of output
-//! waiting for the socket. `on_ready` is the one drive function (STYLE.md, server/): read
+//! waiting for the socket. `on_ready` is the one drive function (docs/architecture.md, "server/"): read
 //! while the core wants bytes and the queue is below its high-water mark, drain the core's
 //! output after every input, flush.
 

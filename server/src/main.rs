@@ -1,5 +1,5 @@
 //! `berth`: the running program of the Berth OCI registry. Parses the command line, loads
-//! the configuration, prepares the data directory and runs the event loops (DESIGN.md,
+//! the configuration, prepares the data directory and runs the event loops (docs/architecture.md,
 //! server/). Start-up problems are reported as one line saying what to do, with exit code 2.
 
 #![deny(clippy::undocumented_unsafe_blocks)]

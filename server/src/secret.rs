@@ -1,7 +1,7 @@
 //! Secrets and the small primitives around them: random token secrets, SHA-256, HMAC-SHA256,
 //! base64 and constant-time comparison. A secret lives in a `Secret` whose `Debug` and
 //! `Display` redact, so no log line, panic message or `{:?}` of a request can carry one
-//! (STYLE.md, server/: "Logs never carry secrets").
+//! (docs/architecture.md, "server/").
 
 use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

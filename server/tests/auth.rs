@@ -1,4 +1,4 @@
-//! Multi-tenant access control on the real binary (issue 3; AUTH-DESIGN.md): challenges,
+//! Multi-tenant access control on the real binary (issue 3; docs/auth.md): challenges,
 //! the token endpoint as docker, podman and containerd use it, the decision table, token
 //! revocation and expiry, catalog filtering, mounts, lockout, the management API's errors,
 //! and that no secret reaches the log.

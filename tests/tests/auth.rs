@@ -1,4 +1,4 @@
-//! Multi-tenant access control (issue 3, AUTH-DESIGN.md) as users meet it: docker, skopeo,
+//! Multi-tenant access control (issue 3, docs/auth.md) as users meet it: docker, skopeo,
 //! podman and containerd log in and push or pull with organisation and registry tokens;
 //! what a token may not do fails in the client and leaves nothing behind; anonymous users
 //! pull public registries only; revocation and expiry bite at once; one organisation never
@@ -112,7 +112,7 @@ fn token_of(r: &Response) -> String {
     t.to_string()
 }
 
-/// A 401 that is what AUTH-DESIGN.md says: error JSON with UNAUTHORIZED and a Bearer
+/// A 401 that is what docs/auth.md says: error JSON with UNAUTHORIZED and a Bearer
 /// challenge whose realm is this server's token endpoint.
 #[track_caller]
 fn assert_401_challenge(reg: &Registry, r: &Response) -> String {

@@ -1,4 +1,4 @@
-//! `kill -9` in the middle of pushes (DESIGN.md "Durability"): after a restart the store is
+//! `kill -9` in the middle of pushes (docs/architecture.md, "engine/"): after a restart the store is
 //! consistent (`berth check`), everything acknowledged is still there with its digest, and
 //! whatever was in flight is either absent (404) or complete — never half-visible.
 

@@ -103,7 +103,7 @@ impl Op {
 
 impl Op {
     /// What the caller must be allowed (`.0`) and would like in addition (`.1`, the source
-    /// of a mount) for this operation: the table of AUTH-DESIGN.md, after spec digest §9.4.
+    /// of a mount) for this operation: the table of docs/auth.md, after spec digest §9.4.
     /// Closing, checking and cancelling an upload all need `pull,push` (clients never ask
     /// for `delete` on an upload, §9.4); deleting manifests and blobs needs `delete`.
     pub fn access(&self) -> (Access, Option<Access>) {

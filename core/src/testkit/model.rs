@@ -131,7 +131,7 @@ impl AuthRules {
         self
     }
 
-    /// The server's decision table (AUTH-DESIGN.md, "Decision"), without tenancy: invalid
+    /// The server's decision table (docs/auth.md, "Decision"), without tenancy: invalid
     /// credentials 401 `invalid_token`; covered → granted; anonymous → 401 with the scope;
     /// may pull but not more → 403 `DENIED`; otherwise 404 `NAME_UNKNOWN`.
     pub fn decide(&self, req: &AuthRequest) -> Auth {

@@ -1,6 +1,6 @@
 //! A minimal blocking HTTP/1.1 client for the management API: one request per connection
 //! (`Connection: close`), `http://` only, JSON in and out. Shipped code may not use an HTTP
-//! client library (BRIEF-COMMON.md), and the CLI needs no more than this.
+//! client library, and the CLI needs no more than this.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};

@@ -1,5 +1,5 @@
 //! The management commands (`berth org|registry|token|audit`): a thin client of the running
-//! server's management API (AUTH-DESIGN.md, "Management API" and "CLI"). They never open the
+//! server's management API (docs/auth.md, "Management API and audit log"). They never open the
 //! store themselves, so they work against a remote server and never race the one running.
 //! Errors are one line on stderr saying what went wrong and what to do, exit code 1.
 

@@ -1,7 +1,7 @@
 //! Bearer tokens minted by `/auth/token`: `bt1.<base64url(claims JSON)>.<base64url(MAC)>`,
 //! MAC = HMAC-SHA256(DATA/token-key, "bt1.<claims part>"). Self-contained, so verifying one
 //! costs a MAC and a JSON parse; the caller then checks the access token it came from, which
-//! makes revocation and expiry of that token immediate (AUTH-DESIGN.md, "Bearer tokens").
+//! makes revocation and expiry of that token immediate (docs/auth.md, "Authentication").
 
 use crate::secret::{base64url_decode, base64url_encode, constant_time_eq, hmac_sha256, Secret};
 use berth_core::Actions;

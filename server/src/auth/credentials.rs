@@ -1,4 +1,4 @@
-//! What an `Authorization` header presents, parsed once (AUTH-DESIGN.md, "Credentials").
+//! What an `Authorization` header presents, parsed once (docs/auth.md, "Authentication").
 //! `Basic base64(any-user:TOKEN)` carries an access token as the password; an empty Basic
 //! (podman's `Og==`) or an empty password means anonymous (spec digest §9.1, 3);
 //! `Bearer <token>` carries a bearer token from `/auth/token`, or an access token itself

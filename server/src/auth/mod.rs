@@ -1,4 +1,4 @@
-//! Access control (issue 3; AUTH-DESIGN.md, "Authentication"): who the caller is
+//! Access control (issue 3; docs/auth.md, "Authentication"): who the caller is
 //! (`credentials`, `bearer`), what it may do (`policy`), the decision table that turns those
 //! into `Auth::Granted` or a refusal with the right status and challenge, and the throttle
 //! on clients that keep failing (`ratelimit`). Everything here is a cheap MVCC read plus an
@@ -223,7 +223,7 @@ impl Authority {
         Ok((under, eff, reg.is_some()))
     }
 
-    /// Answers `Need::Authorize`: the decision table of AUTH-DESIGN.md. The caller is
+    /// Answers `Need::Authorize`: the decision table of docs/auth.md. The caller is
     /// returned with a grant, for the needs of the same request.
     pub fn authorize(
         &self,

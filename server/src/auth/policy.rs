@@ -1,4 +1,4 @@
-//! Who may do what (AUTH-DESIGN.md, "allowed(principal, repo)"): a pure function of the
+//! Who may do what (docs/auth.md, "Decision"): a pure function of the
 //! principal and the registry record a repository name falls in. Repository names are
 //! `{org}/{registry}/{image}`; anything shorter belongs to no registry and allows nothing.
 

@@ -1,4 +1,4 @@
-//! The decision table against a real engine, in process: every row of AUTH-DESIGN.md's
+//! The decision table against a real engine, in process: every row of docs/auth.md's
 //! "Decision", and a sweep of hostile `Authorization` values that must end in a refusal
 //! (never a panic, never a grant).
 

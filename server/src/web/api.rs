@@ -1,4 +1,4 @@
-//! The management JSON API, `/api/v1/…` (AUTH-DESIGN.md, "Management API"): organisations,
+//! The management JSON API, `/api/v1/…` (docs/auth.md, "Management API and audit log"): organisations,
 //! registries, tokens and the audit log, and garbage collection (`POST /api/v1/gc`). JSON
 //! in and out; errors are `{"error":{"code","message"}}` with 400 bad input, 401 no or
 //! invalid token, 403 not allowed, 404 missing, 409 exists, not empty or already running.
