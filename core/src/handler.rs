@@ -354,12 +354,15 @@ impl Connection {
                 self.park(Need::CancelUpload { repo: name, upload }, Pending::Cancel);
             }
             Op::ManifestGet {
-                name, reference, ..
+                name,
+                reference,
+                head,
             } => {
                 self.park(
                     Need::GetManifest {
                         repo: name,
                         reference,
+                        pull: !head,
                     },
                     Pending::ManifestGet {
                         if_none_match: h.if_none_match,

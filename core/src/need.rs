@@ -192,6 +192,9 @@ pub enum Need<'c> {
     GetManifest {
         repo: RepoName,
         reference: Reference,
+        /// A GET, whose body the client takes (a pull: the server counts it as a
+        /// download of the version), not a HEAD.
+        pull: bool,
     },
     /// Store a validated manifest durably. → `Reply::ManifestPut`.
     PutManifest {

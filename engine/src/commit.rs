@@ -124,6 +124,13 @@ pub(crate) enum Op {
     PackageDone {
         items: Vec<(String, Vec<u8>)>,
     },
+    /// Records a version's index (`package_store.rs`) while its manifest is stored, and
+    /// takes it off the package queue.
+    PutVersion(Box<crate::package_store::VersionRows>),
+    /// Adds to versions' download counts: (repository, encoded manifest key, count).
+    AddDownloads {
+        items: Vec<(String, Vec<u8>, u64)>,
+    },
     /// Records a layer's listing (encoded key, encoded listing) while the blob is stored.
     PutListing {
         key: Vec<u8>,
@@ -231,6 +238,10 @@ pub(crate) struct Tables<'t> {
     pub(crate) packs: Table<'t, u64, &'static [u8]>,
     pub(crate) package_queue: Table<'t, RepoKey, ()>,
     pub(crate) layer_listings: Table<'t, &'static [u8], &'static [u8]>,
+    pub(crate) versions: Table<'t, RepoKey, &'static [u8]>,
+    pub(crate) dirs: Table<'t, RepoKeyPair, &'static [u8]>,
+    pub(crate) pushed: Table<'t, RepoKey, u64>,
+    pub(crate) downloads: Table<'t, RepoKey, u64>,
 }
 
 impl<'t> Tables<'t> {
@@ -248,6 +259,10 @@ impl<'t> Tables<'t> {
             packs: txn.open_table(schema::PACKS)?,
             package_queue: txn.open_table(schema::PACKAGE_QUEUE)?,
             layer_listings: txn.open_table(schema::LAYER_LISTINGS)?,
+            versions: txn.open_table(schema::PACKAGE_VERSIONS)?,
+            dirs: txn.open_table(schema::PACKAGE_DIRS)?,
+            pushed: txn.open_table(schema::PACKAGE_PUSHED)?,
+            downloads: txn.open_table(schema::PACKAGE_DOWNLOADS)?,
         })
     }
 }
@@ -318,6 +333,28 @@ impl Committer {
     /// Records a layer listing, durably.
     pub(crate) fn put_listing(&self, key: Vec<u8>, listing: Vec<u8>) -> Result<(), StoreError> {
         match self.submit(Op::PutListing { key, listing })? {
+            Outcome::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Records a version's index, durably.
+    pub(crate) fn put_version(
+        &self,
+        rows: crate::package_store::VersionRows,
+    ) -> Result<(), StoreError> {
+        match self.submit(Op::PutVersion(Box::new(rows)))? {
+            Outcome::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Adds to download counts, durably.
+    pub(crate) fn add_downloads(
+        &self,
+        items: Vec<(String, Vec<u8>, u64)>,
+    ) -> Result<(), StoreError> {
+        match self.submit(Op::AddDownloads { items })? {
             Outcome::Unit => Ok(()),
             _ => Err(unexpected()),
         }
@@ -847,6 +884,14 @@ impl State {
                 }
                 Ok(Outcome::Unit)
             }
+            Op::PutVersion(rows) => {
+                crate::package_store::apply_put_version(t, rows)?;
+                Ok(Outcome::Unit)
+            }
+            Op::AddDownloads { items } => {
+                crate::package_store::apply_add_downloads(t, items)?;
+                Ok(Outcome::Unit)
+            }
             Op::PackageDone { items } => {
                 for (repo, kb) in items {
                     t.package_queue.remove((repo.as_str(), &kb[..]))?;
@@ -931,23 +976,25 @@ impl State {
                 Ok(Outcome::MaybeLoc(loc))
             }
             Op::Unlink { repo, key, .. } => Ok(Outcome::Delete(blob::apply_unlink(t, repo, key)?)),
-            Op::PutManifest { repo, m, .. } => match manifest::apply_put(t, repo, m)? {
-                Ok(()) => {
-                    // Before any collection whose snapshot lacks these references can
-                    // unlink them (it checks uses again inside its transaction).
-                    for k in &m.blobs {
-                        self.used(repo, &k.encode());
-                    }
-                    for k in &m.external {
-                        let kb = k.encode();
-                        if t.links.get((repo.as_str(), &kb[..]))?.is_some() {
-                            self.used(repo, &kb);
+            Op::PutManifest { repo, m, .. } => {
+                match manifest::apply_put(t, repo, m, (self.inner.clock)())? {
+                    Ok(()) => {
+                        // Before any collection whose snapshot lacks these references can
+                        // unlink them (it checks uses again inside its transaction).
+                        for k in &m.blobs {
+                            self.used(repo, &k.encode());
                         }
+                        for k in &m.external {
+                            let kb = k.encode();
+                            if t.links.get((repo.as_str(), &kb[..]))?.is_some() {
+                                self.used(repo, &kb);
+                            }
+                        }
+                        Ok(Outcome::Unit)
                     }
-                    Ok(Outcome::Unit)
+                    Err(missing) => Ok(Outcome::Missing(missing)),
                 }
-                Err(missing) => Ok(Outcome::Missing(missing)),
-            },
+            }
             Op::DeleteManifest { repo, r, .. } => {
                 Ok(Outcome::Delete(manifest::apply_delete(t, repo, r)?))
             }

@@ -123,6 +123,7 @@ pub(crate) fn apply_put(
     t: &mut Tables<'_>,
     repo: &str,
     m: &NewManifest,
+    now: u64,
 ) -> Result<Result<(), Vec<BlobKey>>, StoreError> {
     let mut missing = BTreeSet::new();
     for k in &m.blobs {
@@ -170,6 +171,7 @@ pub(crate) fn apply_put(
     t.repos.insert(repo, ())?;
     // Its package details are worked out after the push is acknowledged, off its path.
     t.package_queue.insert((repo, &kb[..]), ())?;
+    t.pushed.insert((repo, &kb[..]), now)?;
     Ok(Ok(()))
 }
 
@@ -195,6 +197,7 @@ pub(crate) fn apply_delete(
             let row = schema::decode_manifest(old.value())?;
             drop(old);
             t.package_queue.remove((repo, &kb[..]))?;
+            crate::package_store::apply_forget_version(t, repo, &kb)?;
             if let Some(s) = row.subject {
                 let sb = s.encode();
                 t.referrers.remove((repo, &sb[..], &kb[..]))?;

@@ -9,14 +9,123 @@
 //!
 //! Layer listings: what each layer blob holds, by its key, listed once however many images
 //! share it and removed with the blob by garbage collection.
+//!
+//! Versions: what the indexer recorded of each manifest in a repository (its
+//! `VersionRecord` and, for an image, its file system by directory), written in one commit
+//! with the queue row's removal and removed with the manifest; when each was last pushed
+//! (written by the manifest PUT) and how often it was pulled or downloaded (added to in
+//! batches by the server).
 
-use redb::ReadableTable;
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::commit::Tables;
 use crate::keys::BlobKey;
-use crate::package::LayerListing;
+use crate::package::version::{chunk_key, dir_chunks};
+use crate::package::{FsNode, FsTree, LayerListing, VersionRecord};
 use crate::schema;
 use crate::{Engine, StoreError};
+
+/// A version's rows, ready for the committer.
+pub(crate) struct VersionRows {
+    repo: String,
+    key: Vec<u8>,
+    record: Vec<u8>,
+    /// (chunk key, encoded chunk).
+    dirs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// One page of a directory of a version's file system.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirPage {
+    /// Entries in name order, each with its name.
+    pub entries: Vec<(Box<[u8]>, FsNode)>,
+    /// Whether entries follow the last one.
+    pub more: bool,
+}
+
+/// The counters of one version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VersionStats {
+    /// When it was last pushed (unix seconds), if pushed since push times are kept.
+    pub pushed_at: Option<u64>,
+    /// Pulls (manifest GETs) and Downloads.
+    pub downloads: u64,
+}
+
+/// A version of an image, as listed on the image's page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionSummary {
+    /// The manifest's key.
+    pub key: BlobKey,
+    /// Tags pointing at it, in order.
+    pub tags: Vec<String>,
+    /// Its counters.
+    pub stats: VersionStats,
+    /// Whether it waits for the indexer.
+    pub queued: bool,
+    /// What the index recorded, once indexed.
+    pub record: Option<VersionRecord>,
+}
+
+pub(crate) fn apply_put_version(t: &mut Tables<'_>, rows: &VersionRows) -> Result<(), StoreError> {
+    let (repo, kb) = (rows.repo.as_str(), &rows.key[..]);
+    t.package_queue.remove((repo, kb))?;
+    // Deleted since it was indexed: nothing to record.
+    if t.manifests.get((repo, kb))?.is_none() {
+        return Ok(());
+    }
+    remove_dirs(t, repo, kb)?;
+    t.versions.insert((repo, kb), &rows.record[..])?;
+    for (ck, chunk) in &rows.dirs {
+        t.dirs.insert((repo, kb, &ck[..]), &chunk[..])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn apply_add_downloads(
+    t: &mut Tables<'_>,
+    items: &[(String, Vec<u8>, u64)],
+) -> Result<(), StoreError> {
+    for (repo, kb, n) in items {
+        let key = (repo.as_str(), &kb[..]);
+        // Counts of a manifest deleted meanwhile go with it.
+        if t.manifests.get(key)?.is_none() {
+            continue;
+        }
+        let have = t.downloads.get(key)?.map(|v| v.value()).unwrap_or(0);
+        t.downloads.insert(key, have.saturating_add(*n))?;
+    }
+    Ok(())
+}
+
+/// Inside a manifest DELETE: everything the index holds of the version goes with it.
+pub(crate) fn apply_forget_version(
+    t: &mut Tables<'_>,
+    repo: &str,
+    kb: &[u8],
+) -> Result<(), StoreError> {
+    t.versions.remove((repo, kb))?;
+    t.pushed.remove((repo, kb))?;
+    t.downloads.remove((repo, kb))?;
+    remove_dirs(t, repo, kb)
+}
+
+fn remove_dirs(t: &mut Tables<'_>, repo: &str, kb: &[u8]) -> Result<(), StoreError> {
+    let mut dead = Vec::new();
+    let start: (&str, &[u8], &[u8]) = (repo, kb, &[]);
+    for entry in t.dirs.range(start..)? {
+        let (k, _) = entry?;
+        let (r, m, ck) = k.value();
+        if r != repo || m != kb {
+            break;
+        }
+        dead.push(ck.to_vec());
+    }
+    for ck in dead {
+        t.dirs.remove((repo, kb, &ck[..]))?;
+    }
+    Ok(())
+}
 
 /// Queues every stored manifest (a store upgraded from before the queue existed); returns
 /// how many.
@@ -75,6 +184,209 @@ impl Engine {
         Ok(Some(schema::decode_layer_listing(v.value())?))
     }
 
+    /// Records what the index found of version `key` of `repo` (and, for an image, its file
+    /// system) and takes it off the package queue, in one commit. A manifest deleted since
+    /// records nothing.
+    pub fn put_version(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        record: &VersionRecord,
+        tree: Option<&FsTree>,
+    ) -> Result<(), StoreError> {
+        let record = serde_json::to_vec(record)
+            .map_err(|e| StoreError::new(format!("encode a version record: {e}")))?;
+        let dirs = tree
+            .map(|t| {
+                dir_chunks(t)
+                    .into_iter()
+                    .map(|(k, entries)| (k, schema::encode_dir_chunk(&entries)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.commit.put_version(VersionRows {
+            repo: repo.to_owned(),
+            key: key.encode(),
+            record,
+            dirs,
+        })
+    }
+
+    /// What the index recorded of version `key` of `repo`, once indexed.
+    pub fn version(&self, repo: &str, key: &BlobKey) -> Result<Option<VersionRecord>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(schema::PACKAGE_VERSIONS)?;
+        let Some(v) = table.get((repo, &key.encode()[..]))? else {
+            return Ok(None);
+        };
+        decode_record(v.value()).map(Some)
+    }
+
+    /// Whether version `key` of `repo` waits for the indexer.
+    pub fn version_queued(&self, repo: &str, key: &BlobKey) -> Result<bool, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(schema::PACKAGE_QUEUE)?;
+        Ok(table.get((repo, &key.encode()[..]))?.is_some())
+    }
+
+    /// When version `key` of `repo` was pushed, and how often it was downloaded.
+    pub fn version_stats(&self, repo: &str, key: &BlobKey) -> Result<VersionStats, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let kb = key.encode();
+        let pushed = txn.open_table(schema::PACKAGE_PUSHED)?;
+        let downloads = txn.open_table(schema::PACKAGE_DOWNLOADS)?;
+        Ok(VersionStats {
+            pushed_at: pushed.get((repo, &kb[..]))?.map(|v| v.value()),
+            downloads: downloads
+                .get((repo, &kb[..]))?
+                .map(|v| v.value())
+                .unwrap_or(0),
+        })
+    }
+
+    /// Up to `limit` entries of directory `dir` (`/`-separated, no leading slash; the root
+    /// is empty) of image version `key` of `repo`, after the name `after`; `None` when the
+    /// version has no such directory (or is not indexed).
+    pub fn version_dir(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        dir: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Option<DirPage>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(schema::PACKAGE_DIRS)?;
+        let kb = key.encode();
+        let first = chunk_key(dir, b"");
+        let mut end = dir.to_vec();
+        end.push(1);
+        // Start at the chunk holding `after` (the last chunk keyed at or before it).
+        let mut start = first.clone();
+        if let Some(a) = after {
+            let probe = chunk_key(dir, a);
+            let lo: (&str, &[u8], &[u8]) = (repo, &kb[..], &first[..]);
+            let hi: (&str, &[u8], &[u8]) = (repo, &kb[..], &probe[..]);
+            if let Some(e) = table.range(lo..=hi)?.next_back() {
+                start = e?.0.value().2.to_vec();
+            }
+        }
+        let lo: (&str, &[u8], &[u8]) = (repo, &kb[..], &start[..]);
+        let hi: (&str, &[u8], &[u8]) = (repo, &kb[..], &end[..]);
+        let mut page = DirPage::default();
+        let mut found = false;
+        for entry in table.range(lo..hi)? {
+            found = true;
+            let (_, v) = entry?;
+            for (name, node) in schema::decode_dir_chunk(v.value())? {
+                if after.is_some_and(|a| *name <= *a) {
+                    continue;
+                }
+                if page.entries.len() == limit {
+                    page.more = true;
+                    return Ok(Some(page));
+                }
+                page.entries.push((name, node));
+            }
+        }
+        Ok(found.then_some(page))
+    }
+
+    /// The entry at `path` (`/`-separated, no leading slash) of image version `key`.
+    pub fn version_entry(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        path: &[u8],
+    ) -> Result<Option<FsNode>, StoreError> {
+        let (dir, name) = crate::package::layer::split_last(path);
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(schema::PACKAGE_DIRS)?;
+        let kb = key.encode();
+        let (first, probe) = (chunk_key(dir, b""), chunk_key(dir, name));
+        let lo: (&str, &[u8], &[u8]) = (repo, &kb[..], &first[..]);
+        let hi: (&str, &[u8], &[u8]) = (repo, &kb[..], &probe[..]);
+        // The chunk holding `name` is the last one keyed at or before it.
+        let Some(e) = table.range(lo..=hi)?.next_back() else {
+            return Ok(None);
+        };
+        let chunk = schema::decode_dir_chunk(e?.1.value())?;
+        Ok(chunk
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .map(|i| chunk[i].1.clone()))
+    }
+
+    /// The tags pointing at version `key` of `repo`, in order.
+    pub fn version_tags(&self, repo: &str, key: &BlobKey) -> Result<Vec<String>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let mut by_key = tags_by_key(&txn.open_table(schema::TAGS)?, repo)?;
+        Ok(by_key.remove(&key.encode()).unwrap_or_default())
+    }
+
+    /// The versions of image `repo`: every manifest stored in it, with its tags, counters
+    /// and index record, newest push first.
+    pub fn list_versions(&self, repo: &str) -> Result<Vec<VersionSummary>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let manifests = txn.open_table(schema::MANIFESTS)?;
+        let tags = txn.open_table(schema::TAGS)?;
+        let versions = txn.open_table(schema::PACKAGE_VERSIONS)?;
+        let queue = txn.open_table(schema::PACKAGE_QUEUE)?;
+        let pushed = txn.open_table(schema::PACKAGE_PUSHED)?;
+        let downloads = txn.open_table(schema::PACKAGE_DOWNLOADS)?;
+        let mut by_key = tags_by_key(&tags, repo)?;
+        let mut out = Vec::new();
+        let start: (&str, &[u8]) = (repo, &[]);
+        for entry in manifests.range(start..)? {
+            let (k, _) = entry?;
+            let (r, kb) = k.value();
+            if r != repo {
+                break;
+            }
+            let Some(key) = BlobKey::decode(kb) else {
+                continue;
+            };
+            let record = match versions.get((repo, kb))? {
+                Some(v) => Some(decode_record(v.value())?),
+                None => None,
+            };
+            out.push(VersionSummary {
+                tags: by_key.remove(kb).unwrap_or_default(),
+                stats: VersionStats {
+                    pushed_at: pushed.get((repo, kb))?.map(|v| v.value()),
+                    downloads: downloads.get((repo, kb))?.map(|v| v.value()).unwrap_or(0),
+                },
+                queued: queue.get((repo, kb))?.is_some(),
+                record,
+                key,
+            });
+        }
+        out.sort_by_key(|v| std::cmp::Reverse(v.stats.pushed_at));
+        Ok(out)
+    }
+
+    /// Adds to versions' download counts in one commit: (repository, manifest key, count).
+    /// Counts of versions deleted meanwhile are dropped.
+    pub fn add_downloads(&self, items: &[(String, BlobKey, u64)]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let items = items
+            .iter()
+            .map(|(r, k, n)| (r.clone(), k.encode(), *n))
+            .collect();
+        self.commit.add_downloads(items)
+    }
+
+    /// How many manifests wait for the indexer.
+    pub fn package_queue_len(&self) -> Result<u64, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        Ok(txn.open_table(schema::PACKAGE_QUEUE)?.len()?)
+    }
+
     /// Takes manifests off the package queue (their details are recorded, or they are gone),
     /// durably: after a crash they are not worked on again.
     pub fn package_done(&self, done: &[(String, BlobKey)]) -> Result<(), StoreError> {
@@ -83,5 +395,172 @@ impl Engine {
         }
         let items = done.iter().map(|(r, k)| (r.clone(), k.encode())).collect();
         self.commit.package_done(items)
+    }
+}
+
+/// `repo`'s tags grouped by the manifest key they point at, each group in order.
+fn tags_by_key(
+    tags: &redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    repo: &str,
+) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<String>>, StoreError> {
+    let mut by_key: std::collections::BTreeMap<Vec<u8>, Vec<String>> = Default::default();
+    for entry in tags.range::<(&str, &str)>((repo, "")..)? {
+        let (k, v) = entry?;
+        let (r, tag) = k.value();
+        if r != repo {
+            break;
+        }
+        by_key
+            .entry(v.value().to_vec())
+            .or_default()
+            .push(tag.to_owned());
+    }
+    Ok(by_key)
+}
+
+fn decode_record(b: &[u8]) -> Result<VersionRecord, StoreError> {
+    serde_json::from_slice(b)
+        .map_err(|e| StoreError::new(format!("a version record does not decode: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::package::layer::{LayerChange, LayerEntry};
+    use crate::package::{EntryKind, FsTree, LayerListing, VersionRecord};
+    use crate::{BlobKey, Engine, EngineOptions, ManifestRef, NewManifest};
+
+    fn manifest(body: &[u8], tag: &str) -> NewManifest {
+        NewManifest {
+            key: BlobKey::sha256_of(body),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            body: body.to_vec(),
+            tags: vec![tag.into()],
+            blobs: vec![],
+            external: vec![],
+            manifests: vec![],
+            subject: None,
+        }
+    }
+
+    fn tree(n: usize) -> FsTree {
+        let mut changes = Vec::new();
+        for i in 0..n {
+            changes.push(LayerChange::Entry(LayerEntry {
+                path: format!("usr/bin/f{i:05}").into_bytes().into(),
+                meta: crate::package::EntryMeta {
+                    kind: EntryKind::File,
+                    size: i as u64,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    mtime: 0,
+                    link: None,
+                },
+            }));
+        }
+        let mut t = FsTree::new();
+        t.apply(
+            0,
+            &LayerListing {
+                changes,
+                ..LayerListing::default()
+            },
+        );
+        t
+    }
+
+    #[test]
+    fn a_version_is_recorded_paged_by_directory_counted_and_forgotten_with_its_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let m = manifest(b"{\"a\":1}", "1.0");
+        let key = m.key.clone();
+        let _ = e.put_manifest("acme/web/app", m).unwrap();
+        assert!(e.version_queued("acme/web/app", &key).unwrap());
+        assert!(e
+            .version_stats("acme/web/app", &key)
+            .unwrap()
+            .pushed_at
+            .is_some());
+        let rec = VersionRecord {
+            kind: "image".into(),
+            total_files: Some(2503),
+            ..VersionRecord::default()
+        };
+        e.put_version("acme/web/app", &key, &rec, Some(&tree(2500)))
+            .unwrap();
+        assert!(!e.version_queued("acme/web/app", &key).unwrap());
+        assert_eq!(e.version("acme/web/app", &key).unwrap(), Some(rec));
+        // The root, then a page at a time across chunk boundaries.
+        let root = e
+            .version_dir("acme/web/app", &key, b"", None, 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(root.entries.len(), 1);
+        assert_eq!(&*root.entries[0].0, b"usr");
+        let mut names = Vec::new();
+        let mut after: Option<Box<[u8]>> = None;
+        loop {
+            let page = e
+                .version_dir("acme/web/app", &key, b"usr/bin", after.as_deref(), 700)
+                .unwrap()
+                .unwrap();
+            names.extend(page.entries.iter().map(|(n, _)| n.clone()));
+            after = page.entries.last().map(|(n, _)| n.clone());
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(names.len(), 2500);
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        assert!(e
+            .version_dir("acme/web/app", &key, b"nope", None, 10)
+            .unwrap()
+            .is_none());
+        let node = e
+            .version_entry("acme/web/app", &key, b"usr/bin/f01999")
+            .unwrap()
+            .unwrap();
+        assert_eq!(node.meta.size, 1999);
+        assert!(e
+            .version_entry("acme/web/app", &key, b"usr/bin/f9")
+            .unwrap()
+            .is_none());
+        // Counts add up, in batches.
+        let batch = [("acme/web/app".to_owned(), key.clone(), 2)];
+        e.add_downloads(&batch).unwrap();
+        e.add_downloads(&batch).unwrap();
+        assert_eq!(e.version_stats("acme/web/app", &key).unwrap().downloads, 4);
+        let versions = e.list_versions("acme/web/app").unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0].tags, ["1.0"]);
+        assert_eq!(versions[0].stats.downloads, 4);
+        // Deleting the manifest forgets it all.
+        e.delete_manifest("acme/web/app", ManifestRef::Key(&key))
+            .unwrap();
+        assert_eq!(e.version("acme/web/app", &key).unwrap(), None);
+        assert!(e
+            .version_dir("acme/web/app", &key, b"", None, 10)
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            e.version_stats("acme/web/app", &key).unwrap(),
+            Default::default()
+        );
+        // A record for a manifest deleted meanwhile is not kept, nor are its counts.
+        e.put_version(
+            "acme/web/app",
+            &key,
+            &VersionRecord::default(),
+            Some(&tree(3)),
+        )
+        .unwrap();
+        e.add_downloads(&batch).unwrap();
+        assert_eq!(e.version("acme/web/app", &key).unwrap(), None);
+        assert!(e
+            .version_dir("acme/web/app", &key, b"", None, 10)
+            .unwrap()
+            .is_none());
+        assert_eq!(e.version_stats("acme/web/app", &key).unwrap().downloads, 0);
     }
 }

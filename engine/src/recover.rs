@@ -103,7 +103,8 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
                     "upgraded the store from schema version {v} to {}",
                     schema::SCHEMA_VERSION
                 ));
-                if v < 3 {
+                // Version 4 records what version 3 only listed: index everything again.
+                if v < 4 {
                     queue_all = true;
                 }
             }
@@ -294,18 +295,18 @@ mod tests {
         assert!(report
             .repaired
             .iter()
-            .any(|r| r.contains("schema version 1 to 3")));
+            .any(|r| r.contains("schema version 1 to 4")));
         assert!(e.list_orgs().unwrap().is_empty());
         e.create_org("acme", 1).unwrap();
         drop(e);
 
         set_version(dir.path(), schema::SCHEMA_VERSION + 1, false);
         let refused = Engine::open(dir.path(), EngineOptions::default());
-        assert!(refused.is_err_and(|e| e.to_string().contains("schema version 4")));
+        assert!(refused.is_err_and(|e| e.to_string().contains("schema version 5")));
     }
 
     #[test]
-    fn a_schema_2_store_queues_its_manifests_for_package_details() {
+    fn a_schema_3_store_queues_its_manifests_for_package_details() {
         let dir = tempfile::tempdir().unwrap();
         let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
         let m = crate::NewManifest {
@@ -323,8 +324,8 @@ mod tests {
         e.package_done(&[("app".into(), key.clone())]).unwrap();
         assert!(e.package_queue(10).unwrap().is_empty());
         drop(e);
-        // A version 2 store had no queue: its manifests were never queued.
-        set_version(dir.path(), 2, false);
+        // A version 3 store had no version records: its manifests are indexed again.
+        set_version(dir.path(), 3, false);
         let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
         assert_eq!(e.package_queue(10).unwrap(), [("app".to_owned(), key)]);
         let report = e.check().unwrap();

@@ -23,11 +23,12 @@ pub(crate) type RepoKeyPair = (&'static str, &'static [u8], &'static [u8]);
 ///
 /// History: 1, blobs/manifests/uploads/packs; 2, adds the tenancy tables ([`ORGS`] to
 /// [`AUDIT`]). A version-1 store is upgraded at open by creating those tables (nothing is
-/// rewritten), see [`SCHEMA_UPGRADABLE`].
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+/// rewritten), see [`SCHEMA_UPGRADABLE`]; 3, the package queue and layer listings; 4, the
+/// package index's versions, directories, push times and download counts.
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// Older versions `open` upgrades in place rather than refusing.
-pub(crate) const SCHEMA_UPGRADABLE: &[u32] = &[1, 2];
+pub(crate) const SCHEMA_UPGRADABLE: &[u32] = &[1, 2, 3];
 
 /// Store-wide values: `"schema"` → u32 LE.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -83,6 +84,30 @@ pub(crate) const PACKAGE_QUEUE: TableDefinition<RepoKey, ()> =
 /// Version 3.
 pub(crate) const LAYER_LISTINGS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("layer_listings");
+
+/// What the index recorded of a version: (repository, manifest key) → a
+/// `package::VersionRecord` as JSON (a record read once per page, whose fields grow).
+/// Written with the queue row's removal; removed with the manifest. Version 4; an upgrade
+/// queues every manifest again to fill it.
+pub(crate) const PACKAGE_VERSIONS: TableDefinition<RepoKey, &[u8]> =
+    TableDefinition::new("package_versions");
+
+/// An image version's file system by directory: (repository, manifest key, chunk key
+/// `dir NUL first-name`, see `package::version::dir_chunks`) → [`encode_dir_chunk`].
+/// Written and removed with its [`PACKAGE_VERSIONS`] row. Version 4.
+pub(crate) const PACKAGE_DIRS: TableDefinition<RepoKeyPair, &[u8]> =
+    TableDefinition::new("package_dirs");
+
+/// When a version was last pushed: (repository, manifest key) → unix seconds, written in
+/// every manifest PUT's commit, removed with the manifest. Version 4.
+pub(crate) const PACKAGE_PUSHED: TableDefinition<RepoKey, u64> =
+    TableDefinition::new("package_pushed");
+
+/// Pulls and Downloads of a version: (repository, manifest key) → count, added to in
+/// batches (a crash loses at most the batch not yet written). Removed with the manifest.
+/// Version 4.
+pub(crate) const PACKAGE_DOWNLOADS: TableDefinition<RepoKey, u64> =
+    TableDefinition::new("package_downloads");
 
 // --- tenancy (schema 2) -------------------------------------------------------------------
 
@@ -578,19 +603,7 @@ pub(crate) fn encode_layer_listing(l: &crate::package::LayerListing) -> Vec<u8> 
             LayerChange::Entry(e) => {
                 body.push(0);
                 put_bytes(&mut body, &e.path);
-                body.push(entry_kind_byte(e.kind));
-                body.extend_from_slice(&e.size.to_le_bytes());
-                body.extend_from_slice(&e.mode.to_le_bytes());
-                body.extend_from_slice(&e.uid.to_le_bytes());
-                body.extend_from_slice(&e.gid.to_le_bytes());
-                body.extend_from_slice(&e.mtime.to_le_bytes());
-                match &e.link {
-                    Some(t) => {
-                        body.push(1);
-                        put_bytes(&mut body, t);
-                    }
-                    None => body.push(0),
-                }
+                put_meta(&mut body, &e.meta);
             }
             LayerChange::Whiteout(p) => {
                 body.push(1);
@@ -618,6 +631,99 @@ pub(crate) fn encode_layer_listing(l: &crate::package::LayerListing) -> Vec<u8> 
     out
 }
 
+/// An entry's fields after its path, as a listing and a directory chunk store them.
+fn put_meta(body: &mut Vec<u8>, f: &crate::package::layer::EntryMeta) {
+    body.push(entry_kind_byte(f.kind));
+    body.extend_from_slice(&f.size.to_le_bytes());
+    body.extend_from_slice(&f.mode.to_le_bytes());
+    body.extend_from_slice(&f.uid.to_le_bytes());
+    body.extend_from_slice(&f.gid.to_le_bytes());
+    body.extend_from_slice(&f.mtime.to_le_bytes());
+    match &f.link {
+        Some(t) => {
+            body.push(1);
+            put_bytes(body, t);
+        }
+        None => body.push(0),
+    }
+}
+
+fn read_meta(
+    r: &mut Reader<'_>,
+    w: &'static str,
+) -> Result<crate::package::layer::EntryMeta, Corrupt> {
+    use crate::package::EntryKind::*;
+    let kind = match r.u8(w)? {
+        0 => File,
+        1 => Dir,
+        2 => Symlink,
+        3 => HardLink,
+        4 => CharDevice,
+        5 => BlockDevice,
+        6 => Fifo,
+        7 => Other,
+        _ => return Err(Corrupt(w)),
+    };
+    Ok(crate::package::layer::EntryMeta {
+        kind,
+        size: r.u64(w)?,
+        mode: r.u32(w)?,
+        uid: r.u64(w)?,
+        gid: r.u64(w)?,
+        mtime: r.u64(w)?,
+        link: match r.u8(w)? {
+            0 => None,
+            1 => Some(r.bytes(w)?.into()),
+            _ => return Err(Corrupt(w)),
+        },
+    })
+}
+
+/// One chunk of a directory: u32 count, then per entry its name, its fields, the layer
+/// that set it (u32) and whether it is implicit (u8).
+pub(crate) fn encode_dir_chunk(entries: &[(Box<[u8]>, &crate::package::FsNode)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 48 * entries.len());
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (name, n) in entries {
+        put_bytes(&mut out, name);
+        put_meta(&mut out, &n.meta);
+        out.extend_from_slice(&(n.layer as u32).to_le_bytes());
+        out.push(u8::from(n.implicit));
+    }
+    out
+}
+
+pub(crate) fn decode_dir_chunk(
+    b: &[u8],
+) -> Result<Vec<crate::package::version::Named<crate::package::FsNode>>, Corrupt> {
+    const W: &str = "directory chunk";
+    let mut r = Reader(b);
+    let n = r.u32(W)?;
+    let mut out = Vec::with_capacity((n as usize).min(b.len() / 8));
+    for _ in 0..n {
+        let name: Box<[u8]> = r.bytes(W)?.into();
+        let meta = read_meta(&mut r, W)?;
+        let layer = r.u32(W)? as usize;
+        let implicit = match r.u8(W)? {
+            0 => false,
+            1 => true,
+            _ => return Err(Corrupt(W)),
+        };
+        out.push((
+            name,
+            crate::package::FsNode {
+                meta,
+                layer,
+                implicit,
+            },
+        ));
+    }
+    if !r.0.is_empty() {
+        return Err(Corrupt(W));
+    }
+    Ok(out)
+}
+
 fn entry_kind_byte(k: crate::package::EntryKind) -> u8 {
     use crate::package::EntryKind::*;
     match k {
@@ -634,7 +740,6 @@ fn entry_kind_byte(k: crate::package::EntryKind) -> u8 {
 
 pub(crate) fn decode_layer_listing(b: &[u8]) -> Result<crate::package::LayerListing, Corrupt> {
     use crate::package::layer::{LayerChange, LayerEntry};
-    use crate::package::EntryKind::*;
     const W: &str = "layer listing";
     let mut r = Reader(b);
     let flags = r.u8(W)?;
@@ -649,39 +754,10 @@ pub(crate) fn decode_layer_listing(b: &[u8]) -> Result<crate::package::LayerList
         let tag = r.u8(W)?;
         let path: Box<[u8]> = r.bytes(W)?.into();
         changes.push(match tag {
-            0 => {
-                let kind = match r.u8(W)? {
-                    0 => File,
-                    1 => Dir,
-                    2 => Symlink,
-                    3 => HardLink,
-                    4 => CharDevice,
-                    5 => BlockDevice,
-                    6 => Fifo,
-                    7 => Other,
-                    _ => return Err(Corrupt(W)),
-                };
-                let size = r.u64(W)?;
-                let mode = r.u32(W)?;
-                let uid = r.u64(W)?;
-                let gid = r.u64(W)?;
-                let mtime = r.u64(W)?;
-                let link = match r.u8(W)? {
-                    0 => None,
-                    1 => Some(r.bytes(W)?.into()),
-                    _ => return Err(Corrupt(W)),
-                };
-                LayerChange::Entry(LayerEntry {
-                    path,
-                    kind,
-                    size,
-                    mode,
-                    uid,
-                    gid,
-                    mtime,
-                    link,
-                })
-            }
+            0 => LayerChange::Entry(LayerEntry {
+                path,
+                meta: read_meta(&mut r, W)?,
+            }),
             1 => LayerChange::Whiteout(path),
             2 => LayerChange::Opaque(path),
             _ => return Err(Corrupt(W)),
@@ -716,23 +792,27 @@ mod tests {
             changes: vec![
                 LayerChange::Entry(LayerEntry {
                     path: b"usr/bin/x".to_vec().into(),
-                    kind: EntryKind::Symlink,
-                    size: 0,
-                    mode: 0o777,
-                    uid: 1,
-                    gid: 2,
-                    mtime: 3,
-                    link: Some(b"y".to_vec().into()),
+                    meta: crate::package::EntryMeta {
+                        kind: EntryKind::Symlink,
+                        size: 0,
+                        mode: 0o777,
+                        uid: 1,
+                        gid: 2,
+                        mtime: 3,
+                        link: Some(b"y".to_vec().into()),
+                    },
                 }),
                 LayerChange::Entry(LayerEntry {
                     path: vec![0xff, b'a'].into(),
-                    kind: EntryKind::File,
-                    size: u64::MAX,
-                    mode: 0o644,
-                    uid: 0,
-                    gid: 0,
-                    mtime: 0,
-                    link: None,
+                    meta: crate::package::EntryMeta {
+                        kind: EntryKind::File,
+                        size: u64::MAX,
+                        mode: 0o644,
+                        uid: 0,
+                        gid: 0,
+                        mtime: 0,
+                        link: None,
+                    },
                 }),
                 LayerChange::Whiteout(b"etc/motd".to_vec().into()),
                 LayerChange::Opaque(Vec::new().into()),

@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
                 p.push(b'/');
             }
             p.extend_from_slice(&name);
-            if node.kind == berth_engine::package::EntryKind::Dir {
+            if node.meta.kind == berth_engine::package::EntryKind::Dir {
                 dirs.push(p);
             }
         }

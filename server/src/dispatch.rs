@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::descriptors::{Alarm, Plan};
 use crate::failure::store_reply;
 use crate::metrics::{Metrics, Storage};
+use crate::package;
 use crate::web;
 use berth_core::oci::{Algorithm, Digest, Reference, RepoName, UploadId};
 use berth_core::{
@@ -40,6 +41,10 @@ pub struct Store {
     gc_unreferenced_after: Option<std::time::Duration>,
     /// Told when an open fails for want of descriptors (the store's own, and accepts).
     alarm: Arc<Alarm>,
+    /// The host images are named by (`package::download::public_host`).
+    host: String,
+    /// Pulls and Downloads not yet written.
+    pub downloads: crate::package::downloads::Downloads,
 }
 
 /// What a connection's needs are answered for: when and from where, and who the last
@@ -153,6 +158,8 @@ impl Store {
             auth,
             gc_unreferenced_after: cfg.gc_unreferenced_after,
             alarm,
+            host: crate::package::download::public_host(cfg.auth.public_url.as_deref(), cfg.listen),
+            downloads: Default::default(),
         })
     }
 
@@ -212,6 +219,19 @@ impl Store {
 
     /// Ends a running garbage collection after its current step.
     /// The store, for the package indexer (which runs off the event loops and workers).
+    /// Writes the download counts gathered since the last time; a failure keeps them for
+    /// the next.
+    pub fn flush_downloads(&self) {
+        if let Err(e) = self.downloads.flush(&self.engine) {
+            tracing::warn!(error = %e, "download counts not written; will try again");
+        }
+    }
+
+    /// The host images are named by: the public URL's, else the listen address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -391,7 +411,11 @@ impl Store {
                 Err(AppendError::TooLarge) => Reply::AppendRefused(AppendRefused::TooLarge),
                 Err(AppendError::Store(err)) => store_reply(&err),
             },
-            Need::GetManifest { repo, reference } => {
+            Need::GetManifest {
+                repo,
+                reference,
+                pull,
+            } => {
                 let k;
                 let r = match &reference {
                     Reference::Tag(t) => ManifestRef::Tag(t.as_str()),
@@ -403,11 +427,16 @@ impl Store {
                 match e.get_manifest(repo.as_str(), r) {
                     Ok(None) => Reply::Manifest(None),
                     Ok(Some(m)) => match digest(&m.key) {
-                        Ok(d) => Reply::Manifest(Some(ManifestInfo {
-                            digest: d,
-                            media_type: m.media_type,
-                            body: m.body,
-                        })),
+                        Ok(d) => {
+                            if pull {
+                                self.downloads.count(repo.as_str(), m.key.clone());
+                            }
+                            Reply::Manifest(Some(ManifestInfo {
+                                digest: d,
+                                media_type: m.media_type,
+                                body: m.body,
+                            }))
+                        }
                         Err(err) => store_reply(&err),
                     },
                     Err(err) => store_reply(&err),
@@ -602,6 +631,15 @@ impl Store {
                     ),
                     Err(err) => store_reply(&err),
                 }
+            }
+            Work::Web(req, ctx) if req.path.starts_with(package::api::PREFIX) => {
+                let env = package::api::Env {
+                    e,
+                    auth: &self.auth,
+                    host: &self.host,
+                    downloads: &self.downloads,
+                };
+                Reply::Web(package::api::answer(&env, &req, &ctx))
             }
             Work::Web(req, ctx) if req.path.starts_with(web::api::PREFIX) => {
                 let gc = |dry| self.collect_garbage(dry);

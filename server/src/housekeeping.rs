@@ -1,10 +1,11 @@
-//! The background thread for the store's upkeep, off the event loops and workers: token
-//! last-use times are written once a minute (and at shutdown) so an authenticated request
-//! costs no write; packs garbage collection deleted are closed once their grace is over,
+//! The background thread for the store's upkeep, off the event loops and workers: download
+//! counts are written every `FLUSH_EVERY` and token last-use times once a minute (both at
+//! shutdown too) so a pull or an authenticated request costs no write; packs garbage collection deleted are closed once their grace is over,
 //! and link uses too old to keep anything are forgotten;
 //! garbage collection runs every `gc_interval`.
 
 use crate::dispatch::Store;
+use crate::package::downloads::FLUSH_EVERY;
 use crossbeam_channel::RecvTimeoutError;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,15 +29,24 @@ impl Housekeeper {
             .name("berth-housekeeping".into())
             .spawn(move || {
                 let mut next_gc = gc_every.map(|d| crate::reactor::now() + d);
+                let mut next_tick = crate::reactor::now() + TICK;
                 loop {
                     let now = crate::reactor::now();
-                    let wait = next_gc.map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
+                    let mut wait = FLUSH_EVERY.min(next_tick.saturating_duration_since(now));
+                    if let Some(t) = next_gc {
+                        wait = wait.min(t.saturating_duration_since(now));
+                    }
                     if rx.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
                         store.flush_last_used();
+                        store.flush_downloads();
                         return;
                     }
-                    store.flush_last_used();
-                    store.tidy_for_gc();
+                    store.flush_downloads();
+                    if crate::reactor::now() >= next_tick {
+                        store.flush_last_used();
+                        store.tidy_for_gc();
+                        next_tick = crate::reactor::now() + TICK;
+                    }
                     if let (Some(at), Some(every)) = (next_gc, gc_every) {
                         if crate::reactor::now() >= at {
                             // Failures are logged by the store; the next run tries again.

@@ -1,21 +1,27 @@
 //! The package indexer: a thread that works through the package queue, off the event loops,
 //! the workers and every push's path. For each queued manifest it lists the layers not yet
 //! listed (streamed from their packs, decompressed, their tar headers read: once per layer
-//! digest, whatever number of images share it) and takes the manifest off the queue. A
-//! crash or restart resumes the queue where it was: rows leave it only once their work is
-//! committed.
+//! digest, whatever number of images share it), merges them into the image's file system,
+//! computes the Download's checksums (its blobs read once for every tag), and records the
+//! version, taking it off the queue in the same commit. A crash or restart resumes the
+//! queue where it was: rows leave it only once their work is committed.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use berth_engine::package::{scan_layer, Kind, ManifestFacts, ScanLimits};
+use berth_engine::package::version::{kind_name, merge_image, OS_RELEASE};
+use berth_engine::package::{
+    archive_checksums, scan_layer, Checksums, Kind, LayerListing, ManifestFacts, ScanLimits,
+    VersionRecord,
+};
 use berth_engine::{BlobKey, Engine, ManifestRef, StoreError};
 use crossbeam_channel::RecvTimeoutError;
 
 use crate::dispatch::Store;
 use crate::metrics::Metrics;
+use crate::package::download;
 
 /// How often an empty queue is looked at again.
 const POLL: Duration = Duration::from_secs(1);
@@ -23,8 +29,6 @@ const POLL: Duration = Duration::from_secs(1);
 const BACKOFF: Duration = Duration::from_secs(30);
 /// Manifests taken per look at the queue.
 const BATCH: usize = 16;
-/// Files whose contents the package details show (the distribution).
-const CAPTURE: [&[u8]; 2] = [b"etc/os-release", b"usr/lib/os-release"];
 
 pub struct Indexer {
     stop: crossbeam_channel::Sender<()>,
@@ -42,7 +46,7 @@ impl Indexer {
                     if rx.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
                         return;
                     }
-                    wait = match work(store.engine(), store.metrics(), &rx) {
+                    wait = match work(store.engine(), store.host(), store.metrics(), &rx) {
                         Ok(0) => POLL,
                         Ok(_) => Duration::ZERO,
                         Err(e) => {
@@ -65,39 +69,114 @@ impl Indexer {
 /// Works one batch of the queue; how many manifests it took off.
 fn work(
     e: &Engine,
+    host: &str,
     metrics: &Metrics,
     stop: &crossbeam_channel::Receiver<()>,
 ) -> Result<usize, StoreError> {
     let batch = e.package_queue(BATCH)?;
-    let mut done = Vec::with_capacity(batch.len());
+    let mut n = 0;
     for (repo, key) in batch {
         if !matches!(stop.try_recv(), Err(crossbeam_channel::TryRecvError::Empty)) {
             break;
         }
-        index_manifest(e, metrics, &repo, &key)?;
-        done.push((repo, key));
+        index_manifest(e, host, metrics, &repo, &key)?;
+        metrics.package_manifests_indexed.fetch_add(1, Relaxed);
+        n += 1;
     }
-    e.package_done(&done)?;
-    metrics
-        .package_manifests_indexed
-        .fetch_add(done.len() as u64, Relaxed);
-    Ok(done.len())
+    Ok(n)
 }
 
+/// Works out and records what version `key` of `repo` is, and takes it off the queue.
 fn index_manifest(
     e: &Engine,
+    host: &str,
     metrics: &Metrics,
     repo: &str,
     key: &BlobKey,
 ) -> Result<(), StoreError> {
     // Deleted since it was queued: nothing to do.
     let Some(m) = e.get_manifest(repo, ManifestRef::Key(key))? else {
-        return Ok(());
+        return e.package_done(&[(repo.to_owned(), key.clone())]);
     };
     let facts = ManifestFacts::parse(&m.body, &m.media_type);
-    if facts.kind() != Kind::Image {
-        return Ok(());
+    let mut sizes = Sizes::default();
+    sizes.add(&key.to_string(), m.body.len() as u64);
+    let (mut record, tree) = match facts.kind() {
+        Kind::Image => {
+            list_layers(e, metrics, repo, &facts)?;
+            let listings = facts
+                .layers
+                .iter()
+                .map(|l| match BlobKey::parse(&l.digest) {
+                    Some(lk) if !l.external => e.layer_listing(&lk),
+                    _ => Ok(None),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let refs: Vec<Option<&LayerListing>> = listings.iter().map(Option::as_ref).collect();
+            let (mut record, tree) = merge_image(&facts, &refs);
+            match checksums(e, host, repo, key, &m.media_type, &m.body, &facts) {
+                Ok(sums) => record.checksums = sums,
+                Err(why) => record.checksum_error = Some(why),
+            }
+            (record, Some(tree))
+        }
+        Kind::Index => {
+            for child in &facts.manifests {
+                sizes.add(&child.digest, child.size);
+                let Some(ck) = BlobKey::parse(&child.digest) else {
+                    continue;
+                };
+                if let Some(cm) = e.get_manifest(repo, ManifestRef::Key(&ck))? {
+                    let cf = ManifestFacts::parse(&cm.body, &cm.media_type);
+                    cf.blobs().iter().for_each(|b| sizes.add(&b.digest, b.size));
+                }
+            }
+            let record = VersionRecord {
+                kind: kind_name(Kind::Index).into(),
+                ..VersionRecord::default()
+            };
+            (record, None)
+        }
+        Kind::Artifact => {
+            let record = VersionRecord {
+                kind: kind_name(Kind::Artifact).into(),
+                ..VersionRecord::default()
+            };
+            (record, None)
+        }
+    };
+    facts
+        .blobs()
+        .iter()
+        .for_each(|b| sizes.add(&b.digest, b.size));
+    record.size = sizes.total;
+    record.indexed_at = crate::reactor::unix_now();
+    e.put_version(repo, key, &record, tree.as_ref())
+}
+
+/// Bytes of blobs, each counted once.
+#[derive(Default)]
+struct Sizes {
+    seen: std::collections::HashSet<String>,
+    total: u64,
+}
+
+impl Sizes {
+    fn add(&mut self, digest: &str, size: u64) {
+        if self.seen.insert(digest.to_owned()) {
+            self.total = self.total.saturating_add(size);
+        }
     }
+}
+
+/// Lists each layer of an image not listed yet (once per layer digest, whatever number of
+/// images share it).
+fn list_layers(
+    e: &Engine,
+    metrics: &Metrics,
+    repo: &str,
+    facts: &ManifestFacts,
+) -> Result<(), StoreError> {
     for layer in facts.layers.iter().filter(|l| !l.external) {
         let Some(lk) = BlobKey::parse(&layer.digest) else {
             continue;
@@ -111,7 +190,7 @@ fn index_manifest(
             continue;
         };
         let started = crate::reactor::now();
-        let listing = scan_layer(e.blob_reader(loc)?, &CAPTURE, &ScanLimits::default());
+        let listing = scan_layer(e.blob_reader(loc)?, &OS_RELEASE, &ScanLimits::default());
         e.put_layer_listing(&lk, &listing)?;
         metrics.package_layers_listed.fetch_add(1, Relaxed);
         tracing::info!(
@@ -126,4 +205,63 @@ fn index_manifest(
         }
     }
     Ok(())
+}
+
+/// The Download's checksums for each tag pointing at the version (and for the version by
+/// digest, under `""`), reading its blobs once; why not, when it has no Download.
+fn checksums(
+    e: &Engine,
+    host: &str,
+    repo: &str,
+    key: &BlobKey,
+    media_type: &str,
+    manifest: &[u8],
+    facts: &ManifestFacts,
+) -> Result<std::collections::BTreeMap<String, Checksums>, String> {
+    let store_err = |err: StoreError| {
+        tracing::warn!(error = %err, "package indexer: checksums not computed");
+        "the store could not be read".to_owned()
+    };
+    let tags = e.version_tags(repo, key).map_err(store_err)?;
+    let specs = download::archive_specs(host, repo, key, media_type, manifest.len() as u64, facts)?;
+    let manifest_digest = key.to_string();
+    let names: Vec<String> = std::iter::once(String::new()).chain(tags).collect();
+    let plans = names
+        .iter()
+        .map(|t| specs.plan((!t.is_empty()).then_some(t.as_str())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut read = |digest: &str, range: std::ops::Range<u64>, out: &mut dyn FnMut(&[u8])| {
+        // The manifest is a member of the archive, but not a blob of the store.
+        if digest == manifest_digest {
+            let r = usize::try_from(range.start).unwrap_or(usize::MAX)
+                ..usize::try_from(range.end).unwrap_or(usize::MAX);
+            out(manifest.get(r).unwrap_or_default());
+            return Ok(());
+        }
+        let lk = BlobKey::parse(digest)
+            .ok_or_else(|| std::io::Error::other(format!("{digest} is not a digest")))?;
+        let loc = e
+            .peek_blob(repo, &lk)
+            .map_err(std::io::Error::other)?
+            .ok_or_else(|| std::io::Error::other(format!("blob {digest} is not stored")))?;
+        let part = berth_engine::BlobLoc {
+            pack: loc.pack,
+            offset: loc.offset + range.start,
+            len: (range.end - range.start).min(loc.len.saturating_sub(range.start)),
+        };
+        let mut r = e.blob_reader(part).map_err(std::io::Error::other)?;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = std::io::Read::read(&mut r, &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            out(&buf[..n]);
+        }
+    };
+    let sums = archive_checksums(&plans, &mut read).map_err(|err| {
+        tracing::warn!(error = %err, repo, "package indexer: checksums not computed");
+        format!("the Download could not be read: {err}")
+    })?;
+    Ok(names.into_iter().zip(sums).collect())
 }

@@ -35,6 +35,7 @@ mod housekeeping;
 mod indexer;
 mod logging;
 mod metrics;
+mod package;
 mod peers;
 mod permissions;
 mod proxies;

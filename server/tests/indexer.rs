@@ -103,3 +103,173 @@ fn pushed_layers_are_listed_once_each_in_the_background() {
     assert_eq!(listed(&base), ["etc/os-release", "usr/bin/tool"]);
     assert_eq!(listed(&top), ["app/main"], "the whiteout is not an entry");
 }
+
+fn layer_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, body) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Polls the version's details until the indexer has recorded it.
+fn indexed(c: &mut Client, path: &str) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let r = c.get(path);
+        assert_eq!(r.status, 200, "{r:?}");
+        let v = r.json();
+        if v["state"] != "indexing" {
+            return v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "not indexed after 30 s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let base = layer_of(&[
+        (
+            "etc/os-release",
+            "NAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
+        ),
+        ("usr/bin/tool", "#!/bin/sh\n"),
+    ]);
+    let top = layer_of(&[("app/main", "main\n"), ("usr/bin/.wh.tool", "")]);
+    put_image(
+        &mut c,
+        "1.0",
+        br#"{"os":"linux","architecture":"amd64","config":{"Labels":{"org.opencontainers.image.description":"<script>alert(1)</script>"}}}"#,
+        &[&base, &top],
+    );
+    let v = indexed(&mut c, "/api/v1/packages/acme/web/app:1.0");
+    assert_eq!(v["state"], "indexed", "{v}");
+    assert_eq!(v["name"], "app");
+    assert_eq!(v["version"], "1.0");
+    assert_eq!(v["registry"], "acme/web");
+    assert_eq!(v["visibility"], "private");
+    assert_eq!(v["kind"], "image");
+    assert_eq!(v["platform"], "linux/amd64");
+    // etc, etc/os-release, usr, usr/bin, app, app/main: the tool is whited out.
+    assert_eq!(v["total_files"], 6, "{v}");
+    assert_eq!(v["distribution"]["name"], "Debian GNU/Linux");
+    assert_eq!(v["distribution"]["version"], "12");
+    assert_eq!(v["description"], "<script>alert(1)</script>");
+    let sums = &v["checksums"];
+    assert_eq!(sums["sha256"].as_str().map(str::len), Some(64), "{v}");
+    assert_eq!(sums["sha512"].as_str().unwrap().len(), 128);
+    assert_eq!(sums["md5"].as_str().unwrap().len(), 32);
+    assert_eq!(sums["sha1"].as_str().unwrap().len(), 40);
+    assert!(v["pushed_at"].as_u64().unwrap() > 1_700_000_000);
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[1]["removed"], 1);
+    assert_eq!(layers[1]["state"], "listed");
+    let size = v["size"].as_u64().unwrap();
+    assert!(size > (base.len() + top.len()) as u64, "{size}");
+
+    // Contents, directory by directory.
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = c.get("/api/v1/packages/acme/web/app:1.0/files");
+    assert_eq!(names(&r.json()), ["app", "etc", "usr"], "{r:?}");
+    let r = c.get("/api/v1/packages/acme/web/app:1.0/files?path=/etc");
+    let f = r.json();
+    assert_eq!(names(&f), ["os-release"]);
+    assert_eq!(f["entries"][0]["type"], "file");
+    assert_eq!(f["entries"][0]["path"], "/etc/os-release");
+    assert_eq!(f["entries"][0]["mode"], "0644");
+    let r = c.get("/api/v1/packages/acme/web/app:1.0/files?path=/usr/bin");
+    assert_eq!(names(&r.json()), Vec::<String>::new());
+    let r = c.get("/api/v1/packages/acme/web/app:1.0/files?path=/app&limit=1");
+    assert_eq!(r.json()["next_after"], serde_json::Value::Null);
+    assert_eq!(
+        c.get("/api/v1/packages/acme/web/app:1.0/files?path=/nope")
+            .status,
+        404
+    );
+    assert_eq!(
+        c.get("/api/v1/packages/acme/web/app:1.0/files?limit=0")
+            .status,
+        400
+    );
+
+    // Lists.
+    let r = c.get("/api/v1/packages/acme/web");
+    let images = r.json()["images"].clone();
+    assert_eq!(images[0]["name"], "app", "{r:?}");
+    assert_eq!(images[0]["latest_tags"][0], "1.0");
+    let r = c.get("/api/v1/packages/acme/web/app");
+    assert_eq!(r.json()["versions"][0]["tags"][0], "1.0", "{r:?}");
+    let r = c.get("/api/v1/packages/acme");
+    assert_eq!(r.json()["registries"][0]["images"], 1, "{r:?}");
+
+    // Pulls count, HEADs do not.
+    let digest = v["digest"].as_str().unwrap().to_owned();
+    let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+    assert_eq!(
+        c.request("GET", "/v2/acme/web/app/manifests/1.0", &accept, b"")
+            .status,
+        200
+    );
+    let path = format!("/v2/acme/web/app/manifests/{digest}");
+    assert_eq!(c.request("GET", &path, &accept, b"").status, 200);
+    c.send("HEAD", "/v2/acme/web/app/manifests/1.0", &accept, b"");
+    assert_eq!(c.response(true).status, 200);
+    let v = c.get("/api/v1/packages/acme/web/app:1.0").json();
+    assert_eq!(v["downloads"], 2, "{v}");
+
+    // Bad and unknown references.
+    assert_eq!(c.get("/api/v1/packages/acme/web/app:2.0").status, 404);
+    assert_eq!(
+        c.get("/api/v1/packages/acme/web/app@sha256:nope").status,
+        400
+    );
+    assert_eq!(c.get("/api/v1/packages/acme/web/app:1.0/what").status, 404);
+
+    // A private registry does not exist for anyone who may not pull it.
+    let mut anon = srv.anonymous();
+    let private = anon.get("/api/v1/packages/acme/web/app:1.0");
+    assert_eq!(private.status, 404, "{private:?}");
+    assert_eq!(anon.get("/api/v1/packages/acme/web/app:nope").status, 404);
+    assert_eq!(anon.get("/api/v1/packages/acme").status, 404);
+    let r = srv.admin_client().json(
+        "PATCH",
+        "/api/v1/orgs/acme/registries/web",
+        r#"{"public":true}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let public = anon.get("/api/v1/packages/acme/web/app:1.0");
+    assert_eq!(public.status, 200, "{public:?}");
+    assert_eq!(public.json()["visibility"], "public");
+    // Bad credentials are refused, not taken for anonymous.
+    let mut wrong = Client::connect_as(srv.addr, &bearer_header("berth_pat_nope"));
+    assert_eq!(wrong.get("/api/v1/packages/acme/web/app:1.0").status, 401);
+
+    // Deleting the version forgets what the index held.
+    let r = c.request("DELETE", &path, &[], b"");
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(c.get("/api/v1/packages/acme/web/app:1.0").status, 404);
+    assert_eq!(
+        c.get(&format!("/api/v1/packages/acme/web/app@{digest}"))
+            .status,
+        404
+    );
+}

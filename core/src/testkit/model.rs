@@ -455,9 +455,9 @@ impl ModelStore {
                     Reply::Mount(Mount::Started(self.start(repo)))
                 }
             }
-            Need::GetManifest { repo, reference } => {
-                Reply::Manifest(self.manifest(repo, reference).cloned())
-            }
+            Need::GetManifest {
+                repo, reference, ..
+            } => Reply::Manifest(self.manifest(repo, reference).cloned()),
             Need::PutManifest { repo, manifest } => {
                 let r = self.repos.entry(repo.clone()).or_default();
                 if self.check_references {

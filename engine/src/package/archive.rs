@@ -7,11 +7,13 @@
 //! `index.json`, `manifest.json`) are held in memory; blob members are named by digest and
 //! streamed from the store by whoever sends the archive.
 //!
-//! Members, in order:
-//! - `oci-layout`, `index.json` (one entry: the manifest, with `org.opencontainers.image.ref.name`
-//!   and `io.containerd.image.name` when there is a tag), `manifest.json` (the `docker save`
-//!   view: `Config`, `RepoTags`, `Layers`), directories `blobs/` and `blobs/sha256/`;
-//! - `blobs/sha256/<hex>` for the manifest, the config and each layer, each once, byte-exact.
+//! Members, in order (the readers take them in any order):
+//! - directories `blobs/` and `blobs/sha256/`, then `blobs/sha256/<hex>` for the manifest,
+//!   the config and each layer, each once, byte-exact;
+//! - `oci-layout`, then the two members that name the image: `index.json` (one entry: the
+//!   manifest, with `org.opencontainers.image.ref.name` and `io.containerd.image.name` when
+//!   there is a tag) and `manifest.json` (the `docker save` view: `Config`, `RepoTags`,
+//!   `Layers`).
 //!
 //! `docker load`, `podman load`, `skopeo copy docker-archive:` and `oci-archive:` load it.
 
@@ -91,6 +93,8 @@ pub enum Piece<'p> {
 pub struct ArchivePlan {
     parts: Vec<(u64, Part)>,
     len: u64,
+    /// Where the members that name the image begin; see [`ArchivePlan::shared_len`].
+    shared: u64,
 }
 
 const BLOCK: u64 = 512;
@@ -134,10 +138,8 @@ impl ArchivePlan {
         let mut plan = ArchivePlan {
             parts: Vec::new(),
             len: 0,
+            shared: 0,
         };
-        plan.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
-        plan.file("index.json", index.to_string().into_bytes());
-        plan.file("manifest.json", docker.to_string().into_bytes());
         plan.dir("blobs/");
         plan.dir("blobs/sha256/");
         let mut seen = std::collections::HashSet::new();
@@ -149,6 +151,10 @@ impl ArchivePlan {
                 plan.blob(&path(b)?, b.clone());
             }
         }
+        plan.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
+        plan.shared = plan.len;
+        plan.file("index.json", index.to_string().into_bytes());
+        plan.file("manifest.json", docker.to_string().into_bytes());
         // The end: two zero blocks.
         plan.push(Part::Bytes(vec![0; 2 * BLOCK as usize]));
         Ok(plan)
@@ -157,6 +163,14 @@ impl ArchivePlan {
     /// The archive's length in bytes.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// How many of the archive's first bytes are the same whatever the tag it names: the
+    /// blobs come first and the members naming the image (`index.json`, `manifest.json`)
+    /// last, so the checksums of every tag's archive hash the blobs' bytes once and continue
+    /// from a copy of that state.
+    pub fn shared_len(&self) -> u64 {
+        self.shared
     }
 
     /// Whether the archive is empty (it never is: it always ends with two blocks).
@@ -345,29 +359,41 @@ mod tests {
         assert_eq!(
             names,
             [
-                "oci-layout",
-                "index.json",
-                "manifest.json",
                 "blobs/",
                 "blobs/sha256/",
                 &hex(&m),
                 &hex(&c),
                 &hex(&l1),
                 &hex(&l2),
+                "oci-layout",
+                "index.json",
+                "manifest.json",
             ]
         );
-        assert_eq!(members[5].1, mb);
-        assert_eq!(members[7].1, l1b);
-        let index: serde_json::Value = serde_json::from_slice(&members[1].1).unwrap();
+        assert_eq!(members[2].1, mb);
+        assert_eq!(members[4].1, l1b);
+        let index: serde_json::Value = serde_json::from_slice(&members[7].1).unwrap();
         assert_eq!(index["manifests"][0]["digest"], m.digest.as_str());
         assert_eq!(
             index["manifests"][0]["annotations"]["io.containerd.image.name"],
             "127.0.0.1:5000/acme/web/app:1.0"
         );
-        let docker: serde_json::Value = serde_json::from_slice(&members[2].1).unwrap();
+        let docker: serde_json::Value = serde_json::from_slice(&members[8].1).unwrap();
         assert_eq!(docker[0]["RepoTags"][0], "127.0.0.1:5000/acme/web/app:1.0");
         assert_eq!(docker[0]["Layers"].as_array().unwrap().len(), 3);
         assert_eq!(plan.blobs().count(), 4);
+        // Another tag's archive differs only after the shared prefix.
+        let other = ArchivePlan::new(&ArchiveSpec {
+            tag: Some("2.0"),
+            ..spec.clone()
+        })
+        .unwrap();
+        let other_whole = render(&other, 0..other.len(), &store);
+        let shared = plan.shared_len() as usize;
+        assert_eq!(other.shared_len(), plan.shared_len());
+        assert_eq!(other_whole[..shared], whole[..shared]);
+        assert_ne!(other_whole[shared..], whole[shared..]);
+        assert!(whole[..shared].windows(10).all(|w| w != b"index.json"));
     }
 
     #[test]

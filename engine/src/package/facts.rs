@@ -51,7 +51,7 @@ pub const IMAGE_CONFIG_TYPES: [&str; 2] = [
 ];
 
 /// A blob a manifest names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Descriptor {
     /// Its media type.
     pub media_type: String,

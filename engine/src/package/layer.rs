@@ -57,12 +57,9 @@ pub enum EntryKind {
     Other,
 }
 
-/// One entry of a layer's tar, as the file system will show it.
+/// What an entry is, wherever it is shown (a layer's listing, the merged file system).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LayerEntry {
-    /// Normalised: relative, `/`-separated, no `.` or `..` components, no trailing `/`,
-    /// never empty, never holding NUL. Bytes: tar names need not be UTF-8.
-    pub path: Box<[u8]>,
+pub struct EntryMeta {
     /// The entry's type.
     pub kind: EntryKind,
     /// Content bytes (0 for anything but files).
@@ -77,6 +74,16 @@ pub struct LayerEntry {
     pub mtime: u64,
     /// A link's target (symlinks as written, hard links normalised).
     pub link: Option<Box<[u8]>>,
+}
+
+/// One entry of a layer's tar, as the file system will show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerEntry {
+    /// Normalised: relative, `/`-separated, no `.` or `..` components, no trailing `/`,
+    /// never empty, never holding NUL. Bytes: tar names need not be UTF-8.
+    pub path: Box<[u8]>,
+    /// What it is.
+    pub meta: EntryMeta,
 }
 
 /// One step of a layer applied over the layers below it.
@@ -268,13 +275,15 @@ fn list<R: Read>(
             0
         };
         let e = LayerEntry {
-            kind,
-            size,
-            mode: header.mode().unwrap_or(0) & 0o7777,
-            uid: header.uid().unwrap_or(0),
-            gid: header.gid().unwrap_or(0),
-            mtime: header.mtime().unwrap_or(0),
-            link,
+            meta: EntryMeta {
+                kind,
+                size,
+                mode: header.mode().unwrap_or(0) & 0o7777,
+                uid: header.uid().unwrap_or(0),
+                gid: header.gid().unwrap_or(0),
+                mtime: header.mtime().unwrap_or(0),
+                link,
+            },
             path: path.into_boxed_slice(),
         };
         if kind == EntryKind::File
@@ -447,13 +456,13 @@ pub(crate) mod tests {
         );
         let tool = want.entries().nth(2).unwrap();
         assert_eq!(
-            (tool.size, tool.mode, tool.uid, tool.gid),
+            (tool.meta.size, tool.meta.mode, tool.meta.uid, tool.meta.gid),
             (6, 0o644, 1000, 100)
         );
         let alias = want.entries().nth(3).unwrap();
-        assert_eq!(alias.link.as_deref(), Some(&b"tool"[..]));
+        assert_eq!(alias.meta.link.as_deref(), Some(&b"tool"[..]));
         let hard = want.entries().nth(4).unwrap();
-        assert_eq!(hard.link.as_deref(), Some(&b"usr/bin/tool"[..]));
+        assert_eq!(hard.meta.link.as_deref(), Some(&b"usr/bin/tool"[..]));
         for blob in [gz, zst] {
             let got = scan_layer(&blob[..], capture, &ScanLimits::default());
             assert_eq!(got.changes, want.changes);

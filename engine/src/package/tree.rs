@@ -15,25 +15,13 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::layer::{EntryKind, LayerChange, LayerEntry, LayerListing};
+use super::layer::{EntryKind, EntryMeta, LayerChange, LayerEntry, LayerListing};
 
 /// One path of the merged file system.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsNode {
-    /// The entry's type.
-    pub kind: EntryKind,
-    /// Content bytes (files).
-    pub size: u64,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner id.
-    pub uid: u64,
-    /// Group id.
-    pub gid: u64,
-    /// Seconds since the epoch.
-    pub mtime: u64,
-    /// A link's target.
-    pub link: Option<Box<[u8]>>,
+    /// What it is.
+    pub meta: EntryMeta,
     /// The layer (0 = lowest) that last set this path.
     pub layer: usize,
     /// A directory no layer lists, implied by the paths under it.
@@ -43,13 +31,7 @@ pub struct FsNode {
 impl FsNode {
     fn of(e: &LayerEntry, layer: usize) -> FsNode {
         FsNode {
-            kind: e.kind,
-            size: e.size,
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            mtime: e.mtime,
-            link: e.link.clone(),
+            meta: e.meta.clone(),
             layer,
             implicit: false,
         }
@@ -57,13 +39,15 @@ impl FsNode {
 
     fn implicit_dir(layer: usize) -> FsNode {
         FsNode {
-            kind: EntryKind::Dir,
-            size: 0,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            link: None,
+            meta: EntryMeta {
+                kind: EntryKind::Dir,
+                size: 0,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+                link: None,
+            },
             layer,
             implicit: true,
         }
@@ -142,7 +126,11 @@ impl FsTree {
                     let k = key(dir);
                     if !dir.is_empty() {
                         self.ensure_parents(&k, layer, &mut changes);
-                        if !self.nodes.get(&k).is_some_and(|n| n.kind == EntryKind::Dir) {
+                        if !self
+                            .nodes
+                            .get(&k)
+                            .is_some_and(|n| n.meta.kind == EntryKind::Dir)
+                        {
                             self.nodes.insert(k.clone(), FsNode::implicit_dir(layer));
                         }
                     }
@@ -167,7 +155,7 @@ impl FsTree {
             // The same path twice in one tar: the later entry wins, counted once.
             Some(_) => {}
         }
-        if node.kind != EntryKind::Dir {
+        if node.meta.kind != EntryKind::Dir {
             let under: Vec<Vec<u8>> = self.subtree(&k).map(|(k, _)| k.clone()).collect();
             changes.removed_entries += under.len() as u64;
             for u in under {
@@ -184,7 +172,7 @@ impl FsTree {
         while let Some(i) = k[end..].iter().position(|&b| b == 0) {
             let parent = &k[..end + i];
             match self.nodes.get(parent) {
-                Some(n) if n.kind == EntryKind::Dir => {}
+                Some(n) if n.meta.kind == EntryKind::Dir => {}
                 existing => {
                     if existing.is_none() {
                         changes.added.push(unkey(parent));
@@ -279,7 +267,7 @@ impl FsTree {
         for _ in 0..40 {
             // Resolve the parents too: `etc` may itself be a link.
             let node = self.get(&path)?;
-            match (node.kind, &node.link) {
+            match (node.meta.kind, &node.meta.link) {
                 (EntryKind::Symlink, Some(target)) => {
                     let (parent, _) = super::layer::split_last(&path);
                     let joined = if target.starts_with(b"/") {
@@ -404,7 +392,7 @@ mod tests {
         assert_eq!(strs(&c1.removed), ["etc/motd", "var/cache"]);
         // etc/motd; var/cache/a, var/cache/a/x, var/cache/b; usr/lib/thing/inner.
         assert_eq!(c1.removed_entries, 5);
-        assert_eq!(t.get(b"usr/lib/thing").unwrap().kind, File);
+        assert_eq!(t.get(b"usr/lib/thing").unwrap().meta.kind, File);
         assert_eq!(t.get(b"etc/os-release").unwrap().layer, 1);
         assert!(t.get(b"var").unwrap().implicit);
     }
@@ -467,7 +455,7 @@ mod tests {
         );
         let (p, n) = t.resolve(b"etc/os-release").unwrap();
         assert_eq!(p, b"usr/lib/os-release");
-        assert_eq!(n.kind, File);
+        assert_eq!(n.meta.kind, File);
         assert_eq!(t.resolve(b"abs").unwrap().0, b"usr/lib/os-release");
         assert!(t.resolve(b"loop1").is_none());
         assert!(t.resolve(b"out").is_none());

@@ -1,0 +1,195 @@
+//! The package API, `GET /api/v1/packages/…` (JSON): an organisation's registries, a
+//! registry's images, an image's versions, a version's details, a directory of its files
+//! and its layers, for the CLI and scripts. Access is the registry's, as for pulling: no
+//! credentials see public registries; a token (Basic password or `Bearer berth_…`) sees
+//! what it may pull; what a caller may not see is the same 404 as what does not exist.
+//! Errors are `{"error":{"code","message"}}`, as in the management API.
+
+use berth_core::http::percent::percent_decode;
+use berth_core::{WebRequest, WebResponse};
+use berth_engine::Engine;
+use serde_json::{json, Value};
+
+use super::downloads::Downloads;
+use super::path::{self, PackagePath};
+use super::view::{ViewError, Viewer};
+use crate::auth::credentials;
+use crate::auth::policy::Principal;
+use crate::auth::{ratelimit, AuthError, Authority, Ctx};
+use crate::proxies::forwarded_for;
+use crate::web::form;
+
+pub const PREFIX: &str = "/api/v1/packages";
+
+/// Entries per page of a directory unless `limit` says otherwise, and the most it may say.
+const FILES_PAGE: usize = 1000;
+const FILES_PAGE_MAX: usize = 10_000;
+
+/// What answering needs from the server.
+pub struct Env<'a> {
+    pub e: &'a Engine,
+    pub auth: &'a Authority,
+    pub host: &'a str,
+    pub downloads: &'a Downloads,
+}
+
+/// Answers one package API request.
+pub fn answer(env: &Env<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
+    let ctx = &env
+        .auth
+        .for_request(ctx, forwarded_for(&req.headers).as_deref());
+    let p = match caller(env.e, env.auth, req, ctx) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (status, body) = match route(env, &p, req) {
+        Ok(v) => (200, v),
+        Err((status, code, message)) => (
+            status,
+            json!({ "error": { "code": code, "message": message } }),
+        ),
+    };
+    json_response(status, body)
+}
+
+fn json_response(status: u16, body: Value) -> WebResponse {
+    WebResponse {
+        status,
+        content_type: "application/json".into(),
+        headers: vec![("Cache-Control".into(), "no-store".into())],
+        body: bytes::Bytes::from(body.to_string()),
+    }
+}
+
+/// Who is asking: anonymous without credentials; credentials that fail are refused
+/// (and throttled) rather than treated as anonymous, so a typo is not a silent 404.
+pub fn caller(
+    e: &Engine,
+    auth: &Authority,
+    req: &WebRequest,
+    ctx: &Ctx,
+) -> Result<Principal, WebResponse> {
+    let presented = credentials::parse(req.header("authorization"));
+    match auth.authenticate(e, &presented, ctx) {
+        Ok(c) => Ok(c.principal),
+        Err(AuthError::Store(s)) => Err(json_response(
+            500,
+            json!({"error": {"code": "INTERNAL", "message": crate::failure::internal(&s)}}),
+        )),
+        Err(AuthError::Invalid(why)) => {
+            if let Some(wait) = auth.failed(ctx, why) {
+                let mut r = json_response(
+                    429,
+                    json!({"error": {"code": "TOO_MANY_REQUESTS", "message": ratelimit::throttled(wait)}}),
+                );
+                r.headers.push(("Retry-After".into(), wait.to_string()));
+                return Err(r);
+            }
+            let mut r = json_response(
+                401,
+                json!({"error": {"code": "UNAUTHORIZED", "message": format!("{why}; check the token")}}),
+            );
+            r.headers.push((
+                "WWW-Authenticate".into(),
+                format!("Bearer realm=\"{}\"", auth.settings.service),
+            ));
+            Err(r)
+        }
+    }
+}
+
+type Failure = (u16, &'static str, String);
+
+impl From<ViewError> for Failure {
+    fn from(e: ViewError) -> Self {
+        match e {
+            ViewError::NotFound(m) => (404, "NOT_FOUND", m),
+            ViewError::Bad(m) => (400, "BAD_REQUEST", m),
+            ViewError::Store(s) => (500, "INTERNAL", crate::failure::internal(&s)),
+        }
+    }
+}
+
+fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failure> {
+    if req.method != "GET" && req.method != "HEAD" {
+        return Err((
+            405,
+            "METHOD_NOT_ALLOWED",
+            "the package API is read-only: use GET".into(),
+        ));
+    }
+    let rest = req
+        .path
+        .strip_prefix(PREFIX)
+        .unwrap_or("")
+        .trim_matches('/');
+    let rest = percent_decode(rest, false);
+    let q = form::pairs(&req.query);
+    let v = Viewer {
+        e: env.e,
+        p,
+        host: env.host,
+        downloads: env.downloads,
+    };
+    let at = path::parse(&rest).map_err(|m| (400, "BAD_REQUEST", m))?;
+    let platform = form::first(&q, "platform").filter(|s| !s.is_empty());
+    Ok(match at {
+        PackagePath::Org(org) => {
+            json!({ "organisation": org, "registries": ser(v.registries(&org)?) })
+        }
+        PackagePath::Registry { org, registry } => {
+            let (r, images) = v.images(&org, &registry)?;
+            json!({
+                "registry": { "org": r.org, "slug": r.slug, "name": r.name, "description": r.description,
+                              "visibility": format!("{:?}", r.visibility).to_lowercase() },
+                "images": ser(images),
+            })
+        }
+        PackagePath::Image { repo } => {
+            json!({ "repository": repo, "versions": ser(v.versions(&repo)?) })
+        }
+        PackagePath::Version {
+            repo,
+            version,
+            what,
+        } => match what.as_deref() {
+            None => ser(v.details(&repo, &version, platform)?),
+            Some("files") => {
+                let limit = match form::first(&q, "limit") {
+                    None => FILES_PAGE,
+                    Some(n) => n
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=FILES_PAGE_MAX).contains(n))
+                        .ok_or_else(|| {
+                            (
+                                400,
+                                "BAD_REQUEST",
+                                format!(
+                                    "`limit` must be a whole number from 1 to {FILES_PAGE_MAX}"
+                                ),
+                            )
+                        })?,
+                };
+                let dir = form::first(&q, "path").unwrap_or("/");
+                let after = form::first(&q, "after").filter(|s| !s.is_empty());
+                ser(v.files(&repo, &version, platform, dir, after, limit)?)
+            }
+            Some("layers") => {
+                let d = v.details(&repo, &version, platform)?;
+                json!({ "digest": d.digest, "state": d.state, "layers": d.layers })
+            }
+            Some(other) => {
+                return Err((
+                    404,
+                    "NOT_FOUND",
+                    format!("no `{other}` for a version: use files, layers or download"),
+                ))
+            }
+        },
+    })
+}
+
+fn ser<T: serde::Serialize>(x: T) -> Value {
+    serde_json::to_value(x).unwrap_or(Value::Null)
+}
