@@ -1,10 +1,28 @@
 //! Requests outside `/v2/` (`Need::Web`): `/metrics`, `/healthz`, the token endpoint
 //! (`token_endpoint.rs`), the management API (`api.rs`), and a JSON 404 for every page not
 //! built yet. `/healthz` and the token endpoint are answered inline on the reactor; the
-//! `/metrics` scan and the API (whose writes wait on a commit) run on workers.
+//! `/metrics` scan and the API (whose writes wait on a commit) run on workers. A body too
+//! large for memory streams from the packs as pieces: `ranged.rs` answers a GET of one by
+//! `Range`, `download.rs` lays the Download's archive onto them.
 
 pub mod api;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the Download route, being built, is its first caller"
+    )
+)]
+pub mod download;
 pub mod form;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the Download route, being built, is its first caller"
+    )
+)]
+pub mod ranged;
 pub mod token_endpoint;
 
 use crate::metrics::{Metrics, Storage};
