@@ -11,7 +11,7 @@ use crate::http::body::{BodyDecoder, Step};
 use crate::http::head::{self, Framing, Head, HeadError, HeadScan};
 use crate::http::response::{self, ResponseHead};
 use crate::limits::Limits;
-use crate::need::{BlobHandle, Need, NeedId, Reply};
+use crate::need::{BlobHandle, Need, NeedId, Reply, WebPiece};
 use crate::oci::error::{error_body, message_body, ErrorCode, ErrorEntry};
 use crate::oci::route::is_registry_path;
 use crate::oci::{RepoName, UploadId};
@@ -177,7 +177,12 @@ enum Queued {
 pub(crate) enum RespBody {
     None,
     Bytes(Bytes),
-    Blob { blob: BlobHandle, range: Range<u64> },
+    Blob {
+        blob: BlobHandle,
+        range: Range<u64>,
+    },
+    /// A web body of bytes and blob ranges, sent in order.
+    Pieces(Vec<WebPiece>),
 }
 
 /// One HTTP/1.1 connection's protocol state.
@@ -850,6 +855,7 @@ impl Connection {
             RespBody::None => 0,
             RespBody::Bytes(b) => b.len() as u64,
             RespBody::Blob { range, .. } => range.end - range.start,
+            RespBody::Pieces(ps) => ps.iter().fold(0u64, |n, p| n.saturating_add(p.len())),
         };
         let keep_alive_10 = req.minor == 0 && !close;
         let mut head = head;
@@ -876,6 +882,7 @@ impl Connection {
                         self.out.push_back(Queued::SendBlob { blob, range });
                     }
                 }
+                RespBody::Pieces(ps) => self.queue_pieces(wire, ps),
             }
         } else {
             self.out.push_back(Queued::Transmit(wire.into()));
@@ -902,6 +909,39 @@ impl Connection {
         } else {
             self.phase = Phase::Head;
             self.after_response();
+        }
+    }
+
+    /// Queues `head` and then `pieces` in order. Small byte pieces join the bytes before
+    /// them (a tar header and its padding need not each be a write); empty pieces go
+    /// nowhere, so no output is an empty write.
+    fn queue_pieces(&mut self, head: Vec<u8>, pieces: Vec<WebPiece>) {
+        let mut run = head;
+        for p in pieces {
+            match p {
+                WebPiece::Bytes(b) if b.is_empty() => {}
+                WebPiece::Bytes(b) if run.len() + b.len() <= INLINE_BODY => {
+                    run.extend_from_slice(&b);
+                }
+                WebPiece::Bytes(b) => {
+                    if !run.is_empty() {
+                        self.out
+                            .push_back(Queued::Transmit(std::mem::take(&mut run).into()));
+                    }
+                    self.out.push_back(Queued::Transmit(b));
+                }
+                WebPiece::Blob { range, .. } if range.end <= range.start => {}
+                WebPiece::Blob { blob, range } => {
+                    if !run.is_empty() {
+                        self.out
+                            .push_back(Queued::Transmit(std::mem::take(&mut run).into()));
+                    }
+                    self.out.push_back(Queued::SendBlob { blob, range });
+                }
+            }
+        }
+        if !run.is_empty() {
+            self.out.push_back(Queued::Transmit(run.into()));
         }
     }
 

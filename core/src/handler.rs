@@ -9,7 +9,7 @@ use crate::http::head::{Framing, Head};
 use crate::http::response::ResponseHead;
 use crate::need::{
     AppendRefused, Auth, AuthRequest, Deleted, Finish, ManifestPut, Mount, Need, NewManifest, Page,
-    Referrer, Refusal, Reply, UploadInfo, WebRequest,
+    Referrer, Refusal, Reply, UploadInfo, WebBody, WebRequest,
 };
 use crate::oci::error::{json_string, message_body, ErrorCode, ErrorEntry};
 use crate::oci::manifest;
@@ -1013,7 +1013,11 @@ impl Connection {
                         r.header(k, v);
                     }
                 }
-                self.respond(r, RespBody::Bytes(w.body), now);
+                let body = match w.body {
+                    WebBody::Bytes(b) => RespBody::Bytes(b),
+                    WebBody::Pieces(ps) => RespBody::Pieces(ps),
+                };
+                self.respond(r, body, now);
             }
             (_, other) => {
                 // The server answered with the wrong variant: its bug, not the peer's.

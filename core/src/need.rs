@@ -7,6 +7,7 @@
 use crate::oci::{Digest, Reference, RepoName, Tag, UploadId};
 use bytes::Bytes;
 use std::fmt;
+use std::ops::Range;
 
 /// Identifies one outstanding need of one connection; echoed back in `Input::Reply`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -144,7 +145,93 @@ pub struct WebResponse {
     pub status: u16,
     pub content_type: String,
     pub headers: Vec<(String, String)>,
-    pub body: Bytes,
+    pub body: WebBody,
+}
+
+/// A web response's body: in memory, or pieces some of which stream from stored blobs, so
+/// a body far larger than memory (an image Download) goes out without a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebBody {
+    Bytes(Bytes),
+    /// Sent in order; `Content-Length` is the sum of their lengths.
+    Pieces(Vec<WebPiece>),
+}
+
+/// One piece of a pieced web body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebPiece {
+    Bytes(Bytes),
+    /// `range` (relative to the blob's first byte) of the blob at `blob`, sent the way a
+    /// blob GET is: `Output::SendBlob`.
+    Blob {
+        blob: BlobHandle,
+        range: Range<u64>,
+    },
+}
+
+impl WebPiece {
+    pub fn len(&self) -> u64 {
+        match self {
+            WebPiece::Bytes(b) => b.len() as u64,
+            WebPiece::Blob { range, .. } => range.end.saturating_sub(range.start),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl WebBody {
+    /// The body's length in bytes: what `Content-Length` says.
+    pub fn len(&self) -> u64 {
+        match self {
+            WebBody::Bytes(b) => b.len() as u64,
+            WebBody::Pieces(ps) => ps.iter().fold(0u64, |n, p| n.saturating_add(p.len())),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes of an in-memory body; `None` for pieces (their blob bytes are not here).
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match self {
+            WebBody::Bytes(b) => Some(b),
+            WebBody::Pieces(_) => None,
+        }
+    }
+}
+
+impl From<Bytes> for WebBody {
+    fn from(b: Bytes) -> WebBody {
+        WebBody::Bytes(b)
+    }
+}
+
+impl From<String> for WebBody {
+    fn from(s: String) -> WebBody {
+        WebBody::Bytes(s.into())
+    }
+}
+
+impl From<Vec<u8>> for WebBody {
+    fn from(v: Vec<u8>) -> WebBody {
+        WebBody::Bytes(v.into())
+    }
+}
+
+impl From<&'static str> for WebBody {
+    fn from(s: &'static str) -> WebBody {
+        WebBody::Bytes(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<Vec<WebPiece>> for WebBody {
+    fn from(ps: Vec<WebPiece>) -> WebBody {
+        WebBody::Pieces(ps)
+    }
 }
 
 /// A question for the storage layer. Answered by exactly one `Input::Reply` carrying the

@@ -267,8 +267,10 @@ impl Conn {
                         ),
                         Err(e) => {
                             // Headers promising the body are queued: closing after them
-                            // tells the client the body is short, which it is.
+                            // tells the client the body is short, which it is. Nothing
+                            // after them may go out in the blob's place.
                             tracing::error!(error = %e, pack = blob.file, "cannot open pack; closing");
+                            self.out.cut_short();
                             self.closing = true;
                         }
                     }
@@ -288,6 +290,9 @@ impl Conn {
                     self.closing = true;
                     continue;
                 }
+                // A pipelined request after a response cut short: never answered (its
+                // answer could not be sent), never acted on.
+                Some(Output::Need(..)) if self.out.is_cut() => return,
                 Some(Output::Need(id, need)) => match route(sh, &mut self.session, need, now) {
                     Route::Now(reply) => (id, reply),
                     Route::Later(work) => {

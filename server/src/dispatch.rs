@@ -705,10 +705,15 @@ pub fn digest(k: &BlobKey) -> Result<Digest, StoreError> {
 fn info(l: BlobLoc) -> BlobInfo {
     BlobInfo {
         size: l.len,
-        handle: BlobHandle {
-            file: l.pack,
-            offset: l.offset,
-        },
+        handle: blob_handle(&l),
+    }
+}
+
+/// Where the core's `SendBlob` finds a stored blob: its pack and offset.
+pub(crate) fn blob_handle(l: &BlobLoc) -> BlobHandle {
+    BlobHandle {
+        file: l.pack,
+        offset: l.offset,
     }
 }
 

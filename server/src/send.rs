@@ -185,6 +185,8 @@ pub struct WriteQueue {
     chunks: VecDeque<Chunk>,
     /// Bytes still to send, blob ranges included.
     len: u64,
+    /// The response being queued cannot be completed: nothing more is taken.
+    cut: bool,
 }
 
 /// How a flush ended.
@@ -223,8 +225,22 @@ impl WriteQueue {
         self.chunks.is_empty()
     }
 
+    /// Takes nothing more, for good: a blob of the response being queued cannot be read
+    /// (its pack will not open), so whatever follows it (the rest of a pieced body, the
+    /// answers to pipelined requests) would reach the client as the missing bytes. What
+    /// was queued before still goes out; the connection then closes, which tells the
+    /// client the body is short.
+    pub fn cut_short(&mut self) {
+        self.cut = true;
+    }
+
+    /// Whether [`cut_short`](Self::cut_short) was called.
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+
     pub fn push_bytes(&mut self, b: Bytes) {
-        if !b.is_empty() {
+        if !b.is_empty() && !self.cut {
             self.len += b.len() as u64;
             self.chunks.push_back(Chunk::Bytes(b));
         }
@@ -232,7 +248,7 @@ impl WriteQueue {
 
     /// Queues `file[start..end]`.
     pub fn push_file(&mut self, file: Arc<PackFile>, start: u64, end: u64) {
-        if end > start {
+        if end > start && !self.cut {
             self.len += end - start;
             self.chunks.push_back(Chunk::File {
                 file,
@@ -715,6 +731,22 @@ mod tests {
         want.extend_from_slice(b"HEAD2\r\n");
         want.extend_from_slice(&data[9_000..]);
         assert_eq!(m.out, want);
+    }
+
+    #[test]
+    fn a_cut_queue_sends_what_it_held_and_takes_nothing_more() {
+        let data = vec![5u8; 1000];
+        let mut q = WriteQueue::default();
+        q.push_bytes(Bytes::from_static(b"HEAD\r\n"));
+        q.cut_short();
+        q.push_file(pack(&data), 0, 1000);
+        q.push_bytes(Bytes::from_static(b"HTTP/1.1 200 OK\r\n"));
+        assert!(q.is_cut());
+        assert_eq!(q.len(), 6);
+        let mut m = Mock::new(usize::MAX, usize::MAX);
+        let (how, sent) = flush(&mut q, &mut m, u64::MAX).unwrap();
+        assert_eq!((how, sent), (Flushed::Drained, 6));
+        assert_eq!(m.out, b"HEAD\r\n");
     }
 
     #[test]

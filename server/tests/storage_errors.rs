@@ -269,3 +269,53 @@ fn a_full_disk_refuses_pushes_with_507_and_heals_without_a_restart() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn a_blob_whose_pack_cannot_be_opened_ends_its_connection_after_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = Server::start(&data);
+    // Larger than a small blob: its own pack, which nothing else needs at startup.
+    let blob = pattern(3 << 20, 11);
+    let digest = push_blob(&mut srv.client(), &blob, 1);
+    srv.signal(libc::SIGTERM);
+    assert!(srv.wait(Duration::from_secs(30)).success());
+    let packs: Vec<PathBuf> = std::fs::read_dir(data.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() >= blob.len() as u64)
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    std::fs::remove_file(&packs[0]).unwrap();
+    let srv = Server::start(&data);
+    let c = srv.client();
+    // The blob GET and a request after it, in one write: nothing of the second answer may
+    // follow the first's head as if it were the blob's bytes.
+    let auth = c.auth.clone().unwrap();
+    let req = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\r\n")
+    };
+    let both = req(&format!("/v2/{REPO}/blobs/{digest}")) + &req("/v2/");
+    let mut s = c.s;
+    s.write_all(both.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    // The server closes: read to the end (the client's read timeout fails a hang).
+    s.read_to_end(&mut got)
+        .expect("the server closes the connection");
+    let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&got[..end]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {}", blob.len())),
+        "{head}"
+    );
+    let rest = &got[end..];
+    assert!(
+        rest.len() < blob.len() && !rest.windows(8).any(|w| w == b"HTTP/1.1"),
+        "after the head came {} bytes: {:?}",
+        rest.len(),
+        String::from_utf8_lossy(&rest[..rest.len().min(200)])
+    );
+    // The server lives on.
+    assert_eq!(srv.client().get("/v2/").status, 200);
+}

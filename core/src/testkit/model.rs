@@ -297,7 +297,8 @@ impl ModelStore {
         r.manifests.get(&d).map(|s| &s.info)
     }
 
-    fn handle_of(&mut self, d: &Digest) -> BlobHandle {
+    /// The handle `Output::SendBlob` carries for blob `d` (which must be stored).
+    pub fn handle_of(&mut self, d: &Digest) -> BlobHandle {
         let file = match self.handles.iter().position(|h| h == d) {
             Some(i) => i,
             None => {
@@ -544,7 +545,7 @@ impl ModelStore {
                 status: 200,
                 content_type: "text/plain".into(),
                 headers: vec![("X-Web".into(), "1".into())],
-                body: Bytes::from(format!("{} {} {}", req.method, req.path, req.body.len())),
+                body: format!("{} {} {}", req.method, req.path, req.body.len()).into(),
             }),
         }
     }

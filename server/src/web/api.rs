@@ -24,7 +24,6 @@ use berth_engine::{
     is_slug, slug_of, AuditRec, Engine, GcError, GcReport, OrgRec, RegistryRec, StoreError,
     TenancyError, TokenKind, TokenRec, Visibility,
 };
-use bytes::Bytes;
 use serde_json::{json, Value};
 
 pub const PREFIX: &str = "/api/";
@@ -159,7 +158,7 @@ fn respond(r: Answer) -> WebResponse {
         status,
         content_type: "application/json".into(),
         headers: vec![("Cache-Control".into(), "no-store".into())],
-        body: Bytes::from(body.to_string()),
+        body: body.to_string().into(),
     }
 }
 

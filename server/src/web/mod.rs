@@ -1,16 +1,33 @@
 //! Requests outside `/v2/` (`Need::Web`): `/metrics`, `/healthz`, the token endpoint
 //! (`token_endpoint.rs`), the management API (`api.rs`), and a JSON 404 for every page not
 //! built yet. `/healthz` and the token endpoint are answered inline on the reactor; the
-//! `/metrics` scan and the API (whose writes wait on a commit) run on workers.
+//! `/metrics` scan and the API (whose writes wait on a commit) run on workers. A body too
+//! large for memory streams from the packs as pieces: `ranged.rs` answers a GET of one by
+//! `Range`, `download.rs` lays the Download's archive onto them.
 
 pub mod api;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the Download route, being built, is its first caller"
+    )
+)]
+pub mod download;
 pub mod form;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the Download route, being built, is its first caller"
+    )
+)]
+pub mod ranged;
 pub mod token_endpoint;
 
 use crate::metrics::{Metrics, Storage};
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::StoreHealth;
-use bytes::Bytes;
 
 /// Whether answering `req` reads storage-wide figures (costly on a large store).
 pub fn reads_storage(req: &WebRequest) -> bool {
@@ -70,7 +87,7 @@ fn text(status: u16, content_type: &str, body: String) -> WebResponse {
         status,
         content_type: content_type.into(),
         headers: Vec::new(),
-        body: Bytes::from(body),
+        body: body.into(),
     }
 }
 
@@ -81,7 +98,7 @@ pub(crate) fn error(status: u16, code: &str, message: &str) -> WebResponse {
         status,
         content_type: "application/json".into(),
         headers: Vec::new(),
-        body: Bytes::from(body.to_string()),
+        body: body.to_string().into(),
     }
 }
 
@@ -89,13 +106,17 @@ pub(crate) fn error(status: u16, code: &str, message: &str) -> WebResponse {
 mod tests {
     use super::*;
 
+    fn body(r: &WebResponse) -> &[u8] {
+        r.body.bytes().expect("an in-memory body")
+    }
+
     fn req(method: &str, path: &str) -> WebRequest {
         WebRequest {
             method: method.into(),
             path: path.into(),
             query: String::new(),
             headers: Vec::new(),
-            body: Bytes::new(),
+            body: bytes::Bytes::new(),
         }
     }
 
@@ -108,7 +129,7 @@ mod tests {
             StoreHealth::default,
             Storage::default,
         );
-        assert_eq!((r.status, &r.body[..]), (200, &b"ok\n"[..]));
+        assert_eq!((r.status, body(&r)), (200, &b"ok\n"[..]));
         let r = answer(&req("GET", "/metrics"), &m, StoreHealth::default, || {
             Storage {
                 manifests: 3,
@@ -116,7 +137,7 @@ mod tests {
             }
         });
         assert_eq!(r.status, 200);
-        assert!(std::str::from_utf8(&r.body)
+        assert!(std::str::from_utf8(body(&r))
             .unwrap()
             .contains("berth_storage_manifests 3"));
         let r = answer(
@@ -134,7 +155,7 @@ mod tests {
         );
         assert_eq!(r.status, 404);
         assert_eq!(r.content_type, "application/json");
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(body(&r)).unwrap();
         assert_eq!(v["errors"][0]["code"], "NOT_FOUND");
     }
 
@@ -147,7 +168,7 @@ mod tests {
         };
         let r = answer(&req("GET", "/healthz"), &m, failing, Storage::default);
         assert_eq!(r.status, 503);
-        assert!(!String::from_utf8_lossy(&r.body).contains("meta.redb"));
+        assert!(!String::from_utf8_lossy(body(&r)).contains("meta.redb"));
         let short = || StoreHealth {
             failing: None,
             free_bytes: Some(10),
@@ -155,6 +176,6 @@ mod tests {
         };
         let r = answer(&req("GET", "/healthz"), &m, short, Storage::default);
         assert_eq!(r.status, 200);
-        assert!(String::from_utf8_lossy(&r.body).contains("below min_free_space 100"));
+        assert!(String::from_utf8_lossy(body(&r)).contains("below min_free_space 100"));
     }
 }

@@ -17,7 +17,6 @@ use crate::secret::{random_bytes, Secret};
 use crate::web::form;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::Engine;
-use bytes::Bytes;
 
 pub const PATH: &str = "/auth/token";
 
@@ -137,7 +136,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         status: 200,
         content_type: "application/json".into(),
         headers: vec![("Cache-Control".into(), "no-store".into())],
-        body: Bytes::from(body.to_string()),
+        body: body.to_string().into(),
     }
 }
 
@@ -209,7 +208,7 @@ fn oauth_error(status: u16, code: &str, message: &str) -> WebResponse {
         status,
         content_type: "application/json".into(),
         headers: Vec::new(),
-        body: Bytes::from(body.to_string()),
+        body: body.to_string().into(),
     }
 }
 
