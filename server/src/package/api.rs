@@ -57,7 +57,7 @@ fn json_response(status: u16, body: Value) -> WebResponse {
         status,
         content_type: "application/json".into(),
         headers: vec![("Cache-Control".into(), "no-store".into())],
-        body: bytes::Bytes::from(body.to_string()),
+        body: body.to_string().into(),
     }
 }
 
