@@ -86,6 +86,7 @@ mod pack;
 pub mod package;
 mod package_store;
 mod recover;
+mod repos;
 mod schema;
 mod space;
 mod tenancy;

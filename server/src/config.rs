@@ -63,6 +63,19 @@ pub struct Config {
     pub min_free_space: Option<u64>,
     /// Tenancy and access control.
     pub auth: AuthSettings,
+    /// The web pages: sign-in sessions and listings.
+    pub ui: UiSettings,
+}
+
+/// The web pages' bounds (`web/ui/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UiSettings {
+    /// A sign-in session unused this long is ended.
+    pub session_idle: Duration,
+    /// Sessions held at once; past it, signing in ends the least recently used one.
+    pub max_sessions: usize,
+    /// Rows per page of a listing (a registry's images).
+    pub page_size: usize,
 }
 
 /// How callers are authenticated (docs/auth.md, "Authentication").
@@ -260,6 +273,21 @@ const KEYS: &[Key] = &[
         name: "trusted_proxies",
         default: String::new,
         why: "empty: X-Forwarded-For is ignored and the socket's peer is the client; list your reverse proxies (addresses or CIDR blocks, e.g. 10.0.0.0/8, ::1) so failed logins are counted per client, not per proxy",
+    },
+    Key {
+        name: "ui.session_idle",
+        default: || "12h".into(),
+        why: "a working day in the web pages without signing in again; a session left open on a shared machine ends overnight (revoking its token ends it at once)",
+    },
+    Key {
+        name: "ui.max_sessions",
+        default: || "10000".into(),
+        why: "a session is a few hundred bytes of memory; this many is far more than the people using one registry server, and a script signing in in a loop cannot grow the server's memory past it",
+    },
+    Key {
+        name: "ui.page_size",
+        default: || "50".into(),
+        why: "a registry's images fit on a screen or two and each row reads its tags; `?after=` pages the rest",
     },
     Key {
         name: "shutdown_grace",
@@ -493,6 +521,11 @@ impl Config {
             fix_permissions: boolean(l, "fix_permissions")?,
             min_free_space: min_free_space(l)?,
             auth: auth(l)?,
+            ui: UiSettings {
+                session_idle: duration(l, "ui.session_idle", 30 * DAY)?,
+                max_sessions: count(l, "ui.max_sessions", 1, 10_000_000)?,
+                page_size: count(l, "ui.page_size", 1, 1000)?,
+            },
         })
     }
 }
@@ -1054,6 +1087,29 @@ mod tests {
             ("BERTH_AUTH_SERVICE", "a \"b"),
             ("BERTH_AUTH_MAX_FAILURES", "0"),
             ("BERTH_AUTH_BEARER_LIFETIME", "10s"),
+        ] {
+            let e = Config::load(&Flags::default(), &env(&[(k, v)]));
+            assert!(e.is_err(), "{k}={v} accepted");
+        }
+    }
+
+    #[test]
+    fn ui_settings_have_defaults_and_bounds() {
+        let c = Config::load(&Flags::default(), &[]).unwrap();
+        assert_eq!(c.ui.session_idle, Duration::from_secs(12 * 3600));
+        assert_eq!((c.ui.max_sessions, c.ui.page_size), (10_000, 50));
+        let f = file("[ui]\nsession_idle = \"30m\"\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags, &env(&[("BERTH_UI_PAGE_SIZE", "7")])).unwrap();
+        assert_eq!(c.ui.session_idle, Duration::from_secs(1800));
+        assert_eq!(c.ui.page_size, 7);
+        for (k, v) in [
+            ("BERTH_UI_SESSION_IDLE", "0"),
+            ("BERTH_UI_MAX_SESSIONS", "0"),
+            ("BERTH_UI_PAGE_SIZE", "5000"),
         ] {
             let e = Config::load(&Flags::default(), &env(&[(k, v)]));
             assert!(e.is_err(), "{k}={v} accepted");

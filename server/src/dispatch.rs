@@ -45,6 +45,9 @@ pub struct Store {
     host: String,
     /// Pulls and Downloads not yet written.
     pub downloads: crate::package::downloads::Downloads,
+    /// The web pages' sign-in sessions and bounds.
+    sessions: web::ui::sessions::Sessions,
+    ui: crate::config::UiSettings,
 }
 
 /// What a connection's needs are answered for: when and from where, and who the last
@@ -160,6 +163,8 @@ impl Store {
             alarm,
             host: crate::package::download::public_host(cfg.auth.public_url.as_deref(), cfg.listen),
             downloads: Default::default(),
+            sessions: web::ui::sessions::Sessions::new(cfg.ui.session_idle, cfg.ui.max_sessions),
+            ui: cfg.ui,
         })
     }
 
@@ -455,8 +460,16 @@ impl Store {
             Need::Web(req) if req.path == web::token_endpoint::PATH => Reply::Web(
                 web::token_endpoint::answer(e, &self.auth, &req, &session.ctx),
             ),
+            Need::Web(req) if web::ui::assets::is_asset(&req.path) => {
+                match web::ui::assets::answer(&req) {
+                    Some(r) => Reply::Web(r),
+                    None => Reply::Web(web::error(404, "NOT_FOUND", "no such file")),
+                }
+            }
             Need::Web(req)
-                if web::reads_storage(&req) || req.path.starts_with(web::api::PREFIX) =>
+                if web::reads_storage(&req)
+                    || req.path.starts_with(web::api::PREFIX)
+                    || web::is_page(&req) =>
             {
                 return Route::Later(Work::Web(Box::new(req), session.ctx))
             }
@@ -644,6 +657,15 @@ impl Store {
             Work::Web(req, ctx) if req.path.starts_with(web::api::PREFIX) => {
                 let gc = |dry| self.collect_garbage(dry);
                 Reply::Web(web::api::answer(e, &self.auth, &req, &ctx, &gc))
+            }
+            Work::Web(req, ctx) if web::is_page(&req) => {
+                let site = web::ui::Site {
+                    engine: e,
+                    auth: &self.auth,
+                    sessions: &self.sessions,
+                    settings: &self.ui,
+                };
+                Reply::Web(web::ui::answer(&site, &req, &ctx))
             }
             Work::Web(req, _) => Reply::Web(web::answer(
                 &req,

@@ -419,17 +419,19 @@ impl Authority {
     pub fn realm(&self, host: Option<&str>) -> String {
         match &self.settings.public_url {
             Some(u) => format!("{u}/auth/token"),
-            None => {
-                let host = host
-                    .map(str::trim)
-                    .filter(|h| {
-                        !h.is_empty()
-                            && h.bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
-                    })
-                    .unwrap_or("localhost");
-                format!("http://{host}/auth/token")
+            None => format!("http://{}/auth/token", request_host(host)),
+        }
+    }
+
+    /// The `host[:port]` clients reach the registry at, for the commands the web pages
+    /// show: the public URL's, else the request's `Host` (see [`request_host`]).
+    pub fn public_host<'a>(&'a self, host: Option<&'a str>) -> &'a str {
+        match &self.settings.public_url {
+            Some(u) => {
+                let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
+                rest.split('/').next().unwrap_or(rest)
             }
+            None => request_host(host),
         }
     }
 
@@ -479,6 +481,18 @@ impl Authority {
         };
         Ok(grant(caller, repo, reg.as_ref()).1.pull)
     }
+}
+
+/// A request's `Host` when it is a plain host name or address (with a port), else
+/// `localhost`: it is echoed into challenges and pages, so nothing else passes.
+pub fn request_host(host: Option<&str>) -> &str {
+    host.map(str::trim)
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        })
+        .unwrap_or("localhost")
 }
 
 /// What `caller` may do on `repo` in registry `reg`: (what its credential allows, that

@@ -458,6 +458,12 @@ fn create_org(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer 
     let m = body(req)?;
     let s = opt_str(&m, "slug")?.ok_or_else(|| bad("`slug` is required"))?;
     slug(&s, "organisation")?;
+    if crate::web::ui::RESERVED.contains(&s.as_str()) {
+        return Err(bad(format!(
+            "`{s}` is a path of the server's own (/{s}), so its organisation page could not be reached; choose another slug (reserved: {})",
+            crate::web::ui::RESERVED.join(", ")
+        )));
+    }
     let o = e.create_org(&s, ctx.unix)?;
     audit::record(e, ctx, &s, p, "org.create", &s, "");
     Ok((201, org_json(&o)))

@@ -1,9 +1,10 @@
 //! Requests outside `/v2/` (`Need::Web`): `/metrics`, `/healthz`, the token endpoint
-//! (`token_endpoint.rs`), the management API (`api.rs`), and a JSON 404 for every page not
-//! built yet. `/healthz` and the token endpoint are answered inline on the reactor; the
-//! `/metrics` scan and the API (whose writes wait on a commit) run on workers. A body too
-//! large for memory streams from the packs as pieces: `ranged.rs` answers a GET of one by
-//! `Range`, `download.rs` lays the Download's archive onto them.
+//! (`token_endpoint.rs`), the management API (`api.rs`), and the web pages (`ui/`) for
+//! every other path. `/healthz`, the token endpoint and the pages' static files are
+//! answered inline on the reactor; the `/metrics` scan, the API (whose writes wait on a
+//! commit) and the pages (which read the store) run on workers. A body too large for memory
+//! streams from the packs as pieces: `ranged.rs` answers a GET of one by `Range`,
+//! `download.rs` lays the Download's archive onto them.
 
 pub mod api;
 #[cfg_attr(
@@ -24,10 +25,18 @@ pub mod form;
 )]
 pub mod ranged;
 pub mod token_endpoint;
+pub mod ui;
 
 use crate::metrics::{Metrics, Storage};
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::StoreHealth;
+
+/// Whether `req` is for the web pages (`ui/`): every path not answered here, by the API or
+/// by the token endpoint.
+pub fn is_page(req: &WebRequest) -> bool {
+    let p = req.path.as_str();
+    !(p == "/healthz" || p == "/metrics" || p == token_endpoint::PATH || p.starts_with(api::PREFIX))
+}
 
 /// Whether answering `req` reads storage-wide figures (costly on a large store).
 pub fn reads_storage(req: &WebRequest) -> bool {

@@ -1,0 +1,163 @@
+//! The web pages: server-rendered HTML (maud templates, escaped by default), a stylesheet
+//! and a little script from `/static/`, sign-in with a token into a server-side session,
+//! and the pages people browse. [`answer`] is the one router; a page is a function from
+//! the [`Site`], the [`Viewer`] and its path parts to a response, drawn inside
+//! [`shell::page`]. Access is the registry's own: a page shows only what the viewer may
+//! pull, and what it may not is the same 404 page as what does not exist. Pages run on
+//! workers (they read the store); the assets are answered inline.
+
+pub mod assets;
+mod orgs;
+mod registry;
+pub mod respond;
+pub mod sessions;
+pub mod shell;
+mod signin;
+
+use crate::auth::policy::Principal;
+use crate::auth::{AuthError, Authority, Ctx};
+use crate::config::UiSettings;
+use crate::proxies::forwarded_for;
+use berth_core::{WebRequest, WebResponse};
+use berth_engine::{Engine, StoreError};
+use respond::{cookie, cookie_value};
+use sessions::Sessions;
+use std::sync::Arc;
+
+/// Top-level paths the server answers itself; an organisation may not take one as its
+/// slug, or its page could never be reached.
+pub const RESERVED: &[&str] = &[
+    "api", "auth", "v2", "static", "signin", "signout", "search", "healthz", "metrics",
+];
+
+/// What the pages read and answer with.
+pub struct Site<'a> {
+    pub engine: &'a Engine,
+    pub auth: &'a Authority,
+    pub sessions: &'a Sessions,
+    pub settings: &'a UiSettings,
+}
+
+impl Site<'_> {
+    /// Whether cookies get `Secure`: the configured public URL is https.
+    fn secure(&self) -> bool {
+        self.auth
+            .settings
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// Who is looking at a page.
+pub struct Viewer {
+    pub principal: Principal,
+    /// The session's id, when signed in.
+    pub session: Option<String>,
+    /// The session's CSRF token, which its forms carry.
+    pub csrf: Option<String>,
+}
+
+impl Viewer {
+    pub const ANONYMOUS: Viewer = Viewer {
+        principal: Principal::Anonymous,
+        session: None,
+        csrf: None,
+    };
+}
+
+/// Answers a web request no other part of the server claims.
+pub fn answer(site: &Site<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
+    let ctx = &site
+        .auth
+        .for_request(ctx, forwarded_for(&req.headers).as_deref());
+    let (viewer, stale) = match viewer(site, req, ctx) {
+        Ok(v) => v,
+        Err(e) => return failed(&Viewer::ANONYMOUS, &e),
+    };
+    let mut r = route(site, req, ctx, &viewer);
+    if stale && !r.headers.iter().any(|(k, _)| k == "Set-Cookie") {
+        r.headers
+            .push(cookie(sessions::COOKIE, "", site.secure(), Some(0)));
+    }
+    r
+}
+
+fn route(site: &Site<'_>, req: &WebRequest, ctx: &Ctx, v: &Viewer) -> WebResponse {
+    let get = req.method == "GET" || req.method == "HEAD";
+    match req.path.as_str() {
+        "/signin" => return signin::answer(site, req, ctx, v),
+        "/signout" => return signin::sign_out(site, req, v),
+        _ => {}
+    }
+    let path = req.path.strip_prefix('/').unwrap_or(&req.path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let parts: Vec<&str> = path.split('/').collect();
+    let page = match parts[..] {
+        [""] => orgs::home as Page,
+        [_] => orgs::org,
+        [_, _] => registry::page_of,
+        _ => return shell::not_found(v),
+    };
+    if !get {
+        let mut r = shell::problem(v, 405, "Method not allowed", "This page is read with GET.");
+        r.headers.push(respond::header("Allow", "GET, HEAD"));
+        return r;
+    }
+    page(site, req, v, &parts).unwrap_or_else(|e| failed(v, &e))
+}
+
+/// A page: the site, the request, the viewer and the path's parts.
+type Page = fn(&Site<'_>, &WebRequest, &Viewer, &[&str]) -> Result<WebResponse, StoreError>;
+
+/// The viewer of a request, and whether it presented a session cookie that no longer
+/// names a live session (then cleared). A session whose token no longer authenticates
+/// (revoked, expired) ends here.
+fn viewer(site: &Site<'_>, req: &WebRequest, ctx: &Ctx) -> Result<(Viewer, bool), StoreError> {
+    let Some(id) = cookie_value(&req.headers, sessions::COOKIE) else {
+        return Ok((Viewer::ANONYMOUS, false));
+    };
+    let Some(open) = site.sessions.get(id, ctx.now) else {
+        return Ok((Viewer::ANONYMOUS, true));
+    };
+    match site.auth.token(site.engine, &open.secret, ctx) {
+        Ok(rec) => Ok((
+            Viewer {
+                principal: Principal::Token(Arc::new(rec)),
+                session: Some(open.id),
+                csrf: Some(open.csrf),
+            },
+            false,
+        )),
+        Err(AuthError::Invalid(why)) => {
+            tracing::info!(
+                reason = why,
+                "web session ended: its token no longer authenticates"
+            );
+            site.sessions.end(id);
+            Ok((Viewer::ANONYMOUS, true))
+        }
+        Err(AuthError::Store(e)) => Err(e),
+    }
+}
+
+/// A 500 page naming a request id; the cause goes to the log.
+fn failed(v: &Viewer, e: &dyn std::fmt::Display) -> WebResponse {
+    shell::problem(v, 500, "Something went wrong", &crate::failure::internal(e))
+}
+
+/// `s` as a query-string value: unreserved characters kept, every other byte `%XX`.
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
