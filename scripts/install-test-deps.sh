@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the real clients the end-to-end tests drive (tests/tests/{skopeo,podman,docker,auth,oras}.rs):
-# skopeo, podman, dockerd + docker CLI (Debian's docker.io), containerd's ctr (Debian's
-# containerd, which docker.io depends on; auth.rs pulls with it through the containerd that
-# the test's dockerd starts), curl, and the Python ORAS client (PyPI `oras` 0.2.x in a
+# Installs the real clients the end-to-end tests drive
+# (tests/tests/{skopeo,podman,docker,auth,oras,browser}.rs): skopeo, podman, dockerd + docker
+# CLI (Debian's docker.io), containerd's ctr (Debian's containerd, which docker.io depends on;
+# auth.rs pulls with it through the containerd that the test's dockerd starts), curl, the
+# headless browser the web pages are tested in (Debian's chromium, and chromium-driver's
+# chromedriver, its WebDriver), and the Python ORAS client (PyPI `oras` 0.2.x in a
 # virtualenv at /var/cache/berth-tests/oras-venv, or $BERTH_ORAS_VENV, on Debian's python3
 # with python3-venv), and makes sure podman
 # has what it needs for rootful use with the vfs driver. Idempotent: installs only what is
@@ -22,9 +24,11 @@ declare -A pkg_of=(
     [ctr]=containerd
     [runc]=docker.io
     [curl]=curl
+    [chromium]=chromium
+    [chromedriver]=chromium-driver
 )
 missing=()
-for tool in skopeo podman dockerd docker containerd ctr runc curl; do
+for tool in skopeo podman dockerd docker containerd ctr runc curl chromium chromedriver; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         p=${pkg_of[$tool]}
         [[ " ${missing[*]-} " == *" $p "* ]] || missing+=("$p")
@@ -88,7 +92,7 @@ if ! "$oras_venv/bin/python" -c 'import oras.client' >/dev/null 2>&1; then
     did+=("installed oras into $oras_venv")
 fi
 
-for tool in skopeo podman dockerd docker ctr curl; do
+for tool in skopeo podman dockerd docker ctr curl chromium chromedriver; do
     command -v "$tool" >/dev/null 2>&1 || { say "still missing: $tool" >&2; exit 1; }
 done
 "$oras_venv/bin/python" -c 'import oras.client' || { say "still missing: oras in $oras_venv" >&2; exit 1; }
@@ -96,6 +100,6 @@ done
 if ((${#did[@]})); then
     for d in "${did[@]}"; do say "$d"; done
 else
-    say "nothing to do: skopeo, podman, dockerd, docker, ctr, curl and oras are present"
+    say "nothing to do: skopeo, podman, dockerd, docker, ctr, curl, chromium, chromedriver and oras are present"
 fi
-say "skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,), oras $("$oras_venv/bin/pip" show oras 2>/dev/null | awk '/^Version:/ {print $2}')"
+say "skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,), oras $("$oras_venv/bin/pip" show oras 2>/dev/null | awk '/^Version:/ {print $2}'), chromedriver $(chromedriver --version | awk '{print $2}')"

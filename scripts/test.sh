@@ -40,7 +40,10 @@ export BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth"
 # than cores keeps 2 cores busy; each test owns its server, ports and folders.
 threads=${BERTH_TEST_THREADS:-4}
 summary=$(mktemp)
-trap 'rm -f "$summary"' EXIT
+# Where the browser tests (tests/src/browser.rs) keep their screenshots of the web pages:
+# named last on success, and on failure too, when they show what went wrong.
+shots="${CARGO_TARGET_DIR:-$PWD/target}/screenshots/"
+trap 'rc=$?; rm -f "$summary"; if [[ $rc -ne 0 && -d $shots ]]; then echo "screenshots of the web pages: $shots"; fi' EXIT
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest does not run doctests: run them first, so the suite's summary comes last.
     step "cargo test --workspace --doc"
@@ -62,5 +65,6 @@ if [[ -d fuzz ]]; then
 fi
 
 step "all checks passed in $((SECONDS - started))s"
+echo "screenshots of the web pages: $shots"
 # The test runner's own closing line, repeated last so it is what a reader sees.
 grep -E '^ *Summary .* tests run|^test result:' "$summary" | tail -n 1

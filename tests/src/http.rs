@@ -432,6 +432,13 @@ impl Client {
         }
     }
 
+    /// A longer (or shorter) per-read timeout than the default, for peers that answer only
+    /// when slow work is done (a WebDriver answers a navigation once the page has loaded).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
     /// Sends `Authorization: <value>` on every request that does not carry its own, as real
     /// clients do once logged in.
     pub fn with_auth(mut self, value: &str) -> Client {

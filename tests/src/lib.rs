@@ -1,7 +1,8 @@
 //! Harness for end-to-end tests: start the real `berth` binary on a free loopback port,
 //! provision a tenant (organisation, private registry, write token), talk to it over raw
 //! HTTP/1.1 with credentials, build OCI content on disk, and drive real clients (skopeo,
-//! podman, docker, containerd's ctr) against it.
+//! podman, docker, containerd's ctr) against it, and open its web pages in a real headless
+//! browser (chromium through chromedriver).
 //!
 //! What it never does: link the server crates. Every test goes through the binary and a
 //! socket, as a user's client would, so a test here fails exactly when a user would notice.
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod binary;
+pub mod browser;
 pub mod clients;
 pub mod content;
 pub mod digest;
@@ -20,6 +22,7 @@ pub mod registry;
 pub mod tool;
 pub mod wait;
 
+pub use browser::Browser;
 pub use content::{Blob, Descriptor, Image};
 pub use digest::{sha256_digest, sha512_digest};
 pub use http::{Client, Request, Response};

@@ -15,6 +15,7 @@ pub fn require_tool(name: &str) -> PathBuf {
     let pkg = match name {
         "dockerd" | "docker" => "docker.io",
         "ctr" => "containerd",
+        "chromedriver" => "chromium-driver",
         other => other,
     };
     panic!(

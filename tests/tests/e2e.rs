@@ -4,6 +4,7 @@
 //! `crash::`, ...). The binary under test is found as `berth_tests::binary` says.
 
 mod auth;
+mod browser;
 mod conformance_discovery;
 mod conformance_management;
 mod conformance_pull;
