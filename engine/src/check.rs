@@ -176,6 +176,7 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
         }
     }
     check_tenancy(&txn, p)?;
+    check_package_index(&txn, p)?;
     let failed = inner.failed_packs.lock().unwrap_or_else(|e| e.into_inner());
     for id in failed.iter() {
         p.push(format!("pack {id} latched read-only after an I/O error"));
@@ -218,6 +219,36 @@ pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
 
 /// Registries belong to stored orgs; tokens decode, and the hash and org indexes agree with
 /// them both ways; audit rows decode.
+/// The package index's rows hang off what they describe: a layer's names off its listing,
+/// a version's rows off its manifest.
+fn check_package_index(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
+    let listings = txn.open_table(schema::LAYER_LISTINGS)?;
+    let manifests = txn.open_table(schema::MANIFESTS)?;
+    let name = |k: &[u8]| BlobKey::decode(k).map_or("?".into(), |k| k.to_string());
+    let mut seen = std::collections::HashSet::new();
+    for entry in txn.open_table(schema::PACKAGE_NAMES)?.iter()? {
+        let (k, _) = entry?;
+        let (_, layer) = k.value();
+        if seen.insert(layer.to_vec()) && listings.get(layer)?.is_none() {
+            p.push(format!(
+                "the path search names layer {}, which has no listing",
+                name(layer)
+            ));
+        }
+    }
+    for entry in txn.open_table(schema::PACKAGE_VERSIONS)?.iter()? {
+        let (k, _) = entry?;
+        let (repo, kb) = k.value();
+        if manifests.get((repo, kb))?.is_none() {
+            p.push(format!(
+                "{repo}: the package index records manifest {}, which is gone",
+                name(kb)
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
     let orgs = txn.open_table(schema::ORGS)?;
     for entry in orgs.iter()? {

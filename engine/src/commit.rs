@@ -135,6 +135,8 @@ pub(crate) enum Op {
     PutListing {
         key: Vec<u8>,
         listing: Vec<u8>,
+        /// (file name, encoded paths of that name in the layer), for path searches.
+        names: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// Writes a session's row again, durably (`sync_upload`); answered once it and
     /// everything queued before it are durable.
@@ -241,6 +243,8 @@ pub(crate) struct Tables<'t> {
     pub(crate) versions: Table<'t, RepoKey, &'static [u8]>,
     pub(crate) dirs: Table<'t, RepoKeyPair, &'static [u8]>,
     pub(crate) pushed: Table<'t, RepoKey, u64>,
+    pub(crate) names: Table<'t, (&'static [u8], &'static [u8]), &'static [u8]>,
+    pub(crate) layer_users: Table<'t, (&'static [u8], &'static str, &'static [u8]), ()>,
     pub(crate) downloads: Table<'t, RepoKey, u64>,
 }
 
@@ -262,6 +266,8 @@ impl<'t> Tables<'t> {
             versions: txn.open_table(schema::PACKAGE_VERSIONS)?,
             dirs: txn.open_table(schema::PACKAGE_DIRS)?,
             pushed: txn.open_table(schema::PACKAGE_PUSHED)?,
+            names: txn.open_table(schema::PACKAGE_NAMES)?,
+            layer_users: txn.open_table(schema::PACKAGE_LAYER_USERS)?,
             downloads: txn.open_table(schema::PACKAGE_DOWNLOADS)?,
         })
     }
@@ -331,8 +337,17 @@ impl Committer {
     }
 
     /// Records a layer listing, durably.
-    pub(crate) fn put_listing(&self, key: Vec<u8>, listing: Vec<u8>) -> Result<(), StoreError> {
-        match self.submit(Op::PutListing { key, listing })? {
+    pub(crate) fn put_listing(
+        &self,
+        key: Vec<u8>,
+        listing: Vec<u8>,
+        names: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        match self.submit(Op::PutListing {
+            key,
+            listing,
+            names,
+        })? {
             Outcome::Unit => Ok(()),
             _ => Err(unexpected()),
         }
@@ -877,10 +892,17 @@ impl State {
                 Ok(Outcome::Unit)
             }
             Op::Barrier => Ok(Outcome::Unit),
-            Op::PutListing { key, listing } => {
+            Op::PutListing {
+                key,
+                listing,
+                names,
+            } => {
                 // A blob collected since it was listed takes no listing with it.
                 if t.blobs.get(&key[..])?.is_some() {
                     t.layer_listings.insert(&key[..], &listing[..])?;
+                    for (name, paths) in names {
+                        t.names.insert((&name[..], &key[..]), &paths[..])?;
+                    }
                 }
                 Ok(Outcome::Unit)
             }

@@ -529,7 +529,7 @@ pub(crate) fn apply_sweep(
         let loc = schema::decode_loc(v.value())?;
         drop(v);
         // What the package index knew of it goes with it.
-        t.layer_listings.remove(&kb[..])?;
+        crate::package_store::apply_forget_listing(t, kb)?;
         out.blobs += 1;
         out.bytes += loc.len;
         let row = t

@@ -32,6 +32,19 @@ pub(crate) struct VersionRows {
     record: Vec<u8>,
     /// (chunk key, encoded chunk).
     dirs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Its layers' encoded keys, each once.
+    layers: Vec<Vec<u8>>,
+}
+
+/// A version holding the paths a search asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathHit {
+    /// Its repository.
+    pub repo: String,
+    /// Its manifest's key.
+    pub key: BlobKey,
+    /// The paths found (`/`-separated, no leading slash).
+    pub paths: Vec<Box<[u8]>>,
 }
 
 /// One page of a directory of a version's file system.
@@ -79,7 +92,39 @@ pub(crate) fn apply_put_version(t: &mut Tables<'_>, rows: &VersionRows) -> Resul
     for (ck, chunk) in &rows.dirs {
         t.dirs.insert((repo, kb, &ck[..]), &chunk[..])?;
     }
+    for lk in &rows.layers {
+        t.layer_users.insert((&lk[..], repo, kb), ())?;
+    }
     Ok(())
+}
+
+/// Inside garbage collection's sweep: a layer blob's listing, and the names a path search
+/// finds it by, go with the blob.
+pub(crate) fn apply_forget_listing(t: &mut Tables<'_>, kb: &[u8]) -> Result<(), StoreError> {
+    let Some(v) = t.layer_listings.remove(kb)? else {
+        return Ok(());
+    };
+    // A listing that does not decode leaves name rows that lead nowhere: a search checks
+    // every hit against the version's files.
+    let names = match schema::decode_layer_listing(v.value()) {
+        Ok(l) => names_of(&l).into_iter().map(|(n, _)| n).collect(),
+        Err(_) => Vec::new(),
+    };
+    drop(v);
+    for name in names {
+        t.names.remove((&name[..], kb))?;
+    }
+    Ok(())
+}
+
+/// A listing's entries grouped by file name: (name, the paths with it).
+fn names_of(l: &LayerListing) -> Vec<(Vec<u8>, Vec<&[u8]>)> {
+    let mut by: std::collections::BTreeMap<&[u8], Vec<&[u8]>> = Default::default();
+    for e in l.entries() {
+        let (_, name) = crate::package::layer::split_last(&e.path);
+        by.entry(name).or_default().push(&e.path);
+    }
+    by.into_iter().map(|(n, p)| (n.to_vec(), p)).collect()
 }
 
 pub(crate) fn apply_add_downloads(
@@ -104,7 +149,13 @@ pub(crate) fn apply_forget_version(
     repo: &str,
     kb: &[u8],
 ) -> Result<(), StoreError> {
-    t.versions.remove((repo, kb))?;
+    if let Some(v) = t.versions.remove((repo, kb))? {
+        if let Ok(record) = decode_record(v.value()) {
+            for lk in record_layers(&record) {
+                t.layer_users.remove((&lk.encode()[..], repo, kb))?;
+            }
+        }
+    }
     t.pushed.remove((repo, kb))?;
     t.downloads.remove((repo, kb))?;
     remove_dirs(t, repo, kb)
@@ -142,6 +193,13 @@ pub(crate) fn queue_every_manifest(t: &mut Tables<'_>) -> Result<u64, StoreError
     Ok(keys.len() as u64)
 }
 
+/// Forgets every layer listing (a store upgraded from before path searches: its layers are
+/// listed again, with their names, as the queue is worked).
+pub(crate) fn forget_every_listing(t: &mut Tables<'_>) -> Result<(), StoreError> {
+    t.layer_listings.retain(|_, _| false)?;
+    Ok(())
+}
+
 impl Engine {
     /// Up to `limit` manifests waiting for package details, as (repository, manifest key),
     /// in key order. A row whose key does not decode (never written by this engine) is
@@ -170,8 +228,12 @@ impl Engine {
         key: &BlobKey,
         listing: &LayerListing,
     ) -> Result<(), StoreError> {
+        let names = names_of(listing)
+            .into_iter()
+            .map(|(n, paths)| (n, schema::encode_paths(&paths)))
+            .collect();
         self.commit
-            .put_listing(key.encode(), schema::encode_layer_listing(listing))
+            .put_listing(key.encode(), schema::encode_layer_listing(listing), names)
     }
 
     /// What the layer blob `key` holds, once listed.
@@ -194,7 +256,7 @@ impl Engine {
         record: &VersionRecord,
         tree: Option<&FsTree>,
     ) -> Result<(), StoreError> {
-        let record = serde_json::to_vec(record)
+        let encoded = serde_json::to_vec(record)
             .map_err(|e| StoreError::new(format!("encode a version record: {e}")))?;
         let dirs = tree
             .map(|t| {
@@ -204,11 +266,15 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
+        let mut layers: Vec<Vec<u8>> = record_layers(record).map(|k| k.encode()).collect();
+        layers.sort();
+        layers.dedup();
         self.commit.put_version(VersionRows {
             repo: repo.to_owned(),
             key: key.encode(),
-            record,
+            record: encoded,
             dirs,
+            layers,
         })
     }
 
@@ -299,25 +365,75 @@ impl Engine {
         key: &BlobKey,
         path: &[u8],
     ) -> Result<Option<FsNode>, StoreError> {
-        let (dir, name) = crate::package::layer::split_last(path);
-        if name.is_empty() {
-            return Ok(None);
-        }
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(schema::PACKAGE_DIRS)?;
-        let kb = key.encode();
-        let (first, probe) = (chunk_key(dir, b""), chunk_key(dir, name));
-        let lo: (&str, &[u8], &[u8]) = (repo, &kb[..], &first[..]);
-        let hi: (&str, &[u8], &[u8]) = (repo, &kb[..], &probe[..]);
-        // The chunk holding `name` is the last one keyed at or before it.
-        let Some(e) = table.range(lo..=hi)?.next_back() else {
-            return Ok(None);
-        };
-        let chunk = schema::decode_dir_chunk(e?.1.value())?;
-        Ok(chunk
-            .binary_search_by(|(n, _)| (**n).cmp(name))
-            .ok()
-            .map(|i| chunk[i].1.clone()))
+        entry_in(&table, repo, &key.encode(), path)
+    }
+
+    /// Versions holding an entry named `name` (a file name, no `/`), with the paths it has
+    /// there; with `path`, only that path (`/`-separated, no leading slash). Each hit is
+    /// checked against the version's files (a higher layer may have removed it); at most
+    /// `limit` versions, whoever may see them: the caller filters.
+    pub fn find_paths(
+        &self,
+        name: &[u8],
+        path: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<PathHit>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let names = txn.open_table(schema::PACKAGE_NAMES)?;
+        let users = txn.open_table(schema::PACKAGE_LAYER_USERS)?;
+        let dirs = txn.open_table(schema::PACKAGE_DIRS)?;
+        let mut hits: Vec<PathHit> = Vec::new();
+        let mut at: std::collections::HashMap<(String, Vec<u8>), usize> = Default::default();
+        let start: (&[u8], &[u8]) = (name, &[]);
+        for entry in names.range(start..)? {
+            let (k, v) = entry?;
+            let (n, lk) = k.value();
+            if n != name {
+                break;
+            }
+            let mut paths = schema::decode_paths(v.value())?;
+            paths.retain(|p| path.is_none_or(|want| **p == *want));
+            if paths.is_empty() {
+                continue;
+            }
+            let ustart: (&[u8], &str, &[u8]) = (lk, "", &[]);
+            for u in users.range(ustart..)? {
+                let (uk, _) = u?;
+                let (ulk, repo, kb) = uk.value();
+                if ulk != lk {
+                    break;
+                }
+                for p in &paths {
+                    if entry_in(&dirs, repo, kb, p)?.is_none() {
+                        continue;
+                    }
+                    let slot = match at.get(&(repo.to_owned(), kb.to_vec())) {
+                        Some(i) => *i,
+                        None => {
+                            let Some(key) = BlobKey::decode(kb) else {
+                                continue;
+                            };
+                            if hits.len() == limit {
+                                return Ok(hits);
+                            }
+                            at.insert((repo.to_owned(), kb.to_vec()), hits.len());
+                            hits.push(PathHit {
+                                repo: repo.to_owned(),
+                                key,
+                                paths: Vec::new(),
+                            });
+                            hits.len() - 1
+                        }
+                    };
+                    if !hits[slot].paths.contains(p) {
+                        hits[slot].paths.push(p.clone());
+                    }
+                }
+            }
+        }
+        Ok(hits)
     }
 
     /// The tags pointing at version `key` of `repo`, in order.
@@ -416,6 +532,36 @@ fn tags_by_key(
             .push(tag.to_owned());
     }
     Ok(by_key)
+}
+
+/// The entry at `path` of version `kb` of `repo`, from the directory chunks in `dirs`.
+fn entry_in(
+    dirs: &impl ReadableTable<(&'static str, &'static [u8], &'static [u8]), &'static [u8]>,
+    repo: &str,
+    kb: &[u8],
+    path: &[u8],
+) -> Result<Option<FsNode>, StoreError> {
+    let (dir, name) = crate::package::layer::split_last(path);
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let (first, probe) = (chunk_key(dir, b""), chunk_key(dir, name));
+    let lo: (&str, &[u8], &[u8]) = (repo, kb, &first[..]);
+    let hi: (&str, &[u8], &[u8]) = (repo, kb, &probe[..]);
+    // The chunk holding `name` is the last one keyed at or before it.
+    let Some(e) = dirs.range(lo..=hi)?.next_back() else {
+        return Ok(None);
+    };
+    let chunk = schema::decode_dir_chunk(e?.1.value())?;
+    Ok(chunk
+        .binary_search_by(|(n, _)| (**n).cmp(name))
+        .ok()
+        .map(|i| chunk[i].1.clone()))
+}
+
+/// The layer keys a record names.
+fn record_layers(r: &VersionRecord) -> impl Iterator<Item = BlobKey> + '_ {
+    r.layers.iter().filter_map(|l| BlobKey::parse(&l.digest))
 }
 
 fn decode_record(b: &[u8]) -> Result<VersionRecord, StoreError> {
@@ -562,5 +708,124 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(e.version_stats("acme/web/app", &key).unwrap().downloads, 0);
+    }
+
+    fn listing(paths: &[&str]) -> LayerListing {
+        LayerListing {
+            changes: paths
+                .iter()
+                .map(|p| {
+                    LayerChange::Entry(LayerEntry {
+                        path: p.as_bytes().into(),
+                        meta: crate::package::EntryMeta {
+                            kind: EntryKind::File,
+                            size: 1,
+                            mode: 0o644,
+                            uid: 0,
+                            gid: 0,
+                            mtime: 0,
+                            link: None,
+                        },
+                    })
+                })
+                .collect(),
+            ..LayerListing::default()
+        }
+    }
+
+    #[test]
+    fn a_path_search_finds_the_versions_whose_files_hold_it_and_forgets_them_with_it() {
+        use crate::package::version::merge_image;
+        use crate::package::{Descriptor, ManifestFacts};
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let (repo_a, repo_b) = ("acme/web/a", "acme/web/b");
+        let base = b"base layer bytes".to_vec();
+        let top = b"top layer bytes".to_vec();
+        let (bk, tk) = (BlobKey::sha256_of(&base), BlobKey::sha256_of(&top));
+        for (repo, blob) in [(repo_a, &base), (repo_b, &base), (repo_b, &top)] {
+            let up = e.start_upload(repo).unwrap();
+            e.append_upload(repo, &up.id, 0, blob).unwrap();
+            let _ = e
+                .finish_upload(repo, &up.id, &BlobKey::sha256_of(blob))
+                .unwrap();
+        }
+        let base_l = listing(&["usr/lib/libssl.so.3", "usr/bin/curl"]);
+        let mut top_l = listing(&["opt/libssl.so.3"]);
+        top_l
+            .changes
+            .push(LayerChange::Whiteout(b"usr/bin/curl"[..].into()));
+        e.put_layer_listing(&bk, &base_l).unwrap();
+        e.put_layer_listing(&tk, &top_l).unwrap();
+        let layer = |k: &BlobKey| Descriptor {
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            digest: k.to_string(),
+            size: 1,
+            ..Descriptor::default()
+        };
+        // a: the base alone; b: the base, then a layer removing curl and adding a libssl.
+        let mut versions = Vec::new();
+        for (repo, layers, listings) in [
+            (repo_a, vec![layer(&bk)], vec![Some(&base_l)]),
+            (
+                repo_b,
+                vec![layer(&bk), layer(&tk)],
+                vec![Some(&base_l), Some(&top_l)],
+            ),
+        ] {
+            let m = manifest(repo.as_bytes(), "1");
+            let key = m.key.clone();
+            let _ = e.put_manifest(repo, m).unwrap();
+            let facts = ManifestFacts {
+                layers,
+                ..ManifestFacts::default()
+            };
+            let (rec, tree) = merge_image(&facts, &listings);
+            e.put_version(repo, &key, &rec, Some(&tree)).unwrap();
+            versions.push(key);
+        }
+        let found = |name: &str, path: Option<&str>| -> Vec<(String, Vec<String>)> {
+            let mut v: Vec<_> = e
+                .find_paths(name.as_bytes(), path.map(str::as_bytes), 100)
+                .unwrap()
+                .into_iter()
+                .map(|h| {
+                    let mut p: Vec<String> = h
+                        .paths
+                        .iter()
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect();
+                    p.sort();
+                    (h.repo, p)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            found("libssl.so.3", None),
+            [
+                (repo_a.to_owned(), vec!["usr/lib/libssl.so.3".to_owned()]),
+                (
+                    repo_b.to_owned(),
+                    vec![
+                        "opt/libssl.so.3".to_owned(),
+                        "usr/lib/libssl.so.3".to_owned()
+                    ]
+                ),
+            ]
+        );
+        // b's top layer removed curl: only a holds it.
+        assert_eq!(
+            found("curl", Some("usr/bin/curl")),
+            [(repo_a.to_owned(), vec!["usr/bin/curl".to_owned()])]
+        );
+        assert!(found("curl", Some("bin/curl")).is_empty());
+        assert_eq!(e.find_paths(b"libssl.so.3", None, 1).unwrap().len(), 1);
+        // Deleting a's version: only b is left.
+        e.delete_manifest(repo_a, ManifestRef::Key(&versions[0]))
+            .unwrap();
+        assert_eq!(found("curl", None), []);
+        assert_eq!(found("libssl.so.3", None).len(), 1);
     }
 }

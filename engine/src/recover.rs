@@ -121,6 +121,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
         drop(TenancyTables::open(&txn)?);
         let mut t = Tables::open(&txn)?;
         if queue_all {
+            crate::package_store::forget_every_listing(&mut t)?;
             let n = crate::package_store::queue_every_manifest(&mut t)?;
             repaired.push(format!("queued {n} manifests for package details"));
         }

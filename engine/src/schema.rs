@@ -98,6 +98,17 @@ pub(crate) const PACKAGE_VERSIONS: TableDefinition<RepoKey, &[u8]> =
 pub(crate) const PACKAGE_DIRS: TableDefinition<RepoKeyPair, &[u8]> =
     TableDefinition::new("package_dirs");
 
+/// Which layers hold an entry of a given file name: (name, layer key) → [`encode_paths`],
+/// the paths of that name in the layer. Written with the layer's listing, removed with it:
+/// what a path search reads first. Version 4.
+pub(crate) const PACKAGE_NAMES: TableDefinition<(&[u8], &[u8]), &[u8]> =
+    TableDefinition::new("package_names");
+
+/// Which versions use a layer: (layer key, repository, manifest key) → (). Written and
+/// removed with the version's [`PACKAGE_VERSIONS`] row. Version 4.
+pub(crate) const PACKAGE_LAYER_USERS: TableDefinition<(&[u8], &str, &[u8]), ()> =
+    TableDefinition::new("package_layer_users");
+
 /// When a version was last pushed: (repository, manifest key) → unix seconds, written in
 /// every manifest PUT's commit, removed with the manifest. Version 4.
 pub(crate) const PACKAGE_PUSHED: TableDefinition<RepoKey, u64> =
@@ -717,6 +728,30 @@ pub(crate) fn decode_dir_chunk(
                 implicit,
             },
         ));
+    }
+    if !r.0.is_empty() {
+        return Err(Corrupt(W));
+    }
+    Ok(out)
+}
+
+/// Paths: u32 count, then each as bytes.
+pub(crate) fn encode_paths(paths: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + paths.iter().map(|p| p.len() + 4).sum::<usize>());
+    out.extend_from_slice(&(paths.len() as u32).to_le_bytes());
+    for p in paths {
+        put_bytes(&mut out, p);
+    }
+    out
+}
+
+pub(crate) fn decode_paths(b: &[u8]) -> Result<Vec<Box<[u8]>>, Corrupt> {
+    const W: &str = "path list";
+    let mut r = Reader(b);
+    let n = r.u32(W)?;
+    let mut out = Vec::with_capacity((n as usize).min(b.len() / 4));
+    for _ in 0..n {
+        out.push(r.bytes(W)?.into());
     }
     if !r.0.is_empty() {
         return Err(Corrupt(W));

@@ -557,22 +557,39 @@ fn expire_or_count(inner: &Inner, commit: Option<&Committer>) -> Result<usize, S
 pub(crate) mod test_gate {
     use std::sync::{Condvar, Mutex};
 
-    static HELD: Mutex<Option<String>> = Mutex::new(None);
-    static OPENED: Condvar = Condvar::new();
+    /// Repositories whose finishes are held, and those with a finish waiting at the gate:
+    /// per repository, so tests running at once do not release each other's.
+    static STATE: Mutex<(Vec<String>, Vec<String>)> = Mutex::new((Vec::new(), Vec::new()));
+    static CHANGED: Condvar = Condvar::new();
 
     pub(crate) fn hold(repo: &str) {
-        *HELD.lock().unwrap() = Some(repo.to_owned());
+        STATE.lock().unwrap().0.push(repo.to_owned());
     }
 
-    pub(crate) fn release() {
-        *HELD.lock().unwrap() = None;
-        OPENED.notify_all();
+    pub(crate) fn release(repo: &str) {
+        let mut g = STATE.lock().unwrap();
+        g.0.retain(|r| r != repo);
+        g.1.retain(|r| r != repo);
+        CHANGED.notify_all();
+    }
+
+    /// Blocks until a finish in `repo` waits at the gate: no guessing how long one takes.
+    pub(crate) fn arrived(repo: &str) {
+        let mut g = STATE.lock().unwrap();
+        while !g.1.iter().any(|r| r == repo) {
+            g = CHANGED.wait(g).unwrap();
+        }
     }
 
     pub(super) fn wait(repo: &str) {
-        let mut g = HELD.lock().unwrap();
-        while g.as_deref() == Some(repo) {
-            g = OPENED.wait(g).unwrap();
+        let mut g = STATE.lock().unwrap();
+        if !g.0.iter().any(|r| r == repo) {
+            return;
+        }
+        g.1.push(repo.to_owned());
+        CHANGED.notify_all();
+        while g.0.iter().any(|r| r == repo) {
+            g = CHANGED.wait(g).unwrap();
         }
     }
 }
@@ -597,7 +614,7 @@ mod tests {
         std::thread::scope(|sc| {
             let finishing = sc.spawn(|| e.finish_upload(repo, &up.id, &BlobKey::sha256_of(&data)));
             // Let the finish reach its digest check (hashing a large or restored upload).
-            std::thread::sleep(Duration::from_millis(200));
+            test_gate::arrived(repo);
             let (tx, rx) = mpsc::channel();
             let (e, up) = (&e, &up);
             sc.spawn(move || {
@@ -606,7 +623,7 @@ mod tests {
                 let _ = tx.send((cancelled, appended));
             });
             let got = rx.recv_timeout(Duration::from_secs(5));
-            test_gate::release();
+            test_gate::release(repo);
             let (cancelled, appended) = got.expect("cancel/append waited for the finish");
             assert!(!cancelled.unwrap(), "a finishing session is not cancelled");
             assert!(matches!(appended, Err(AppendError::Unknown)));
@@ -649,9 +666,9 @@ mod tests {
             test_gate::hold(repo);
             let got = std::thread::scope(|sc| {
                 let finishing = sc.spawn(|| e.finish_upload(repo, &up.id, &key));
-                std::thread::sleep(Duration::from_millis(200));
+                test_gate::arrived(repo);
                 let deleted = e.delete_registry("gate", "gone", 5);
-                test_gate::release();
+                test_gate::release(repo);
                 deleted.unwrap();
                 finishing.join().unwrap()
             });

@@ -645,7 +645,10 @@ impl Store {
                     Err(err) => store_reply(&err),
                 }
             }
-            Work::Web(req, ctx) if req.path.starts_with(package::api::PREFIX) => {
+            Work::Web(req, ctx)
+                if req.path.starts_with(package::api::PREFIX)
+                    || req.path == package::api::SEARCH =>
+            {
                 let env = package::api::Env {
                     e,
                     auth: &self.auth,

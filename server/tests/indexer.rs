@@ -104,6 +104,14 @@ fn pushed_layers_are_listed_once_each_in_the_background() {
     assert_eq!(listed(&top), ["app/main"], "the whiteout is not an entry");
 }
 
+/// A read token of another organisation, `rival`.
+fn other_org_token(srv: &Server) -> String {
+    let mut admin = srv.admin_client();
+    let r = admin.json("POST", "/api/v1/orgs", r#"{"slug":"rival"}"#);
+    assert_eq!(r.status, 201, "{r:?}");
+    admin.create_token("rival", r#"{"scopes":["read_packages"]}"#)
+}
+
 fn layer_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, body) in files {
@@ -220,6 +228,30 @@ fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
     assert_eq!(r.json()["versions"][0]["tags"][0], "1.0", "{r:?}");
     let r = c.get("/api/v1/packages/acme");
     assert_eq!(r.json()["registries"][0]["images"], 1, "{r:?}");
+
+    // Search: by name, by a file name anywhere, by a whole path; only what the caller sees.
+    let hits = |c: &mut Client, q: &str| -> Vec<serde_json::Value> {
+        let r = c.get(&format!("/api/v1/search?{q}"));
+        assert_eq!(r.status, 200, "{q}: {r:?}");
+        r.json()["results"].as_array().unwrap().clone()
+    };
+    let h = hits(&mut c, "org=acme&q=AP");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0]["repository"], "acme/web/app");
+    assert_eq!(h[0]["tags"][0], "1.0");
+    let h = hits(&mut c, "org=acme&path=os-release");
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0]["paths"][0], "/etc/os-release");
+    assert_eq!(h[0]["digest"], v["digest"]);
+    assert_eq!(hits(&mut c, "path=/etc/os-release").len(), 1);
+    assert!(hits(&mut c, "path=/usr/bin/tool").is_empty(), "whited out");
+    assert!(hits(&mut c, "path=/os-release").is_empty());
+    assert_eq!(c.get("/api/v1/search?org=acme").status, 400);
+    assert_eq!(c.get("/api/v1/search?q=x&limit=0").status, 400);
+    let mut other = Client::connect_as(srv.addr, &bearer_header(&other_org_token(&srv)));
+    assert!(hits(&mut other, "path=os-release").is_empty(), "another organisation's private image");
+    assert!(hits(&mut srv.anonymous(), "q=app").is_empty(), "a private registry");
+    assert_eq!(srv.anonymous().get("/api/v1/search?org=acme&q=app").status, 404);
 
     // Pulls count, HEADs do not.
     let digest = v["digest"].as_str().unwrap().to_owned();

@@ -20,6 +20,12 @@ use crate::proxies::forwarded_for;
 use crate::web::form;
 
 pub const PREFIX: &str = "/api/v1/packages";
+/// `GET /api/v1/search?org=&q=&path=&limit=`.
+pub const SEARCH: &str = "/api/v1/search";
+
+/// Results a search gives unless `limit` says otherwise, and the most it may say.
+const SEARCH_PAGE: usize = 50;
+const SEARCH_PAGE_MAX: usize = 500;
 
 /// Entries per page of a directory unless `limit` says otherwise, and the most it may say.
 const FILES_PAGE: usize = 1000;
@@ -118,12 +124,6 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
             "the package API is read-only: use GET".into(),
         ));
     }
-    let rest = req
-        .path
-        .strip_prefix(PREFIX)
-        .unwrap_or("")
-        .trim_matches('/');
-    let rest = percent_decode(rest, false);
     let q = form::pairs(&req.query);
     let v = Viewer {
         e: env.e,
@@ -131,6 +131,18 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
         host: env.host,
         downloads: env.downloads,
     };
+    if req.path == SEARCH {
+        let some = |k: &str| form::first(&q, k).filter(|s| !s.is_empty());
+        let limit = number(&q, "limit", SEARCH_PAGE, SEARCH_PAGE_MAX)?;
+        let hits = v.search(some("org"), some("q"), some("path"), limit)?;
+        return Ok(json!({ "results": ser(hits) }));
+    }
+    let rest = req
+        .path
+        .strip_prefix(PREFIX)
+        .unwrap_or("")
+        .trim_matches('/');
+    let rest = percent_decode(rest, false);
     let at = path::parse(&rest).map_err(|m| (400, "BAD_REQUEST", m))?;
     let platform = form::first(&q, "platform").filter(|s| !s.is_empty());
     Ok(match at {
@@ -155,22 +167,7 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
         } => match what.as_deref() {
             None => ser(v.details(&repo, &version, platform)?),
             Some("files") => {
-                let limit = match form::first(&q, "limit") {
-                    None => FILES_PAGE,
-                    Some(n) => n
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=FILES_PAGE_MAX).contains(n))
-                        .ok_or_else(|| {
-                            (
-                                400,
-                                "BAD_REQUEST",
-                                format!(
-                                    "`limit` must be a whole number from 1 to {FILES_PAGE_MAX}"
-                                ),
-                            )
-                        })?,
-                };
+                let limit = number(&q, "limit", FILES_PAGE, FILES_PAGE_MAX)?;
                 let dir = form::first(&q, "path").unwrap_or("/");
                 let after = form::first(&q, "after").filter(|s| !s.is_empty());
                 ser(v.files(&repo, &version, platform, dir, after, limit)?)
@@ -188,6 +185,24 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
             }
         },
     })
+}
+
+/// A whole-number parameter from 1 to `max`, `default` when absent.
+fn number(q: &[(String, String)], k: &str, default: usize, max: usize) -> Result<usize, Failure> {
+    match form::first(q, k) {
+        None => Ok(default),
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                (
+                    400,
+                    "BAD_REQUEST",
+                    format!("`{k}` must be a whole number from 1 to {max}"),
+                )
+            }),
+    }
 }
 
 fn ser<T: serde::Serialize>(x: T) -> Value {

@@ -196,6 +196,21 @@ pub struct FileView {
     pub layer: usize,
 }
 
+/// One search result: a version of an image.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchHit {
+    /// `org/registry/name`.
+    pub repository: String,
+    /// `org/registry`.
+    pub registry: String,
+    /// The image's name within its registry.
+    pub name: String,
+    pub digest: String,
+    pub tags: Vec<String>,
+    /// For a path search, the paths found in it (`/`-rooted).
+    pub paths: Vec<String>,
+}
+
 /// The caller's view of the store.
 pub struct Viewer<'a> {
     pub e: &'a Engine,
@@ -638,6 +653,129 @@ impl Viewer<'_> {
                 .flatten(),
             entries,
         })
+    }
+}
+
+impl Viewer<'_> {
+    /// The registries the caller may pull: of `org`, or of every organisation.
+    fn visible_registries(&self, org: Option<&str>) -> R<Vec<RegistryRec>> {
+        let orgs = match org {
+            Some(o) => {
+                // Not found for a caller who may see nothing there.
+                self.registries(o)?;
+                vec![o.to_owned()]
+            }
+            None => self.e.list_orgs()?.into_iter().map(|o| o.slug).collect(),
+        };
+        let mut out = Vec::new();
+        for o in orgs {
+            if let Ok(regs) = self.e.list_registries(&o) {
+                out.extend(regs.into_iter().filter(|r| may_read(self.p, r)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Images whose name holds `q` (any case), and versions holding `path`: a path with a
+    /// `/` is matched whole (`/usr/bin/curl`), a bare file name anywhere (`libssl.so.3`).
+    /// Only what the caller may pull, at most `limit`.
+    pub fn search(
+        &self,
+        org: Option<&str>,
+        q: Option<&str>,
+        path: Option<&str>,
+        limit: usize,
+    ) -> R<Vec<SearchHit>> {
+        let regs = self.visible_registries(org)?;
+        let q = q.map(str::to_lowercase);
+        let name_matches = |name: &str| q.as_deref().is_none_or(|q| name.contains(q));
+        let split = |repo: &str| -> Option<(String, String)> {
+            let (o, r) = place(repo)?;
+            Some((format!("{o}/{r}"), repo[o.len() + r.len() + 2..].to_owned()))
+        };
+        let mut out = Vec::new();
+        let Some(path) = path else {
+            let Some(_) = &q else {
+                return Err(ViewError::Bad(
+                    "search for a name (q=) or a path inside images (path=)".into(),
+                ));
+            };
+            for r in &regs {
+                for repo in self.repos(&r.org, &r.slug)? {
+                    let Some((registry, name)) = split(&repo) else {
+                        continue;
+                    };
+                    if !name_matches(&name) {
+                        continue;
+                    }
+                    let versions = self.e.list_versions(&repo)?;
+                    let Some(v) = versions
+                        .iter()
+                        .find(|v| !v.tags.is_empty())
+                        .or(versions.first())
+                    else {
+                        continue;
+                    };
+                    out.push(SearchHit {
+                        digest: v.key.to_string(),
+                        tags: v.tags.clone(),
+                        repository: repo.clone(),
+                        registry,
+                        name,
+                        paths: Vec::new(),
+                    });
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            return Ok(out);
+        };
+        let norm = berth_engine::package::layer::normalise(path.as_bytes())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ViewError::Bad(format!("`{path}` is not a path or file name")))?;
+        let whole = path.contains('/');
+        let (_, name) = berth_engine::package::layer::split_last(&norm);
+        let visible: std::collections::HashSet<(String, String)> = regs
+            .iter()
+            .map(|r| (r.org.clone(), r.slug.clone()))
+            .collect();
+        // Hits the caller may not see are dropped after the store finds them: ask for more.
+        let found = self.e.find_paths(
+            name,
+            whole.then_some(&norm[..]),
+            limit.saturating_mul(8).max(100),
+        )?;
+        for hit in found {
+            let Some((o, r)) = place(&hit.repo) else {
+                continue;
+            };
+            if !visible.contains(&(o.to_owned(), r.to_owned())) {
+                continue;
+            }
+            let Some((registry, iname)) = split(&hit.repo) else {
+                continue;
+            };
+            if !name_matches(&iname) {
+                continue;
+            }
+            out.push(SearchHit {
+                tags: self.e.version_tags(&hit.repo, &hit.key)?,
+                digest: hit.key.to_string(),
+                repository: hit.repo.clone(),
+                registry,
+                name: iname,
+                paths: hit
+                    .paths
+                    .iter()
+                    .map(|p| format!("/{}", String::from_utf8_lossy(p)))
+                    .collect(),
+            });
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 }
 
