@@ -249,9 +249,18 @@ fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
     assert_eq!(c.get("/api/v1/search?org=acme").status, 400);
     assert_eq!(c.get("/api/v1/search?q=x&limit=0").status, 400);
     let mut other = Client::connect_as(srv.addr, &bearer_header(&other_org_token(&srv)));
-    assert!(hits(&mut other, "path=os-release").is_empty(), "another organisation's private image");
-    assert!(hits(&mut srv.anonymous(), "q=app").is_empty(), "a private registry");
-    assert_eq!(srv.anonymous().get("/api/v1/search?org=acme&q=app").status, 404);
+    assert!(
+        hits(&mut other, "path=os-release").is_empty(),
+        "another organisation's private image"
+    );
+    assert!(
+        hits(&mut srv.anonymous(), "q=app").is_empty(),
+        "a private registry"
+    );
+    assert_eq!(
+        srv.anonymous().get("/api/v1/search?org=acme&q=app").status,
+        404
+    );
 
     // Pulls count, HEADs do not.
     let digest = v["digest"].as_str().unwrap().to_owned();
@@ -304,4 +313,111 @@ fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
             .status,
         404
     );
+}
+
+/// A layer that is not what its media type says (gzip that breaks off, a tar with hostile
+/// names) is indexed as far as it is valid: the details show what is known and name the
+/// layer that could not be read, and nothing lands outside the store.
+#[test]
+fn a_corrupt_layer_is_indexed_as_far_as_it_reads_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let good = layer_of(&[("etc/os-release", "ID=alpine\nVERSION_ID=3.20\n")]);
+    // A gzip stream cut in the middle of its tar.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(
+        &mut gz,
+        &layer_of(&[("app/one", &"x".repeat(100_000)), ("app/two", "y")]),
+    )
+    .unwrap();
+    let whole = gz.finish().unwrap();
+    let cut = whole[..whole.len() / 2].to_vec();
+    // Hostile names: climbing out, absolute, far too long.
+    let mut b = tar::Builder::new(Vec::new());
+    for name in ["../../escape", "/etc/passwd-abs", "ok/kept"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, &b"z"[..]).unwrap();
+    }
+    let hostile = b.into_inner().unwrap();
+    put_image(
+        &mut c,
+        "bad",
+        br#"{"os":"linux","architecture":"amd64"}"#,
+        &[&good, &cut, &hostile],
+    );
+    let v = indexed(&mut c, "/api/v1/packages/acme/web/app:bad");
+    assert_eq!(v["state"], "partial", "{v}");
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["state"], "listed");
+    assert_eq!(layers[1]["state"], "partial", "{v}");
+    assert!(
+        layers[1]["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{v}"
+    );
+    assert_eq!(layers[2]["state"], "listed");
+    assert!(layers[2]["skipped"].as_u64().unwrap() >= 1, "{v}");
+    // What could be read is shown: the distribution, the hostile layer's one good file.
+    assert_eq!(v["distribution"]["version"], "3.20");
+    let r = c.get("/api/v1/packages/acme/web/app:bad/files?path=/ok");
+    let names: Vec<String> = r.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["kept"]);
+    let root = c.get("/api/v1/packages/acme/web/app:bad/files").json();
+    assert!(!root.to_string().contains("escape"), "{root}");
+    assert!(!dir.path().parent().unwrap().join("escape").exists());
+    // The indexer goes on: the next image is indexed.
+    put_image(
+        &mut c,
+        "next",
+        br#"{"os":"linux","architecture":"arm64"}"#,
+        &[&good],
+    );
+    assert_eq!(
+        indexed(&mut c, "/api/v1/packages/acme/web/app:next")["state"],
+        "indexed"
+    );
+}
+
+/// The queue survives a kill -9: what was pushed before it is indexed after the restart.
+#[test]
+fn a_restart_mid_queue_finishes_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(dir.path());
+    let mut c = srv.client();
+    for i in 0..12 {
+        let l = layer_of(&[(&format!("data/file-{i}"), &"d".repeat(200_000 + i))]);
+        put_image(
+            &mut c,
+            &format!("v{i}"),
+            format!(r#"{{"os":"linux","architecture":"amd64","n":{i}}}"#).as_bytes(),
+            &[&l],
+        );
+    }
+    let before = counter(
+        &c.get("/metrics").text(),
+        "berth_package_manifests_indexed_total",
+    );
+    srv.signal(libc::SIGKILL);
+    srv.wait(Duration::from_secs(20));
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    for i in 0..12 {
+        let v = indexed(&mut c, &format!("/api/v1/packages/acme/web/app:v{i}"));
+        assert_eq!(v["total_files"], 2, "{v}");
+    }
+    let after = counter(
+        &c.get("/metrics").text(),
+        "berth_package_manifests_indexed_total",
+    );
+    eprintln!("indexed before the kill: {before}; after the restart: {after}");
 }
