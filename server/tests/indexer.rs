@@ -219,6 +219,27 @@ fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
         400
     );
 
+    // What each layer did, path by path.
+    let r = c.get("/api/v1/packages/acme/web/app:1.0/layers?layer=1");
+    let l = r.json();
+    assert_eq!(
+        l["added"],
+        serde_json::json!(["/app", "/app/main"]),
+        "{r:?}"
+    );
+    assert_eq!(l["removed"], serde_json::json!(["/usr/bin/tool"]));
+    assert_eq!(l["removed_entries"], 1);
+    assert_eq!(
+        c.get("/api/v1/packages/acme/web/app:1.0/layers?layer=2")
+            .status,
+        404
+    );
+    assert_eq!(
+        c.get("/api/v1/packages/acme/web/app:1.0/layers?layer=x")
+            .status,
+        400
+    );
+
     // Lists.
     let r = c.get("/api/v1/packages/acme/web");
     let images = r.json()["images"].clone();

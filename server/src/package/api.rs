@@ -172,10 +172,22 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
                 let after = form::first(&q, "after").filter(|s| !s.is_empty());
                 ser(v.files(&repo, &version, platform, dir, after, limit)?)
             }
-            Some("layers") => {
-                let d = v.details(&repo, &version, platform)?;
-                json!({ "digest": d.digest, "state": d.state, "layers": d.layers })
-            }
+            Some("layers") => match form::first(&q, "layer") {
+                Some(n) => {
+                    let index = n.parse::<usize>().map_err(|_| {
+                        (
+                            400,
+                            "BAD_REQUEST",
+                            format!("`layer` must be a layer's number from 0, not `{n}`"),
+                        )
+                    })?;
+                    ser(v.layer_changes(&repo, &version, platform, index)?)
+                }
+                None => {
+                    let d = v.details(&repo, &version, platform)?;
+                    json!({ "digest": d.digest, "state": d.state, "layers": d.layers })
+                }
+            },
             Some(other) => {
                 return Err((
                     404,

@@ -211,6 +211,29 @@ pub struct SearchHit {
     pub paths: Vec<String>,
 }
 
+/// What one layer of an image did to the layers below it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerChangesView {
+    /// 0 = the lowest layer.
+    pub index: usize,
+    pub digest: String,
+    /// Paths it added, changed, and removed (`/`-rooted; a removed directory stands for
+    /// everything under it), each list at most [`CHANGES_SHOWN`] long.
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// The lists' whole lengths (`removed_entries` counts subtrees too).
+    pub added_total: u64,
+    pub changed_total: u64,
+    pub removed_total: u64,
+    pub removed_entries: u64,
+    /// Whether the layer could be read (external or missing layers show no changes).
+    pub listed: bool,
+}
+
+/// Paths shown per list of a layer's changes.
+pub const CHANGES_SHOWN: usize = 1000;
+
 /// The caller's view of the store.
 pub struct Viewer<'a> {
     pub e: &'a Engine,
@@ -657,6 +680,56 @@ impl Viewer<'_> {
 }
 
 impl Viewer<'_> {
+    /// What layer `index` of version `v` added, changed and removed: its listing applied
+    /// over those below it (worked out when asked: the index keeps listings, not changes).
+    pub fn layer_changes(
+        &self,
+        repo: &str,
+        v: &VersionRef,
+        platform: Option<&str>,
+        index: usize,
+    ) -> R<LayerChangesView> {
+        let r = self.resolve(repo, v, platform)?;
+        let Some(layer) = r.facts.layers.get(index) else {
+            return Err(ViewError::NotFound(format!(
+                "{repo}{} has {} layers; there is no layer {index}",
+                v.suffix(),
+                r.facts.layers.len()
+            )));
+        };
+        let mut tree = berth_engine::package::FsTree::new();
+        // The changes of layer `index`, once it is applied: `None` when it was not read.
+        let mut changes = None;
+        for (i, d) in r.facts.layers.iter().enumerate().take(index + 1) {
+            let listing = match BlobKey::parse(&d.digest) {
+                Some(k) if !d.external => self.e.layer_listing(&k)?,
+                _ => None,
+            };
+            changes = listing.map(|l| tree.apply(i, &l));
+        }
+        let listed = changes.is_some();
+        let show = |paths: &[Box<[u8]>]| -> Vec<String> {
+            paths
+                .iter()
+                .take(CHANGES_SHOWN)
+                .map(|p| format!("/{}", String::from_utf8_lossy(p)))
+                .collect()
+        };
+        let c = changes.unwrap_or_default();
+        Ok(LayerChangesView {
+            index,
+            digest: layer.digest.clone(),
+            listed,
+            added: show(&c.added),
+            changed: show(&c.changed),
+            removed: show(&c.removed),
+            added_total: c.added.len() as u64,
+            changed_total: c.changed.len() as u64,
+            removed_total: c.removed.len() as u64,
+            removed_entries: c.removed_entries,
+        })
+    }
+
     /// The registries the caller may pull: of `org`, or of every organisation.
     fn visible_registries(&self, org: Option<&str>) -> R<Vec<RegistryRec>> {
         let orgs = match org {
