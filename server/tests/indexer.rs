@@ -442,3 +442,105 @@ fn a_restart_mid_queue_finishes_the_queue() {
     );
     eprintln!("indexed before the kill: {before}; after the restart: {after}");
 }
+
+/// An artifact (here an SBOM attached with `subject`) gets details of its own, and the
+/// image it refers to lists it; an index names its platform images as dependencies and
+/// counts every platform's blobs once in its size.
+#[test]
+fn artifacts_referrers_and_indexes_have_their_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let shared = layer_of(&[("etc/os-release", "ID=debian\n")]);
+    put_image(
+        &mut c,
+        "amd64",
+        br#"{"os":"linux","architecture":"amd64"}"#,
+        &[&shared],
+    );
+    put_image(
+        &mut c,
+        "arm64",
+        br#"{"os":"linux","architecture":"arm64"}"#,
+        &[&shared],
+    );
+    let amd = indexed(&mut c, "/api/v1/packages/acme/web/app:amd64");
+    let arm = indexed(&mut c, "/api/v1/packages/acme/web/app:arm64");
+    let desc = |v: &serde_json::Value, arch: &str| {
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#,
+            v["digest"].as_str().unwrap(),
+            v["manifest"]["size"]
+        )
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{},{}]}}"#,
+        desc(&amd, "amd64"),
+        desc(&arm, "arm64")
+    );
+    let r = c.request(
+        "PUT",
+        "/v2/acme/web/app/manifests/multi",
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        index.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let v = indexed(&mut c, "/api/v1/packages/acme/web/app:multi");
+    assert_eq!(v["kind"], "index");
+    assert_eq!(v["dependencies"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["dependencies"][1]["platform"], "linux/arm64");
+    let platforms: Vec<&str> = v["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // The shared layer once: index + two manifests + two configs + one layer.
+    let each = |v: &serde_json::Value| {
+        v["manifest"]["size"].as_u64().unwrap() + v["config"]["size"].as_u64().unwrap()
+    };
+    let want = index.len() as u64 + each(&amd) + each(&arm) + shared.len() as u64;
+    assert_eq!(v["size"], want, "{v}");
+    assert!(v["checksums"].is_null());
+    // Through the index, a platform's own details.
+    let p = c
+        .get("/api/v1/packages/acme/web/app:multi?platform=linux/arm64")
+        .json();
+    assert_eq!(p["digest"], arm["digest"], "{p}");
+    assert_eq!(p["index_digest"], v["digest"]);
+    assert_eq!(p["platform"], "linux/arm64");
+    let r = c.get("/api/v1/packages/acme/web/app:multi?platform=linux/s390x");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("linux/amd64, linux/arm64"), "{r:?}");
+    let r = c.get("/api/v1/packages/acme/web/app:multi/files");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("choose a platform"), "{r:?}");
+
+    // An SBOM referring to the amd64 image.
+    let sbom = br#"{"spdxVersion":"SPDX-2.3"}"#;
+    let ds = push_blob(&mut c, sbom, 1);
+    let empty = push_blob(&mut c, b"{}", 1);
+    let m = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/spdx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/spdx+json","digest":"{ds}","size":{}}}],"subject":{}}}"#,
+        sbom.len(),
+        desc(&amd, "amd64")
+    );
+    let r = c.request(
+        "PUT",
+        "/v2/acme/web/app/manifests/sbom",
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        m.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let s = indexed(&mut c, "/api/v1/packages/acme/web/app:sbom");
+    assert_eq!(s["kind"], "artifact", "{s}");
+    assert_eq!(s["artifact_type"], "application/spdx+json");
+    assert_eq!(s["subject"], amd["digest"]);
+    assert_eq!(s["checksums_missing"], "only images have a Download");
+    let amd = c.get("/api/v1/packages/acme/web/app:amd64").json();
+    assert_eq!(
+        amd["referrers"][0]["artifact_type"], "application/spdx+json",
+        "{amd}"
+    );
+}
