@@ -726,6 +726,17 @@ fn management_api_errors_have_the_right_status() {
     assert_eq!(r.json()["public"], false);
     let r = a.json("POST", "/api/v1/orgs", "not json");
     assert_eq!(r.status, 400);
+    // A field the call does not take is refused, not a 200 that did nothing.
+    let r = a.json(
+        "PATCH",
+        "/api/v1/orgs/acme/registries/web-services",
+        r#"{"visibility":"public"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("unknown field `visibility`"), "{r:?}");
+    assert!(r.text().contains("`public`, `description`"), "{r:?}");
+    let r = a.json("GET", "/api/v1/orgs/acme/registries/web-services", "");
+    assert_eq!(r.json()["public"], false);
     let r = a.json(
         "POST",
         "/api/v1/orgs/acme/tokens",

@@ -193,6 +193,23 @@ fn slug(s: &str, what: &str) -> Result<(), Fail> {
     }
 }
 
+/// The body's JSON object, refusing fields other than `known`: a misspelt or unsupported
+/// field would otherwise be a 200 that did nothing.
+fn body_of(req: &WebRequest, known: &[&str]) -> Result<serde_json::Map<String, Value>, Fail> {
+    let m = body(req)?;
+    if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "unknown field `{k}`; this call takes {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(m)
+}
+
 fn body(req: &WebRequest) -> Result<serde_json::Map<String, Value>, Fail> {
     if req.body.is_empty() {
         return Ok(Default::default());
@@ -284,7 +301,7 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_
         }
         ("POST", ["orgs", org, "registries", reg, "tokens"]) => {
             registry(e, p, org, reg, true)?;
-            let m = body(req)?;
+            let m = body_of(req, &["description", "expires_in"])?;
             let description = opt_str(&m, "description")?.unwrap_or_default();
             let expires_in = opt_u64(&m, "expires_in")?;
             create_token(
@@ -302,7 +319,7 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_
         ("POST", ["orgs", org, "tokens"]) => {
             slug(org, "organisation")?;
             check(p, org, true)?;
-            let m = body(req)?;
+            let m = body_of(req, &["scopes", "registries", "description", "expires_in"])?;
             let scopes = match m.get("scopes") {
                 Some(Value::Array(a)) if !a.is_empty() => a,
                 _ => {
@@ -455,7 +472,7 @@ fn create_org(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer 
     if !p.is_admin() {
         return Err(forbidden("only the admin token may create organisations"));
     }
-    let m = body(req)?;
+    let m = body_of(req, &["slug"])?;
     let s = opt_str(&m, "slug")?.ok_or_else(|| bad("`slug` is required"))?;
     slug(&s, "organisation")?;
     if crate::web::ui::RESERVED.contains(&s.as_str()) {
@@ -502,7 +519,7 @@ fn registry(
 fn create_registry(e: &Engine, p: &Principal, org: &str, req: &WebRequest, ctx: &Ctx) -> Answer {
     slug(org, "organisation")?;
     check(p, org, true)?;
-    let m = body(req)?;
+    let m = body_of(req, &["name", "public", "description"])?;
     let name = opt_str(&m, "name")?.ok_or_else(|| bad("`name` is required"))?;
     let s = slug_of(&name).ok_or_else(|| {
         bad(format!(
@@ -545,7 +562,7 @@ fn update_registry(
     ctx: &Ctx,
 ) -> Answer {
     registry(e, p, org, reg, true)?;
-    let m = body(req)?;
+    let m = body_of(req, &["public", "description"])?;
     let public = opt_bool(&m, "public")?;
     let description = opt_str(&m, "description")?;
     let vis = public.map(|p| {
