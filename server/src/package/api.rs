@@ -42,14 +42,25 @@ pub fn answer(env: &Env<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (status, body) = match route(env, &p, req) {
-        Ok(v) => (200, v),
-        Err((status, code, message)) => (
-            status,
-            json!({ "error": { "code": code, "message": message } }),
-        ),
-    };
-    json_response(status, body)
+    match route(env, &p, req) {
+        Ok(Routed::Json(v)) => json_response(200, v),
+        Ok(Routed::Response(r)) => r,
+        Err(f) => failure(f),
+    }
+}
+
+/// What a route answers: JSON, or a response of its own (the Download).
+enum Routed {
+    Json(Value),
+    Response(WebResponse),
+}
+
+/// The API's error answer: `{"error":{"code","message"}}`.
+pub(crate) fn failure((status, code, message): Failure) -> WebResponse {
+    json_response(
+        status,
+        json!({ "error": { "code": code, "message": message } }),
+    )
 }
 
 fn json_response(status: u16, body: Value) -> WebResponse {
@@ -98,7 +109,8 @@ pub fn caller(
     }
 }
 
-type Failure = (u16, &'static str, String);
+/// An error answer: status, code and message.
+pub(crate) type Failure = (u16, &'static str, String);
 
 impl From<ViewError> for Failure {
     fn from(e: ViewError) -> Self {
@@ -110,7 +122,7 @@ impl From<ViewError> for Failure {
     }
 }
 
-fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failure> {
+fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Routed, Failure> {
     if req.method != "GET" && req.method != "HEAD" {
         return Err((
             405,
@@ -133,7 +145,18 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
     };
     let at = path::parse(&rest).map_err(|m| (400, "BAD_REQUEST", m))?;
     let platform = form::first(&q, "platform").filter(|s| !s.is_empty());
-    Ok(match at {
+    if let PackagePath::Version {
+        repo,
+        version,
+        what: Some(w),
+    } = &at
+    {
+        if w == "download" {
+            let r = super::download::answer(env, p, repo, version, platform, req);
+            return Ok(Routed::Response(r));
+        }
+    }
+    Ok(Routed::Json(match at {
         PackagePath::Org(org) => {
             json!({ "organisation": org, "registries": ser(v.registries(&org)?) })
         }
@@ -187,7 +210,7 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
                 ))
             }
         },
-    })
+    }))
 }
 
 fn ser<T: serde::Serialize>(x: T) -> Value {
