@@ -180,6 +180,24 @@ fn an_index_downloads_per_platform_and_an_artifact_not_at_all() {
     assert_eq!(r.status, 409, "{r:?}");
     let m = r.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(m.contains("artifact"), "{m}");
+
+    // Nor does an image with a foreign layer, which the registry does not hold.
+    let cfg = push_blob(&mut c, br#"{"os":"windows","architecture":"amd64"}"#, 1);
+    let foreign = format!("sha256:{}", "f".repeat(64));
+    let win = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":39}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"{foreign}","size":1000,"urls":["https://example.com/layer"]}}]}}"#
+    );
+    let r = c.request(
+        "PUT",
+        "/v2/acme/web/app/manifests/win",
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        win.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = c.get(&format!("{DETAILS}:win/download"));
+    assert_eq!(r.status, 409, "{r:?}");
+    let m = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(m.contains("foreign") && m.contains(&foreign), "{m}");
 }
 
 fn c_get_manifest(c: &mut Client, tag: &str) -> Vec<u8> {
