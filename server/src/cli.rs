@@ -1,7 +1,7 @@
 //! The `berth` command line. Flags are the last configuration layer (see `config.rs`), so
 //! they default to "not given" here rather than to values.
 
-use crate::admin::input::{self, RegistryPath, Scopes};
+use crate::admin::input::{self, PackageRef, RegistryPath, Scopes};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -91,6 +91,25 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Browse what images hold and download them, on a running server (anonymous for public
+    /// registries when there is no token).
+    Package {
+        #[command(subcommand)]
+        command: PackageCommand,
+    },
+    /// Find an organisation's images by name, or by a file path inside them.
+    Search {
+        /// Organisation slug, like acme
+        #[arg(value_parser = input::org)]
+        org: String,
+        /// Part of an image's name
+        name: Option<String>,
+        /// A file inside the images: a whole path (/usr/bin/curl) or a file name (libssl.so.3)
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Show an organisation's audit log, newest first (to an organisation token, only the
     /// entries about registries it may pull).
     Audit {
@@ -131,6 +150,61 @@ pub struct ApiArgs {
     /// Print the API's JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// List a registry's images, newest push first.
+    List {
+        /// Registry as ORG/SLUG, like acme/web
+        #[arg(value_name = "ORG/REGISTRY", value_parser = input::registry_path)]
+        registry: RegistryPath,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a version's details: what it is, where it came from, its size, downloads and the
+    /// checksums of its Download.
+    Show {
+        /// ORG/REGISTRY/IMAGE:TAG or ORG/REGISTRY/IMAGE@DIGEST
+        #[arg(value_name = "REF", value_parser = input::package_ref)]
+        reference: PackageRef,
+        /// For a multi-platform image: the platform's image, like linux/amd64
+        #[arg(long, value_name = "OS/ARCH", value_parser = input::platform)]
+        platform: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List a directory of a version's file system (all layers applied).
+    Files {
+        /// ORG/REGISTRY/IMAGE:TAG or ORG/REGISTRY/IMAGE@DIGEST
+        #[arg(value_name = "REF", value_parser = input::package_ref)]
+        reference: PackageRef,
+        /// The directory [default: /]
+        path: Option<String>,
+        /// Every file below the directory, not only its own entries
+        #[arg(long)]
+        recursive: bool,
+        /// For a multi-platform image: the platform's image, like linux/amd64
+        #[arg(long, value_name = "OS/ARCH", value_parser = input::platform)]
+        platform: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Download a version as one tar that docker load, podman load and skopeo load; resumes
+    /// FILE.part when a download broke off.
+    Download {
+        /// ORG/REGISTRY/IMAGE:TAG or ORG/REGISTRY/IMAGE@DIGEST
+        #[arg(value_name = "REF", value_parser = input::package_ref)]
+        reference: PackageRef,
+        /// For a multi-platform image: the platform's image, like linux/amd64
+        #[arg(long, value_name = "OS/ARCH", value_parser = input::platform)]
+        platform: Option<String>,
+        /// Where to write the archive
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,7 @@ use crossbeam_channel::RecvTimeoutError;
 use crate::dispatch::Store;
 use crate::metrics::Metrics;
 use crate::package::download;
+use crate::web::download::Source;
 
 /// How often an empty queue is looked at again.
 const POLL: Duration = Duration::from_secs(1);
@@ -215,7 +216,7 @@ fn checksums(
     repo: &str,
     key: &BlobKey,
     media_type: &str,
-    manifest: &[u8],
+    manifest: &bytes::Bytes,
     facts: &ManifestFacts,
 ) -> Result<std::collections::BTreeMap<String, Checksums>, String> {
     let store_err = |err: StoreError| {
@@ -224,26 +225,27 @@ fn checksums(
     };
     let tags = e.version_tags(repo, key).map_err(store_err)?;
     let specs = download::archive_specs(host, repo, key, media_type, manifest.len() as u64, facts)?;
-    let manifest_digest = key.to_string();
     let names: Vec<String> = std::iter::once(String::new()).chain(tags).collect();
     let plans = names
         .iter()
         .map(|t| specs.plan((!t.is_empty()).then_some(t.as_str())))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut lookup = crate::web::download::lookup_in(e, repo, (key, manifest));
     let mut read = |digest: &str, range: std::ops::Range<u64>, out: &mut dyn FnMut(&[u8])| {
-        // The manifest is a member of the archive, but not a blob of the store.
-        if digest == manifest_digest {
-            let r = usize::try_from(range.start).unwrap_or(usize::MAX)
-                ..usize::try_from(range.end).unwrap_or(usize::MAX);
-            out(manifest.get(r).unwrap_or_default());
-            return Ok(());
-        }
-        let lk = BlobKey::parse(digest)
-            .ok_or_else(|| std::io::Error::other(format!("{digest} is not a digest")))?;
-        let loc = e
-            .peek_blob(repo, &lk)
-            .map_err(std::io::Error::other)?
-            .ok_or_else(|| std::io::Error::other(format!("blob {digest} is not stored")))?;
+        let loc = match lookup(digest).map_err(std::io::Error::other)? {
+            Some(Source::Stored(loc)) => loc,
+            Some(Source::Bytes(b)) => {
+                let r = usize::try_from(range.start).unwrap_or(usize::MAX)
+                    ..usize::try_from(range.end).unwrap_or(usize::MAX);
+                out(b.get(r).unwrap_or_default());
+                return Ok(());
+            }
+            None => {
+                return Err(std::io::Error::other(format!(
+                    "blob {digest} is not stored"
+                )))
+            }
+        };
         let part = berth_engine::BlobLoc {
             pack: loc.pack,
             offset: loc.offset + range.start,

@@ -99,6 +99,8 @@ fn main() -> ExitCode {
         | Command::Registry { .. }
         | Command::Token { .. }
         | Command::Audit { .. }
+        | Command::Package { .. }
+        | Command::Search { .. }
         | Command::Gc { .. }) => admin::run(cmd),
     }
 }

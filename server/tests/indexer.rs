@@ -24,32 +24,6 @@ fn layer(files: &[&str]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn put_image(c: &mut Client, tag: &str, config: &[u8], layers: &[&[u8]]) {
-    let dc = push_blob(c, config, 1);
-    let descs: Vec<String> = layers
-        .iter()
-        .map(|l| {
-            let d = push_blob(c, l, 1);
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
-                l.len()
-            )
-        })
-        .collect();
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{}}},"layers":[{}]}}"#,
-        config.len(),
-        descs.join(",")
-    );
-    let r = c.request(
-        "PUT",
-        &format!("/v2/{REPO}/manifests/{tag}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-        m.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-}
-
 #[test]
 fn pushed_layers_are_listed_once_each_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,36 +84,6 @@ fn other_org_token(srv: &Server) -> String {
     let r = admin.json("POST", "/api/v1/orgs", r#"{"slug":"rival"}"#);
     assert_eq!(r.status, 201, "{r:?}");
     admin.create_token("rival", r#"{"scopes":["read_packages"]}"#)
-}
-
-fn layer_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, body) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, path, body.as_bytes()).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-/// Polls the version's details until the indexer has recorded it.
-fn indexed(c: &mut Client, path: &str) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let r = c.get(path);
-        assert_eq!(r.status, 200, "{r:?}");
-        let v = r.json();
-        if v["state"] != "indexing" {
-            return v;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "not indexed after 30 s: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

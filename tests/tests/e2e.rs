@@ -12,6 +12,7 @@ mod conformance_push;
 mod crash;
 mod docker;
 mod oras;
+mod package_cli;
 mod podman;
 mod robustness;
 mod skopeo;

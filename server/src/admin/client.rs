@@ -147,6 +147,65 @@ pub fn request(
     body: Option<&[u8]>,
     wait: Duration,
 ) -> Result<Response, ClientError> {
+    let mut stream = send(ep, method, path, bearer, &[], body, wait)?;
+    read_response(&mut stream, method == "HEAD")
+}
+
+/// A response whose body is read as it arrives: a Download is larger than memory.
+pub struct Streaming {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The body, ending where its framing says (a short body ends early: compare the bytes
+    /// read with what `Content-Length` promised).
+    pub body: Box<dyn Read>,
+}
+
+impl Streaming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A GET with `headers` (single-line values: `Range`, `If-Range`), answered as a
+/// [`Streaming`] response. A chunked body (the server's errors are not) is read whole.
+pub fn open(
+    ep: &Endpoint,
+    path: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<Streaming, ClientError> {
+    let mut stream = send(ep, "GET", path, bearer, headers, None, IO_TIMEOUT)?;
+    let (head, rest) = read_head(&mut stream)?;
+    let body: Box<dyn Read> = if head.status == 204 || head.status == 304 {
+        Box::new(io::empty())
+    } else if head.chunked {
+        Box::new(io::Cursor::new(read_chunked(&mut stream, rest)?))
+    } else {
+        let whole = io::Cursor::new(rest).chain(stream);
+        match head.length {
+            Some(n) => Box::new(whole.take(n as u64)),
+            None => Box::new(whole),
+        }
+    };
+    Ok(Streaming {
+        status: head.status,
+        headers: head.headers,
+        body,
+    })
+}
+
+fn send(
+    ep: &Endpoint,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    wait: Duration,
+) -> Result<TcpStream, ClientError> {
     let mut stream = connect(ep)?;
     stream
         .set_read_timeout(Some(wait))
@@ -164,6 +223,9 @@ pub fn request(
         head.push_str(t);
         head.push_str("\r\n");
     }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     let body = body.unwrap_or_default();
     if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
         head.push_str("Content-Type: application/json\r\n");
@@ -174,7 +236,7 @@ pub fn request(
     out.extend_from_slice(body);
     stream.write_all(&out).map_err(ClientError::Io)?;
     stream.flush().map_err(ClientError::Io)?;
-    read_response(&mut stream, method == "HEAD")
+    Ok(stream)
 }
 
 fn connect(ep: &Endpoint) -> Result<TcpStream, ClientError> {
@@ -189,9 +251,16 @@ fn connect(ep: &Endpoint) -> Result<TcpStream, ClientError> {
     Err(ClientError::Connect(last))
 }
 
-/// Reads one response from `r`: status line, headers, then a body framed by chunked
-/// encoding, `Content-Length`, or the end of the connection.
-pub fn read_response(r: &mut impl Read, head_only: bool) -> Result<Response, ClientError> {
+/// A response's status line and headers, and how its body is framed.
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+    chunked: bool,
+    length: Option<usize>,
+}
+
+/// Reads a response head from `r`; returns it with the bytes read past it.
+fn read_head(r: &mut impl Read) -> Result<(Head, Vec<u8>), ClientError> {
     let mut buf = Vec::with_capacity(4096);
     let head_end = loop {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
@@ -214,6 +283,7 @@ pub fn read_response(r: &mut impl Read, head_only: bool) -> Result<Response, Cli
     let status = parse_status(lines.next().unwrap_or_default())?;
     let mut chunked = false;
     let mut length: Option<usize> = None;
+    let mut headers = Vec::new();
     for line in lines {
         let (name, value) = line
             .split_once(':')
@@ -233,14 +303,31 @@ pub fn read_response(r: &mut impl Read, head_only: bool) -> Result<Response, Cli
             }
             length = Some(n);
         }
+        headers.push((name.trim().to_string(), value.to_string()));
     }
     let rest = buf.split_off(head_end + 4);
+    Ok((
+        Head {
+            status,
+            headers,
+            chunked,
+            length,
+        },
+        rest,
+    ))
+}
+
+/// Reads one response from `r`: status line, headers, then a body framed by chunked
+/// encoding, `Content-Length`, or the end of the connection.
+pub fn read_response(r: &mut impl Read, head_only: bool) -> Result<Response, ClientError> {
+    let (head, rest) = read_head(r)?;
+    let status = head.status;
     let no_body = head_only || status == 204 || status == 304 || (100..200).contains(&status);
     let body = if no_body {
         Vec::new()
-    } else if chunked {
+    } else if head.chunked {
         read_chunked(r, rest)?
-    } else if let Some(n) = length {
+    } else if let Some(n) = head.length {
         if n > MAX_BODY {
             return Err(ClientError::Malformed("response body too large"));
         }

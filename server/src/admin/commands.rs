@@ -55,6 +55,13 @@ pub fn execute(
             emit(out, &s, &v, || gc_fields(&v))
         }
         Command::Token { command } => token(command, out, env),
+        Command::Package { command } => super::package::execute(command, out, env),
+        Command::Search {
+            org,
+            name,
+            path,
+            api,
+        } => super::package::search(&org, name.as_deref(), path.as_deref(), &api, out, env),
         Command::Audit { org, limit, api } => {
             let s = Session::open(&api, env)?;
             let path = match limit {

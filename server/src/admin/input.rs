@@ -53,6 +53,54 @@ pub fn registry_path(s: &str) -> Result<RegistryPath, String> {
     })
 }
 
+/// A version of an image: `ORG/REGISTRY/IMAGE:TAG` or `ORG/REGISTRY/IMAGE@DIGEST`, read as
+/// the package API reads its paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRef {
+    /// `org/registry/image`.
+    pub repo: String,
+    pub version: crate::package::path::VersionRef,
+}
+
+impl std::fmt::Display for PackageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.repo, self.version.suffix())
+    }
+}
+
+pub fn package_ref(s: &str) -> Result<PackageRef, String> {
+    use crate::package::path::{parse, PackagePath};
+    let usage =
+        "write ORG/REGISTRY/IMAGE:TAG or ORG/REGISTRY/IMAGE@sha256:…, like acme/web/app:1.0";
+    match parse(s.trim_matches('/')) {
+        Ok(PackagePath::Version {
+            repo,
+            version,
+            what: None,
+        }) => Ok(PackageRef { repo, version }),
+        Ok(_) => Err(format!("'{s}' names no version of an image: {usage}")),
+        Err(why) => Err(format!("{why}; {usage}")),
+    }
+}
+
+/// `os/arch[/variant]`, like linux/amd64 or linux/arm/v7.
+pub fn platform(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a platform: write OS/ARCH or OS/ARCH/VARIANT, like linux/amd64 or linux/arm/v7"
+        ))
+    }
+}
+
 /// A registry slug given with `--registry`.
 pub fn registry_slug(s: &str) -> Result<String, String> {
     if is_slug(s) {

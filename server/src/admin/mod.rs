@@ -6,6 +6,7 @@
 pub mod client;
 mod commands;
 pub mod input;
+mod package;
 mod table;
 #[cfg(test)]
 mod testserver;
@@ -15,7 +16,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Runs one management command; `cmd` is one of `Org`, `Registry`, `Token`, `Audit`.
+/// Runs one command against a running server: `Org`, `Registry`, `Token`, `Audit`, `Gc`,
+/// `Package`, `Search`.
 pub fn run(cmd: Command) -> ExitCode {
     let mut out = Vec::new();
     let res = commands::execute(cmd, &mut out, &std::env::var_os("BERTH_TOKEN"));
@@ -60,6 +62,9 @@ pub enum AdminError {
         from: TokenSource,
         message: Option<String>,
     },
+    /// A failure whose message already says what went wrong and what to do.
+    #[error("{0}")]
+    Failed(String),
     /// The server's own error message, passed through.
     #[error("{message}")]
     Api { status: u16, message: String },
@@ -79,15 +84,23 @@ fn detail(message: &Option<String>) -> String {
 /// Where the token came from, for messages (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
-    Env { data: PathBuf },
+    Env {
+        data: PathBuf,
+    },
     File(PathBuf),
+    /// None anywhere: the package commands go on anonymously (public registries).
+    Anonymous {
+        data: PathBuf,
+    },
 }
 
 impl TokenSource {
     /// The admin-token file the operator should check.
     fn data_file(&self) -> String {
         match self {
-            TokenSource::Env { data } => data.join("admin-token").display().to_string(),
+            TokenSource::Env { data } | TokenSource::Anonymous { data } => {
+                data.join("admin-token").display().to_string()
+            }
             TokenSource::File(p) => p.display().to_string(),
         }
     }
@@ -97,6 +110,7 @@ impl std::fmt::Display for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TokenSource::Env { .. } => f.write_str("BERTH_TOKEN"),
+            TokenSource::Anonymous { .. } => f.write_str("no token"),
             TokenSource::File(p) => write!(f, "{}", p.display()),
         }
     }
@@ -151,7 +165,8 @@ pub fn load_token(
 /// The common arguments, once the token is loaded.
 pub struct Session {
     pub endpoint: client::Endpoint,
-    pub token: Secret,
+    /// `None`: anonymous.
+    pub token: Option<Secret>,
     pub source: TokenSource,
     pub json: bool,
 }
@@ -165,10 +180,57 @@ impl Session {
         let (token, source) = load_token(env_token, &api.data)?;
         Ok(Session {
             endpoint,
-            token,
+            token: Some(token),
             source,
             json: api.json,
         })
+    }
+
+    /// [`open`](Self::open) for what anyone may read (public registries' packages): with no
+    /// token anywhere, anonymous rather than an error.
+    pub fn open_reader(
+        api: &ApiArgs,
+        env_token: &Option<std::ffi::OsString>,
+    ) -> Result<Session, AdminError> {
+        match Session::open(api, env_token) {
+            Err(AdminError::NoToken { .. }) => Ok(Session {
+                endpoint: client::Endpoint::parse(&api.server)?,
+                token: None,
+                source: TokenSource::Anonymous {
+                    data: api.data.clone(),
+                },
+                json: api.json,
+            }),
+            other => other,
+        }
+    }
+
+    /// The token to present, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        self.token.as_ref().map(Secret::expose)
+    }
+
+    /// A transport failure as the operator should read it.
+    pub fn transport(&self, err: client::ClientError) -> AdminError {
+        let url = self.endpoint.url().to_string();
+        match err {
+            client::ClientError::Connect(_) => AdminError::Unreachable { url, err },
+            _ => AdminError::Exchange { url, err },
+        }
+    }
+
+    /// An answer outside 2xx as an error: the server's message, a refused token.
+    pub fn refusal(&self, status: u16, body: &[u8]) -> AdminError {
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let message = parsed.as_ref().and_then(error_message);
+        match (status, message) {
+            (401, message) => AdminError::Refused {
+                from: self.source.clone(),
+                message,
+            },
+            (status, Some(message)) => AdminError::Api { status, message },
+            (status, None) => AdminError::Status { status },
+        }
     }
 
     /// One API call: JSON in, JSON out (`Null` for an empty body), errors mapped to what the
@@ -195,46 +257,20 @@ impl Session {
             &self.endpoint,
             method,
             path,
-            Some(self.token.expose()),
+            self.bearer(),
             bytes.as_deref(),
             wait,
         )
-        .map_err(|err| match err {
-            client::ClientError::Connect(_) => AdminError::Unreachable {
-                url: self.endpoint.url().to_string(),
-                err,
-            },
-            _ => AdminError::Exchange {
-                url: self.endpoint.url().to_string(),
-                err,
-            },
-        })?;
-        let parsed: Option<serde_json::Value> = if resp.body.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            serde_json::from_slice(&resp.body).ok()
-        };
+        .map_err(|err| self.transport(err))?;
         if (200..300).contains(&resp.status) {
-            return match parsed {
-                Some(v) => Ok(v),
-                None if resp.body.iter().all(u8::is_ascii_whitespace) => {
-                    Ok(serde_json::Value::Null)
-                }
-                None => Err(AdminError::Unexpected(format!(
-                    "HTTP {} with a body that is not JSON",
-                    resp.status
-                ))),
-            };
+            if resp.body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(serde_json::Value::Null);
+            }
+            return serde_json::from_slice(&resp.body).map_err(|_| {
+                AdminError::Unexpected(format!("HTTP {} with a body that is not JSON", resp.status))
+            });
         }
-        let message = parsed.as_ref().and_then(error_message);
-        match (resp.status, message) {
-            (401, message) => Err(AdminError::Refused {
-                from: self.source.clone(),
-                message,
-            }),
-            (status, Some(message)) => Err(AdminError::Api { status, message }),
-            (status, None) => Err(AdminError::Status { status }),
-        }
+        Err(self.refusal(resp.status, &resp.body))
     }
 }
 

@@ -48,14 +48,25 @@ pub fn answer(env: &Env<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (status, body) = match route(env, &p, req) {
-        Ok(v) => (200, v),
-        Err((status, code, message)) => (
-            status,
-            json!({ "error": { "code": code, "message": message } }),
-        ),
-    };
-    json_response(status, body)
+    match route(env, &p, req) {
+        Ok(Routed::Json(v)) => json_response(200, v),
+        Ok(Routed::Response(r)) => r,
+        Err(f) => failure(f),
+    }
+}
+
+/// What a route answers: JSON, or a response of its own (the Download).
+enum Routed {
+    Json(Value),
+    Response(WebResponse),
+}
+
+/// The API's error answer: `{"error":{"code","message"}}`.
+pub(crate) fn failure((status, code, message): Failure) -> WebResponse {
+    json_response(
+        status,
+        json!({ "error": { "code": code, "message": message } }),
+    )
 }
 
 fn json_response(status: u16, body: Value) -> WebResponse {
@@ -104,7 +115,8 @@ pub fn caller(
     }
 }
 
-type Failure = (u16, &'static str, String);
+/// An error answer: status, code and message.
+pub(crate) type Failure = (u16, &'static str, String);
 
 impl From<ViewError> for Failure {
     fn from(e: ViewError) -> Self {
@@ -116,7 +128,7 @@ impl From<ViewError> for Failure {
     }
 }
 
-fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failure> {
+fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Routed, Failure> {
     if req.method != "GET" && req.method != "HEAD" {
         return Err((
             405,
@@ -135,7 +147,7 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
         let some = |k: &str| form::first(&q, k).filter(|s| !s.is_empty());
         let limit = number(&q, "limit", SEARCH_PAGE, SEARCH_PAGE_MAX)?;
         let hits = v.search(some("org"), some("q"), some("path"), limit)?;
-        return Ok(json!({ "results": ser(hits) }));
+        return Ok(Routed::Json(json!({ "results": ser(hits) })));
     }
     let rest = req
         .path
@@ -145,7 +157,18 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
     let rest = percent_decode(rest, false);
     let at = path::parse(&rest).map_err(|m| (400, "BAD_REQUEST", m))?;
     let platform = form::first(&q, "platform").filter(|s| !s.is_empty());
-    Ok(match at {
+    if let PackagePath::Version {
+        repo,
+        version,
+        what: Some(w),
+    } = &at
+    {
+        if w == "download" {
+            let r = super::download::answer(env, p, repo, version, platform, req);
+            return Ok(Routed::Response(r));
+        }
+    }
+    Ok(Routed::Json(match at {
         PackagePath::Org(org) => {
             json!({ "organisation": org, "registries": ser(v.registries(&org)?) })
         }
@@ -196,7 +219,7 @@ fn route(env: &Env<'_>, p: &Principal, req: &WebRequest) -> Result<Value, Failur
                 ))
             }
         },
-    })
+    }))
 }
 
 /// A whole-number parameter from 1 to `max`, `default` when absent.

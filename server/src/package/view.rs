@@ -861,7 +861,8 @@ fn state(queued: bool, record: Option<&VersionRecord>) -> &'static str {
     }
 }
 
-fn platforms(f: &ManifestFacts) -> Vec<String> {
+/// The platforms an index lists, as `os/arch[/variant]`.
+pub fn platforms(f: &ManifestFacts) -> Vec<String> {
     f.manifests
         .iter()
         .filter_map(|d| d.platform.as_ref())

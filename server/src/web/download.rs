@@ -28,29 +28,54 @@ pub enum PiecesError {
     Store(#[from] StoreError),
 }
 
+/// Where a blob member of the archive comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A blob stored in a pack.
+    Stored(BlobLoc),
+    /// Bytes already in memory: the manifest, which the store keeps with its metadata rather
+    /// than as a blob of the repository, yet the archive holds as `blobs/sha256/<hex>`.
+    Bytes(Bytes),
+}
+
+impl Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Stored(loc) => loc.len,
+            Source::Bytes(b) => b.len() as u64,
+        }
+    }
+}
+
 /// The pieces of `range` of the archive `plan` lays out, in order: its bytes copied from the
-/// plan (headers, the small JSON members, padding: a few KiB), its blobs as pack ranges
-/// found by `lookup` (`sha256:<hex>` → where the blob is stored, `None` if it is not).
+/// plan (headers, the small JSON members, padding: a few KiB), its blobs as pack ranges or
+/// the bytes found by `lookup` (`sha256:<hex>` → where the blob is, `None` if nowhere).
 pub fn pieces(
     plan: &ArchivePlan,
     range: Range<u64>,
-    mut lookup: impl FnMut(&str) -> Result<Option<BlobLoc>, StoreError>,
+    mut lookup: impl FnMut(&str) -> Result<Option<Source>, StoreError>,
 ) -> Result<Vec<WebPiece>, PiecesError> {
     plan.pieces(range)
         .map(|p| match p {
             Piece::Bytes(b) => Ok(WebPiece::Bytes(Bytes::copy_from_slice(b))),
             Piece::Blob { digest, range } => {
-                let loc = lookup(digest)?.ok_or_else(|| PiecesError::Missing(digest.into()))?;
-                if range.end > loc.len {
+                let src = lookup(digest)?.ok_or_else(|| PiecesError::Missing(digest.into()))?;
+                if range.end > src.len() {
                     return Err(PiecesError::Short {
                         digest: digest.into(),
-                        stored: loc.len,
+                        stored: src.len(),
                         end: range.end,
                     });
                 }
-                Ok(WebPiece::Blob {
-                    blob: blob_handle(&loc),
-                    range,
+                Ok(match src {
+                    Source::Stored(loc) => WebPiece::Blob {
+                        blob: blob_handle(&loc),
+                        range,
+                    },
+                    // In bounds: checked against its length above.
+                    Source::Bytes(b) => {
+                        WebPiece::Bytes(b.slice(range.start as usize..range.end as usize))
+                    }
                 })
             }
         })
@@ -58,13 +83,16 @@ pub fn pieces(
 }
 
 /// A `lookup` for [`pieces`]: the blobs of `repo` in `engine`, peeked at (a Download is
-/// not a use of an image's blobs that should hold them from garbage collection).
+/// not a use of an image's blobs that should hold them from garbage collection), and the
+/// version's own manifest (`key`, `body`) from its bytes.
 pub fn lookup_in<'e>(
     engine: &'e Engine,
     repo: &'e str,
-) -> impl FnMut(&str) -> Result<Option<BlobLoc>, StoreError> + 'e {
+    manifest: (&'e BlobKey, &'e Bytes),
+) -> impl FnMut(&str) -> Result<Option<Source>, StoreError> + 'e {
     move |digest| match BlobKey::parse(digest) {
-        Some(key) => engine.peek_blob(repo, &key),
+        Some(key) if &key == manifest.0 => Ok(Some(Source::Bytes(manifest.1.clone()))),
+        Some(key) => Ok(engine.peek_blob(repo, &key)?.map(Source::Stored)),
         None => Ok(None),
     }
 }
@@ -124,7 +152,15 @@ mod tests {
         let e = Engine::open(dir.path(), opts).unwrap();
         push(&e, &data(9, 777));
         let contents = [data(1, 300), data(2, 120), data(3, 10_000), data(4, 513)];
-        let blobs: Vec<ArchiveBlob> = contents.iter().map(|c| push(&e, c)).collect();
+        // The manifest is not a blob of the store: the lookup gives its bytes.
+        let manifest_key = BlobKey::sha256_of(&contents[0]);
+        let manifest_body = Bytes::from(contents[0].clone());
+        let mut blobs = vec![ArchiveBlob {
+            digest: manifest_key.to_string(),
+            size: contents[0].len() as u64,
+        }];
+        blobs.extend(contents[1..].iter().map(|c| push(&e, c)));
+        let lookup = || lookup_in(&e, REPO, (&manifest_key, &manifest_body));
         let layers = [blobs[2].clone(), blobs[3].clone()];
         let spec = ArchiveSpec {
             manifest: blobs[0].clone(),
@@ -159,7 +195,7 @@ mod tests {
                 .map(|a| (a, n.min(a + 1 + a * 7 % 5000))),
         );
         for (a, b) in ranges {
-            let ps = pieces(&plan, a..b, lookup_in(&e, REPO)).unwrap();
+            let ps = pieces(&plan, a..b, lookup()).unwrap();
             assert!(
                 ps.iter().all(|p| !p.is_empty()),
                 "no empty pieces for {a}..{b}"
@@ -170,13 +206,13 @@ mod tests {
             );
         }
         // The blobs go out from their packs, not through memory.
-        let ps = pieces(&plan, 0..n, lookup_in(&e, REPO)).unwrap();
+        let ps = pieces(&plan, 0..n, lookup()).unwrap();
         let from_packs: u64 = ps
             .iter()
             .filter(|p| matches!(p, WebPiece::Blob { .. }))
             .map(WebPiece::len)
             .sum();
-        assert_eq!(from_packs, 300 + 120 + 10_000 + 513);
+        assert_eq!(from_packs, 120 + 10_000 + 513);
     }
 
     #[test]
@@ -185,6 +221,8 @@ mod tests {
         let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
         let m = push(&e, b"{\"schemaVersion\":2}");
         let c = push(&e, b"{}");
+        let (other, body) = (BlobKey::sha256_of(b"another manifest"), Bytes::new());
+        let lookup_in = |e, repo| lookup_in(e, repo, (&other, &body));
         let gone = [ArchiveBlob {
             digest: BlobKey::sha256_of(b"never pushed").to_string(),
             size: 12,

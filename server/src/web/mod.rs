@@ -7,22 +7,8 @@
 //! `download.rs` lays the Download's archive onto them.
 
 pub mod api;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the Download route, being built, is its first caller"
-    )
-)]
 pub mod download;
 pub mod form;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the Download route, being built, is its first caller"
-    )
-)]
 pub mod ranged;
 pub mod token_endpoint;
 pub mod ui;
