@@ -335,6 +335,20 @@ fn package_cli_lists_shows_and_downloads_a_real_image_that_every_tool_loads() {
     assert_eq!(etc["entries"][0]["type"], "symlink", "{etc}");
     assert_eq!(etc["entries"][0]["link"], "../usr/lib/os-release");
 
+    // Search: by a whole path kept, not by the one whited out; by name.
+    let kept = format!("/{changed}");
+    let found = json_of(&reg, &["search", "e2e", "--path", &kept]);
+    let hits = found["results"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{found}");
+    assert_eq!(hits[0]["repository"], image.as_str());
+    assert_eq!(hits[0]["paths"][0], kept.as_str());
+    let found = json_of(&reg, &["search", "e2e", "--path", &format!("/{gone}")]);
+    assert_eq!(found["results"], serde_json::json!([]), "{found}");
+    let found = json_of(&reg, &["search", "e2e", "fil"]);
+    assert_eq!(found["results"][0]["tags"][0], "1.0", "{found}");
+    let human = berth(&reg, &["search", "e2e", "--path", &kept]).run();
+    assert!(human.contains(&image) && human.contains(&kept), "{human}");
+
     // Downloads: the checksums the details show, the same bytes twice; a resume by range.
     let before = downloads(&reg, &reference);
     let first = work.join("first.tar");
