@@ -667,6 +667,8 @@ impl Store {
                     auth: &self.auth,
                     sessions: &self.sessions,
                     settings: &self.ui,
+                    downloads: &self.downloads,
+                    host: &self.host,
                 };
                 Reply::Web(web::ui::answer(&site, &req, &ctx))
             }

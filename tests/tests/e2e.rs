@@ -5,6 +5,7 @@
 
 mod auth;
 mod browser;
+mod browser_pages;
 mod conformance_discovery;
 mod conformance_management;
 mod conformance_pull;

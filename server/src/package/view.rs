@@ -53,7 +53,7 @@ pub struct ImageView {
     pub name: String,
     /// `org/registry/name`.
     pub repository: String,
-    /// The newest version's tags.
+    /// The newest version's tags (of an image or index rather than of an artifact).
     pub latest_tags: Vec<String>,
     pub versions: u64,
     pub pushed_at: Option<u64>,
@@ -332,9 +332,14 @@ impl Viewer<'_> {
             if versions.is_empty() {
                 continue;
             }
+            // An SBOM or signature pushed after an image is not the image's newest
+            // version: the newest tagged image (or index) is, then any tagged version.
             let newest = versions
                 .iter()
-                .find(|v| !v.tags.is_empty())
+                .find(|v| {
+                    !v.tags.is_empty() && v.record.as_ref().is_none_or(|r| r.kind != "artifact")
+                })
+                .or_else(|| versions.iter().find(|v| !v.tags.is_empty()))
                 .unwrap_or(&versions[0]);
             out.push(ImageView {
                 name: repo[org.len() + reg.len() + 2..].to_owned(),
@@ -351,6 +356,29 @@ impl Viewer<'_> {
         }
         out.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.name.cmp(&b.name)));
         Ok((r, out))
+    }
+
+    /// Up to `limit` images of a registry, newest push first, after the one named `after`
+    /// (the last of the page before), and whether more follow. Paging by name keeps a link
+    /// stable while the pages are read; a name no longer there ends the listing.
+    pub fn images_page(
+        &self,
+        org: &str,
+        reg: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> R<(RegistryRec, Vec<ImageView>, bool)> {
+        let (r, all) = self.images(org, reg)?;
+        let from = match after {
+            None => 0,
+            Some(a) => all
+                .iter()
+                .position(|i| i.name == a)
+                .map_or(all.len(), |i| i + 1),
+        };
+        let more = all.len() > from + limit;
+        let page = all.into_iter().skip(from).take(limit).collect();
+        Ok((r, page, more))
     }
 
     /// The versions of image `repo`, newest push first.

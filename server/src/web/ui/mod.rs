@@ -7,17 +7,25 @@
 //! workers (they read the store); the assets are answered inline.
 
 pub mod assets;
+mod contents;
+mod human;
+mod image;
 mod orgs;
 mod registry;
 pub mod respond;
 pub mod sessions;
 pub mod shell;
 mod signin;
+mod version;
 
 use crate::auth::policy::Principal;
 use crate::auth::{AuthError, Authority, Ctx};
 use crate::config::UiSettings;
+use crate::package::downloads::Downloads;
+use crate::package::path::{self, PackagePath};
+use crate::package::view::{self, ViewError};
 use crate::proxies::forwarded_for;
+use berth_core::http::percent::percent_decode;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::{Engine, StoreError};
 use respond::{cookie, cookie_value};
@@ -36,6 +44,10 @@ pub struct Site<'a> {
     pub auth: &'a Authority,
     pub sessions: &'a Sessions,
     pub settings: &'a UiSettings,
+    /// Pulls and Downloads not yet written, which the pages add to the stored counts.
+    pub downloads: &'a Downloads,
+    /// The host images are named by, for the dependencies a version lists.
+    pub host: &'a str,
 }
 
 impl Site<'_> {
@@ -46,6 +58,16 @@ impl Site<'_> {
             .public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// What `v` may see of the packages: every page's values come from here.
+    fn packages<'s>(&'s self, v: &'s Viewer) -> view::Viewer<'s> {
+        view::Viewer {
+            e: self.engine,
+            p: &v.principal,
+            host: self.host,
+            downloads: self.downloads,
+        }
     }
 }
 
@@ -97,7 +119,7 @@ fn route(site: &Site<'_>, req: &WebRequest, ctx: &Ctx, v: &Viewer) -> WebRespons
         [""] => orgs::home as Page,
         [_] => orgs::org,
         [_, _] => registry::page_of,
-        _ => return shell::not_found(v),
+        _ => package_page,
     };
     if !get {
         let mut r = shell::problem(v, 405, "Method not allowed", "This page is read with GET.");
@@ -105,6 +127,40 @@ fn route(site: &Site<'_>, req: &WebRequest, ctx: &Ctx, v: &Viewer) -> WebRespons
         return r;
     }
     page(site, req, v, &parts).unwrap_or_else(|e| failed(v, &e))
+}
+
+/// An image's or a version's page: `package::path` tells an image's name (any number of
+/// `/` components) from a version (`:tag`, `@digest`). What follows a version
+/// (`…/download`) is not a page: the Download route answers it.
+fn package_page(
+    site: &Site<'_>,
+    req: &WebRequest,
+    v: &Viewer,
+    parts: &[&str],
+) -> Result<WebResponse, StoreError> {
+    let at = match path::parse(&percent_decode(&parts.join("/"), false)) {
+        Ok(at) => at,
+        Err(why) => return Ok(shell::problem(v, 400, "Not an image or version", &why)),
+    };
+    match at {
+        PackagePath::Image { repo } => image::page_of(site, v, &repo),
+        PackagePath::Version {
+            repo,
+            version,
+            what: None,
+        } => version::page_of(site, req, v, &repo, &version),
+        _ => Ok(shell::not_found(v)),
+    }
+}
+
+/// A view that could not be made as a page: not found (or not the viewer's) is the 404
+/// page, a request that makes no sense says why.
+fn view_failed(v: &Viewer, e: ViewError) -> Result<WebResponse, StoreError> {
+    match e {
+        ViewError::NotFound(_) => Ok(shell::not_found(v)),
+        ViewError::Bad(why) => Ok(shell::problem(v, 400, "Bad request", &why)),
+        ViewError::Store(e) => Err(e),
+    }
 }
 
 /// A page: the site, the request, the viewer and the path's parts.

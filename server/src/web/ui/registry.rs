@@ -1,12 +1,13 @@
-//! `/{org}/{registry}`: the registry's images (their tags as the store holds them; push
-//! dates, sizes and downloads once the package index records them), a page at a time by
-//! `?after=IMAGE`, and the commands that publish an image to it.
+//! `/{org}/{registry}`: the registry's images as `package::view` sees them (the newest
+//! version's tags, the last push, the newest version's size once indexed, every version's
+//! downloads), newest push first, a page at a time by `?after=IMAGE`, and the commands
+//! that publish an image to it.
 
+use super::human;
 use super::orgs::visibility;
 use super::respond::html;
 use super::shell::{command, not_found, page};
-use super::{query_value, Site, Viewer};
-use crate::auth::policy::may_read;
+use super::{query_value, view_failed, Site, Viewer};
 use crate::web::form;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::{is_slug, StoreError};
@@ -26,28 +27,16 @@ pub fn page_of(
     if !is_slug(org) || !is_slug(slug) {
         return Ok(not_found(v));
     }
-    let Some(reg) = site
-        .engine
-        .get_registry(org, slug)?
-        .filter(|r| may_read(&v.principal, r))
-    else {
-        return Ok(not_found(v));
-    };
-    let prefix = format!("{org}/{slug}/");
     let query = form::pairs(&req.query);
     let after = form::first(&query, "after").filter(|a| !a.is_empty());
-    let from = after.map(|a| format!("{prefix}{a}"));
-    let (names, more) =
-        site.engine
-            .list_repos(&prefix, from.as_deref(), site.settings.page_size)?;
-    let mut rows = Vec::with_capacity(names.len());
-    for name in &names {
-        let (tags, more_tags) = site
-            .engine
-            .list_tags(name, None, TAGS_SHOWN)?
-            .unwrap_or_default();
-        rows.push((&name[prefix.len()..], tags, more_tags));
-    }
+    let (reg, rows, more) =
+        match site
+            .packages(v)
+            .images_page(org, slug, after, site.settings.page_size)
+        {
+            Ok(x) => x,
+            Err(e) => return view_failed(v, e),
+        };
     let host = site.auth.public_host(req.header("host"));
     let target = format!("{host}/{org}/{slug}/IMAGE:TAG");
     let title = format!("{org}/{slug}");
@@ -74,17 +63,17 @@ pub fn page_of(
                                 th.num { "Size" } th.num { "Downloads" }
                             } }
                             tbody {
-                                @for (image, tags, more_tags) in &rows {
+                                @for i in &rows {
                                     tr {
-                                        td { a href={ "/" (org) "/" (slug) "/" (image) } { (image) } }
+                                        td { a href={ "/" (i.repository) } { (i.name) } }
                                         td {
-                                            @for t in tags { code { (t) } " " }
-                                            @if *more_tags { "…" }
-                                            @if tags.is_empty() { span.muted { "untagged" } }
+                                            @for t in i.latest_tags.iter().take(TAGS_SHOWN) { code { (t) } " " }
+                                            @if i.latest_tags.len() > TAGS_SHOWN { "…" }
+                                            @if i.latest_tags.is_empty() { span.muted { "untagged" } }
                                         }
-                                        td.muted { "—" }
-                                        td.num.muted { "—" }
-                                        td.num.muted { "—" }
+                                        td { (human::date(i.pushed_at)) }
+                                        td.num { (human::size(i.size)) }
+                                        td.num { (i.downloads) }
                                     }
                                 }
                             }
@@ -93,8 +82,8 @@ pub fn page_of(
                 }
                 nav.pager {
                     @if after.is_some() { a href={ "/" (org) "/" (slug) } { "First page" } " " }
-                    @if let (true, Some((last, _, _))) = (more, rows.last()) {
-                        a.button href={ "/" (org) "/" (slug) "?after=" (query_value(last)) } { "Next page →" }
+                    @if let (true, Some(last)) = (more, rows.last()) {
+                        a.button href={ "/" (org) "/" (slug) "?after=" (query_value(&last.name)) } { "Next page →" }
                     }
                 }
                 section.panel {

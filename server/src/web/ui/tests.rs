@@ -22,6 +22,7 @@ struct Fixture {
     auth: Authority,
     sessions: Sessions,
     settings: UiSettings,
+    downloads: crate::package::downloads::Downloads,
     /// A read token of acme, and its id.
     acme: (String, String),
 }
@@ -85,6 +86,7 @@ fn fixture_with(vars: &[(&str, &str)]) -> Fixture {
         auth,
         sessions: Sessions::new(cfg.ui.session_idle, cfg.ui.max_sessions),
         settings: cfg.ui,
+        downloads: Default::default(),
     }
 }
 
@@ -118,6 +120,8 @@ impl Fixture {
             auth: &self.auth,
             sessions: &self.sessions,
             settings: &self.settings,
+            downloads: &self.downloads,
+            host: "reg.test:5000",
         }
     }
 
@@ -436,6 +440,35 @@ fn a_registry_lists_its_images_a_page_at_a_time_with_the_publish_commands() {
     assert!(!t.contains("?after="), "last page: {t}");
     let t = text(&f.get("/acme", ""));
     assert!(t.contains("<td class=\"num\">3</td>"), "three images: {t}");
+}
+
+#[test]
+fn image_and_version_paths_reach_their_pages_and_the_download_is_left_alone() {
+    let f = fixture();
+    push(&f.e, "acme/pub/tools/cli", &["1.0"]);
+    push(&f.e, "acme/web/app", &["1.0"]);
+    let r = f.get("/acme/pub/tools/cli", "");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert!(text(&r).contains("href=\"/acme/pub/tools/cli:1.0\""));
+    let r = f.get("/acme/pub/tools/cli:1.0", "");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert!(text(&r).contains("href=\"/acme/pub/tools/cli:1.0?tab=details\""));
+    let r = f.get("/acme/pub/tools/cli:1.0?tab=details", "");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    // The Download route answers these, not the pages.
+    assert_eq!(f.get("/acme/pub/tools/cli:1.0/download", "").status, 404);
+    assert_eq!(f.get("/acme/pub/tools/cli:2.0", "").status, 404);
+    let r = f.get("/acme/pub/tools/cli:1.0?tab=nope", "");
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("There is no tab `nope`"), "{}", text(&r));
+    let r = f.get("/acme/pub/tools/cli:-bad", "");
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("is not a tag"), "{}", text(&r));
+    // A private registry's image is the unknown-name 404 until its reader signs in.
+    assert_eq!(f.get("/acme/web/app", "").status, 404);
+    assert_eq!(f.get("/acme/web/app:1.0", "").status, 404);
+    let cookie = format!("berth_session={}", f.sign_in(&f.acme.0));
+    assert_eq!(f.get("/acme/web/app:1.0", &cookie).status, 200);
 }
 
 #[test]

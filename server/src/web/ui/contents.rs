@@ -1,0 +1,229 @@
+//! A version's Contents tab: one directory of its merged file system at a time
+//! (`&path=/usr/bin`, `ui.page_size` entries a page by `&after=NAME`), with a breadcrumb
+//! back up, so an image of 100,000 files is never one huge page; and what each layer
+//! added, changed and removed, and which could not be read and why.
+
+use super::human;
+use super::version::Here;
+use super::{Site, Viewer};
+use crate::package::view::{Details, FileView, ViewError};
+use crate::web::form;
+use berth_engine::package::LayerState;
+use berth_engine::StoreError;
+use maud::{html, Markup};
+
+/// The tab's status and body.
+pub fn tab(
+    site: &Site<'_>,
+    v: &Viewer,
+    here: &Here<'_>,
+    d: &Details,
+    q: &[(String, String)],
+) -> Result<(u16, Markup), StoreError> {
+    match d.kind {
+        "index" => {
+            return Ok((
+                200,
+                html! {
+                    p { "A multi-platform index holds one file system per platform: choose one." }
+                    ul {
+                        @for p in &d.platforms {
+                            li { a href=(here.link("contents", Some(&p.platform), &[])) { (p.platform) } }
+                        }
+                    }
+                },
+            ))
+        }
+        "artifact" => {
+            return Ok((
+                200,
+                html! {
+                    p { "An artifact has no file system. It holds these blobs:" }
+                    (layers(d))
+                },
+            ))
+        }
+        _ => {}
+    }
+    if d.state == "indexing" {
+        return Ok((
+            200,
+            html! {
+                p.notice role="status" {
+                    "This image is still being indexed: its files show here once it is done."
+                }
+                (layers(d))
+            },
+        ));
+    }
+    let dir = form::first(q, "path")
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
+    let after = form::first(q, "after").filter(|a| !a.is_empty());
+    let files = site.packages(v).files(
+        here.repo,
+        here.version,
+        here.platform,
+        dir,
+        after,
+        site.settings.page_size,
+    );
+    let (status, listing) = match files {
+        Ok(f) => (
+            200,
+            html! {
+                (trail(here, &f.path))
+                @if f.entries.is_empty() {
+                    p.muted { @if after.is_some() { "No more entries." } @else { "This directory is empty." } }
+                } @else {
+                    div.table {
+                        table.files {
+                            thead { tr {
+                                th { "Name" } th.num { "Size" } th { "Mode" } th { "Owner" } th { "Link target" }
+                            } }
+                            tbody { @for e in &f.entries { (row(here, e)) } }
+                        }
+                    }
+                }
+                nav.pager {
+                    @if after.is_some() {
+                        a href=(here.link("contents", here.platform, &[("path", &f.path)])) { "First page" } " "
+                    }
+                    @if let Some(next) = &f.next_after {
+                        a.button href=(here.link("contents", here.platform, &[("path", &f.path), ("after", next)])) { "Next page →" }
+                    }
+                }
+            },
+        ),
+        Err(ViewError::NotFound(why)) | Err(ViewError::Bad(why)) => (
+            404,
+            html! {
+                (trail(here, "/"))
+                p.error { (why) "." }
+            },
+        ),
+        Err(ViewError::Store(e)) => return Err(e),
+    };
+    Ok((
+        status,
+        html! {
+            (listing)
+            (layers(d))
+        },
+    ))
+}
+
+/// `/ usr / bin`, each part a link to its directory.
+fn trail(here: &Here<'_>, path: &str) -> Markup {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    html! {
+        nav.crumbs.path aria-label="Directory" {
+            a href=(here.link("contents", here.platform, &[("path", "/")])) { code { "/" } }
+            @for (i, p) in parts.iter().enumerate() {
+                @let upto = format!("/{}", parts[..=i].join("/"));
+                @if i + 1 == parts.len() {
+                    " " code { (p) } " /"
+                } @else {
+                    " " a href=(here.link("contents", here.platform, &[("path", &upto)])) { code { (p) } } " /"
+                }
+            }
+        }
+    }
+}
+
+fn row(here: &Here<'_>, e: &FileView) -> Markup {
+    html! {
+        tr {
+            td.name {
+                @if e.kind == "dir" {
+                    a href=(here.link("contents", here.platform, &[("path", &e.path)])) { (e.name) "/" }
+                } @else {
+                    (e.name)
+                }
+            }
+            td.num { @if e.kind == "file" { (human::size(Some(e.size))) } @else { (human::unknown()) } }
+            td { code title=(e.mode) { (mode(e.kind, &e.mode)) } }
+            td { code { (e.uid) ":" (e.gid) } }
+            td { @if let Some(l) = &e.link { code { (l) } } }
+        }
+    }
+}
+
+/// `drwxr-xr-x` from the entry's kind and octal permission bits.
+fn mode(kind: &str, octal: &str) -> String {
+    let bits = u32::from_str_radix(octal, 8).unwrap_or(0);
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        "dir" => 'd',
+        "symlink" => 'l',
+        "char" => 'c',
+        "block" => 'b',
+        "fifo" => 'p',
+        _ => '-',
+    });
+    for (shift, special, set) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let b = bits >> shift;
+        s.push(if b & 4 != 0 { 'r' } else { '-' });
+        s.push(if b & 2 != 0 { 'w' } else { '-' });
+        s.push(match (b & 1 != 0, bits & special != 0) {
+            (true, true) => set,
+            (false, true) => set.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// Each layer, lowest first: size, whether it was read, and what it did to those below.
+fn layers(d: &Details) -> Markup {
+    html! {
+        h2 { "Layers" }
+        div.table {
+            table.layers {
+                thead { tr {
+                    th { "#" } th { "Digest" } th.num { "Size" } th { "State" }
+                    th.num { "Added" } th.num { "Changed" } th.num { "Removed" }
+                } }
+                tbody {
+                    @for (i, l) in d.layers.iter().enumerate() {
+                        tr {
+                            td { (i + 1) }
+                            td { (human::digest(&l.digest)) }
+                            td.num { (human::size(Some(l.size))) }
+                            td {
+                                @match l.state {
+                                    LayerState::Listed => { span.badge.ok { "read" } }
+                                    LayerState::Partial => {
+                                        span.badge.warn { "read in part" }
+                                        @if let Some(why) = &l.error { br; span.error { (why) } }
+                                    }
+                                    LayerState::External => { span.badge { "external" } br; span.muted { "not held here: clients fetch it from elsewhere" } }
+                                    LayerState::Missing => { span.badge { "not read" } @if d.state != "indexing" { br; span.muted { "the registry does not hold it" } } }
+                                }
+                            }
+                            td.num { (l.added) }
+                            td.num { (l.changed) }
+                            td.num { (l.removed) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mode;
+
+    #[test]
+    fn modes_read_like_ls() {
+        assert_eq!(mode("dir", "0755"), "drwxr-xr-x");
+        assert_eq!(mode("file", "0644"), "-rw-r--r--");
+        assert_eq!(mode("file", "4755"), "-rwsr-xr-x");
+        assert_eq!(mode("dir", "1777"), "drwxrwxrwt");
+        assert_eq!(mode("symlink", "0777"), "lrwxrwxrwx");
+        assert_eq!(mode("file", "2644"), "-rw-r-Sr--");
+    }
+}
