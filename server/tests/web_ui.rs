@@ -153,6 +153,21 @@ fn sign_in_browse_a_private_registry_and_lose_it_when_the_token_is_revoked() {
         assert_eq!(r.status, 304, "{url}");
     }
 
+    // The Download button: the archive, with the session's access.
+    let r = get_with(&mut c, "/acme/web/app:1.0/download", &session);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/x-tar"));
+    assert!(
+        r.header("content-disposition")
+            .is_some_and(|d| d.contains("app_1.0.tar")),
+        "{r:?}"
+    );
+    assert!(
+        r.body.starts_with(b"blobs/"),
+        "a tar whose first member is blobs/"
+    );
+    assert_eq!(anon.get("/acme/web/app:1.0/download").status, 404);
+
     let r = admin.request("DELETE", &format!("/api/v1/tokens/{id}"), &[], b"");
     assert_eq!(r.status, 200, "{r:?}");
     let r = get_with(&mut c, "/acme/web", &session);

@@ -45,7 +45,9 @@ pub fn answer(
     }
 }
 
-fn send(
+/// The Download, or why not (status, code, message) for the caller to render: JSON in the
+/// API, a page in the web UI.
+pub fn send(
     env: &Env<'_>,
     p: &Principal,
     repo: &str,

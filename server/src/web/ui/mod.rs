@@ -149,7 +149,36 @@ fn package_page(
             version,
             what: None,
         } => version::page_of(site, req, v, &repo, &version),
+        PackagePath::Version {
+            repo,
+            version,
+            what: Some(w),
+        } if w == "download" => Ok(download(site, req, v, &repo, &version)),
         _ => Ok(shell::not_found(v)),
+    }
+}
+
+/// The Download button: the same archive as the API's, with the viewer's access; what
+/// keeps a version from having one is a page saying so.
+fn download(
+    site: &Site<'_>,
+    req: &WebRequest,
+    v: &Viewer,
+    repo: &str,
+    version: &path::VersionRef,
+) -> WebResponse {
+    let env = crate::package::api::Env {
+        e: site.engine,
+        auth: site.auth,
+        host: site.host,
+        downloads: site.downloads,
+    };
+    let q = crate::web::form::pairs(&req.query);
+    let platform = crate::web::form::first(&q, "platform").filter(|p| !p.is_empty());
+    match crate::package::download::send(&env, &v.principal, repo, version, platform, req) {
+        Ok(r) => r,
+        Err((404, _, _)) => shell::not_found(v),
+        Err((status, _, why)) => shell::problem(v, status, "No Download", &why),
     }
 }
 

@@ -443,7 +443,7 @@ fn a_registry_lists_its_images_a_page_at_a_time_with_the_publish_commands() {
 }
 
 #[test]
-fn image_and_version_paths_reach_their_pages_and_the_download_is_left_alone() {
+fn image_and_version_paths_reach_their_pages_and_their_download() {
     let f = fixture();
     push(&f.e, "acme/pub/tools/cli", &["1.0"]);
     push(&f.e, "acme/web/app", &["1.0"]);
@@ -455,8 +455,16 @@ fn image_and_version_paths_reach_their_pages_and_the_download_is_left_alone() {
     assert!(text(&r).contains("href=\"/acme/pub/tools/cli:1.0?tab=details\""));
     let r = f.get("/acme/pub/tools/cli:1.0?tab=details", "");
     assert_eq!(r.status, 200, "{}", text(&r));
-    // The Download route answers these, not the pages.
-    assert_eq!(f.get("/acme/pub/tools/cli:1.0/download", "").status, 404);
+    // The Download button's route: the archive itself, with the viewer's access.
+    // (this one is an artifact: the page says why it has none).
+    let r = f.get("/acme/pub/tools/cli:1.0/download", "");
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(
+        text(&r).contains("only images have a Download"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(f.get("/acme/pub/tools/cli:2.0/download", "").status, 404);
     assert_eq!(f.get("/acme/pub/tools/cli:2.0", "").status, 404);
     let r = f.get("/acme/pub/tools/cli:1.0?tab=nope", "");
     assert_eq!(r.status, 400);
