@@ -415,6 +415,20 @@ fn a_signed_in_viewer_browses_an_image_its_versions_tabs_and_platforms() {
             ["2", "1", "2"],
             "added, changed, removed: {second:?}"
         );
+        // And path by path.
+        b.find("table.layers tbody tr:nth-child(2) td a").click();
+        let changes = b.find("#layer-changes").text();
+        for want in [
+            "Added (2)",
+            "/app/main",
+            "Changed (1)",
+            "/usr/bin/tool",
+            "Removed (1)",
+            "/usr/share/doc",
+        ] {
+            assert!(changes.contains(want), "{want}: {changes}");
+        }
+        shot(&b, &format!("{label}-version-layer-changes"));
 
         // Details: the Download's checksums, the blobs, the referrer.
         b.find("nav.tabs a[href*='tab=details']").click();
@@ -504,6 +518,28 @@ fn a_signed_in_viewer_browses_an_image_its_versions_tabs_and_platforms() {
         b.find("nav.tabs a[href*='tab=details']").click();
         assert!(b.find("main").text().contains(&p.arm.manifest.digest));
         shot(&b, &format!("{label}-index-arm64"));
+
+        // Search by a file name anywhere: the versions holding it, each path linked to
+        // its directory in Contents; a whole path the second layer whited out finds none.
+        b.goto(&format!("{url}/search"));
+        b.find("form.search-page input[name=path]")
+            .send_keys("tool");
+        b.find("form.search-page button").click();
+        b.wait_for("main table", Duration::from_secs(30));
+        let found = b.find("main table").text();
+        assert!(found.contains("/usr/bin/tool"), "{found}");
+        assert_eq!(
+            href(&b, "main table a[href*='tab=contents']"),
+            format!("/{APP}:1.0?tab=contents&path=/usr/bin")
+        );
+        shot(&b, &format!("{label}-search-path"));
+        b.find("main table a[href*='tab=contents']").click();
+        assert!(b.find("main").text().contains("tool-link"));
+        b.goto(&format!("{url}/search?path=/usr/share/doc/README"));
+        assert!(b.find("main").text().contains("Nothing found"));
+        b.goto(&format!("{url}/search?q=app"));
+        assert_eq!(href(&b, "main table a"), format!("/{APP}"));
+        shot(&b, &format!("{label}-search-name"));
     }
 }
 

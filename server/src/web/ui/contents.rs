@@ -6,7 +6,7 @@
 use super::human;
 use super::version::Here;
 use super::{Site, Viewer};
-use crate::package::view::{Details, FileView, ViewError};
+use crate::package::view::{Details, FileView, LayerChangesView, ViewError};
 use crate::web::form;
 use berth_engine::package::LayerState;
 use berth_engine::StoreError;
@@ -39,7 +39,7 @@ pub fn tab(
                 200,
                 html! {
                     p { "An artifact has no file system. It holds these blobs:" }
-                    (layers(d))
+                    (layers(d, None))
                 },
             ))
         }
@@ -52,7 +52,7 @@ pub fn tab(
                 p.notice role="status" {
                     "This image is still being indexed: its files show here once it is done."
                 }
-                (layers(d))
+                (layers(d, None))
             },
         ));
     }
@@ -104,13 +104,57 @@ pub fn tab(
         ),
         Err(ViewError::Store(e)) => return Err(e),
     };
+    let changes = match form::first(q, "layer").map(str::parse::<usize>) {
+        Some(Ok(i)) => {
+            match site
+                .packages(v)
+                .layer_changes(here.repo, here.version, here.platform, i)
+            {
+                Ok(c) => Some(changes_of(&c)),
+                Err(ViewError::Store(e)) => return Err(e),
+                Err(ViewError::NotFound(why)) | Err(ViewError::Bad(why)) => {
+                    Some(html! { p.error { (why) "." } })
+                }
+            }
+        }
+        Some(Err(_)) => Some(html! { p.error { "`layer` is a layer's number." } }),
+        None => None,
+    };
     Ok((
         status,
         html! {
             (listing)
-            (layers(d))
+            (layers(d, Some(here)))
+            @if let Some(c) = changes { (c) }
         },
     ))
+}
+
+/// What one layer did, path by path (the first 1000 of each list).
+fn changes_of(c: &LayerChangesView) -> Markup {
+    let list = |title: &str, paths: &[String], total: u64| {
+        html! {
+            h3 { (title) " (" (total) ")" }
+            @if paths.is_empty() { p.muted { "None." } } @else {
+                ul.paths { @for p in paths { li { code { (p) } } } }
+                @if total as usize > paths.len() { p.muted { "The first " (paths.len()) " of " (total) "." } }
+            }
+        }
+    };
+    html! {
+        section.layer-changes id="layer-changes" {
+            h2 { "Layer " (c.index + 1) " " span.muted { (human::digest(&c.digest)) } }
+            @if !c.listed { p.muted { "This layer was not read: it has no changes to show." } }
+            @else {
+                (list("Added", &c.added, c.added_total))
+                (list("Changed", &c.changed, c.changed_total))
+                (list("Removed", &c.removed, c.removed_total))
+                @if c.removed_entries > c.removed_total {
+                    p.muted { (c.removed_entries) " entries removed in all, those under removed directories included." }
+                }
+            }
+        }
+    }
 }
 
 /// `/ usr / bin`, each part a link to its directory.
@@ -175,8 +219,9 @@ fn mode(kind: &str, octal: &str) -> String {
     s
 }
 
-/// Each layer, lowest first: size, whether it was read, and what it did to those below.
-fn layers(d: &Details) -> Markup {
+/// Each layer, lowest first: size, whether it was read, and what it did to those below;
+/// with `here`, each links to the paths it changed.
+fn layers(d: &Details, here: Option<&Here<'_>>) -> Markup {
     html! {
         h2 { "Layers" }
         div.table {
@@ -188,7 +233,12 @@ fn layers(d: &Details) -> Markup {
                 tbody {
                     @for (i, l) in d.layers.iter().enumerate() {
                         tr {
-                            td { (i + 1) }
+                            td {
+                                @match here {
+                                    Some(h) => a href={ (h.link("contents", h.platform, &[("layer", &i.to_string())])) "#layer-changes" } { (i + 1) },
+                                    None => (i + 1),
+                                }
+                            }
                             td { (human::digest(&l.digest)) }
                             td.num { (human::size(Some(l.size))) }
                             td {

@@ -13,6 +13,7 @@ mod image;
 mod orgs;
 mod registry;
 pub mod respond;
+mod search;
 pub mod sessions;
 pub mod shell;
 mod signin;
@@ -117,6 +118,7 @@ fn route(site: &Site<'_>, req: &WebRequest, ctx: &Ctx, v: &Viewer) -> WebRespons
     let parts: Vec<&str> = path.split('/').collect();
     let page = match parts[..] {
         [""] => orgs::home as Page,
+        ["search"] => search::page_of,
         [_] => orgs::org,
         [_, _] => registry::page_of,
         _ => package_page,

@@ -533,3 +533,25 @@ fn reserved_names_cover_every_top_level_path_of_the_server() {
         assert!(RESERVED.contains(&top), "{top}");
     }
 }
+
+#[test]
+fn the_search_page_finds_images_by_name_that_the_viewer_may_see_and_escapes_the_query() {
+    let f = fixture();
+    push(&f.e, "acme/pub/tools/cli", &["1.0"]);
+    push(&f.e, "acme/web/app", &["1.0"]);
+    let t = text(&f.get("/search", ""));
+    assert!(t.contains("name=\"path\""), "the form: {t}");
+    // Anonymous: the public registry's image, not the private one.
+    let t = text(&f.get("/search?q=c", ""));
+    assert!(t.contains("href=\"/acme/pub/tools/cli\""), "{t}");
+    assert!(!t.contains("acme/web/app"), "{t}");
+    let t = text(&f.get("/search?q=app&org=acme", ""));
+    assert!(t.contains("Nothing found"), "{t}");
+    let cookie = format!("berth_session={}", f.sign_in(&f.acme.0));
+    let t = text(&f.get("/search?q=app", &cookie));
+    assert!(t.contains("href=\"/acme/web/app:1.0\""), "signed in: {t}");
+    let t = text(&f.get("/search?q=%3Cscript%3E", ""));
+    assert!(t.contains("value=\"&lt;script&gt;\""), "{t}");
+    assert!(!t.contains("<script>"), "{t}");
+    assert_eq!(f.get("/search?org=nobody&q=x", "").status, 404);
+}
