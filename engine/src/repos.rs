@@ -53,4 +53,37 @@ impl Engine {
         }
         Ok(count)
     }
+
+    /// Bytes stored for the repositories whose names start with `prefix`: their manifests,
+    /// and every blob linked into them, each blob once however many of them link it. A
+    /// walk of their links, so proportional to their size.
+    pub fn repos_bytes(&self, prefix: &str) -> Result<u64, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let links = txn.open_table(schema::BLOB_LINKS)?;
+        let blobs = txn.open_table(schema::BLOBS)?;
+        let manifests = txn.open_table(schema::MANIFESTS)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0u64;
+        let start: (&str, &[u8]) = (prefix, &[]);
+        for entry in links.range(start..)? {
+            let (k, _) = entry?;
+            let (repo, kb) = k.value();
+            if !repo.starts_with(prefix) {
+                break;
+            }
+            if seen.insert(kb.to_vec()) {
+                if let Some(v) = blobs.get(kb)? {
+                    total = total.saturating_add(schema::decode_loc(v.value())?.len);
+                }
+            }
+        }
+        for entry in manifests.range(start..)? {
+            let (k, v) = entry?;
+            if !k.value().0.starts_with(prefix) {
+                break;
+            }
+            total = total.saturating_add(schema::decode_manifest(v.value())?.body.len() as u64);
+        }
+        Ok(total)
+    }
 }

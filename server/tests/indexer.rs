@@ -193,6 +193,12 @@ fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
     assert_eq!(r.json()["versions"][0]["tags"][0], "1.0", "{r:?}");
     let r = c.get("/api/v1/packages/acme");
     assert_eq!(r.json()["registries"][0]["images"], 1, "{r:?}");
+    // One image: what the registry stores is that image's manifest, config and layers.
+    assert_eq!(
+        r.json()["registries"][0]["storage_bytes"],
+        v["size"],
+        "{r:?}"
+    );
 
     // Search: by name, by a file name anywhere, by a whole path; only what the caller sees.
     let hits = |c: &mut Client, q: &str| -> Vec<serde_json::Value> {

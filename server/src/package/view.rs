@@ -44,6 +44,8 @@ pub struct RegistryView {
     pub description: String,
     pub visibility: &'static str,
     pub images: u64,
+    /// Bytes its images hold: manifests, and each blob once.
+    pub storage_bytes: u64,
 }
 
 /// One image on its registry's page.
@@ -242,7 +244,8 @@ pub struct Viewer<'a> {
     pub downloads: &'a Downloads,
 }
 
-fn visibility(r: &RegistryRec) -> &'static str {
+/// `public` or `private`.
+pub fn visibility(r: &RegistryRec) -> &'static str {
     match r.visibility {
         Visibility::Public => "public",
         Visibility::Private => "private",
@@ -292,7 +295,8 @@ impl Viewer<'_> {
                 name: r.name.clone(),
                 description: r.description.clone(),
                 visibility: visibility(r),
-                images: self.repos(&r.org, &r.slug)?.len() as u64,
+                images: self.e.count_repos(&format!("{}/{}/", r.org, r.slug))?,
+                storage_bytes: self.e.repos_bytes(&format!("{}/{}/", r.org, r.slug))?,
             });
         }
         let member = self.p.is_admin() || self.p.org() == Some(org);
@@ -304,23 +308,10 @@ impl Viewer<'_> {
 
     /// Repositories under `org/reg/`, in name order.
     fn repos(&self, org: &str, reg: &str) -> R<Vec<String>> {
-        let prefix = format!("{org}/{reg}/");
-        let mut out = Vec::new();
-        let mut last = Some(format!("{org}/{reg}"));
-        loop {
-            let (page, more) = self.e.catalog(last.as_deref(), 1000)?;
-            let done = page.len();
-            for name in page {
-                if !name.starts_with(&prefix) {
-                    return Ok(out);
-                }
-                last = Some(name.clone());
-                out.push(name);
-            }
-            if !more || done == 0 {
-                return Ok(out);
-            }
-        }
+        let (all, _) = self
+            .e
+            .list_repos(&format!("{org}/{reg}/"), None, usize::MAX)?;
+        Ok(all)
     }
 
     /// The images of a registry, newest push first.

@@ -4,11 +4,11 @@
 
 use super::respond::{html, redirect};
 use super::shell::{not_found, page};
-use super::{Site, Viewer, RESERVED};
-use crate::auth::policy::{may_read, Principal};
+use super::{human, view_failed, Site, Viewer, RESERVED};
+use crate::auth::policy::Principal;
 use crate::rfc3339;
 use berth_core::{WebRequest, WebResponse};
-use berth_engine::{is_slug, StoreError, TenancyError, Visibility};
+use berth_engine::{is_slug, StoreError};
 use maud::html;
 
 /// `/`.
@@ -81,24 +81,10 @@ pub fn org(
     if !is_slug(org) || RESERVED.contains(&org) {
         return Ok(not_found(v));
     }
-    let regs = match site.engine.list_registries(org) {
+    let rows = match site.packages(v).registries(org) {
         Ok(r) => r,
-        Err(TenancyError::Store(e)) => return Err(e),
-        Err(_) => return Ok(not_found(v)),
+        Err(e) => return view_failed(v, e),
     };
-    let member = v.principal.is_admin() || v.principal.org() == Some(org);
-    let regs: Vec<_> = regs
-        .into_iter()
-        .filter(|r| may_read(&v.principal, r))
-        .collect();
-    if regs.is_empty() && !member {
-        return Ok(not_found(v));
-    }
-    let mut rows = Vec::with_capacity(regs.len());
-    for r in regs {
-        let images = site.engine.count_repos(&format!("{org}/{}/", r.slug))?;
-        rows.push((r, images));
-    }
     let signed_in = !matches!(v.principal, Principal::Anonymous);
     Ok(html(
         200,
@@ -125,13 +111,13 @@ pub fn org(
                                 th.num { "Images" } th.num { "Storage used" }
                             } }
                             tbody {
-                                @for (r, images) in &rows {
+                                @for r in &rows {
                                     tr {
                                         td { a href={ "/" (org) "/" (r.slug) } { (r.name) } }
                                         td { (r.description) }
                                         td { span.badge { (visibility(r.visibility)) } }
-                                        td.num { (images) }
-                                        td.num title="not counted yet" { "—" }
+                                        td.num { (r.images) }
+                                        td.num { (human::size(Some(r.storage_bytes))) }
                                     }
                                 }
                             }
@@ -143,9 +129,11 @@ pub fn org(
     ))
 }
 
-pub fn visibility(v: Visibility) -> &'static str {
-    match v {
-        Visibility::Private => "Private",
-        Visibility::Public => "Public",
+/// A registry's visibility (`package::view`'s `public` / `private`) as a badge says it.
+pub fn visibility(v: &str) -> &'static str {
+    if v == "public" {
+        "Public"
+    } else {
+        "Private"
     }
 }

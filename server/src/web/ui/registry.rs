@@ -47,7 +47,7 @@ pub fn page_of(
             &title,
             html! {
                 p.muted { a href={ "/" (org) } { (org) } " / " }
-                h1 { (reg.name) " " span.badge { (visibility(reg.visibility)) } }
+                h1 { (reg.name) " " span.badge { (visibility(crate::package::view::visibility(&reg))) } }
                 @if !reg.description.is_empty() { p.lead { (reg.description) } }
                 h2 { "Images" }
                 @if rows.is_empty() {

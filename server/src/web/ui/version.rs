@@ -17,7 +17,7 @@ use crate::package::path::VersionRef;
 use crate::package::view::Details;
 use crate::web::form;
 use berth_core::{WebRequest, WebResponse};
-use berth_engine::{StoreError, Visibility};
+use berth_engine::StoreError;
 use maud::{html, Markup};
 
 /// The config media type of a Helm chart, whose page says how Helm pulls it.
@@ -138,7 +138,7 @@ pub fn page_of(
                 h1.version-title {
                     (d.name) span.muted title=(version.suffix()) { (label(version)) }
                     " " span.badge { (d.kind) }
-                    " " span.badge { (visibility(d.visibility)) }
+                    " " span.badge { (orgs::visibility(d.visibility)) }
                     " " (state(d.state))
                 }
                 @if let Some(t) = &d.title { p.lead { (t) } }
@@ -174,14 +174,6 @@ fn label(version: &VersionRef) -> String {
             _ => format!("@{d}"),
         },
     }
-}
-
-fn visibility(v: &str) -> &'static str {
-    orgs::visibility(if v == "public" {
-        Visibility::Public
-    } else {
-        Visibility::Private
-    })
 }
 
 /// What the page cannot show yet, or not whole.
@@ -419,7 +411,7 @@ fn side(here: &Here<'_>, d: &Details, platforms: &[String]) -> Markup {
                 dt { "Name" } dd { (d.name) }
                 dt { "Version" } dd { @if d.version.contains(':') { (human::digest(&d.version)) } @else { code { (d.version) } } }
                 dt { "Registry" } dd { a href={ "/" (d.registry) } { (d.registry) } }
-                dt { "Visibility" } dd { (visibility(d.visibility)) }
+                dt { "Visibility" } dd { (orgs::visibility(d.visibility)) }
                 @if let Some(p) = &d.platform { dt { "Platform" } dd { (p) } }
                 dt { "Distribution" } dd { @match &dist { Some(x) => { (x) } None => { (human::unknown()) } } }
                 @if let Some(x) = &d.software_version { dt { "Software version" } dd { (x) } }
