@@ -42,6 +42,7 @@ impl Indexer {
         let thread = std::thread::Builder::new()
             .name("berth-indexer".into())
             .spawn(move || {
+                background_priority();
                 let mut wait = Duration::ZERO;
                 loop {
                     if rx.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
@@ -64,6 +65,35 @@ impl Indexer {
     pub fn stop(self) {
         drop(self.stop);
         let _ = self.thread.join();
+    }
+}
+
+/// The indexer runs only on CPU time nothing else wants (`SCHED_IDLE`, this thread
+/// alone) and reads at idle I/O priority: pushes and pulls come first, and the index
+/// catches up when they pause.
+fn background_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler(2) with pid 0 changes the calling thread's policy; `param`
+    // is a valid sched_param for SCHED_IDLE (priority 0), read during the call only.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "package indexer: SCHED_IDLE refused");
+    }
+    // ioprio_set(IOPRIO_WHO_PROCESS, this thread, IOPRIO_CLASS_IDLE): no libc wrapper.
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: ioprio_set(2) takes three integers and touches no memory of ours; tid 0 is
+    // the calling thread.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0 as libc::c_long,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        )
+    };
+    if r != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "package indexer: idle I/O priority refused");
     }
 }
 

@@ -58,6 +58,21 @@ fn pushed_layers_are_listed_once_each_in_the_background() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The indexer thread yields to everything else: SCHED_IDLE (policy 5, field 41 of
+    // its /proc stat), so pushes and pulls are never slower for it.
+    let tasks = format!("/proc/{}/task", srv.child.id());
+    let indexer = std::fs::read_dir(&tasks)
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .find(|t| std::fs::read_to_string(t.join("comm")).unwrap().trim() == "berth-indexer")
+        .expect("a berth-indexer thread");
+    let stat = std::fs::read_to_string(indexer.join("stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    assert_eq!(
+        fields[41 - 3],
+        "5",
+        "scheduling policy of the indexer: {stat}"
+    );
     srv.signal(libc::SIGTERM);
     assert!(srv.wait(Duration::from_secs(20)).success());
 
