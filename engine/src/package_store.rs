@@ -372,13 +372,14 @@ impl Engine {
 
     /// Versions holding an entry named `name` (a file name, no `/`), with the paths it has
     /// there; with `path`, only that path (`/`-separated, no leading slash). Each hit is
-    /// checked against the version's files (a higher layer may have removed it); at most
-    /// `limit` versions, whoever may see them: the caller filters.
+    /// checked against the version's files (a higher layer may have removed it) and kept
+    /// only if `keep(repository)` says so (the caller's access); at most `limit` versions.
     pub fn find_paths(
         &self,
         name: &[u8],
         path: Option<&[u8]>,
         limit: usize,
+        mut keep: impl FnMut(&str) -> bool,
     ) -> Result<Vec<PathHit>, StoreError> {
         let txn = self.inner.db.begin_read()?;
         let names = txn.open_table(schema::PACKAGE_NAMES)?;
@@ -404,6 +405,9 @@ impl Engine {
                 let (ulk, repo, kb) = uk.value();
                 if ulk != lk {
                     break;
+                }
+                if !at.contains_key(&(repo.to_owned(), kb.to_vec())) && !keep(repo) {
+                    continue;
                 }
                 for p in &paths {
                     if entry_in(&dirs, repo, kb, p)?.is_none() {
@@ -786,7 +790,7 @@ mod tests {
         }
         let found = |name: &str, path: Option<&str>| -> Vec<(String, Vec<String>)> {
             let mut v: Vec<_> = e
-                .find_paths(name.as_bytes(), path.map(str::as_bytes), 100)
+                .find_paths(name.as_bytes(), path.map(str::as_bytes), 100, |_| true)
                 .unwrap()
                 .into_iter()
                 .map(|h| {
@@ -821,7 +825,17 @@ mod tests {
             [(repo_a.to_owned(), vec!["usr/bin/curl".to_owned()])]
         );
         assert!(found("curl", Some("bin/curl")).is_empty());
-        assert_eq!(e.find_paths(b"libssl.so.3", None, 1).unwrap().len(), 1);
+        assert_eq!(
+            e.find_paths(b"libssl.so.3", None, 1, |_| true)
+                .unwrap()
+                .len(),
+            1
+        );
+        let only_b = e
+            .find_paths(b"libssl.so.3", None, 10, |r| r == repo_b)
+            .unwrap();
+        assert_eq!(only_b.len(), 1);
+        assert_eq!(only_b[0].repo, repo_b);
         // Deleting a's version: only b is left.
         e.delete_manifest(repo_a, ManifestRef::Key(&versions[0]))
             .unwrap();

@@ -832,25 +832,19 @@ impl Viewer<'_> {
             .iter()
             .map(|r| (r.org.clone(), r.slug.clone()))
             .collect();
-        // Hits the caller may not see are dropped after the store finds them: ask for more.
-        let found = self.e.find_paths(
-            name,
-            whole.then_some(&norm[..]),
-            limit.saturating_mul(8).max(100),
-        )?;
+        // What the caller may not see, or whose name does not match, is passed over while
+        // the store searches, so the search stops at `limit` results the caller gets.
+        let keep = |repo: &str| {
+            place(repo).is_some_and(|(o, r)| visible.contains(&(o.to_owned(), r.to_owned())))
+                && split(repo).is_some_and(|(_, n)| name_matches(&n))
+        };
+        let found = self
+            .e
+            .find_paths(name, whole.then_some(&norm[..]), limit, keep)?;
         for hit in found {
-            let Some((o, r)) = place(&hit.repo) else {
-                continue;
-            };
-            if !visible.contains(&(o.to_owned(), r.to_owned())) {
-                continue;
-            }
             let Some((registry, iname)) = split(&hit.repo) else {
                 continue;
             };
-            if !name_matches(&iname) {
-                continue;
-            }
             out.push(SearchHit {
                 tags: self.e.version_tags(&hit.repo, &hit.key)?,
                 digest: hit.key.to_string(),
@@ -863,9 +857,6 @@ impl Viewer<'_> {
                     .map(|p| format!("/{}", String::from_utf8_lossy(p)))
                     .collect(),
             });
-            if out.len() == limit {
-                break;
-            }
         }
         Ok(out)
     }
