@@ -249,9 +249,18 @@ fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
     assert_eq!(c.get("/api/v1/search?org=acme").status, 400);
     assert_eq!(c.get("/api/v1/search?q=x&limit=0").status, 400);
     let mut other = Client::connect_as(srv.addr, &bearer_header(&other_org_token(&srv)));
-    assert!(hits(&mut other, "path=os-release").is_empty(), "another organisation's private image");
-    assert!(hits(&mut srv.anonymous(), "q=app").is_empty(), "a private registry");
-    assert_eq!(srv.anonymous().get("/api/v1/search?org=acme&q=app").status, 404);
+    assert!(
+        hits(&mut other, "path=os-release").is_empty(),
+        "another organisation's private image"
+    );
+    assert!(
+        hits(&mut srv.anonymous(), "q=app").is_empty(),
+        "a private registry"
+    );
+    assert_eq!(
+        srv.anonymous().get("/api/v1/search?org=acme&q=app").status,
+        404
+    );
 
     // Pulls count, HEADs do not.
     let digest = v["digest"].as_str().unwrap().to_owned();
@@ -304,4 +313,44 @@ fn the_package_api_shows_what_the_indexer_recorded_to_whoever_may_pull() {
             .status,
         404
     );
+}
+
+/// `index_packages = false` keeps the indexer thread from starting: pushes still queue
+/// their images, which stay `indexing`, and the queue is worked once the server runs with
+/// the indexer again.
+#[test]
+fn with_the_indexer_off_pushes_stay_queued_until_it_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start_with(dir.path(), &[("BERTH_INDEX_PACKAGES", "false")]);
+    let mut c = srv.client();
+    let base = layer_of(&[("usr/bin/tool", "#!/bin/sh\n")]);
+    put_image(
+        &mut c,
+        "1.0",
+        br#"{"os":"linux","architecture":"amd64"}"#,
+        &[&base],
+    );
+    // An indexer that runs takes a queued image within its 1 s poll and a few milliseconds
+    // of work; three seconds later one that is off has still not touched it.
+    std::thread::sleep(Duration::from_secs(3));
+    let v = c.get("/api/v1/packages/acme/web/app:1.0").json();
+    assert_eq!(v["state"], "indexing", "{v}");
+    let m = c.get("/metrics").text();
+    assert_eq!(counter(&m, "berth_package_manifests_indexed_total"), 0);
+    srv.signal(libc::SIGTERM);
+    assert!(srv.wait(Duration::from_secs(20)).success());
+    {
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        assert_eq!(
+            e.package_queue(10).unwrap().len(),
+            1,
+            "the push stays queued"
+        );
+    }
+
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let v = indexed(&mut c, "/api/v1/packages/acme/web/app:1.0");
+    assert_eq!(v["state"], "indexed", "{v}");
+    assert_eq!(v["total_files"], 3, "usr, usr/bin, usr/bin/tool: {v}");
 }
