@@ -58,6 +58,8 @@ pub struct Config {
     pub open_packs: Option<usize>,
     /// Whether `serve` tightens data-directory entries other local users may read.
     pub fix_permissions: bool,
+    /// Whether the package indexer thread runs; off, pushes are still queued for it.
+    pub index_packages: bool,
     /// Uploads are refused while less than this is free on the data folder's filesystem;
     /// `None`: the smaller of 64 MiB and 1% of the filesystem.
     pub min_free_space: Option<u64>,
@@ -238,6 +240,11 @@ const KEYS: &[Key] = &[
         name: "fix_permissions",
         default: || "false".into(),
         why: "the data directory is made owner-only (0700, files 0600); one that other local users may read is reported at start, and tightened only when asked (also --fix-permissions)",
+    },
+    Key {
+        name: "index_packages",
+        default: || "true".into(),
+        why: "package details (contents, checksums, search) are worked out in the background off every push's path; `false` stops the indexer thread on a server that must spend no CPU on it (pushes are still queued, and indexed once it is turned on again)",
     },
     Key {
         name: "min_free_space",
@@ -519,6 +526,7 @@ impl Config {
                 _ => Some(count(l, "open_packs", 1, 1 << 20)?),
             },
             fix_permissions: boolean(l, "fix_permissions")?,
+            index_packages: boolean(l, "index_packages")?,
             min_free_space: min_free_space(l)?,
             auth: auth(l)?,
             ui: UiSettings {
@@ -928,6 +936,37 @@ mod tests {
             ..flags
         };
         assert!(Config::load(&flags, &vars).unwrap().fix_permissions);
+    }
+
+    /// On unless turned off, from the file or the environment; a value that is not a
+    /// boolean names the key.
+    #[test]
+    fn the_package_indexer_may_be_turned_off() {
+        assert!(Config::load(&Flags::default(), &[]).unwrap().index_packages);
+        let f = file("index_packages = false\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        assert!(!Config::load(&flags, &[]).unwrap().index_packages);
+        let on = env(&[("BERTH_INDEX_PACKAGES", "true")]);
+        assert!(Config::load(&flags, &on).unwrap().index_packages);
+        let off = env(&[("BERTH_INDEX_PACKAGES", "off")]);
+        assert!(
+            !Config::load(&Flags::default(), &off)
+                .unwrap()
+                .index_packages
+        );
+        let e = Config::load(
+            &Flags::default(),
+            &env(&[("BERTH_INDEX_PACKAGES", "later")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("index_packages") && e.contains("BERTH_INDEX_PACKAGES"),
+            "{e}"
+        );
     }
 
     #[test]

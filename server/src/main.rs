@@ -181,15 +181,22 @@ fn serve(flags: Flags) -> ExitCode {
             return ExitCode::from(EXIT_SETUP);
         }
     };
-    let indexer = match indexer::Indexer::start(store.clone()) {
-        Ok(i) => i,
-        Err(e) => {
-            warn_out!("berth: cannot start the package indexer thread: {e}");
-            return ExitCode::from(EXIT_SETUP);
+    let indexer = if cfg.index_packages {
+        match indexer::Indexer::start(store.clone()) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                warn_out!("berth: cannot start the package indexer thread: {e}");
+                return ExitCode::from(EXIT_SETUP);
+            }
         }
+    } else {
+        say!("berth: package indexer off (index_packages = false): pushes are queued for it");
+        None
     };
     let end = reactor::serve(&cfg, listener, store, metrics);
-    indexer.stop();
+    if let Some(i) = indexer {
+        i.stop();
+    }
     housekeeper.stop();
     // The engine (last Arc<Store> holder was the pool and reactors, now gone) has been
     // dropped and flushed by here; the lock goes last.

@@ -374,11 +374,13 @@ fn a_corrupt_layer_is_indexed_as_far_as_it_reads_and_named() {
     );
 }
 
-/// The queue survives a kill -9: what was pushed before it is indexed after the restart.
+/// The queue survives a kill -9, before indexing and in the middle of it: every version
+/// pushed is indexed after the restart.
 #[test]
 fn a_restart_mid_queue_finishes_the_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let mut srv = Server::start(dir.path());
+    // Pushed with the indexer off: all twelve are queued at the first kill.
+    let mut srv = Server::start_with(dir.path(), &[("BERTH_INDEX_PACKAGES", "false")]);
     let mut c = srv.client();
     for i in 0..12 {
         let l = layer_of(&[(&format!("data/file-{i}"), &"d".repeat(200_000 + i))]);
@@ -389,10 +391,23 @@ fn a_restart_mid_queue_finishes_the_queue() {
             &[&l],
         );
     }
-    let before = counter(
+    srv.signal(libc::SIGKILL);
+    srv.wait(Duration::from_secs(20));
+    // Killed again as soon as the indexer has recorded one: mid-queue.
+    let mut srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let t = Instant::now();
+    while counter(
         &c.get("/metrics").text(),
         "berth_package_manifests_indexed_total",
-    );
+    ) == 0
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "nothing indexed in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     srv.signal(libc::SIGKILL);
     srv.wait(Duration::from_secs(20));
     let srv = Server::start(dir.path());
@@ -401,11 +416,6 @@ fn a_restart_mid_queue_finishes_the_queue() {
         let v = indexed(&mut c, &format!("/api/v1/packages/acme/web/app:v{i}"));
         assert_eq!(v["total_files"], 2, "{v}");
     }
-    let after = counter(
-        &c.get("/metrics").text(),
-        "berth_package_manifests_indexed_total",
-    );
-    eprintln!("indexed before the kill: {before}; after the restart: {after}");
 }
 
 /// An artifact (here an SBOM attached with `subject`) gets details of its own, and the
@@ -508,4 +518,44 @@ fn artifacts_referrers_and_indexes_have_their_details() {
         amd["referrers"][0]["artifact_type"], "application/spdx+json",
         "{amd}"
     );
+}
+
+/// `index_packages = false` keeps the indexer thread from starting: pushes still queue
+/// their images, which stay `indexing`, and the queue is worked once the server runs with
+/// the indexer again.
+#[test]
+fn with_the_indexer_off_pushes_stay_queued_until_it_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start_with(dir.path(), &[("BERTH_INDEX_PACKAGES", "false")]);
+    let mut c = srv.client();
+    let base = layer_of(&[("usr/bin/tool", "#!/bin/sh\n")]);
+    put_image(
+        &mut c,
+        "1.0",
+        br#"{"os":"linux","architecture":"amd64"}"#,
+        &[&base],
+    );
+    // An indexer that runs takes a queued image within its 1 s poll and a few milliseconds
+    // of work; three seconds later one that is off has still not touched it.
+    std::thread::sleep(Duration::from_secs(3));
+    let v = c.get("/api/v1/packages/acme/web/app:1.0").json();
+    assert_eq!(v["state"], "indexing", "{v}");
+    let m = c.get("/metrics").text();
+    assert_eq!(counter(&m, "berth_package_manifests_indexed_total"), 0);
+    srv.signal(libc::SIGTERM);
+    assert!(srv.wait(Duration::from_secs(20)).success());
+    {
+        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        assert_eq!(
+            e.package_queue(10).unwrap().len(),
+            1,
+            "the push stays queued"
+        );
+    }
+
+    let srv = Server::start(dir.path());
+    let mut c = srv.client();
+    let v = indexed(&mut c, "/api/v1/packages/acme/web/app:1.0");
+    assert_eq!(v["state"], "indexed", "{v}");
+    assert_eq!(v["total_files"], 3, "usr, usr/bin, usr/bin/tool: {v}");
 }
