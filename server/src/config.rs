@@ -60,6 +60,8 @@ pub struct Config {
     pub fix_permissions: bool,
     /// Whether the package indexer thread runs; off, pushes are still queued for it.
     pub index_packages: bool,
+    /// What one layer may cost the indexer (entries listed, bytes decompressed).
+    pub index_limits: berth_engine::package::ScanLimits,
     /// Uploads are refused while less than this is free on the data folder's filesystem;
     /// `None`: the smaller of 64 MiB and 1% of the filesystem.
     pub min_free_space: Option<u64>,
@@ -245,6 +247,16 @@ const KEYS: &[Key] = &[
         name: "index_packages",
         default: || "true".into(),
         why: "package details (contents, checksums, search) are worked out in the background off every push's path; `false` stops the indexer thread on a server that must spend no CPU on it (pushes are still queued, and indexed once it is turned on again)",
+    },
+    Key {
+        name: "index.max_entries",
+        default: || "1048576".into(),
+        why: "entries listed per layer before its listing stops (the layer is then marked read in part): a whole distribution is ~100,000 files, and a layer of millions of empty files cannot fill the index",
+    },
+    Key {
+        name: "index.max_uncompressed",
+        default: || "64GiB".into(),
+        why: "bytes one layer may decompress to while it is listed: a tar bomb (a small gzip of endless zeros) costs the indexer at most this much reading, at idle priority, and is then marked read in part",
     },
     Key {
         name: "min_free_space",
@@ -527,6 +539,11 @@ impl Config {
             },
             fix_permissions: boolean(l, "fix_permissions")?,
             index_packages: boolean(l, "index_packages")?,
+            index_limits: berth_engine::package::ScanLimits {
+                max_entries: count(l, "index.max_entries", 1000, 1 << 30)? as u64,
+                max_uncompressed_bytes: size(l, "index.max_uncompressed", 1 << 20, 1 << 40)? as u64,
+                ..berth_engine::package::ScanLimits::default()
+            },
             min_free_space: min_free_space(l)?,
             auth: auth(l)?,
             ui: UiSettings {
@@ -965,6 +982,31 @@ mod tests {
         .to_string();
         assert!(
             e.contains("index_packages") && e.contains("BERTH_INDEX_PACKAGES"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn what_a_layer_may_cost_the_indexer_is_bounded_and_configurable() {
+        let c = Config::load(&Flags::default(), &[]).unwrap();
+        assert_eq!(c.index_limits.max_entries, 1 << 20);
+        assert_eq!(c.index_limits.max_uncompressed_bytes, 64 << 30);
+        let f = file("[index]\nmax_entries = 5000\nmax_uncompressed = \"1GiB\"\n");
+        let flags = Flags {
+            config: Some(f.path().to_path_buf()),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags, &[]).unwrap();
+        assert_eq!(c.index_limits.max_entries, 5000);
+        assert_eq!(c.index_limits.max_uncompressed_bytes, 1 << 30);
+        let e = Config::load(
+            &Flags::default(),
+            &env(&[("BERTH_INDEX_MAX_ENTRIES", "10")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("index.max_entries") && e.contains("out of range"),
             "{e}"
         );
     }

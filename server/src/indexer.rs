@@ -37,7 +37,8 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    pub fn start(store: Arc<Store>) -> std::io::Result<Indexer> {
+    /// Starts the thread; each layer is listed within `limits`.
+    pub fn start(store: Arc<Store>, limits: ScanLimits) -> std::io::Result<Indexer> {
         let (stop, rx) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("berth-indexer".into())
@@ -48,7 +49,15 @@ impl Indexer {
                     if rx.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
                         return;
                     }
-                    wait = match work(store.engine(), store.host(), store.metrics(), &rx) {
+                    wait = match work(
+                        &Indexing {
+                            e: store.engine(),
+                            host: store.host(),
+                            metrics: store.metrics(),
+                            limits: &limits,
+                        },
+                        &rx,
+                    ) {
                         Ok(0) => POLL,
                         Ok(_) => Duration::ZERO,
                         Err(e) => {
@@ -97,34 +106,33 @@ fn background_priority() {
     }
 }
 
+/// What indexing reads and writes with.
+struct Indexing<'a> {
+    e: &'a Engine,
+    /// The host the Download names images by.
+    host: &'a str,
+    metrics: &'a Metrics,
+    limits: &'a ScanLimits,
+}
+
 /// Works one batch of the queue; how many manifests it took off.
-fn work(
-    e: &Engine,
-    host: &str,
-    metrics: &Metrics,
-    stop: &crossbeam_channel::Receiver<()>,
-) -> Result<usize, StoreError> {
-    let batch = e.package_queue(BATCH)?;
+fn work(x: &Indexing<'_>, stop: &crossbeam_channel::Receiver<()>) -> Result<usize, StoreError> {
+    let batch = x.e.package_queue(BATCH)?;
     let mut n = 0;
     for (repo, key) in batch {
         if !matches!(stop.try_recv(), Err(crossbeam_channel::TryRecvError::Empty)) {
             break;
         }
-        index_manifest(e, host, metrics, &repo, &key)?;
-        metrics.package_manifests_indexed.fetch_add(1, Relaxed);
+        index_manifest(x, &repo, &key)?;
+        x.metrics.package_manifests_indexed.fetch_add(1, Relaxed);
         n += 1;
     }
     Ok(n)
 }
 
 /// Works out and records what version `key` of `repo` is, and takes it off the queue.
-fn index_manifest(
-    e: &Engine,
-    host: &str,
-    metrics: &Metrics,
-    repo: &str,
-    key: &BlobKey,
-) -> Result<(), StoreError> {
+fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), StoreError> {
+    let (e, host) = (x.e, x.host);
     // Deleted since it was queued: nothing to do.
     let Some(m) = e.get_manifest(repo, ManifestRef::Key(key))? else {
         return e.package_done(&[(repo.to_owned(), key.clone())]);
@@ -134,7 +142,7 @@ fn index_manifest(
     sizes.add(&key.to_string(), m.body.len() as u64);
     let (mut record, tree) = match facts.kind() {
         Kind::Image => {
-            list_layers(e, metrics, repo, &facts)?;
+            list_layers(x, repo, &facts)?;
             let listings = facts
                 .layers
                 .iter()
@@ -202,12 +210,8 @@ impl Sizes {
 
 /// Lists each layer of an image not listed yet (once per layer digest, whatever number of
 /// images share it).
-fn list_layers(
-    e: &Engine,
-    metrics: &Metrics,
-    repo: &str,
-    facts: &ManifestFacts,
-) -> Result<(), StoreError> {
+fn list_layers(x: &Indexing<'_>, repo: &str, facts: &ManifestFacts) -> Result<(), StoreError> {
+    let (e, metrics) = (x.e, x.metrics);
     for layer in facts.layers.iter().filter(|l| !l.external) {
         let Some(lk) = BlobKey::parse(&layer.digest) else {
             continue;
@@ -221,7 +225,7 @@ fn list_layers(
             continue;
         };
         let started = crate::reactor::now();
-        let listing = scan_layer(e.blob_reader(loc)?, &OS_RELEASE, &ScanLimits::default());
+        let listing = scan_layer(e.blob_reader(loc)?, &OS_RELEASE, x.limits);
         e.put_layer_listing(&lk, &listing)?;
         metrics.package_layers_listed.fetch_add(1, Relaxed);
         tracing::info!(

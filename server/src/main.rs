@@ -182,7 +182,7 @@ fn serve(flags: Flags) -> ExitCode {
         }
     };
     let indexer = if cfg.index_packages {
-        match indexer::Indexer::start(store.clone()) {
+        match indexer::Indexer::start(store.clone(), cfg.index_limits.clone()) {
             Ok(i) => Some(i),
             Err(e) => {
                 warn_out!("berth: cannot start the package indexer thread: {e}");

@@ -99,7 +99,7 @@ pub enum LayerChange {
 }
 
 /// Bounds on what one layer may cost to list.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanLimits {
     /// Entries listed before the listing stops (`truncated`). A million covers the largest
     /// real images (a full distribution is ~100k files) with room to spare.
