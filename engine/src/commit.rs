@@ -127,6 +127,8 @@ pub(crate) enum Op {
     /// Records a version's index (`package_store.rs`) while its manifest is stored, and
     /// takes it off the package queue.
     PutVersion(Box<crate::package_store::VersionRows>),
+    /// Adds a version's checksums to its record and takes it off the queue.
+    PutChecksums(Box<crate::package_store::ChecksumRows>),
     /// Adds to versions' download counts: (repository, encoded manifest key, count).
     AddDownloads {
         items: Vec<(String, Vec<u8>, u64)>,
@@ -359,6 +361,17 @@ impl Committer {
         rows: crate::package_store::VersionRows,
     ) -> Result<(), StoreError> {
         match self.submit(Op::PutVersion(Box::new(rows)))? {
+            Outcome::Unit => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Adds a version's checksums, durably.
+    pub(crate) fn put_checksums(
+        &self,
+        rows: crate::package_store::ChecksumRows,
+    ) -> Result<(), StoreError> {
+        match self.submit(Op::PutChecksums(Box::new(rows)))? {
             Outcome::Unit => Ok(()),
             _ => Err(unexpected()),
         }
@@ -908,6 +921,10 @@ impl State {
             }
             Op::PutVersion(rows) => {
                 crate::package_store::apply_put_version(t, rows)?;
+                Ok(Outcome::Unit)
+            }
+            Op::PutChecksums(rows) => {
+                crate::package_store::apply_put_checksums(t, rows)?;
                 Ok(Outcome::Unit)
             }
             Op::AddDownloads { items } => {

@@ -34,6 +34,16 @@ pub(crate) struct VersionRows {
     dirs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Its layers' encoded keys, each once.
     layers: Vec<Vec<u8>>,
+    /// Whether this finishes the version (off the queue), or its checksums are to follow.
+    done: bool,
+}
+
+/// A version's Download checksums, or why there are none, to add to its record.
+pub(crate) struct ChecksumRows {
+    repo: String,
+    key: Vec<u8>,
+    checksums: std::collections::BTreeMap<String, crate::package::Checksums>,
+    error: Option<String>,
 }
 
 /// A version holding the paths a search asked for.
@@ -82,7 +92,9 @@ pub struct VersionSummary {
 
 pub(crate) fn apply_put_version(t: &mut Tables<'_>, rows: &VersionRows) -> Result<(), StoreError> {
     let (repo, kb) = (rows.repo.as_str(), &rows.key[..]);
-    t.package_queue.remove((repo, kb))?;
+    if rows.done {
+        t.package_queue.remove((repo, kb))?;
+    }
     // Deleted since it was indexed: nothing to record.
     if t.manifests.get((repo, kb))?.is_none() {
         return Ok(());
@@ -95,6 +107,25 @@ pub(crate) fn apply_put_version(t: &mut Tables<'_>, rows: &VersionRows) -> Resul
     for lk in &rows.layers {
         t.layer_users.insert((&lk[..], repo, kb), ())?;
     }
+    Ok(())
+}
+
+pub(crate) fn apply_put_checksums(
+    t: &mut Tables<'_>,
+    rows: &ChecksumRows,
+) -> Result<(), StoreError> {
+    let (repo, kb) = (rows.repo.as_str(), &rows.key[..]);
+    t.package_queue.remove((repo, kb))?;
+    let Some(v) = t.versions.get((repo, kb))? else {
+        return Ok(());
+    };
+    let mut record = decode_record(v.value())?;
+    drop(v);
+    record.checksums = rows.checksums.clone();
+    record.checksum_error = rows.error.clone();
+    let encoded = serde_json::to_vec(&record)
+        .map_err(|e| StoreError::new(format!("encode a version record: {e}")))?;
+    t.versions.insert((repo, kb), &encoded[..])?;
     Ok(())
 }
 
@@ -256,6 +287,47 @@ impl Engine {
         record: &VersionRecord,
         tree: Option<&FsTree>,
     ) -> Result<(), StoreError> {
+        self.record_version(repo, key, record, tree, true)
+    }
+
+    /// Like [`Engine::put_version`], but the version stays queued until
+    /// [`Engine::put_checksums`] adds its Download's checksums: its files show at once,
+    /// and a crash before the checksums indexes it again.
+    pub fn put_version_listed(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        record: &VersionRecord,
+        tree: Option<&FsTree>,
+    ) -> Result<(), StoreError> {
+        self.record_version(repo, key, record, tree, false)
+    }
+
+    /// Adds the Download's checksums (by tag name), or why there are none, to version
+    /// `key`'s record, and takes it off the package queue.
+    pub fn put_checksums(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        checksums: std::collections::BTreeMap<String, crate::package::Checksums>,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.commit.put_checksums(ChecksumRows {
+            repo: repo.to_owned(),
+            key: key.encode(),
+            checksums,
+            error,
+        })
+    }
+
+    fn record_version(
+        &self,
+        repo: &str,
+        key: &BlobKey,
+        record: &VersionRecord,
+        tree: Option<&FsTree>,
+        done: bool,
+    ) -> Result<(), StoreError> {
         let encoded = serde_json::to_vec(record)
             .map_err(|e| StoreError::new(format!("encode a version record: {e}")))?;
         let dirs = tree
@@ -275,6 +347,7 @@ impl Engine {
             record: encoded,
             dirs,
             layers,
+            done,
         })
     }
 
@@ -640,7 +713,7 @@ mod tests {
         e.put_version("acme/web/app", &key, &rec, Some(&tree(2500)))
             .unwrap();
         assert!(!e.version_queued("acme/web/app", &key).unwrap());
-        assert_eq!(e.version("acme/web/app", &key).unwrap(), Some(rec));
+        assert_eq!(e.version("acme/web/app", &key).unwrap(), Some(rec.clone()));
         // The root, then a page at a time across chunk boundaries.
         let root = e
             .version_dir("acme/web/app", &key, b"", None, 10)
@@ -676,6 +749,21 @@ mod tests {
             .version_entry("acme/web/app", &key, b"usr/bin/f9")
             .unwrap()
             .is_none());
+        // Pushed again, recorded with its files first and the checksums after: queued
+        // until they are in.
+        let _ = e
+            .put_manifest("acme/web/app", manifest(b"{\"a\":1}", "1.0"))
+            .unwrap();
+        e.put_version_listed("acme/web/app", &key, &rec, Some(&tree(3)))
+            .unwrap();
+        assert!(e.version_queued("acme/web/app", &key).unwrap());
+        let sums: std::collections::BTreeMap<String, crate::package::Checksums> =
+            [("1.0".to_owned(), crate::package::Checksums::default())].into();
+        e.put_checksums("acme/web/app", &key, sums.clone(), None)
+            .unwrap();
+        assert!(!e.version_queued("acme/web/app", &key).unwrap());
+        let got = e.version("acme/web/app", &key).unwrap().unwrap();
+        assert_eq!((got.checksums, got.total_files), (sums, Some(2503)));
         // Counts add up, in batches.
         let batch = [("acme/web/app".to_owned(), key.clone(), 2)];
         e.add_downloads(&batch).unwrap();

@@ -130,7 +130,8 @@ fn work(x: &Indexing<'_>, stop: &crossbeam_channel::Receiver<()>) -> Result<usiz
     Ok(n)
 }
 
-/// Works out and records what version `key` of `repo` is, and takes it off the queue.
+/// Works out and records what version `key` of `repo` is, and takes it off the queue: an
+/// image's files first, then its Download's checksums.
 fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), StoreError> {
     let (e, host) = (x.e, x.host);
     // Deleted since it was queued: nothing to do.
@@ -152,11 +153,7 @@ fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), Sto
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let refs: Vec<Option<&LayerListing>> = listings.iter().map(Option::as_ref).collect();
-            let (mut record, tree) = merge_image(&facts, &refs);
-            match checksums(e, host, repo, key, &m.media_type, &m.body, &facts) {
-                Ok(sums) => record.checksums = sums,
-                Err(why) => record.checksum_error = Some(why),
-            }
+            let (record, tree) = merge_image(&facts, &refs);
             (record, Some(tree))
         }
         Kind::Index => {
@@ -190,7 +187,17 @@ fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), Sto
         .for_each(|b| sizes.add(&b.digest, b.size));
     record.size = sizes.total;
     record.indexed_at = crate::reactor::unix_now();
-    e.put_version(repo, key, &record, tree.as_ref())
+    if facts.kind() != Kind::Image {
+        return e.put_version(repo, key, &record, tree.as_ref());
+    }
+    // The files show as soon as they are merged; the checksums (a read of every blob)
+    // follow, the version staying queued until they are recorded.
+    e.put_version_listed(repo, key, &record, tree.as_ref())?;
+    drop(tree);
+    match checksums(e, host, repo, key, &m.media_type, &m.body, &facts) {
+        Ok(sums) => e.put_checksums(repo, key, sums, None),
+        Err(why) => e.put_checksums(repo, key, Default::default(), Some(why)),
+    }
 }
 
 /// Bytes of blobs, each counted once.

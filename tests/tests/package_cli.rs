@@ -48,7 +48,7 @@ fn indexed(reg: &Registry, args: &[&str]) -> Value {
     a.extend_from_slice(args);
     wait::until(Duration::from_secs(60), || {
         let v = json_of(reg, &a);
-        (v["state"] != "indexing").then_some(v)
+        (v["state"] != "indexing" && v["checksums_missing"] != "computing").then_some(v)
     })
     .unwrap_or_else(|| panic!("{args:?} still indexing after 60 s"))
 }

@@ -530,7 +530,7 @@ impl Viewer<'_> {
             (Some(rec), _) => match (rec.checksums.get(&name_key), &rec.checksum_error) {
                 (Some(c), _) => (Some(c.clone()), None),
                 (None, Some(e)) => (None, Some(e.clone())),
-                (None, None) => (None, Some("indexing".to_owned())),
+                (None, None) => (None, Some("computing".to_owned())),
             },
         };
         let referrers = self
@@ -862,9 +862,11 @@ impl Viewer<'_> {
     }
 }
 
-fn state(queued: bool, record: Option<&VersionRecord>) -> &'static str {
+/// `indexing` until the version's files are recorded (a version queued again, pushed anew
+/// with another tag, keeps showing what was recorded meanwhile); then `indexed`, or
+/// `partial` when a layer could not be read whole.
+fn state(_queued: bool, record: Option<&VersionRecord>) -> &'static str {
     match record {
-        _ if queued => "indexing",
         None => "indexing",
         Some(r) if !r.complete() => "partial",
         Some(_) => "indexed",

@@ -448,14 +448,15 @@ pub fn layer_of(files: &[(&str, &str)]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// Polls the version's details until the indexer has recorded it.
+/// Polls the version's details until the indexer is done with it: its files recorded
+/// (`state` past `indexing`) and its checksums too (no longer `computing`).
 pub fn indexed(c: &mut Client, path: &str) -> serde_json::Value {
     let t = Instant::now();
     loop {
         let r = c.get(path);
         assert_eq!(r.status, 200, "{r:?}");
         let v = r.json();
-        if v["state"] != "indexing" {
+        if v["state"] != "indexing" && v["checksums_missing"] != "computing" {
             return v;
         }
         assert!(

@@ -303,6 +303,9 @@ fn details_tab(here: &Here<'_>, d: &Details) -> Markup {
             (None, Some("indexing")) | (None, None) => {
                 p.notice role="status" { "This image is still being indexed: its checksums show here once they are computed." }
             }
+            (None, Some("computing")) => {
+                p.notice role="status" { "The Download's checksums are being computed: they show here in a moment." }
+            }
             (None, Some(_)) if d.kind == "artifact" => {}
             (None, Some(why)) => { p.muted { "No checksums: " (why) "." } }
         }
