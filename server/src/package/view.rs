@@ -282,23 +282,31 @@ impl Viewer<'_> {
     /// The registries of `org` the caller may see. An organisation with none is not found
     /// unless the caller belongs to it.
     pub fn registries(&self, org: &str) -> R<Vec<RegistryView>> {
+        let mut out = Vec::new();
+        for r in self.readable_registries(org)? {
+            let prefix = format!("{}/{}/", r.org, r.slug);
+            out.push(RegistryView {
+                visibility: visibility(&r),
+                images: self.e.count_repos(&prefix)?,
+                storage_bytes: self.e.repos_bytes(&prefix)?,
+                org: r.org,
+                slug: r.slug,
+                name: r.name,
+                description: r.description,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The registries of `org` the caller may pull; an organisation with none is not found
+    /// unless the caller belongs to it.
+    fn readable_registries(&self, org: &str) -> R<Vec<RegistryRec>> {
         let none = || ViewError::NotFound(format!("no organisation {org}"));
         if self.e.get_org(org)?.is_none() {
             return Err(none());
         }
         let regs = self.e.list_registries(org).map_err(|_| none())?;
-        let mut out = Vec::new();
-        for r in regs.iter().filter(|r| may_read(self.p, r)) {
-            out.push(RegistryView {
-                org: r.org.clone(),
-                slug: r.slug.clone(),
-                name: r.name.clone(),
-                description: r.description.clone(),
-                visibility: visibility(r),
-                images: self.e.count_repos(&format!("{}/{}/", r.org, r.slug))?,
-                storage_bytes: self.e.repos_bytes(&format!("{}/{}/", r.org, r.slug))?,
-            });
-        }
+        let out: Vec<RegistryRec> = regs.into_iter().filter(|r| may_read(self.p, r)).collect();
         let member = self.p.is_admin() || self.p.org() == Some(org);
         if out.is_empty() && !member {
             return Err(none());
@@ -751,17 +759,12 @@ impl Viewer<'_> {
 
     /// The registries the caller may pull: of `org`, or of every organisation.
     fn visible_registries(&self, org: Option<&str>) -> R<Vec<RegistryRec>> {
-        let orgs = match org {
-            Some(o) => {
-                // Not found for a caller who may see nothing there.
-                self.registries(o)?;
-                vec![o.to_owned()]
-            }
-            None => self.e.list_orgs()?.into_iter().map(|o| o.slug).collect(),
-        };
+        if let Some(o) = org {
+            return self.readable_registries(o);
+        }
         let mut out = Vec::new();
-        for o in orgs {
-            if let Ok(regs) = self.e.list_registries(&o) {
+        for o in self.e.list_orgs()? {
+            if let Ok(regs) = self.e.list_registries(&o.slug) {
                 out.extend(regs.into_iter().filter(|r| may_read(self.p, r)));
             }
         }
