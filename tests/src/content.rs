@@ -134,6 +134,58 @@ pub fn tar_gz_layer(files: &[(&str, Vec<u8>)]) -> (Blob, String) {
     (Blob::new(OCI_LAYER_GZIP, gz), diff_id)
 }
 
+/// One entry of a hand-built layer.
+pub enum TarEntry {
+    Dir,
+    /// Bytes and mode.
+    File(Vec<u8>, u32),
+    /// The link's target.
+    Symlink(String),
+}
+
+/// A gzip layer of `entries` (path, entry), in that order, owned by `uid:gid`, and its
+/// DiffID: for images whose files, modes, links and owners a test chooses.
+pub fn gzip_tar(entries: &[(String, TarEntry)], uid: u64, gid: u64) -> (Blob, String) {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, e) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(1_700_000_000);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        match e {
+            TarEntry::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, std::io::empty())
+                    .expect("append a directory to an in-memory tar");
+            }
+            TarEntry::File(data, mode) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*mode);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, data.as_slice())
+                    .expect("append a file to an in-memory tar");
+            }
+            TarEntry::Symlink(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, path, target)
+                    .expect("append a link to an in-memory tar");
+            }
+        }
+    }
+    let tar = b.into_inner().expect("finish an in-memory tar");
+    let diff_id = sha256_digest(&tar);
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).expect("gzip into a Vec");
+    (
+        Blob::new(OCI_LAYER_GZIP, gz.finish().expect("finish gzip into a Vec")),
+        diff_id,
+    )
+}
+
 /// A tar archive of regular files (with their parent directories) as bytes.
 pub fn tar_bytes(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

@@ -10,12 +10,10 @@
 use std::time::Duration;
 
 use berth_tests::browser::{Browser, LAPTOP, PHONE};
-use berth_tests::content::{self, fields, Blob, Image, OCI_CONFIG, OCI_LAYER_GZIP};
+use berth_tests::content::{self, fields, gzip_tar, Blob, Image, TarEntry, OCI_CONFIG};
 use berth_tests::layout::Layout;
-use berth_tests::{sha256_digest, wait, Registry};
-use flate2::write::GzEncoder;
+use berth_tests::{wait, Registry};
 use serde_json::{json, Value};
-use std::io::Write;
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 /// A path, not a name: its `/` makes a directory `<script>x<` holding `script>.txt`.
@@ -31,40 +29,17 @@ enum Entry<'a> {
     Link(&'a str, &'a str),
 }
 
-/// A gzip layer of `entries` and its DiffID.
+/// A gzip layer of `entries` and its DiffID, owned by 1000:100.
 fn layer(entries: &[Entry<'_>]) -> (Blob, String) {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mtime(1_700_000_000);
-        h.set_uid(1000);
-        h.set_gid(100);
-        match e {
-            Entry::Dir(p) => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
-                b.append_data(&mut h, p, std::io::empty()).unwrap();
-            }
-            Entry::File(p, mode, body) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_size(body.len() as u64);
-                b.append_data(&mut h, p, *body).unwrap();
-            }
-            Entry::Link(p, target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_size(0);
-                b.append_link(&mut h, p, target).unwrap();
-            }
-        }
-    }
-    let tar = b.into_inner().unwrap();
-    let diff_id = sha256_digest(&tar);
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
-    (Blob::new(OCI_LAYER_GZIP, gz.finish().unwrap()), diff_id)
+    let owned: Vec<(String, TarEntry)> = entries
+        .iter()
+        .map(|e| match e {
+            Entry::Dir(p) => (p.to_string(), TarEntry::Dir),
+            Entry::File(p, mode, body) => (p.to_string(), TarEntry::File(body.to_vec(), *mode)),
+            Entry::Link(p, target) => (p.to_string(), TarEntry::Symlink(target.to_string())),
+        })
+        .collect();
+    gzip_tar(&owned, 1000, 100)
 }
 
 /// The image of `tools/app:1.0`: a base layer, and one that changes `usr/bin/tool`, adds

@@ -12,15 +12,12 @@ use std::time::Duration;
 
 use berth_tests::binary::berth_bin;
 use berth_tests::clients::{Dockerd, Podman};
-use berth_tests::content::{self, manifest, Blob, Image, OCI_CONFIG, OCI_LAYER_GZIP};
-use berth_tests::digest::sha256_digest;
+use berth_tests::content::{self, gzip_tar, manifest, Blob, Image, TarEntry, OCI_CONFIG};
 use berth_tests::layout::Layout;
 use berth_tests::registry::{repo, Registry};
 use berth_tests::tool::Cmd;
 use berth_tests::wait;
-use flate2::write::GzEncoder;
 use serde_json::{json, Map, Value};
-use std::io::Write as _;
 
 /// `berth ARGS --server URL` with the registry's write token.
 fn berth(reg: &Registry, args: &[&str]) -> Cmd {
@@ -53,67 +50,27 @@ fn indexed(reg: &Registry, args: &[&str]) -> Value {
     .unwrap_or_else(|| panic!("{args:?} still indexing after 60 s"))
 }
 
-/// A tar entry built from this machine: a regular file's bytes and mode, or a symlink.
-enum Entry {
-    Dir,
-    File(Vec<u8>, u32),
-    Symlink(String),
-}
-
-fn gzip_tar(entries: &[(String, Entry)]) -> (Blob, String) {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, e) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mtime(1_700_000_000);
-        match e {
-            Entry::Dir => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
-                b.append_data(&mut h, path, std::io::empty()).unwrap();
-            }
-            Entry::File(data, mode) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_size(data.len() as u64);
-                b.append_data(&mut h, path, data.as_slice()).unwrap();
-            }
-            Entry::Symlink(target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_size(0);
-                b.append_link(&mut h, path, target).unwrap();
-            }
-        }
-    }
-    let tar = b.into_inner().unwrap();
-    let diff_id = sha256_digest(&tar);
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
-    (Blob::new(OCI_LAYER_GZIP, gz.finish().unwrap()), diff_id)
-}
-
 /// `path` on this machine as layer entries (a symlink with its target beside it), under
 /// the same path in the image.
-fn from_host(path: &str, out: &mut Vec<(String, Entry)>) {
+fn from_host(path: &str, out: &mut Vec<(String, TarEntry)>) {
     use std::os::unix::fs::PermissionsExt as _;
     let p = Path::new(path);
     let meta = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{path}: {e}"));
     let name = path.trim_start_matches('/').to_owned();
     if meta.file_type().is_symlink() {
         let target = std::fs::read_link(p).unwrap();
-        out.push((name, Entry::Symlink(target.display().to_string())));
+        out.push((name, TarEntry::Symlink(target.display().to_string())));
         let resolved = p.parent().unwrap().join(&target);
         let resolved = std::fs::canonicalize(resolved).unwrap();
         from_host(resolved.to_str().unwrap(), out);
     } else {
         let mode = meta.permissions().mode() & 0o7777;
-        out.push((name, Entry::File(std::fs::read(p).unwrap(), mode)));
+        out.push((name, TarEntry::File(std::fs::read(p).unwrap(), mode)));
     }
 }
 
 /// Five small binaries of /usr/bin, /etc/os-release and two shared libraries.
-fn rootfs() -> (Vec<(String, Entry)>, Vec<String>) {
+fn rootfs() -> (Vec<(String, TarEntry)>, Vec<String>) {
     let bins: Vec<String> = [
         "true", "false", "basename", "dirname", "env", "sleep", "yes", "whoami", "nproc",
     ]
@@ -161,7 +118,8 @@ fn rootfs() -> (Vec<(String, Entry)>, Vec<String>) {
             dirs.insert(acc.clone());
         }
     }
-    let mut entries: Vec<(String, Entry)> = dirs.into_iter().map(|d| (d, Entry::Dir)).collect();
+    let mut entries: Vec<(String, TarEntry)> =
+        dirs.into_iter().map(|d| (d, TarEntry::Dir)).collect();
     entries.extend(files);
     (entries, bins)
 }
@@ -230,21 +188,21 @@ fn package_cli_lists_shows_and_downloads_a_real_image_that_every_tool_loads() {
     let reg = Registry::start();
     let work = reg.scratch("work");
     let (base, bins) = rootfs();
-    let (layer0, diff0) = gzip_tar(&base);
+    let (layer0, diff0) = gzip_tar(&base, 0, 0);
     let gone = bins[0].trim_start_matches('/').to_owned();
     let changed = bins[1].trim_start_matches('/').to_owned();
     let (parent, gone_name) = gone.rsplit_once('/').unwrap();
     let top = vec![
         (
             format!("{parent}/.wh.{gone_name}"),
-            Entry::File(Vec::new(), 0o644),
+            TarEntry::File(Vec::new(), 0o644),
         ),
         (
             changed.clone(),
-            Entry::File(b"#!/bin/sh\necho changed\n".to_vec(), 0o755),
+            TarEntry::File(b"#!/bin/sh\necho changed\n".to_vec(), 0o755),
         ),
     ];
-    let (layer1, diff1) = gzip_tar(&top);
+    let (layer1, diff1) = gzip_tar(&top, 0, 0);
     let config = Blob::json(
         OCI_CONFIG,
         &json!({
