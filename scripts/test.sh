@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The one command that checks the whole project on a fresh machine: test dependencies,
 # formatting, lints, the release binary, every test (unit, simulation, end-to-end with real
-# clients), and the fuzz targets' build.
+# clients), and every fuzz target, built and run for a bounded time.
 #
 #   scripts/test.sh                      everything
 #   BERTH_TEST_THREADS=N scripts/test.sh run N test processes at once (default 4)
+#   BERTH_FUZZ_SECONDS=N scripts/test.sh fuzz each target N seconds (default 30; 0: build only)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -62,6 +63,23 @@ if [[ -d fuzz ]]; then
     fi
     step "cargo fuzz build -s none"
     (cd fuzz && cargo fuzz build -s none)
+    # Each target runs from its corpus (the committed seeds, plus what earlier runs on this
+    # machine found) for a bounded time; an input that panics, aborts, takes over 10 s or
+    # 2 GiB fails the run and is kept under fuzz/artifacts/TARGET/ to reproduce it with
+    # `cargo fuzz run -s none TARGET fuzz/artifacts/TARGET/FILE`.
+    fuzz_seconds=${BERTH_FUZZ_SECONDS:-30}
+    if (( fuzz_seconds > 0 )); then
+        for target in $(cd fuzz && cargo fuzz list); do
+            step "cargo fuzz run -s none $target (${fuzz_seconds} s)"
+            mkdir -p "fuzz/corpus/$target"
+            if ! (cd fuzz && cargo fuzz run -s none "$target" -- \
+                -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+                -print_final_stats=1 2>&1 | tail -n 25); then
+                echo "test.sh: fuzz target $target failed; the input is under fuzz/artifacts/$target/" >&2
+                exit 1
+            fi
+        done
+    fi
 fi
 
 step "all checks passed in $((SECONDS - started))s"
