@@ -2,6 +2,9 @@
 //! the configuration, prepares the data directory and runs the event loops (docs/architecture.md,
 //! server/). Start-up problems are reported as one line saying what to do, with exit code 2.
 
+// `unsafe` only where a syscall needs it: the modules that make one allow it, each block
+// with its SAFETY comment.
+#![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 /// `println!` that ignores a closed stdout: a start-up or shutdown line must never panic.
@@ -27,11 +30,14 @@ mod bootstrap;
 mod cli;
 mod config;
 mod conn;
+#[allow(unsafe_code)] // flock(2) on the data folder
 mod datadir;
+#[allow(unsafe_code)] // getrlimit(2) and setrlimit(2)
 mod descriptors;
 mod dispatch;
 mod failure;
 mod housekeeping;
+#[allow(unsafe_code)] // sched_setscheduler(2) and ioprio_set(2)
 mod indexer;
 mod logging;
 mod metrics;
@@ -43,6 +49,7 @@ mod reactor;
 mod readers;
 mod rfc3339;
 mod secret;
+#[allow(unsafe_code)] // sendmsg(2) of a response head and pack bytes in one call
 mod send;
 mod web;
 mod workers;

@@ -91,6 +91,7 @@ impl Loader for ReadFor<'_> {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // a test's pack file, taken as stable
 mod tests {
     use super::*;
     use std::io::Write;
