@@ -855,7 +855,7 @@ impl Connection {
             RespBody::None => 0,
             RespBody::Bytes(b) => b.len() as u64,
             RespBody::Blob { range, .. } => range.end - range.start,
-            RespBody::Pieces(ps) => ps.iter().fold(0u64, |n, p| n.saturating_add(p.len())),
+            RespBody::Pieces(ps) => crate::need::pieces_len(ps),
         };
         let keep_alive_10 = req.minor == 0 && !close;
         let mut head = head;
@@ -917,28 +917,20 @@ impl Connection {
     /// nowhere, so no output is an empty write.
     fn queue_pieces(&mut self, head: Vec<u8>, pieces: Vec<WebPiece>) {
         let mut run = head;
-        for p in pieces {
-            match p {
-                WebPiece::Bytes(b) if b.is_empty() => {}
+        for p in pieces.into_iter().filter(|p| !p.is_empty()) {
+            let queued = match p {
                 WebPiece::Bytes(b) if run.len() + b.len() <= INLINE_BODY => {
                     run.extend_from_slice(&b);
+                    continue;
                 }
-                WebPiece::Bytes(b) => {
-                    if !run.is_empty() {
-                        self.out
-                            .push_back(Queued::Transmit(std::mem::take(&mut run).into()));
-                    }
-                    self.out.push_back(Queued::Transmit(b));
-                }
-                WebPiece::Blob { range, .. } if range.end <= range.start => {}
-                WebPiece::Blob { blob, range } => {
-                    if !run.is_empty() {
-                        self.out
-                            .push_back(Queued::Transmit(std::mem::take(&mut run).into()));
-                    }
-                    self.out.push_back(Queued::SendBlob { blob, range });
-                }
+                WebPiece::Bytes(b) => Queued::Transmit(b),
+                WebPiece::Blob { blob, range } => Queued::SendBlob { blob, range },
+            };
+            if !run.is_empty() {
+                self.out
+                    .push_back(Queued::Transmit(std::mem::take(&mut run).into()));
             }
+            self.out.push_back(queued);
         }
         if !run.is_empty() {
             self.out.push_back(Queued::Transmit(run.into()));

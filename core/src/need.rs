@@ -182,12 +182,17 @@ impl WebPiece {
     }
 }
 
+/// The bytes `pieces` hold together.
+pub fn pieces_len(pieces: &[WebPiece]) -> u64 {
+    pieces.iter().fold(0u64, |n, p| n.saturating_add(p.len()))
+}
+
 impl WebBody {
     /// The body's length in bytes: what `Content-Length` says.
     pub fn len(&self) -> u64 {
         match self {
             WebBody::Bytes(b) => b.len() as u64,
-            WebBody::Pieces(ps) => ps.iter().fold(0u64, |n, p| n.saturating_add(p.len())),
+            WebBody::Pieces(ps) => pieces_len(ps),
         }
     }
 

@@ -217,8 +217,6 @@ pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
     })
 }
 
-/// Registries belong to stored orgs; tokens decode, and the hash and org indexes agree with
-/// them both ways; audit rows decode.
 /// The package index's rows hang off what they describe: a layer's names off its listing,
 /// a version's rows off its manifest.
 fn check_package_index(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
@@ -249,6 +247,8 @@ fn check_package_index(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Resu
     Ok(())
 }
 
+/// Registries belong to stored orgs; tokens decode, and the hash and org indexes agree with
+/// them both ways; audit rows decode.
 fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
     let orgs = txn.open_table(schema::ORGS)?;
     for entry in orgs.iter()? {

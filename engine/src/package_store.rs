@@ -84,8 +84,6 @@ pub struct VersionSummary {
     pub tags: Vec<String>,
     /// Its counters.
     pub stats: VersionStats,
-    /// Whether it waits for the indexer.
-    pub queued: bool,
     /// What the index recorded, once indexed.
     pub record: Option<VersionRecord>,
 }
@@ -527,7 +525,6 @@ impl Engine {
         let manifests = txn.open_table(schema::MANIFESTS)?;
         let tags = txn.open_table(schema::TAGS)?;
         let versions = txn.open_table(schema::PACKAGE_VERSIONS)?;
-        let queue = txn.open_table(schema::PACKAGE_QUEUE)?;
         let pushed = txn.open_table(schema::PACKAGE_PUSHED)?;
         let downloads = txn.open_table(schema::PACKAGE_DOWNLOADS)?;
         let mut by_key = tags_by_key(&tags, repo)?;
@@ -552,7 +549,6 @@ impl Engine {
                     pushed_at: pushed.get((repo, kb))?.map(|v| v.value()),
                     downloads: downloads.get((repo, kb))?.map(|v| v.value()).unwrap_or(0),
                 },
-                queued: queue.get((repo, kb))?.is_some(),
                 record,
                 key,
             });

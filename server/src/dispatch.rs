@@ -222,8 +222,6 @@ impl Store {
         }
     }
 
-    /// Ends a running garbage collection after its current step.
-    /// The store, for the package indexer (which runs off the event loops and workers).
     /// Writes the download counts gathered since the last time; a failure keeps them for
     /// the next.
     pub fn flush_downloads(&self) {
@@ -237,6 +235,7 @@ impl Store {
         &self.host
     }
 
+    /// The store, for the package indexer (which runs off the event loops and workers).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -246,6 +245,7 @@ impl Store {
         &self.metrics
     }
 
+    /// Ends a running garbage collection after its current step.
     pub fn cancel_garbage_collection(&self) {
         self.engine.cancel_garbage_collection();
     }

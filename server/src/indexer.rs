@@ -143,15 +143,7 @@ fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), Sto
     sizes.add(&key.to_string(), m.body.len() as u64);
     let (mut record, tree) = match facts.kind() {
         Kind::Image => {
-            list_layers(x, repo, &facts)?;
-            let listings = facts
-                .layers
-                .iter()
-                .map(|l| match BlobKey::parse(&l.digest) {
-                    Some(lk) if !l.external => e.layer_listing(&lk),
-                    _ => Ok(None),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let listings = list_layers(x, repo, &facts)?;
             let refs: Vec<Option<&LayerListing>> = listings.iter().map(Option::as_ref).collect();
             let (record, tree) = merge_image(&facts, &refs);
             (record, Some(tree))
@@ -215,15 +207,22 @@ impl Sizes {
     }
 }
 
-/// Lists each layer of an image not listed yet (once per layer digest, whatever number of
-/// images share it).
-fn list_layers(x: &Indexing<'_>, repo: &str, facts: &ManifestFacts) -> Result<(), StoreError> {
+/// Each layer's listing, in order (`None`: external, or not held): the stored one, or one
+/// made now and stored for the next image sharing the layer (listed once per layer digest).
+fn list_layers(
+    x: &Indexing<'_>,
+    repo: &str,
+    facts: &ManifestFacts,
+) -> Result<Vec<Option<LayerListing>>, StoreError> {
     let (e, metrics) = (x.e, x.metrics);
-    for layer in facts.layers.iter().filter(|l| !l.external) {
-        let Some(lk) = BlobKey::parse(&layer.digest) else {
+    let mut out = Vec::with_capacity(facts.layers.len());
+    for layer in &facts.layers {
+        out.push(None);
+        let Some(lk) = BlobKey::parse(&layer.digest).filter(|_| !layer.external) else {
             continue;
         };
-        if e.layer_listing(&lk)?.is_some() {
+        if let Some(stored) = e.layer_listing(&lk)? {
+            *out.last_mut().expect("pushed above") = Some(stored);
             continue;
         }
         // Not in this repository (any more): nothing to list here. A peek, not a use: the
@@ -245,8 +244,9 @@ fn list_layers(x: &Indexing<'_>, repo: &str, facts: &ManifestFacts) -> Result<()
         if let Some(err) = &listing.error {
             tracing::warn!(layer = %lk, error = %err, "package indexer: layer read only in part");
         }
+        *out.last_mut().expect("pushed above") = Some(listing);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The Download's checksums for each tag pointing at the version (and for the version by
@@ -272,6 +272,7 @@ fn checksums(
         .map(|t| specs.plan((!t.is_empty()).then_some(t.as_str())))
         .collect::<Result<Vec<_>, _>>()?;
     let mut lookup = crate::web::download::lookup_in(e, repo, (key, manifest));
+    let mut buf = vec![0u8; 256 << 10];
     let mut read = |digest: &str, range: std::ops::Range<u64>, out: &mut dyn FnMut(&[u8])| {
         let loc = match lookup(digest).map_err(std::io::Error::other)? {
             Some(Source::Stored(loc)) => loc,
@@ -293,7 +294,6 @@ fn checksums(
             len: (range.end - range.start).min(loc.len.saturating_sub(range.start)),
         };
         let mut r = e.blob_reader(part).map_err(std::io::Error::other)?;
-        let mut buf = vec![0u8; 256 << 10];
         loop {
             let n = std::io::Read::read(&mut r, &mut buf)?;
             if n == 0 {

@@ -127,16 +127,14 @@ fn an_index_downloads_per_platform_and_an_artifact_not_at_all() {
         c_get_manifest(&mut c, "amd").len(),
         c_get_manifest(&mut c, "arm").len(),
     );
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{amd}","size":{amd_len},"platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{arm}","size":{arm_len},"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#
+    put_index(
+        &mut c,
+        "multi",
+        &[
+            platform_entry(&amd, amd_len as u64, "amd64"),
+            platform_entry(&arm, arm_len as u64, "arm64"),
+        ],
     );
-    let r = c.request(
-        "PUT",
-        "/v2/acme/web/app/manifests/multi",
-        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
-        index.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
 
     let r = c.get(&format!("{DETAILS}:multi/download"));
     assert_eq!(r.status, 400, "{r:?}");

@@ -11,17 +11,15 @@ use berth_engine::{BlobKey, Engine, EngineOptions};
 use common::*;
 use std::time::{Duration, Instant};
 
+/// A tar of `files`, each holding its own line.
 fn layer(files: &[&str]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (i, f) in files.iter().enumerate() {
-        let body = format!("file {i}\n");
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, f, body.as_bytes()).unwrap();
-    }
-    b.into_inner().unwrap()
+    let bodies: Vec<String> = (0..files.len()).map(|i| format!("file {i}\n")).collect();
+    let named: Vec<(&str, &str)> = files
+        .iter()
+        .copied()
+        .zip(bodies.iter().map(String::as_str))
+        .collect();
+    layer_of(&named)
 }
 
 #[test]
@@ -442,24 +440,13 @@ fn artifacts_referrers_and_indexes_have_their_details() {
     let amd = indexed(&mut c, "/api/v1/packages/acme/web/app:amd64");
     let arm = indexed(&mut c, "/api/v1/packages/acme/web/app:arm64");
     let desc = |v: &serde_json::Value, arch: &str| {
-        format!(
-            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#,
+        platform_entry(
             v["digest"].as_str().unwrap(),
-            v["manifest"]["size"]
+            v["manifest"]["size"].as_u64().unwrap(),
+            arch,
         )
     };
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{},{}]}}"#,
-        desc(&amd, "amd64"),
-        desc(&arm, "arm64")
-    );
-    let r = c.request(
-        "PUT",
-        "/v2/acme/web/app/manifests/multi",
-        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
-        index.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
+    let index = put_index(&mut c, "multi", &[desc(&amd, "amd64"), desc(&arm, "arm64")]);
     let v = indexed(&mut c, "/api/v1/packages/acme/web/app:multi");
     assert_eq!(v["kind"], "index");
     assert_eq!(v["dependencies"].as_array().unwrap().len(), 2, "{v}");

@@ -126,7 +126,11 @@ pub fn random_word(len: usize) -> String {
 /// A real layer: a tar of `files`, gzip-compressed. Returns the blob and its DiffID
 /// (the digest of the uncompressed tar), which the config must list.
 pub fn tar_gz_layer(files: &[(&str, Vec<u8>)]) -> (Blob, String) {
-    let tar = tar_bytes(files);
+    gzip_layer(tar_bytes(files))
+}
+
+/// `tar` gzip-compressed as a layer blob, and its DiffID.
+fn gzip_layer(tar: Vec<u8>) -> (Blob, String) {
     let diff_id = sha256_digest(&tar);
     let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).expect("gzip into a Vec");
@@ -176,14 +180,7 @@ pub fn gzip_tar(entries: &[(String, TarEntry)], uid: u64, gid: u64) -> (Blob, St
             }
         }
     }
-    let tar = b.into_inner().expect("finish an in-memory tar");
-    let diff_id = sha256_digest(&tar);
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).expect("gzip into a Vec");
-    (
-        Blob::new(OCI_LAYER_GZIP, gz.finish().expect("finish gzip into a Vec")),
-        diff_id,
-    )
+    gzip_layer(b.into_inner().expect("finish an in-memory tar"))
 }
 
 /// A tar archive of regular files (with their parent directories) as bytes.

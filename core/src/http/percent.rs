@@ -36,6 +36,20 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
 }
 
 /// The value of one hexadecimal digit, either case.
+/// `s` as a query-string value or path: RFC 3986's unreserved characters and `/` kept,
+/// every other byte `%XX`.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),

@@ -11,6 +11,8 @@ use super::input::PackageRef;
 use super::table::{fields, printable, rfc3339, Table};
 use super::{AdminError, Session};
 use crate::cli::{ApiArgs, PackageCommand};
+use crate::package::short_digest;
+use berth_core::http::percent::percent_encode;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::ffi::OsString;
@@ -123,12 +125,12 @@ pub fn search(
         )));
     }
     let s = Session::open_reader(api, env)?;
-    let mut q = format!("/api/v1/search?org={}", query_value(org));
+    let mut q = format!("/api/v1/search?org={}", percent_encode(org));
     if let Some(n) = name {
-        q.push_str(&format!("&q={}", query_value(n)));
+        q.push_str(&format!("&q={}", percent_encode(n)));
     }
     if let Some(p) = path {
-        q.push_str(&format!("&path={}", query_value(p)));
+        q.push_str(&format!("&path={}", percent_encode(p)));
     }
     let v = s
         .call("GET", &q, None)
@@ -200,7 +202,7 @@ fn version_not_found(e: AdminError, s: &Session, r: &PackageRef) -> AdminError {
 fn version_path(r: &PackageRef, what: &str, platform: Option<&str>) -> String {
     let mut p = format!("{PREFIX}/{}{}{what}", r.repo, r.version.suffix());
     if let Some(pl) = platform {
-        p.push_str(&format!("?platform={}", query_value(pl)));
+        p.push_str(&format!("?platform={}", percent_encode(pl)));
     }
     p
 }
@@ -222,9 +224,9 @@ fn directory(
     loop {
         let mut p = version_path(r, "/files", platform);
         p.push(if platform.is_some() { '&' } else { '?' });
-        p.push_str(&format!("path={}&limit={FILES_PAGE}", query_value(dir)));
+        p.push_str(&format!("path={}&limit={FILES_PAGE}", percent_encode(dir)));
         if let Some(a) = &after {
-            p.push_str(&format!("&after={}", query_value(a)));
+            p.push_str(&format!("&after={}", percent_encode(a)));
         }
         let v = s
             .call("GET", &p, None)
@@ -544,19 +546,6 @@ fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     Some((start.parse().ok()?, total.parse().ok()?))
 }
 
-/// Percent-encodes a query value (everything but RFC 3986's unreserved characters and `/`).
-fn query_value(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn emit(
     out: &mut Out,
     s: &Session,
@@ -610,13 +599,6 @@ fn size(v: &Value, key: &str) -> String {
     match v.get(key).and_then(Value::as_u64) {
         Some(b) => format!("{} ({b} bytes)", berth_core::limits::human_bytes(b)),
         None => "-".into(),
-    }
-}
-
-fn short_digest(d: &str) -> String {
-    match d.split_once(':') {
-        Some((alg, hex)) => format!("{alg}:{}", &hex[..hex.len().min(12)]),
-        None => d.to_owned(),
     }
 }
 

@@ -427,10 +427,7 @@ impl Authority {
     /// show: the public URL's, else the request's `Host` (see [`request_host`]).
     pub fn public_host<'a>(&'a self, host: Option<&'a str>) -> &'a str {
         match &self.settings.public_url {
-            Some(u) => {
-                let rest = u.split_once("://").map_or(u.as_str(), |(_, r)| r);
-                rest.split('/').next().unwrap_or(rest)
-            }
+            Some(u) => url_host(u),
             None => request_host(host),
         }
     }
@@ -481,6 +478,12 @@ impl Authority {
         };
         Ok(grant(caller, repo, reg.as_ref()).1.pull)
     }
+}
+
+/// The `host[:port]` of a URL such as `https://registry.example.com/`.
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 /// A request's `Host` when it is a plain host name or address (with a port), else

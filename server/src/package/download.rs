@@ -30,15 +30,6 @@ pub fn answer(
     platform: Option<&str>,
     req: &WebRequest,
 ) -> WebResponse {
-    if req.method != "GET" && req.method != "HEAD" {
-        let mut r = failure((
-            405,
-            "METHOD_NOT_ALLOWED",
-            "a Download is read with GET".into(),
-        ));
-        r.headers.push(("Allow".into(), "GET, HEAD".into()));
-        return r;
-    }
     match send(env, p, repo, version, platform, req) {
         Ok(r) => r,
         Err(f) => failure(f),
@@ -96,7 +87,10 @@ pub fn send(
         .map_err(|why| none(format!("{asked} has no Download: {why}")))?;
     let etag = entity_tag(&plan);
     let mut broken = None;
+    // Whether the bytes sent begin at the first (no range sent for a 416).
+    let mut from_start = false;
     let mut resp = ranged::answer(req, plan.len(), &etag, "application/x-tar", |range| {
+        from_start = range.start == 0;
         pieces(&plan, range, lookup_in(env.e, repo, (&r.key, &r.body))).unwrap_or_else(|e| {
             broken = Some(e);
             Vec::new()
@@ -121,14 +115,6 @@ pub fn send(
             ));
         }
     }
-    let from_start = match resp.status {
-        200 => true,
-        206 => resp
-            .headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("content-range") && v.starts_with("bytes 0-")),
-        _ => false,
-    };
     if req.method == "GET" && from_start {
         env.downloads.count(repo, r.key.clone());
     }
@@ -210,12 +196,11 @@ pub struct Specs {
 /// The name images carry: the public URL's host, else the address the server listens on
 /// (`localhost` for an unspecified one).
 pub fn public_host(public_url: Option<&str>, listen: std::net::SocketAddr) -> String {
-    if let Some(u) = public_url {
-        let rest = u.split_once("://").map_or(u, |(_, r)| r);
-        let host = rest.split('/').next().unwrap_or(rest);
-        if !host.is_empty() {
-            return host.to_owned();
-        }
+    if let Some(host) = public_url
+        .map(crate::auth::url_host)
+        .filter(|h| !h.is_empty())
+    {
+        return host.to_owned();
     }
     if listen.ip().is_unspecified() {
         format!("localhost:{}", listen.port())

@@ -408,7 +408,7 @@ impl Viewer<'_> {
             out.push(VersionView {
                 digest: v.key.to_string(),
                 kind: v.record.as_ref().map(|r| r.kind.clone()),
-                state: state(v.queued, v.record.as_ref()),
+                state: state(v.record.as_ref()),
                 pushed_at: v.stats.pushed_at,
                 size: v.record.as_ref().map(|r| r.size),
                 platforms,
@@ -482,7 +482,6 @@ impl Viewer<'_> {
         let reg = self.repo_registry(repo)?;
         let r = self.resolve(repo, v, platform)?;
         let record = self.e.version(repo, &r.key)?;
-        let queued = self.e.version_queued(repo, &r.key)?;
         let stats = self.e.version_stats(repo, &r.key)?;
         let config = match &r.facts.config {
             Some(c) if r.facts.kind() == Kind::Image && c.size <= MAX_CONFIG_BYTES => {
@@ -583,7 +582,7 @@ impl Viewer<'_> {
             kind: berth_engine::package::version::kind_name(kind),
             artifact_type: r.facts.artifact_type.clone(),
             tags: self.e.version_tags(repo, &r.key)?,
-            state: state(queued, record.as_ref()),
+            state: state(record.as_ref()),
             pushed_at: stats.pushed_at,
             indexed_at: record.as_ref().map(|x| x.indexed_at),
             platform: config.platform.as_ref().map(|p| p.to_string()),
@@ -868,7 +867,7 @@ impl Viewer<'_> {
 /// `indexing` until the version's files are recorded (a version queued again, pushed anew
 /// with another tag, keeps showing what was recorded meanwhile); then `indexed`, or
 /// `partial` when a layer could not be read whole.
-fn state(_queued: bool, record: Option<&VersionRecord>) -> &'static str {
+fn state(record: Option<&VersionRecord>) -> &'static str {
     match record {
         None => "indexing",
         Some(r) if !r.complete() => "partial",

@@ -435,6 +435,30 @@ pub fn put_image(c: &mut Client, tag: &str, config: &[u8], layers: &[&[u8]]) -> 
     sha256(m.as_bytes())
 }
 
+/// An index entry (or a `subject`) naming image manifest `digest` of `size` bytes, for
+/// `linux/{arch}`.
+pub fn platform_entry(digest: &str, size: u64, arch: &str) -> String {
+    format!(
+        r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{size},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#
+    )
+}
+
+/// Pushes an OCI index of `entries` ([`platform_entry`]) to [`REPO`] as `tag`; its body.
+pub fn put_index(c: &mut Client, tag: &str, entries: &[String]) -> String {
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    let r = c.request(
+        "PUT",
+        &format!("/v2/{REPO}/manifests/{tag}"),
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        index.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    index
+}
+
 /// A tar of regular files `(path, content)`.
 pub fn layer_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

@@ -60,11 +60,7 @@ pub fn unknown() -> Markup {
 
 /// A digest shortened to its algorithm and first 12 hex digits, whole in a `title`.
 pub fn digest(d: &str) -> Markup {
-    let short = match d.split_once(':') {
-        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
-        _ => d.to_owned(),
-    };
-    html! { code title=(d) { (short) } }
+    html! { code title=(d) { (crate::package::short_digest(d)) } }
 }
 
 #[cfg(test)]

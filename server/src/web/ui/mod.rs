@@ -233,18 +233,5 @@ fn failed(v: &Viewer, e: &dyn std::fmt::Display) -> WebResponse {
     shell::problem(v, 500, "Something went wrong", &crate::failure::internal(e))
 }
 
-/// `s` as a query-string value: unreserved characters kept, every other byte `%XX`.
-fn query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,9 @@ use super::human;
 use super::orgs::visibility;
 use super::respond::html;
 use super::shell::{command, not_found, page};
-use super::{query_value, view_failed, Site, Viewer};
+use super::{view_failed, Site, Viewer};
 use crate::web::form;
+use berth_core::http::percent::percent_encode;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::{is_slug, StoreError};
 use maud::html;
@@ -83,7 +84,7 @@ pub fn page_of(
                 nav.pager {
                     @if after.is_some() { a href={ "/" (org) "/" (slug) } { "First page" } " " }
                     @if let (true, Some(last)) = (more, rows.last()) {
-                        a.button href={ "/" (org) "/" (slug) "?after=" (query_value(&last.name)) } { "Next page →" }
+                        a.button href={ "/" (org) "/" (slug) "?after=" (percent_encode(&last.name)) } { "Next page →" }
                     }
                 }
                 section.panel {

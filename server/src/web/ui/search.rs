@@ -4,9 +4,10 @@
 
 use super::respond::html;
 use super::shell::page;
-use super::{query_value, view_failed, Site, Viewer};
+use super::{view_failed, Site, Viewer};
 use crate::package::view::SearchHit;
 use crate::web::form;
+use berth_core::http::percent::percent_encode;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::StoreError;
 use maud::{html, Markup};
@@ -102,7 +103,7 @@ fn results(hits: &[SearchHit], by_path: bool) -> Markup {
                                 td {
                                     @for p in &h.paths {
                                         @let dir = p.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
-                                        a href={ "/" (version) "?tab=contents&path=" (query_value(dir)) } { code { (p) } }
+                                        a href={ "/" (version) "?tab=contents&path=" (percent_encode(dir)) } { code { (p) } }
                                         br;
                                     }
                                 }

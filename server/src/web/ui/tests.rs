@@ -27,15 +27,20 @@ struct Fixture {
     acme: (String, String),
 }
 
-fn token(e: &Engine, org: &str) -> (String, String) {
-    let s = new_token_secret(PAT_PREFIX).unwrap();
+/// A token of `org` that may read (`None`: the admin token); its secret and id.
+fn token(e: &Engine, org: Option<&str>) -> (String, String) {
+    let (kind, prefix) = match org {
+        Some(_) => (TokenKind::Org, PAT_PREFIX),
+        None => (TokenKind::Admin, crate::auth::credentials::ADMIN_PREFIX),
+    };
+    let s = new_token_secret(prefix).unwrap();
     let id = crate::secret::new_token_id().unwrap();
     e.create_token(TokenRec {
         id: id.clone(),
-        kind: TokenKind::Org,
-        org: Some(org.into()),
+        kind,
+        org: org.map(str::to_owned),
         read: true,
-        write: false,
+        write: org.is_none(),
         registries: Vec::new(),
         description: "laptop".into(),
         created: 0,
@@ -80,7 +85,7 @@ fn fixture_with(vars: &[(&str, &str)]) -> Fixture {
     let cfg = Config::load(&Flags::default(), &vars).unwrap();
     let auth = Authority::new([7; 32], cfg.auth, Arc::new(Metrics::new(1)));
     Fixture {
-        acme: token(&e, "acme"),
+        acme: token(&e, Some("acme")),
         _dir: dir,
         e,
         auth,
@@ -482,29 +487,14 @@ fn image_and_version_paths_reach_their_pages_and_their_download() {
 #[test]
 fn the_admin_sees_every_organisation() {
     let f = fixture();
-    let s = new_token_secret(crate::auth::credentials::ADMIN_PREFIX).unwrap();
-    f.e.create_token(TokenRec {
-        id: "tok_admin".into(),
-        kind: TokenKind::Admin,
-        org: None,
-        read: true,
-        write: true,
-        registries: Vec::new(),
-        description: String::new(),
-        created: 0,
-        expires: None,
-        last_used: None,
-        revoked: None,
-        hash: sha256(s.expose().as_bytes()),
-    })
-    .unwrap();
+    let (admin, _) = token(&f.e, None);
     let form = f.get("/signin", "");
     let csrf = set_cookie(&form, "berth_csrf").unwrap();
     let r = f.call(
         "POST",
         "/signin",
         &format!("berth_csrf={csrf}"),
-        &format!("csrf={csrf}&token={}", s.expose()),
+        &format!("csrf={csrf}&token={admin}"),
     );
     assert_eq!(header(&r, "location"), Some("/"));
     let cookie = format!("berth_session={}", set_cookie(&r, "berth_session").unwrap());

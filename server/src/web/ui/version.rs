@@ -12,10 +12,11 @@ use super::image::{crumbs, state};
 use super::orgs;
 use super::respond::html;
 use super::shell::{command, page, problem};
-use super::{query_value, view_failed, Site, Viewer};
+use super::{view_failed, Site, Viewer};
 use crate::package::path::VersionRef;
 use crate::package::view::Details;
 use crate::web::form;
+use berth_core::http::percent::percent_encode;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::StoreError;
 use maud::{html, Markup};
@@ -53,7 +54,7 @@ impl Here<'_> {
         q.extend_from_slice(extra);
         let query: Vec<String> = q
             .iter()
-            .map(|(k, v)| format!("{k}={}", query_value(v)))
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
             .collect();
         format!("{}?{}", self.base(), query.join("&"))
     }
@@ -61,7 +62,7 @@ impl Here<'_> {
     /// The Download of this version (of `platform`, for an index).
     pub fn download(&self, platform: Option<&str>) -> String {
         match platform {
-            Some(p) => format!("{}/download?platform={}", self.base(), query_value(p)),
+            Some(p) => format!("{}/download?platform={}", self.base(), percent_encode(p)),
             None => format!("{}/download", self.base()),
         }
     }
@@ -169,10 +170,7 @@ pub fn page_of(
 fn label(version: &VersionRef) -> String {
     match version {
         VersionRef::Tag(t) => format!(":{t}"),
-        VersionRef::Digest(d) => match d.split_once(':') {
-            Some((alg, hex)) if hex.len() > 12 => format!("@{alg}:{}", &hex[..12]),
-            _ => format!("@{d}"),
-        },
+        VersionRef::Digest(d) => format!("@{}", crate::package::short_digest(d)),
     }
 }
 
