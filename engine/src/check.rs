@@ -27,21 +27,18 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
         let id = k.value();
         match schema::decode_pack(v.value()) {
             Ok(row) => {
-                let path = inner
-                    .packs_dir()
-                    .join(crate::pack::format::pack_file_name(id));
-                match std::fs::metadata(&path) {
-                    Ok(m) if m.len() < row.committed_len => p.push(format!(
-                        "pack {id} holds {} bytes but {} are committed",
-                        m.len(),
+                let name = crate::pack::format::pack_name(id);
+                match inner.fs.len_of(&name) {
+                    Ok(len) if len < row.committed_len => p.push(format!(
+                        "pack {id} holds {len} bytes but {} are committed",
                         row.committed_len
                     )),
-                    Ok(_) => match read_pack_header(&path) {
+                    Ok(_) => match read_pack_header(&*inner.fs, &name) {
                         Ok((_, hid)) if hid == id => {}
                         Ok((_, hid)) => p.push(format!("pack {id}'s header names pack {hid}")),
                         Err(why) => p.push(format!("pack {id}: {why}")),
                     },
-                    Err(e) => p.push(format!("pack {id} ({}): {e}", path.display())),
+                    Err(e) => p.push(format!("pack {id} ({}): {e}", inner.fs.describe(&name))),
                 }
                 packs.insert(id, row);
             }
@@ -171,7 +168,11 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
     for entry in txn.open_table(schema::UPLOADS)?.iter()? {
         let (k, _) = entry?;
         let id = k.value();
-        if !inner.uploads_dir().join(id).exists() {
+        if inner
+            .fs
+            .len_of(&crate::pack::format::upload_name(id))
+            .is_err()
+        {
             p.push(format!("upload session {id} has no file"));
         }
     }
@@ -336,9 +337,10 @@ fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(),
     Ok(())
 }
 
-fn read_pack_header(path: &std::path::Path) -> Result<(u32, u64), String> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+fn read_pack_header(fs: &dyn crate::vfs::Vfs, name: &str) -> Result<(u32, u64), String> {
+    let f = fs
+        .open(name, crate::vfs::OpenMode::Read)
+        .map_err(|e| e.to_string())?;
     let mut h = [0u8; PACK_HEADER_LEN as usize];
     f.read_exact_at(&mut h, 0).map_err(|e| e.to_string())?;
     parse_pack_header(&h).map_err(str::to_owned)

@@ -24,8 +24,6 @@
 //! when the engine is dropped.
 
 use std::collections::HashSet;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -34,7 +32,7 @@ use crossbeam_channel::{Receiver, Sender};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::keys::{BlobKey, UploadId};
-use crate::pack::format::{pack_file_name, PACK_HEADER_LEN, UPLOAD_RESERVED};
+use crate::pack::format::{pack_name, upload_name, PACKS, PACK_HEADER_LEN, UPLOAD_RESERVED};
 use crate::pack::writer::SharedPack;
 use crate::schema::{self, PackRow, RepoKey, RepoKeyPair, UploadRow};
 use crate::tenancy::{self, AuditRec, TenancyError, TenancyTables};
@@ -619,8 +617,7 @@ struct State {
 }
 
 fn run(inner: Arc<Inner>, rx: Receiver<Job>, resume_shared: Option<(u64, u64)>) {
-    let shared =
-        resume_shared.and_then(|(id, len)| SharedPack::reopen(&inner.packs_dir(), id, len).ok());
+    let shared = resume_shared.and_then(|(id, len)| SharedPack::reopen(&inner.packs, id, len).ok());
     let mut st = State {
         inner,
         shared: None,
@@ -652,9 +649,9 @@ struct Effects {
     /// A pack file was created or renamed into `packs/`.
     dir_changed: bool,
     /// Files to delete once the batch committed (consumed uploads, duplicate packs).
-    delete_after: Vec<PathBuf>,
+    delete_after: Vec<String>,
     /// Packs renamed in by finishing threads: deleted if the batch fails.
-    incoming_packs: Vec<PathBuf>,
+    incoming_packs: Vec<String>,
     /// Links garbage collection removed (by hash): unmarked if the batch fails.
     unlinked: Vec<u64>,
     /// Upload sessions a registry deletion ended: not ended if the batch fails.
@@ -670,8 +667,7 @@ impl State {
                 ..
             } = &j.op
             {
-                fx.incoming_packs
-                    .push(self.inner.packs_dir().join(pack_file_name(*pack)));
+                fx.incoming_packs.push(pack_name(*pack));
             }
         }
         // A reopen that failed is tried again before each batch.
@@ -688,7 +684,7 @@ impl State {
                 // Before the replies, so a caller that got its answer never sees the
                 // consumed upload file still in `uploads/`.
                 for p in fx.delete_after {
-                    let _ = std::fs::remove_file(p);
+                    let _ = self.inner.fs.remove(&p);
                 }
                 for (job, out) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(out));
@@ -704,7 +700,7 @@ impl State {
                     self.ended.remove(id);
                 }
                 for p in fx.incoming_packs {
-                    let _ = std::fs::remove_file(p);
+                    let _ = self.inner.fs.remove(&p);
                 }
                 for job in batch {
                     let _ = job.reply.send(Err(e.clone()));
@@ -767,7 +763,7 @@ impl State {
             }
         }
         if fx.dir_changed {
-            sync_dir(&self.inner.packs_dir_handle, &self.inner.packs_dir())?;
+            sync_dir(&*self.inner.fs, PACKS)?;
         }
         txn.commit()?;
         Ok(outcomes)
@@ -817,8 +813,7 @@ impl State {
             if let Some(v) = t.packs.remove(pack)? {
                 out.removed_bytes = Some(schema::decode_pack(v.value())?.committed_len);
                 self.inner.packs.retire(pack, (self.inner.clock)());
-                fx.delete_after
-                    .push(self.inner.packs_dir().join(pack_file_name(pack)));
+                fx.delete_after.push(pack_name(pack));
             }
         }
         Ok(out)
@@ -878,11 +873,7 @@ impl State {
         }
         if self.shared.is_none() {
             let id = self.inner.next_pack.fetch_add(1, Ordering::Relaxed);
-            self.set_shared(Some(SharedPack::create(
-                &self.inner.packs,
-                &self.inner.packs_dir(),
-                id,
-            )?));
+            self.set_shared(Some(SharedPack::create(&self.inner.packs, id)?));
             fx.dir_changed = true;
         }
         // Set just above when it was `None`.
@@ -956,12 +947,11 @@ impl State {
                 t.uploads.remove(upload.as_str())?;
                 if self.ended.contains(upload) {
                     if let BlobSource::Pack { pack, .. } = src {
-                        fx.delete_after
-                            .push(self.inner.packs_dir().join(pack_file_name(*pack)));
+                        fx.delete_after.push(pack_name(*pack));
                     }
                     return Ok(Outcome::Ended);
                 }
-                let upload_path = self.inner.uploads_dir().join(upload.as_str());
+                let upload_path = upload_name(upload.as_str());
                 let kb = key.encode();
                 let existing = t
                     .blobs
@@ -970,9 +960,7 @@ impl State {
                     .transpose()?;
                 if let Some(loc) = existing {
                     match src {
-                        BlobSource::Pack { pack, .. } => fx
-                            .delete_after
-                            .push(self.inner.packs_dir().join(pack_file_name(*pack))),
+                        BlobSource::Pack { pack, .. } => fx.delete_after.push(pack_name(*pack)),
                         _ => fx.delete_after.push(upload_path),
                     }
                     blob::link(t, repo, &kb)?;
@@ -1044,7 +1032,7 @@ impl State {
                 Ok(Outcome::Unlinked(n))
             }
             Op::Sweep { keys } => {
-                let (swept, files) = gc::apply_sweep(t, &self.inner.packs_dir(), keys)?;
+                let (swept, files) = gc::apply_sweep(t, keys)?;
                 for &p in &swept.packs {
                     self.inner.packs.retire(p, (self.inner.clock)());
                 }
@@ -1082,8 +1070,8 @@ impl State {
     }
 }
 
-/// `fsync` of directory `dir` (open at `path`), making renames and creations in it durable.
-pub(crate) fn sync_dir(dir: &std::fs::File, path: &std::path::Path) -> Result<(), StoreError> {
-    dir.sync_all()
-        .map_err(|e| StoreError::io(format!("fsync directory {}", path.display()), e))
+/// `fsync` of the store's directory `dir`, making renames and creations in it durable.
+pub(crate) fn sync_dir(fs: &dyn crate::vfs::Vfs, dir: &str) -> Result<(), StoreError> {
+    fs.sync_dir(dir)
+        .map_err(|e| StoreError::io(format!("fsync directory {}", fs.describe(dir)), e))
 }

@@ -1,12 +1,9 @@
-//! File descriptors: how the store's files are created (owner-only), and what happens when
-//! the process runs out of descriptors (the embedder is told, cached packs are closed, the
-//! open is tried once more).
+//! File descriptors: the modes the store's files are created with (owner-only), and what
+//! happens when the process runs out of descriptors (the embedder is told, cached packs are
+//! closed, the open is tried once more).
 
 use std::fmt;
-use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
 use std::sync::Arc;
 
 /// Mode of every file the store creates: blobs may be private layers, so no other local
@@ -39,34 +36,4 @@ impl DescriptorAlarm {
 /// Whether `e` says the process or the system is out of descriptors.
 pub fn is_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-}
-
-/// `OpenOptions` for a new store file, owner-only.
-pub(crate) fn new_file() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    o.mode(FILE_MODE);
-    o
-}
-
-/// Creates `p` and its missing parents owner-only (an existing directory keeps its mode:
-/// the server warns about loose ones at start).
-pub(crate) fn mkdir(p: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(DIR_MODE).create(p)
-}
-
-/// Creates `p` empty and owner-only if it does not exist, for a file another library
-/// creates with the umask's mode (redb's database).
-pub(crate) fn precreate(p: &Path) -> io::Result<()> {
-    new_file()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(p)
-        .map(drop)
-}
-
-/// An open directory, to `fsync` after creating or renaming entries in it without needing
-/// a descriptor then.
-pub(crate) fn open_dir(p: &Path) -> io::Result<File> {
-    File::open(p)
 }

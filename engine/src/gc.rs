@@ -35,7 +35,7 @@ use redb::ReadableTable;
 
 use crate::commit::{Committer, Tables};
 use crate::keys::BlobKey;
-use crate::pack::format::{pack_file_name, PACK_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::pack::format::{PACK_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::touch::link_hash;
 use crate::{schema, BlobLoc, Inner, StoreError};
 
@@ -510,13 +510,12 @@ pub(crate) fn apply_unlink_stale(
 }
 
 /// Inside the committer's transaction: removes each blob of `keys` that no repository
-/// links now, and the pack row of each single-blob pack so emptied. Returns the paths of
+/// links now, and the pack row of each single-blob pack so emptied. Returns the names of
 /// those packs' files for deletion after the commit.
 pub(crate) fn apply_sweep(
     t: &mut Tables<'_>,
-    packs_dir: &std::path::Path,
     keys: &[Vec<u8>],
-) -> Result<(Swept, Vec<std::path::PathBuf>), StoreError> {
+) -> Result<(Swept, Vec<String>), StoreError> {
     let mut out = Swept::default();
     let mut files = Vec::new();
     for kb in keys {
@@ -541,7 +540,7 @@ pub(crate) fn apply_sweep(
             t.packs.remove(loc.pack)?;
             out.packs.push(loc.pack);
             out.pack_bytes += row.committed_len;
-            files.push(packs_dir.join(pack_file_name(loc.pack)));
+            files.push(crate::pack::format::pack_name(loc.pack));
         }
     }
     Ok((out, files))

@@ -6,23 +6,22 @@
 //! digest is the one the old inline hashing gave: the same bytes in the same order, and
 //! they are the bytes the file (later the pack) holds.
 //!
-//! The bytes are read in place through a read-only map of the upload file (`pack/map.rs`),
-//! so hashing costs no copy; `pread` is the fallback if a map cannot be made.
+//! The bytes are read in place through a read-only map of the upload file
+//! (`VfsFile::map_growing`), so hashing costs no copy; `pread` is the fallback if a map
+//! cannot be made (or the file system makes none).
 //!
 //! Each session's [`RunningHash`] records how far it is hashed, under a lock; whoever holds
 //! the lock advances it. While the upload streams that is a pool thread; at finish it is
 //! the finishing thread, which hashes whatever the pool has not reached, so finishing waits
 //! for no queue. A session restored at open starts unhashed and is caught up the same way.
 //!
-//! The pool threads also ask for write-back (`writeback.rs`) of the appended bytes every
+//! The pool threads also ask for write-back (`VfsFile::start_writeback`) of the appended bytes every
 //! [`WRITEBACK_EVERY`], so the `fdatasync` at finish has only the tail to write. They hand
 //! the request to one write-back thread rather than make it themselves: starting write-back
 //! can wait for the filesystem journal or the device queue, and hashing must not. The
 //! append path itself never touches the disk beyond its `pwrite` into the page cache, and
 //! never takes a lock a pool thread holds while reading.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -31,8 +30,8 @@ use crossbeam_channel::{Receiver, Sender};
 use sha2::{Digest, Sha256};
 
 use crate::pack::format::UPLOAD_RESERVED;
-use crate::pack::map::UploadWindow;
-use crate::{writeback, StoreError};
+use crate::vfs::{FileRef, GrowingMap};
+use crate::StoreError;
 
 /// Bytes a pool thread hashes per lock hold, and the size of its reusable buffer: small
 /// enough to stay in L2 between the copy and the hash, and to let a finishing thread take
@@ -58,7 +57,7 @@ const MAX_THREADS: usize = 4;
 
 /// A session's hash and write-back progress, shared by its session and the pool.
 pub(crate) struct RunningHash {
-    file: Arc<File>,
+    file: FileRef,
     /// Data bytes written so far (the file holds `UPLOAD_RESERVED` more).
     written: AtomicU64,
     /// Set while the session is queued on, or being worked by, a pool thread; at most one
@@ -77,12 +76,12 @@ struct HashState {
     /// Data bytes fed to `sha`.
     hashed: u64,
     /// Where the next bytes are read from; `None` until needed, or if mapping failed.
-    window: Option<UploadWindow>,
+    window: Option<GrowingMap>,
 }
 
 impl RunningHash {
     /// The hash of a session whose file holds `written` data bytes, none hashed yet.
-    pub(crate) fn new(file: Arc<File>, written: u64) -> Arc<RunningHash> {
+    pub(crate) fn new(file: FileRef, written: u64) -> Arc<RunningHash> {
         Arc::new(RunningHash {
             file,
             written: AtomicU64::new(written),
@@ -167,11 +166,11 @@ impl RunningHash {
         } = st;
         for fresh in [false, true] {
             if fresh {
-                *window = UploadWindow::new(self.file.clone(), from, WINDOW.max(want)).ok();
+                *window = self.file.map_growing(from, WINDOW.max(want)).ok().flatten();
             }
             if let Some(w) = window.as_ref() {
                 let got = w
-                    .bytes(from, to)
+                    .bytes(&*self.file, from, to)
                     .map_err(|e| StoreError::io("stat upload file", e))?;
                 if let Some(b) = got {
                     sha.update(b);
@@ -293,7 +292,7 @@ impl HasherPool {
                     if !h.abandoned.load(Ordering::Relaxed) {
                         // Only a hint: a failure here is met again, and reported, by the
                         // final `fdatasync`.
-                        let _ = writeback::start(&h.file, from, len);
+                        let _ = h.file.start_writeback(from, len);
                     }
                 }
             })
@@ -330,16 +329,11 @@ mod tests {
 
     #[test]
     fn the_pool_alone_catches_up_with_the_writes_and_matches_an_inline_hash() {
+        use crate::vfs::{OpenMode, RealFs, Vfs};
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("u");
-        let file = Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .unwrap(),
-        );
+        let file = RealFs::new(dir.path())
+            .open("u", OpenMode::CreateNew)
+            .unwrap();
         let pool = HasherPool::start().unwrap();
         let h = RunningHash::new(file.clone(), 0);
         let mut inline = Sha256::new();

@@ -5,7 +5,8 @@
 //! database, `DIR/meta.redb`; blob bytes live in append-only pack files,
 //! `DIR/packs/<id>.pack` (layout in `pack/format.rs`); uploads in progress are plain files,
 //! `DIR/uploads/<id>`. `DIR/lock` is held with an exclusive `flock` while a store is open,
-//! so two processes never open one store.
+//! so two processes never open one store. Every file is reached through the I/O seam,
+//! [`vfs`]: the real disk, or a simulated one the crash tests cut the power of.
 //!
 //! The engine knows nothing of HTTP, sockets or the wire format of digests: the server
 //! converts between those and the storage nouns here ([`BlobKey`], repository names as
@@ -92,10 +93,9 @@ mod space;
 mod tenancy;
 mod touch;
 mod upload;
-mod writeback;
+pub mod vfs;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -326,7 +326,8 @@ pub struct CheckOptions {
 
 /// What the committer thread and readers share.
 pub(crate) struct Inner {
-    pub(crate) dir: PathBuf,
+    /// Where every file of the store lives.
+    pub(crate) fs: Arc<dyn vfs::Vfs>,
     pub(crate) db: metadb::MetaDb,
     pub(crate) opts: EngineOptions,
     pub(crate) packs: pack::reader::PackCache,
@@ -346,25 +347,12 @@ pub(crate) struct Inner {
     pub(crate) gc: gc::State,
     /// When each repository link was last used, for garbage collection's grace.
     pub(crate) touches: touch::Touches,
-    /// `packs/` and `uploads/`, open for the store's lifetime so that making entries in
-    /// them durable (`fsync` of the directory) needs no descriptor then.
-    pub(crate) packs_dir_handle: File,
-    pub(crate) uploads_dir_handle: File,
     /// Free space and the reserve uploads leave.
     pub(crate) space: space::Space,
     /// Told of health changes (`Engine::watch_health`).
     pub(crate) health_watch: Mutex<Option<HealthWatch>>,
-    /// Held for the store's lifetime: the exclusive lock on `DIR/lock`.
-    _lock: File,
-}
-
-impl Inner {
-    pub(crate) fn packs_dir(&self) -> PathBuf {
-        self.dir.join("packs")
-    }
-    pub(crate) fn uploads_dir(&self) -> PathBuf {
-        self.dir.join("uploads")
-    }
+    /// Held for the store's lifetime: the store's exclusive lock ([`vfs::Vfs::lock`]).
+    _lock: vfs::Held,
 }
 
 /// The store. `Send + Sync`; share it in an `Arc`. Dropping it stops the committer after
@@ -386,19 +374,26 @@ impl Engine {
         opts: EngineOptions,
         clock: Clock,
     ) -> Result<Engine, StoreError> {
-        let opened = recover::open(dir, opts, clock)?;
+        Self::open_on(Arc::new(vfs::RealFs::new(dir)), opts, clock)
+    }
+
+    /// Opens (creating if needed) the store held by `fs`: its own folder on disk
+    /// ([`vfs::RealFs`]), or a simulated file system in tests ([`vfs::SimFs`]).
+    pub fn open_on(
+        fs: Arc<dyn vfs::Vfs>,
+        opts: EngineOptions,
+        clock: Clock,
+    ) -> Result<Engine, StoreError> {
+        let opened = recover::open(&*fs, opts, clock)?;
         let now = (opened.clock)();
         let inner = Arc::new(Inner {
-            dir: dir.to_path_buf(),
-            db: metadb::MetaDb::new(dir.join("meta.redb"), opened.db),
+            db: metadb::MetaDb::new(fs.clone(), opened.db),
             opts: opened.opts.clone(),
             packs: pack::reader::PackCache::new(
-                dir.join("packs"),
+                fs.clone(),
                 opened.opts.open_packs,
                 opened.opts.on_out_of_descriptors.clone(),
             ),
-            packs_dir_handle: opened.packs_dir,
-            uploads_dir_handle: opened.uploads_dir,
             uploads: opened.sessions,
             next_pack: AtomicU64::new(opened.next_pack),
             clock: opened.clock.clone(),
@@ -408,9 +403,10 @@ impl Engine {
             active_shared: AtomicU64::new(u64::MAX),
             gc: gc::State::default(),
             touches: touch::Touches::new(now),
-            space: space::Space::new(dir, opened.opts.min_free_bytes, opened.clock.clone()),
+            space: space::Space::new(fs.clone(), opened.opts.min_free_bytes, opened.clock.clone()),
             health_watch: Mutex::new(None),
             _lock: opened.lock,
+            fs,
         });
         let commit = commit::Committer::start(inner.clone(), opened.resume_shared)?;
         let engine = Engine { inner, commit };

@@ -11,17 +11,29 @@
 //! batches, while every caller's write waits in its queue. Readers hold the lock only to
 //! begin a transaction, so a reopen waits for no reader; a read begun on the old handle and
 //! still running when it closes fails (`DatabaseClosed`), and the caller answers 500: it
-//! never sees anything half-written.
+//! never sees anything half-written. A reopen that failed (the disk still failing) leaves
+//! no handle; the next read or batch tries again.
 
-use std::path::PathBuf;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
+use crate::vfs::{OpenMode, Vfs, VfsBackend};
 use crate::StoreError;
 
+/// The metadata database's name in the store.
+pub(crate) const META_DB: &str = "meta.redb";
+
+/// Opens (creating if need be) the metadata database on the I/O seam.
+pub(crate) fn open_db(fs: &dyn Vfs) -> Result<Database, StoreError> {
+    let file = fs
+        .open(META_DB, OpenMode::Create)
+        .map_err(|e| StoreError::io(format!("open {}", fs.describe(META_DB)), e))?;
+    Ok(Database::builder().create_with_backend(VfsBackend(file))?)
+}
+
 pub(crate) struct MetaDb {
-    path: PathBuf,
+    fs: Arc<dyn Vfs>,
     /// `None` only between closing the old handle and opening the new, and after an open
     /// that failed (the next batch tries again).
     db: RwLock<Option<Database>>,
@@ -31,9 +43,9 @@ pub(crate) struct MetaDb {
 }
 
 impl MetaDb {
-    pub(crate) fn new(path: PathBuf, db: Database) -> MetaDb {
+    pub(crate) fn new(fs: Arc<dyn Vfs>, db: Database) -> MetaDb {
         MetaDb {
-            path,
+            fs,
             db: RwLock::new(Some(db)),
             failing: Mutex::new(None),
         }
@@ -43,7 +55,17 @@ impl MetaDb {
         StoreError::new("metadata database: being reopened after a failed write")
     }
 
+    /// A read on the database; if an earlier reopen failed (the disk was still failing),
+    /// it tries the reopen first, so reads come back as soon as the disk does, without
+    /// waiting for the next write.
     pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        {
+            let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(db) = g.as_ref() {
+                return Ok(db.begin_read()?);
+            }
+        }
+        self.reopen_if_closed()?;
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
         Ok(g.as_ref().ok_or_else(Self::closed)?.begin_read()?)
     }
@@ -68,15 +90,17 @@ impl MetaDb {
             // A latched handle reports its latch here; closing it is all that is wanted.
             let _ = old.close();
         }
-        *g = Some(Database::create(&self.path)?);
+        *g = Some(open_db(&*self.fs)?);
         Ok(())
     }
 
-    /// Opens the file again if an earlier reopen failed.
+    /// Opens the file again if an earlier reopen failed. Checked under the write lock, so
+    /// that a reader and the committer never both reopen (the second would close the
+    /// handle the first just opened, under a write that began on it).
     pub(crate) fn reopen_if_closed(&self) -> Result<(), StoreError> {
-        let closed = self.db.read().unwrap_or_else(|p| p.into_inner()).is_none();
-        if closed {
-            self.reopen()?;
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(open_db(&*self.fs)?);
         }
         Ok(())
     }

@@ -4,17 +4,18 @@
 //! delete freely. Every repair is named in `CheckReport::repaired`.
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
-use std::path::Path;
 
 use redb::{Database, ReadableTable};
 
 use crate::commit::{sync_dir, Tables};
 use crate::keys::UploadId;
-use crate::pack::format::{parse_pack_file_name, UPLOAD_RESERVED};
+use crate::pack::format::{
+    pack_name, parse_pack_file_name, upload_name, PACKS, UPLOADS, UPLOAD_RESERVED,
+};
 use crate::schema::{self, PACK_SHARED};
 use crate::tenancy::TenancyTables;
 use crate::upload::Sessions;
+use crate::vfs::{Held, OpenMode, Vfs};
 use crate::{Clock, EngineOptions, StoreError};
 
 pub(crate) struct Opened {
@@ -26,56 +27,37 @@ pub(crate) struct Opened {
     /// The shared pack to keep appending to: (id, committed length).
     pub resume_shared: Option<(u64, u64)>,
     pub repaired: Vec<String>,
-    pub lock: File,
-    /// `packs/` and `uploads/`, for `Inner`'s directory handles.
-    pub packs_dir: File,
-    pub uploads_dir: File,
+    pub lock: Held,
 }
 
-fn mkdir(p: &Path) -> Result<(), StoreError> {
-    crate::descriptors::mkdir(p)
-        .map_err(|e| StoreError::io(format!("create directory {}", p.display()), e))
+fn mkdir(fs: &dyn Vfs, dir: &str) -> Result<(), StoreError> {
+    fs.create_dir(dir)
+        .map_err(|e| StoreError::io(format!("create directory {}", fs.describe(dir)), e))
 }
 
 /// Takes the store's exclusive lock, or says who holds it.
-fn lock(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join("lock");
-    let f = crate::descriptors::new_file()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::io(format!("open lock file {}", path.display()), e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::new(format!(
+fn lock(fs: &dyn Vfs) -> Result<Held, StoreError> {
+    match fs.lock() {
+        Ok(Some(held)) => Ok(held),
+        Ok(None) => Err(StoreError::new(format!(
             "data directory {} is in use by another Berth process (it holds {}); stop it or \
              choose another directory",
-            dir.display(),
-            path.display()
+            fs.describe(""),
+            fs.describe("lock")
         ))),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(StoreError::io(format!("lock {}", path.display()), e))
-        }
+        Err(e) => Err(StoreError::io(format!("lock {}", fs.describe("lock")), e)),
     }
 }
 
-pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Opened, StoreError> {
-    mkdir(dir)?;
-    let lock = lock(dir)?;
-    let packs_dir = dir.join("packs");
-    let uploads_dir = dir.join("uploads");
-    mkdir(&packs_dir)?;
-    mkdir(&uploads_dir)?;
-    let open_dir = |p: &Path| {
-        crate::descriptors::open_dir(p)
-            .map_err(|e| StoreError::io(format!("open directory {}", p.display()), e))
-    };
-    let (packs_dir_file, uploads_dir_file) = (open_dir(&packs_dir)?, open_dir(&uploads_dir)?);
-    let db_path = dir.join("meta.redb");
-    crate::descriptors::precreate(&db_path)
-        .map_err(|e| StoreError::io(format!("create {}", db_path.display()), e))?;
-    let db = Database::create(db_path)?;
+pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Opened, StoreError> {
+    mkdir(fs, "")?;
+    let lock = lock(fs)?;
+    mkdir(fs, PACKS)?;
+    mkdir(fs, UPLOADS)?;
+    let db = crate::metadb::open_db(fs)?;
+    // The directories and the database's entry are durable before anything is stored in
+    // them: a new store's first commit must not vanish with a directory entry.
+    sync_dir(fs, "")?;
     let mut repaired = Vec::new();
 
     let txn = db.begin_write()?;
@@ -111,7 +93,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             Some(v) => {
                 return Err(StoreError::new(format!(
                     "{} holds a store of schema version {v}; this Berth reads version {}",
-                    dir.display(),
+                    fs.describe(""),
                     schema::SCHEMA_VERSION
                 )))
             }
@@ -133,18 +115,17 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             let row = schema::decode_pack(v.value())?;
             named_packs.insert(id);
             max_pack = max_pack.max(id);
-            let path = packs_dir.join(crate::pack::format::pack_file_name(id));
-            let Ok(f) = OpenOptions::new().write(true).open(&path) else {
+            let name = pack_name(id);
+            let Ok(f) = fs.open(&name, OpenMode::Write) else {
                 continue; // missing: `check` reports it; nothing to repair here
             };
             let len = f
-                .metadata()
-                .map_err(|e| StoreError::io(format!("stat {}", path.display()), e))?
-                .len();
+                .len()
+                .map_err(|e| StoreError::io(format!("stat {}", fs.describe(&name)), e))?;
             if len > row.committed_len {
                 f.set_len(row.committed_len)
-                    .and_then(|()| f.sync_all())
-                    .map_err(|e| StoreError::io(format!("truncate {}", path.display()), e))?;
+                    .and_then(|()| f.sync_data())
+                    .map_err(|e| StoreError::io(format!("truncate {}", fs.describe(&name)), e))?;
                 repaired.push(format!(
                     "cut {} uncommitted bytes from the tail of pack {id}",
                     len - row.committed_len
@@ -167,22 +148,19 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
         }
         let mut kept = Vec::new();
         for (uid, row) in sessions_found.drain(..) {
-            let path = uploads_dir.join(uid.as_str());
-            match OpenOptions::new().read(true).write(true).open(&path) {
+            let name = upload_name(uid.as_str());
+            match fs.open(&name, OpenMode::Write) {
                 Ok(f) => {
-                    let meta = f.metadata().map_err(|e| StoreError::io("stat upload", e))?;
-                    if meta.len() < UPLOAD_RESERVED {
+                    let stat = |e| StoreError::io(format!("stat {}", fs.describe(&name)), e);
+                    let len = f.len().map_err(stat)?;
+                    if len < UPLOAD_RESERVED {
                         drop(f);
-                        let _ = std::fs::remove_file(&path);
+                        let _ = fs.remove(&name);
                         dead_rows.push(uid.as_str().to_owned());
                         continue;
                     }
-                    let mtime = meta
-                        .modified()
-                        .ok()
-                        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_secs());
-                    let len = meta.len() - UPLOAD_RESERVED;
+                    let mtime = f.modified_secs().map_err(stat)?;
+                    let len = len - UPLOAD_RESERVED;
                     kept.push((uid, row, f, len, mtime));
                 }
                 Err(_) => dead_rows.push(uid.as_str().to_owned()),
@@ -193,7 +171,7 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             repaired.push(format!("dropped upload session {id}: its file was missing"));
         }
         sessions_found.clear();
-        let sessions = Sessions::new(uploads_dir.clone())?;
+        let sessions = Sessions::new()?;
         let mut live_ids = BTreeSet::new();
         for (uid, row, f, len, mtime) in kept {
             live_ids.insert(uid.as_str().to_owned());
@@ -204,35 +182,32 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
         // Files no committed row names: packs renamed in by an upload whose commit never
         // happened, upload files whose session row never committed.
         let mut removed_any = false;
-        for entry in read_dir(&packs_dir)? {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
+        for name in list(fs, PACKS)? {
             let Some(id) = parse_pack_file_name(&name) else {
                 continue;
             };
             max_pack = max_pack.max(id);
             if !named_packs.contains(&id) {
-                std::fs::remove_file(entry.path())
-                    .map_err(|e| StoreError::io(format!("remove {}", entry.path().display()), e))?;
+                let name = pack_name(id);
+                fs.remove(&name)
+                    .map_err(|e| StoreError::io(format!("remove {}", fs.describe(&name)), e))?;
                 repaired.push(format!("removed pack {id}: no committed blob names it"));
                 removed_any = true;
             }
         }
         if removed_any {
-            sync_dir(&packs_dir_file, &packs_dir)?;
+            sync_dir(fs, PACKS)?;
         }
         let mut removed_any = false;
-        for entry in read_dir(&uploads_dir)? {
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in list(fs, UPLOADS)? {
             if !live_ids.contains(&name) {
-                let _ = std::fs::remove_file(entry.path());
+                let _ = fs.remove(&upload_name(&name));
                 repaired.push(format!("removed upload file {name}: no session names it"));
                 removed_any = true;
             }
         }
         if removed_any {
-            sync_dir(&uploads_dir_file, &uploads_dir)?;
+            sync_dir(fs, UPLOADS)?;
         }
         txn.commit()?;
         Ok(Opened {
@@ -244,17 +219,13 @@ pub(crate) fn open(dir: &Path, opts: EngineOptions, clock: Clock) -> Result<Open
             resume_shared,
             repaired,
             lock,
-            packs_dir: packs_dir_file,
-            uploads_dir: uploads_dir_file,
         })
     }
 }
 
-fn read_dir(p: &Path) -> Result<Vec<std::fs::DirEntry>, StoreError> {
-    let rd =
-        std::fs::read_dir(p).map_err(|e| StoreError::io(format!("list {}", p.display()), e))?;
-    rd.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::io(format!("list {}", p.display()), e))
+fn list(fs: &dyn Vfs, dir: &str) -> Result<Vec<String>, StoreError> {
+    fs.list(dir)
+        .map_err(|e| StoreError::io(format!("list {}", fs.describe(dir)), e))
 }
 
 #[cfg(test)]

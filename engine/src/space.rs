@@ -10,9 +10,11 @@
 
 #![allow(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use crate::vfs::Vfs;
 use crate::{Clock, StoreError};
 
 /// The default reserve's ceiling: room for many thousands of metadata commits.
@@ -62,7 +64,7 @@ pub fn default_min_free_bytes(total: u64) -> u64 {
 
 /// Free space as last read, and the reserve uploads must leave.
 pub(crate) struct Space {
-    dir: PathBuf,
+    fs: Arc<dyn Vfs>,
     /// Uploads are refused while less than this is free.
     pub(crate) reserve: u64,
     clock: Clock,
@@ -74,12 +76,13 @@ pub(crate) struct Space {
 
 impl Space {
     /// `reserve` of `None` takes [`default_min_free_bytes`] of the filesystem.
-    pub(crate) fn new(dir: &Path, reserve: Option<u64>, clock: Clock) -> Space {
+    pub(crate) fn new(fs: Arc<dyn Vfs>, reserve: Option<u64>, clock: Clock) -> Space {
         let reserve = reserve.unwrap_or_else(|| {
-            fs_space(dir).map_or(DEFAULT_MIN_FREE_BYTES, |s| default_min_free_bytes(s.total))
+            fs.space()
+                .map_or(DEFAULT_MIN_FREE_BYTES, |s| default_min_free_bytes(s.total))
         });
         Space {
-            dir: dir.to_path_buf(),
+            fs,
             reserve,
             clock,
             read_at: AtomicU64::new(u64::MAX),
@@ -99,7 +102,7 @@ impl Space {
 
     /// A fresh reading, kept for the second `now`.
     fn read(&self, now: u64) -> Option<u64> {
-        let s = fs_space(&self.dir).ok()?;
+        let s = self.fs.space().ok()?;
         self.free.store(s.free, Ordering::Relaxed);
         self.read_at.store(now, Ordering::Release);
         Some(s.free)
@@ -130,7 +133,7 @@ impl Space {
                 format!(
                     "{free} bytes free on the filesystem of {}, {len} more to write, below \
                      {floor} (min_free_space {})",
-                    self.dir.display(),
+                    self.fs.describe(""),
                     self.reserve
                 ),
                 format!(

@@ -9,9 +9,6 @@
 //! finished upload becomes a pack by writing those headers and renaming the file.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -21,9 +18,11 @@ use crate::commit::{BlobSource, Committer, Durable, Finished};
 use crate::hasher::{HasherPool, RunningHash};
 use crate::keys::{Alg, BlobKey, UploadId};
 use crate::pack::format::{
-    pack_file_name, pack_header, record_header, KIND_SINGLE, PACK_HEADER_LEN, UPLOAD_RESERVED,
+    pack_header, pack_name, record_header, upload_name, KIND_SINGLE, PACK_HEADER_LEN, UPLOADS,
+    UPLOAD_RESERVED,
 };
 use crate::schema::UploadRow;
+use crate::vfs::{FileRef, OpenMode, VfsFile};
 use crate::{blob, AppendError, BlobLoc, FinishError, Inner, StoreError, UploadStatus};
 
 /// Expired sessions are swept from `start_upload` at most this often.
@@ -31,7 +30,7 @@ const SWEEP_EVERY_SECS: u64 = 60;
 
 pub(crate) struct Session {
     repo: String,
-    file: Arc<File>,
+    file: FileRef,
     /// Data bytes received (the file holds `UPLOAD_RESERVED + len`).
     len: u64,
     /// SHA-256 of the data, computed behind the appends.
@@ -73,30 +72,30 @@ impl Slot {
 
 /// The live sessions.
 pub(crate) struct Sessions {
-    dir: PathBuf,
     map: RwLock<HashMap<UploadId, Arc<Slot>>>,
     last_sweep: AtomicU64,
     hashers: HasherPool,
 }
 
 impl Sessions {
-    pub(crate) fn new(dir: PathBuf) -> Result<Sessions, StoreError> {
+    pub(crate) fn new() -> Result<Sessions, StoreError> {
         Ok(Sessions {
-            dir,
             map: RwLock::new(HashMap::new()),
             last_sweep: AtomicU64::new(0),
             hashers: HasherPool::start()?,
         })
     }
 
-    fn path(&self, id: &UploadId) -> PathBuf {
-        self.dir.join(id.as_str())
-    }
-
     /// Re-adds a session found at open; its hash is rebuilt from the file behind the next
     /// append, or at finish.
-    pub(crate) fn restore(&self, id: UploadId, repo: String, file: File, len: u64, touched: u64) {
-        let file = Arc::new(file);
+    pub(crate) fn restore(
+        &self,
+        id: UploadId,
+        repo: String,
+        file: FileRef,
+        len: u64,
+        touched: u64,
+    ) {
         let s = Session {
             repo,
             hash: RunningHash::new(file.clone(), len),
@@ -172,31 +171,27 @@ pub(crate) fn start(
     }
     inner.space.start_upload()?;
     let id = UploadId::random().map_err(|e| StoreError::new(format!("random upload id: {e}")))?;
-    let path = inner.uploads.path(&id);
-    let file = inner.packs.open_file(
-        crate::descriptors::new_file()
-            .read(true)
-            .write(true)
-            .create_new(true),
-        &path,
-        "create upload file",
-    )?;
+    let name = upload_name(id.as_str());
+    let file = inner
+        .packs
+        .open_file(&name, OpenMode::CreateNew, "create upload file")?;
     // Zero room for the headers the file will need if it becomes a pack (a sparse hole).
-    file.set_len(UPLOAD_RESERVED)
-        .map_err(|e| StoreError::io(format!("size upload file {}", path.display()), e))?;
+    if let Err(e) = file.set_len(UPLOAD_RESERVED) {
+        let _ = inner.fs.remove(&name);
+        return Err(StoreError::io(format!("size upload file {id}"), e));
+    }
     let row = UploadRow {
         repo: repo.to_owned(),
         created: now,
     };
     if let Err(e) = commit.start_upload(id.clone(), row) {
-        let _ = std::fs::remove_file(&path);
+        let _ = inner.fs.remove(&name);
         return Err(e);
     }
     let status = UploadStatus {
         id: id.as_str().to_owned(),
         len: 0,
     };
-    let file = Arc::new(file);
     let s = Session {
         repo: repo.to_owned(),
         hash: RunningHash::new(file.clone(), 0),
@@ -258,7 +253,7 @@ pub(crate) fn sync(
     file.sync_data()
         .map_err(|e| StoreError::io("fdatasync upload file", e))?;
     if let Some(row) = row {
-        crate::commit::sync_dir(&inner.uploads_dir_handle, &inner.uploads_dir())?;
+        crate::commit::sync_dir(&*inner.fs, UPLOADS)?;
         commit.keep_upload(id.clone(), row)?;
         if let Some(mut g) = live(&s, repo) {
             g.durable = true;
@@ -277,7 +272,7 @@ pub(crate) fn sync(
 }
 
 /// Feeds the session's data bytes (`len` of them after the reserved room) to `f`.
-fn hash_file(file: &File, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
+fn hash_file(file: &dyn VfsFile, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), StoreError> {
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     while pos < len {
@@ -320,11 +315,7 @@ pub(crate) fn append(
     inner.space.append(bytes.len() as u64)?;
     if let Err(e) = g.file.write_all_at(bytes, UPLOAD_RESERVED + g.len) {
         // Part of the bytes may have landed: take the file's word for the length.
-        let on_disk = g
-            .file
-            .metadata()
-            .map(|m| m.len())
-            .unwrap_or(UPLOAD_RESERVED);
+        let on_disk = g.file.len().unwrap_or(UPLOAD_RESERVED);
         g.len = on_disk.saturating_sub(UPLOAD_RESERVED);
         g.hash.rewound(g.len);
         s.publish(&g);
@@ -343,7 +334,7 @@ fn discard(inner: &Inner, commit: &Committer, id: &UploadId, slot: &Slot, s: &mu
     s.hash.abandon();
     slot.publish(s);
     inner.uploads.remove(id);
-    let _ = std::fs::remove_file(inner.uploads.path(id));
+    let _ = inner.fs.remove(&upload_name(id.as_str()));
     // A row left behind (if this fails) names a missing file, which the next open drops.
     let _ = commit.drop_upload(id.clone());
 }
@@ -374,7 +365,7 @@ pub(crate) fn finish(
     let gone = || {
         hash.abandon();
         inner.uploads.remove(&id);
-        let _ = std::fs::remove_file(inner.uploads.path(&id));
+        let _ = inner.fs.remove(&upload_name(id.as_str()));
         // A row left behind (if this fails) names a missing file, which the next open drops.
         let _ = commit.drop_upload(id.clone());
     };
@@ -384,7 +375,7 @@ pub(crate) fn finish(
     }
     #[cfg(test)]
     test_gate::wait(repo);
-    let matches = match verify(&file, &hash, len, want) {
+    let matches = match verify(&*file, &hash, len, want) {
         Ok(m) => m,
         Err(e) => {
             gone();
@@ -398,7 +389,7 @@ pub(crate) fn finish(
     // From here the session is consumed whatever happens.
     hash.abandon();
     inner.uploads.remove(&id);
-    let r = store(inner, commit, repo, &id, &file, len, want);
+    let r = store(inner, commit, repo, &id, &*file, len, want);
     if !matches!(r, Ok(Some(_))) {
         // Whatever of the upload is left is no use to anyone now.
         gone();
@@ -408,7 +399,12 @@ pub(crate) fn finish(
 }
 
 /// Whether the session's `len` data bytes hash to `want`.
-fn verify(file: &File, hash: &RunningHash, len: u64, want: &BlobKey) -> Result<bool, StoreError> {
+fn verify(
+    file: &dyn VfsFile,
+    hash: &RunningHash,
+    len: u64,
+    want: &BlobKey,
+) -> Result<bool, StoreError> {
     if !want.is_well_formed() {
         return Ok(false);
     }
@@ -430,7 +426,7 @@ fn store(
     commit: &Committer,
     repo: &str,
     id: &UploadId,
-    file: &File,
+    file: &dyn VfsFile,
     len: u64,
     key: &BlobKey,
 ) -> Result<Option<Durable<BlobLoc>>, StoreError> {
@@ -464,8 +460,10 @@ fn store(
     file.write_all_at(&record_header(key, len), PACK_HEADER_LEN)
         .map_err(|e| io("write record header of", e))?;
     file.sync_data().map_err(|e| io("fdatasync", e))?;
-    let to = inner.packs_dir().join(pack_file_name(pack));
-    std::fs::rename(inner.uploads.path(id), &to).map_err(|e| io("rename", e))?;
+    inner
+        .fs
+        .rename(&upload_name(id.as_str()), &pack_name(pack))
+        .map_err(|e| io("rename", e))?;
     linked(commit.finish_blob(
         repo,
         key.clone(),

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use berth_engine::{AppendError, BlobKey, DeleteOutcome, Engine, EngineOptions, FinishError};

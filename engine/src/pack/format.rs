@@ -53,6 +53,21 @@ pub(crate) fn pack_file_name(id: u64) -> String {
     format!("{id:016x}.pack")
 }
 
+/// The directory holding the packs.
+pub(crate) const PACKS: &str = "packs";
+/// The directory holding the files of uploads in progress.
+pub(crate) const UPLOADS: &str = "uploads";
+
+/// Pack `id`'s name in the store (`packs/<id>.pack`).
+pub(crate) fn pack_name(id: u64) -> String {
+    format!("{PACKS}/{}", pack_file_name(id))
+}
+
+/// Upload `id`'s file in the store (`uploads/<id>`).
+pub(crate) fn upload_name(id: &str) -> String {
+    format!("{UPLOADS}/{id}")
+}
+
 /// The pack id a file name in `packs/` stands for, if it is one of ours.
 pub(crate) fn parse_pack_file_name(name: &str) -> Option<u64> {
     let hex = name.strip_suffix(".pack")?;

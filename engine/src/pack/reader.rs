@@ -3,15 +3,14 @@
 //! least recently used closed first.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::format::pack_file_name;
+use super::format::pack_name;
 use super::map::{PackFile, PackMap};
 use crate::descriptors::{is_exhaustion, DescriptorAlarm};
 use crate::gc::RETIRE_GRACE_SECS;
+use crate::vfs::{FileRef, OpenMode, Vfs};
 use crate::{BlobLoc, StoreError};
 
 struct PackEntry {
@@ -27,7 +26,7 @@ struct PackEntry {
 /// Closing a pack only drops the cache's hold: a send or read in flight holds the
 /// `PackFile` (or `PackMap`) it uses, and the descriptor closes when the last holder lets go.
 pub(crate) struct PackCache {
-    dir: PathBuf,
+    fs: Arc<dyn Vfs>,
     entries: RwLock<HashMap<u64, Arc<PackEntry>>>,
     /// Packs whose files garbage collection deleted, and when: kept open (so found by id)
     /// until [`RETIRE_GRACE_SECS`] have passed, for lookups made just before the deletion.
@@ -40,9 +39,13 @@ pub(crate) struct PackCache {
 }
 
 impl PackCache {
-    pub(crate) fn new(dir: PathBuf, budget: usize, alarm: Option<DescriptorAlarm>) -> PackCache {
+    pub(crate) fn new(
+        fs: Arc<dyn Vfs>,
+        budget: usize,
+        alarm: Option<DescriptorAlarm>,
+    ) -> PackCache {
         PackCache {
-            dir,
+            fs,
             entries: RwLock::new(HashMap::new()),
             retired: Mutex::new(HashMap::new()),
             budget: budget.max(1),
@@ -51,16 +54,18 @@ impl PackCache {
         }
     }
 
-    /// Opens `path` as `opts` says. Out of descriptors, it tells the alarm, closes every
+    /// Opens `name` as `mode` says. Out of descriptors, it tells the alarm, closes every
     /// cached pack not retired (those a read holds stay open until it ends) and tries once
     /// more: the cache is what holds most descriptors a store has.
     pub(crate) fn open_file(
         &self,
-        opts: &OpenOptions,
-        path: &Path,
+        name: &str,
+        mode: OpenMode,
         what: &str,
-    ) -> Result<File, StoreError> {
-        self.with_room(&format!("{what} {}", path.display()), || opts.open(path))
+    ) -> Result<FileRef, StoreError> {
+        self.with_room(&format!("{what} {}", self.fs.describe(name)), || {
+            self.fs.open(name, mode)
+        })
     }
 
     /// `open`, and once more after closing the cached packs if it found no descriptor;
@@ -150,8 +155,8 @@ impl PackCache {
             e.used.store(now, Relaxed);
             return Ok(e.clone());
         }
-        let path = self.dir.join(pack_file_name(pack));
-        let file = self.open_file(OpenOptions::new().read(true), &path, "open pack")?;
+        let name = pack_name(pack);
+        let file = self.open_file(&name, OpenMode::Read, "open pack")?;
         // Retired packs first, as `purge_retired` takes the two locks.
         let retired = self.lock_retired();
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
@@ -221,9 +226,8 @@ impl PackCache {
         let file_len = e
             .file
             .file()
-            .metadata()
-            .map_err(|err| StoreError::io(format!("stat pack {pack}"), err))?
-            .len();
+            .len()
+            .map_err(|err| StoreError::io(format!("stat pack {pack}"), err))?;
         if file_len < end {
             return Err(StoreError::new(format!(
                 "pack {pack} holds {file_len} bytes, a blob ends at {end} (run `berth check`)"
@@ -292,7 +296,6 @@ impl BlobReader {
 
 impl std::io::Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
         let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
         let n = buf.len().min(left);
         if n == 0 {

@@ -1,20 +1,17 @@
 //! Appending to a shared pack. Owned by the committer thread alone, so it needs no lock.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
-use std::path::Path;
-
 use super::format::{
-    pack_file_name, pack_header, record_header, KIND_SHARED, PACK_HEADER_LEN, RECORD_HEADER_LEN,
+    pack_header, pack_name, record_header, KIND_SHARED, PACK_HEADER_LEN, RECORD_HEADER_LEN,
 };
 use super::reader::PackCache;
 use crate::keys::BlobKey;
+use crate::vfs::{FileRef, OpenMode};
 use crate::{BlobLoc, StoreError};
 
 /// The shared pack small blobs are appended to.
 pub(crate) struct SharedPack {
     pub(crate) id: u64,
-    file: File,
+    file: FileRef,
     /// End of the bytes written; past the committed length until the batch commits.
     pub(crate) tail: u64,
 }
@@ -22,18 +19,10 @@ pub(crate) struct SharedPack {
 impl SharedPack {
     /// Creates `packs/<id>.pack` holding only its header. The file and its directory entry
     /// are synced with the first batch that appends to it (before that batch commits).
-    pub(crate) fn create(packs: &PackCache, dir: &Path, id: u64) -> Result<SharedPack, StoreError> {
-        let path = dir.join(pack_file_name(id));
-        let file = packs.open_file(
-            crate::descriptors::new_file()
-                .read(true)
-                .write(true)
-                .create_new(true),
-            &path,
-            "create pack",
-        )?;
+    pub(crate) fn create(packs: &PackCache, id: u64) -> Result<SharedPack, StoreError> {
+        let file = packs.open_file(&pack_name(id), OpenMode::CreateNew, "create pack")?;
         file.write_all_at(&pack_header(KIND_SHARED, id), 0)
-            .map_err(|e| StoreError::io(format!("write pack header {}", path.display()), e))?;
+            .map_err(|e| StoreError::io(format!("write the header of pack {id}"), e))?;
         Ok(SharedPack {
             id,
             file,
@@ -43,16 +32,11 @@ impl SharedPack {
 
     /// Reopens a shared pack to append after `committed_len` (its tail was cut there at open).
     pub(crate) fn reopen(
-        dir: &Path,
+        packs: &PackCache,
         id: u64,
         committed_len: u64,
     ) -> Result<SharedPack, StoreError> {
-        let path = dir.join(pack_file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(format!("open pack {}", path.display()), e))?;
+        let file = packs.open_file(&pack_name(id), OpenMode::Write, "open pack")?;
         Ok(SharedPack {
             id,
             file,
@@ -79,25 +63,16 @@ impl SharedPack {
 
     /// `fdatasync`. Called at most once per failure: the caller latches the pack on error.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        #[cfg(test)]
-        if FAIL_NEXT_SYNC.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return Err(std::io::Error::other("injected fdatasync failure"));
-        }
         self.file.sync_data()
     }
 }
 
-/// Makes the next shared-pack sync fail, as a disk would (unit tests only).
-#[cfg(test)]
-pub(crate) static FAIL_NEXT_SYNC: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
 
-    use super::FAIL_NEXT_SYNC;
-    use crate::{BlobKey, CheckOptions, Engine, EngineOptions, FinishError};
+    use crate::vfs::sim::{Fault, FaultKind, FaultOp, SimFs};
+    use crate::{system_clock, BlobKey, CheckOptions, Engine, EngineOptions, FinishError};
 
     fn push(e: &Engine, bytes: &[u8]) -> Result<crate::BlobLoc, FinishError> {
         let up = e.start_upload("r")?;
@@ -112,12 +87,20 @@ mod tests {
 
     #[test]
     fn a_failed_pack_sync_fails_the_batch_latches_the_pack_and_later_blobs_use_a_new_one() {
-        let dir = tempfile::tempdir().unwrap();
+        let fs = SimFs::new();
+        let open = |fs: &SimFs| {
+            Engine::open_on(
+                Arc::new(fs.clone()),
+                EngineOptions::default(),
+                system_clock(),
+            )
+            .unwrap()
+        };
         let (a, c);
         {
-            let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+            let e = open(&fs);
             a = push(&e, b"before").unwrap();
-            FAIL_NEXT_SYNC.store(true, Ordering::SeqCst);
+            fs.inject(Fault::once(FaultOp::SyncData, "packs/", FaultKind::Io));
             assert!(matches!(push(&e, b"during"), Err(FinishError::Store(_))));
             assert_eq!(
                 e.stat_blob("r", &BlobKey::sha256_of(b"during")).unwrap(),
@@ -130,7 +113,7 @@ mod tests {
             assert_eq!(e.read_blob(a).unwrap(), b"before");
             assert_eq!(e.read_blob(c).unwrap(), b"after");
         }
-        let e = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let e = open(&fs);
         assert_eq!(
             e.stat_blob("r", &BlobKey::sha256_of(b"before")).unwrap(),
             Some(a)
