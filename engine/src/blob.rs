@@ -2,8 +2,11 @@
 
 use redb::ReadableTable;
 
-use crate::commit::{already_durable, Committer, Durable, Tables};
-use crate::keys::BlobKey;
+use crate::commit::{already_durable, Batch, Committer, Durable, Tables, Write};
+use crate::keys::{BlobKey, UploadId};
+use crate::pack::format::{pack_name, upload_name, UPLOAD_RESERVED};
+use crate::schema::PackRow;
+use crate::tenancy::records::AuditRec;
 use crate::{schema, BlobLoc, DeleteOutcome, Inner, StoreError};
 
 /// The blob's location if `repo` links it. `used`: a client's lookup, which counts as a
@@ -76,7 +79,12 @@ pub(crate) fn mount(
     if !available {
         return Ok(None);
     }
-    commit.mount(repo, key, from)
+    let w = Mount {
+        repo: repo.to_owned(),
+        key: key.clone(),
+        from: from.map(str::to_owned),
+    };
+    Ok(commit.submit(w)?.transpose())
 }
 
 /// Links the blob encoded as `kb` into `repo`, creating the repository if new.
@@ -87,42 +95,164 @@ pub(crate) fn link(t: &mut Tables<'_>, repo: &str, kb: &[u8]) -> Result<(), Stor
     Ok(())
 }
 
-pub(crate) fn apply_mount(
-    t: &mut Tables<'_>,
-    repo: &str,
-    key: &BlobKey,
-    from: Option<&str>,
-) -> Result<Option<BlobLoc>, StoreError> {
-    let kb = key.encode();
-    let Some(loc) = t
-        .blobs
-        .get(&kb[..])?
-        .map(|v| schema::decode_loc(v.value()))
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    if let Some(f) = from {
-        if t.links.get((f, &kb[..]))?.is_none() {
-            return Ok(None);
-        }
-    }
-    link(t, repo, &kb)?;
-    Ok(Some(loc))
+/// Links a stored blob into a repository (from `from`, if named, which must link it).
+struct Mount {
+    repo: String,
+    key: BlobKey,
+    from: Option<String>,
 }
 
-pub(crate) fn apply_unlink(
-    t: &mut Tables<'_>,
-    repo: &str,
-    key: &BlobKey,
-) -> Result<DeleteOutcome, StoreError> {
-    if t.repos.get(repo)?.is_none() {
-        return Ok(DeleteOutcome::RepoUnknown);
+impl Write for Mount {
+    type Out = Option<BlobLoc>;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<Option<BlobLoc>, StoreError> {
+        let kb = self.key.encode();
+        let Some(loc) =
+            b.t.blobs
+                .get(&kb[..])?
+                .map(|v| schema::decode_loc(v.value()))
+                .transpose()?
+        else {
+            return Ok(None);
+        };
+        if let Some(f) = &self.from {
+            if b.t.links.get((f.as_str(), &kb[..]))?.is_none() {
+                return Ok(None);
+            }
+        }
+        link(&mut b.t, &self.repo, &kb)?;
+        b.used(&self.repo, &kb);
+        Ok(Some(loc))
     }
-    let kb = key.encode();
-    if t.links.remove((repo, &kb[..]))?.is_none() {
-        return Ok(DeleteOutcome::NotFound);
+
+    fn changed(out: &Option<BlobLoc>) -> bool {
+        out.is_some()
     }
-    t.linked_by.remove((&kb[..], repo))?;
-    Ok(DeleteOutcome::Deleted)
+}
+
+/// Removes a blob's link from a repository; the blob stays until garbage collection finds
+/// no repository linking it.
+pub(crate) struct Unlink {
+    pub(crate) repo: String,
+    pub(crate) key: BlobKey,
+    pub(crate) audit: Vec<AuditRec>,
+}
+
+impl Write for Unlink {
+    type Out = DeleteOutcome;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<DeleteOutcome, StoreError> {
+        let (t, repo) = (&mut b.t, self.repo.as_str());
+        if t.repos.get(repo)?.is_none() {
+            return Ok(DeleteOutcome::RepoUnknown);
+        }
+        let kb = self.key.encode();
+        if t.links.remove((repo, &kb[..]))?.is_none() {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        t.linked_by.remove((&kb[..], repo))?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
+    }
+
+    fn changed(out: &DeleteOutcome) -> bool {
+        *out == DeleteOutcome::Deleted
+    }
+}
+
+/// Where a finished upload's bytes are.
+pub(crate) enum BlobSource {
+    /// A small blob, to append to the shared pack.
+    Bytes(Vec<u8>),
+    /// A large blob whose upload file was synced and renamed to `packs/<pack>.pack`.
+    Pack { pack: u64, len: u64 },
+    /// The blob was already stored when the upload finished; only link it.
+    Existing,
+}
+
+/// Why a finished upload stored nothing.
+pub(crate) enum NotStored {
+    /// The blob it meant to link was collected meanwhile (`BlobSource::Existing`): store
+    /// the bytes after all.
+    Vanished,
+    /// Its registry was deleted meanwhile, ending the session.
+    Ended,
+}
+
+/// Stores and links a finished upload's blob (or links the copy already stored), and drops
+/// the session's row.
+pub(crate) struct FinishBlob {
+    pub(crate) repo: String,
+    pub(crate) key: BlobKey,
+    pub(crate) src: BlobSource,
+    pub(crate) upload: UploadId,
+}
+
+impl Write for FinishBlob {
+    type Out = Result<BlobLoc, NotStored>;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<Self::Out, StoreError> {
+        b.t.uploads.remove(self.upload.as_str())?;
+        if b.ended(&self.upload) {
+            if let BlobSource::Pack { pack, .. } = self.src {
+                b.delete_after(pack_name(pack));
+            }
+            return Ok(Err(NotStored::Ended));
+        }
+        let upload_file = upload_name(self.upload.as_str());
+        let kb = self.key.encode();
+        let existing =
+            b.t.blobs
+                .get(&kb[..])?
+                .map(|v| schema::decode_loc(v.value()))
+                .transpose()?;
+        if let Some(loc) = existing {
+            match self.src {
+                BlobSource::Pack { pack, .. } => b.delete_after(pack_name(pack)),
+                _ => b.delete_after(upload_file),
+            }
+            link(&mut b.t, &self.repo, &kb)?;
+            b.used(&self.repo, &kb);
+            return Ok(Ok(loc));
+        }
+        let loc = match &self.src {
+            BlobSource::Existing => return Ok(Err(NotStored::Vanished)),
+            BlobSource::Bytes(data) => {
+                let loc = b.append_shared(&self.key, data);
+                b.delete_after(upload_file);
+                loc?
+            }
+            BlobSource::Pack { pack, len } => {
+                b.pack_entry_changed();
+                let row = PackRow {
+                    kind: schema::PACK_SINGLE,
+                    committed_len: UPLOAD_RESERVED + len,
+                };
+                b.t.packs.insert(*pack, &schema::encode_pack(&row)[..])?;
+                BlobLoc {
+                    pack: *pack,
+                    offset: UPLOAD_RESERVED,
+                    len: *len,
+                }
+            }
+        };
+        b.t.blobs.insert(&kb[..], &schema::encode_loc(&loc)[..])?;
+        link(&mut b.t, &self.repo, &kb)?;
+        b.used(&self.repo, &kb);
+        Ok(Ok(loc))
+    }
+
+    fn changed(out: &Self::Out) -> bool {
+        out.is_ok()
+    }
+
+    /// A pack the finishing thread renamed in for a batch that failed names nothing.
+    fn failed(&self, inner: &Inner) {
+        if let BlobSource::Pack { pack, .. } = self.src {
+            let _ = inner.fs.remove(&pack_name(pack));
+        }
+    }
 }

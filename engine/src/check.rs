@@ -78,7 +78,7 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
         let map = match inner.packs.map_covering(loc.pack, loc.offset + loc.len) {
             Ok(m) => m,
             Err(e) => {
-                p.push(format!("blob {key}: {}", e.detail()));
+                p.push(format!("blob {key}: {e}"));
                 continue;
             }
         };
@@ -254,14 +254,14 @@ fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(),
     let orgs = txn.open_table(schema::ORGS)?;
     for entry in orgs.iter()? {
         let (k, v) = entry?;
-        if let Err(c) = schema::decode_org(k.value(), v.value()) {
+        if let Err(c) = crate::tenancy::records::decode_org(k.value(), v.value()) {
             p.push(format!("organisation {}: {}", k.value(), c.0));
         }
     }
     for entry in txn.open_table(schema::REGISTRIES)?.iter()? {
         let (k, v) = entry?;
         let (org, slug) = k.value();
-        if let Err(c) = schema::decode_registry(org, slug, v.value()) {
+        if let Err(c) = crate::tenancy::records::decode_registry(org, slug, v.value()) {
             p.push(format!("registry {org}/{slug}: {}", c.0));
         }
         if orgs.get(org)?.is_none() {
@@ -276,7 +276,7 @@ fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(),
     for entry in tokens.iter()? {
         let (k, v) = entry?;
         let id = k.value();
-        let t = match schema::decode_token(id, v.value()) {
+        let t = match crate::tenancy::records::decode_token(id, v.value()) {
             Ok(t) => t,
             Err(c) => {
                 p.push(format!("token {id}: {}", c.0));
@@ -302,9 +302,8 @@ fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(),
         let (k, v) = entry?;
         let id = v.value();
         let ok = match tokens.get(id)? {
-            Some(row) => {
-                schema::decode_token(id, row.value()).is_ok_and(|t| t.hash[..] == *k.value())
-            }
+            Some(row) => crate::tenancy::records::decode_token(id, row.value())
+                .is_ok_and(|t| t.hash[..] == *k.value()),
             None => false,
         };
         if !ok {
@@ -317,7 +316,7 @@ fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(),
         let (k, _) = entry?;
         let (org, id) = k.value();
         let ok = match tokens.get(id)? {
-            Some(row) => schema::decode_token(id, row.value())
+            Some(row) => crate::tenancy::records::decode_token(id, row.value())
                 .is_ok_and(|t| t.org.as_deref().unwrap_or(schema::ADMIN_ORG) == org),
             None => false,
         };
@@ -330,7 +329,7 @@ fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(),
     for entry in txn.open_table(schema::AUDIT)?.iter()? {
         let (k, v) = entry?;
         let (org, seq) = k.value();
-        if let Err(c) = schema::decode_audit(org, seq, v.value()) {
+        if let Err(c) = crate::tenancy::records::decode_audit(org, seq, v.value()) {
             p.push(format!("audit entry {org:?} #{seq}: {}", c.0));
         }
     }

@@ -2,52 +2,92 @@
 
 use crate::keys::BlobKey;
 use crate::schema::Corrupt;
+use std::sync::Arc;
 
 /// The disk, the metadata database or the store's own invariants failed; not the caller's
-/// fault. The server answers 5xx. The message says what failed and where (paths, pack
-/// ids): it is for the log, not for clients.
+/// fault. The server answers 5xx. The text says what failed and where (paths, pack ids): it
+/// is for the log, not for clients, who get a request id that the log line also carries
+/// (except for a full store: [`StoreError::full_message`] is meant for them).
+///
+/// Cheap to clone (a failed batch hands one error to every caller in it), so the causes are
+/// shared.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("storage error: {detail}")]
-pub struct StoreError {
-    detail: String,
-    /// Set when the failure is a lack of space: what a client may be told.
-    full: Option<String>,
+#[non_exhaustive]
+pub enum StoreError {
+    /// A file operation failed: `what` names it and the file.
+    #[error("storage error: {what}: {source}")]
+    Io {
+        /// What was being done, to which file.
+        what: String,
+        /// The operating system's error.
+        source: Arc<std::io::Error>,
+    },
+    /// The metadata database failed.
+    #[error("storage error: metadata database: {0}")]
+    Db(#[source] Arc<redb::Error>),
+    /// A metadata row could not be decoded: the database is damaged, or written by a newer
+    /// Berth.
+    #[error("storage error: metadata holds an undecodable {0} (run `berth check`)")]
+    Corrupt(&'static str),
+    /// An upload was refused to keep the free-space reserve.
+    #[error("storage error: {detail}")]
+    Reserve {
+        /// What was free and what was asked, for the log.
+        detail: String,
+        /// What the client is told.
+        public: String,
+    },
+    /// Anything else: the store's own invariants, a store that is closing or open
+    /// elsewhere.
+    #[error("storage error: {0}")]
+    Other(String),
 }
 
 impl StoreError {
     /// A failure described by `detail`.
     pub fn new(detail: impl Into<String>) -> StoreError {
-        StoreError {
-            detail: detail.into(),
-            full: None,
-        }
+        StoreError::Other(detail.into())
     }
 
-    /// The store has no room for the write; `public` says so without naming anything inside.
+    /// The store keeps room below uploads; `public` says so without naming anything inside.
     pub(crate) fn full(detail: impl Into<String>, public: impl Into<String>) -> StoreError {
-        StoreError {
+        StoreError::Reserve {
             detail: detail.into(),
-            full: Some(public.into()),
+            public: public.into(),
         }
     }
 
     pub(crate) fn io(what: impl std::fmt::Display, e: std::io::Error) -> StoreError {
-        let detail = format!("{what}: {e}");
-        if is_no_space(&e) {
-            StoreError::full(detail, NO_SPACE)
-        } else {
-            StoreError::new(detail)
+        StoreError::Io {
+            what: what.to_string(),
+            source: Arc::new(e),
         }
     }
 
     /// What failed and where, for the log.
-    pub fn detail(&self) -> &str {
-        &self.detail
+    pub fn detail(&self) -> String {
+        self.to_string()
+    }
+
+    /// The operating system's error underneath, if a file or the database's file failed.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            StoreError::Db(e) => match &**e {
+                redb::Error::Io(io) => Some(io),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// If the write failed for lack of space, a message for the client (no paths, no ids).
     pub fn full_message(&self) -> Option<&str> {
-        self.full.as_deref()
+        match self {
+            StoreError::Reserve { public, .. } => Some(public),
+            _ if self.io_error().is_some_and(is_no_space) => Some(NO_SPACE),
+            _ => None,
+        }
     }
 }
 
@@ -62,10 +102,7 @@ fn is_no_space(e: &std::io::Error) -> bool {
 
 impl From<Corrupt> for StoreError {
     fn from(c: Corrupt) -> StoreError {
-        StoreError::new(format!(
-            "metadata holds an undecodable {} (run `berth check`)",
-            c.0
-        ))
+        StoreError::Corrupt(c.0)
     }
 }
 
@@ -73,11 +110,7 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> StoreError {
-                let detail = format!("metadata database: {e}");
-                match redb::Error::from(e) {
-                    redb::Error::Io(io) if is_no_space(&io) => StoreError::full(detail, NO_SPACE),
-                    _ => StoreError::new(detail),
-                }
+                StoreError::Db(Arc::new(redb::Error::from(e)))
             }
         }
     )*};

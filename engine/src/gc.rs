@@ -23,7 +23,7 @@
 //!
 //! Pack files are unlinked after the commit; pulls that already hold one keep reading it,
 //! and the committer opens it in the pack cache before the commit, which keeps it for
-//! [`RETIRE_GRACE_SECS`], so a pull that looked the blob up just before the change still
+//! [`RETIRE_GRACE_SECS`](crate::pack::reader::RETIRE_GRACE_SECS), so a pull that looked the blob up just before the change still
 //! finds the old bytes.
 
 use std::collections::{HashMap, HashSet};
@@ -33,15 +33,11 @@ use std::sync::TryLockError;
 
 use redb::ReadableTable;
 
-use crate::commit::{Committer, Tables};
+use crate::commit::{Batch, Committer, Tables, Write};
 use crate::keys::BlobKey;
 use crate::pack::format::{PACK_HEADER_LEN, RECORD_HEADER_LEN};
 use crate::touch::link_hash;
 use crate::{schema, BlobLoc, Inner, StoreError};
-
-/// How long (seconds) a retired pack stays open in the pack cache after its file is
-/// unlinked.
-pub(crate) const RETIRE_GRACE_SECS: u64 = 60;
 
 /// Blobs swept per transaction, bounding how long one holds the committer.
 const SWEEP_BATCH: usize = 1024;
@@ -236,7 +232,12 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
                 if cancelled() {
                     return Ok(report);
                 }
-                report.links_removed += commit.unlink_stale(chunk.to_vec(), cutoff)?;
+                report.links_removed += commit
+                    .submit(UnlinkStale {
+                        links: chunk.to_vec(),
+                        cutoff,
+                    })?
+                    .into_inner();
             }
         }
     }
@@ -258,7 +259,7 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
                 return Ok(report);
             }
             let keys = chunk.iter().map(|(k, _)| k.clone()).collect();
-            let s = commit.sweep(keys)?;
+            let s = commit.submit(Sweep { keys })?.into_inner();
             report.blobs_removed += s.blobs;
             report.blob_bytes_removed += s.bytes;
             report.packs_removed += s.packs.len() as u64;
@@ -295,7 +296,14 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
                 return Ok(report);
             }
             // The pack goes only if every blob left it.
-            let m = commit.compact(pack, step, i + 1 == n && unreadable == 0)?;
+            let last = i + 1 == n && unreadable == 0;
+            let m = commit
+                .submit(Compact {
+                    pack,
+                    moves: step,
+                    last,
+                })?
+                .into_inner();
             if m.skipped {
                 break;
             }
@@ -480,11 +488,106 @@ fn stale_links(inner: &Inner, cutoff: u64) -> Result<Vec<(String, Vec<u8>)>, Sto
     Ok(out)
 }
 
+/// Removes the links (repository, encoded key) last used at or before `cutoff`.
+pub(crate) struct UnlinkStale {
+    pub(crate) links: Vec<(String, Vec<u8>)>,
+    pub(crate) cutoff: u64,
+}
+
+impl Write for UnlinkStale {
+    /// How many were removed.
+    type Out = u64;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<u64, StoreError> {
+        let removed = apply_unlink_stale(&mut b.t, b.inner, &self.links, self.cutoff)?;
+        let n = removed.len() as u64;
+        b.unlinked(removed);
+        Ok(n)
+    }
+}
+
+/// Removes the blobs (encoded keys) no repository links.
+struct Sweep {
+    keys: Vec<Vec<u8>>,
+}
+
+impl Write for Sweep {
+    type Out = Swept;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<Swept, StoreError> {
+        let (swept, files) = apply_sweep(&mut b.t, &self.keys)?;
+        for &p in &swept.packs {
+            b.inner.packs.retire(p, (b.inner.clock)());
+        }
+        for f in files {
+            b.delete_after(f);
+        }
+        Ok(swept)
+    }
+}
+
+/// Moves the blobs of `moves` still in `pack` to the shared pack (the bytes are synced
+/// with the batch, before it commits) and points their rows there; with `last`, drops the
+/// pack's row and deletes its file after the commit.
+struct Compact {
+    pack: u64,
+    moves: Vec<Placed>,
+    last: bool,
+}
+
+impl Write for Compact {
+    type Out = Moved;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<Moved, StoreError> {
+        let pack = self.pack;
+        let mut out = Moved::default();
+        if b.shared_pack() == Some(pack) {
+            out.skipped = true;
+            return Ok(out);
+        }
+        // Plain reads, not a map: a pack that cannot be read must cost its own blobs a
+        // move, not the batch its writes (nor the process a SIGBUS).
+        let file = b.inner.packs.file(pack);
+        for (kb, loc) in &self.moves {
+            let Some(key) = still_at(&b.t, kb, loc)? else {
+                continue;
+            };
+            let read = file.as_ref().ok().and_then(|f| {
+                let mut data = vec![0u8; usize::try_from(loc.len).ok()?];
+                f.file().read_exact_at(&mut data, loc.offset).ok()?;
+                Some(data)
+            });
+            let Some(data) = read else {
+                out.unreadable += 1;
+                continue;
+            };
+            let to = b.append_shared(&key, &data)?;
+            b.t.blobs.insert(&kb[..], &schema::encode_loc(&to)[..])?;
+            out.blobs += 1;
+            out.bytes += loc.len;
+        }
+        // A blob left behind keeps its pack.
+        if self.last && out.unreadable == 0 {
+            let removed =
+                b.t.packs
+                    .remove(pack)?
+                    .map(|v| schema::decode_pack(v.value()))
+                    .transpose()?;
+            if let Some(row) = removed {
+                out.removed_bytes = Some(row.committed_len);
+                b.inner.packs.retire(pack, (b.inner.clock)());
+                b.delete_after(crate::pack::format::pack_name(pack));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Inside the committer's transaction: removes each link of `links` still unused after
 /// `cutoff`, and returns the hashes of those removed. A manifest PUT since the plan's
 /// snapshot has used the links it names (the committer marks them as it applies the PUT),
 /// so none of those goes.
-pub(crate) fn apply_unlink_stale(
+fn apply_unlink_stale(
     t: &mut Tables<'_>,
     inner: &Inner,
     links: &[(String, Vec<u8>)],
@@ -512,10 +615,7 @@ pub(crate) fn apply_unlink_stale(
 /// Inside the committer's transaction: removes each blob of `keys` that no repository
 /// links now, and the pack row of each single-blob pack so emptied. Returns the names of
 /// those packs' files for deletion after the commit.
-pub(crate) fn apply_sweep(
-    t: &mut Tables<'_>,
-    keys: &[Vec<u8>],
-) -> Result<(Swept, Vec<String>), StoreError> {
+fn apply_sweep(t: &mut Tables<'_>, keys: &[Vec<u8>]) -> Result<(Swept, Vec<String>), StoreError> {
     let mut out = Swept::default();
     let mut files = Vec::new();
     for kb in keys {
@@ -547,11 +647,7 @@ pub(crate) fn apply_sweep(
 }
 
 /// The blob a move names, if its row still says it is at `loc`.
-pub(crate) fn still_at(
-    t: &Tables<'_>,
-    kb: &[u8],
-    loc: &BlobLoc,
-) -> Result<Option<BlobKey>, StoreError> {
+fn still_at(t: &Tables<'_>, kb: &[u8], loc: &BlobLoc) -> Result<Option<BlobKey>, StoreError> {
     let now = t
         .blobs
         .get(kb)?
@@ -622,7 +718,11 @@ mod tests {
         };
         let _ = e.put_manifest("r", m).unwrap();
         now.fetch_add(10 * G, SeqCst);
-        assert_eq!(e.commit.unlink_stale(stale, cutoff).unwrap(), 0);
+        let w = super::UnlinkStale {
+            links: stale,
+            cutoff,
+        };
+        assert_eq!(e.commit.submit(w).unwrap().into_inner(), 0);
         assert!(e.stat_blob("r", &layer).unwrap().is_some());
         assert!(e.stat_blob("r", &config).unwrap().is_some());
     }

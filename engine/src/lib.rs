@@ -106,11 +106,12 @@ pub use gc::{GcError, GcOptions, GcReport};
 pub use keys::{Alg, BlobKey};
 pub use pack::map::{BlobWindow, PackFile};
 pub use pack::reader::BlobReader;
-pub use space::{default_min_free_bytes, fs_space, FsSpace, DEFAULT_MIN_FREE_BYTES};
+pub use space::{default_min_free_bytes, DEFAULT_MIN_FREE_BYTES};
 pub use tenancy::{
     is_slug, slug_of, AuditRec, OrgRec, RegistryRec, TenancyError, TokenKind, TokenRec, Visibility,
     MAX_SLUG_LEN,
 };
+pub use vfs::{fs_space, FsSpace};
 
 /// Which pack file holds a blob and where: the byte range of its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -531,7 +532,12 @@ impl Engine {
         key: &BlobKey,
         audit: Vec<AuditRec>,
     ) -> Result<DeleteOutcome, StoreError> {
-        self.commit.unlink(repo, key, audit)
+        let w = blob::Unlink {
+            repo: repo.to_owned(),
+            key: key.clone(),
+            audit,
+        };
+        Ok(self.commit.submit(w)?.into_inner())
     }
 
     /// The open pack file, to send blobs from (through [`PackFile::window`]).
@@ -643,9 +649,14 @@ impl Engine {
         m: NewManifest,
         audit: Vec<AuditRec>,
     ) -> Result<Durable<()>, PutManifestError> {
-        let done = self.commit.put_manifest(repo, m, audit);
+        let w = manifest::PutManifest {
+            repo: repo.to_owned(),
+            m: Box::new(m),
+            audit,
+        };
+        let done = self.commit.submit(w);
         self.inner.manifest_cache.invalidate(repo);
-        done
+        done?.transpose().map_err(PutManifestError::Missing)
     }
 
     /// By tag: removes the tag only. By key: removes the manifest, every tag pointing to it
@@ -666,9 +677,18 @@ impl Engine {
         r: ManifestRef<'_>,
         audit: Vec<AuditRec>,
     ) -> Result<DeleteOutcome, StoreError> {
-        let done = self.commit.delete_manifest(repo, r, audit);
+        let r = match r {
+            ManifestRef::Tag(t) => manifest::ManifestKey::Tag(t.to_owned()),
+            ManifestRef::Key(k) => manifest::ManifestKey::Key(k.clone()),
+        };
+        let w = manifest::DeleteManifest {
+            repo: repo.to_owned(),
+            r,
+            audit,
+        };
+        let done = self.commit.submit(w);
         self.inner.manifest_cache.invalidate(repo);
-        done
+        Ok(done?.into_inner())
     }
 
     /// `None` if the repository does not exist; else up to `n` tags after `last`, and

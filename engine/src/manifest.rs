@@ -5,8 +5,9 @@ use std::ops::Bound;
 
 use redb::ReadableTable;
 
-use crate::commit::{ManifestKey, Tables};
+use crate::commit::{Batch, Tables, Write};
 use crate::keys::BlobKey;
+use crate::tenancy::records::AuditRec;
 use crate::{
     schema, DeleteOutcome, Inner, ManifestRef, NewManifest, ReferrerRec, StoreError, StoredManifest,
 };
@@ -117,9 +118,78 @@ pub(crate) fn referrers(
     Ok(out)
 }
 
+/// Stores a manifest in a repository, with its tags, references and referrer entry.
+pub(crate) struct PutManifest {
+    pub(crate) repo: String,
+    pub(crate) m: Box<NewManifest>,
+    pub(crate) audit: Vec<AuditRec>,
+}
+
+impl Write for PutManifest {
+    /// The keys it references that the repository lacks, if any (nothing stored then).
+    type Out = Result<(), Vec<BlobKey>>;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<Self::Out, StoreError> {
+        let (repo, m) = (self.repo.as_str(), &*self.m);
+        let done = apply_put(&mut b.t, repo, m, (b.inner.clock)())?;
+        if done.is_ok() {
+            // Before any collection whose snapshot lacks these references can unlink them
+            // (it checks uses again inside its transaction).
+            for k in &m.blobs {
+                b.used(repo, &k.encode());
+            }
+            for k in &m.external {
+                let kb = k.encode();
+                if b.t.links.get((repo, &kb[..]))?.is_some() {
+                    b.used(repo, &kb);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
+    }
+
+    fn changed(out: &Self::Out) -> bool {
+        out.is_ok()
+    }
+}
+
+/// How a manifest to delete is named.
+pub(crate) enum ManifestKey {
+    Tag(String),
+    Key(BlobKey),
+}
+
+/// By tag: removes the tag only. By key: removes the manifest, every tag pointing to it
+/// and its referrer entry.
+pub(crate) struct DeleteManifest {
+    pub(crate) repo: String,
+    pub(crate) r: ManifestKey,
+    pub(crate) audit: Vec<AuditRec>,
+}
+
+impl Write for DeleteManifest {
+    type Out = DeleteOutcome;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<DeleteOutcome, StoreError> {
+        apply_delete(&mut b.t, &self.repo, &self.r)
+    }
+
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
+    }
+
+    fn changed(out: &DeleteOutcome) -> bool {
+        *out == DeleteOutcome::Deleted
+    }
+}
+
 /// Stores `m` in `repo`, or returns the keys it references that `repo` lacks (storing
 /// nothing). Subjects are never checked (spec §6.4 step 6).
-pub(crate) fn apply_put(
+fn apply_put(
     t: &mut Tables<'_>,
     repo: &str,
     m: &NewManifest,
@@ -175,7 +245,7 @@ pub(crate) fn apply_put(
     Ok(Ok(()))
 }
 
-pub(crate) fn apply_delete(
+fn apply_delete(
     t: &mut Tables<'_>,
     repo: &str,
     r: &ManifestKey,

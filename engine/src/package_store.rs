@@ -19,6 +19,7 @@
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::commit::Tables;
+use crate::commit::{Batch, Write};
 use crate::keys::BlobKey;
 use crate::package::version::{chunk_key, dir_chunks};
 use crate::package::{FsNode, FsTree, LayerListing, VersionRecord};
@@ -88,7 +89,74 @@ pub struct VersionSummary {
     pub record: Option<VersionRecord>,
 }
 
-pub(crate) fn apply_put_version(t: &mut Tables<'_>, rows: &VersionRows) -> Result<(), StoreError> {
+impl Write for VersionRows {
+    type Out = ();
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        apply_put_version(&mut b.t, self)
+    }
+}
+
+impl Write for ChecksumRows {
+    type Out = ();
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        apply_put_checksums(&mut b.t, self)
+    }
+}
+
+/// Adds to versions' download counts: (repository, encoded manifest key, count).
+struct AddDownloads(Vec<(String, Vec<u8>, u64)>);
+
+impl Write for AddDownloads {
+    type Out = ();
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        apply_add_downloads(&mut b.t, &self.0)
+    }
+}
+
+/// Takes manifests, (repository, encoded key), off the package queue.
+struct PackageDone(Vec<(String, Vec<u8>)>);
+
+impl Write for PackageDone {
+    type Out = ();
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        for (repo, kb) in &self.0 {
+            b.t.package_queue.remove((repo.as_str(), &kb[..]))?;
+        }
+        Ok(())
+    }
+}
+
+/// Records a layer's listing (encoded key, encoded listing) while the blob is stored, with
+/// (file name, encoded paths of that name in the layer) for path searches.
+struct PutListing {
+    key: Vec<u8>,
+    listing: Vec<u8>,
+    names: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Write for PutListing {
+    type Out = ();
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        let t = &mut b.t;
+        // A blob collected since it was listed takes no listing with it.
+        if t.blobs.get(&self.key[..])?.is_some() {
+            t.layer_listings.insert(&self.key[..], &self.listing[..])?;
+            for (name, paths) in &self.names {
+                t.names.insert((&name[..], &self.key[..]), &paths[..])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Applies a package-index write durably.
+    fn submit<W: Write<Out = ()>>(&self, w: W) -> Result<(), StoreError> {
+        self.commit.submit(w).map(crate::Durable::into_inner)
+    }
+}
+
+fn apply_put_version(t: &mut Tables<'_>, rows: &VersionRows) -> Result<(), StoreError> {
     let (repo, kb) = (rows.repo.as_str(), &rows.key[..]);
     if rows.done {
         t.package_queue.remove((repo, kb))?;
@@ -108,10 +176,7 @@ pub(crate) fn apply_put_version(t: &mut Tables<'_>, rows: &VersionRows) -> Resul
     Ok(())
 }
 
-pub(crate) fn apply_put_checksums(
-    t: &mut Tables<'_>,
-    rows: &ChecksumRows,
-) -> Result<(), StoreError> {
+fn apply_put_checksums(t: &mut Tables<'_>, rows: &ChecksumRows) -> Result<(), StoreError> {
     let (repo, kb) = (rows.repo.as_str(), &rows.key[..]);
     t.package_queue.remove((repo, kb))?;
     let Some(v) = t.versions.get((repo, kb))? else {
@@ -156,7 +221,7 @@ fn names_of(l: &LayerListing) -> Vec<(Vec<u8>, Vec<&[u8]>)> {
     by.into_iter().map(|(n, p)| (n.to_vec(), p)).collect()
 }
 
-pub(crate) fn apply_add_downloads(
+fn apply_add_downloads(
     t: &mut Tables<'_>,
     items: &[(String, Vec<u8>, u64)],
 ) -> Result<(), StoreError> {
@@ -261,8 +326,11 @@ impl Engine {
             .into_iter()
             .map(|(n, paths)| (n, schema::encode_paths(&paths)))
             .collect();
-        self.commit
-            .put_listing(key.encode(), schema::encode_layer_listing(listing), names)
+        self.submit(PutListing {
+            key: key.encode(),
+            listing: schema::encode_layer_listing(listing),
+            names,
+        })
     }
 
     /// What the layer blob `key` holds, once listed.
@@ -310,7 +378,7 @@ impl Engine {
         checksums: std::collections::BTreeMap<String, crate::package::Checksums>,
         error: Option<String>,
     ) -> Result<(), StoreError> {
-        self.commit.put_checksums(ChecksumRows {
+        self.submit(ChecksumRows {
             repo: repo.to_owned(),
             key: key.encode(),
             checksums,
@@ -339,7 +407,7 @@ impl Engine {
         let mut layers: Vec<Vec<u8>> = record_layers(record).map(|k| k.encode()).collect();
         layers.sort();
         layers.dedup();
-        self.commit.put_version(VersionRows {
+        self.submit(VersionRows {
             repo: repo.to_owned(),
             key: key.encode(),
             record: encoded,
@@ -567,7 +635,7 @@ impl Engine {
             .iter()
             .map(|(r, k, n)| (r.clone(), k.encode(), *n))
             .collect();
-        self.commit.add_downloads(items)
+        self.submit(AddDownloads(items))
     }
 
     /// How many manifests wait for the indexer.
@@ -583,7 +651,7 @@ impl Engine {
             return Ok(());
         }
         let items = done.iter().map(|(r, k)| (r.clone(), k.encode())).collect();
-        self.commit.package_done(items)
+        self.submit(PackageDone(items))
     }
 }
 

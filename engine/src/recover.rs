@@ -13,7 +13,7 @@ use crate::pack::format::{
     pack_name, parse_pack_file_name, upload_name, PACKS, UPLOADS, UPLOAD_RESERVED,
 };
 use crate::schema::{self, PACK_SHARED};
-use crate::tenancy::TenancyTables;
+use crate::tenancy::records::TenancyTables;
 use crate::upload::Sessions;
 use crate::vfs::{Held, OpenMode, Vfs};
 use crate::{Clock, EngineOptions, StoreError};

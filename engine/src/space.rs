@@ -5,12 +5,9 @@
 //! room) are therefore refused while less than the reserve is free: metadata commits,
 //! deletes and collections, which take little, still find room.
 //!
-//! `statvfs` is one cheap syscall, but appends come many per second: a reading is kept for
+//! `statvfs` (`vfs::fs_space`) is one cheap syscall, but appends come many per second: a reading is kept for
 //! the second it was taken, less what was appended since.
 
-#![allow(unsafe_code)]
-
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -19,42 +16,6 @@ use crate::{Clock, StoreError};
 
 /// The default reserve's ceiling: room for many thousands of metadata commits.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
-
-/// What the filesystem holding the store says about its room.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FsSpace {
-    /// Bytes an unprivileged writer may still use.
-    pub free: u64,
-    /// The filesystem's size.
-    pub total: u64,
-}
-
-/// `statvfs(2)` of the filesystem holding `dir`.
-pub fn fs_space(dir: &Path) -> std::io::Result<FsSpace> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory the size of a
-    // `statvfs`, which the call fills on success.
-    let r = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it initialised the whole struct.
-    let st = unsafe { st.assume_init() };
-    // The field types differ between targets (u32 on some): widen, never narrow.
-    #[allow(clippy::useless_conversion)]
-    let (frsize, bavail, blocks) = (
-        u64::from(st.f_frsize),
-        u64::from(st.f_bavail),
-        u64::from(st.f_blocks),
-    );
-    Ok(FsSpace {
-        free: bavail.saturating_mul(frsize),
-        total: blocks.saturating_mul(frsize),
-    })
-}
 
 /// The reserve when none is configured: 64 MiB, or 1% of the filesystem if that is less
 /// (a small disk is not withheld whole from uploads).

@@ -14,14 +14,15 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use sha2::{Digest, Sha512};
 
-use crate::commit::{BlobSource, Committer, Durable, Finished};
+use crate::blob::{BlobSource, FinishBlob, NotStored};
+use crate::commit::{Batch, Committer, Durable, Write};
 use crate::hasher::{HasherPool, RunningHash};
 use crate::keys::{Alg, BlobKey, UploadId};
 use crate::pack::format::{
     pack_header, pack_name, record_header, upload_name, KIND_SINGLE, PACK_HEADER_LEN, UPLOADS,
     UPLOAD_RESERVED,
 };
-use crate::schema::UploadRow;
+use crate::schema::{self, UploadRow};
 use crate::vfs::{FileRef, OpenMode, VfsFile};
 use crate::{blob, AppendError, BlobLoc, FinishError, Inner, StoreError, UploadStatus};
 
@@ -184,7 +185,10 @@ pub(crate) fn start(
         repo: repo.to_owned(),
         created: now,
     };
-    if let Err(e) = commit.start_upload(id.clone(), row) {
+    if let Err(e) = commit.post(StartUpload {
+        id: id.clone(),
+        row,
+    }) {
         let _ = inner.fs.remove(&name);
         return Err(e);
     }
@@ -254,7 +258,12 @@ pub(crate) fn sync(
         .map_err(|e| StoreError::io("fdatasync upload file", e))?;
     if let Some(row) = row {
         crate::commit::sync_dir(&*inner.fs, UPLOADS)?;
-        commit.keep_upload(id.clone(), row)?;
+        commit
+            .submit(KeepUpload {
+                id: id.clone(),
+                row,
+            })?
+            .into_inner();
         if let Some(mut g) = live(&s, repo) {
             g.durable = true;
         }
@@ -262,7 +271,7 @@ pub(crate) fn sync(
     if s.mirror.load(Ordering::Acquire) == ENDED {
         // Ended meanwhile: its own end dropped (or will drop) its row; make sure the row
         // written again above does not outlive it.
-        let _ = commit.drop_upload(id.clone());
+        let _ = commit.post(DropUpload { id: id.clone() });
         return Ok(None);
     }
     Ok(Some(UploadStatus {
@@ -336,7 +345,7 @@ fn discard(inner: &Inner, commit: &Committer, id: &UploadId, slot: &Slot, s: &mu
     inner.uploads.remove(id);
     let _ = inner.fs.remove(&upload_name(id.as_str()));
     // A row left behind (if this fails) names a missing file, which the next open drops.
-    let _ = commit.drop_upload(id.clone());
+    let _ = commit.post(DropUpload { id: id.clone() });
 }
 
 pub(crate) fn finish(
@@ -367,7 +376,7 @@ pub(crate) fn finish(
         inner.uploads.remove(&id);
         let _ = inner.fs.remove(&upload_name(id.as_str()));
         // A row left behind (if this fails) names a missing file, which the next open drops.
-        let _ = commit.drop_upload(id.clone());
+        let _ = commit.post(DropUpload { id: id.clone() });
     };
     if inner.opts.max_upload_bytes.is_some_and(|max| len > max) {
         gone();
@@ -430,27 +439,34 @@ fn store(
     len: u64,
     key: &BlobKey,
 ) -> Result<Option<Durable<BlobLoc>>, StoreError> {
-    let linked = |f: Finished| match f {
-        Finished::Linked(done) => Ok(Some(done)),
-        Finished::Ended => Ok(None),
-        Finished::Vanished => Err(crate::commit::unexpected()),
+    let finish = |src: BlobSource| {
+        let w = FinishBlob {
+            repo: repo.to_owned(),
+            key: key.clone(),
+            src,
+            upload: id.clone(),
+        };
+        Ok::<_, StoreError>(commit.submit(w)?.transpose())
+    };
+    let linked = |done: Result<Durable<BlobLoc>, NotStored>| match done {
+        Ok(done) => Ok(Some(done)),
+        Err(NotStored::Ended) => Ok(None),
+        // Only a finish that found the blob already stored can find it vanished.
+        Err(NotStored::Vanished) => Err(StoreError::new(
+            "internal: a blob stored with its bytes vanished in its own commit",
+        )),
     };
     if len <= inner.opts.small_blob_bytes {
         let mut data = Vec::with_capacity(len as usize);
         hash_file(file, len, |b| data.extend_from_slice(b))?;
-        return linked(commit.finish_blob(
-            repo,
-            key.clone(),
-            BlobSource::Bytes(data),
-            id.clone(),
-        )?);
+        return linked(finish(BlobSource::Bytes(data))?);
     }
     if blob::locate(inner, key)?.is_some() {
-        match commit.finish_existing(repo, key.clone(), id.clone())? {
+        match finish(BlobSource::Existing)? {
             // Collected since it was seen: store these bytes after all (the upload file is
             // still here; only the session's row is gone).
-            Finished::Vanished => {}
-            f => return linked(f),
+            Err(NotStored::Vanished) => {}
+            done => return linked(done),
         }
     }
     let pack = inner.next_pack.fetch_add(1, Ordering::Relaxed);
@@ -464,12 +480,60 @@ fn store(
         .fs
         .rename(&upload_name(id.as_str()), &pack_name(pack))
         .map_err(|e| io("rename", e))?;
-    linked(commit.finish_blob(
-        repo,
-        key.clone(),
-        BlobSource::Pack { pack, len },
-        id.clone(),
-    )?)
+    linked(finish(BlobSource::Pack { pack, len })?)
+}
+
+/// A session's row, as the session starts. It needs no durability until a sync asks for it
+/// (a session acknowledges bytes only once synced), so the caller does not wait for it.
+struct StartUpload {
+    id: UploadId,
+    row: UploadRow,
+}
+
+impl Write for StartUpload {
+    type Out = ();
+    const DURABLE: bool = false;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        b.t.uploads
+            .insert(self.id.as_str(), &schema::encode_upload(&self.row)[..])?;
+        Ok(())
+    }
+}
+
+/// Forgets a session's row, without waiting (a row left behind names a missing file,
+/// which the next open drops).
+struct DropUpload {
+    id: UploadId,
+}
+
+impl Write for DropUpload {
+    type Out = ();
+    const DURABLE: bool = false;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        b.t.uploads.remove(self.id.as_str())?;
+        Ok(())
+    }
+}
+
+/// Writes a session's row again, durably (`sync_upload`): answered once it and everything
+/// queued before it are durable. A session its registry's deletion ended is not written.
+struct KeepUpload {
+    id: UploadId,
+    row: UploadRow,
+}
+
+impl Write for KeepUpload {
+    type Out = ();
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        if !b.ended(&self.id) {
+            b.t.uploads
+                .insert(self.id.as_str(), &schema::encode_upload(&self.row)[..])?;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn cancel(

@@ -397,7 +397,7 @@ proptest! {
         }
         fs.heal();
         compare(&e, &m);
-        assert_clean(&e);
+        // A pack latched by the failure shows in `check` until the restart below clears it.
         drop(e);
         let e = open_sim(&fs).unwrap();
         compare(&e, &m);

@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::format::pack_name;
 use super::map::{PackFile, PackMap};
 use crate::descriptors::{is_exhaustion, DescriptorAlarm};
-use crate::gc::RETIRE_GRACE_SECS;
 use crate::vfs::{FileRef, OpenMode, Vfs};
 use crate::{BlobLoc, StoreError};
+
+/// How long (seconds) a retired pack stays open in the pack cache after its file is
+/// unlinked.
+pub(crate) const RETIRE_GRACE_SECS: u64 = 60;
 
 struct PackEntry {
     file: Arc<PackFile>,
@@ -377,7 +380,7 @@ mod tests {
             packs.retire(l.pack, 1);
         }
         assert_eq!(packs.open_ids(), vec![locs[0].pack, locs[1].pack]);
-        packs.purge_retired(1 + crate::gc::RETIRE_GRACE_SECS);
+        packs.purge_retired(1 + super::RETIRE_GRACE_SECS);
         assert_eq!(packs.open_count(), 0);
     }
 

@@ -30,10 +30,8 @@ use std::sync::Arc;
 
 pub use real::GrowingMap;
 pub(crate) use real::RealFile;
-pub use real::RealFs;
+pub use real::{fs_space, RealFs};
 pub use sim::SimFs;
-
-use crate::space::FsSpace;
 
 /// An open file of the store; shared between threads (`pread`/`pwrite` need no cursor).
 pub type FileRef = Arc<dyn VfsFile>;
@@ -75,6 +73,15 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     fn space(&self) -> io::Result<FsSpace>;
     /// `name` as the operator knows it (a path), for log messages.
     fn describe(&self, name: &str) -> String;
+}
+
+/// What the filesystem holding the store says about its room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsSpace {
+    /// Bytes an unprivileged writer may still use.
+    pub free: u64,
+    /// The filesystem's size.
+    pub total: u64,
 }
 
 /// A lock (or any resource) held until dropped.

@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::{Advice, MmapOptions, MmapRaw};
 
+use super::FsSpace;
 use super::{FileRef, Held, MapHow, Mapped, OpenMode, Vfs, VfsFile};
 use crate::descriptors::{DIR_MODE, FILE_MODE};
-use crate::space::FsSpace;
 
 /// The store in a folder of the local file system.
 #[derive(Debug)]
@@ -136,12 +136,39 @@ impl Vfs for RealFs {
     }
 
     fn space(&self) -> io::Result<FsSpace> {
-        crate::space::fs_space(&self.root)
+        fs_space(&self.root)
     }
 
     fn describe(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
+}
+
+/// `statvfs(2)` of the filesystem holding `dir`.
+pub fn fs_space(dir: &Path) -> std::io::Result<FsSpace> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory the size of a
+    // `statvfs`, which the call fills on success.
+    let r = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised the whole struct.
+    let st = unsafe { st.assume_init() };
+    // The field types differ between targets (u32 on some): widen, never narrow.
+    #[allow(clippy::useless_conversion)]
+    let (frsize, bavail, blocks) = (
+        u64::from(st.f_frsize),
+        u64::from(st.f_bavail),
+        u64::from(st.f_blocks),
+    );
+    Ok(FsSpace {
+        free: bavail.saturating_mul(frsize),
+        total: blocks.saturating_mul(frsize),
+    })
 }
 
 /// A file of [`RealFs`].

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::FsSpace;
 use super::{parent, FileRef, Held, MapHow, Mapped, OpenMode, Vfs, VfsFile};
-use crate::space::FsSpace;
 
 /// What a disk writes whole: a torn write keeps or loses each sector of it.
 pub const SECTOR: u64 = 512;

@@ -18,108 +18,17 @@
 
 use std::ops::Bound;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table};
+
+pub(crate) mod records;
+
+pub use records::{AuditRec, OrgRec, RegistryRec, TokenKind, TokenRec, Visibility};
 
 use crate::commit::Tables;
 use crate::keys::UploadId;
 use crate::schema::{self, ADMIN_ORG};
 use crate::{Engine, Inner, StoreError};
-
-/// Who may pull from a registry without credentials.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Visibility {
-    /// Only tokens of its organisation (and the admin).
-    #[default]
-    Private,
-    /// Anyone may pull; pushing still needs a token.
-    Public,
-}
-
-/// An organisation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgRec {
-    /// See [`is_slug`].
-    pub slug: String,
-    /// Unix seconds.
-    pub created: u64,
-}
-
-/// A registry: a namespace of repositories `{org}/{slug}/{image}` inside one organisation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegistryRec {
-    /// The owning organisation's slug; it must exist.
-    pub org: String,
-    /// Unique in the organisation; see [`is_slug`] and [`slug_of`].
-    pub slug: String,
-    /// The display name the slug was derived from.
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// Private unless made public.
-    pub visibility: Visibility,
-    /// Unix seconds.
-    pub created: u64,
-}
-
-/// What a token was issued as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TokenKind {
-    /// `berth_adm_`: everything, no organisation.
-    Admin,
-    /// `berth_pat_`: an organisation's API access token.
-    Org,
-    /// `berth_rt_`: read-only, one registry.
-    Registry,
-}
-
-/// An access token as stored. The secret itself is never stored, only its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenRec {
-    /// `tok_` + 16 hex digits in practice; `[A-Za-z0-9_-]`, 1..=64 bytes.
-    pub id: String,
-    /// Admin, org or registry token.
-    pub kind: TokenKind,
-    /// `None` exactly for admin tokens.
-    pub org: Option<String>,
-    /// `read_packages`.
-    pub read: bool,
-    /// `write_packages` (the server treats it as implying read).
-    pub write: bool,
-    /// Registry slugs of `org` the token is limited to; empty means all of them. A registry
-    /// token names exactly one.
-    pub registries: Vec<String>,
-    /// Free text.
-    pub description: String,
-    /// Unix seconds.
-    pub created: u64,
-    /// Unix seconds after which the token is refused.
-    pub expires: Option<u64>,
-    /// Unix seconds of the last use written back (see [`Engine::touch_tokens`]).
-    pub last_used: Option<u64>,
-    /// Unix seconds of the (first) revocation.
-    pub revoked: Option<u64>,
-    /// SHA-256 of the secret.
-    pub hash: [u8; 32],
-}
-
-/// One audit log entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditRec {
-    /// Assigned when the entry is appended (1, 2, … per organisation); ignored on input.
-    pub seq: u64,
-    /// Unix seconds.
-    pub time: u64,
-    /// The organisation whose log this belongs to.
-    pub org: String,
-    /// Token id, `"anonymous"` or `"admin"`.
-    pub actor: String,
-    /// `manifest.push`, `token.revoke`, …
-    pub action: String,
-    /// What was acted on (repository, token id, registry slug, …).
-    pub target: String,
-    /// Free text.
-    pub detail: String,
-}
+use records::{append_audit, TenancyTables};
 
 /// Why a tenancy write changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +117,7 @@ impl Engine {
             slug: slug.to_owned(),
             created: now,
         };
-        match self.commit.tenancy(Op::CreateOrg(rec))? {
+        match self.write_tenancy(Op::CreateOrg(rec))? {
             Done::Org(o) => Ok(o),
             other => Err(other.unexpected()),
         }
@@ -220,7 +129,7 @@ impl Engine {
         let orgs = txn.open_table(schema::ORGS)?;
         let rec = orgs
             .get(slug)?
-            .map(|v| schema::decode_org(slug, v.value()))
+            .map(|v| records::decode_org(slug, v.value()))
             .transpose()?;
         Ok(rec)
     }
@@ -232,7 +141,7 @@ impl Engine {
         let mut out = Vec::new();
         for entry in orgs.iter()? {
             let (k, v) = entry?;
-            out.push(schema::decode_org(k.value(), v.value())?);
+            out.push(records::decode_org(k.value(), v.value())?);
         }
         Ok(out)
     }
@@ -240,7 +149,7 @@ impl Engine {
     /// Creates a registry in `rec.org`; `OrgUnknown` if the org does not exist,
     /// `RegistryExists` if the slug is taken there. Returns the record as stored.
     pub fn create_registry(&self, rec: RegistryRec) -> Result<RegistryRec, TenancyError> {
-        match self.commit.tenancy(Op::CreateRegistry(rec))? {
+        match self.write_tenancy(Op::CreateRegistry(rec))? {
             Done::Registry(g) => Ok(g),
             other => Err(other.unexpected()),
         }
@@ -270,7 +179,7 @@ impl Engine {
             visibility,
             description,
         };
-        match self.commit.tenancy(op)? {
+        match self.write_tenancy(op)? {
             Done::Registry(g) => Ok(g),
             other => Err(other.unexpected()),
         }
@@ -296,7 +205,7 @@ impl Engine {
             slug: slug.to_owned(),
             now,
         };
-        match self.commit.tenancy(op)? {
+        match self.write_tenancy(op)? {
             Done::Deleted { revoked, uploads } => {
                 crate::upload::end(&self.inner, &self.commit, &uploads);
                 Ok(revoked)
@@ -310,7 +219,7 @@ impl Engine {
     /// token with an org, a registry token naming other than one registry or with write) or
     /// the id or hash is already stored.
     pub fn create_token(&self, rec: TokenRec) -> Result<(), TenancyError> {
-        match self.commit.tenancy(Op::CreateToken(Box::new(rec)))? {
+        match self.write_tenancy(Op::CreateToken(Box::new(rec)))? {
             Done::Unit => Ok(()),
             other => Err(other.unexpected()),
         }
@@ -338,7 +247,7 @@ impl Engine {
                 "token hash index names token {id}, which is not stored (run `berth check`)"
             )));
         };
-        let rec = schema::decode_token(id, v.value())?;
+        let rec = records::decode_token(id, v.value())?;
         Ok(Some(rec))
     }
 
@@ -348,7 +257,7 @@ impl Engine {
         let tokens = txn.open_table(schema::TOKENS)?;
         let rec = tokens
             .get(id)?
-            .map(|v| schema::decode_token(id, v.value()))
+            .map(|v| records::decode_token(id, v.value()))
             .transpose()?;
         Ok(rec)
     }
@@ -366,7 +275,7 @@ impl Engine {
             id: id.to_owned(),
             now,
         };
-        match self.commit.tenancy(op)? {
+        match self.write_tenancy(op)? {
             Done::Token(t) => Ok(t),
             other => Err(other.unexpected()),
         }
@@ -379,9 +288,9 @@ impl Engine {
         if used.is_empty() {
             return Ok(());
         }
-        match self.commit.tenancy(Op::TouchTokens(used.to_vec())) {
+        match self.write_tenancy(Op::TouchTokens(used.to_vec())) {
             Ok(Done::Unit) => Ok(()),
-            Ok(_) => Err(crate::commit::unexpected()),
+            Ok(_) => Err(wrong_outcome()),
             Err(TenancyError::Store(e)) => Err(e),
             Err(e) => Err(StoreError::new(format!(
                 "internal: touch_tokens refused: {e}"
@@ -392,9 +301,9 @@ impl Engine {
     /// Appends to `rec.org`'s log (the org need not exist: an entry may outlive it) and
     /// returns the sequence number assigned: one more than the org's last.
     pub fn append_audit(&self, rec: AuditRec) -> Result<u64, StoreError> {
-        match self.commit.tenancy(Op::AppendAudit(Box::new(rec))) {
+        match self.write_tenancy(Op::AppendAudit(Box::new(rec))) {
             Ok(Done::Seq(s)) => Ok(s),
-            Ok(_) => Err(crate::commit::unexpected()),
+            Ok(_) => Err(wrong_outcome()),
             Err(TenancyError::Store(e)) => Err(e),
             Err(e) => Err(StoreError::new(format!(
                 "internal: append_audit refused: {e}"
@@ -435,7 +344,7 @@ impl Engine {
         for entry in range.rev() {
             let (k, v) = entry?;
             let (o, seq) = k.value();
-            let rec = schema::decode_audit(o, seq, v.value())?;
+            let rec = records::decode_audit(o, seq, v.value())?;
             if keep(&rec) {
                 out.push(rec);
             }
@@ -467,7 +376,7 @@ fn get_registry(inner: &Inner, org: &str, slug: &str) -> Result<Option<RegistryR
     let table = txn.open_table(schema::REGISTRIES)?;
     let rec = table
         .get((org, slug))?
-        .map(|v| schema::decode_registry(org, slug, v.value()))
+        .map(|v| records::decode_registry(org, slug, v.value()))
         .transpose()?;
     Ok(rec)
 }
@@ -486,7 +395,7 @@ fn registries_of(inner: &Inner, org: &str) -> Result<Option<Vec<RegistryRec>>, S
         if o != org {
             break;
         }
-        out.push(schema::decode_registry(o, slug, v.value())?);
+        out.push(records::decode_registry(o, slug, v.value())?);
     }
     Ok(Some(out))
 }
@@ -516,7 +425,7 @@ fn tokens_of(txn: &redb::ReadTransaction, org: &str) -> Result<Vec<TokenRec>, St
                 "token index of {org:?} names token {id}, which is not stored (run `berth check`)"
             )));
         };
-        out.push(schema::decode_token(id, v.value())?);
+        out.push(records::decode_token(id, v.value())?);
     }
     Ok(out)
 }
@@ -565,7 +474,7 @@ pub(crate) enum Done {
 
 impl Done {
     fn unexpected(self) -> TenancyError {
-        TenancyError::Store(crate::commit::unexpected())
+        TenancyError::Store(wrong_outcome())
     }
 }
 
@@ -594,36 +503,51 @@ impl From<Refusal> for TenancyError {
     }
 }
 
-/// The tenancy tables, opened only by batches holding a tenancy write (blob and manifest
-/// batches do not pay for them) and by `open`, which creates them.
-pub(crate) struct TenancyTables<'t> {
-    orgs: Table<'t, &'static str, &'static [u8]>,
-    registries: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    tokens: Table<'t, &'static str, &'static [u8]>,
-    hashes: Table<'t, &'static [u8], &'static str>,
-    org_tokens: Table<'t, (&'static str, &'static str), ()>,
-    audit: Table<'t, (&'static str, u64), &'static [u8]>,
+/// The committer answered a tenancy write with the outcome of another kind of write.
+fn wrong_outcome() -> StoreError {
+    StoreError::new("internal: a tenancy write was answered with another kind of outcome")
 }
 
-impl<'t> TenancyTables<'t> {
-    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<TenancyTables<'t>, StoreError> {
-        Ok(TenancyTables {
-            orgs: txn.open_table(schema::ORGS)?,
-            registries: txn.open_table(schema::REGISTRIES)?,
-            tokens: txn.open_table(schema::TOKENS)?,
-            hashes: txn.open_table(schema::TOKEN_HASHES)?,
-            org_tokens: txn.open_table(schema::ORG_TOKENS)?,
-            audit: txn.open_table(schema::AUDIT)?,
-        })
+/// A tenancy write as the committer applies it.
+struct TenancyWrite(Op);
+
+impl crate::commit::Write for TenancyWrite {
+    type Out = Result<Done, Refusal>;
+
+    fn apply(&self, b: &mut crate::commit::Batch<'_, '_>) -> Result<Self::Out, StoreError> {
+        let (t, tt) = b.tables_and_tenancy()?;
+        let mut out = apply(t, tt, &self.0)?;
+        if let (Ok(Done::Deleted { uploads, .. }), Op::DeleteRegistry { org, slug, .. }) =
+            (&mut out, &self.0)
+        {
+            // Sessions whose row a failed batch dropped end too.
+            let prefix = format!("{org}/{slug}/");
+            for id in crate::upload::under(b.inner, &prefix) {
+                if !uploads.contains(&id) {
+                    uploads.push(id);
+                }
+            }
+            for id in uploads.iter() {
+                b.end(id);
+            }
+        }
+        Ok(out)
     }
 
-    fn token(&self, id: &str) -> Result<Option<TokenRec>, StoreError> {
-        let rec = self
-            .tokens
-            .get(id)?
-            .map(|v| schema::decode_token(id, v.value()))
-            .transpose()?;
-        Ok(rec)
+    fn changed(out: &Self::Out) -> bool {
+        out.is_ok()
+    }
+}
+
+impl Engine {
+    /// Applies a tenancy write durably; a refusal comes back as its [`TenancyError`].
+    fn write_tenancy(&self, op: Op) -> Result<Done, TenancyError> {
+        let decides = !matches!(op, Op::TouchTokens(_) | Op::AppendAudit(_));
+        let outcome = self.commit.submit(TenancyWrite(op));
+        if decides {
+            self.commit.bump_tenancy_generation();
+        }
+        outcome?.into_inner().map_err(TenancyError::from)
     }
 }
 
@@ -646,7 +570,7 @@ pub(crate) fn apply(
                 return Ok(Err(Refusal::OrgExists));
             }
             tt.orgs
-                .insert(rec.slug.as_str(), &schema::encode_org(rec)[..])?;
+                .insert(rec.slug.as_str(), &records::encode_org(rec)[..])?;
             Ok(Ok(Done::Org(rec.clone())))
         }
         Op::CreateRegistry(rec) => {
@@ -665,7 +589,7 @@ pub(crate) fn apply(
                 return Ok(Err(Refusal::RegistryExists));
             }
             tt.registries
-                .insert(key, &schema::encode_registry(rec)[..])?;
+                .insert(key, &records::encode_registry(rec)[..])?;
             Ok(Ok(Done::Registry(rec.clone())))
         }
         Op::UpdateRegistry {
@@ -678,7 +602,7 @@ pub(crate) fn apply(
             let Some(old) = tt.registries.get(key)? else {
                 return Ok(Err(Refusal::RegistryUnknown));
             };
-            let mut rec = schema::decode_registry(org, slug, old.value())?;
+            let mut rec = records::decode_registry(org, slug, old.value())?;
             drop(old);
             if let Some(v) = visibility {
                 rec.visibility = *v;
@@ -687,7 +611,7 @@ pub(crate) fn apply(
                 rec.description.clone_from(d);
             }
             tt.registries
-                .insert(key, &schema::encode_registry(&rec)[..])?;
+                .insert(key, &records::encode_registry(&rec)[..])?;
             Ok(Ok(Done::Registry(rec)))
         }
         Op::DeleteRegistry { org, slug, now } => {
@@ -731,7 +655,7 @@ pub(crate) fn apply(
                 if rec.revoked.is_none() && rec.registries.iter().any(|g| g == slug) {
                     rec.revoked = Some(*now);
                     tt.tokens
-                        .insert(id.as_str(), &schema::encode_token(&rec)[..])?;
+                        .insert(id.as_str(), &records::encode_token(&rec)[..])?;
                     revoked.push(id);
                 }
             }
@@ -755,7 +679,7 @@ pub(crate) fn apply(
                 return Ok(Err(r));
             }
             let id = rec.id.as_str();
-            tt.tokens.insert(id, &schema::encode_token(rec)[..])?;
+            tt.tokens.insert(id, &records::encode_token(rec)[..])?;
             tt.hashes.insert(&rec.hash[..], id)?;
             let org = rec.org.as_deref().unwrap_or(ADMIN_ORG);
             tt.org_tokens.insert((org, id), ())?;
@@ -768,7 +692,7 @@ pub(crate) fn apply(
             if rec.revoked.is_none() {
                 rec.revoked = Some(*now);
                 tt.tokens
-                    .insert(id.as_str(), &schema::encode_token(&rec)[..])?;
+                    .insert(id.as_str(), &records::encode_token(&rec)[..])?;
             }
             Ok(Ok(Done::Token(rec)))
         }
@@ -780,30 +704,13 @@ pub(crate) fn apply(
                 if rec.last_used.is_none_or(|l| l < *when) {
                     rec.last_used = Some(*when);
                     tt.tokens
-                        .insert(id.as_str(), &schema::encode_token(&rec)[..])?;
+                        .insert(id.as_str(), &records::encode_token(&rec)[..])?;
                 }
             }
             Ok(Ok(Done::Unit))
         }
         Op::AppendAudit(rec) => Ok(Ok(Done::Seq(append_audit(tt, rec)?))),
     }
-}
-
-/// Appends `rec` to its organisation's log in the batch's transaction; its sequence number.
-pub(crate) fn append_audit(tt: &mut TenancyTables<'_>, rec: &AuditRec) -> Result<u64, StoreError> {
-    let org = rec.org.as_str();
-    let last = tt
-        .audit
-        .range::<(&str, u64)>((org, 0)..=(org, u64::MAX))?
-        .next_back()
-        .transpose()?
-        .map_or(0, |(k, _)| k.value().1);
-    let seq = last
-        .checked_add(1)
-        .ok_or_else(|| StoreError::new(format!("audit sequence of {org:?} exhausted")))?;
-    tt.audit
-        .insert((org, seq), &schema::encode_audit(rec)[..])?;
-    Ok(seq)
 }
 
 /// Whether any row of a (repository, …)-keyed table has a repository starting `prefix`:
