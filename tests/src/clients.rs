@@ -264,6 +264,16 @@ impl Dockerd {
             .limit(Duration::from_secs(180))
     }
 
+    /// `ctr images pull` of `reference` over plain HTTP into the native snapshotter, as
+    /// `user` (`name:secret`) if given; not run yet, so the caller chooses `run` or `output`.
+    pub fn ctr_pull(&self, reference: &str, user: Option<&str>) -> Cmd {
+        let mut c = self.ctr().args(["images", "pull", "--plain-http"]);
+        if let Some(u) = user {
+            c = c.args(["--user", u]);
+        }
+        c.args(["--snapshotter", "native", reference])
+    }
+
     /// SIGTERM the daemon's process group and wait; SIGKILL it if it lingers.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {

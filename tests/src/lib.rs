@@ -18,6 +18,7 @@ pub mod content;
 pub mod digest;
 pub mod http;
 pub mod layout;
+pub mod record;
 pub mod registry;
 pub mod tool;
 pub mod wait;

@@ -396,17 +396,7 @@ fn anonymous_pull_of_a_public_registry_works_with_docker_and_containerd() {
         img.manifest.digest
     );
 
-    dockerd
-        .ctr()
-        .args([
-            "images",
-            "pull",
-            "--plain-http",
-            "--snapshotter",
-            "native",
-            &r,
-        ])
-        .run();
+    dockerd.ctr_pull(&r, None).run();
     let list = dockerd.ctr().args(["images", "ls"]).run();
     assert!(
         list.contains(&r) && list.contains(&img.manifest.digest),

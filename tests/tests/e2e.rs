@@ -15,5 +15,6 @@ mod docker;
 mod oras;
 mod package_cli;
 mod podman;
+mod recorded_sessions;
 mod robustness;
 mod skopeo;
