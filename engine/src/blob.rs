@@ -231,7 +231,7 @@ impl Write for FinishBlob {
                     kind: schema::PACK_SINGLE,
                     committed_len: UPLOAD_RESERVED + len,
                 };
-                b.t.packs.insert(*pack, &schema::encode_pack(&row)[..])?;
+                b.put_pack(*pack, &row)?;
                 BlobLoc {
                     pack: *pack,
                     offset: UPLOAD_RESERVED,
@@ -239,7 +239,7 @@ impl Write for FinishBlob {
                 }
             }
         };
-        b.t.blobs.insert(&kb[..], &schema::encode_loc(&loc)[..])?;
+        b.put_blob(&kb, &loc)?;
         link(&mut b.t, &self.repo, &kb)?;
         b.used(&self.repo, &kb);
         Ok(Ok(loc))

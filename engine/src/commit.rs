@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
-use redb::{Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::keys::{BlobKey, UploadId};
 use crate::pack::format::{PACKS, PACK_HEADER_LEN};
@@ -265,6 +265,47 @@ impl<'t> Batch<'_, 't> {
         self.inner.gc.relinked(repo, kb);
     }
 
+    /// Stores blob `kb`'s location (replacing any), counting its bytes in the totals.
+    pub(crate) fn put_blob(&mut self, kb: &[u8], loc: &BlobLoc) -> Result<(), StoreError> {
+        let old = self
+            .t
+            .blobs
+            .insert(kb, &schema::encode_loc(loc)[..])?
+            .map(|v| schema::decode_loc(v.value()))
+            .transpose()?;
+        self.fx.blob_bytes += loc.len as i64 - old.map_or(0, |o| o.len as i64);
+        Ok(())
+    }
+
+    /// Removes blob `kb`'s row; where it was.
+    pub(crate) fn remove_blob(&mut self, kb: &[u8]) -> Result<Option<BlobLoc>, StoreError> {
+        let old = self
+            .t
+            .blobs
+            .remove(kb)?
+            .map(|v| schema::decode_loc(v.value()))
+            .transpose()?;
+        self.fx.blob_bytes -= old.map_or(0, |o| o.len as i64);
+        Ok(old)
+    }
+
+    /// Stores pack `id`'s row (replacing any), counting its bytes in the totals.
+    pub(crate) fn put_pack(&mut self, id: u64, row: &PackRow) -> Result<(), StoreError> {
+        put_pack(&mut self.t, self.fx, id, row)
+    }
+
+    /// Removes pack `id`'s row; what it said.
+    pub(crate) fn remove_pack(&mut self, id: u64) -> Result<Option<PackRow>, StoreError> {
+        let old = self
+            .t
+            .packs
+            .remove(id)?
+            .map(|v| schema::decode_pack(v.value()))
+            .transpose()?;
+        self.fx.pack_bytes -= old.as_ref().map_or(0, |o| o.committed_len as i64);
+        Ok(old)
+    }
+
     /// A pack file was created or renamed into `packs/`: the directory is synced before the
     /// commit.
     pub(crate) fn pack_entry_changed(&mut self) {
@@ -437,6 +478,9 @@ struct Effects {
     unlinked: Vec<u64>,
     /// Upload sessions a registry deletion ended: not ended if the batch fails.
     ended: Vec<UploadId>,
+    /// What the batch added to (or took from) the stored blobs' bytes and the packs'.
+    blob_bytes: i64,
+    pack_bytes: i64,
 }
 
 impl State {
@@ -517,8 +561,11 @@ impl State {
                         kind: schema::PACK_SHARED,
                         committed_len: sp.tail,
                     };
-                    b.t.packs.insert(sp.id, &schema::encode_pack(&row)[..])?;
+                    put_pack(&mut b.t, b.fx, sp.id, &row)?;
                 }
+            }
+            if b.fx.blob_bytes != 0 || b.fx.pack_bytes != 0 {
+                add_totals(&txn, b.fx.blob_bytes, b.fx.pack_bytes)?;
             }
         }
         if fx.dir_changed {
@@ -570,6 +617,38 @@ impl State {
             .as_mut()
             .ok_or_else(|| StoreError::new("internal: no shared pack"))
     }
+}
+
+fn put_pack(
+    t: &mut Tables<'_>,
+    fx: &mut Effects,
+    id: u64,
+    row: &PackRow,
+) -> Result<(), StoreError> {
+    let old = t
+        .packs
+        .insert(id, &schema::encode_pack(row)[..])?
+        .map(|v| schema::decode_pack(v.value()))
+        .transpose()?;
+    fx.pack_bytes += row.committed_len as i64 - old.map_or(0, |o| o.committed_len as i64);
+    Ok(())
+}
+
+/// Adds a batch's changes to the totals kept in `META` (`schema::META_TOTALS`).
+fn add_totals(txn: &WriteTransaction, blob_bytes: i64, pack_bytes: i64) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(schema::META)?;
+    let now = meta
+        .get(schema::META_TOTALS)?
+        .map(|v| schema::decode_totals(v.value()))
+        .transpose()?
+        .unwrap_or_default();
+    let add = |n: u64, d: i64| n.saturating_add_signed(d);
+    let next = schema::Totals {
+        blob_bytes: add(now.blob_bytes, blob_bytes),
+        pack_bytes: add(now.pack_bytes, pack_bytes),
+    };
+    meta.insert(schema::META_TOTALS, &schema::encode_totals(&next)[..])?;
+    Ok(())
 }
 
 /// Records whether the store can write, telling the watch when that changes.

@@ -515,7 +515,7 @@ impl Write for Sweep {
     type Out = Swept;
 
     fn apply(&self, b: &mut Batch<'_, '_>) -> Result<Swept, StoreError> {
-        let (swept, files) = apply_sweep(&mut b.t, &self.keys)?;
+        let (swept, files) = apply_sweep(b, &self.keys)?;
         for &p in &swept.packs {
             b.inner.packs.retire(p, (b.inner.clock)());
         }
@@ -562,18 +562,13 @@ impl Write for Compact {
                 continue;
             };
             let to = b.append_shared(&key, &data)?;
-            b.t.blobs.insert(&kb[..], &schema::encode_loc(&to)[..])?;
+            b.put_blob(kb, &to)?;
             out.blobs += 1;
             out.bytes += loc.len;
         }
         // A blob left behind keeps its pack.
         if self.last && out.unreadable == 0 {
-            let removed =
-                b.t.packs
-                    .remove(pack)?
-                    .map(|v| schema::decode_pack(v.value()))
-                    .transpose()?;
-            if let Some(row) = removed {
+            if let Some(row) = b.remove_pack(pack)? {
                 out.removed_bytes = Some(row.committed_len);
                 b.inner.packs.retire(pack, (b.inner.clock)());
                 b.delete_after(crate::pack::format::pack_name(pack));
@@ -615,29 +610,30 @@ fn apply_unlink_stale(
 /// Inside the committer's transaction: removes each blob of `keys` that no repository
 /// links now, and the pack row of each single-blob pack so emptied. Returns the names of
 /// those packs' files for deletion after the commit.
-fn apply_sweep(t: &mut Tables<'_>, keys: &[Vec<u8>]) -> Result<(Swept, Vec<String>), StoreError> {
+fn apply_sweep(
+    b: &mut Batch<'_, '_>,
+    keys: &[Vec<u8>],
+) -> Result<(Swept, Vec<String>), StoreError> {
     let mut out = Swept::default();
     let mut files = Vec::new();
     for kb in keys {
-        if is_linked(&t.linked_by, kb, &HashSet::new())? {
+        if is_linked(&b.t.linked_by, kb, &HashSet::new())? {
             continue;
         }
-        let Some(v) = t.blobs.remove(&kb[..])? else {
+        let Some(loc) = b.remove_blob(kb)? else {
             continue;
         };
-        let loc = schema::decode_loc(v.value())?;
-        drop(v);
         // What the package index knew of it goes with it.
-        crate::package_store::apply_forget_listing(t, kb)?;
+        crate::package_store::apply_forget_listing(&mut b.t, kb)?;
         out.blobs += 1;
         out.bytes += loc.len;
-        let row = t
-            .packs
-            .get(loc.pack)?
-            .map(|v| schema::decode_pack(v.value()))
-            .transpose()?;
+        let row =
+            b.t.packs
+                .get(loc.pack)?
+                .map(|v| schema::decode_pack(v.value()))
+                .transpose()?;
         if let Some(row) = row.filter(|r| r.kind == schema::PACK_SINGLE) {
-            t.packs.remove(loc.pack)?;
+            b.remove_pack(loc.pack)?;
             out.packs.push(loc.pack);
             out.pack_bytes += row.committed_len;
             files.push(crate::pack::format::pack_name(loc.pack));

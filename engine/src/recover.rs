@@ -102,6 +102,16 @@ pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Op
         // Creates every table, so read transactions never meet a missing one.
         drop(TenancyTables::open(&txn)?);
         let mut t = Tables::open(&txn)?;
+        // A store from before the totals were kept counts them once.
+        if txn
+            .open_table(schema::META)?
+            .get(schema::META_TOTALS)?
+            .is_none()
+        {
+            let totals = schema::count_totals(&t.blobs, &t.packs)?;
+            txn.open_table(schema::META)?
+                .insert(schema::META_TOTALS, &schema::encode_totals(&totals)[..])?;
+        }
         if queue_all {
             crate::package_store::forget_every_listing(&mut t)?;
             let n = crate::package_store::queue_every_manifest(&mut t)?;

@@ -32,6 +32,10 @@ pub(crate) const SCHEMA_UPGRADABLE: &[u32] = &[1, 2, 3];
 /// Store-wide values: `"schema"` → u32 LE.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const META_SCHEMA: &str = "schema";
+/// In [`META`]: the sum of the stored blobs' lengths and of the packs' committed lengths
+/// ([`encode_totals`]), kept by every commit that changes them, so `/metrics` reads two
+/// numbers instead of scanning the blob table, and `check` compares them with a scan.
+pub(crate) const META_TOTALS: &str = "totals";
 
 /// Encoded blob key → [`BlobLoc`] (see [`encode_loc`]). One row per stored blob, whatever
 /// the number of repositories linking it.
@@ -361,6 +365,50 @@ pub(crate) fn decode_referrer(b: &[u8]) -> Result<ReferrerRec, Corrupt> {
         artifact_type,
         annotations,
     })
+}
+
+/// Bytes of the stored blobs, and of the packs' committed lengths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub blob_bytes: u64,
+    pub pack_bytes: u64,
+}
+
+/// blob bytes u64 LE, pack bytes u64 LE.
+pub(crate) fn encode_totals(t: &Totals) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&t.blob_bytes.to_le_bytes());
+    out[8..].copy_from_slice(&t.pack_bytes.to_le_bytes());
+    out
+}
+
+pub(crate) fn decode_totals(b: &[u8]) -> Result<Totals, Corrupt> {
+    let mut r = Reader(b);
+    let t = Totals {
+        blob_bytes: r.u64("totals")?,
+        pack_bytes: r.u64("totals")?,
+    };
+    if !r.rest().is_empty() {
+        return Err(Corrupt("totals"));
+    }
+    Ok(t)
+}
+
+/// The totals counted afresh from the blob and pack tables (at an upgrade, and by `check`).
+pub(crate) fn count_totals(
+    blobs: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    packs: &impl redb::ReadableTable<u64, &'static [u8]>,
+) -> Result<Totals, crate::StoreError> {
+    let mut t = Totals::default();
+    for entry in blobs.iter()? {
+        let (_, v) = entry?;
+        t.blob_bytes += decode_loc(v.value())?.len;
+    }
+    for entry in packs.iter()? {
+        let (_, v) = entry?;
+        t.pack_bytes += decode_pack(v.value())?.committed_len;
+    }
+    Ok(t)
 }
 
 /// The schema version as stored in [`META`].
