@@ -18,17 +18,19 @@
 
 use std::ops::Bound;
 
-use redb::{ReadableTable, Table};
+use redb::ReadableTable;
 
 pub(crate) mod records;
+mod rules;
+mod writes;
+
+pub(crate) use rules::Refusal;
+pub use rules::{is_slug, slug_of, MAX_SLUG_LEN};
 
 pub use records::{AuditRec, OrgRec, RegistryRec, TokenKind, TokenRec, Visibility};
 
-use crate::commit::Tables;
-use crate::keys::UploadId;
 use crate::schema::{self, ADMIN_ORG};
 use crate::{Engine, Inner, StoreError};
-use records::{append_audit, TenancyTables};
 
 /// Why a tenancy write changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -61,53 +63,6 @@ pub enum TenancyError {
     Store(#[from] StoreError),
 }
 
-/// Longest organisation or registry slug, in bytes.
-pub const MAX_SLUG_LEN: usize = 39;
-
-/// Whether `s` is an organisation or registry slug: `[a-z0-9]+(-[a-z0-9]+)*`, at most
-/// [`MAX_SLUG_LEN`] bytes. Neither `/` nor an empty part can occur, so `org/registry/` is
-/// a prefix of exactly that registry's repository names.
-pub fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_SLUG_LEN
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains("--")
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// The registry slug derived from a display name ("Web Services" → `web-services`):
-/// lower-cased, each run of other than ASCII letters and digits becomes one `-`, trimmed.
-/// `None` if nothing is left or the result is longer than [`MAX_SLUG_LEN`].
-pub fn slug_of(name: &str) -> Option<String> {
-    let mut out = String::with_capacity(name.len());
-    let mut dash = false;
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            if dash && !out.is_empty() {
-                out.push('-');
-            }
-            dash = false;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            dash = true;
-        }
-    }
-    is_slug(&out).then_some(out)
-}
-
-fn is_token_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn invalid(what: impl Into<String>) -> Refusal {
-    Refusal::Invalid(what.into())
-}
-
 // --- the Engine API -----------------------------------------------------------------------
 
 impl Engine {
@@ -117,10 +72,7 @@ impl Engine {
             slug: slug.to_owned(),
             created: now,
         };
-        match self.write_tenancy(Op::CreateOrg(rec))? {
-            Done::Org(o) => Ok(o),
-            other => Err(other.unexpected()),
-        }
+        self.write_tenancy(writes::CreateOrg(rec), true)
     }
 
     /// The organisation, if it exists.
@@ -149,10 +101,7 @@ impl Engine {
     /// Creates a registry in `rec.org`; `OrgUnknown` if the org does not exist,
     /// `RegistryExists` if the slug is taken there. Returns the record as stored.
     pub fn create_registry(&self, rec: RegistryRec) -> Result<RegistryRec, TenancyError> {
-        match self.write_tenancy(Op::CreateRegistry(rec))? {
-            Done::Registry(g) => Ok(g),
-            other => Err(other.unexpected()),
-        }
+        self.write_tenancy(writes::CreateRegistry(rec), true)
     }
 
     /// The registry, if it exists.
@@ -173,16 +122,13 @@ impl Engine {
         visibility: Option<Visibility>,
         description: Option<String>,
     ) -> Result<RegistryRec, TenancyError> {
-        let op = Op::UpdateRegistry {
+        let w = writes::UpdateRegistry {
             org: org.to_owned(),
             slug: slug.to_owned(),
             visibility,
             description,
         };
-        match self.write_tenancy(op)? {
-            Done::Registry(g) => Ok(g),
-            other => Err(other.unexpected()),
-        }
+        self.write_tenancy(w, true)
     }
 
     /// Deletes the registry; `RegistryNotEmpty` while any repository `org/slug/...` holds a
@@ -200,18 +146,14 @@ impl Engine {
         slug: &str,
         now: u64,
     ) -> Result<Vec<String>, TenancyError> {
-        let op = Op::DeleteRegistry {
+        let w = writes::DeleteRegistry {
             org: org.to_owned(),
             slug: slug.to_owned(),
             now,
         };
-        match self.write_tenancy(op)? {
-            Done::Deleted { revoked, uploads } => {
-                crate::upload::end(&self.inner, &self.commit, &uploads);
-                Ok(revoked)
-            }
-            other => Err(other.unexpected()),
-        }
+        let done = self.write_tenancy(w, true)?;
+        crate::upload::end(&self.inner, &self.commit, &done.uploads);
+        Ok(done.revoked)
     }
 
     /// Stores a new token. `OrgUnknown` if its org does not exist, `RegistryUnknown` if a
@@ -219,10 +161,7 @@ impl Engine {
     /// token with an org, a registry token naming other than one registry or with write) or
     /// the id or hash is already stored.
     pub fn create_token(&self, rec: TokenRec) -> Result<(), TenancyError> {
-        match self.write_tenancy(Op::CreateToken(Box::new(rec)))? {
-            Done::Unit => Ok(()),
-            other => Err(other.unexpected()),
-        }
+        self.write_tenancy(writes::CreateToken(Box::new(rec)), true)
     }
 
     /// Changes whenever an org, registry or token changes in a way that can change an
@@ -271,14 +210,11 @@ impl Engine {
     /// Marks the token revoked at `now` and returns it; revoking again keeps the first
     /// time. `TokenUnknown` if no token has this id.
     pub fn revoke_token(&self, id: &str, now: u64) -> Result<TokenRec, TenancyError> {
-        let op = Op::RevokeToken {
+        let w = writes::RevokeToken {
             id: id.to_owned(),
             now,
         };
-        match self.write_tenancy(op)? {
-            Done::Token(t) => Ok(t),
-            other => Err(other.unexpected()),
-        }
+        self.write_tenancy(w, true)
     }
 
     /// Writes last-used times (token id, Unix seconds) in one transaction. A time never
@@ -288,9 +224,8 @@ impl Engine {
         if used.is_empty() {
             return Ok(());
         }
-        match self.write_tenancy(Op::TouchTokens(used.to_vec())) {
-            Ok(Done::Unit) => Ok(()),
-            Ok(_) => Err(wrong_outcome()),
+        match self.write_tenancy(writes::TouchTokens(used.to_vec()), false) {
+            Ok(()) => Ok(()),
             Err(TenancyError::Store(e)) => Err(e),
             Err(e) => Err(StoreError::new(format!(
                 "internal: touch_tokens refused: {e}"
@@ -301,9 +236,8 @@ impl Engine {
     /// Appends to `rec.org`'s log (the org need not exist: an entry may outlive it) and
     /// returns the sequence number assigned: one more than the org's last.
     pub fn append_audit(&self, rec: AuditRec) -> Result<u64, StoreError> {
-        match self.write_tenancy(Op::AppendAudit(Box::new(rec))) {
-            Ok(Done::Seq(s)) => Ok(s),
-            Ok(_) => Err(wrong_outcome()),
+        match self.write_tenancy(writes::AppendAudit(Box::new(rec)), false) {
+            Ok(s) => Ok(s),
             Err(TenancyError::Store(e)) => Err(e),
             Err(e) => Err(StoreError::new(format!(
                 "internal: append_audit refused: {e}"
@@ -430,64 +364,7 @@ fn tokens_of(txn: &redb::ReadTransaction, org: &str) -> Result<Vec<TokenRec>, St
     Ok(out)
 }
 
-// --- writes, applied by the committer inside a batch ----------------------------------------
-
-/// A tenancy write, queued to the committer.
-pub(crate) enum Op {
-    CreateOrg(OrgRec),
-    CreateRegistry(RegistryRec),
-    UpdateRegistry {
-        org: String,
-        slug: String,
-        visibility: Option<Visibility>,
-        description: Option<String>,
-    },
-    DeleteRegistry {
-        org: String,
-        slug: String,
-        now: u64,
-    },
-    CreateToken(Box<TokenRec>),
-    RevokeToken {
-        id: String,
-        now: u64,
-    },
-    TouchTokens(Vec<(String, u64)>),
-    AppendAudit(Box<AuditRec>),
-}
-
-/// What a tenancy write did.
-pub(crate) enum Done {
-    Unit,
-    Org(OrgRec),
-    Registry(RegistryRec),
-    Token(TokenRec),
-    Seq(u64),
-    /// A registry deleted: the tokens it revoked, and the upload sessions it ended (their
-    /// rows are gone; the committer refuses their finish from now on, and
-    /// [`Engine::delete_registry`] ends what is left of them in memory).
-    Deleted {
-        revoked: Vec<String>,
-        uploads: Vec<UploadId>,
-    },
-}
-
-impl Done {
-    fn unexpected(self) -> TenancyError {
-        TenancyError::Store(wrong_outcome())
-    }
-}
-
-/// Why a tenancy write changed nothing: an answer, not a failure of the batch.
-pub(crate) enum Refusal {
-    OrgExists,
-    OrgUnknown,
-    RegistryExists,
-    RegistryUnknown,
-    RegistryNotEmpty,
-    TokenUnknown,
-    Invalid(String),
-}
+// --- writes, applied by the committer inside a batch (`writes.rs`) ------------------------
 
 impl From<Refusal> for TenancyError {
     fn from(r: Refusal) -> TenancyError {
@@ -503,283 +380,21 @@ impl From<Refusal> for TenancyError {
     }
 }
 
-/// The committer answered a tenancy write with the outcome of another kind of write.
-fn wrong_outcome() -> StoreError {
-    StoreError::new("internal: a tenancy write was answered with another kind of outcome")
-}
-
-/// A tenancy write as the committer applies it.
-struct TenancyWrite(Op);
-
-impl crate::commit::Write for TenancyWrite {
-    type Out = Result<Done, Refusal>;
-
-    fn apply(&self, b: &mut crate::commit::Batch<'_, '_>) -> Result<Self::Out, StoreError> {
-        let (t, tt) = b.tables_and_tenancy()?;
-        let mut out = apply(t, tt, &self.0)?;
-        if let (Ok(Done::Deleted { uploads, .. }), Op::DeleteRegistry { org, slug, .. }) =
-            (&mut out, &self.0)
-        {
-            // Sessions whose row a failed batch dropped end too.
-            let prefix = format!("{org}/{slug}/");
-            for id in crate::upload::under(b.inner, &prefix) {
-                if !uploads.contains(&id) {
-                    uploads.push(id);
-                }
-            }
-            for id in uploads.iter() {
-                b.end(id);
-            }
-        }
-        Ok(out)
-    }
-
-    fn changed(out: &Self::Out) -> bool {
-        out.is_ok()
-    }
-}
-
 impl Engine {
     /// Applies a tenancy write durably; a refusal comes back as its [`TenancyError`].
-    fn write_tenancy(&self, op: Op) -> Result<Done, TenancyError> {
-        let decides = !matches!(op, Op::TouchTokens(_) | Op::AppendAudit(_));
-        let outcome = self.commit.submit(TenancyWrite(op));
+    /// `decides`: the write can change an access decision, so cached lookups must look
+    /// again (bumped after the commit, or its failure: a bump for a write that failed costs
+    /// one lookup).
+    fn write_tenancy<W, T>(&self, w: W, decides: bool) -> Result<T, TenancyError>
+    where
+        W: crate::commit::Write<Out = Result<T, Refusal>>,
+    {
+        let outcome = self.commit.submit(w);
         if decides {
             self.commit.bump_tenancy_generation();
         }
         outcome?.into_inner().map_err(TenancyError::from)
     }
-}
-
-/// Applies `op`: every check first, then the writes, so a refusal writes nothing.
-pub(crate) fn apply(
-    t: &mut Tables<'_>,
-    tt: &mut TenancyTables<'_>,
-    op: &Op,
-) -> Result<Result<Done, Refusal>, StoreError> {
-    match op {
-        Op::CreateOrg(rec) => {
-            if !is_slug(&rec.slug) {
-                return Ok(Err(invalid(format!(
-                    "organisation slug {:?} must match [a-z0-9]+(-[a-z0-9]+)* and be at most \
-                     {MAX_SLUG_LEN} characters",
-                    rec.slug
-                ))));
-            }
-            if tt.orgs.get(rec.slug.as_str())?.is_some() {
-                return Ok(Err(Refusal::OrgExists));
-            }
-            tt.orgs
-                .insert(rec.slug.as_str(), &records::encode_org(rec)[..])?;
-            Ok(Ok(Done::Org(rec.clone())))
-        }
-        Op::CreateRegistry(rec) => {
-            if tt.orgs.get(rec.org.as_str())?.is_none() {
-                return Ok(Err(Refusal::OrgUnknown));
-            }
-            if !is_slug(&rec.slug) {
-                return Ok(Err(invalid(format!(
-                    "registry slug {:?} must match [a-z0-9]+(-[a-z0-9]+)* and be at most \
-                     {MAX_SLUG_LEN} characters",
-                    rec.slug
-                ))));
-            }
-            let key = (rec.org.as_str(), rec.slug.as_str());
-            if tt.registries.get(key)?.is_some() {
-                return Ok(Err(Refusal::RegistryExists));
-            }
-            tt.registries
-                .insert(key, &records::encode_registry(rec)[..])?;
-            Ok(Ok(Done::Registry(rec.clone())))
-        }
-        Op::UpdateRegistry {
-            org,
-            slug,
-            visibility,
-            description,
-        } => {
-            let key = (org.as_str(), slug.as_str());
-            let Some(old) = tt.registries.get(key)? else {
-                return Ok(Err(Refusal::RegistryUnknown));
-            };
-            let mut rec = records::decode_registry(org, slug, old.value())?;
-            drop(old);
-            if let Some(v) = visibility {
-                rec.visibility = *v;
-            }
-            if let Some(d) = description {
-                rec.description.clone_from(d);
-            }
-            tt.registries
-                .insert(key, &records::encode_registry(&rec)[..])?;
-            Ok(Ok(Done::Registry(rec)))
-        }
-        Op::DeleteRegistry { org, slug, now } => {
-            let key = (org.as_str(), slug.as_str());
-            if tt.registries.get(key)?.is_none() {
-                return Ok(Err(Refusal::RegistryUnknown));
-            }
-            let prefix = format!("{org}/{slug}/");
-            if holds_any(&t.manifests, &prefix)? || holds_any(&t.links, &prefix)? {
-                return Ok(Err(Refusal::RegistryNotEmpty));
-            }
-            tt.registries.remove(key)?;
-            // What is left under the prefix is empty repositories (their tags and referrer
-            // entries went with their manifests): take them out of the catalog.
-            let mut empty = Vec::new();
-            for entry in t.repos.range::<&str>(prefix.as_str()..)? {
-                let (k, _) = entry?;
-                let name = k.value();
-                if !name.starts_with(&prefix) {
-                    break;
-                }
-                empty.push(name.to_owned());
-            }
-            for name in empty {
-                t.repos.remove(name.as_str())?;
-            }
-            let mut naming = Vec::new();
-            for entry in tt.org_tokens.range::<(&str, &str)>((org.as_str(), "")..)? {
-                let (k, _) = entry?;
-                let (o, id) = k.value();
-                if o != org {
-                    break;
-                }
-                naming.push(id.to_owned());
-            }
-            let mut revoked = Vec::new();
-            for id in naming {
-                let Some(mut rec) = tt.token(&id)? else {
-                    continue;
-                };
-                if rec.revoked.is_none() && rec.registries.iter().any(|g| g == slug) {
-                    rec.revoked = Some(*now);
-                    tt.tokens
-                        .insert(id.as_str(), &records::encode_token(&rec)[..])?;
-                    revoked.push(id);
-                }
-            }
-            // Its upload sessions end with it: otherwise one could still finish, after a
-            // registry of the same slug is created again, into that registry.
-            let mut ended = Vec::new();
-            for entry in t.uploads.iter()? {
-                let (k, v) = entry?;
-                if schema::decode_upload(v.value())?.repo.starts_with(&prefix) {
-                    ended.push(k.value().to_owned());
-                }
-            }
-            for id in &ended {
-                t.uploads.remove(id.as_str())?;
-            }
-            let uploads = ended.iter().filter_map(|id| UploadId::parse(id)).collect();
-            Ok(Ok(Done::Deleted { revoked, uploads }))
-        }
-        Op::CreateToken(rec) => {
-            if let Err(r) = check_new_token(tt, rec)? {
-                return Ok(Err(r));
-            }
-            let id = rec.id.as_str();
-            tt.tokens.insert(id, &records::encode_token(rec)[..])?;
-            tt.hashes.insert(&rec.hash[..], id)?;
-            let org = rec.org.as_deref().unwrap_or(ADMIN_ORG);
-            tt.org_tokens.insert((org, id), ())?;
-            Ok(Ok(Done::Unit))
-        }
-        Op::RevokeToken { id, now } => {
-            let Some(mut rec) = tt.token(id)? else {
-                return Ok(Err(Refusal::TokenUnknown));
-            };
-            if rec.revoked.is_none() {
-                rec.revoked = Some(*now);
-                tt.tokens
-                    .insert(id.as_str(), &records::encode_token(&rec)[..])?;
-            }
-            Ok(Ok(Done::Token(rec)))
-        }
-        Op::TouchTokens(used) => {
-            for (id, when) in used {
-                let Some(mut rec) = tt.token(id)? else {
-                    continue;
-                };
-                if rec.last_used.is_none_or(|l| l < *when) {
-                    rec.last_used = Some(*when);
-                    tt.tokens
-                        .insert(id.as_str(), &records::encode_token(&rec)[..])?;
-                }
-            }
-            Ok(Ok(Done::Unit))
-        }
-        Op::AppendAudit(rec) => Ok(Ok(Done::Seq(append_audit(tt, rec)?))),
-    }
-}
-
-/// Whether any row of a (repository, …)-keyed table has a repository starting `prefix`:
-/// such rows are contiguous, so the first row at or after `prefix` answers.
-fn holds_any<V: redb::Value + 'static>(
-    table: &Table<'_, (&'static str, &'static [u8]), V>,
-    prefix: &str,
-) -> Result<bool, StoreError> {
-    let start: (&str, &[u8]) = (prefix, &[]);
-    let Some(first) = table.range(start..)?.next() else {
-        return Ok(false);
-    };
-    let (k, _) = first?;
-    Ok(k.value().0.starts_with(prefix))
-}
-
-/// The refusal a new token earns, if any.
-fn check_new_token(
-    tt: &TenancyTables<'_>,
-    rec: &TokenRec,
-) -> Result<Result<(), Refusal>, StoreError> {
-    if !is_token_id(&rec.id) {
-        return Ok(Err(invalid(format!(
-            "token id {:?} must be 1 to 64 characters of [A-Za-z0-9_-]",
-            rec.id
-        ))));
-    }
-    match (rec.kind, &rec.org) {
-        (TokenKind::Admin, Some(_)) => {
-            return Ok(Err(invalid("an admin token belongs to no organisation")))
-        }
-        (TokenKind::Admin, None) if !rec.registries.is_empty() => {
-            return Ok(Err(invalid("an admin token names no registries")))
-        }
-        (TokenKind::Org | TokenKind::Registry, None) => {
-            return Ok(Err(invalid(
-                "an organisation or registry token needs an organisation",
-            )))
-        }
-        (TokenKind::Registry, Some(_)) if rec.registries.len() != 1 => {
-            return Ok(Err(invalid("a registry token names exactly one registry")))
-        }
-        (TokenKind::Registry, Some(_)) if rec.write => {
-            return Ok(Err(invalid("a registry token is read-only")))
-        }
-        _ => {}
-    }
-    if let Some(org) = &rec.org {
-        if tt.orgs.get(org.as_str())?.is_none() {
-            return Ok(Err(Refusal::OrgUnknown));
-        }
-        for g in &rec.registries {
-            if tt.registries.get((org.as_str(), g.as_str()))?.is_none() {
-                return Ok(Err(Refusal::RegistryUnknown));
-            }
-        }
-    }
-    if tt.tokens.get(rec.id.as_str())?.is_some() {
-        return Ok(Err(invalid(format!(
-            "token id {} is already taken; generate another",
-            rec.id
-        ))));
-    }
-    if tt.hashes.get(&rec.hash[..])?.is_some() {
-        return Ok(Err(invalid(
-            "a token with this secret is already stored; generate another secret",
-        )));
-    }
-    Ok(Ok(()))
 }
 
 #[cfg(test)]
