@@ -157,7 +157,8 @@ fn pipelined_requests_are_answered_in_order() {
     let three = format!(
         "GET /v2/{REPO}/manifests/latest HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"
     );
-    c.s.write_all(format!("{one}{two}{three}{one}").as_bytes())
+    c.stream()
+        .write_all(format!("{one}{two}{three}{one}").as_bytes())
         .unwrap();
     assert_eq!(c.response(false).body, b"ok\n");
     assert_eq!(c.response(false).body, b"{}");
@@ -178,8 +179,8 @@ fn a_request_in_flight_at_sigterm_finishes_within_the_grace_period() {
         srv.auth(),
         data.len()
     );
-    c.s.write_all(head.as_bytes()).unwrap();
-    c.s.write_all(&data[..1000]).unwrap();
+    c.stream().write_all(head.as_bytes()).unwrap();
+    c.stream().write_all(&data[..1000]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     srv.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
@@ -187,7 +188,7 @@ fn a_request_in_flight_at_sigterm_finishes_within_the_grace_period() {
         srv.child.try_wait().unwrap().is_none(),
         "exited with a request in flight"
     );
-    c.s.write_all(&data[1000..]).unwrap();
+    c.stream().write_all(&data[1000..]).unwrap();
     let r = c.response(false);
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.header("range"), Some("0-1048575"));
@@ -283,9 +284,10 @@ fn a_client_that_half_closes_gets_its_answer_then_the_close() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(dir.path());
     let mut c = srv.client();
-    c.s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.stream()
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    c.s.shutdown(std::net::Shutdown::Write).unwrap();
+    c.stream().shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(c.response(false).body, b"ok\n");
     assert!(c.closed_by_server());
 }
@@ -300,7 +302,9 @@ fn idle_and_slow_connections_are_closed_at_their_deadlines() {
     let mut idle = srv.client();
     assert_eq!(idle.get("/healthz").status, 200);
     let mut slow = srv.client();
-    slow.s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    slow.stream()
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .unwrap();
     let mut busy = srv.client();
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(1500) {
@@ -466,7 +470,7 @@ fn a_truncated_pack_fails_check_and_its_blob_is_cut_short_not_hung() {
     let t = Instant::now();
     loop {
         let mut b = vec![0u8; 1 << 16];
-        match c.s.read(&mut b) {
+        match c.stream().read(&mut b) {
             Ok(0) | Err(_) => break,
             Ok(n) => got.extend_from_slice(&b[..n]),
         }
@@ -498,7 +502,7 @@ fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     let mut total = 0usize;
     loop {
         let mut b = vec![0u8; 1 << 20];
-        match c.s.read(&mut b) {
+        match c.stream().read(&mut b) {
             Ok(0) | Err(_) => break,
             Ok(n) => total += n,
         }
