@@ -3,6 +3,7 @@
 
 use crate::content::{Blob, Image};
 use crate::digest::digest_like;
+use crate::http::Expect as _;
 use crate::http::{with_query, Client, Request, Response};
 
 impl Client {

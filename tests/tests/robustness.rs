@@ -1,6 +1,7 @@
 //! Hostile and broken clients: each one costs only its own connection, never the server or
 //! another client; limits answer with the right status; failed uploads leave nothing behind.
 
+use berth_tests::Expect as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
