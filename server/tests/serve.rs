@@ -637,20 +637,29 @@ fn responses_carry_the_current_date() {
     }
 }
 
-/// One request on a new connection, read to its close; `None` if the server closed it
-/// without an answer.
-fn try_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let _ = s.write_all(req.as_bytes());
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+/// One request on a new connection, which the server has closed by the time this returns
+/// (so its slot is free); `None` if the server closed it without an answer.
+fn try_get(addr: SocketAddr, path: &str) -> Option<Response> {
+    let opts = berth_client::Options {
+        read_timeout: Duration::from_secs(10),
+        reconnect: false,
+        ..Default::default()
+    };
+    let mut c = berth_client::HttpConn::new(vec![addr], "x", opts);
+    let close = [("Connection", "close")];
+    match c.request("GET", path, &close, &[], berth_client::Sink::Keep) {
+        Ok(r) => {
+            let _ = c.socket().unwrap().read_to_end(&mut Vec::new());
+            Some(r)
+        }
+        Err(berth_client::Error::Closed) => None,
+        Err(berth_client::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(e) => panic!("GET {path}: {e}"),
+    }
 }
 
 /// `try_get` until it is answered (within 10 s).
-fn get_when_let_in(addr: SocketAddr, path: &str) -> String {
+fn get_when_let_in(addr: SocketAddr, path: &str) -> Response {
     let t = Instant::now();
     loop {
         if let Some(r) = try_get(addr, path) {
@@ -669,7 +678,10 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
     let srv = Server::start_with(dir.path(), &[("BERTH_MAX_CONNECTIONS_PER_IP", "3")]);
     // Until the server has seen the provisioning connections close, only the one asking.
     let t = Instant::now();
-    while !get_when_let_in(srv.addr, "/metrics").contains("\nberth_connections_open 1\n") {
+    while !get_when_let_in(srv.addr, "/metrics")
+        .text()
+        .contains("\nberth_connections_open 1\n")
+    {
         assert!(t.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -677,14 +689,14 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
     for c in &mut open {
         assert_eq!(c.get("/healthz").status, 200);
     }
-    assert_eq!(
-        try_get(srv.addr, "/healthz"),
-        None,
-        "a fourth is closed unanswered"
+    let fourth = try_get(srv.addr, "/healthz");
+    assert!(
+        fourth.is_none(),
+        "a fourth is closed unanswered: {fourth:?}"
     );
     drop(open.pop());
-    assert!(get_when_let_in(srv.addr, "/healthz").starts_with("HTTP/1.1 200"));
+    assert_eq!(get_when_let_in(srv.addr, "/healthz").status, 200);
     drop(open);
-    let metrics = get_when_let_in(srv.addr, "/metrics");
+    let metrics = get_when_let_in(srv.addr, "/metrics").text();
     assert!(counter(&metrics, "berth_connections_refused_total") >= 1);
 }

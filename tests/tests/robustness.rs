@@ -15,9 +15,8 @@ const NAME: &str = "e2e/tests/robust/repo";
 
 /// The status of the first response in `bytes`, if any.
 fn first_status(bytes: &[u8]) -> Option<u16> {
-    let text = String::from_utf8_lossy(bytes);
-    let line = text.lines().next()?;
-    line.split(' ').nth(1)?.parse().ok()
+    let mut r = berth_client::Reader::new(bytes, 0, 0);
+    r.read_head(false).ok().map(|h| h.status)
 }
 
 #[test]
