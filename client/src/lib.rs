@@ -7,10 +7,11 @@
 //! and reopened when the server closes it ([`Options::reconnect`]), or held as one socket a
 //! test writes raw bytes to. Request bodies go out as slices, so a large blob is written
 //! straight from its buffer; response bodies are kept, counted and dropped ([`Sink`]), or
-//! read as they arrive ([`HttpConn::open`]).
+//! read as they arrive ([`HttpConn::stream`]). [`oci`] pushes blobs and manifests with it.
 
 mod conn;
 mod error;
+pub mod oci;
 mod reader;
 mod response;
 

@@ -284,3 +284,42 @@ fn a_refused_connection_is_a_connect_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_push_stops_at_the_answer_the_spec_does_not_allow() {
+    use berth_client::oci::{push_blob, push_blob_in_chunks, sha256_digest, PushError};
+    let (addr, h) = scripted(vec![vec![
+        b"HTTP/1.1 202 Accepted\r\nLocation: http://h/v2/r/blobs/uploads/1?s=a\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 202 Accepted\r\nLocation: /v2/r/blobs/uploads/1?s=b\r\nRange: 0-1\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 202 Accepted\r\nLocation: /v2/r/blobs/uploads/1?s=c\r\nRange: 0-2\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 202 Accepted\r\nLocation: /v2/r/blobs/uploads/2\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nDocker-Content-Digest: sha256:other\r\nContent-Length: 0\r\n\r\n",
+    ]]);
+    let mut c = conn(addr);
+    let auth = [("Authorization", "Bearer t")];
+    // The second PATCH is answered with the Range of the first.
+    match push_blob_in_chunks(&mut c, &auth, "r", b"abcd", 2) {
+        Err(PushError::Refused { step, why, .. }) => {
+            assert_eq!((step, why.as_str()), ("PATCH upload", "want Range 0-3"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let d = sha256_digest(b"x");
+    match push_blob(&mut c, &auth, "r", &d, &[b"x"]) {
+        Err(PushError::Refused { why, response, .. }) => {
+            assert!(why.contains("Docker-Content-Digest sha256:other"), "{why}");
+            assert_eq!(response.status, 201);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.join().unwrap(),
+        vec![
+            "POST /v2/r/blobs/uploads/ HTTP/1.1",
+            "PATCH /v2/r/blobs/uploads/1?s=a HTTP/1.1",
+            "PATCH /v2/r/blobs/uploads/1?s=b HTTP/1.1",
+            "POST /v2/r/blobs/uploads/ HTTP/1.1",
+            format!("PUT /v2/r/blobs/uploads/2?digest={d} HTTP/1.1").as_str(),
+        ]
+    );
+}

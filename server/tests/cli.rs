@@ -6,7 +6,6 @@
 #![allow(clippy::disallowed_methods)]
 
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -170,7 +169,7 @@ fn is_rfc3339(s: &str) -> bool {
 
 /// Pushes one blob into `repo` with a monolithic upload, authenticated by `token`.
 fn push_blob(url: &str, token: &str, repo: &str, data: &[u8]) -> u16 {
-    let digest = format!("sha256:{}", hex(&Sha256::digest(data)));
+    let digest = berth_client::oci::sha256_digest(data);
     let addr = url.trim_start_matches("http://").parse().unwrap();
     let mut c = berth_client::HttpConn::new(vec![addr], "x", Default::default());
     let bearer = format!("Bearer {token}");
@@ -182,10 +181,6 @@ fn push_blob(url: &str, token: &str, repo: &str, data: &[u8]) -> u16 {
     c.request("POST", &path, &headers, &[data], berth_client::Sink::Keep)
         .unwrap()
         .status
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]

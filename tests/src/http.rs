@@ -344,6 +344,25 @@ impl Client {
             .exchange(&bytes, &[], req.method == "HEAD", Sink::Keep)
     }
 
+    /// Runs an OCI push step of `berth_client::oci` on this client's connection with its
+    /// `Authorization`, panicking with the step that failed and the answer it got.
+    #[track_caller]
+    pub fn oci<T>(
+        &mut self,
+        step: impl FnOnce(&mut HttpConn, &[(&str, &str)]) -> Result<T, berth_client::oci::PushError>,
+    ) -> T {
+        let auth = self.auth.clone();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        match step(&mut self.conn, &headers) {
+            Ok(t) => t,
+            Err(e) => match e.response() {
+                Some(r) => panic!("{e}\n{r:?}"),
+                None => panic!("{e}"),
+            },
+        }
+    }
+
     /// GET; on a manifest path it sends the `Accept` list every real client sends
     /// (content negotiation is not what these calls test; `send` stays raw).
     pub fn get(&mut self, path: &str) -> Response {

@@ -285,6 +285,21 @@ impl Client {
             .unwrap_or_else(|e| panic!("reading a response: {e}"))
     }
 
+    /// Runs an OCI push step of `berth_client::oci` on this connection with this client's
+    /// `Authorization`.
+    pub fn oci<T>(
+        &mut self,
+        step: impl FnOnce(
+            &mut berth_client::HttpConn,
+            &[(&str, &str)],
+        ) -> Result<T, berth_client::oci::PushError>,
+    ) -> Result<T, berth_client::oci::PushError> {
+        let auth = self.auth.clone();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        step(&mut self.conn, &headers)
+    }
+
     /// Whether the server has closed this connection (read returns 0 or an error).
     pub fn closed_by_server(&mut self) -> bool {
         let mut b = [0u8; 1];
@@ -292,14 +307,8 @@ impl Client {
     }
 }
 
-pub fn sha256(b: &[u8]) -> String {
-    let h = Sha256::digest(b);
-    let mut s = String::from("sha256:");
-    for x in h {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
-}
+/// `sha256:<hex>` of `b`.
+pub use berth_client::oci::sha256_digest as sha256;
 
 pub fn pattern(n: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
@@ -315,35 +324,8 @@ pub fn pattern(n: usize, seed: u32) -> Vec<u8> {
 
 /// POST, then PATCH in `chunks` Content-Range pieces, then PUT ?digest=. Returns the digest.
 pub fn push_blob(c: &mut Client, data: &[u8], chunks: usize) -> String {
-    let digest = sha256(data);
-    let r = c.request("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], b"");
-    assert_eq!(r.status, 202, "{r:?}");
-    let mut loc = r.header("location").unwrap().to_string();
-    let step = data.len().div_ceil(chunks.max(1)).max(1);
-    for (i, part) in data.chunks(step).enumerate() {
-        let start = i * step;
-        let range = format!("{}-{}", start, start + part.len() - 1);
-        let r = c.request(
-            "PATCH",
-            &loc,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Range", &range),
-            ],
-            part,
-        );
-        assert_eq!(r.status, 202, "{r:?}");
-        assert_eq!(
-            r.header("range"),
-            Some(range.replacen(&start.to_string(), "0", 1).as_str())
-        );
-        loc = r.header("location").unwrap().to_string();
-    }
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c.request("PUT", &format!("{loc}{sep}digest={digest}"), &[], b"");
-    assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
-    digest
+    c.oci(|conn, h| berth_client::oci::push_blob_in_chunks(conn, h, REPO, data, chunks))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The value of counter or gauge `name` in a `/metrics` page.
@@ -353,11 +335,12 @@ pub fn counter(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
-/// An OCI image manifest naming one config and one layer, by digest and size.
+/// An OCI image manifest naming one config and one uncompressed layer, by digest and size.
 pub fn image_manifest(config: (&str, usize), layer: (&str, usize)) -> String {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
-        config.0, config.1, layer.0, layer.1
+    berth_client::oci::image_manifest(
+        (config.0, config.1 as u64),
+        &[(layer.0, layer.1 as u64)],
+        berth_client::oci::OCI_LAYER_TAR,
     )
 }
 
@@ -378,30 +361,8 @@ pub fn bearer_header(token: &str) -> String {
 
 /// Pushes an OCI image of `config` and uncompressed tar `layers` to [`REPO`] as `tag`; its digest.
 pub fn put_image(c: &mut Client, tag: &str, config: &[u8], layers: &[&[u8]]) -> String {
-    let dc = push_blob(c, config, 1);
-    let descs: Vec<String> = layers
-        .iter()
-        .map(|l| {
-            let d = push_blob(c, l, 1);
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
-                l.len()
-            )
-        })
-        .collect();
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{}}},"layers":[{}]}}"#,
-        config.len(),
-        descs.join(",")
-    );
-    let r = c.request(
-        "PUT",
-        &format!("/v2/{REPO}/manifests/{tag}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-        m.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    sha256(m.as_bytes())
+    c.oci(|conn, h| berth_client::oci::push_image(conn, h, REPO, tag, config, layers))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An index entry (or a `subject`) naming image manifest `digest` of `size` bytes, for
