@@ -5,7 +5,7 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use crate::client::{HttpConn, Sink};
+use crate::client::Sink;
 use crate::latency::Samples;
 use crate::registry::Extra;
 use crate::target::Target;
@@ -76,7 +76,7 @@ pub fn hammer(
 ) -> Result<Hammered, String> {
     let mut cs = Vec::with_capacity(conns);
     for _ in 0..conns {
-        cs.push(HttpConn::connect(target).map_err(|e| format!("connect: {e}"))?);
+        cs.push(crate::client::connect(target).map_err(|e| format!("connect: {e}"))?);
     }
     let request = cs[0].head("GET", path, &extra_headers(extra), 0);
     let start = Barrier::new(conns + 1);

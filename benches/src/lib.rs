@@ -1,4 +1,4 @@
-//! Shared code of Berth's benchmarks: the load generator's minimal HTTP/1.1 client, the OCI
+//! Shared code of Berth's benchmarks: the load generator's connections (berth-client's), the OCI
 //! requests it sends with the credentials they carry, and the payloads and statistics of a run;
 //! for the package bench, the real server it starts (`berth`), the image layers it pushes
 //! (`layers`) and GETs under load (`hammer`).

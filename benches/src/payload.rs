@@ -97,10 +97,7 @@ pub fn fill_random(buf: &mut [u8], seed: u64) {
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub use berth_client::oci::sha256_digest;
 
 #[cfg(test)]
 mod tests {

@@ -5,10 +5,10 @@
 use crate::client::{ClientError, HttpConn, Response, Sink};
 use crate::credentials::basic_authorization;
 use crate::payload::{fill_random, sha256_digest};
+use berth_client::oci::{self, PushError};
+pub use berth_client::oci::{location_path, with_digest, OCI_CONFIG, OCI_MANIFEST};
 use std::fmt;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 #[derive(Debug)]
@@ -38,6 +38,26 @@ impl std::error::Error for OpError {}
 impl From<ClientError> for OpError {
     fn from(e: ClientError) -> Self {
         OpError::Client(e)
+    }
+}
+
+impl From<PushError> for OpError {
+    fn from(e: PushError) -> Self {
+        match e {
+            PushError::Transport { err, .. } => OpError::Client(err),
+            PushError::Refused {
+                step,
+                why,
+                response,
+            } => OpError::Unexpected {
+                op: step,
+                status: response.status,
+                detail: format!(
+                    "{why}: {}",
+                    String::from_utf8_lossy(&response.body[..response.body.len().min(300)])
+                ),
+            },
+        }
     }
 }
 
@@ -92,34 +112,9 @@ pub fn ping(c: &mut HttpConn, extra: &Extra) -> Result<u16, OpError> {
     Ok(r.status)
 }
 
-/// The path and query of a `Location` header, which may be absolute (Distribution sends
-/// `http://host/v2/...`) or a path.
-pub fn location_path(loc: &str) -> &str {
-    for scheme in ["http://", "https://"] {
-        if let Some(rest) = loc.strip_prefix(scheme) {
-            return rest.find('/').map_or("/", |i| &rest[i..]);
-        }
-    }
-    loc
-}
-
-/// The upload URL with `digest=<d>` added to its query (spec §5.6).
-pub fn with_digest(location: &str, digest: &str) -> String {
-    let sep = if location.contains('?') { '&' } else { '?' };
-    format!("{location}{sep}digest={digest}")
-}
-
 /// `POST /v2/<repo>/blobs/uploads/` (end-4a) → 202 and the upload's `Location` path.
 pub fn start_upload(c: &mut HttpConn, extra: &Extra, repo: &str) -> Result<String, OpError> {
-    let path = format!("/v2/{repo}/blobs/uploads/");
-    let r = c.request("POST", &path, &extra.with(&[]), &[], Sink::Keep)?;
-    expect("POST blobs/uploads/", &r, &[202])?;
-    let loc = r.header("location").ok_or(OpError::Unexpected {
-        op: "POST blobs/uploads/",
-        status: r.status,
-        detail: "no Location header".into(),
-    })?;
-    Ok(location_path(loc).to_string())
+    Ok(oci::start_upload(c, &extra.with(&[]), repo)?)
 }
 
 /// `PUT <location>?digest=<d>` (end-6) with the whole blob as the body → 201.
@@ -130,23 +125,7 @@ pub fn finish_upload(
     digest: &str,
     body: &[&[u8]],
 ) -> Result<(), OpError> {
-    let r = c.request(
-        "PUT",
-        &with_digest(location, digest),
-        &extra.with(&[("Content-Type", "application/octet-stream")]),
-        body,
-        Sink::Keep,
-    )?;
-    expect("PUT upload?digest=", &r, &[201])?;
-    if let Some(d) = r.header("docker-content-digest") {
-        if d != digest {
-            return Err(OpError::Unexpected {
-                op: "PUT upload?digest=",
-                status: r.status,
-                detail: format!("Docker-Content-Digest {d} for a {digest} upload"),
-            });
-        }
-    }
+    oci::finish_upload(c, &extra.with(&[]), location, digest, body)?;
     Ok(())
 }
 
@@ -158,8 +137,8 @@ pub fn push_blob(
     digest: &str,
     body: &[&[u8]],
 ) -> Result<(), OpError> {
-    let loc = start_upload(c, extra, repo)?;
-    finish_upload(c, extra, &loc, digest, body)
+    oci::push_blob(c, &extra.with(&[]), repo, digest, body)?;
+    Ok(())
 }
 
 /// `GET /v2/<repo>/blobs/<d>` (end-2) → 200 with exactly `size` bytes, which are counted and
@@ -193,15 +172,8 @@ pub fn put_manifest(
     media_type: &str,
     body: &[u8],
 ) -> Result<(), OpError> {
-    let path = format!("/v2/{repo}/manifests/{reference}");
-    let r = c.request(
-        "PUT",
-        &path,
-        &extra.with(&[("Content-Type", media_type)]),
-        &[body],
-        Sink::Keep,
-    )?;
-    expect("PUT manifest", &r, &[201])
+    oci::put_manifest(c, &extra.with(&[]), repo, reference, media_type, body)?;
+    Ok(())
 }
 
 /// The request bytes of `GET /v2/<repo>/manifests/<reference>` accepting OCI manifests;
@@ -273,28 +245,6 @@ impl SmallImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn absolute_and_relative_locations_become_paths() {
-        assert_eq!(
-            location_path("http://127.0.0.1:5000/v2/a/b/blobs/uploads/u?_state=x"),
-            "/v2/a/b/blobs/uploads/u?_state=x"
-        );
-        assert_eq!(
-            location_path("/v2/a/blobs/uploads/u"),
-            "/v2/a/blobs/uploads/u"
-        );
-        assert_eq!(location_path("http://h"), "/");
-    }
-
-    #[test]
-    fn the_digest_joins_an_existing_query_or_starts_one() {
-        assert_eq!(
-            with_digest("/u?_state=x", "sha256:ab"),
-            "/u?_state=x&digest=sha256:ab"
-        );
-        assert_eq!(with_digest("/u", "sha256:ab"), "/u?digest=sha256:ab");
-    }
 
     #[test]
     fn the_small_image_manifest_names_its_blobs_by_digest_and_size() {

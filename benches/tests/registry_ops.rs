@@ -4,7 +4,7 @@
 //! Anonymous like Distribution in the comparison, or private like Berth: then every request,
 //! `/v2/` included, needs the one `Authorization` value it was started with (spec §9.1).
 
-use berth_benches::client::{HttpConn, Sink};
+use berth_benches::client::Sink;
 use berth_benches::credentials::basic_authorization;
 use berth_benches::payload::{sha256_digest, Payload};
 use berth_benches::registry::{self, Extra, OpError, SmallImage, OCI_MANIFEST};
@@ -185,7 +185,7 @@ fn route(
 #[test]
 fn pushed_blobs_arrive_whole_under_their_digests_and_pull_back_at_full_length() {
     let t = spawn_registry();
-    let mut c = HttpConn::connect(&t).unwrap();
+    let mut c = berth_benches::client::connect(&t).unwrap();
     let none = Extra::default();
     assert_eq!(registry::ping(&mut c, &none).unwrap(), 200);
     let p = Payload::new(300 << 10, 3, 11);
@@ -205,7 +205,7 @@ fn pushed_blobs_arrive_whole_under_their_digests_and_pull_back_at_full_length() 
 #[test]
 fn a_wrong_digest_or_a_short_blob_is_reported_not_measured() {
     let t = spawn_registry();
-    let mut c = HttpConn::connect(&t).unwrap();
+    let mut c = berth_benches::client::connect(&t).unwrap();
     let none = Extra::default();
     let wrong = sha256_digest(b"something else");
     let e = registry::push_blob(&mut c, &none, "a/b/c", &wrong, &[b"data"]).unwrap_err();
@@ -219,7 +219,7 @@ fn a_wrong_digest_or_a_short_blob_is_reported_not_measured() {
 #[test]
 fn the_small_image_pushes_and_its_manifest_comes_back_by_tag() {
     let t = spawn_registry();
-    let mut c = HttpConn::connect(&t).unwrap();
+    let mut c = berth_benches::client::connect(&t).unwrap();
     let none = Extra::default();
     let img = SmallImage::new(5);
     img.push(&mut c, &none, "a/b/c", "bench").unwrap();
@@ -238,7 +238,7 @@ fn the_small_image_pushes_and_its_manifest_comes_back_by_tag() {
 #[test]
 fn a_private_registry_refuses_anonymous_requests_and_serves_the_basic_token_holder() {
     let t = spawn_registry_requiring(Some(basic_authorization("s3cret")));
-    let mut c = HttpConn::connect(&t).unwrap();
+    let mut c = berth_benches::client::connect(&t).unwrap();
     let none = Extra::default();
     assert_eq!(registry::ping(&mut c, &none).unwrap(), 401);
     let e = registry::start_upload(&mut c, &none, "bench/load/app").unwrap_err();
@@ -284,7 +284,7 @@ fn the_storage_less_stub_answers_every_loadgen_request() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let t = Target::parse(&format!("http://{}", l.local_addr().unwrap())).unwrap();
     thread::spawn(move || berth_benches::stub::run(l));
-    let mut c = HttpConn::connect(&t).unwrap();
+    let mut c = berth_benches::client::connect(&t).unwrap();
     let none = Extra::default();
     assert_eq!(registry::ping(&mut c, &none).unwrap(), 200);
     let p = Payload::new((3 << 20) + 5, 1, 2);

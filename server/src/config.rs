@@ -499,6 +499,14 @@ impl Config {
         Config::from_layers(&layers)
     }
 
+    /// The configuration a file of `text` gives over the defaults, with no environment or
+    /// flags: what `untrusted::config_file` hands to fuzz targets.
+    pub fn from_file_text(text: &str) -> Result<Config, ConfigError> {
+        let mut layers = Layers::defaults();
+        layers.file(Path::new("berth.toml"), text)?;
+        Config::from_layers(&layers)
+    }
+
     fn from_layers(l: &Layers) -> Result<Config, ConfigError> {
         let limits = Limits {
             header_bytes: size(l, "header_bytes", 1024, 16 << 20)?,

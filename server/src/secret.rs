@@ -1,5 +1,6 @@
 //! Secrets and the small primitives around them: random token secrets, SHA-256, HMAC-SHA256,
-//! base64 and constant-time comparison. A secret lives in a `Secret` whose `Debug` and
+//! base64 and constant-time comparison (the MAC and the comparison are RustCrypto's `hmac`
+//! and `subtle`: crypto is not written here). A secret lives in a `Secret` whose `Debug` and
 //! `Display` redact, so no log line, panic message or `{:?}` of a request can carry one
 //! (docs/architecture.md, "server/").
 
@@ -7,8 +8,10 @@ use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
+use subtle::ConstantTimeEq as _;
 
 /// A value that must never be printed: a token secret, a password, a bearer token.
 #[derive(Clone, PartialEq, Eq)]
@@ -70,29 +73,18 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-/// HMAC-SHA256 (RFC 2104): H((K ^ opad) || H((K ^ ipad) || m)), K padded to the block size.
+/// HMAC-SHA256 (RFC 2104), RustCrypto's: the bearer tokens' MAC.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&sha256(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(msg);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    // Invariant: HMAC takes a key of any length (a long one is hashed first).
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC keys may have any length");
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
 }
 
-/// Equality whose time does not depend on where the inputs differ.
+/// Equality whose time does not depend on where the inputs differ (`subtle`); slices of
+/// different lengths are unequal at once, the length being no secret.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// Standard base64 as HTTP Basic clients send it: padding optional; non-zero leftover bits

@@ -9,40 +9,16 @@
 mod common;
 use common::*;
 
-/// Pushes a one-layer image into `repo` as tag `t`; returns the manifest digest.
+/// Pushes a one-layer image into `repo` as tag `t`; returns the manifest digest, or the
+/// answer that refused a step.
 fn push_image(c: &mut Client, repo: &str, tag: &str, seed: u32) -> Result<String, Response> {
     let layer = pattern(2000, seed);
     let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed}}}");
-    for blob in [&layer[..], config.as_bytes()] {
-        let r = c.request("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"");
-        if r.status != 202 {
-            return Err(r);
-        }
-        let loc = r.header("location").unwrap().to_string();
-        let r = c.request(
-            "PUT",
-            &format!("{loc}?digest={}", sha256(blob)),
-            &[("Content-Type", "application/octet-stream")],
-            blob,
-        );
-        if r.status != 201 {
-            return Err(r);
-        }
-    }
-    let manifest = image_manifest(
-        (&sha256(config.as_bytes()), config.len()),
-        (&sha256(&layer), layer.len()),
-    );
-    let r = c.request(
-        "PUT",
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-        manifest.as_bytes(),
-    );
-    if r.status != 201 {
-        return Err(r);
-    }
-    Ok(sha256(manifest.as_bytes()))
+    c.oci(|conn, h| berth_client::oci::push_image(conn, h, repo, tag, config.as_bytes(), &[&layer]))
+        .map_err(|e| match e {
+            berth_client::oci::PushError::Refused { response, .. } => *response,
+            e => panic!("{e}"),
+        })
 }
 
 fn error_code(r: &Response) -> String {

@@ -6,12 +6,9 @@
 #![allow(clippy::disallowed_methods)]
 
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 struct Server {
     child: Child,
@@ -172,22 +169,18 @@ fn is_rfc3339(s: &str) -> bool {
 
 /// Pushes one blob into `repo` with a monolithic upload, authenticated by `token`.
 fn push_blob(url: &str, token: &str, repo: &str, data: &[u8]) -> u16 {
-    let digest = format!("sha256:{}", hex(&Sha256::digest(data)));
-    let mut s = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head = format!(
-        "POST /v2/{repo}/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        data.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(data).unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    let digest = berth_client::oci::sha256_digest(data);
+    let addr = url.trim_start_matches("http://").parse().unwrap();
+    let mut c = berth_client::HttpConn::new(vec![addr], "x", Default::default());
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/octet-stream"),
+    ];
+    let path = format!("/v2/{repo}/blobs/uploads/?digest={digest}");
+    c.request("POST", &path, &headers, &[data], berth_client::Sink::Keep)
+        .unwrap()
+        .status
 }
 
 #[test]

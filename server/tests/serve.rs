@@ -157,7 +157,8 @@ fn pipelined_requests_are_answered_in_order() {
     let three = format!(
         "GET /v2/{REPO}/manifests/latest HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"
     );
-    c.s.write_all(format!("{one}{two}{three}{one}").as_bytes())
+    c.stream()
+        .write_all(format!("{one}{two}{three}{one}").as_bytes())
         .unwrap();
     assert_eq!(c.response(false).body, b"ok\n");
     assert_eq!(c.response(false).body, b"{}");
@@ -178,8 +179,8 @@ fn a_request_in_flight_at_sigterm_finishes_within_the_grace_period() {
         srv.auth(),
         data.len()
     );
-    c.s.write_all(head.as_bytes()).unwrap();
-    c.s.write_all(&data[..1000]).unwrap();
+    c.stream().write_all(head.as_bytes()).unwrap();
+    c.stream().write_all(&data[..1000]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     srv.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
@@ -187,7 +188,7 @@ fn a_request_in_flight_at_sigterm_finishes_within_the_grace_period() {
         srv.child.try_wait().unwrap().is_none(),
         "exited with a request in flight"
     );
-    c.s.write_all(&data[1000..]).unwrap();
+    c.stream().write_all(&data[1000..]).unwrap();
     let r = c.response(false);
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.header("range"), Some("0-1048575"));
@@ -283,9 +284,10 @@ fn a_client_that_half_closes_gets_its_answer_then_the_close() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(dir.path());
     let mut c = srv.client();
-    c.s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.stream()
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    c.s.shutdown(std::net::Shutdown::Write).unwrap();
+    c.stream().shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(c.response(false).body, b"ok\n");
     assert!(c.closed_by_server());
 }
@@ -300,7 +302,9 @@ fn idle_and_slow_connections_are_closed_at_their_deadlines() {
     let mut idle = srv.client();
     assert_eq!(idle.get("/healthz").status, 200);
     let mut slow = srv.client();
-    slow.s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    slow.stream()
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .unwrap();
     let mut busy = srv.client();
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(1500) {
@@ -466,7 +470,7 @@ fn a_truncated_pack_fails_check_and_its_blob_is_cut_short_not_hung() {
     let t = Instant::now();
     loop {
         let mut b = vec![0u8; 1 << 16];
-        match c.s.read(&mut b) {
+        match c.stream().read(&mut b) {
             Ok(0) | Err(_) => break,
             Ok(n) => got.extend_from_slice(&b[..n]),
         }
@@ -498,7 +502,7 @@ fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     let mut total = 0usize;
     loop {
         let mut b = vec![0u8; 1 << 20];
-        match c.s.read(&mut b) {
+        match c.stream().read(&mut b) {
             Ok(0) | Err(_) => break,
             Ok(n) => total += n,
         }
@@ -633,20 +637,29 @@ fn responses_carry_the_current_date() {
     }
 }
 
-/// One request on a new connection, read to its close; `None` if the server closed it
-/// without an answer.
-fn try_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let _ = s.write_all(req.as_bytes());
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    (!out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+/// One request on a new connection, which the server has closed by the time this returns
+/// (so its slot is free); `None` if the server closed it without an answer.
+fn try_get(addr: SocketAddr, path: &str) -> Option<Response> {
+    let opts = berth_client::Options {
+        read_timeout: Duration::from_secs(10),
+        reconnect: false,
+        ..Default::default()
+    };
+    let mut c = berth_client::HttpConn::new(vec![addr], "x", opts);
+    let close = [("Connection", "close")];
+    match c.request("GET", path, &close, &[], berth_client::Sink::Keep) {
+        Ok(r) => {
+            let _ = c.socket().unwrap().read_to_end(&mut Vec::new());
+            Some(r)
+        }
+        Err(berth_client::Error::Closed) => None,
+        Err(berth_client::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(e) => panic!("GET {path}: {e}"),
+    }
 }
 
 /// `try_get` until it is answered (within 10 s).
-fn get_when_let_in(addr: SocketAddr, path: &str) -> String {
+fn get_when_let_in(addr: SocketAddr, path: &str) -> Response {
     let t = Instant::now();
     loop {
         if let Some(r) = try_get(addr, path) {
@@ -665,7 +678,10 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
     let srv = Server::start_with(dir.path(), &[("BERTH_MAX_CONNECTIONS_PER_IP", "3")]);
     // Until the server has seen the provisioning connections close, only the one asking.
     let t = Instant::now();
-    while !get_when_let_in(srv.addr, "/metrics").contains("\nberth_connections_open 1\n") {
+    while !get_when_let_in(srv.addr, "/metrics")
+        .text()
+        .contains("\nberth_connections_open 1\n")
+    {
         assert!(t.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -673,14 +689,14 @@ fn connections_past_the_per_address_cap_are_closed_at_once() {
     for c in &mut open {
         assert_eq!(c.get("/healthz").status, 200);
     }
-    assert_eq!(
-        try_get(srv.addr, "/healthz"),
-        None,
-        "a fourth is closed unanswered"
+    let fourth = try_get(srv.addr, "/healthz");
+    assert!(
+        fourth.is_none(),
+        "a fourth is closed unanswered: {fourth:?}"
     );
     drop(open.pop());
-    assert!(get_when_let_in(srv.addr, "/healthz").starts_with("HTTP/1.1 200"));
+    assert_eq!(get_when_let_in(srv.addr, "/healthz").status, 200);
     drop(open);
-    let metrics = get_when_let_in(srv.addr, "/metrics");
+    let metrics = get_when_let_in(srv.addr, "/metrics").text();
     assert!(counter(&metrics, "berth_connections_refused_total") >= 1);
 }

@@ -3,18 +3,15 @@
 
 use crate::content::{Blob, Image};
 use crate::digest::digest_like;
-use crate::http::{with_query, Client, Request, Response};
+use crate::http::Expect as _;
+use crate::http::{Client, Request, Response};
+use berth_client::oci;
 
 impl Client {
     /// `POST /v2/<name>/blobs/uploads/` → 202; returns the upload location (path + query).
     #[track_caller]
     pub fn start_upload(&mut self, name: &str) -> String {
-        let r = self
-            .send(
-                Request::post(&format!("/v2/{name}/blobs/uploads/")).header("Content-Length", "0"),
-            )
-            .expect(202);
-        r.location()
+        self.oci(|c, h| oci::start_upload(c, h, name))
     }
 
     /// POST then PUT with the whole blob (monolithic, §5.6): 201 with matching headers.
@@ -26,17 +23,7 @@ impl Client {
     /// As `push_blob`, for raw bytes under a given digest (sha256 or sha512).
     #[track_caller]
     pub fn push_bytes(&mut self, name: &str, digest: &str, bytes: &[u8]) -> Response {
-        let loc = self.start_upload(name);
-        let r = self
-            .send(
-                Request::put(&with_query(&loc, &format!("digest={digest}")))
-                    .octets()
-                    .body(bytes.to_vec()),
-            )
-            .expect(201);
-        if let Some(d) = r.header("Docker-Content-Digest") {
-            assert_eq!(d, digest, "Docker-Content-Digest on upload 201");
-        }
+        let r = self.oci(|c, h| oci::push_blob(c, h, name, digest, &[bytes]));
         r.location();
         r
     }
@@ -44,12 +31,7 @@ impl Client {
     /// `PUT /v2/<name>/manifests/<reference>` with the manifest's media type; expects 201.
     #[track_caller]
     pub fn put_manifest(&mut self, name: &str, reference: &str, m: &Blob) -> Response {
-        let r = self.send(
-            Request::put(&format!("/v2/{name}/manifests/{reference}"))
-                .header("Content-Type", &m.media_type)
-                .body(m.bytes.clone()),
-        );
-        let r = r.expect(201);
+        let r = self.oci(|c, h| oci::put_manifest(c, h, name, reference, &m.media_type, &m.bytes));
         let want = digest_like(
             if reference.starts_with("sha512:") {
                 reference

@@ -1,6 +1,7 @@
 //! Credentials and the management API (issue 3): what a test needs to provision tenants and
 //! tokens and to present them the ways real clients do (docs/auth.md "Authentication").
 
+use crate::http::Expect as _;
 use base64::Engine as _;
 use std::net::SocketAddr;
 

@@ -1,11 +1,7 @@
 //! Content digests as the registry names them (`alg:hex`).
 
-use sha2::{Digest as _, Sha256, Sha512};
-
-/// `sha256:<64 hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub use berth_client::oci::sha256_digest;
+use sha2::{Digest as _, Sha512};
 
 /// `sha512:<128 hex>` of `bytes`.
 pub fn sha512_digest(bytes: &[u8]) -> String {

@@ -1,11 +1,14 @@
-//! A small raw HTTP/1.1 client over `std::net::TcpStream`.
+//! Requests built byte for byte, sent and answered through the workspace's HTTP/1.1 client
+//! (`berth-client`).
 //!
-//! Deliberately not a client library: tests need to send exactly the bytes a real client (or
-//! a hostile one) sends — explicit `Content-Length`, `Content-Range`, `Transfer-Encoding:
-//! chunked`, odd framing — and to see exactly what came back, headers verbatim.
+//! Tests need to send exactly the bytes a real client (or a hostile one) sends — explicit
+//! `Content-Length`, `Content-Range`, `Transfer-Encoding: chunked`, odd framing — so a
+//! [`Request`] is written here and goes out as it is; what comes back is read by the shared
+//! client, headers verbatim, and checked with [`Expect`].
 
-use std::fmt;
-use std::io::{self, BufRead, BufReader, Write};
+pub use berth_client::{Error as ReadError, Response};
+use berth_client::{HttpConn, Options, Sink};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -129,65 +132,36 @@ impl Request {
     }
 }
 
-/// A parsed response.
-#[derive(Clone)]
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+/// What tests check of a response; each failure panics with the whole response.
+pub trait Expect: Sized {
+    /// A header that must be present.
+    fn must_header(&self, name: &str) -> &str;
+    /// The body as JSON.
+    fn json(&self) -> serde_json::Value;
+    /// The `code`s of a spec-shaped error body (§2.3); panics if the body is not one.
+    fn error_codes(&self) -> Vec<String>;
+    /// `Location` reduced to path and query (it may be absolute or relative, §2.1).
+    fn location(&self) -> String;
+    /// Asserts the status.
+    fn expect(self, status: u16) -> Self;
+    /// Asserts the status is one of `allowed`.
+    fn expect_one_of(self, allowed: &[u16]) -> Self;
 }
 
-impl fmt::Debug for Response {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "HTTP/1.1 {} {}", self.status, self.reason)?;
-        for (k, v) in &self.headers {
-            writeln!(f, "{k}: {v}")?;
-        }
-        let shown = &self.body[..self.body.len().min(2048)];
-        writeln!(f)?;
-        write!(f, "{}", String::from_utf8_lossy(shown))?;
-        if self.body.len() > shown.len() {
-            write!(f, "... ({} bytes)", self.body.len())?;
-        }
-        Ok(())
-    }
-}
-
-impl Response {
-    /// The first value of a header, case-insensitively.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of a header, in order.
-    pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// A header that must be present (panics with the whole response otherwise).
-    pub fn must_header(&self, name: &str) -> &str {
+impl Expect for Response {
+    fn must_header(&self, name: &str) -> &str {
         match self.header(name) {
             Some(v) => v,
             None => panic!("response lacks {name}:\n{self:?}"),
         }
     }
 
-    /// The body as JSON (panics with the response otherwise).
-    pub fn json(&self) -> serde_json::Value {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}):\n{self:?}"))
     }
 
-    /// The `code`s of a spec-shaped error body (§2.3); panics if the body is not one.
-    pub fn error_codes(&self) -> Vec<String> {
+    fn error_codes(&self) -> Vec<String> {
         let v = self.json();
         let errors = v["errors"]
             .as_array()
@@ -207,33 +181,24 @@ impl Response {
             .collect()
     }
 
-    /// `Location` reduced to path and query (it may be absolute or relative, §2.1).
-    pub fn location(&self) -> String {
+    fn location(&self) -> String {
         path_of(self.must_header("Location"))
     }
 
-    /// Asserts the status, printing the whole response otherwise.
     #[track_caller]
-    pub fn expect(self, status: u16) -> Response {
+    fn expect(self, status: u16) -> Response {
         assert_eq!(self.status, status, "unexpected status:\n{self:?}");
         self
     }
 
-    /// Asserts the status is one of `allowed`.
     #[track_caller]
-    pub fn expect_one_of(self, allowed: &[u16]) -> Response {
+    fn expect_one_of(self, allowed: &[u16]) -> Response {
         assert!(
             allowed.contains(&self.status),
             "status {} not in {allowed:?}:\n{self:?}",
             self.status
         );
         self
-    }
-
-    /// Whether the server said it will close the connection.
-    pub fn closes(&self) -> bool {
-        self.header("Connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -261,173 +226,73 @@ pub fn with_query(url: &str, param: &str) -> String {
     }
 }
 
-/// Why reading a response failed.
-#[derive(Debug)]
-pub enum ReadError {
-    /// The peer closed before sending any byte of a status line.
-    ClosedBeforeResponse,
-    Io(io::Error),
-    Malformed(String),
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::ClosedBeforeResponse => write!(f, "connection closed before a response"),
-            ReadError::Io(e) => write!(f, "i/o error: {e}"),
-            ReadError::Malformed(m) => write!(f, "malformed response: {m}"),
-        }
-    }
-}
-
-impl From<io::Error> for ReadError {
-    fn from(e: io::Error) -> Self {
-        ReadError::Io(e)
-    }
-}
-
-/// Reads one response from `r`. `head` says the request was HEAD (no body follows).
-pub fn read_response(r: &mut impl BufRead, head: bool) -> Result<Response, ReadError> {
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line)?;
-        if n == 0 {
-            return Err(ReadError::ClosedBeforeResponse);
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        let mut parts = line.splitn(3, ' ');
-        let version = parts.next().unwrap_or_default();
-        if !version.starts_with("HTTP/1.") {
-            return Err(ReadError::Malformed(format!("status line {line:?}")));
-        }
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ReadError::Malformed(format!("status line {line:?}")))?;
-        let reason = parts.next().unwrap_or_default().to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h)? == 0 {
-                return Err(ReadError::Malformed("eof in headers".into()));
-            }
-            let h = h.trim_end_matches(['\r', '\n']);
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h
-                .split_once(':')
-                .ok_or_else(|| ReadError::Malformed(format!("header line {h:?}")))?;
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        if (100..200).contains(&status) {
-            continue; // interim (100 Continue); the real response follows
-        }
-        let mut resp = Response {
-            status,
-            reason,
-            headers,
-            body: Vec::new(),
-        };
-        if head || status == 204 || status == 304 {
-            return Ok(resp);
-        }
-        let chunked = resp
-            .header("Transfer-Encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        if chunked {
-            resp.body = read_chunked(r)?;
-        } else if let Some(len) = resp.header("Content-Length") {
-            let len: usize = len
-                .parse()
-                .map_err(|_| ReadError::Malformed(format!("Content-Length {len:?}")))?;
-            let mut body = vec![0; len];
-            r.read_exact(&mut body)?;
-            resp.body = body;
-        } else {
-            r.read_to_end(&mut resp.body)?;
-        }
-        return Ok(resp);
-    }
-}
-
-fn read_chunked(r: &mut impl BufRead) -> Result<Vec<u8>, ReadError> {
-    let mut body = Vec::new();
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line)?;
-        let size_str = line.trim().split(';').next().unwrap_or_default();
-        let size = usize::from_str_radix(size_str, 16)
-            .map_err(|_| ReadError::Malformed(format!("chunk size {line:?}")))?;
-        if size == 0 {
-            // Trailers, then the empty line.
-            loop {
-                let mut t = String::new();
-                if r.read_line(&mut t)? == 0 || t.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        r.read_exact(&mut body[start..])?;
-        let mut crlf = [0u8; 2];
-        r.read_exact(&mut crlf)?;
-    }
-}
-
-/// One TCP connection.
+/// One TCP connection that stays the same socket whatever the server says, for tests that
+/// write raw bytes and watch what happens to it.
 pub struct Conn {
-    pub reader: BufReader<TcpStream>,
-    host: String,
+    conn: HttpConn,
 }
 
 impl Conn {
-    pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(timeout))?;
-        s.set_write_timeout(Some(timeout))?;
-        s.set_nodelay(true)?;
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ReadError> {
+        let opts = Options {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: timeout,
+            write_timeout: timeout,
+            max_body: u64::MAX,
+            reconnect: false,
+            ..Options::default()
+        };
         Ok(Conn {
-            reader: BufReader::new(s),
-            host: addr.to_string(),
+            conn: HttpConn::connect(addr, addr.to_string(), opts)?,
         })
     }
 
     /// The socket, for tests that write raw bytes.
     pub fn stream(&mut self) -> &mut TcpStream {
-        self.reader.get_mut()
+        // Invariant: opened by `connect`, and never dropped without `reconnect`.
+        self.conn.socket().expect("the connection's socket")
     }
 
     pub fn send(&mut self, req: &Request) -> Result<Response, ReadError> {
-        let bytes = req.to_bytes(&self.host);
-        self.reader.get_mut().write_all(&bytes)?;
-        read_response(&mut self.reader, req.method == "HEAD")
+        let bytes = req.to_bytes(self.conn.host());
+        self.conn
+            .exchange(&bytes, &[], req.method == "HEAD", Sink::Keep)
     }
 
     pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.reader.get_mut().write_all(bytes)
+        io::Write::write_all(self.stream(), bytes)
     }
 
     pub fn read(&mut self, head: bool) -> Result<Response, ReadError> {
-        read_response(&mut self.reader, head)
+        self.conn.read_response(head, Sink::Keep)
     }
 }
 
-/// A client that keeps its connection alive between requests, as real clients do.
+/// A client that keeps its connection alive between requests, as real clients do: a
+/// connection the server closed is reopened, and a request that finds a kept-alive one
+/// closed while idle is sent again once.
 pub struct Client {
     addr: SocketAddr,
-    conn: Option<Conn>,
-    timeout: Duration,
+    conn: HttpConn,
     auth: Option<String>,
+}
+
+fn keep_alive(addr: SocketAddr, timeout: Duration) -> HttpConn {
+    let opts = Options {
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: timeout,
+        write_timeout: timeout,
+        max_body: u64::MAX,
+        ..Options::default()
+    };
+    HttpConn::new(vec![addr], addr.to_string(), opts)
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
         Client {
             addr,
-            conn: None,
-            timeout: READ_TIMEOUT,
+            conn: keep_alive(addr, READ_TIMEOUT),
             auth: None,
         }
     }
@@ -435,7 +300,7 @@ impl Client {
     /// A longer (or shorter) per-read timeout than the default, for peers that answer only
     /// when slow work is done (a WebDriver answers a navigation once the page has loaded).
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
-        self.timeout = timeout;
+        self.conn = keep_alive(self.addr, timeout);
         self
     }
 
@@ -464,9 +329,7 @@ impl Client {
         }
     }
 
-    /// Sends `req` on the kept-alive connection, or a new one. A reused connection that the
-    /// server closed while idle is retried once on a fresh one (what every real client does);
-    /// any other failure is returned.
+    /// Sends `req` on the kept-alive connection, or a new one.
     pub fn try_send(&mut self, req: &Request) -> Result<Response, ReadError> {
         let with_auth;
         let req = match &self.auth {
@@ -476,39 +339,28 @@ impl Client {
             }
             _ => req,
         };
-        let reused = self.conn.is_some();
-        let mut conn = match self.conn.take() {
-            Some(c) => c,
-            None => Conn::connect(self.addr, self.timeout)?,
-        };
-        let result = match conn.send(req) {
-            Err(ReadError::ClosedBeforeResponse) if reused => {
-                conn = Conn::connect(self.addr, self.timeout)?;
-                conn.send(req)
-            }
-            Err(ReadError::Io(e))
-                if reused
-                    && matches!(
-                        e.kind(),
-                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                    ) =>
-            {
-                conn = Conn::connect(self.addr, self.timeout)?;
-                conn.send(req)
-            }
-            other => other,
-        };
-        if let Ok(resp) = &result {
-            let framed = resp.header("Content-Length").is_some()
-                || resp.header("Transfer-Encoding").is_some()
-                || req.method == "HEAD"
-                || resp.status == 204
-                || resp.status == 304;
-            if framed && !resp.closes() {
-                self.conn = Some(conn);
-            }
+        let bytes = req.to_bytes(self.conn.host());
+        self.conn
+            .exchange(&bytes, &[], req.method == "HEAD", Sink::Keep)
+    }
+
+    /// Runs an OCI push step of `berth_client::oci` on this client's connection with its
+    /// `Authorization`, panicking with the step that failed and the answer it got.
+    #[track_caller]
+    pub fn oci<T>(
+        &mut self,
+        step: impl FnOnce(&mut HttpConn, &[(&str, &str)]) -> Result<T, berth_client::oci::PushError>,
+    ) -> T {
+        let auth = self.auth.clone();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        match step(&mut self.conn, &headers) {
+            Ok(t) => t,
+            Err(e) => match e.response() {
+                Some(r) => panic!("{e}\n{r:?}"),
+                None => panic!("{e}"),
+            },
         }
-        result
     }
 
     /// GET; on a manifest path it sends the `Accept` list every real client sends

@@ -26,6 +26,6 @@ pub mod wait;
 pub use browser::Browser;
 pub use content::{Blob, Descriptor, Image};
 pub use digest::{sha256_digest, sha512_digest};
-pub use http::{Client, Request, Response};
+pub use http::{Client, Expect, Request, Response};
 pub use registry::{repo, Registry, ORG, REGISTRY};
 pub use tool::{require_tool, Cmd};

@@ -1,8 +1,7 @@
 //! One `berth serve` process on a free loopback port with its own data folder.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -346,17 +345,16 @@ impl Drop for Registry {
 /// Whether something on `addr` accepts a connection and answers `GET /v2/` with any HTTP
 /// response: a bare accept could still come from a dying previous process.
 fn answers_http(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
+    let opts = berth_client::Options {
+        connect_timeout: Duration::from_millis(200),
+        read_timeout: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(2),
+        ..Default::default()
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+    let mut c = berth_client::HttpConn::new(vec![addr], addr.to_string(), opts);
+    let close = [("Connection", "close")];
+    c.request("GET", "/v2/", &close, &[], berth_client::Sink::Discard)
+        .is_ok()
 }
 
 /// A loopback port that was free a moment ago.

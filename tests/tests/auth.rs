@@ -4,6 +4,7 @@
 //! pull public registries only; revocation and expiry bite at once; one organisation never
 //! sees another's; the token endpoint speaks the flows the clients use (spec digest §9).
 
+use berth_tests::Expect as _;
 use std::time::Duration;
 
 use berth_tests::auth::{basic, bearer, challenge_param, form_escape, Token};

@@ -7,6 +7,7 @@
 //! width, with a screenshot of every page under `target/screenshots/`. Anonymous and
 //! other organisations' viewers get the not-found page.
 
+use berth_tests::Expect as _;
 use std::time::Duration;
 
 use berth_tests::browser::{Browser, LAPTOP, PHONE};

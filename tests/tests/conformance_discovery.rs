@@ -4,6 +4,7 @@
 use berth_tests::content::{self, fields, Blob, Descriptor, Image, OCI_INDEX};
 use berth_tests::digest::sha256_digest;
 use berth_tests::http::{path_of, Client};
+use berth_tests::Expect as _;
 use berth_tests::{Registry, Request};
 use serde_json::{json, Value};
 

@@ -3,6 +3,7 @@
 
 use berth_tests::content::{self, Image};
 use berth_tests::http::Client;
+use berth_tests::Expect as _;
 use berth_tests::Registry;
 use serde_json::json;
 

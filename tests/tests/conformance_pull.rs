@@ -3,6 +3,7 @@
 
 use berth_tests::content::{self, fields, Blob, Descriptor, OCI_MANIFEST};
 use berth_tests::digest::sha256_digest;
+use berth_tests::Expect as _;
 use berth_tests::{Registry, Request};
 use serde_json::json;
 

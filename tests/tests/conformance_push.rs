@@ -4,6 +4,7 @@
 use berth_tests::content::{self, fields, Blob, Descriptor, Image, OCI_MANIFEST};
 use berth_tests::digest::{sha256_digest, sha512_digest, EMPTY_BLOB, EMPTY_JSON};
 use berth_tests::http::{with_query, Client, Response};
+use berth_tests::Expect as _;
 use berth_tests::{Registry, Request};
 use serde_json::json;
 

@@ -2,6 +2,7 @@
 //! consistent (`berth check`), everything acknowledged is still there with its digest, and
 //! whatever was in flight is either absent (404) or complete — never half-visible.
 
+use berth_tests::Expect as _;
 use std::io::Write;
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 use berth_tests::clients::{skopeo_copy, Dockerd};
 use berth_tests::content::Image;
 use berth_tests::layout::Layout;
+use berth_tests::Expect as _;
 use berth_tests::Registry;
 
 #[test]

@@ -4,6 +4,7 @@
 //! token for `pull` only; the upload that follows must make it fetch a wider one.
 
 use berth_tests::clients::Oras;
+use berth_tests::Expect as _;
 use berth_tests::{repo, Registry, ORG};
 
 #[test]

@@ -3,6 +3,7 @@
 
 use berth_tests::content::{self, fields, Image, OCI_INDEX, OCI_MANIFEST};
 use berth_tests::layout::{self, Layout};
+use berth_tests::Expect as _;
 use berth_tests::{Registry, Request};
 use serde_json::{json, Value};
 

@@ -222,7 +222,7 @@ fn open_conns(a: &Args) -> Result<Vec<HttpConn>, String> {
     let mut v = Vec::with_capacity(a.conns);
     for _ in 0..a.conns {
         v.push(
-            HttpConn::connect(&a.target)
+            berth_benches::client::connect(&a.target)
                 .map_err(|e| format!("connect to {}: {e}", a.target_url))?,
         );
     }

@@ -199,7 +199,8 @@ impl Side {
     }
 
     fn conn(&self) -> Result<HttpConn, String> {
-        HttpConn::connect(&self.srv.target).map_err(|e| format!("connect to {}: {e}", self.srv.url))
+        berth_benches::client::connect(&self.srv.target)
+            .map_err(|e| format!("connect to {}: {e}", self.srv.url))
     }
 
     fn get(&self, c: &mut HttpConn, path: &str, auth: bool) -> Result<Response, String> {

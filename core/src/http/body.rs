@@ -162,7 +162,7 @@ fn step_chunked(st: &mut Chunk, input: &[u8]) -> Result<Step, BodyError> {
                 value,
                 digits,
                 line,
-            } => match super::percent::hex_value(b) {
+            } => match char::from(b).to_digit(16) {
                 Some(d) => {
                     if digits >= 15 {
                         return Err(BodyError("chunk size too large"));

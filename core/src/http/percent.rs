@@ -2,61 +2,37 @@
 //! Shared by the core's router and the server's token endpoint and API, so both read a
 //! value the same way.
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::borrow::Cow;
 
 /// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`, the form encoding).
 /// Invalid escapes are kept literally and a result that is not UTF-8 gives back the input
 /// unchanged: the value is then judged by whoever reads it, never refused here.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
-    if !(s.contains('%') || plus_is_space && s.contains('+')) {
-        return Cow::Borrowed(s);
+    if plus_is_space && s.contains('+') {
+        let spaced = s.replace('+', " ");
+        return match percent_decode_str(&spaced).decode_utf8() {
+            Ok(d) => Cow::Owned(d.into_owned()),
+            Err(_) => Cow::Borrowed(s),
+        };
     }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                if let (Some(h), Some(l)) = (hex_value(b[i + 1]), hex_value(b[i + 2])) {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(_) => Cow::Borrowed(s),
-    }
+    percent_decode_str(s)
+        .decode_utf8()
+        .unwrap_or(Cow::Borrowed(s))
 }
 
-/// The value of one hexadecimal digit, either case.
+/// What [`percent_encode`] escapes: all but RFC 3986's unreserved characters and `/`.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
 /// `s` as a query-string value or path: RFC 3986's unreserved characters and `/` kept,
 /// every other byte `%XX`.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-pub fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    utf8_percent_encode(s, ESCAPED).to_string()
 }
 
 #[cfg(test)]
@@ -71,5 +47,17 @@ mod tests {
         assert_eq!(percent_decode("x+y", false), "x+y");
         assert_eq!(percent_decode("x+y%2B", true), "x y+");
         assert_eq!(percent_decode("%ff", false), "%ff");
+        assert_eq!(percent_decode("%e2%82%ac+x", true), "\u{20ac} x");
+        assert!(matches!(percent_decode("plain", true), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn encoding_keeps_unreserved_and_slash_and_escapes_the_rest_upper_case() {
+        assert_eq!(percent_encode("a-b.c_d~e/f"), "a-b.c_d~e/f");
+        assert_eq!(percent_encode("my app&x=\u{e9}"), "my%20app%26x%3D%C3%A9");
+        assert_eq!(
+            percent_decode(&percent_encode("a b/\u{e9}%"), false),
+            "a b/\u{e9}%"
+        );
     }
 }

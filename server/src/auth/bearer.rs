@@ -160,6 +160,27 @@ mod tests {
         assert_eq!(c.actions_for("acme/web/other"), Actions::default());
     }
 
+    /// A token minted by an earlier build (its own HMAC code, before `hmac`) under a 32-byte
+    /// key like DATA/token-key: tokens handed out before an upgrade must verify after it.
+    #[test]
+    fn a_token_minted_by_an_earlier_build_still_verifies() {
+        const MINTED: &str = "bt1.eyJzdWIiOiJ0b2tfMDEyMzQ1Njc4OWFiY2RlZiIsImFjY2VzcyI6W3sidHlwZSI6InJlcG9zaXRvcnkiLCJuYW1lIjoiYWNtZS93ZWIvYXBwIiwiYWN0aW9ucyI6WyJwdWxsIiwicHVzaCJdfV0sImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MDAwMDAwMDAwLCJqdGkiOiJqLTEifQ.8ATWjNhbYX9T5lUYTIDy99f_NHD8xXMivFXi1ynaW3A";
+        let key: Vec<u8> = (0u8..32).collect();
+        let want = Claims {
+            sub: "tok_0123456789abcdef".into(),
+            access: vec![ClaimAccess {
+                kind: "repository".into(),
+                name: "acme/web/app".into(),
+                actions: vec!["pull".into(), "push".into()],
+            }],
+            iat: 1_700_000_000,
+            exp: 4_000_000_000,
+            jti: "j-1".into(),
+        };
+        assert_eq!(verify(&key, MINTED, 1_700_000_001), Ok(want.clone()));
+        assert_eq!(issue(&key, &want).expose(), MINTED);
+    }
+
     #[test]
     fn tampered_tokens_are_refused() {
         let t = issue(b"k", &claims());

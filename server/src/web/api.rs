@@ -196,7 +196,17 @@ fn slug(s: &str, what: &str) -> Result<(), Fail> {
 /// The body's JSON object, refusing fields other than `known`: a misspelt or unsupported
 /// field would otherwise be a 200 that did nothing.
 fn body_of(req: &WebRequest, known: &[&str]) -> Result<serde_json::Map<String, Value>, Fail> {
-    let m = body(req)?;
+    fields(&req.body, known)
+}
+
+/// [`body_of`] for any bytes, its refusal as the message the caller would get: what
+/// `untrusted::management_body` hands to fuzz targets.
+pub fn parse_body(bytes: &[u8], known: &[&str]) -> Result<serde_json::Map<String, Value>, String> {
+    fields(bytes, known).map_err(|Fail(_, _, message)| message)
+}
+
+fn fields(bytes: &[u8], known: &[&str]) -> Result<serde_json::Map<String, Value>, Fail> {
+    let m = body(bytes)?;
     if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(bad(format!(
             "unknown field `{k}`; this call takes {}",
@@ -210,11 +220,11 @@ fn body_of(req: &WebRequest, known: &[&str]) -> Result<serde_json::Map<String, V
     Ok(m)
 }
 
-fn body(req: &WebRequest) -> Result<serde_json::Map<String, Value>, Fail> {
-    if req.body.is_empty() {
+fn body(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, Fail> {
+    if bytes.is_empty() {
         return Ok(Default::default());
     }
-    match serde_json::from_slice::<Value>(&req.body) {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(bad("the body must be a JSON object")),
         Err(e) => Err(bad(format!("the body is not valid JSON: {e}"))),

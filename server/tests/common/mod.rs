@@ -1,5 +1,5 @@
 //! Shared by the integration tests: the real `berth` binary on a loopback port with a
-//! temporary data directory, driven by a small HTTP/1.1 client over `std::net::TcpStream`.
+//! temporary data directory, driven by the workspace's HTTP/1.1 client (`berth-client`).
 //! Every started server is provisioned through the management API with the admin token
 //! from DATA/admin-token: organisation `acme`, registry `web`, and a write token, which
 //! `Server::client()` presents as Basic credentials.
@@ -174,45 +174,36 @@ impl Drop for Server {
     }
 }
 
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub use berth_client::Response;
+
+/// The body as JSON, panicking with the whole response otherwise.
+pub trait JsonBody {
+    fn json(&self) -> serde_json::Value;
 }
 
-impl Response {
-    pub fn json(&self) -> serde_json::Value {
+impl JsonBody for Response {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {self:?}"))
     }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
-/// A keep-alive HTTP/1.1 client: Content-Length bodies only, which is all berth sends.
+/// One connection to the server, never reopened behind the test's back: a test that sees
+/// the server close it can tell. Panics on any transport failure.
 pub struct Client {
-    pub s: TcpStream,
-    buf: Vec<u8>,
+    conn: berth_client::HttpConn,
     /// Sent as `Authorization` on every request that does not set its own.
     pub auth: Option<String>,
 }
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let opts = berth_client::Options {
+            read_timeout: Duration::from_secs(30),
+            reconnect: false,
+            ..Default::default()
+        };
         Client {
-            s,
-            buf: Vec::new(),
+            conn: berth_client::HttpConn::connect(addr, "localhost", opts).unwrap(),
             auth: None,
         }
     }
@@ -221,6 +212,11 @@ impl Client {
         let mut c = Client::connect(addr);
         c.auth = Some(auth.to_string());
         c
+    }
+
+    /// The socket, for raw bytes.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.conn.socket().unwrap()
     }
 
     /// A JSON request to the management API.
@@ -240,23 +236,26 @@ impl Client {
         r.json()["token"].as_str().unwrap().to_string()
     }
 
-    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
+    /// `headers` with this client's `Authorization` unless they carry their own.
+    fn with_auth<'a>(&'a self, headers: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut all = headers.to_vec();
         let own = headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
         if let (Some(a), false) = (&self.auth, own) {
-            head.push_str(&format!("Authorization: {a}\r\n"));
+            all.push(("Authorization", a));
         }
-        head.push_str("\r\n");
-        self.s.write_all(head.as_bytes()).unwrap();
-        self.s.write_all(body).unwrap();
+        all
+    }
+
+    /// Sends a request without reading its answer ([`Client::response`] does).
+    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
+        let head = {
+            let all = self.with_auth(headers);
+            self.conn.head(method, path, &all, body.len() as u64)
+        };
+        self.conn.send_raw(&head).unwrap();
+        self.conn.send_raw(body).unwrap();
     }
 
     pub fn request(
@@ -266,71 +265,50 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
-        self.send(method, path, headers, body);
-        self.response(method == "HEAD")
+        let head = {
+            let all = self.with_auth(headers);
+            self.conn.head(method, path, &all, body.len() as u64)
+        };
+        self.conn
+            .exchange(&head, &[body], method == "HEAD", berth_client::Sink::Keep)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     pub fn get(&mut self, path: &str) -> Response {
         self.request("GET", path, &[], b"")
     }
 
+    /// Reads the next response (of a request sent with [`Client::send`] or raw bytes).
     pub fn response(&mut self, head_only: bool) -> Response {
-        let end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.fill();
-        };
-        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-        self.buf.drain(..end);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (k, v) = l.split_once(':').unwrap();
-                (k.trim().to_string(), v.trim().to_string())
-            })
-            .collect();
-        let mut r = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        let len: usize = match r.header("content-length") {
-            Some(v) if !head_only && status != 204 && status != 304 => v.parse().unwrap(),
-            _ => 0,
-        };
-        while self.buf.len() < len {
-            self.fill();
-        }
-        r.body = self.buf.drain(..len).collect();
-        r
+        self.conn
+            .read_response(head_only, berth_client::Sink::Keep)
+            .unwrap_or_else(|e| panic!("reading a response: {e}"))
     }
 
-    pub fn fill(&mut self) {
-        let mut chunk = vec![0u8; 1 << 20];
-        let n = self.s.read(&mut chunk).unwrap();
-        assert!(n > 0, "server closed the connection mid-response");
-        self.buf.extend_from_slice(&chunk[..n]);
+    /// Runs an OCI push step of `berth_client::oci` on this connection with this client's
+    /// `Authorization`.
+    pub fn oci<T>(
+        &mut self,
+        step: impl FnOnce(
+            &mut berth_client::HttpConn,
+            &[(&str, &str)],
+        ) -> Result<T, berth_client::oci::PushError>,
+    ) -> Result<T, berth_client::oci::PushError> {
+        let auth = self.auth.clone();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        step(&mut self.conn, &headers)
     }
 
     /// Whether the server has closed this connection (read returns 0 or an error).
     pub fn closed_by_server(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.s.read(&mut b), Ok(0) | Err(_))
+        matches!(self.stream().read(&mut b), Ok(0) | Err(_))
     }
 }
 
-pub fn sha256(b: &[u8]) -> String {
-    let h = Sha256::digest(b);
-    let mut s = String::from("sha256:");
-    for x in h {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
-}
+/// `sha256:<hex>` of `b`.
+pub use berth_client::oci::sha256_digest as sha256;
 
 pub fn pattern(n: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
@@ -346,35 +324,8 @@ pub fn pattern(n: usize, seed: u32) -> Vec<u8> {
 
 /// POST, then PATCH in `chunks` Content-Range pieces, then PUT ?digest=. Returns the digest.
 pub fn push_blob(c: &mut Client, data: &[u8], chunks: usize) -> String {
-    let digest = sha256(data);
-    let r = c.request("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], b"");
-    assert_eq!(r.status, 202, "{r:?}");
-    let mut loc = r.header("location").unwrap().to_string();
-    let step = data.len().div_ceil(chunks.max(1)).max(1);
-    for (i, part) in data.chunks(step).enumerate() {
-        let start = i * step;
-        let range = format!("{}-{}", start, start + part.len() - 1);
-        let r = c.request(
-            "PATCH",
-            &loc,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Range", &range),
-            ],
-            part,
-        );
-        assert_eq!(r.status, 202, "{r:?}");
-        assert_eq!(
-            r.header("range"),
-            Some(range.replacen(&start.to_string(), "0", 1).as_str())
-        );
-        loc = r.header("location").unwrap().to_string();
-    }
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c.request("PUT", &format!("{loc}{sep}digest={digest}"), &[], b"");
-    assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
-    digest
+    c.oci(|conn, h| berth_client::oci::push_blob_in_chunks(conn, h, REPO, data, chunks))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The value of counter or gauge `name` in a `/metrics` page.
@@ -384,11 +335,12 @@ pub fn counter(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
 }
 
-/// An OCI image manifest naming one config and one layer, by digest and size.
+/// An OCI image manifest naming one config and one uncompressed layer, by digest and size.
 pub fn image_manifest(config: (&str, usize), layer: (&str, usize)) -> String {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
-        config.0, config.1, layer.0, layer.1
+    berth_client::oci::image_manifest(
+        (config.0, config.1 as u64),
+        &[(layer.0, layer.1 as u64)],
+        berth_client::oci::OCI_LAYER_TAR,
     )
 }
 
@@ -409,30 +361,8 @@ pub fn bearer_header(token: &str) -> String {
 
 /// Pushes an OCI image of `config` and uncompressed tar `layers` to [`REPO`] as `tag`; its digest.
 pub fn put_image(c: &mut Client, tag: &str, config: &[u8], layers: &[&[u8]]) -> String {
-    let dc = push_blob(c, config, 1);
-    let descs: Vec<String> = layers
-        .iter()
-        .map(|l| {
-            let d = push_blob(c, l, 1);
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
-                l.len()
-            )
-        })
-        .collect();
-    let m = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{}}},"layers":[{}]}}"#,
-        config.len(),
-        descs.join(",")
-    );
-    let r = c.request(
-        "PUT",
-        &format!("/v2/{REPO}/manifests/{tag}"),
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-        m.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "{r:?}");
-    sha256(m.as_bytes())
+    c.oci(|conn, h| berth_client::oci::push_image(conn, h, REPO, tag, config, layers))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An index entry (or a `subject`) naming image manifest `digest` of `size` bytes, for
