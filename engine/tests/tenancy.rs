@@ -657,3 +657,79 @@ fn audited_content_writes_append_only_when_they_change_something() {
         .collect();
     assert_eq!(entries(&e), want);
 }
+
+#[test]
+fn management_changes_commit_with_their_audit_entries_and_refusals_write_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = acme(dir.path());
+    let actions = |e: &Engine| -> Vec<(String, String)> {
+        e.list_audit("acme", None, 100)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .map(|a| (a.action, a.target))
+            .collect()
+    };
+    e.create_registry_audited(
+        registry("acme", "Api"),
+        vec![audit("acme", "registry.create", 5)],
+    )
+    .unwrap();
+    // A refused change writes no entry.
+    let taken = e.create_registry_audited(
+        registry("acme", "Api"),
+        vec![audit("acme", "registry.create", 6)],
+    );
+    assert!(matches!(taken, Err(TenancyError::RegistryExists)));
+    assert!(e
+        .create_org_audited("acme", 7, vec![audit("acme", "org.create", 7)])
+        .is_err());
+    e.create_token_audited(
+        org_token("tok_a", "acme", &["api"]),
+        vec![audit("acme", "token.create", 8)],
+    )
+    .unwrap();
+    e.create_token_audited(
+        org_token("tok_b", "acme", &[]),
+        vec![audit("acme", "token.create", 9)],
+    )
+    .unwrap();
+    e.update_registry_audited(
+        "acme",
+        "api",
+        Some(Visibility::Public),
+        None,
+        vec![audit("acme", "registry.update", 10)],
+    )
+    .unwrap();
+    // The deletion records itself and each token it revokes (only tok_a names api).
+    let each = AuditRec {
+        action: "token.revoke".into(),
+        ..audit("acme", "", 11)
+    };
+    let revoked = e
+        .delete_registry_audited(
+            "acme",
+            "api",
+            11,
+            vec![audit("acme", "registry.delete", 11)],
+            Some(each),
+        )
+        .unwrap();
+    assert_eq!(revoked, vec!["tok_a".to_string()]);
+    e.revoke_token_audited("tok_b", 12, vec![audit("acme", "token.revoke", 12)])
+        .unwrap();
+    assert_eq!(
+        actions(&e),
+        [
+            ("registry.create", "t5"),
+            ("token.create", "t8"),
+            ("token.create", "t9"),
+            ("registry.update", "t10"),
+            ("registry.delete", "t11"),
+            ("token.revoke", "tok_a"),
+            ("token.revoke", "t12"),
+        ]
+        .map(|(a, t)| (a.to_string(), t.to_string()))
+    );
+}

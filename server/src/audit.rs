@@ -1,30 +1,28 @@
 //! An organisation's audit log (docs/auth.md, "Management API and audit log"): who (token id, "admin" or
-//! "anonymous"), what, on which target. Pushes and deletes of content hand their entries
-//! to the engine with the change ([`entry`]), so both commit in one transaction. The
-//! management API's changes are recorded after they happened ([`record`]); a failed
-//! append there is logged loudly rather than undoing the change.
+//! "anonymous"), what, on which target. Every change hands its entries to the engine with
+//! the change ([`entry`] for pushes and deletes of content, [`by`] for the management
+//! API's), so both commit in one transaction: there is no change without its entry, and no
+//! entry for a change that did not happen.
 //!
 //! Who reads the log sees what the registry would show them ([`shown_to`]): the admin
 //! everything, an organisation token only entries about registries it may pull.
 
 use crate::auth::policy::{may_read, place, Principal};
 use crate::auth::Ctx;
-use berth_engine::{AuditRec, Engine, RegistryRec, Visibility};
+use berth_engine::{AuditRec, RegistryRec, Visibility};
 use std::collections::HashMap;
 
-pub fn record(
-    e: &Engine,
+/// The entry `who` earns for a management API change, to hand to the engine with the change
+/// so both commit in one transaction.
+pub fn by(
     ctx: &Ctx,
     org: &str,
     who: &Principal,
     action: &str,
     target: &str,
     detail: &str,
-) {
-    let rec = entry(ctx.unix, org, &who.actor(), action, target, detail);
-    if let Err(err) = e.append_audit(rec) {
-        tracing::error!(error = %err, org, action, target, "cannot append to the audit log");
-    }
+) -> AuditRec {
+    entry(ctx.unix, org, &who.actor(), action, target, detail)
 }
 
 /// An entry to hand to the engine with the change it records, so both commit together.

@@ -68,11 +68,23 @@ pub enum TenancyError {
 impl Engine {
     /// Creates an organisation; `OrgExists` if the slug is taken.
     pub fn create_org(&self, slug: &str, now: u64) -> Result<OrgRec, TenancyError> {
+        self.create_org_audited(slug, now, Vec::new())
+    }
+
+    /// [`create_org`](Self::create_org), appending `audit` to the audit log in the same
+    /// transaction if the organisation is created: the entry and the change are durable
+    /// together or not at all. (So do the other `_audited` calls.)
+    pub fn create_org_audited(
+        &self,
+        slug: &str,
+        now: u64,
+        audit: Vec<AuditRec>,
+    ) -> Result<OrgRec, TenancyError> {
         let rec = OrgRec {
             slug: slug.to_owned(),
             created: now,
         };
-        self.write_tenancy(writes::CreateOrg(rec), true)
+        self.write_tenancy(writes::CreateOrg { rec, audit }, true)
     }
 
     /// The organisation, if it exists.
@@ -101,7 +113,16 @@ impl Engine {
     /// Creates a registry in `rec.org`; `OrgUnknown` if the org does not exist,
     /// `RegistryExists` if the slug is taken there. Returns the record as stored.
     pub fn create_registry(&self, rec: RegistryRec) -> Result<RegistryRec, TenancyError> {
-        self.write_tenancy(writes::CreateRegistry(rec), true)
+        self.create_registry_audited(rec, Vec::new())
+    }
+
+    /// [`create_registry`](Self::create_registry) with its audit entries.
+    pub fn create_registry_audited(
+        &self,
+        rec: RegistryRec,
+        audit: Vec<AuditRec>,
+    ) -> Result<RegistryRec, TenancyError> {
+        self.write_tenancy(writes::CreateRegistry { rec, audit }, true)
     }
 
     /// The registry, if it exists.
@@ -122,11 +143,24 @@ impl Engine {
         visibility: Option<Visibility>,
         description: Option<String>,
     ) -> Result<RegistryRec, TenancyError> {
+        self.update_registry_audited(org, slug, visibility, description, Vec::new())
+    }
+
+    /// [`update_registry`](Self::update_registry) with its audit entries.
+    pub fn update_registry_audited(
+        &self,
+        org: &str,
+        slug: &str,
+        visibility: Option<Visibility>,
+        description: Option<String>,
+        audit: Vec<AuditRec>,
+    ) -> Result<RegistryRec, TenancyError> {
         let w = writes::UpdateRegistry {
             org: org.to_owned(),
             slug: slug.to_owned(),
             visibility,
             description,
+            audit,
         };
         self.write_tenancy(w, true)
     }
@@ -146,10 +180,25 @@ impl Engine {
         slug: &str,
         now: u64,
     ) -> Result<Vec<String>, TenancyError> {
+        self.delete_registry_audited(org, slug, now, Vec::new(), None)
+    }
+
+    /// [`delete_registry`](Self::delete_registry) with its audit entries, and `revoked`'s
+    /// copy, its target set to the token's id, for each token the deletion revokes.
+    pub fn delete_registry_audited(
+        &self,
+        org: &str,
+        slug: &str,
+        now: u64,
+        audit: Vec<AuditRec>,
+        revoked: Option<AuditRec>,
+    ) -> Result<Vec<String>, TenancyError> {
         let w = writes::DeleteRegistry {
             org: org.to_owned(),
             slug: slug.to_owned(),
             now,
+            audit,
+            revoke_entry: revoked,
         };
         let done = self.write_tenancy(w, true)?;
         crate::upload::end(&self.inner, &self.commit, &done.uploads);
@@ -161,7 +210,20 @@ impl Engine {
     /// token with an org, a registry token naming other than one registry or with write) or
     /// the id or hash is already stored.
     pub fn create_token(&self, rec: TokenRec) -> Result<(), TenancyError> {
-        self.write_tenancy(writes::CreateToken(Box::new(rec)), true)
+        self.create_token_audited(rec, Vec::new())
+    }
+
+    /// [`create_token`](Self::create_token) with its audit entries.
+    pub fn create_token_audited(
+        &self,
+        rec: TokenRec,
+        audit: Vec<AuditRec>,
+    ) -> Result<(), TenancyError> {
+        let w = writes::CreateToken {
+            rec: Box::new(rec),
+            audit,
+        };
+        self.write_tenancy(w, true)
     }
 
     /// Changes whenever an org, registry or token changes in a way that can change an
@@ -210,9 +272,20 @@ impl Engine {
     /// Marks the token revoked at `now` and returns it; revoking again keeps the first
     /// time. `TokenUnknown` if no token has this id.
     pub fn revoke_token(&self, id: &str, now: u64) -> Result<TokenRec, TenancyError> {
+        self.revoke_token_audited(id, now, Vec::new())
+    }
+
+    /// [`revoke_token`](Self::revoke_token) with its audit entries.
+    pub fn revoke_token_audited(
+        &self,
+        id: &str,
+        now: u64,
+        audit: Vec<AuditRec>,
+    ) -> Result<TokenRec, TenancyError> {
         let w = writes::RevokeToken {
             id: id.to_owned(),
             now,
+            audit,
         };
         self.write_tenancy(w, true)
     }

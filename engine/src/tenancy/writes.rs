@@ -14,13 +14,16 @@ use crate::StoreError;
 /// What a tenancy write answers: its result, or why it changed nothing.
 type Answer<T> = Result<Result<T, Refusal>, StoreError>;
 
-pub(crate) struct CreateOrg(pub(crate) OrgRec);
+pub(crate) struct CreateOrg {
+    pub(crate) rec: OrgRec,
+    pub(crate) audit: Vec<AuditRec>,
+}
 
 impl Write for CreateOrg {
     type Out = Result<OrgRec, Refusal>;
 
     fn apply(&self, b: &mut Batch<'_, '_>) -> Answer<OrgRec> {
-        let (tt, rec) = (b.tenancy()?, &self.0);
+        let (tt, rec) = (b.tenancy()?, &self.rec);
         if !is_slug(&rec.slug) {
             return Ok(Err(invalid(format!(
                 "organisation slug {:?} must match [a-z0-9]+(-[a-z0-9]+)* and be at most \
@@ -36,18 +39,25 @@ impl Write for CreateOrg {
         Ok(Ok(rec.clone()))
     }
 
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
+    }
+
     fn changed(out: &Self::Out) -> bool {
         out.is_ok()
     }
 }
 
-pub(crate) struct CreateRegistry(pub(crate) RegistryRec);
+pub(crate) struct CreateRegistry {
+    pub(crate) rec: RegistryRec,
+    pub(crate) audit: Vec<AuditRec>,
+}
 
 impl Write for CreateRegistry {
     type Out = Result<RegistryRec, Refusal>;
 
     fn apply(&self, b: &mut Batch<'_, '_>) -> Answer<RegistryRec> {
-        let (tt, rec) = (b.tenancy()?, &self.0);
+        let (tt, rec) = (b.tenancy()?, &self.rec);
         if tt.orgs.get(rec.org.as_str())?.is_none() {
             return Ok(Err(Refusal::OrgUnknown));
         }
@@ -67,6 +77,10 @@ impl Write for CreateRegistry {
         Ok(Ok(rec.clone()))
     }
 
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
+    }
+
     fn changed(out: &Self::Out) -> bool {
         out.is_ok()
     }
@@ -77,6 +91,7 @@ pub(crate) struct UpdateRegistry {
     pub(crate) slug: String,
     pub(crate) visibility: Option<Visibility>,
     pub(crate) description: Option<String>,
+    pub(crate) audit: Vec<AuditRec>,
 }
 
 impl Write for UpdateRegistry {
@@ -101,6 +116,10 @@ impl Write for UpdateRegistry {
         Ok(Ok(rec))
     }
 
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
+    }
+
     fn changed(out: &Self::Out) -> bool {
         out.is_ok()
     }
@@ -110,6 +129,9 @@ pub(crate) struct DeleteRegistry {
     pub(crate) org: String,
     pub(crate) slug: String,
     pub(crate) now: u64,
+    pub(crate) audit: Vec<AuditRec>,
+    /// The entry each token it revokes gets, its target set to the token's id.
+    pub(crate) revoke_entry: Option<AuditRec>,
 }
 
 /// A registry deleted: the tokens it revoked, and the upload sessions it ended (their rows
@@ -194,6 +216,21 @@ impl Write for DeleteRegistry {
         for id in &uploads {
             b.end(id);
         }
+        // Its own entries first, then one per token it revoked (its `audit()` is empty:
+        // they are written here, in this order).
+        let tt = b.tenancy()?;
+        for rec in &self.audit {
+            append_audit(tt, rec)?;
+        }
+        if let Some(entry) = &self.revoke_entry {
+            for id in &revoked {
+                let rec = AuditRec {
+                    target: id.clone(),
+                    ..entry.clone()
+                };
+                append_audit(tt, &rec)?;
+            }
+        }
         Ok(Ok(Deleted { revoked, uploads }))
     }
 
@@ -202,13 +239,16 @@ impl Write for DeleteRegistry {
     }
 }
 
-pub(crate) struct CreateToken(pub(crate) Box<TokenRec>);
+pub(crate) struct CreateToken {
+    pub(crate) rec: Box<TokenRec>,
+    pub(crate) audit: Vec<AuditRec>,
+}
 
 impl Write for CreateToken {
     type Out = Result<(), Refusal>;
 
     fn apply(&self, b: &mut Batch<'_, '_>) -> Answer<()> {
-        let (tt, rec) = (b.tenancy()?, &*self.0);
+        let (tt, rec) = (b.tenancy()?, &*self.rec);
         if let Err(r) = check_new_token(tt, rec)? {
             return Ok(Err(r));
         }
@@ -220,6 +260,10 @@ impl Write for CreateToken {
         Ok(Ok(()))
     }
 
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
+    }
+
     fn changed(out: &Self::Out) -> bool {
         out.is_ok()
     }
@@ -228,6 +272,7 @@ impl Write for CreateToken {
 pub(crate) struct RevokeToken {
     pub(crate) id: String,
     pub(crate) now: u64,
+    pub(crate) audit: Vec<AuditRec>,
 }
 
 impl Write for RevokeToken {
@@ -244,6 +289,10 @@ impl Write for RevokeToken {
                 .insert(self.id.as_str(), &records::encode_token(&rec)[..])?;
         }
         Ok(Ok(rec))
+    }
+
+    fn audit(&self) -> &[AuditRec] {
+        &self.audit
     }
 
     fn changed(out: &Self::Out) -> bool {

@@ -291,20 +291,11 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_
         ("PATCH", ["orgs", org, "registries", reg]) => update_registry(e, p, org, reg, req, ctx),
         ("DELETE", ["orgs", org, "registries", reg]) => {
             let r = registry(e, p, org, reg, true)?;
-            let revoked = e.delete_registry(org, reg, ctx.unix)?;
-            audit::record(
-                e,
-                ctx,
-                org,
-                p,
-                "registry.delete",
-                &format!("{org}/{reg}"),
-                "",
-            );
-            for id in &revoked {
-                let why = format!("registry {org}/{reg} deleted");
-                audit::record(e, ctx, org, p, "token.revoke", id, &why);
-            }
+            let deleted = audit::by(ctx, org, p, "registry.delete", &format!("{org}/{reg}"), "");
+            let why = format!("registry {org}/{reg} deleted");
+            let each_revoked = audit::by(ctx, org, p, "token.revoke", "", &why);
+            let revoked =
+                e.delete_registry_audited(org, reg, ctx.unix, vec![deleted], Some(each_revoked))?;
             let mut v = registry_json(&r);
             v["revoked_tokens"] = json!(revoked);
             Ok((200, v))
@@ -398,10 +389,12 @@ fn route(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx, gc: &Collect<'_
             if let Some(org) = &rec.org {
                 check(p, org, true)?;
             }
-            let rec = e.revoke_token(id, ctx.unix)?;
-            if let Some(org) = &rec.org {
-                audit::record(e, ctx, org, p, "token.revoke", id, "");
-            }
+            let entries = rec
+                .org
+                .iter()
+                .map(|org| audit::by(ctx, org, p, "token.revoke", id, ""))
+                .collect();
+            let rec = e.revoke_token_audited(id, ctx.unix, entries)?;
             Ok((200, token_json(&rec)))
         }
         ("GET", ["orgs", org, "audit"]) => {
@@ -491,8 +484,8 @@ fn create_org(e: &Engine, p: &Principal, req: &WebRequest, ctx: &Ctx) -> Answer 
             crate::web::ui::RESERVED.join(", ")
         )));
     }
-    let o = e.create_org(&s, ctx.unix)?;
-    audit::record(e, ctx, &s, p, "org.create", &s, "");
+    let entry = audit::by(ctx, &s, p, "org.create", &s, "");
+    let o = e.create_org_audited(&s, ctx.unix, vec![entry])?;
     Ok((201, org_json(&o)))
 }
 
@@ -549,10 +542,8 @@ fn create_registry(e: &Engine, p: &Principal, org: &str, req: &WebRequest, ctx: 
         },
         created: ctx.unix,
     };
-    let rec = e.create_registry(rec)?;
     let detail = if public { "public" } else { "private" };
-    audit::record(
-        e,
+    let entry = audit::by(
         ctx,
         org,
         p,
@@ -560,6 +551,7 @@ fn create_registry(e: &Engine, p: &Principal, org: &str, req: &WebRequest, ctx: 
         &format!("{org}/{s}"),
         detail,
     );
+    let rec = e.create_registry_audited(rec, vec![entry])?;
     Ok((201, registry_json(&rec)))
 }
 
@@ -589,16 +581,9 @@ fn update_registry(
     if description.is_some() {
         detail.push("description".to_string());
     }
-    let rec = e.update_registry(org, reg, vis, description)?;
-    audit::record(
-        e,
-        ctx,
-        org,
-        p,
-        "registry.update",
-        &format!("{org}/{reg}"),
-        &detail.join(","),
-    );
+    let target = format!("{org}/{reg}");
+    let entry = audit::by(ctx, org, p, "registry.update", &target, &detail.join(","));
+    let rec = e.update_registry_audited(org, reg, vis, description, vec![entry])?;
     Ok((200, registry_json(&rec)))
 }
 
@@ -634,9 +619,9 @@ fn create_token(
         revoked: None,
         hash: sha256(secret.expose().as_bytes()),
     };
-    e.create_token(rec.clone())?;
     let detail = token_json(&rec)["scopes"].to_string();
-    audit::record(e, ctx, org, p, "token.create", &rec.id, &detail);
+    let entry = audit::by(ctx, org, p, "token.create", &rec.id, &detail);
+    e.create_token_audited(rec.clone(), vec![entry])?;
     let mut v = token_json(&rec);
     v["token"] = Value::String(secret.expose().to_string());
     Ok((201, v))
