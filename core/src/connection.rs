@@ -1,19 +1,21 @@
 //! One HTTP/1.1 connection: `handle_input` in, `poll_output` out. Owns the receive buffer,
 //! the phase machine and the timers; hands heads to `http::head`, bodies to `http::body`,
-//! requests to `handler` (the OCI endpoints). Parses nothing itself.
+//! requests to `endpoint` (the OCI endpoints), and applies the `Next` each endpoint step
+//! returns. Parses nothing itself, and decides no response an endpoint gives.
 //!
 //! Drive contract (see the crate docs): after every `handle_input`, drain `poll_output`
 //! until `None`; read only while `wants_read()`; deliver `Input::Timeout` once `deadline()`
 //! passes. Exactly one `Need` is outstanding at a time; while it is, the connection is
 //! `Parked`: it neither reads nor arms timers, and pipelined requests wait in the buffer.
 
+use crate::endpoint::respond::{self, RespBody, Response};
+use crate::endpoint::{self, uploads, AfterGather, Body, Cx, Next, Pending, Upload};
 use crate::http::body::{BodyDecoder, Step};
 use crate::http::head::{self, Framing, Head, HeadError, HeadScan};
-use crate::http::response::{self, ResponseHead};
+use crate::http::response;
 use crate::limits::Limits;
 use crate::need::{BlobHandle, Need, NeedId, Reply, WebPiece};
-use crate::oci::error::{error_body, message_body, ErrorCode, ErrorEntry};
-use crate::oci::route::is_registry_path;
+use crate::oci::route::{is_registry_path, Route};
 use crate::oci::{RepoName, UploadId};
 use crate::timer::{Timer, TimerTable};
 use bytes::Bytes;
@@ -21,8 +23,6 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
-
-pub(crate) use crate::handler::{AfterGather, AfterUpload, Pending};
 
 /// Something that happened to the connection.
 #[derive(Debug)]
@@ -99,26 +99,21 @@ pub const MAX_RECV: usize = 1024 * 1024;
 const INLINE_BODY: usize = 64 * 1024;
 
 /// What the connection is doing; each variant owns the data valid only in it.
-pub(crate) enum Phase {
+enum Phase {
     /// Waiting for (the rest of) a request head.
     Head,
     /// Reading a request body.
     Body(BodyTask),
-    /// One need outstanding; `Pending` says what its reply means.
+    /// One need outstanding; `Pending` is the step its reply continues.
     Parked { id: NeedId, pending: Pending },
     /// A close is queued; input is ignored (sticky).
     Closing,
 }
 
 /// What to do with the bytes of a request body.
-pub(crate) enum BodyTask {
-    /// Upload data: each run leaves as `Need::AppendUpload` at `offset`.
-    Upload {
-        repo: RepoName,
-        upload: UploadId,
-        offset: u64,
-        then: AfterUpload,
-    },
+enum BodyTask {
+    /// Upload data: each run leaves as `Need::AppendUpload` at the upload's offset.
+    Upload(Upload),
     /// Collected into one buffer of at most `limit` bytes (manifests, web requests).
     /// `framing` counts chunked framing bytes, bounded too: tiny chunks with long
     /// extensions must not make a small body cost unbounded reading.
@@ -138,7 +133,7 @@ pub(crate) enum BodyTask {
 }
 
 /// Per-request bookkeeping, valid from the head to `Output::Done`.
-pub(crate) struct ReqCtx {
+struct ReqCtx {
     pub method: String,
     pub path: String,
     pub route: &'static str,
@@ -173,18 +168,6 @@ enum Queued {
     Close,
 }
 
-/// A response body.
-pub(crate) enum RespBody {
-    None,
-    Bytes(Bytes),
-    Blob {
-        blob: BlobHandle,
-        range: Range<u64>,
-    },
-    /// A web body of bytes and blob ranges, sent in order.
-    Pieces(Vec<WebPiece>),
-}
-
 /// One HTTP/1.1 connection's protocol state.
 pub struct Connection {
     limits: Arc<Limits>,
@@ -194,14 +177,14 @@ pub struct Connection {
     max_recv: usize,
     /// The last `recv_buf()` was filled completely: grow before the next read.
     grow: bool,
-    pub(crate) phase: Phase,
+    phase: Phase,
     out: VecDeque<Queued>,
     timers: TimerTable,
     scan: HeadScan,
     next_id: u64,
     eof: bool,
     closed: bool,
-    pub(crate) req: Option<ReqCtx>,
+    req: Option<ReqCtx>,
     /// The `Date` header value for responses (RFC 9110 §6.6.1), as the driver last set it.
     date: Option<String>,
 }
@@ -290,7 +273,8 @@ impl Connection {
             Input::Reply { now, id, reply } => {
                 match std::mem::replace(&mut self.phase, Phase::Head) {
                     Phase::Parked { id: want, pending } if want == id => {
-                        self.on_reply(pending, reply, now);
+                        let next = pending.resume(reply, &self.cx());
+                        self.apply(next, now);
                         self.advance(now);
                     }
                     other => {
@@ -369,7 +353,38 @@ impl Connection {
         matches!(self.phase, Phase::Parked { .. })
     }
 
-    // ---- internal machinery, used by `handler` ----
+    // ---- internal machinery ----
+
+    /// What an endpoint step may see of the connection.
+    fn cx(&self) -> Cx<'_> {
+        let unread = self.req.as_ref().and_then(|r| r.body.as_ref());
+        Cx {
+            limits: &self.limits,
+            unread: unread.map(BodyDecoder::remaining),
+        }
+    }
+
+    /// Does what an endpoint step said to.
+    fn apply(&mut self, next: Next, now: Instant) {
+        match next {
+            Next::Respond(r) => self.respond(r, now),
+            Next::Fail(r) => {
+                if let Some(req) = self.req.as_mut() {
+                    req.keep_alive = false;
+                }
+                self.respond(r, now);
+            }
+            Next::Park(need, pending) => self.park(need, pending),
+            Next::Read(Body::Upload(u)) => self.read_body(BodyTask::Upload(u)),
+            Next::Read(Body::Gather(g)) => self.read_body(BodyTask::Gather {
+                data: Vec::with_capacity(g.cap),
+                limit: g.limit,
+                framing: 0,
+                then: g.then,
+            }),
+            Next::Appended(n, u) => self.appended(n, u, now),
+        }
+    }
 
     fn close(&mut self) {
         self.timers.stop_all();
@@ -472,20 +487,18 @@ impl Connection {
             expect_continue: false,
             continue_sent: false,
         });
-        let mut r = ResponseHead::new(status);
-        r.header("Content-Type", "text/plain");
         let body: &'static [u8] = match e {
             HeadError::TooLarge => b"request head too large\n",
             HeadError::Malformed => b"malformed request\n",
             HeadError::Version => b"HTTP version not supported\n",
         };
-        self.respond(r, RespBody::Bytes(Bytes::from_static(body)), now);
+        self.respond(Response::text(status, Bytes::from_static(body)), now);
     }
 
     fn begin_request(&mut self, mut h: Head, now: Instant) {
         let route = crate::oci::route::route(h.method, &h.path, &h.query);
         // Only web requests need the method and path again (for `WebRequest`).
-        let (method, path) = if matches!(route, Ok(crate::oci::route::Route::Web)) {
+        let (method, path) = if matches!(route, Ok(Route::Web)) {
             (h.method_str.clone(), h.path.clone())
         } else {
             (
@@ -501,7 +514,11 @@ impl Connection {
         self.req = Some(ReqCtx {
             method,
             path,
-            route: "web",
+            route: match &route {
+                Ok(Route::Oci(op)) => op.route_name(),
+                Ok(Route::Web) => "web",
+                Err(_) => "invalid",
+            },
             started: now,
             bytes_in: 0,
             keep_alive: h.keep_alive,
@@ -511,7 +528,8 @@ impl Connection {
             expect_continue: h.expect_continue,
             continue_sent: false,
         });
-        self.dispatch(h, route, now);
+        let next = endpoint::start(h, route, &self.cx());
+        self.apply(next, now);
     }
 
     fn advance_body(&mut self, now: Instant) -> bool {
@@ -574,7 +592,7 @@ impl Connection {
                             .map_or(0, BodyDecoder::announced);
                         let fits = (data.len() as u64).saturating_add(announced) <= limit as u64;
                         if framing > limit / 2 + 4096 || !fits {
-                            self.gather_too_large(then, now);
+                            self.respond(endpoint::gather_too_large(&then, &self.limits), now);
                             return false;
                         }
                         self.phase = Phase::Body(BodyTask::Gather {
@@ -602,11 +620,13 @@ impl Connection {
                         self.phase = Phase::Head;
                         self.after_response();
                     }
-                    other => {
-                        if let Some(r) = self.req.as_mut() {
-                            r.body = None;
-                        }
-                        self.body_end(other, now);
+                    BodyTask::Upload(u) => {
+                        self.body_read();
+                        self.apply(uploads::streamed(u), now);
+                    }
+                    BodyTask::Gather { data, then, .. } => {
+                        self.body_read();
+                        self.apply(endpoint::gathered(then, data), now);
                     }
                 }
                 true
@@ -640,7 +660,7 @@ impl Connection {
                 then,
             } => {
                 if data.len() + n > limit {
-                    self.gather_too_large(then, now);
+                    self.respond(endpoint::gather_too_large(&then, &self.limits), now);
                     return;
                 }
                 data.extend_from_slice(&self.buf[self.start..self.start + n]);
@@ -652,20 +672,10 @@ impl Connection {
                     then,
                 });
             }
-            BodyTask::Upload {
-                repo,
-                upload,
-                offset,
-                then,
-            } => {
+            BodyTask::Upload(u) => {
                 if let Some(max) = self.limits.upload_bytes {
-                    if offset.saturating_add(n as u64) > max {
-                        self.respond_error(
-                            ErrorCode::SizeInvalid,
-                            Some("upload exceeds the size limit".into()),
-                            413,
-                            now,
-                        );
+                    if u.offset.saturating_add(n as u64) > max {
+                        self.respond(uploads::too_large(), now);
                         return;
                     }
                 }
@@ -673,26 +683,28 @@ impl Connection {
                 self.timers.stop_all();
                 self.out.push_back(Queued::Append {
                     id,
-                    repo: repo.clone(),
-                    upload: upload.clone(),
-                    offset,
+                    repo: u.repo.clone(),
+                    upload: u.upload.clone(),
+                    offset: u.offset,
                     range: self.start..self.start + n,
                 });
                 self.phase = Phase::Parked {
                     id,
-                    pending: Pending::Append {
-                        repo,
-                        upload,
-                        n,
-                        then,
-                    },
+                    pending: uploads::appending(u, n),
                 };
             }
         }
     }
 
+    /// The request's body has been read to its end.
+    fn body_read(&mut self) {
+        if let Some(r) = self.req.as_mut() {
+            r.body = None;
+        }
+    }
+
     /// Marks `n` body data bytes at the buffer front as used by the request.
-    pub(crate) fn consume_body(&mut self, n: usize) {
+    fn consume_body(&mut self, n: usize) {
         if let Some(r) = self.req.as_mut() {
             if let Some(d) = r.body.as_mut() {
                 d.consumed_data(n);
@@ -712,42 +724,20 @@ impl Connection {
             r.keep_alive = false;
             r.body = None;
         }
-        if let BodyTask::Upload {
-            repo,
-            upload,
-            then: AfterUpload::Finish {
-                started_here: true, ..
-            },
-            ..
-        } = task
-        {
-            // The session this request opened would be left to nobody: end it first.
-            self.park(
-                Need::CancelUpload { repo, upload },
-                Pending::Abandoned { why },
-            );
-            return;
-        }
-        self.malformed_body(why, now);
+        let next = match task {
+            BodyTask::Upload(u) => uploads::broken(u, why),
+            _ => respond::malformed_body(why).into(),
+        };
+        self.apply(next, now);
     }
 
-    /// 400 for a chunked body whose framing broke (the connection then closes).
-    pub(crate) fn malformed_body(&mut self, why: &'static str, now: Instant) {
-        let mut r = ResponseHead::new(400);
-        r.header("Content-Type", "text/plain");
-        let mut body = b"malformed chunked body: ".to_vec();
-        body.extend_from_slice(why.as_bytes());
-        body.push(b'\n');
-        self.respond(r, RespBody::Bytes(body.into()), now);
-    }
-
-    pub(crate) fn mint_id(&mut self) -> NeedId {
+    fn mint_id(&mut self) -> NeedId {
         self.next_id += 1;
         NeedId(self.next_id)
     }
 
     /// Emits a need and parks until its reply.
-    pub(crate) fn park(&mut self, need: Need<'static>, pending: Pending) {
+    fn park(&mut self, need: Need<'static>, pending: Pending) {
         let id = self.mint_id();
         self.timers.stop_all();
         self.out.push_back(Queued::Need(id, need));
@@ -755,7 +745,7 @@ impl Connection {
     }
 
     /// Starts reading the request body into `task` (sending `100 Continue` if asked for).
-    pub(crate) fn read_body(&mut self, task: BodyTask) {
+    fn read_body(&mut self, task: BodyTask) {
         if let Some(r) = self.req.as_mut() {
             if r.expect_continue && !r.continue_sent && r.body.is_some() {
                 r.continue_sent = true;
@@ -766,62 +756,10 @@ impl Connection {
         self.phase = Phase::Body(task);
     }
 
-    /// Whether the request still has body bytes to read.
-    pub(crate) fn body_pending(&self) -> bool {
-        self.req.as_ref().is_some_and(|r| r.body.is_some())
-    }
-
-    /// Sends an OCI error response with the code's status (or `status` if given).
-    pub(crate) fn respond_error(
-        &mut self,
-        code: ErrorCode,
-        detail: Option<String>,
-        status: u16,
-        now: Instant,
-    ) {
-        self.respond_errors(status, &[ErrorEntry { code, detail }], now);
-    }
-
-    /// An OCI error whose message is the caller's own (it names a limit or a cause).
-    pub(crate) fn respond_message(
-        &mut self,
-        status: u16,
-        code: ErrorCode,
-        message: &str,
-        now: Instant,
-    ) {
-        let mut head = ResponseHead::new(status);
-        head.header("Content-Type", "application/json");
-        self.respond(
-            head,
-            RespBody::Bytes(message_body(code, message).into()),
-            now,
-        );
-    }
-
-    pub(crate) fn respond_code(&mut self, code: ErrorCode, detail: Option<String>, now: Instant) {
-        self.respond_error(code, detail, code.status(), now);
-    }
-
-    pub(crate) fn respond_errors(&mut self, status: u16, entries: &[ErrorEntry], now: Instant) {
-        self.respond_errors_in(ResponseHead::new(status), entries, now);
-    }
-
-    /// An OCI error body under `head`, which carries the status and any headers of its own
-    /// (`Allow`, `Range`, `Content-Range`).
-    pub(crate) fn respond_errors_in(
-        &mut self,
-        mut head: ResponseHead,
-        entries: &[ErrorEntry],
-        now: Instant,
-    ) {
-        head.header("Content-Type", "application/json");
-        self.respond(head, RespBody::Bytes(error_body(entries).into()), now);
-    }
-
-    /// Finishes the current request with `head` and `body`, records it, and decides what
-    /// happens to the connection next.
-    pub(crate) fn respond(&mut self, head: ResponseHead, body: RespBody, now: Instant) {
+    /// Finishes the current request with `r`, records it, and decides what happens to the
+    /// connection next.
+    fn respond(&mut self, r: Response, now: Instant) {
+        let Response { head, body } = r;
         let Some(req) = self.req.take() else {
             // A response without a request is a bug in this module; never reachable by input.
             debug_assert!(false, "respond without a request");
@@ -943,9 +881,9 @@ impl Connection {
     }
 
     /// Appended upload bytes were accepted: drop them from the buffer and read on.
-    pub(crate) fn appended(&mut self, n: usize, task: BodyTask, now: Instant) {
+    fn appended(&mut self, n: usize, u: Upload, now: Instant) {
         self.consume_body(n);
         self.timers.set(Timer::Body, now + self.limits.body_timeout);
-        self.phase = Phase::Body(task);
+        self.phase = Phase::Body(BodyTask::Upload(u));
     }
 }

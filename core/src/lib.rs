@@ -41,14 +41,17 @@
 //! - Panics are bugs: no input reaches an `unwrap`.
 //!
 //! # Layout
-//! `connection` (phases, buffer, timers) dispatches to `http` (head, body, response
-//! framing) and `handler` (the OCI endpoints), which uses `oci` (names, digests, ranges,
-//! routes, error table, manifests, referrers). `need` is the storage contract.
+//! `connection` (phases, buffer, timers) hands bytes to `http` (head, body, response
+//! framing) and requests to `endpoint` (the OCI endpoints, one file per resource), which
+//! uses `oci` (names, digests, ranges, routes, error table, manifests, referrers). `need`
+//! is the storage contract. Dependencies run one way: an endpoint step never calls the
+//! connection, it returns what the connection does next (respond, park on a need, read
+//! the body), and a parked step is continued only by the reply type of the need it asked.
 
 #![forbid(unsafe_code)]
 
 pub mod connection;
-mod handler;
+mod endpoint;
 pub mod http;
 pub mod limits;
 pub mod need;
@@ -59,6 +62,6 @@ pub mod timer;
 pub mod testkit;
 
 pub use connection::{Connection, Input, Misuse, Output, RequestRecord};
-pub use handler::hash;
+pub use endpoint::hash;
 pub use limits::Limits;
 pub use need::*;

@@ -304,6 +304,38 @@ fn an_append_the_store_refuses_is_a_4xx() {
     assert_eq!(h.send(&Request::get("/v2/")).status, 200);
 }
 
+/// A reply of another kind than the need asked for is the server's bug: whatever step
+/// was waiting (here the blob lookup, and an append mid-body), the request gets a 500
+/// naming the reply, and the connection closes rather than go on after a broken contract.
+#[test]
+fn a_reply_of_the_wrong_kind_is_a_500_and_closes() {
+    use berth_core::{Need, Page, Reply};
+    let d = sha256(b"x");
+    for (path, patch) in [(format!("/v2/a/blobs/{d}"), false), (String::new(), true)] {
+        let mut h = Harness::new();
+        let req = if patch {
+            let loc = h.upload_location("a");
+            Request::patch(&loc).body(vec![1u8; 20])
+        } else {
+            Request::get(&path)
+        };
+        h.intercept = Some(Box::new(|n: &Need<'_>| {
+            matches!(n, Need::StatBlob { .. } | Need::AppendUpload { .. })
+                .then(|| Reply::Catalog(Page::default()))
+        }));
+        let r = h.send(&req);
+        assert_eq!(r.status, 500, "patch {patch}");
+        assert_eq!(r.error_codes(), ["UNKNOWN"]);
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            body.contains("storage answered with an unexpected reply: Catalog"),
+            "{body}"
+        );
+        assert_eq!(r.header("Connection"), Some("close"));
+        assert!(h.closed);
+    }
+}
+
 #[test]
 fn chunked_patches_must_be_in_order_and_a_416_keeps_the_session() {
     let mut h = Harness::new();
