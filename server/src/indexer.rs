@@ -34,16 +34,24 @@ const BATCH: usize = 16;
 pub struct Indexer {
     stop: crossbeam_channel::Sender<()>,
     thread: JoinHandle<()>,
+    /// The thread's kernel id (0 until it has started), so that `stop` can lift its idle
+    /// priority: on a busy machine a `SCHED_IDLE` thread may get no CPU for seconds, and
+    /// shutdown waits for it.
+    tid: Arc<std::sync::atomic::AtomicI32>,
 }
 
 impl Indexer {
     /// Starts the thread; each layer is listed within `limits`.
     pub fn start(store: Arc<Store>, limits: ScanLimits) -> std::io::Result<Indexer> {
         let (stop, rx) = crossbeam_channel::bounded::<()>(0);
+        let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let own_tid = tid.clone();
         let thread = std::thread::Builder::new()
             .name("berth-indexer".into())
             .spawn(move || {
-                background_priority();
+                // SAFETY: gettid(2) takes nothing and touches no memory.
+                own_tid.store(unsafe { libc::gettid() }, std::sync::atomic::Ordering::Release);
+                set_priority(0, Priority::Background);
                 let mut wait = Duration::ZERO;
                 loop {
                     if rx.recv_timeout(wait) != Err(RecvTimeoutError::Timeout) {
@@ -67,42 +75,63 @@ impl Indexer {
                     };
                 }
             })?;
-        Ok(Indexer { stop, thread })
+        Ok(Indexer { stop, thread, tid })
     }
 
-    /// Stops after the layer being listed (a layer is listed whole or not at all).
+    /// Stops after the layer being listed (a layer is listed whole or not at all), at
+    /// normal priority so that a busy machine does not hold the shutdown up.
     pub fn stop(self) {
+        let tid = self.tid.load(std::sync::atomic::Ordering::Acquire);
+        if tid != 0 {
+            set_priority(tid, Priority::Normal);
+        }
         drop(self.stop);
         let _ = self.thread.join();
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Background,
+    Normal,
+}
+
 /// The indexer runs only on CPU time nothing else wants (`SCHED_IDLE`, this thread
 /// alone) and reads at idle I/O priority: pushes and pulls come first, and the index
-/// catches up when they pause.
-fn background_priority() {
+/// catches up when they pause. `Normal` puts thread `tid` (0: the calling thread) back.
+fn set_priority(tid: libc::pid_t, p: Priority) {
+    let policy = match p {
+        Priority::Background => libc::SCHED_IDLE,
+        Priority::Normal => libc::SCHED_OTHER,
+    };
     let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler(2) with pid 0 changes the calling thread's policy; `param`
-    // is a valid sched_param for SCHED_IDLE (priority 0), read during the call only.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "package indexer: SCHED_IDLE refused");
+    // SAFETY: sched_setscheduler(2) changes thread `tid`'s policy (0: the calling thread);
+    // `param` is a valid sched_param for both policies (priority 0), read during the call
+    // only.
+    if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "package indexer: scheduling policy refused");
     }
-    // ioprio_set(IOPRIO_WHO_PROCESS, this thread, IOPRIO_CLASS_IDLE): no libc wrapper.
+    // ioprio_set(IOPRIO_WHO_PROCESS, tid, class): no libc wrapper. Best effort (class 2)
+    // at its default level is what a thread starts with.
+    const IOPRIO_CLASS_BE: libc::c_long = 2;
     const IOPRIO_CLASS_IDLE: libc::c_long = 3;
     const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
     const IOPRIO_WHO_PROCESS: libc::c_long = 1;
-    // SAFETY: ioprio_set(2) takes three integers and touches no memory of ours; tid 0 is
-    // the calling thread.
+    let class = match p {
+        Priority::Background => IOPRIO_CLASS_IDLE,
+        Priority::Normal => IOPRIO_CLASS_BE,
+    };
+    // SAFETY: ioprio_set(2) takes three integers and touches no memory of ours.
     let r = unsafe {
         libc::syscall(
             libc::SYS_ioprio_set,
             IOPRIO_WHO_PROCESS,
-            0 as libc::c_long,
-            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+            libc::c_long::from(tid),
+            (class << IOPRIO_CLASS_SHIFT) | if p == Priority::Normal { 4 } else { 0 },
         )
     };
     if r != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "package indexer: idle I/O priority refused");
+        tracing::debug!(error = %std::io::Error::last_os_error(), "package indexer: I/O priority refused");
     }
 }
 
@@ -307,4 +336,32 @@ fn checksums(
         format!("the Download could not be read: {err}")
     })?;
     Ok(names.into_iter().zip(sums).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{set_priority, Priority};
+
+    fn policy(tid: libc::pid_t) -> libc::c_int {
+        // SAFETY: sched_getscheduler(2) takes a thread id and touches no memory.
+        unsafe { libc::sched_getscheduler(tid) }
+    }
+
+    #[test]
+    fn the_indexer_thread_runs_idle_and_is_put_back_to_normal_for_its_stop() {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            set_priority(0, Priority::Background);
+            // SAFETY: gettid(2) takes nothing and touches no memory.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        assert_eq!(policy(tid), libc::SCHED_IDLE);
+        set_priority(tid, Priority::Normal);
+        assert_eq!(policy(tid), libc::SCHED_OTHER);
+        drop(done_tx);
+        t.join().unwrap();
+    }
 }
