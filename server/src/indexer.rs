@@ -50,7 +50,10 @@ impl Indexer {
             .name("berth-indexer".into())
             .spawn(move || {
                 // SAFETY: gettid(2) takes nothing and touches no memory.
-                own_tid.store(unsafe { libc::gettid() }, std::sync::atomic::Ordering::Release);
+                own_tid.store(
+                    unsafe { libc::gettid() },
+                    std::sync::atomic::Ordering::Release,
+                );
                 set_priority(0, Priority::Background);
                 let mut wait = Duration::ZERO;
                 loop {
