@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "import circles between files"
+python3 scripts/import-cycles.py core/src engine/src client/src
+
 step "cargo build --release -p berth-server"
 cargo build --release -p berth-server
 export BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth"
