@@ -1,5 +1,5 @@
 //! What real clients sent (skopeo, podman, docker and containerd pushing and pulling,
-//! recorded through a proxy by `tests/tests/recorded_sessions.rs` into the fuzz corpus,
+//! recorded through a proxy by `tests/src/bin/record-sessions.rs` into the fuzz corpus,
 //! `fuzz/corpus/connection/seed-session-*`) through one `Connection` each: whole, then
 //! every prefix, then every one-byte change. Whatever the bytes: no panic, no hang, the
 //! connection reads everything or stops reading for a reason, and EOF closes it. Whole

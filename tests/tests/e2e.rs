@@ -15,6 +15,5 @@ mod docker;
 mod oras;
 mod package_cli;
 mod podman;
-mod recorded_sessions;
 mod robustness;
 mod skopeo;

@@ -3,9 +3,9 @@
 //! of the `connection` fuzz target (`fuzz/corpus/connection/seed-session-*`), which
 //! `core/tests/recorded_sessions.rs` also sweeps (every prefix, every one-byte change).
 //!
-//! It rewrites committed files, so it runs on demand only:
-//! `cargo nextest run -p berth-tests --test e2e --run-ignored only -E 'test(records_)'`
-//! (with `BERTH_BIN` set as for the other end-to-end tests).
+//! It rewrites committed files, so it is a program run on demand, not a test:
+//! `cargo run -p berth-tests --bin record-sessions` (with `BERTH_BIN` set as for the
+//! end-to-end tests, or after `cargo build --release -p berth-server`).
 
 use std::path::PathBuf;
 
@@ -46,9 +46,7 @@ fn save(rec: &Recorder, name: &str) -> usize {
     sessions.len()
 }
 
-#[test]
-#[ignore = "rewrites fuzz/corpus/connection/seed-session-*; run on demand"]
-fn records_real_client_sessions_into_the_fuzz_corpus() {
+fn main() {
     let reg = Registry::start();
     // Small layers: the sweep replays every prefix of every session.
     let img = Image::random(2, 150);
@@ -100,4 +98,5 @@ fn records_real_client_sessions_into_the_fuzz_corpus() {
         skopeo >= 2 && podman >= 1 && docker >= 2,
         "sessions recorded: skopeo {skopeo}, podman {podman}, docker and ctr {docker}"
     );
+    println!("recorded sessions: skopeo {skopeo}, podman {podman}, docker and ctr {docker}");
 }
