@@ -7,9 +7,9 @@ use crate::auth::Ctx;
 use crate::dispatch::{Route, Session};
 use crate::logging;
 use crate::peers::Slot;
-use crate::reactor::Shared;
 use crate::readers::ReadFor;
 use crate::send::{Flushed, SocketSink, WriteQueue};
+use crate::shared::Shared;
 use crate::workers::{Job, Origin};
 use berth_core::{Connection, Input, NeedId, Output, Reply};
 use mio::net::TcpStream;
@@ -239,7 +239,7 @@ impl Conn {
 
     /// One `handle_input`, then drain every output it caused.
     fn input(&mut self, sh: &Shared, input: Input, now: Instant) {
-        crate::reactor::with_http_date(|d| self.proto.set_date(d));
+        crate::clock::with_http_date(|d| self.proto.set_date(d));
         if let Err(m) = self.proto.handle_input(input) {
             tracing::error!(error = %m, "core connection misdriven; closing");
             self.dead = true;
@@ -278,7 +278,7 @@ impl Conn {
                 }
                 Some(Output::Done(rec)) => {
                     self.since_done = 0;
-                    let took = crate::reactor::now().saturating_duration_since(rec.started);
+                    let took = crate::clock::now().saturating_duration_since(rec.started);
                     sh.shard(self.origin.reactor)
                         .request(rec.route, rec.status, took);
                     if sh.access_log {
@@ -327,6 +327,6 @@ impl Conn {
 /// need borrows the core connection, the session is a disjoint field).
 fn route(sh: &Shared, session: &mut Session, need: berth_core::Need<'_>, now: Instant) -> Route {
     session.ctx.now = now;
-    session.ctx.unix = crate::reactor::unix_now();
+    session.ctx.unix = crate::clock::unix_now();
     sh.store.route(need, session)
 }

@@ -131,7 +131,7 @@ impl Alarm {
         }
         self.metrics.descriptors_exhausted.fetch_add(1, Relaxed);
         self.unreported.fetch_add(1, Relaxed);
-        let now = crate::reactor::now();
+        let now = crate::clock::now();
         {
             // A poisoned lock only means a report panicked; the time in it is still sound.
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());

@@ -30,6 +30,6 @@ fn request_id() -> String {
     match crate::secret::random_bytes(8) {
         Ok(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
         // No randomness: the time still tells the lines of one log apart.
-        Err(_) => format!("{:016x}", crate::reactor::unix_now()),
+        Err(_) => format!("{:016x}", crate::clock::unix_now()),
     }
 }

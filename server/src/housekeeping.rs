@@ -28,10 +28,10 @@ impl Housekeeper {
         let thread = std::thread::Builder::new()
             .name("berth-housekeeping".into())
             .spawn(move || {
-                let mut next_gc = gc_every.map(|d| crate::reactor::now() + d);
-                let mut next_tick = crate::reactor::now() + TICK;
+                let mut next_gc = gc_every.map(|d| crate::clock::now() + d);
+                let mut next_tick = crate::clock::now() + TICK;
                 loop {
-                    let now = crate::reactor::now();
+                    let now = crate::clock::now();
                     let mut wait = FLUSH_EVERY.min(next_tick.saturating_duration_since(now));
                     if let Some(t) = next_gc {
                         wait = wait.min(t.saturating_duration_since(now));
@@ -42,16 +42,16 @@ impl Housekeeper {
                         return;
                     }
                     store.flush_downloads();
-                    if crate::reactor::now() >= next_tick {
+                    if crate::clock::now() >= next_tick {
                         store.flush_last_used();
                         store.tidy_for_gc();
-                        next_tick = crate::reactor::now() + TICK;
+                        next_tick = crate::clock::now() + TICK;
                     }
                     if let (Some(at), Some(every)) = (next_gc, gc_every) {
-                        if crate::reactor::now() >= at {
+                        if crate::clock::now() >= at {
                             // Failures are logged by the store; the next run tries again.
                             let _ = store.collect_garbage(false);
-                            next_gc = Some(crate::reactor::now() + every);
+                            next_gc = Some(crate::clock::now() + every);
                         }
                     }
                 }

@@ -178,7 +178,7 @@ fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), Sto
         .iter()
         .for_each(|b| sizes.add(&b.digest, b.size));
     record.size = sizes.total;
-    record.indexed_at = crate::reactor::unix_now();
+    record.indexed_at = crate::clock::unix_now();
     if facts.kind() != Kind::Image {
         return e.put_version(repo, key, &record, tree.as_ref());
     }
@@ -230,7 +230,7 @@ fn list_layers(
         let Some(loc) = e.peek_blob(repo, &lk)? else {
             continue;
         };
-        let started = crate::reactor::now();
+        let started = crate::clock::now();
         let listing = scan_layer(e.blob_reader(loc)?, &OS_RELEASE, x.limits);
         e.put_layer_listing(&lk, &listing)?;
         metrics.package_layers_listed.fetch_add(1, Relaxed);
@@ -238,7 +238,7 @@ fn list_layers(
             layer = %lk,
             entries = listing.changes.len(),
             complete = listing.complete(),
-            micros = crate::reactor::now().saturating_duration_since(started).as_micros() as u64,
+            micros = crate::clock::now().saturating_duration_since(started).as_micros() as u64,
             "package indexer: listed a layer"
         );
         if let Some(err) = &listing.error {

@@ -33,6 +33,7 @@ mod audit;
 mod auth;
 mod bootstrap;
 mod cli;
+mod clock;
 mod config;
 mod conn;
 #[allow(unsafe_code)] // flock(2) on the data folder
@@ -46,6 +47,7 @@ mod housekeeping;
 mod indexer;
 mod logging;
 mod metrics;
+mod nouns;
 mod package;
 mod peers;
 mod permissions;
@@ -57,6 +59,7 @@ mod run;
 mod secret;
 #[allow(unsafe_code)] // sendmsg(2) of a response head and pack bytes in one call
 mod send;
+mod shared;
 pub mod untrusted;
 mod web;
 mod workers;

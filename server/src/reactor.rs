@@ -16,12 +16,13 @@ use crate::config::Config;
 use crate::conn::{Conn, Step};
 use crate::dispatch::Store;
 use crate::logging;
-use crate::metrics::{Metrics, Shard};
+use crate::metrics::Metrics;
 use crate::peers::{Peers, Slot};
-use crate::readers::{self, Read};
-use crate::workers::{self, Completion, Job, Mailbox, Origin};
-use berth_core::{Connection, Limits};
-use crossbeam_channel::{Receiver, Sender};
+use crate::readers;
+use crate::shared::Shared;
+use crate::workers::{self, Completion, Mailbox, Origin};
+use berth_core::Connection;
+use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::BTreeSet;
@@ -35,68 +36,6 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
-
-/// A clock reading when a response is complete: request durations measured from the event
-/// that began the request to the one that ended it read 0 for the many requests answered
-/// within one event, so the access log and the duration metric read the clock again.
-pub fn now() -> Instant {
-    Instant::now()
-}
-
-/// Runs `f` with the current time as an HTTP date (`Date` header, RFC 9110 §5.6.7),
-/// formatted once per second per thread.
-pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
-    thread_local! {
-        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    DATE.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.0 != secs {
-            *d = (secs, httpdate::fmt_http_date(now));
-        }
-        f(&d.1)
-    })
-}
-
-/// Wall-clock Unix seconds, for token expiry, bearer `iat`/`exp` and audit times (which
-/// must survive restarts, unlike `Instant`).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// What every reactor and connection shares, read-only or atomically.
-pub struct Shared {
-    /// Every reactor's inbox, for handing over connections.
-    pub mailboxes: Arc<Vec<Mailbox>>,
-    pub store: Arc<Store>,
-    pub metrics: Arc<Metrics>,
-    pub jobs: Sender<Job>,
-    /// Reads of blob bytes not in memory (`readers.rs`).
-    pub reads: Sender<Read>,
-    pub limits: Arc<Limits>,
-    pub access_log: bool,
-    pub grace: Duration,
-    /// How long queued output may wait on a client that reads nothing.
-    pub send_timeout: Duration,
-    /// Set once by the signal handler thread: stop accepting, drain, exit.
-    pub shutdown: AtomicBool,
-    /// Set by a reactor that died of an I/O error, so the process exits non-zero.
-    pub failed: AtomicBool,
-    /// Open connections per client address, when capped.
-    pub peers: Option<Arc<Peers>>,
-}
-
-impl Shared {
-    pub fn shard(&self, reactor: usize) -> &Shard {
-        self.metrics.shard(reactor)
-    }
-}
 
 /// One event loop.
 struct Reactor {

@@ -118,7 +118,7 @@ fn serve(flags: Flags) -> ExitCode {
             ))
         }
     };
-    let admin = match store.bootstrap_admin(&dir.path, reactor::unix_now()) {
+    let admin = match store.bootstrap_admin(&dir.path, crate::clock::unix_now()) {
         Ok(a) => a,
         Err(e) => {
             return fail(format_args!(
@@ -202,7 +202,7 @@ fn reset_admin_token(flags: Flags) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    match store.reset_admin(&dir.path, reactor::unix_now()) {
+    match store.reset_admin(&dir.path, crate::clock::unix_now()) {
         Ok((revoked, path)) => {
             if revoked.is_empty() {
                 say!("berth: no admin token was active");
