@@ -118,7 +118,7 @@ fn serve(flags: Flags) -> ExitCode {
             ))
         }
     };
-    let admin = match store.bootstrap_admin(&dir.path, crate::clock::unix_now()) {
+    let admin = match store.bootstrap_admin(&dir.path, unix_now()) {
         Ok(a) => a,
         Err(e) => {
             return fail(format_args!(
@@ -202,7 +202,7 @@ fn reset_admin_token(flags: Flags) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    match store.reset_admin(&dir.path, crate::clock::unix_now()) {
+    match store.reset_admin(&dir.path, unix_now()) {
         Ok((revoked, path)) => {
             if revoked.is_empty() {
                 say!("berth: no admin token was active");
@@ -253,4 +253,10 @@ fn check(flags: Flags, rehash: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Wall-clock Unix seconds for the admin token's creation time.
+#[allow(clippy::disallowed_methods)] // the main thread, at startup or offline: no event loop runs
+fn unix_now() -> u64 {
+    crate::clock::unix_seconds(std::time::SystemTime::now())
 }

@@ -456,7 +456,5 @@ fn status_of(v: &Value, now: u64) -> &'static str {
 /// Wall-clock seconds, only to label expired tokens in a listing.
 #[allow(clippy::disallowed_methods)] // the CLI is not the server's event loop; see .clippy.toml
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix_seconds(std::time::SystemTime::now())
 }
