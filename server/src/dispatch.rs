@@ -13,6 +13,7 @@ use crate::auth::cache::AuthCache;
 use crate::auth::{Authority, Caller, Ctx};
 use crate::bootstrap;
 use crate::config::Config;
+use crate::datadir::{self, DataDirError};
 use crate::descriptors::{Alarm, Plan};
 use crate::failure::store_reply;
 use crate::metrics::{Metrics, Storage};
@@ -121,6 +122,14 @@ pub enum Work {
     Web(Box<WebRequest>, Ctx),
 }
 
+/// Why the store could not be opened.
+pub enum OpenError {
+    /// Another berth holds the data directory.
+    InUse(DataDirError),
+    /// The store itself failed to open.
+    Store(String),
+}
+
 /// What `berth check` found.
 pub struct CheckOutcome {
     pub problems: Vec<String>,
@@ -128,9 +137,9 @@ pub struct CheckOutcome {
 }
 
 impl Store {
-    /// Opens the engine in `cfg.data` (which `datadir::prepare` has made and locked), with
-    /// the open packs `fds` allows.
-    pub fn open(cfg: &Config, metrics: Arc<Metrics>, fds: &Plan) -> Result<Store, String> {
+    /// Opens the engine in `cfg.data` (which `datadir::prepare` has made), with the open
+    /// packs `fds` allows. The engine locks the directory for as long as the store is open.
+    pub fn open(cfg: &Config, metrics: Arc<Metrics>, fds: &Plan) -> Result<Store, OpenError> {
         let alarm = Arc::new(Alarm::new(metrics.clone(), fds.limit));
         let ring = alarm.clone();
         let opts = EngineOptions {
@@ -145,7 +154,9 @@ impl Store {
             min_free_bytes: cfg.min_free_space,
             ..EngineOptions::default()
         };
-        let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
+        let engine = Engine::open(&cfg.data, opts).map_err(|e| {
+            datadir::in_use(&e).map_or(OpenError::Store(e.to_string()), OpenError::InUse)
+        })?;
         engine.watch_health(Box::new(|failing| match failing {
             Some(why) => tracing::error!(
                 error = why,
@@ -154,7 +165,7 @@ impl Store {
             ),
             None => tracing::info!("the store is healthy again: writes succeed"),
         }));
-        let key = bootstrap::token_key(&cfg.data)?;
+        let key = bootstrap::token_key(&cfg.data).map_err(OpenError::Store)?;
         let auth = Authority::new(key, cfg.auth.clone(), metrics.clone());
         Ok(Store {
             engine,

@@ -36,7 +36,6 @@ mod cli;
 mod clock;
 mod config;
 mod conn;
-#[allow(unsafe_code)] // flock(2) on the data folder
 mod datadir;
 #[allow(unsafe_code)] // getrlimit(2) and setrlimit(2)
 mod descriptors;
