@@ -2,14 +2,16 @@
 //! (`Digest`, `RepoName`, `Reference`, ...) to engine nouns (`BlobKey`, `&str`, ...) and back,
 //! answers cheap needs inline on the reactor (MVCC reads, page-cache appends), and packages
 //! blocking ones (anything that waits on an fsync or the engine's commit thread: finishes,
-//! a PATCH's sync, manifest puts, deletes, mounts; and `/metrics`, which scans the store) as `Work` for the worker
-//! pool.
+//! a PATCH's sync, manifest puts, deletes, mounts; `/metrics`, which scans the store; and a
+//! catalog filtered for a caller other than the admin, which may read every repository) as
+//! `Work` for the worker pool.
 //!
 //! `Finish::Committed` and `Mount::Mounted` are built only from an engine `Durable<_>`: no
 //! 201 leaves before the bytes and the metadata naming them are on disk.
 
 use crate::audit;
 use crate::auth::cache::AuthCache;
+use crate::auth::policy::Principal;
 use crate::auth::{Authority, Caller, Ctx};
 use crate::bootstrap;
 use crate::config::Config;
@@ -120,6 +122,13 @@ pub enum Work {
     /// A page that reads storage-wide figures (`/metrics`), or the management API (its
     /// writes wait on the commit): never on an event loop.
     Web(Box<WebRequest>, Ctx),
+    /// A catalog page for a caller who may not list everything: filtering it reads
+    /// repositories and their registries until the page is full, however many it skips.
+    Catalog {
+        who: Principal,
+        n: usize,
+        last: Option<String>,
+    },
 }
 
 /// Why the store could not be opened.
@@ -282,26 +291,25 @@ impl Store {
         }
     }
 
-    /// The catalog page after `last`, holding only what `caller` may pull.
-    fn catalog(
-        &self,
-        caller: Option<&Caller>,
-        n: usize,
-        last: Option<String>,
-    ) -> Result<Reply, StoreError> {
+    /// The caller whose catalog is listed. Listing reveals names only, so a bearer token's
+    /// claims do not narrow it: what the credential behind it may pull is listed.
+    fn catalog_reader(caller: Option<&Caller>) -> Principal {
+        caller.map_or(Principal::Anonymous, |c| c.principal.clone())
+    }
+
+    /// The catalog page after `last`, holding only what `who` may pull. For the admin one
+    /// listing read (answered on the event loop); for anyone else a filtering that may read
+    /// the whole catalog (on a worker).
+    fn catalog(&self, who: Principal, n: usize, last: Option<String>) -> Result<Reply, StoreError> {
         let e = &self.engine;
-        // Listing reveals names only, so a bearer token's claims do not narrow it: what
-        // the credential behind it may pull is listed.
-        let who = Caller {
-            principal: caller.map_or(crate::auth::policy::Principal::Anonymous, |c| {
-                c.principal.clone()
-            }),
-            claims: None,
-        };
-        if who.principal.is_admin() {
+        if who.is_admin() {
             let (items, more) = e.catalog(last.as_deref(), n)?;
             return Ok(Reply::Catalog(Page { items, more }));
         }
+        let who = Caller {
+            principal: who,
+            claims: None,
+        };
         let mut cache = HashMap::new();
         let mut out = Vec::new();
         let mut cursor = last;
@@ -469,7 +477,13 @@ impl Store {
                     .and_then(|rs| rs.into_iter().map(referrer).collect::<Result<Vec<_>, _>>())
                     .map(Reply::Referrers),
             ),
-            Need::Catalog { n, last } => failed(self.catalog(session.caller.as_ref(), n, last)),
+            Need::Catalog { n, last } => {
+                let who = Self::catalog_reader(session.caller.as_ref());
+                if !who.is_admin() {
+                    return Route::Later(Work::Catalog { who, n, last });
+                }
+                failed(self.catalog(who, n, last))
+            }
             Need::Web(req) if req.path == web::token_endpoint::PATH => Reply::Web(
                 web::token_endpoint::answer(e, &self.auth, &req, &session.ctx),
             ),
@@ -658,6 +672,7 @@ impl Store {
                     Err(err) => store_reply(&err),
                 }
             }
+            Work::Catalog { who, n, last } => failed(self.catalog(who, n, last)),
             Work::Web(req, ctx)
                 if req.path.starts_with(package::api::PREFIX)
                     || req.path == package::api::SEARCH =>
@@ -775,5 +790,69 @@ fn new_manifest(m: NewManifest) -> berth_engine::NewManifest {
                 },
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::policy::tests::tok;
+    use crate::config::Flags;
+    use berth_engine::TokenKind;
+
+    fn store(dir: &std::path::Path) -> Store {
+        let mut cfg = Config::load(&Flags::default(), &[]).unwrap();
+        cfg.data = dir.to_path_buf();
+        let fds = Plan::new(&cfg, 1024);
+        match Store::open(&cfg, Arc::new(Metrics::new(1)), &fds) {
+            Ok(s) => s,
+            Err(_) => panic!("the store did not open"),
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)] // a session needs some instant
+    fn session(principal: Principal) -> Session {
+        Session {
+            ctx: Ctx {
+                now: std::time::Instant::now(),
+                unix: 0,
+                peer: None,
+            },
+            caller: Some(Caller {
+                principal,
+                claims: None,
+            }),
+            auth_cache: AuthCache::default(),
+        }
+    }
+
+    /// Filtering the catalog for a caller other than the admin may read every repository:
+    /// the event loop hands it to a worker (`Route::Later`), and answers the admin's one
+    /// listing itself.
+    #[test]
+    fn a_filtered_catalog_goes_to_a_worker_and_the_admins_is_answered_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        for who in [
+            Principal::Anonymous,
+            tok(TokenKind::Org, Some("acme"), true, false, &[]),
+        ] {
+            let need = Need::Catalog { n: 10, last: None };
+            match s.route(need, &mut session(who.clone())) {
+                Route::Later(w @ Work::Catalog { .. }) => match s.run(w) {
+                    Reply::Catalog(p) => assert!(p.items.is_empty() && !p.more),
+                    _ => panic!("catalog work answers with a catalog page"),
+                },
+                _ => panic!("{who:?}: the filtered catalog is answered on the event loop"),
+            }
+        }
+        let need = Need::Catalog { n: 10, last: None };
+        match s.route(
+            need,
+            &mut session(tok(TokenKind::Admin, None, true, true, &[])),
+        ) {
+            Route::Now(Reply::Catalog(p)) => assert!(p.items.is_empty()),
+            _ => panic!("the admin's catalog is one listing, answered inline"),
+        }
     }
 }
