@@ -1,8 +1,8 @@
 //! One function per management command: build the API call, then print either the API's JSON
 //! (`--json`) or a table. Output goes to a buffer the caller writes, so tests can read it.
 
+use super::session::{AdminError, Session};
 use super::table::{fields, rfc3339, Table};
-use super::{AdminError, Session};
 use crate::cli::{Command, OrgCommand, RegistryCommand, TokenCommand};
 use serde_json::{json, Value};
 use std::ffi::OsString;
