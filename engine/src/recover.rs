@@ -35,18 +35,35 @@ fn mkdir(fs: &dyn Vfs, dir: &str) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(format!("create directory {}", fs.describe(dir)), e))
 }
 
-/// Takes the store's exclusive lock, or says who holds it.
+/// Takes the store's exclusive lock, or says who holds it. A refusal is an I/O error of
+/// kind `WouldBlock` whose `what` names the directory and the holder's pid, so a caller can
+/// tell it from a failing disk and say what to do.
 fn lock(fs: &dyn Vfs) -> Result<Held, StoreError> {
     match fs.lock() {
         Ok(Some(held)) => Ok(held),
-        Ok(None) => Err(StoreError::new(format!(
-            "data directory {} is in use by another Berth process (it holds {}); stop it or \
-             choose another directory",
-            fs.describe(""),
-            fs.describe("lock")
-        ))),
+        Ok(None) => {
+            let owner = holder(fs).map_or_else(String::new, |pid| format!(" (pid {pid})"));
+            Err(StoreError::io(
+                format!(
+                    "data directory {} is in use by another berth{owner}",
+                    fs.describe("")
+                ),
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!("{} is locked", fs.describe("lock")),
+                ),
+            ))
+        }
         Err(e) => Err(StoreError::io(format!("lock {}", fs.describe("lock")), e)),
     }
+}
+
+/// The pid the lock's holder wrote in it (`RealFs::lock`), if there is one.
+fn holder(fs: &dyn Vfs) -> Option<u32> {
+    let f = fs.open("lock", OpenMode::Read).ok()?;
+    let mut buf = [0u8; 24];
+    let n = f.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Opened, StoreError> {

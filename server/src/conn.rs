@@ -4,14 +4,14 @@
 //! output after every input, flush.
 
 use crate::auth::Ctx;
+use crate::clock::Wall;
 use crate::dispatch::{Route, Session};
-use crate::logging;
 use crate::peers::Slot;
-use crate::reactor::Shared;
 use crate::readers::ReadFor;
 use crate::send::{Flushed, SocketSink, WriteQueue};
+use crate::shared::Shared;
 use crate::workers::{Job, Origin};
-use berth_core::{Connection, Input, NeedId, Output, Reply};
+use berth_core::{Connection, Input, NeedId, Output, Reply, RequestRecord};
 use mio::net::TcpStream;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -62,6 +62,8 @@ pub struct Conn {
     /// The client's address (failed-authentication lockout) and whom the last
     /// `Need::Authorize` granted.
     session: Session,
+    /// Requests answered since the reactor last looked: it times, counts and logs them.
+    pub finished: Vec<RequestRecord>,
 }
 
 impl Conn {
@@ -93,6 +95,7 @@ impl Conn {
                 caller: None,
                 auth_cache: Default::default(),
             },
+            finished: Vec::new(),
         }
     }
 
@@ -237,9 +240,15 @@ impl Conn {
         self.on_ready(sh, now)
     }
 
+    /// The wall clock as the reactor read it, for the `Date` header and the needs (token
+    /// expiry, audit times) of what follows.
+    pub fn set_wall(&mut self, wall: &Wall) {
+        self.proto.set_date(wall.date());
+        self.session.ctx.unix = wall.unix();
+    }
+
     /// One `handle_input`, then drain every output it caused.
     fn input(&mut self, sh: &Shared, input: Input, now: Instant) {
-        crate::reactor::with_http_date(|d| self.proto.set_date(d));
         if let Err(m) = self.proto.handle_input(input) {
             tracing::error!(error = %m, "core connection misdriven; closing");
             self.dead = true;
@@ -278,12 +287,7 @@ impl Conn {
                 }
                 Some(Output::Done(rec)) => {
                     self.since_done = 0;
-                    let took = crate::reactor::now().saturating_duration_since(rec.started);
-                    sh.shard(self.origin.reactor)
-                        .request(rec.route, rec.status, took);
-                    if sh.access_log {
-                        logging::access(&rec, took);
-                    }
+                    self.finished.push(rec);
                     continue;
                 }
                 Some(Output::Close) => {
@@ -327,6 +331,5 @@ impl Conn {
 /// need borrows the core connection, the session is a disjoint field).
 fn route(sh: &Shared, session: &mut Session, need: berth_core::Need<'_>, now: Instant) -> Route {
     session.ctx.now = now;
-    session.ctx.unix = crate::reactor::unix_now();
     sh.store.route(need, session)
 }

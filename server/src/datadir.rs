@@ -1,14 +1,12 @@
-//! The data directory: created if missing, proven writable, and locked for the life of the
-//! process so two `berth` processes never open one store.
+//! The data directory: created if missing and proven writable. Its one lock is the
+//! engine's (`DIR/lock`, taken when the store opens and held while it is open, with the
+//! holder's pid in it), so two `berth` processes never open one store; [`in_use`] turns the
+//! engine's refusal into what the operator is told.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use berth_engine::StoreError;
+use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-
-/// Name of the lock file inside the data directory; it holds the owner's pid.
-pub const LOCK_FILE: &str = "berth.lock";
 
 /// Why the data directory cannot be used. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -21,17 +19,27 @@ pub enum DataDirError {
     NotDir(PathBuf),
     #[error("data directory {0} is not writable: {1}; fix its permissions or pass --data DIR")]
     NotWritable(PathBuf, std::io::Error),
-    #[error("data directory {path} is in use by another berth{owner}; stop it or pass --data DIR")]
-    Locked { path: PathBuf, owner: String },
+    /// The engine's words: which directory, held by which pid.
+    #[error("{0}; stop it or pass --data DIR")]
+    InUse(String),
 }
 
-/// A locked data directory. The lock lasts as long as this value.
+/// Another berth holds the store `e` was refused for: what to tell the operator.
+pub fn in_use(e: &StoreError) -> Option<DataDirError> {
+    match e {
+        StoreError::Io { what, source } if source.kind() == std::io::ErrorKind::WouldBlock => {
+            Some(DataDirError::InUse(what.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// A usable data directory.
 pub struct DataDir {
     pub path: PathBuf,
-    _lock: File,
 }
 
-/// Makes (when `create`) and locks `path`.
+/// Makes (when `create`) and checks `path`.
 pub fn prepare(path: &Path, create: bool) -> Result<DataDir, DataDirError> {
     if create {
         // Owner-only (blobs may be private layers); an existing one keeps its mode, which
@@ -47,38 +55,7 @@ pub fn prepare(path: &Path, create: bool) -> Result<DataDir, DataDirError> {
     if !path.is_dir() {
         return Err(DataDirError::NotDir(path.to_path_buf()));
     }
-    let lock_path = path.join(LOCK_FILE);
-    let mut lock = OpenOptions::new()
-        .mode(berth_engine::FILE_MODE)
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| DataDirError::NotWritable(path.to_path_buf(), e))?;
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    let r = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
-        let mut pid = String::new();
-        let _ = lock.read_to_string(&mut pid);
-        let pid = pid.trim();
-        return Err(DataDirError::Locked {
-            path: path.to_path_buf(),
-            owner: if pid.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {pid})")
-            },
-        });
-    }
-    let write_pid = |f: &mut File| -> std::io::Result<()> {
-        f.set_len(0)?;
-        f.seek(SeekFrom::Start(0))?;
-        writeln!(f, "{}", std::process::id())?;
-        f.sync_all()
-    };
-    write_pid(&mut lock).map_err(|e| DataDirError::NotWritable(path.to_path_buf(), e))?;
-    // The lock file may pre-exist in a directory that has since become read-only.
+    // The directory may exist and be read-only.
     let probe = path.join(".berth-write-probe");
     OpenOptions::new()
         .mode(berth_engine::FILE_MODE)
@@ -90,27 +67,38 @@ pub fn prepare(path: &Path, create: bool) -> Result<DataDir, DataDirError> {
         .map_err(|e| DataDirError::NotWritable(path.to_path_buf(), e))?;
     Ok(DataDir {
         path: path.to_path_buf(),
-        _lock: lock,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Flags};
+    use crate::descriptors::Plan;
+    use crate::dispatch::{OpenError, Store};
+    use crate::metrics::Metrics;
+    use std::sync::Arc;
 
     #[test]
-    fn second_lock_on_a_directory_is_refused_naming_the_owner() {
+    fn a_second_store_on_a_directory_is_refused_naming_the_owner() {
         let dir = tempfile::tempdir().unwrap();
-        let held = prepare(dir.path(), true).unwrap();
-        let e = prepare(dir.path(), true).err().unwrap();
-        let msg = e.to_string();
-        assert!(msg.contains("in use by another berth"), "{msg}");
-        assert!(
-            msg.contains(&format!("pid {}", std::process::id())),
-            "{msg}"
+        let mut cfg = Config::load(&Flags::default(), &[]).unwrap();
+        cfg.data = prepare(dir.path(), true).unwrap().path;
+        let fds = Plan::new(&cfg, 1024);
+        let open = || Store::open(&cfg, Arc::new(Metrics::new(1)), &fds);
+        let held = open().ok().unwrap();
+        let msg = match open() {
+            Err(OpenError::InUse(e)) => e.to_string(),
+            _ => panic!("a second open of a held store"),
+        };
+        let want = format!(
+            "data directory {} is in use by another berth (pid {}); stop it or pass --data DIR",
+            dir.path().display(),
+            std::process::id()
         );
+        assert_eq!(msg, want);
         drop(held);
-        assert!(prepare(dir.path(), true).is_ok(), "lock released on drop");
+        assert!(open().is_ok(), "lock released on drop");
     }
 
     #[test]

@@ -2,31 +2,35 @@
 //! (`Digest`, `RepoName`, `Reference`, ...) to engine nouns (`BlobKey`, `&str`, ...) and back,
 //! answers cheap needs inline on the reactor (MVCC reads, page-cache appends), and packages
 //! blocking ones (anything that waits on an fsync or the engine's commit thread: finishes,
-//! a PATCH's sync, manifest puts, deletes, mounts; and `/metrics`, which scans the store) as `Work` for the worker
-//! pool.
+//! a PATCH's sync, manifest puts, deletes, mounts; `/metrics`, which scans the store; and a
+//! catalog filtered for a caller other than the admin, which may read every repository) as
+//! `Work` for the worker pool.
 //!
 //! `Finish::Committed` and `Mount::Mounted` are built only from an engine `Durable<_>`: no
 //! 201 leaves before the bytes and the metadata naming them are on disk.
 
 use crate::audit;
 use crate::auth::cache::AuthCache;
+use crate::auth::policy::Principal;
 use crate::auth::{Authority, Caller, Ctx};
 use crate::bootstrap;
 use crate::config::Config;
+use crate::datadir::{self, DataDirError};
 use crate::descriptors::{Alarm, Plan};
 use crate::failure::store_reply;
 use crate::metrics::{Metrics, Storage};
+use crate::nouns::{blob_handle, digest, key};
 use crate::package;
 use crate::web;
-use berth_core::oci::{Algorithm, Digest, Reference, RepoName, UploadId};
+use berth_core::oci::{Digest, Reference, RepoName, UploadId};
 use berth_core::{
-    AppendRefused, BlobHandle, BlobInfo, Deleted, Finish, ManifestInfo, ManifestPut, Mount, Need,
-    NewManifest, Page, Referrer, Reply, UploadInfo, WebRequest,
+    AppendRefused, BlobInfo, Deleted, Finish, ManifestInfo, ManifestPut, Mount, Need, NewManifest,
+    Page, Referrer, Reply, UploadInfo, WebRequest,
 };
 use berth_engine::{
-    Alg, AppendError, AuditRec, BlobKey, BlobLoc, CheckOptions, DeleteOutcome, DescriptorAlarm,
-    Engine, EngineOptions, FinishError, GcError, GcOptions, GcReport, ManifestRef,
-    PutManifestError, ReferrerRec, StoreError, UploadStatus,
+    AppendError, AuditRec, BlobLoc, CheckOptions, DeleteOutcome, DescriptorAlarm, Engine,
+    EngineOptions, FinishError, GcError, GcOptions, GcReport, ManifestRef, PutManifestError,
+    ReferrerRec, StoreError, UploadStatus,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -118,6 +122,21 @@ pub enum Work {
     /// A page that reads storage-wide figures (`/metrics`), or the management API (its
     /// writes wait on the commit): never on an event loop.
     Web(Box<WebRequest>, Ctx),
+    /// A catalog page for a caller who may not list everything: filtering it reads
+    /// repositories and their registries until the page is full, however many it skips.
+    Catalog {
+        who: Principal,
+        n: usize,
+        last: Option<String>,
+    },
+}
+
+/// Why the store could not be opened.
+pub enum OpenError {
+    /// Another berth holds the data directory.
+    InUse(DataDirError),
+    /// The store itself failed to open.
+    Store(String),
 }
 
 /// What `berth check` found.
@@ -127,9 +146,9 @@ pub struct CheckOutcome {
 }
 
 impl Store {
-    /// Opens the engine in `cfg.data` (which `datadir::prepare` has made and locked), with
-    /// the open packs `fds` allows.
-    pub fn open(cfg: &Config, metrics: Arc<Metrics>, fds: &Plan) -> Result<Store, String> {
+    /// Opens the engine in `cfg.data` (which `datadir::prepare` has made), with the open
+    /// packs `fds` allows. The engine locks the directory for as long as the store is open.
+    pub fn open(cfg: &Config, metrics: Arc<Metrics>, fds: &Plan) -> Result<Store, OpenError> {
         let alarm = Arc::new(Alarm::new(metrics.clone(), fds.limit));
         let ring = alarm.clone();
         let opts = EngineOptions {
@@ -144,7 +163,9 @@ impl Store {
             min_free_bytes: cfg.min_free_space,
             ..EngineOptions::default()
         };
-        let engine = Engine::open(&cfg.data, opts).map_err(|e| e.to_string())?;
+        let engine = Engine::open(&cfg.data, opts).map_err(|e| {
+            datadir::in_use(&e).map_or(OpenError::Store(e.to_string()), OpenError::InUse)
+        })?;
         engine.watch_health(Box::new(|failing| match failing {
             Some(why) => tracing::error!(
                 error = why,
@@ -153,7 +174,7 @@ impl Store {
             ),
             None => tracing::info!("the store is healthy again: writes succeed"),
         }));
-        let key = bootstrap::token_key(&cfg.data)?;
+        let key = bootstrap::token_key(&cfg.data).map_err(OpenError::Store)?;
         let auth = Authority::new(key, cfg.auth.clone(), metrics.clone());
         Ok(Store {
             engine,
@@ -189,13 +210,14 @@ impl Store {
 
     /// Runs a garbage collection (see `berth_engine::Engine::collect_garbage`) and logs
     /// what it did; `dry_run` only reports what it would do.
+    #[allow(clippy::disallowed_methods)] // runs on housekeeping or a worker, never an event loop; times a collection for its log line
     pub fn collect_garbage(&self, dry_run: bool) -> Result<GcReport, GcError> {
         let opts = GcOptions {
             dry_run,
             unreferenced_after: self.gc_unreferenced_after.map(|d| d.as_secs().max(1)),
             ..GcOptions::standard()
         };
-        let took = crate::reactor::now();
+        let took = std::time::Instant::now();
         match self.engine.collect_garbage(opts) {
             Ok(r) => {
                 tracing::info!(
@@ -269,26 +291,25 @@ impl Store {
         }
     }
 
-    /// The catalog page after `last`, holding only what `caller` may pull.
-    fn catalog(
-        &self,
-        caller: Option<&Caller>,
-        n: usize,
-        last: Option<String>,
-    ) -> Result<Reply, StoreError> {
+    /// The caller whose catalog is listed. Listing reveals names only, so a bearer token's
+    /// claims do not narrow it: what the credential behind it may pull is listed.
+    fn catalog_reader(caller: Option<&Caller>) -> Principal {
+        caller.map_or(Principal::Anonymous, |c| c.principal.clone())
+    }
+
+    /// The catalog page after `last`, holding only what `who` may pull. For the admin one
+    /// listing read (answered on the event loop); for anyone else a filtering that may read
+    /// the whole catalog (on a worker).
+    fn catalog(&self, who: Principal, n: usize, last: Option<String>) -> Result<Reply, StoreError> {
         let e = &self.engine;
-        // Listing reveals names only, so a bearer token's claims do not narrow it: what
-        // the credential behind it may pull is listed.
-        let who = Caller {
-            principal: caller.map_or(crate::auth::policy::Principal::Anonymous, |c| {
-                c.principal.clone()
-            }),
-            claims: None,
-        };
-        if who.principal.is_admin() {
+        if who.is_admin() {
             let (items, more) = e.catalog(last.as_deref(), n)?;
             return Ok(Reply::Catalog(Page { items, more }));
         }
+        let who = Caller {
+            principal: who,
+            claims: None,
+        };
         let mut cache = HashMap::new();
         let mut out = Vec::new();
         let mut cursor = last;
@@ -456,7 +477,13 @@ impl Store {
                     .and_then(|rs| rs.into_iter().map(referrer).collect::<Result<Vec<_>, _>>())
                     .map(Reply::Referrers),
             ),
-            Need::Catalog { n, last } => failed(self.catalog(session.caller.as_ref(), n, last)),
+            Need::Catalog { n, last } => {
+                let who = Self::catalog_reader(session.caller.as_ref());
+                if !who.is_admin() {
+                    return Route::Later(Work::Catalog { who, n, last });
+                }
+                failed(self.catalog(who, n, last))
+            }
             Need::Web(req) if req.path == web::token_endpoint::PATH => Reply::Web(
                 web::token_endpoint::answer(e, &self.auth, &req, &session.ctx),
             ),
@@ -645,11 +672,12 @@ impl Store {
                     Err(err) => store_reply(&err),
                 }
             }
+            Work::Catalog { who, n, last } => failed(self.catalog(who, n, last)),
             Work::Web(req, ctx)
                 if req.path.starts_with(package::api::PREFIX)
                     || req.path == package::api::SEARCH =>
             {
-                let env = package::api::Env {
+                let env = package::reply::Env {
                     e,
                     auth: &self.auth,
                     host: &self.host,
@@ -688,59 +716,10 @@ fn failed(r: Result<Reply, StoreError>) -> Reply {
     r.unwrap_or_else(|e| store_reply(&e))
 }
 
-fn alg(a: Algorithm) -> Alg {
-    match a {
-        Algorithm::Sha256 => Alg::Sha256,
-        Algorithm::Sha512 => Alg::Sha512,
-    }
-}
-
-/// `Digest` -> `BlobKey`. A `Digest` holds validated lower-case hex of its algorithm's
-/// length, so every pair decodes.
-pub fn key(d: &Digest) -> BlobKey {
-    let hex = d.hex().as_bytes();
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => c - b'0',
-        _ => c.wrapping_sub(b'a').wrapping_add(10) & 15,
-    };
-    let hash = hex
-        .chunks_exact(2)
-        .map(|p| (nib(p[0]) << 4) | nib(p[1]))
-        .collect();
-    BlobKey {
-        alg: alg(d.algorithm()),
-        hash,
-    }
-}
-
-/// `BlobKey` -> `Digest`, refusing a key of the wrong length (it came from disk).
-pub fn digest(k: &BlobKey) -> Result<Digest, StoreError> {
-    let a = match k.alg {
-        Alg::Sha256 => Algorithm::Sha256,
-        Alg::Sha512 => Algorithm::Sha512,
-    };
-    if k.hash.len() * 2 != a.hex_len() {
-        return Err(StoreError::new(format!(
-            "stored key of {} bytes for {}",
-            k.hash.len(),
-            a.as_str()
-        )));
-    }
-    Ok(Digest::from_hash(a, &k.hash))
-}
-
 fn info(l: BlobLoc) -> BlobInfo {
     BlobInfo {
         size: l.len,
         handle: blob_handle(&l),
-    }
-}
-
-/// Where the core's `SendBlob` finds a stored blob: its pack and offset.
-pub(crate) fn blob_handle(l: &BlobLoc) -> BlobHandle {
-    BlobHandle {
-        file: l.pack,
-        offset: l.offset,
     }
 }
 
@@ -817,28 +796,63 @@ fn new_manifest(m: NewManifest) -> berth_engine::NewManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::policy::tests::tok;
+    use crate::config::Flags;
+    use berth_engine::TokenKind;
 
-    #[test]
-    fn digests_round_trip_through_blob_keys() {
-        for s in [
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            &format!("sha512:{}", "0123456789abcdef".repeat(8)),
-        ] {
-            let d = Digest::parse(s).unwrap();
-            let k = key(&d);
-            assert_eq!(k.hash.len() * 2, d.hex().len());
-            assert_eq!(digest(&k).unwrap(), d);
+    fn store(dir: &std::path::Path) -> Store {
+        let mut cfg = Config::load(&Flags::default(), &[]).unwrap();
+        cfg.data = dir.to_path_buf();
+        let fds = Plan::new(&cfg, 1024);
+        match Store::open(&cfg, Arc::new(Metrics::new(1)), &fds) {
+            Ok(s) => s,
+            Err(_) => panic!("the store did not open"),
         }
-        let k = key(&Digest::parse(&format!("sha256:{}", "ff00".repeat(16))).unwrap());
-        assert_eq!(&k.hash[..2], &[0xff, 0x00]);
     }
 
+    #[allow(clippy::disallowed_methods)] // a session needs some instant
+    fn session(principal: Principal) -> Session {
+        Session {
+            ctx: Ctx {
+                now: std::time::Instant::now(),
+                unix: 0,
+                peer: None,
+            },
+            caller: Some(Caller {
+                principal,
+                claims: None,
+            }),
+            auth_cache: AuthCache::default(),
+        }
+    }
+
+    /// Filtering the catalog for a caller other than the admin may read every repository:
+    /// the event loop hands it to a worker (`Route::Later`), and answers the admin's one
+    /// listing itself.
     #[test]
-    fn a_stored_key_of_the_wrong_length_is_a_storage_error() {
-        let k = BlobKey {
-            alg: Alg::Sha256,
-            hash: vec![1, 2, 3],
-        };
-        assert!(digest(&k).is_err());
+    fn a_filtered_catalog_goes_to_a_worker_and_the_admins_is_answered_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        for who in [
+            Principal::Anonymous,
+            tok(TokenKind::Org, Some("acme"), true, false, &[]),
+        ] {
+            let need = Need::Catalog { n: 10, last: None };
+            match s.route(need, &mut session(who.clone())) {
+                Route::Later(w @ Work::Catalog { .. }) => match s.run(w) {
+                    Reply::Catalog(p) => assert!(p.items.is_empty() && !p.more),
+                    _ => panic!("catalog work answers with a catalog page"),
+                },
+                _ => panic!("{who:?}: the filtered catalog is answered on the event loop"),
+            }
+        }
+        let need = Need::Catalog { n: 10, last: None };
+        match s.route(
+            need,
+            &mut session(tok(TokenKind::Admin, None, true, true, &[])),
+        ) {
+            Route::Now(Reply::Catalog(p)) => assert!(p.items.is_empty()),
+            _ => panic!("the admin's catalog is one listing, answered inline"),
+        }
     }
 }

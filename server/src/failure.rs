@@ -6,6 +6,7 @@
 use berth_core::Reply;
 use berth_engine::StoreError;
 use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Logs `detail` under a fresh request id; returns what the client is told.
 pub fn internal(detail: &dyn Display) -> String {
@@ -29,7 +30,10 @@ pub fn store_reply(e: &StoreError) -> Reply {
 fn request_id() -> String {
     match crate::secret::random_bytes(8) {
         Ok(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-        // No randomness: the time still tells the lines of one log apart.
-        Err(_) => format!("{:016x}", crate::reactor::unix_now()),
+        // No randomness: a count still tells the lines of one run's log apart.
+        Err(_) => {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            format!("{:016x}", NEXT.fetch_add(1, Relaxed))
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::package::downloads::FLUSH_EVERY;
 use crossbeam_channel::RecvTimeoutError;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the minute-scale chores run.
 const TICK: Duration = Duration::from_secs(60);
@@ -22,16 +22,17 @@ pub struct Housekeeper {
 
 impl Housekeeper {
     /// Starts the thread; `gc_every` of `None` leaves garbage collection to `berth gc`.
+    #[allow(clippy::disallowed_methods)] // the housekeeping thread owns its loop and times its own chores
     pub fn start(store: Arc<Store>, gc_every: Option<Duration>) -> std::io::Result<Housekeeper> {
         let (stop, rx) = crossbeam_channel::bounded::<()>(0);
         let kept = store.clone();
         let thread = std::thread::Builder::new()
             .name("berth-housekeeping".into())
             .spawn(move || {
-                let mut next_gc = gc_every.map(|d| crate::reactor::now() + d);
-                let mut next_tick = crate::reactor::now() + TICK;
+                let mut next_gc = gc_every.map(|d| Instant::now() + d);
+                let mut next_tick = Instant::now() + TICK;
                 loop {
-                    let now = crate::reactor::now();
+                    let now = Instant::now();
                     let mut wait = FLUSH_EVERY.min(next_tick.saturating_duration_since(now));
                     if let Some(t) = next_gc {
                         wait = wait.min(t.saturating_duration_since(now));
@@ -42,16 +43,16 @@ impl Housekeeper {
                         return;
                     }
                     store.flush_downloads();
-                    if crate::reactor::now() >= next_tick {
+                    if Instant::now() >= next_tick {
                         store.flush_last_used();
                         store.tidy_for_gc();
-                        next_tick = crate::reactor::now() + TICK;
+                        next_tick = Instant::now() + TICK;
                     }
                     if let (Some(at), Some(every)) = (next_gc, gc_every) {
-                        if crate::reactor::now() >= at {
+                        if Instant::now() >= at {
                             // Failures are logged by the store; the next run tries again.
                             let _ = store.collect_garbage(false);
-                            next_gc = Some(crate::reactor::now() + every);
+                            next_gc = Some(Instant::now() + every);
                         }
                     }
                 }

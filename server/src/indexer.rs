@@ -164,6 +164,7 @@ fn work(x: &Indexing<'_>, stop: &crossbeam_channel::Receiver<()>) -> Result<usiz
 
 /// Works out and records what version `key` of `repo` is, and takes it off the queue: an
 /// image's files first, then its Download's checksums.
+#[allow(clippy::disallowed_methods)] // the indexer's own thread, off the event loops: dates a version, times a layer's listing
 fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), StoreError> {
     let (e, host) = (x.e, x.host);
     // Deleted since it was queued: nothing to do.
@@ -210,7 +211,7 @@ fn index_manifest(x: &Indexing<'_>, repo: &str, key: &BlobKey) -> Result<(), Sto
         .iter()
         .for_each(|b| sizes.add(&b.digest, b.size));
     record.size = sizes.total;
-    record.indexed_at = crate::reactor::unix_now();
+    record.indexed_at = crate::clock::unix_seconds(std::time::SystemTime::now());
     if facts.kind() != Kind::Image {
         return e.put_version(repo, key, &record, tree.as_ref());
     }
@@ -241,6 +242,7 @@ impl Sizes {
 
 /// Each layer's listing, in order (`None`: external, or not held): the stored one, or one
 /// made now and stored for the next image sharing the layer (listed once per layer digest).
+#[allow(clippy::disallowed_methods)] // the indexer's own thread, off the event loops: dates a version, times a layer's listing
 fn list_layers(
     x: &Indexing<'_>,
     repo: &str,
@@ -262,7 +264,7 @@ fn list_layers(
         let Some(loc) = e.peek_blob(repo, &lk)? else {
             continue;
         };
-        let started = crate::reactor::now();
+        let started = std::time::Instant::now();
         let listing = scan_layer(e.blob_reader(loc)?, &OS_RELEASE, x.limits);
         e.put_layer_listing(&lk, &listing)?;
         metrics.package_layers_listed.fetch_add(1, Relaxed);
@@ -270,7 +272,7 @@ fn list_layers(
             layer = %lk,
             entries = listing.changes.len(),
             complete = listing.complete(),
-            micros = crate::reactor::now().saturating_duration_since(started).as_micros() as u64,
+            micros = started.elapsed().as_micros() as u64,
             "package indexer: listed a layer"
         );
         if let Some(err) = &listing.error {

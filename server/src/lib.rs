@@ -33,9 +33,9 @@ mod audit;
 mod auth;
 mod bootstrap;
 mod cli;
+mod clock;
 mod config;
 mod conn;
-#[allow(unsafe_code)] // flock(2) on the data folder
 mod datadir;
 #[allow(unsafe_code)] // getrlimit(2) and setrlimit(2)
 mod descriptors;
@@ -46,6 +46,7 @@ mod housekeeping;
 mod indexer;
 mod logging;
 mod metrics;
+mod nouns;
 mod package;
 mod peers;
 mod permissions;
@@ -57,6 +58,7 @@ mod run;
 mod secret;
 #[allow(unsafe_code)] // sendmsg(2) of a response head and pack bytes in one call
 mod send;
+mod shared;
 pub mod untrusted;
 mod web;
 mod workers;

@@ -1,6 +1,8 @@
 //! The event loops: one mio `Poll` per core, each accepting from the shared listener and
-//! driving its own connections. This is the only place that reads the clock
-//! (`Instant::now()`); every other part of the server and the core gets time as an argument.
+//! driving its own connections. The loops read the clock, once per event, and pass the
+//! reading down (`now`, and the wall clock's second and HTTP date); the connections, the
+//! needs and the core get time as an argument. A request's duration is taken here too, when
+//! the connection hands back the requests it finished.
 //!
 //! Readiness (mio:src/poll.rs, "Draining readiness"): each socket is registered once,
 //! edge-triggered, for both directions. The connection reads until `WouldBlock` whenever the
@@ -9,94 +11,34 @@
 //! a connection was parked on a worker is made up for by driving it as soon as the answer
 //! arrives.
 
-// The one reader of the clock (see .clippy.toml).
+// The event loops read the clock and pass it down (see .clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+use crate::clock::Wall;
 use crate::config::Config;
 use crate::conn::{Conn, Step};
 use crate::dispatch::Store;
 use crate::logging;
-use crate::metrics::{Metrics, Shard};
+use crate::metrics::Metrics;
 use crate::peers::{Peers, Slot};
-use crate::readers::{self, Read};
-use crate::workers::{self, Completion, Job, Mailbox, Origin};
-use berth_core::{Connection, Limits};
-use crossbeam_channel::{Receiver, Sender};
+use crate::readers;
+use crate::shared::Shared;
+use crate::workers::{self, Completion, Mailbox, Origin};
+use berth_core::Connection;
+use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::BTreeSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Wait before retrying `accept` after it failed for want of descriptors or memory.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
-
-/// A clock reading when a response is complete: request durations measured from the event
-/// that began the request to the one that ended it read 0 for the many requests answered
-/// within one event, so the access log and the duration metric read the clock again.
-pub fn now() -> Instant {
-    Instant::now()
-}
-
-/// Runs `f` with the current time as an HTTP date (`Date` header, RFC 9110 §5.6.7),
-/// formatted once per second per thread.
-pub fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
-    thread_local! {
-        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    DATE.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.0 != secs {
-            *d = (secs, httpdate::fmt_http_date(now));
-        }
-        f(&d.1)
-    })
-}
-
-/// Wall-clock Unix seconds, for token expiry, bearer `iat`/`exp` and audit times (which
-/// must survive restarts, unlike `Instant`).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// What every reactor and connection shares, read-only or atomically.
-pub struct Shared {
-    /// Every reactor's inbox, for handing over connections.
-    pub mailboxes: Arc<Vec<Mailbox>>,
-    pub store: Arc<Store>,
-    pub metrics: Arc<Metrics>,
-    pub jobs: Sender<Job>,
-    /// Reads of blob bytes not in memory (`readers.rs`).
-    pub reads: Sender<Read>,
-    pub limits: Arc<Limits>,
-    pub access_log: bool,
-    pub grace: Duration,
-    /// How long queued output may wait on a client that reads nothing.
-    pub send_timeout: Duration,
-    /// Set once by the signal handler thread: stop accepting, drain, exit.
-    pub shutdown: AtomicBool,
-    /// Set by a reactor that died of an I/O error, so the process exits non-zero.
-    pub failed: AtomicBool,
-    /// Open connections per client address, when capped.
-    pub peers: Option<Arc<Peers>>,
-}
-
-impl Shared {
-    pub fn shard(&self, reactor: usize) -> &Shard {
-        self.metrics.shard(reactor)
-    }
-}
 
 /// One event loop.
 struct Reactor {
@@ -120,6 +62,8 @@ struct Reactor {
     draining: Option<Instant>,
     /// When to call `accept` again after it failed (see `accept`).
     accept_retry: Option<Instant>,
+    /// The wall clock at the last reading.
+    wall: Wall,
 }
 
 /// Runs the server until SIGINT/SIGTERM, then drains and returns.
@@ -198,6 +142,7 @@ pub fn serve(
             sh: sh.clone(),
             draining: None,
             accept_retry: None,
+            wall: Wall::new(SystemTime::now()),
         };
         if let Some(l) = r.listener.as_mut() {
             r.poll
@@ -288,7 +233,7 @@ impl Reactor {
             for ev in events.iter() {
                 // Read per event, not per batch: a batch may hold many appends, and each
                 // request's duration and next deadline should start from its own moment.
-                let now = Instant::now();
+                let now = self.tick();
                 match ev.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
@@ -301,7 +246,7 @@ impl Reactor {
                     }
                 }
             }
-            let now = Instant::now();
+            let now = self.tick();
             self.completions(now);
             self.loaded(now);
             self.adopt(now);
@@ -466,7 +411,9 @@ impl Reactor {
             self.sh.shard(self.idx).opened();
         }
         // A handed-over socket's readiness edge went to the other reactor's poll.
+        c.set_wall(&self.wall);
         let step = c.on_ready(&self.sh, now);
+        finished(&self.sh, &mut c);
         self.conns[t] = Some(c);
         self.settle(t, step);
     }
@@ -476,8 +423,16 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(t).and_then(Option::as_mut) else {
             return;
         };
+        c.set_wall(&self.wall);
         let step = f(c, &self.sh);
+        finished(&self.sh, c);
         self.settle(t, step);
+    }
+
+    /// Reads the clock: the instant returned, the wall clock kept for the connections.
+    fn tick(&mut self) -> Instant {
+        self.wall.set(SystemTime::now());
+        Instant::now()
     }
 
     fn settle(&mut self, t: usize, step: Step) {
@@ -593,5 +548,23 @@ impl Reactor {
             return true;
         }
         open == 0
+    }
+}
+
+/// Counts and logs the requests `c` finished since it was last driven. A request's duration
+/// runs from the event that began it to now, read again here: many requests end within one
+/// event, and timed by that event's reading they would all take 0.
+fn finished(sh: &Shared, c: &mut Conn) {
+    if c.finished.is_empty() {
+        return;
+    }
+    let end = Instant::now();
+    for rec in c.finished.drain(..) {
+        let took = end.saturating_duration_since(rec.started);
+        sh.shard(c.origin.reactor)
+            .request(rec.route, rec.status, took);
+        if sh.access_log {
+            logging::access(&rec, took);
+        }
     }
 }

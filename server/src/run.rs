@@ -5,6 +5,7 @@
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, Flags};
+use crate::dispatch::OpenError;
 use crate::{
     admin, datadir, descriptors, dispatch, housekeeping, indexer, logging, metrics, permissions,
     reactor,
@@ -87,10 +88,24 @@ fn serve(flags: Flags) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    permissions::audit(&dir.path, cfg.fix_permissions);
     let (limit, raised_from) = descriptors::raise_limit();
     let fds = descriptors::Plan::new(&cfg, limit);
     fds.log(raised_from);
+    // Opened before anything else touches the directory: that another berth holds it is the
+    // first thing to say, and its files are not this process's to change.
+    let metrics = Arc::new(metrics::Metrics::new(cfg.threads));
+    let store = match dispatch::Store::open(&cfg, metrics.clone(), &fds) {
+        Ok(s) => Arc::new(s),
+        Err(OpenError::InUse(e)) => return fail(e),
+        Err(OpenError::Store(e)) => {
+            return fail(format_args!(
+                "cannot open the store in {}: {e}; run `berth check --data {}` or pass --data DIR",
+                dir.path.display(),
+                dir.path.display()
+            ))
+        }
+    };
+    permissions::audit(&dir.path, cfg.fix_permissions);
     let listener = match std::net::TcpListener::bind(cfg.listen) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -107,18 +122,7 @@ fn serve(flags: Flags) -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(cfg.listen);
-    let metrics = Arc::new(metrics::Metrics::new(cfg.threads));
-    let store = match dispatch::Store::open(&cfg, metrics.clone(), &fds) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            return fail(format_args!(
-                "cannot open the store in {}: {e}; run `berth check --data {}` or pass --data DIR",
-                dir.path.display(),
-                dir.path.display()
-            ))
-        }
-    };
-    let admin = match store.bootstrap_admin(&dir.path, reactor::unix_now()) {
+    let admin = match store.bootstrap_admin(&dir.path, unix_now()) {
         Ok(a) => a,
         Err(e) => {
             return fail(format_args!(
@@ -160,8 +164,7 @@ fn serve(flags: Flags) -> ExitCode {
     }
     housekeeper.stop();
     // The engine (last Arc<Store> holder was the pool and reactors, now gone) has been
-    // dropped and flushed by here; the lock goes last.
-    drop(dir);
+    // dropped and flushed by here, and its lock on the directory with it.
     match end {
         Ok(reactor::ServeEnd::Clean) => {
             say!("berth: stopped");
@@ -185,15 +188,16 @@ fn open_offline(flags: Flags) -> Result<(datadir::DataDir, dispatch::Store), Exi
     let cfg = Config::load(&flags, &env_vars()).map_err(fail)?;
     logging::init(cfg.log_format);
     let dir = datadir::prepare(&cfg.data, false).map_err(fail)?;
-    permissions::audit(&dir.path, false);
     let metrics = Arc::new(metrics::Metrics::new(1));
     let fds = descriptors::Plan::new(&cfg, descriptors::raise_limit().0);
-    let store = dispatch::Store::open(&cfg, metrics, &fds).map_err(|e| {
-        fail(format_args!(
+    let store = dispatch::Store::open(&cfg, metrics, &fds).map_err(|e| match e {
+        OpenError::InUse(e) => fail(e),
+        OpenError::Store(e) => fail(format_args!(
             "cannot open the store in {}: {e}",
             dir.path.display()
-        ))
+        )),
     })?;
+    permissions::audit(&dir.path, false);
     Ok((dir, store))
 }
 
@@ -202,7 +206,7 @@ fn reset_admin_token(flags: Flags) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
-    match store.reset_admin(&dir.path, reactor::unix_now()) {
+    match store.reset_admin(&dir.path, unix_now()) {
         Ok((revoked, path)) => {
             if revoked.is_empty() {
                 say!("berth: no admin token was active");
@@ -253,4 +257,10 @@ fn check(flags: Flags, rehash: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Wall-clock Unix seconds for the admin token's creation time.
+#[allow(clippy::disallowed_methods)] // the main thread, at startup or offline: no event loop runs
+fn unix_now() -> u64 {
+    crate::clock::unix_seconds(std::time::SystemTime::now())
 }

@@ -1,8 +1,9 @@
-//! A small pool of threads for storage work that blocks (fsync, write transactions): upload
-//! finalise, a PATCH's sync, manifest put, deletes, mounts, and the `/metrics` scan. The connection that asked stays parked on its
-//! reactor; the answer comes back over that reactor's channel, and its `Waker` makes the
-//! reactor drive the connection again at once (the readiness edge it missed will not fire
-//! again).
+//! A small pool of threads for storage work that blocks (fsync, write transactions) or reads
+//! without bound: upload finalise, a PATCH's sync, manifest put, deletes, mounts, the
+//! `/metrics` scan, and a catalog filtered for a caller other than the admin (it may read
+//! every repository). The connection that asked stays parked on its reactor; the answer
+//! comes back over that reactor's channel, and its `Waker` makes the reactor drive the
+//! connection again at once (the readiness edge it missed will not fire again).
 
 use crate::dispatch::{Store, Work};
 use crate::metrics::Metrics;

@@ -83,13 +83,7 @@ fn a_fresh_data_directory_is_owner_only_under_umask_022() {
         let want = if p.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode(p), want, "{} is {:o}", p.display(), mode(p));
     }
-    for name in [
-        "meta.redb",
-        "admin-token",
-        "token-key",
-        "lock",
-        "berth.lock",
-    ] {
+    for name in ["meta.redb", "admin-token", "token-key", "lock"] {
         assert!(all.contains(&data.join(name)), "{name} missing: {all:?}");
     }
     let packs = all.iter().filter(|p| p.starts_with(data.join("packs")));

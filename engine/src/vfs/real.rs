@@ -129,7 +129,12 @@ impl Vfs for RealFs {
             .write(true)
             .open(self.path("lock"))?;
         match f.try_lock() {
-            Ok(()) => Ok(Some(Held::new(f))),
+            Ok(()) => {
+                // The holder's pid, for the message a second process gives (`recover::lock`).
+                f.set_len(0)?;
+                f.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
+                Ok(Some(Held::new(f)))
+            }
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }

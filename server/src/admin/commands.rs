@@ -1,8 +1,8 @@
 //! One function per management command: build the API call, then print either the API's JSON
 //! (`--json`) or a table. Output goes to a buffer the caller writes, so tests can read it.
 
+use super::session::{AdminError, Session};
 use super::table::{fields, rfc3339, Table};
-use super::{AdminError, Session};
 use crate::cli::{Command, OrgCommand, RegistryCommand, TokenCommand};
 use serde_json::{json, Value};
 use std::ffi::OsString;
@@ -456,7 +456,5 @@ fn status_of(v: &Value, now: u64) -> &'static str {
 /// Wall-clock seconds, only to label expired tokens in a listing.
 #[allow(clippy::disallowed_methods)] // the CLI is not the server's event loop; see .clippy.toml
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix_seconds(std::time::SystemTime::now())
 }

@@ -8,8 +8,8 @@
 
 use super::client;
 use super::input::PackageRef;
+use super::session::{AdminError, Session};
 use super::table::{fields, printable, rfc3339, Table};
-use super::{AdminError, Session};
 use crate::cli::{ApiArgs, PackageCommand};
 use crate::package::short_digest;
 use berth_core::http::percent::percent_encode;

@@ -8,7 +8,7 @@
 //! revocation still takes effect on the very next request. Expiry depends on the clock, not
 //! on the tables, and is checked again on every use.
 
-use super::{check_valid, Caller};
+use super::caller::{check_valid, Caller};
 use crate::auth::policy::Principal;
 use crate::secret::{constant_time_eq, Secret};
 use berth_engine::RegistryRec;

@@ -6,6 +6,7 @@
 
 pub mod bearer;
 pub mod cache;
+mod caller;
 pub mod credentials;
 pub mod policy;
 pub mod ratelimit;
@@ -14,11 +15,13 @@ pub mod scope;
 use crate::config::AuthSettings;
 use crate::metrics::{AuthOutcome, Metrics};
 use crate::secret::{sha256, Secret};
-use bearer::{intersect, BearerError, Claims};
+use bearer::{intersect, BearerError};
 use berth_core::oci::ErrorCode;
 use berth_core::{Access, Actions, Auth, AuthRequest, Refusal, Resource};
 use berth_engine::{Engine, RegistryRec, StoreError, TokenKind, TokenRec};
 use cache::AuthCache;
+use caller::check_valid;
+pub use caller::{AuthError, Caller};
 use credentials::{Presented, ADMIN_PREFIX, PAT_PREFIX, REGISTRY_PREFIX};
 use policy::{allowed, place, Principal};
 use ratelimit::FailureLimiter;
@@ -36,37 +39,6 @@ pub struct Ctx {
     pub unix: u64,
     /// The socket's peer; for one request, the client a trusted proxy names (`for_request`).
     pub peer: Option<IpAddr>,
-}
-
-/// An authenticated caller: who, and for a bearer token what its claims allow.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub principal: Principal,
-    /// `Some` for a bearer token: the most it grants, whatever the principal could do.
-    /// Shared (like the token record), so a connection's cached caller is cloned per
-    /// request without copying either.
-    pub claims: Option<Arc<Claims>>,
-}
-
-impl Caller {
-    pub const ANONYMOUS: Caller = Caller {
-        principal: Principal::Anonymous,
-        claims: None,
-    };
-}
-
-/// Why credentials were refused.
-#[derive(Debug)]
-pub enum AuthError {
-    /// Bad, unknown, expired, revoked or tampered; the text names which (no secret in it).
-    Invalid(&'static str),
-    Store(StoreError),
-}
-
-impl From<StoreError> for AuthError {
-    fn from(e: StoreError) -> Self {
-        AuthError::Store(e)
-    }
 }
 
 /// The server's access control state.
@@ -507,17 +479,6 @@ fn grant(caller: &Caller, repo: &str, reg: Option<&RegistryRec>) -> (Actions, Ac
         None => under,
     };
     (under, eff)
-}
-
-/// A refused access token: revoked or expired take effect at once.
-fn check_valid(rec: &TokenRec, unix: u64) -> Result<(), AuthError> {
-    if rec.revoked.is_some() {
-        return Err(AuthError::Invalid("token revoked"));
-    }
-    if rec.expires.is_some_and(|x| unix >= x) {
-        return Err(AuthError::Invalid("token expired"));
-    }
-    Ok(())
 }
 
 /// The scope a challenge names: every scope the request needs (spec digest §9.2).

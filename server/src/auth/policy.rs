@@ -87,7 +87,7 @@ pub fn may_read(p: &Principal, reg: &RegistryRec) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn reg(org: &str, slug: &str, public: bool) -> RegistryRec {
@@ -105,7 +105,8 @@ mod tests {
         }
     }
 
-    fn tok(
+    /// A token principal, for tests elsewhere in the crate too.
+    pub(crate) fn tok(
         kind: TokenKind,
         org: Option<&str>,
         read: bool,

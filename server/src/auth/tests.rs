@@ -5,6 +5,7 @@
 // The limiter and the tests read the clock; the server's rule is not the tests'.
 #![allow(clippy::disallowed_methods)]
 
+use super::bearer::Claims;
 use super::*;
 use crate::config::{Config, Flags};
 use crate::secret::{base64_encode, new_token_secret};

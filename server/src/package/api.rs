@@ -10,9 +10,9 @@ use berth_core::{WebRequest, WebResponse};
 use berth_engine::Engine;
 use serde_json::{json, Value};
 
-use super::downloads::Downloads;
 use super::path::{self, PackagePath};
-use super::view::{ViewError, Viewer};
+use super::reply::{failure, json_response, Env, Failure};
+use super::view::Viewer;
 use crate::auth::credentials;
 use crate::auth::policy::Principal;
 use crate::auth::{ratelimit, AuthError, Authority, Ctx};
@@ -30,14 +30,6 @@ const SEARCH_PAGE_MAX: usize = 500;
 /// Entries per page of a directory unless `limit` says otherwise, and the most it may say.
 const FILES_PAGE: usize = 1000;
 const FILES_PAGE_MAX: usize = 10_000;
-
-/// What answering needs from the server.
-pub struct Env<'a> {
-    pub e: &'a Engine,
-    pub auth: &'a Authority,
-    pub host: &'a str,
-    pub downloads: &'a Downloads,
-}
 
 /// Answers one package API request.
 pub fn answer(env: &Env<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
@@ -59,23 +51,6 @@ pub fn answer(env: &Env<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
 enum Routed {
     Json(Value),
     Response(WebResponse),
-}
-
-/// The API's error answer: `{"error":{"code","message"}}`.
-pub(crate) fn failure((status, code, message): Failure) -> WebResponse {
-    json_response(
-        status,
-        json!({ "error": { "code": code, "message": message } }),
-    )
-}
-
-fn json_response(status: u16, body: Value) -> WebResponse {
-    WebResponse {
-        status,
-        content_type: "application/json".into(),
-        headers: vec![("Cache-Control".into(), "no-store".into())],
-        body: body.to_string().into(),
-    }
 }
 
 /// Who is asking: anonymous without credentials; credentials that fail are refused
@@ -111,19 +86,6 @@ pub fn caller(
                 format!("Bearer realm=\"{}\"", auth.settings.service),
             ));
             Err(r)
-        }
-    }
-}
-
-/// An error answer: status, code and message.
-pub(crate) type Failure = (u16, &'static str, String);
-
-impl From<ViewError> for Failure {
-    fn from(e: ViewError) -> Self {
-        match e {
-            ViewError::NotFound(m) => (404, "NOT_FOUND", m),
-            ViewError::Bad(m) => (400, "BAD_REQUEST", m),
-            ViewError::Store(s) => (500, "INTERNAL", crate::failure::internal(&s)),
         }
     }
 }

@@ -7,8 +7,8 @@ use berth_engine::package::{ArchiveBlob, ArchivePlan, ArchiveSpec, Kind, Manifes
 use berth_engine::BlobKey;
 use sha2::{Digest as _, Sha256};
 
-use super::api::{failure, Env, Failure};
 use super::path::VersionRef;
+use super::reply::{failure, Env, Failure};
 use super::view::{platforms, Viewer};
 use crate::auth::policy::Principal;
 use crate::web::download::{lookup_in, pieces, PiecesError};

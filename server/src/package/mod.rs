@@ -6,6 +6,7 @@ pub mod api;
 pub mod download;
 pub mod downloads;
 pub mod path;
+pub mod reply;
 pub mod view;
 
 /// A digest shortened to its algorithm and first 12 hex digits (`sha256:0123456789ab`), as

@@ -2,7 +2,7 @@
 //! as ranges of their packs, so the tar goes out from the store as a blob GET does, with no
 //! copy of a layer anywhere and memory flat whatever the image's size.
 
-use crate::dispatch::blob_handle;
+use crate::nouns::blob_handle;
 use berth_core::WebPiece;
 use berth_engine::package::{ArchivePlan, Piece};
 use berth_engine::{BlobKey, BlobLoc, Engine, StoreError};

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod download;
 pub mod form;
+mod oci_error;
 pub mod ranged;
 pub mod token_endpoint;
 pub mod ui;
@@ -16,6 +17,7 @@ pub mod ui;
 use crate::metrics::{Metrics, Storage};
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::StoreHealth;
+pub(crate) use oci_error::error;
 
 /// Whether `req` is for the web pages (`ui/`): every path not answered here, by the API or
 /// by the token endpoint.
@@ -83,17 +85,6 @@ fn text(status: u16, content_type: &str, body: String) -> WebResponse {
         content_type: content_type.into(),
         headers: Vec::new(),
         body: body.into(),
-    }
-}
-
-/// A response with the OCI-shaped error body `{"errors":[{code, message}]}`.
-pub(crate) fn error(status: u16, code: &str, message: &str) -> WebResponse {
-    let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] });
-    WebResponse {
-        status,
-        content_type: "application/json".into(),
-        headers: Vec::new(),
-        body: body.to_string().into(),
     }
 }
 

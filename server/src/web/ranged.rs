@@ -3,6 +3,7 @@
 //! over. Ranges are read by the registry's own parser: a web download and a blob GET agree
 //! on what a `Range` header means.
 
+use super::oci_error::error;
 use berth_core::oci::range::{self, RangeAnswer};
 use berth_core::{WebPiece, WebRequest, WebResponse};
 use std::ops::Range;
@@ -34,7 +35,7 @@ pub fn answer(
         RangeAnswer::Full => (200, 0..len),
         RangeAnswer::Partial(r) => (206, r),
         RangeAnswer::Unsatisfiable => {
-            let mut r = super::error(
+            let mut r = error(
                 416,
                 "RANGE_INVALID",
                 &format!("the range asked for lies outside the body's {len} bytes"),

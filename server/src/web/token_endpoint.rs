@@ -6,6 +6,7 @@
 //! The grant is the intersection of what was asked and what the credential allows; an
 //! empty grant is still a 200 (the registry refuses the operation later).
 
+use super::oci_error::error;
 use crate::auth::bearer::{self, action_names, intersect, ClaimAccess, Claims};
 use crate::auth::cache::AuthCache;
 use crate::auth::credentials::{self, Presented};
@@ -27,7 +28,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         "GET" | "HEAD" => {
             let q = form::pairs(&req.query);
             if let Err(msg) = own_service(auth, &q) {
-                return super::error(400, "UNSUPPORTED", &msg);
+                return error(400, "UNSUPPORTED", &msg);
             }
             let scopes: Vec<String> = form::all(&q, "scope").map(str::to_string).collect();
             (credentials::parse(header), scopes, false)
@@ -64,7 +65,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
             (presented, scopes, true)
         }
         _ => {
-            let mut r = super::error(405, "UNSUPPORTED", "use GET or POST");
+            let mut r = error(405, "UNSUPPORTED", "use GET or POST");
             r.headers.push(("Allow".into(), "GET, POST".into()));
             return r;
         }
@@ -74,7 +75,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
         match scope::parse(s) {
             Ok(v) => parsed.extend(v),
             Err(msg) if oauth => return oauth_error(400, "invalid_scope", &msg),
-            Err(msg) => return super::error(400, "UNSUPPORTED", &msg),
+            Err(msg) => return error(400, "UNSUPPORTED", &msg),
         }
     }
     let caller = match presented {
@@ -87,15 +88,15 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
     let caller = match caller {
         Ok(c) => c,
         Err(AuthError::Store(err)) => {
-            return super::error(500, "UNKNOWN", &crate::failure::internal(&err));
+            return error(500, "UNKNOWN", &crate::failure::internal(&err));
         }
         Err(AuthError::Invalid(why)) => {
             if let Some(wait) = auth.failed(ctx, why) {
-                let mut r = super::error(429, "TOOMANYREQUESTS", &ratelimit::throttled(wait));
+                let mut r = error(429, "TOOMANYREQUESTS", &ratelimit::throttled(wait));
                 r.headers.push(("Retry-After".into(), wait.to_string()));
                 return r;
             }
-            let mut r = super::error(
+            let mut r = error(
                 401,
                 "UNAUTHORIZED",
                 &format!("{why}; log in with an access token as the password"),
@@ -110,7 +111,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
     let access = match grants(e, auth, &caller, &parsed) {
         Ok(a) => a,
         Err(err) => {
-            return super::error(500, "UNKNOWN", &crate::failure::internal(&err));
+            return error(500, "UNKNOWN", &crate::failure::internal(&err));
         }
     };
     let lifetime = auth.settings.bearer_lifetime.as_secs();

@@ -3,9 +3,9 @@
 //! back up, so an image of 100,000 files is never one huge page; and what each layer
 //! added, changed and removed, and which could not be read and why.
 
+use super::here::Here;
 use super::human;
-use super::version::Here;
-use super::{Site, Viewer};
+use super::site::{Site, Viewer};
 use crate::package::view::{Details, FileView, LayerChangesView, ViewError};
 use crate::web::form;
 use berth_engine::package::LayerState;

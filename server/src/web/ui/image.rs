@@ -5,7 +5,8 @@
 use super::human;
 use super::respond::html;
 use super::shell::page;
-use super::{view_failed, Site, Viewer};
+use super::shell::view_failed;
+use super::site::{Site, Viewer};
 use berth_core::WebResponse;
 use berth_engine::StoreError;
 use maud::{html, Markup};

@@ -8,6 +8,7 @@
 
 pub mod assets;
 mod contents;
+mod here;
 mod human;
 mod image;
 mod orgs;
@@ -17,77 +18,20 @@ mod search;
 pub mod sessions;
 pub mod shell;
 mod signin;
+pub mod site;
 mod version;
 
 use crate::auth::policy::Principal;
-use crate::auth::{AuthError, Authority, Ctx};
-use crate::config::UiSettings;
-use crate::package::downloads::Downloads;
+use crate::auth::{AuthError, Ctx};
 use crate::package::path::{self, PackagePath};
-use crate::package::view::{self, ViewError};
 use crate::proxies::forwarded_for;
 use berth_core::http::percent::percent_decode;
 use berth_core::{WebRequest, WebResponse};
-use berth_engine::{Engine, StoreError};
+use berth_engine::StoreError;
 use respond::{cookie, cookie_value};
-use sessions::Sessions;
+use shell::failed;
+pub use site::{Site, Viewer, RESERVED};
 use std::sync::Arc;
-
-/// Top-level paths the server answers itself; an organisation may not take one as its
-/// slug, or its page could never be reached.
-pub const RESERVED: &[&str] = &[
-    "api", "auth", "v2", "static", "signin", "signout", "search", "healthz", "metrics",
-];
-
-/// What the pages read and answer with.
-pub struct Site<'a> {
-    pub engine: &'a Engine,
-    pub auth: &'a Authority,
-    pub sessions: &'a Sessions,
-    pub settings: &'a UiSettings,
-    /// Pulls and Downloads not yet written, which the pages add to the stored counts.
-    pub downloads: &'a Downloads,
-    /// The host images are named by, for the dependencies a version lists.
-    pub host: &'a str,
-}
-
-impl Site<'_> {
-    /// Whether cookies get `Secure`: the configured public URL is https.
-    fn secure(&self) -> bool {
-        self.auth
-            .settings
-            .public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
-    }
-
-    /// What `v` may see of the packages: every page's values come from here.
-    fn packages<'s>(&'s self, v: &'s Viewer) -> view::Viewer<'s> {
-        view::Viewer {
-            e: self.engine,
-            p: &v.principal,
-            host: self.host,
-            downloads: self.downloads,
-        }
-    }
-}
-
-/// Who is looking at a page.
-pub struct Viewer {
-    pub principal: Principal,
-    /// The session's id, when signed in.
-    pub session: Option<String>,
-    /// The session's CSRF token, which its forms carry.
-    pub csrf: Option<String>,
-}
-
-impl Viewer {
-    pub const ANONYMOUS: Viewer = Viewer {
-        principal: Principal::Anonymous,
-        session: None,
-        csrf: None,
-    };
-}
 
 /// Answers a web request no other part of the server claims.
 pub fn answer(site: &Site<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
@@ -169,7 +113,7 @@ fn download(
     repo: &str,
     version: &path::VersionRef,
 ) -> WebResponse {
-    let env = crate::package::api::Env {
+    let env = crate::package::reply::Env {
         e: site.engine,
         auth: site.auth,
         host: site.host,
@@ -181,16 +125,6 @@ fn download(
         Ok(r) => r,
         Err((404, _, _)) => shell::not_found(v),
         Err((status, _, why)) => shell::problem(v, status, "No Download", &why),
-    }
-}
-
-/// A view that could not be made as a page: not found (or not the viewer's) is the 404
-/// page, a request that makes no sense says why.
-fn view_failed(v: &Viewer, e: ViewError) -> Result<WebResponse, StoreError> {
-    match e {
-        ViewError::NotFound(_) => Ok(shell::not_found(v)),
-        ViewError::Bad(why) => Ok(shell::problem(v, 400, "Bad request", &why)),
-        ViewError::Store(e) => Err(e),
     }
 }
 
@@ -226,11 +160,6 @@ fn viewer(site: &Site<'_>, req: &WebRequest, ctx: &Ctx) -> Result<(Viewer, bool)
         }
         Err(AuthError::Store(e)) => Err(e),
     }
-}
-
-/// A 500 page naming a request id; the cause goes to the log.
-fn failed(v: &Viewer, e: &dyn std::fmt::Display) -> WebResponse {
-    shell::problem(v, 500, "Something went wrong", &crate::failure::internal(e))
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! admin every organisation; and `/{org}`: the registries of an organisation the viewer
 //! may see.
 
+use super::human;
 use super::respond::{html, redirect};
+use super::shell::view_failed;
 use super::shell::{not_found, page};
-use super::{human, view_failed, Site, Viewer, RESERVED};
+use super::site::{Site, Viewer, RESERVED};
 use crate::auth::policy::Principal;
 use crate::rfc3339;
 use berth_core::{WebRequest, WebResponse};

@@ -6,8 +6,9 @@
 use super::human;
 use super::orgs::visibility;
 use super::respond::html;
+use super::shell::view_failed;
 use super::shell::{command, not_found, page};
-use super::{view_failed, Site, Viewer};
+use super::site::{Site, Viewer};
 use crate::web::form;
 use berth_core::http::percent::percent_encode;
 use berth_core::{WebRequest, WebResponse};

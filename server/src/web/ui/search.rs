@@ -4,7 +4,8 @@
 
 use super::respond::html;
 use super::shell::page;
-use super::{view_failed, Site, Viewer};
+use super::shell::view_failed;
+use super::site::{Site, Viewer};
 use crate::package::view::SearchHit;
 use crate::web::form;
 use berth_core::http::percent::percent_encode;

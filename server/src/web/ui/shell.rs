@@ -4,9 +4,11 @@
 
 use super::assets;
 use super::respond::html;
-use super::Viewer;
+use super::site::Viewer;
 use crate::auth::policy::Principal;
+use crate::package::view::ViewError;
 use berth_core::WebResponse;
+use berth_engine::StoreError;
 use berth_engine::TokenKind;
 use maud::{html, Markup, DOCTYPE};
 
@@ -112,4 +114,19 @@ pub fn problem(v: &Viewer, status: u16, title: &str, message: &str) -> WebRespon
             },
         ),
     )
+}
+
+/// A view that could not be made as a page: not found (or not the viewer's) is the 404
+/// page, a request that makes no sense says why.
+pub fn view_failed(v: &Viewer, e: ViewError) -> Result<WebResponse, StoreError> {
+    match e {
+        ViewError::NotFound(_) => Ok(not_found(v)),
+        ViewError::Bad(why) => Ok(problem(v, 400, "Bad request", &why)),
+        ViewError::Store(e) => Err(e),
+    }
+}
+
+/// A 500 page naming a request id; the cause goes to the log.
+pub fn failed(v: &Viewer, e: &dyn std::fmt::Display) -> WebResponse {
+    problem(v, 500, "Something went wrong", &crate::failure::internal(e))
 }

@@ -6,8 +6,9 @@
 
 use super::respond::{cookie, cookie_value, header, html, redirect};
 use super::sessions::{self, csrf_ok, random_id};
+use super::shell::failed;
 use super::shell::{page, problem};
-use super::{failed, Site, Viewer};
+use super::site::{Site, Viewer};
 use crate::auth::{ratelimit, AuthError, Ctx};
 use crate::secret::Secret;
 use crate::web::form;

@@ -5,11 +5,15 @@
 // The limiter reads the clock; the server's rule is not the tests'.
 #![allow(clippy::disallowed_methods)]
 
+use super::sessions::Sessions;
 use super::*;
 use crate::auth::credentials::PAT_PREFIX;
+use crate::auth::Authority;
+use crate::config::UiSettings;
 use crate::config::{Config, Flags};
 use crate::metrics::Metrics;
 use crate::secret::{new_token_secret, sha256};
+use berth_engine::Engine;
 use berth_engine::{
     BlobKey, EngineOptions, NewManifest, RegistryRec, TokenKind, TokenRec, Visibility,
 };

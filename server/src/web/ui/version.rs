@@ -7,16 +7,17 @@
 //! only `http(s)` addresses become links.
 
 use super::contents;
+use super::here::Here;
 use super::human;
 use super::image::{crumbs, state};
 use super::orgs;
 use super::respond::html;
+use super::shell::view_failed;
 use super::shell::{command, page, problem};
-use super::{view_failed, Site, Viewer};
+use super::site::{Site, Viewer};
 use crate::package::path::VersionRef;
 use crate::package::view::Details;
 use crate::web::form;
-use berth_core::http::percent::percent_encode;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::StoreError;
 use maud::{html, Markup};
@@ -30,43 +31,6 @@ const TABS: [(&str, &str); 3] = [
     ("contents", "Contents"),
     ("details", "Details"),
 ];
-
-/// Where a link on the page points: this version, its platform, a tab.
-pub struct Here<'a> {
-    pub repo: &'a str,
-    pub version: &'a VersionRef,
-    pub platform: Option<&'a str>,
-    pub tab: &'a str,
-}
-
-impl Here<'_> {
-    /// `/{repo}:{tag}`.
-    pub fn base(&self) -> String {
-        format!("/{}{}", self.repo, self.version.suffix())
-    }
-
-    /// This version on `tab` of `platform`, with any `extra` query pairs.
-    pub fn link(&self, tab: &str, platform: Option<&str>, extra: &[(&str, &str)]) -> String {
-        let mut q = vec![("tab", tab)];
-        if let Some(p) = platform {
-            q.push(("platform", p));
-        }
-        q.extend_from_slice(extra);
-        let query: Vec<String> = q
-            .iter()
-            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-            .collect();
-        format!("{}?{}", self.base(), query.join("&"))
-    }
-
-    /// The Download of this version (of `platform`, for an index).
-    pub fn download(&self, platform: Option<&str>) -> String {
-        match platform {
-            Some(p) => format!("{}/download?platform={}", self.base(), percent_encode(p)),
-            None => format!("{}/download", self.base()),
-        }
-    }
-}
 
 /// A version's page; not found for a viewer that may not pull it.
 pub fn page_of(
