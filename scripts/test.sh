@@ -32,7 +32,7 @@ step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "import circles between files"
-python3 scripts/import-cycles.py core/src engine/src client/src
+python3 scripts/import-cycles.py core/src engine/src client/src server/src benches/src tests/src
 
 step "cargo build --release -p berth-server"
 cargo build --release -p berth-server
