@@ -6,6 +6,7 @@
 
 use crate::auth::{bearer, credentials, scope};
 use crate::config::Config;
+use crate::package::path::{self, PackagePath};
 use crate::web::{api, form};
 
 /// What an `Authorization` header value presents, as the authenticator reads it: `anonymous`,
@@ -70,6 +71,26 @@ pub fn config_file(text: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// A package page's or API call's path after `/api/v1/packages/` (or a page's `/`): what it
+/// names, as `org`, `org/registry`, the repository, or the repository with its version
+/// written back (`:tag` or `@digest`) and what of it; or why it is refused.
+pub fn package_path(rest: &str) -> Result<String, String> {
+    Ok(match path::parse(rest)? {
+        PackagePath::Org(o) => o,
+        PackagePath::Registry { org, registry } => format!("{org}/{registry}"),
+        PackagePath::Image { repo } => repo,
+        PackagePath::Version {
+            repo,
+            version,
+            what,
+        } => format!(
+            "{repo}{}{}",
+            version.suffix(),
+            what.map(|w| format!("/{w}")).unwrap_or_default()
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +132,11 @@ mod tests {
         assert!(config_file("threads = 2").is_ok());
         assert!(config_file("threads = \"many\"").is_err());
         assert!(config_file("[[").is_err());
+        assert_eq!(
+            package_path("acme/web/app:1.0/files").as_deref(),
+            Ok("acme/web/app:1.0/files")
+        );
+        assert!(package_path("acme/web/app:").is_err());
     }
 
     fn credentials_malformed(h: &str) -> &'static str {
