@@ -9,9 +9,8 @@
 use berth_engine::{
     BlobKey, Engine, EngineOptions, GcOptions, ManifestRef, NewManifest, TokenKind, TokenRec,
 };
-use criterion::{
-    black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

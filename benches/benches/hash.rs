@@ -3,10 +3,11 @@
 //! MD5; docs/architecture.md, "engine/"). A push cannot go faster than its SHA-256, so read the
 //! load generator's push MB/s against the `sha256` line here.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
+use std::hint::black_box;
 use std::time::Duration;
 
 const LEN: usize = 16 << 20;

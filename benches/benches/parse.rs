@@ -8,7 +8,8 @@
 use berth_core::testkit::ModelStore;
 use berth_core::testkit::{epoch, parse_responses, Harness, Request};
 use berth_core::{Auth, Connection, Input, Limits, Need, Output, Reply};
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

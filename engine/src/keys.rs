@@ -137,7 +137,7 @@ pub(crate) struct UploadId(String);
 impl UploadId {
     pub(crate) fn random() -> Result<UploadId, getrandom::Error> {
         let mut raw = [0u8; 16];
-        getrandom::getrandom(&mut raw)?;
+        getrandom::fill(&mut raw)?;
         Ok(UploadId(hex::encode(raw)))
     }
 

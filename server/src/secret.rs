@@ -8,7 +8,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use hmac::{Hmac, Mac as _};
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use subtle::ConstantTimeEq as _;
@@ -43,7 +43,7 @@ impl fmt::Display for Secret {
 /// `n` bytes from the operating system's generator.
 pub fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
     let mut b = vec![0u8; n];
-    getrandom::getrandom(&mut b).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness from the OS: {e}"))?;
     Ok(b)
 }
 

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use flate2::write::GzEncoder;
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use crate::digest::{sha256_digest, sha512_digest};

@@ -10,7 +10,7 @@ use crate::connection::{Connection, Input, Output, RequestRecord};
 use crate::limits::Limits;
 use crate::need::{NeedId, Reply};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -132,10 +132,10 @@ impl Sim {
             }
             return true;
         }
-        let i = active[self.rng.gen_range(0..active.len())];
+        let i = active[self.rng.random_range(0..active.len())];
         let c = &mut self.conns[i];
         let deliver_reply = c.held.is_some()
-            && (self.rng.gen_bool(0.5) || !(c.sent < c.outgoing.len() && c.conn.wants_read()));
+            && (self.rng.random_bool(0.5) || !(c.sent < c.outgoing.len() && c.conn.wants_read()));
         if deliver_reply {
             let (id, reply) = c.held.take().expect("checked held");
             c.conn
@@ -146,7 +146,7 @@ impl Sim {
                 })
                 .expect("sim answers the outstanding need");
         } else if c.sent < c.outgoing.len() && c.conn.wants_read() {
-            let k = self.rng.gen_range(1..=self.max_piece);
+            let k = self.rng.random_range(1..=self.max_piece);
             let buf = c.conn.recv_buf();
             let n = k.min(buf.len()).min(c.outgoing.len() - c.sent);
             buf[..n].copy_from_slice(&c.outgoing[c.sent..c.sent + n]);
