@@ -34,6 +34,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "import circles between files"
 python3 scripts/import-cycles.py core/src engine/src client/src server/src benches/src tests/src
 
+step "the README's table of source files"
+python3 scripts/layout.py --check
+
 step "cargo build --release -p berth-server"
 cargo build --release -p berth-server
 export BERTH_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/berth"
