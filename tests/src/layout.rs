@@ -52,6 +52,18 @@ impl Layout {
         self.add_manifest(&img.manifest, tag);
     }
 
+    /// Writes a multi-platform index and its images (blobs and manifests, listed only
+    /// through the index); lists the index in `index.json` (tagged if `tag`).
+    pub fn add_index(&mut self, idx: &Blob, images: &[&Image], tag: Option<&str>) {
+        for img in images {
+            for b in img.blobs() {
+                self.add_blob(b);
+            }
+            self.add_blob(&img.manifest);
+        }
+        self.add_manifest(idx, tag);
+    }
+
     /// Writes a manifest or index and lists it in `index.json` (tagged if `tag`).
     pub fn add_manifest(&mut self, m: &Blob, tag: Option<&str>) {
         self.add_blob(m);

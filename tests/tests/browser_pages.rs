@@ -132,13 +132,7 @@ fn publish() -> Pushed {
     l.add_blob(&content::empty_json());
     l.add_blob(&sbom_layer);
     l.add_manifest(&sbom, Some("sbom"));
-    for img in [&amd, &arm] {
-        for b in img.blobs() {
-            l.add_blob(b);
-        }
-        l.add_blob(&img.manifest);
-    }
-    l.add_manifest(&idx, Some("multi"));
+    l.add_index(&idx, &[&amd, &arm], Some("multi"));
     l.write_index();
     let host = reg.host();
     for (from, to, extra) in [

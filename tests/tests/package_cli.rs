@@ -428,13 +428,7 @@ fn package_cli_downloads_a_platform_of_an_index_and_says_which_there_are() {
     let idx = content::index(&[amd.index_entry(), arm.index_entry()], Map::new());
     let src = reg.scratch("src");
     let mut l = Layout::create(&src);
-    for img in [&amd, &arm] {
-        for b in img.blobs() {
-            l.add_blob(b);
-        }
-        l.add_blob(&img.manifest);
-    }
-    l.add_manifest(&idx, Some("multi"));
+    l.add_index(&idx, &[&amd, &arm], Some("multi"));
     l.write_index();
     let image = repo("multi");
     reg.skopeo_copy(

@@ -102,13 +102,7 @@ fn skopeo_copies_a_multi_arch_index_with_all() {
     let idx = content::index(&[amd.index_entry(), arm.index_entry()], fields([]));
     let src = reg.scratch("src");
     let mut l = Layout::create(&src);
-    for img in [&amd, &arm] {
-        for b in img.blobs() {
-            l.add_blob(b);
-        }
-        l.add_blob(&img.manifest);
-    }
-    l.add_manifest(&idx, Some("multi"));
+    l.add_index(&idx, &[&amd, &arm], Some("multi"));
     l.write_index();
 
     reg.skopeo_copy(

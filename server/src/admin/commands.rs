@@ -1,14 +1,12 @@
 //! One function per management command: build the API call, then print either the API's JSON
 //! (`--json`) or a table. Output goes to a buffer the caller writes, so tests can read it.
 
-use super::session::{AdminError, Session};
+use super::session::{emit, AdminError, Out, Session};
 use super::table::{fields, rfc3339, Table};
 use crate::cli::{Command, OrgCommand, RegistryCommand, TokenCommand};
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::time::Duration;
-
-type Out = Vec<u8>;
 
 /// Runs `cmd` (one of the management commands), appending its output to `out`.
 pub fn execute(
@@ -347,26 +345,6 @@ fn created_token(out: &mut Out, s: &Session, v: &Value, what: &str) -> Result<()
         text.push('\n');
         text
     })
-}
-
-/// Prints the JSON as the API sent it, or the human text.
-fn emit(
-    out: &mut Out,
-    s: &Session,
-    v: &Value,
-    human: impl FnOnce() -> String,
-) -> Result<(), AdminError> {
-    if s.json {
-        if !v.is_null() {
-            // Serialising a `Value` cannot fail: its map keys are strings.
-            let text = serde_json::to_string_pretty(v).unwrap_or_default();
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'\n');
-        }
-    } else {
-        out.extend_from_slice(human().as_bytes());
-    }
-    Ok(())
 }
 
 fn or_none(t: Table, none: &str) -> String {

@@ -8,7 +8,7 @@
 
 use super::client;
 use super::input::PackageRef;
-use super::session::{AdminError, Session};
+use super::session::{emit, AdminError, Out, Session};
 use super::table::{fields, printable, rfc3339, Table};
 use crate::cli::{ApiArgs, PackageCommand};
 use crate::package::short_digest;
@@ -18,8 +18,6 @@ use sha2::{Digest as _, Sha256};
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-
-type Out = Vec<u8>;
 
 const PREFIX: &str = "/api/v1/packages";
 
@@ -544,26 +542,6 @@ fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let (range, total) = rest.split_once('/')?;
     let (start, _) = range.split_once('-')?;
     Some((start.parse().ok()?, total.parse().ok()?))
-}
-
-fn emit(
-    out: &mut Out,
-    s: &Session,
-    v: &Value,
-    human: impl FnOnce() -> String,
-) -> Result<(), AdminError> {
-    if s.json {
-        // Serialising a `Value` cannot fail: its map keys are strings.
-        out.extend_from_slice(
-            serde_json::to_string_pretty(v)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
-        out.push(b'\n');
-    } else {
-        out.extend_from_slice(human().as_bytes());
-    }
-    Ok(())
 }
 
 fn value_text(v: &Value) -> String {

@@ -260,3 +260,27 @@ fn error_message(v: &serde_json::Value) -> Option<String> {
     let m = table::printable(m.trim());
     (!m.is_empty()).then_some(m)
 }
+
+/// What a command prints, gathered before it is written.
+pub type Out = Vec<u8>;
+
+/// Prints the JSON as the API sent it (`--json`; nothing for an answer without a body), or
+/// the human text.
+pub fn emit(
+    out: &mut Out,
+    s: &Session,
+    v: &serde_json::Value,
+    human: impl FnOnce() -> String,
+) -> Result<(), AdminError> {
+    if s.json {
+        if !v.is_null() {
+            // Serialising a `Value` cannot fail: its map keys are strings.
+            let text = serde_json::to_string_pretty(v).unwrap_or_default();
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+        }
+    } else {
+        out.extend_from_slice(human().as_bytes());
+    }
+    Ok(())
+}
