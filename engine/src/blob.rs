@@ -1,6 +1,6 @@
 //! Blobs and repository links: reads (MVCC, never blocking) and their writes inside a batch.
 
-use redb::ReadableTable;
+use crate::kv::ReadableTable;
 
 use crate::commit::{already_durable, Batch, Committer, Durable, Tables, Write};
 use crate::keys::{BlobKey, UploadId};

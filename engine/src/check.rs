@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
-use redb::{ReadableTable, ReadableTableMetadata};
+use crate::kv::ReadableTable;
 use sha2::Digest;
 
 use crate::keys::{Alg, BlobKey};
@@ -226,7 +226,7 @@ pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
     })
 }
 
-fn totals(txn: &redb::ReadTransaction) -> Result<schema::Totals, StoreError> {
+fn totals(txn: &crate::kv::ReadTransaction) -> Result<schema::Totals, StoreError> {
     Ok(txn
         .open_table(schema::META)?
         .get(schema::META_TOTALS)?
@@ -237,7 +237,10 @@ fn totals(txn: &redb::ReadTransaction) -> Result<schema::Totals, StoreError> {
 
 /// The package index's rows hang off what they describe: a layer's names off its listing,
 /// a version's rows off its manifest.
-fn check_package_index(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
+fn check_package_index(
+    txn: &crate::kv::ReadTransaction,
+    p: &mut Vec<String>,
+) -> Result<(), StoreError> {
     let listings = txn.open_table(schema::LAYER_LISTINGS)?;
     let manifests = txn.open_table(schema::MANIFESTS)?;
     let name = |k: &[u8]| BlobKey::decode(k).map_or("?".into(), |k| k.to_string());
@@ -267,7 +270,7 @@ fn check_package_index(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Resu
 
 /// Registries belong to stored orgs; tokens decode, and the hash and org indexes agree with
 /// them both ways; audit rows decode.
-fn check_tenancy(txn: &redb::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
+fn check_tenancy(txn: &crate::kv::ReadTransaction, p: &mut Vec<String>) -> Result<(), StoreError> {
     let orgs = txn.open_table(schema::ORGS)?;
     for entry in orgs.iter()? {
         let (k, v) = entry?;

@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::kv::{ReadableTable, Table, WriteTransaction};
 use crossbeam_channel::{Receiver, Sender};
-use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::keys::{BlobKey, UploadId};
 use crate::pack::format::{PACKS, PACK_HEADER_LEN};
@@ -537,7 +537,7 @@ impl State {
     ) -> Result<(), StoreError> {
         let mut txn = inner.db.begin_write()?;
         if !batch.iter().any(|j| j.durable()) {
-            txn.set_durability(redb::Durability::None)?;
+            txn.set_lazy()?;
         }
         {
             let mut b = Batch {

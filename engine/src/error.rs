@@ -37,6 +37,11 @@ pub enum StoreError {
         /// What the client is told.
         public: String,
     },
+    /// A service the store runs on (the metadata database, the object store) cannot be
+    /// reached or is restarting: nothing was changed, and the same request may succeed in a
+    /// moment. The server answers 503 with `Retry-After`.
+    #[error("storage error: {0}")]
+    Unavailable(String),
     /// Anything else: the store's own invariants, a store that is closing or open
     /// elsewhere.
     #[error("storage error: {0}")]

@@ -31,7 +31,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::TryLockError;
 
-use redb::ReadableTable;
+use crate::kv::ReadableTable;
 
 use crate::commit::{Batch, Committer, Tables, Write};
 use crate::keys::BlobKey;

@@ -80,6 +80,8 @@ mod error;
 mod gc;
 mod hasher;
 mod keys;
+mod kv;
+pub use kv::pg::PgLimits;
 mod manifest;
 mod manifest_cache;
 mod metadb;
@@ -149,6 +151,33 @@ pub struct EngineOptions {
     /// metadata commits, deletes and garbage collection keep room on a full disk; `None`
     /// takes [`default_min_free_bytes`] of the filesystem, `Some(0)` turns it off.
     pub min_free_bytes: Option<u64>,
+    /// Where the metadata lives: the store's own `meta.redb` (the default) or PostgreSQL.
+    pub metadata: Metadata,
+}
+
+/// Where a store keeps its metadata.
+#[derive(Clone, Default)]
+pub enum Metadata {
+    /// `DIR/meta.redb`, in the store's folder.
+    #[default]
+    Embedded,
+    /// A PostgreSQL database, shared by every node of a distributed deployment.
+    Postgres {
+        /// `postgres://user[:password]@host[:port]/database`.
+        url: String,
+        /// Timeouts and the connection pool's size.
+        limits: PgLimits,
+    },
+}
+
+impl std::fmt::Debug for Metadata {
+    // The URL may hold a password: it is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Metadata::Embedded => f.write_str("Embedded"),
+            Metadata::Postgres { limits, .. } => write!(f, "Postgres({limits:?})"),
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -162,6 +191,7 @@ impl Default for EngineOptions {
             open_packs: 4096,
             on_out_of_descriptors: None,
             min_free_bytes: None,
+            metadata: Metadata::Embedded,
         }
     }
 }

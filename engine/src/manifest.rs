@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use redb::ReadableTable;
+use crate::kv::ReadableTable;
 
 use crate::commit::{Batch, Tables, Write};
 use crate::keys::BlobKey;

@@ -16,7 +16,10 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadableDatabase};
+
+use crate::kv::pg::PgDb;
+use crate::kv::{ReadTransaction, WriteTransaction};
 
 use crate::vfs::{OpenMode, Vfs, VfsBackend};
 use crate::StoreError;
@@ -32,21 +35,34 @@ pub(crate) fn open_db(fs: &dyn Vfs) -> Result<Database, StoreError> {
     Ok(Database::builder().create_with_backend(VfsBackend(file))?)
 }
 
+/// Where the metadata lives: the store's own redb file, or a PostgreSQL database.
+pub(crate) enum Opened {
+    Redb(Database),
+    Pg(Arc<PgDb>),
+}
+
 pub(crate) struct MetaDb {
     fs: Arc<dyn Vfs>,
     /// `None` only between closing the old handle and opening the new, and after an open
-    /// that failed (the next batch tries again).
+    /// that failed (the next batch tries again). Unused on PostgreSQL.
     db: RwLock<Option<Database>>,
+    /// The PostgreSQL database, which reconnects by itself and never latches.
+    pg: Option<Arc<PgDb>>,
     /// Why the store is unhealthy: the last batch failed, or the database could not be
     /// opened again; `None` once a batch commits.
     failing: Mutex<Option<String>>,
 }
 
 impl MetaDb {
-    pub(crate) fn new(fs: Arc<dyn Vfs>, db: Database) -> MetaDb {
+    pub(crate) fn new(fs: Arc<dyn Vfs>, db: Opened) -> MetaDb {
+        let (db, pg) = match db {
+            Opened::Redb(db) => (Some(db), None),
+            Opened::Pg(pg) => (None, Some(pg)),
+        };
         MetaDb {
             fs,
-            db: RwLock::new(Some(db)),
+            db: RwLock::new(db),
+            pg,
             failing: Mutex::new(None),
         }
     }
@@ -59,32 +75,49 @@ impl MetaDb {
     /// it tries the reopen first, so reads come back as soon as the disk does, without
     /// waiting for the next write.
     pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        if let Some(pg) = &self.pg {
+            return Ok(ReadTransaction::Pg(pg.begin_read()?));
+        }
         {
             let g = self.db.read().unwrap_or_else(|p| p.into_inner());
             if let Some(db) = g.as_ref() {
-                return Ok(db.begin_read()?);
+                return Ok(ReadTransaction::Redb(db.begin_read()?));
             }
         }
         self.reopen_if_closed()?;
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
-        Ok(g.as_ref().ok_or_else(Self::closed)?.begin_read()?)
+        Ok(ReadTransaction::Redb(
+            g.as_ref().ok_or_else(Self::closed)?.begin_read()?,
+        ))
     }
 
     /// For the committer (and `open`) only: the one writer.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        if let Some(pg) = &self.pg {
+            return Ok(WriteTransaction::Pg {
+                s: pg.begin_write()?,
+                db: pg.clone(),
+                lazy: false,
+            });
+        }
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
-        Ok(g.as_ref().ok_or_else(Self::closed)?.begin_write()?)
+        Ok(WriteTransaction::Redb(
+            g.as_ref().ok_or_else(Self::closed)?.begin_write()?,
+        ))
     }
 
     /// Whether a write can no longer begin on this handle (redb latched it, or it is
     /// closed). The probe writes nothing: the transaction is dropped, i.e. aborted.
     pub(crate) fn latched(&self) -> bool {
-        self.begin_write().is_err()
+        self.pg.is_none() && self.begin_write().is_err()
     }
 
     /// Closes the handle and opens the file again. The committer calls it between batches,
     /// so no write transaction is alive.
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
+        if self.pg.is_some() {
+            return Ok(());
+        }
         let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = g.take() {
             // A latched handle reports its latch here; closing it is all that is wanted.
@@ -98,6 +131,9 @@ impl MetaDb {
     /// that a reader and the committer never both reopen (the second would close the
     /// handle the first just opened, under a write that began on it).
     pub(crate) fn reopen_if_closed(&self) -> Result<(), StoreError> {
+        if self.pg.is_some() {
+            return Ok(());
+        }
         let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
         if g.is_none() {
             *g = Some(open_db(&*self.fs)?);

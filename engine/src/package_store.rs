@@ -16,7 +16,7 @@
 //! (written by the manifest PUT) and how often it was pulled or downloaded (added to in
 //! batches by the server).
 
-use redb::{ReadableTable, ReadableTableMetadata};
+use crate::kv::ReadableTable;
 
 use crate::commit::Tables;
 use crate::commit::{Batch, Write};
@@ -290,7 +290,7 @@ pub(crate) fn queue_every_manifest(t: &mut Tables<'_>) -> Result<u64, StoreError
 /// Forgets every layer listing (a store upgraded from before path searches: its layers are
 /// listed again, with their names, as the queue is worked).
 pub(crate) fn forget_every_listing(t: &mut Tables<'_>) -> Result<(), StoreError> {
-    t.layer_listings.retain(|_, _| false)?;
+    t.layer_listings.clear()?;
     Ok(())
 }
 
@@ -431,7 +431,8 @@ impl Engine {
     pub fn version_queued(&self, repo: &str, key: &BlobKey) -> Result<bool, StoreError> {
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(schema::PACKAGE_QUEUE)?;
-        Ok(table.get((repo, &key.encode()[..]))?.is_some())
+        let queued = table.get((repo, &key.encode()[..]))?.is_some();
+        Ok(queued)
     }
 
     /// When version `key` of `repo` was pushed, and how often it was downloaded.
@@ -440,13 +441,14 @@ impl Engine {
         let kb = key.encode();
         let pushed = txn.open_table(schema::PACKAGE_PUSHED)?;
         let downloads = txn.open_table(schema::PACKAGE_DOWNLOADS)?;
-        Ok(VersionStats {
+        let stats = VersionStats {
             pushed_at: pushed.get((repo, &kb[..]))?.map(|v| v.value()),
             downloads: downloads
                 .get((repo, &kb[..]))?
                 .map(|v| v.value())
                 .unwrap_or(0),
-        })
+        };
+        Ok(stats)
     }
 
     /// Up to `limit` entries of directory `dir` (`/`-separated, no leading slash; the root
@@ -641,7 +643,7 @@ impl Engine {
     /// How many manifests wait for the indexer.
     pub fn package_queue_len(&self) -> Result<u64, StoreError> {
         let txn = self.inner.db.begin_read()?;
-        Ok(txn.open_table(schema::PACKAGE_QUEUE)?.len()?)
+        txn.open_table(schema::PACKAGE_QUEUE)?.len()
     }
 
     /// Takes manifests off the package queue (their details are recorded, or they are gone),
@@ -657,7 +659,7 @@ impl Engine {
 
 /// `repo`'s tags grouped by the manifest key they point at, each group in order.
 fn tags_by_key(
-    tags: &redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    tags: &crate::kv::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     repo: &str,
 ) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<String>>, StoreError> {
     let mut by_key: std::collections::BTreeMap<Vec<u8>, Vec<String>> = Default::default();

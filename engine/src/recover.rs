@@ -5,7 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use redb::{Database, ReadableTable};
+use std::sync::Arc;
+
+use crate::kv::pg::PgDb;
+use crate::kv::ReadableTable;
 
 use crate::commit::{sync_dir, Tables};
 use crate::keys::UploadId;
@@ -19,7 +22,7 @@ use crate::vfs::{Held, OpenMode, Vfs};
 use crate::{Clock, EngineOptions, StoreError};
 
 pub(crate) struct Opened {
-    pub db: Database,
+    pub db: crate::metadb::Opened,
     pub opts: EngineOptions,
     pub clock: Clock,
     pub sessions: Sessions,
@@ -71,13 +74,25 @@ pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Op
     let lock = lock(fs)?;
     mkdir(fs, PACKS)?;
     mkdir(fs, UPLOADS)?;
-    let db = crate::metadb::open_db(fs)?;
+    let db = match &opts.metadata {
+        crate::Metadata::Embedded => crate::metadb::Opened::Redb(crate::metadb::open_db(fs)?),
+        crate::Metadata::Postgres { url, limits } => {
+            crate::metadb::Opened::Pg(Arc::new(PgDb::connect(url, *limits)?))
+        }
+    };
     // The directories and the database's entry are durable before anything is stored in
     // them: a new store's first commit must not vanish with a directory entry.
     sync_dir(fs, "")?;
     let mut repaired = Vec::new();
 
-    let txn = db.begin_write()?;
+    let txn = match &db {
+        crate::metadb::Opened::Redb(db) => crate::kv::WriteTransaction::Redb(db.begin_write()?),
+        crate::metadb::Opened::Pg(pg) => crate::kv::WriteTransaction::Pg {
+            s: pg.begin_write()?,
+            db: pg.clone(),
+            lazy: false,
+        },
+    };
     let mut resume_shared = None;
     let mut max_pack = 0u64;
     let mut named_packs = BTreeSet::new();

@@ -3,6 +3,7 @@
 
 use std::ops::Bound;
 
+use crate::kv::ReadableTable;
 use crate::{schema, Engine, StoreError};
 
 impl Engine {

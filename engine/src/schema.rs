@@ -8,7 +8,7 @@
 //! Bump [`SCHEMA_VERSION`] on any change to a table or encoding below; `open` refuses a
 //! store written with another version rather than misreading it.
 
-use redb::TableDefinition;
+use crate::kv::TableDefinition;
 
 use crate::keys::BlobKey;
 use crate::{BlobLoc, ReferrerRec};
@@ -396,8 +396,8 @@ pub(crate) fn decode_totals(b: &[u8]) -> Result<Totals, Corrupt> {
 
 /// The totals counted afresh from the blob and pack tables (at an upgrade, and by `check`).
 pub(crate) fn count_totals(
-    blobs: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    packs: &impl redb::ReadableTable<u64, &'static [u8]>,
+    blobs: &impl crate::kv::ReadableTable<&'static [u8], &'static [u8]>,
+    packs: &impl crate::kv::ReadableTable<u64, &'static [u8]>,
 ) -> Result<Totals, crate::StoreError> {
     let mut t = Totals::default();
     for entry in blobs.iter()? {

@@ -219,7 +219,7 @@ fn max_upload_bytes_is_enforced_on_append() {
         max_upload_bytes: Some(10),
         ..opts()
     };
-    let e = Engine::open(dir.path(), opts).unwrap();
+    let e = Engine::open(dir.path(), on(dir.path(), opts)).unwrap();
     let up = e.start_upload("r").unwrap();
     e.append_upload("r", &up.id, 0, b"0123456789").unwrap();
     assert!(matches!(
@@ -242,7 +242,7 @@ fn idle_sessions_expire_and_their_files_go() {
         ..opts()
     };
     let clock: berth_engine::Clock = Arc::new(|| NOW.load(Ordering::SeqCst));
-    let e = Engine::open_with_clock(dir.path(), opts, clock).unwrap();
+    let e = Engine::open_with_clock(dir.path(), on(dir.path(), opts), clock).unwrap();
     let old = e.start_upload("r").unwrap();
     NOW.fetch_add(60, Ordering::SeqCst);
     let young = e.start_upload("r").unwrap();
@@ -371,7 +371,7 @@ fn concurrent_different_uploads_all_land_intact() {
 fn a_second_process_cannot_open_the_same_store() {
     let dir = tempfile::tempdir().unwrap();
     let _e = open(dir.path());
-    let err = match Engine::open(dir.path(), opts()) {
+    let err = match Engine::open(dir.path(), on(dir.path(), opts())) {
         Err(e) => e,
         Ok(_) => panic!("second open succeeded"),
     };
@@ -460,10 +460,13 @@ fn below_min_free_bytes_uploads_are_refused_as_full_and_deletes_still_commit() {
     let free = berth_engine::fs_space(dir.path()).unwrap().free;
     let e = Engine::open(
         dir.path(),
-        EngineOptions {
-            min_free_bytes: Some(free.saturating_mul(4)),
-            ..opts()
-        },
+        on(
+            dir.path(),
+            EngineOptions {
+                min_free_bytes: Some(free.saturating_mul(4)),
+                ..opts()
+            },
+        ),
     )
     .unwrap();
     let err = e.start_upload("r").unwrap_err();
@@ -483,10 +486,13 @@ fn below_min_free_bytes_uploads_are_refused_as_full_and_deletes_still_commit() {
     // Off: nothing is refused.
     let e = Engine::open(
         dir.path(),
-        EngineOptions {
-            min_free_bytes: Some(0),
-            ..opts()
-        },
+        on(
+            dir.path(),
+            EngineOptions {
+                min_free_bytes: Some(0),
+                ..opts()
+            },
+        ),
     )
     .unwrap();
     push(&e, "r", &data(4, 100));

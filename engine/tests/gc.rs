@@ -39,7 +39,7 @@ fn with_clock(dir: &Path) -> (Engine, Arc<AtomicU64>) {
 /// The store in `dir` (re)opened on the clock `now`.
 fn open_at(dir: &Path, now: &Arc<AtomicU64>) -> Engine {
     let now = now.clone();
-    Engine::open_with_clock(dir, opts(), Arc::new(move || now.load(SeqCst))).unwrap()
+    Engine::open_with_clock(dir, on(dir, opts()), Arc::new(move || now.load(SeqCst))).unwrap()
 }
 
 fn packs(dir: &Path) -> Vec<String> {
@@ -90,7 +90,7 @@ fn a_large_blob_nobody_links_loses_its_pack_and_linked_ones_stay() {
 #[test]
 fn shared_packs_mostly_dead_are_compacted_and_their_live_blobs_keep_their_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), small_packs()).unwrap();
+    let e = Engine::open(dir.path(), on(dir.path(), small_packs())).unwrap();
     let blobs: Vec<Vec<u8>> = (0..20).map(|i| data(100 + i, 3000)).collect();
     let pushed: Vec<_> = blobs.iter().map(|b| push(&e, "r", b)).collect();
     let first = pushed[0].1.pack;
@@ -137,7 +137,7 @@ fn shared_packs_mostly_dead_are_compacted_and_their_live_blobs_keep_their_bytes(
     assert_clean(&e);
     drop((w, old, e));
 
-    let e = Engine::open(dir.path(), small_packs()).unwrap();
+    let e = Engine::open(dir.path(), on(dir.path(), small_packs())).unwrap();
     assert_clean(&e);
     for (i, (k, _)) in pushed.iter().enumerate().filter(|(i, _)| i % 4 == 0) {
         let loc = e.stat_blob("r", k).unwrap().unwrap();
@@ -162,7 +162,7 @@ fn shared_packs_mostly_dead_are_compacted_and_their_live_blobs_keep_their_bytes(
 #[test]
 fn a_blob_linked_anywhere_or_being_appended_to_is_never_collected() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), small_packs()).unwrap();
+    let e = Engine::open(dir.path(), on(dir.path(), small_packs())).unwrap();
     let small = data(7, 100);
     let (k, loc) = push(&e, "a", &small);
     // Mounted elsewhere, then deleted where it was pushed: still linked from "b".
@@ -205,7 +205,7 @@ fn expired_upload_sessions_are_collected_with_their_files() {
 #[test]
 fn collections_racing_pushes_mounts_and_deletes_lose_nothing_linked() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Arc::new(Engine::open(dir.path(), small_packs()).unwrap());
+    let e = Arc::new(Engine::open(dir.path(), on(dir.path(), small_packs())).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let collector = {
         let (e, stop) = (e.clone(), stop.clone());
@@ -262,7 +262,7 @@ fn collections_racing_pushes_mounts_and_deletes_lose_nothing_linked() {
     assert_eq!(dry(&e).blobs_removed, 0);
     assert_clean(&e);
     drop(e);
-    let e = Engine::open(dir.path(), small_packs()).unwrap();
+    let e = Engine::open(dir.path(), on(dir.path(), small_packs())).unwrap();
     assert_clean(&e);
 }
 
@@ -320,7 +320,7 @@ fn a_deleted_pack_stays_open_for_a_grace_minute() {
 #[test]
 fn a_live_blob_that_cannot_be_read_keeps_its_pack_and_fails_no_one() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), small_packs()).unwrap();
+    let e = Engine::open(dir.path(), on(dir.path(), small_packs())).unwrap();
     let blobs: Vec<Vec<u8>> = (0..6).map(|i| data(300 + i, 3000)).collect();
     let pushed: Vec<_> = blobs.iter().map(|b| push(&e, "r", b)).collect();
     let first = pushed[0].1.pack;

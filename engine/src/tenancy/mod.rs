@@ -18,7 +18,7 @@
 
 use std::ops::Bound;
 
-use redb::ReadableTable;
+use crate::kv::ReadableTable;
 
 pub(crate) mod records;
 mod rules;
@@ -417,7 +417,7 @@ fn org_tokens(inner: &Inner, org: &str) -> Result<Option<Vec<TokenRec>>, StoreEr
 }
 
 /// The tokens filed under `org` in the org index ([`ADMIN_ORG`] for admin tokens).
-fn tokens_of(txn: &redb::ReadTransaction, org: &str) -> Result<Vec<TokenRec>, StoreError> {
+fn tokens_of(txn: &crate::kv::ReadTransaction, org: &str) -> Result<Vec<TokenRec>, StoreError> {
     let index = txn.open_table(schema::ORG_TOKENS)?;
     let tokens = txn.open_table(schema::TOKENS)?;
     let mut out = Vec::new();

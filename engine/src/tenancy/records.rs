@@ -3,7 +3,7 @@
 //! and the audit log's append (which every audited write of any kind makes, so the
 //! committer reaches it here without depending on the tenancy operations).
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use crate::kv::{ReadableTable, Table, WriteTransaction};
 
 use crate::schema::{self, put_bytes, Corrupt, Reader};
 use crate::StoreError;

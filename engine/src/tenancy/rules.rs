@@ -1,7 +1,7 @@
 //! What tenancy records must look like (slugs, token ids and kinds), and the refusals a
 //! write earns when it breaks a rule or meets the store's state.
 
-use redb::ReadableTable;
+use crate::kv::ReadableTable;
 
 use super::records::{TenancyTables, TokenKind, TokenRec};
 use crate::StoreError;

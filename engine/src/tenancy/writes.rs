@@ -2,7 +2,7 @@
 //! then the writes, so a refusal writes nothing (an answer, not a failure of the batch).
 //! Each answers with its own type, so a caller can only get what its write made.
 
-use redb::{ReadableTable, Table};
+use crate::kv::{ReadableTable, Table};
 
 use super::records::{self, append_audit, AuditRec, OrgRec, RegistryRec, TokenRec, Visibility};
 use super::rules::{check_new_token, invalid, is_slug, Refusal, MAX_SLUG_LEN};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_engine::{BlobKey, BlobLoc, Engine, EngineOptions, NewManifest};
+use berth_engine::{BlobKey, BlobLoc, Engine, EngineOptions, Metadata, NewManifest, PgLimits};
 
 pub fn opts() -> EngineOptions {
     EngineOptions {
@@ -12,7 +12,62 @@ pub fn opts() -> EngineOptions {
 }
 
 pub fn open(dir: &Path) -> Engine {
-    Engine::open(dir, opts()).expect("open store")
+    Engine::open(dir, on(dir, opts())).expect("open store")
+}
+
+/// `o` with the store's metadata where the run asks: with `BERTH_TEST_POSTGRES` set (the URL
+/// of a PostgreSQL server and a role that may create databases), each store folder gets a
+/// database of its own there, named for the folder, so the suite runs on both backends.
+pub fn on(dir: &Path, o: EngineOptions) -> EngineOptions {
+    let Ok(server) = std::env::var("BERTH_TEST_POSTGRES") else {
+        return o;
+    };
+    let name = format!("t{:016x}", fnv(dir.to_string_lossy().as_bytes()));
+    let mut admin =
+        postgres::Client::connect(&server, postgres::NoTls).expect("BERTH_TEST_POSTGRES");
+    let exists = !admin
+        .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .unwrap()
+        .is_empty();
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+    }
+    let mut cfg: postgres::Config = server.parse().unwrap();
+    cfg.dbname(&name);
+    let url = config_url(&cfg);
+    EngineOptions {
+        metadata: Metadata::Postgres {
+            url,
+            limits: PgLimits::default(),
+        },
+        ..o
+    }
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf29ce484222325, |h, &c| {
+        (h ^ c as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// The URL of `c` (host, port, user, password, database).
+fn config_url(c: &postgres::Config) -> String {
+    let host = match c.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    let user = c.get_user().unwrap_or("postgres");
+    let pw = c
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    format!(
+        "postgres://{user}{pw}@{host}:{port}/{}",
+        c.get_dbname().unwrap_or("")
+    )
 }
 
 /// Pushes `bytes` into `repo` in chunks of `chunk` bytes; returns its key and location.
