@@ -483,7 +483,15 @@ pub enum Reply {
     /// The store has no room for the write: 507 with this message (which says so and what
     /// to do, and names nothing inside the store); the connection lives.
     StoreFull(String),
+    /// A service the store runs on (its database, its object store) cannot be reached for
+    /// now: 503 with `Retry-After` and this message; nothing was changed, and the
+    /// connection lives.
+    Unavailable(String),
 }
+
+/// Seconds a client is asked to wait (`Retry-After`) before retrying a request answered
+/// [`Reply::Unavailable`]: a database restarting or failing over is back within seconds.
+pub const RETRY_UNAVAILABLE_SECS: u32 = 2;
 
 /// Why `Need::AppendUpload` wrote nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

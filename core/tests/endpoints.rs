@@ -1255,6 +1255,37 @@ fn a_full_store_is_507_denied_with_its_message_and_the_connection_lives() {
 }
 
 #[test]
+fn unreachable_storage_is_503_unavailable_with_retry_after_and_the_connection_lives() {
+    let mut h = Harness::new();
+    let d = push_blob(&mut h, "a", b"12345");
+    h.store.unavailable = Some("storage cannot be reached for now".into());
+    for req in [
+        Request::post("/v2/a/blobs/uploads/"),
+        Request::get(format!("/v2/a/blobs/{d}")),
+        Request::get("/v2/a/manifests/latest"),
+        Request::get("/v2/a/tags/list"),
+    ] {
+        let r = h.send(&req);
+        assert_eq!(
+            (r.status, r.error_codes()),
+            (503, vec!["UNAVAILABLE".to_owned()])
+        );
+        assert_eq!(r.header("Retry-After"), Some("2"));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v["errors"][0]["message"],
+            "storage cannot be reached for now"
+        );
+        assert!(!h.closed);
+    }
+    h.store.unavailable = None;
+    assert_eq!(
+        h.send(&Request::get(format!("/v2/a/blobs/{d}"))).status,
+        200
+    );
+}
+
+#[test]
 fn every_answered_request_gives_one_record() {
     let mut h = Harness::new();
     let d = push_blob(&mut h, "a", b"12345");

@@ -82,6 +82,10 @@ mod hasher;
 mod keys;
 mod kv;
 pub use kv::pg::PgLimits;
+
+/// The version of the metadata's layout this build reads and writes; `open` upgrades older
+/// ones and refuses newer ones.
+pub const SCHEMA_VERSION: u32 = schema::SCHEMA_VERSION;
 mod manifest;
 mod manifest_cache;
 mod metadb;
@@ -497,6 +501,11 @@ impl Engine {
         let now = (self.inner.clock)();
         let before = unreferenced_after.map_or(u64::MAX, |g| now.saturating_sub(g));
         self.inner.touches.forget_before(before);
+    }
+
+    /// What opening the store repaired or upgraded (also in `check`'s report).
+    pub fn repaired(&self) -> &[String] {
+        &self.inner.repaired
     }
 
     /// Counters for `/metrics`; zeros if the metadata cannot be read.

@@ -123,11 +123,17 @@ pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Op
                 }
             }
             Some(v) => {
+                let place = match &db {
+                    crate::metadb::Opened::Redb(_) => fs.describe(""),
+                    crate::metadb::Opened::Pg(pg) => {
+                        format!("the PostgreSQL database {}", pg.place)
+                    }
+                };
                 return Err(StoreError::new(format!(
-                    "{} holds a store of schema version {v}; this Berth reads version {}",
-                    fs.describe(""),
+                    "{place} holds a store of schema version {v}, written by a newer Berth; \
+                     this Berth reads versions up to {}: upgrade Berth to open it",
                     schema::SCHEMA_VERSION
-                )))
+                )));
             }
         }
         drop(meta);

@@ -38,6 +38,10 @@ pub enum Command {
         /// comma-separated) [default: none]
         #[arg(long, value_name = "LIST")]
         trusted_proxies: Option<String>,
+        /// Keep the metadata in PostgreSQL (postgres://USER@HOST[:PORT]/DB), shared by every
+        /// node [default: DATA/meta.redb]
+        #[arg(long, value_name = "URL")]
+        metadata: Option<String>,
         /// Make data-directory entries other local users may read owner-only (0700/0600)
         /// instead of only warning about them
         #[arg(long)]
@@ -54,6 +58,22 @@ pub enum Command {
         /// Check structure only, without re-hashing every stored blob (fast on large stores)
         #[arg(long)]
         quick: bool,
+        /// The metadata's PostgreSQL URL, if it is not in DATA/meta.redb
+        #[arg(long, value_name = "URL")]
+        metadata: Option<String>,
+    },
+    /// Create or upgrade the store's metadata schema (in DATA/meta.redb or PostgreSQL) and
+    /// exit; `serve` does the same at start. A schema newer than this berth is refused.
+    Migrate {
+        /// Data directory [default: ./berth-data]
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// TOML configuration file
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The metadata's PostgreSQL URL [default: DATA/meta.redb]
+        #[arg(long, value_name = "URL")]
+        metadata: Option<String>,
     },
     /// Print every setting with its default and the reason for it, as a TOML file.
     Defaults,
@@ -66,6 +86,9 @@ pub enum Command {
         /// TOML configuration file
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The metadata's PostgreSQL URL, if it is not in DATA/meta.redb
+        #[arg(long, value_name = "URL")]
+        metadata: Option<String>,
     },
     /// Manage organisations on a running server.
     Org {
@@ -362,6 +385,7 @@ mod tests {
                 config: None,
                 public_url: None,
                 trusted_proxies: None,
+                metadata: None,
                 fix_permissions: false,
             }
         ));

@@ -65,10 +65,24 @@ pub struct Config {
     /// Uploads are refused while less than this is free on the data folder's filesystem;
     /// `None`: the smaller of 64 MiB and 1% of the filesystem.
     pub min_free_space: Option<u64>,
+    /// Where the metadata lives: `None` for `DATA/meta.redb`, or a PostgreSQL URL.
+    pub metadata: Option<MetadataUrl>,
     /// Tenancy and access control.
     pub auth: AuthSettings,
     /// The web pages: sign-in sessions and listings.
     pub ui: UiSettings,
+}
+
+/// A PostgreSQL URL (`postgres://user[:password]@host[:port]/db`). It may hold a password:
+/// `Debug` shows only what follows the `@`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetadataUrl(pub String);
+
+impl std::fmt::Debug for MetadataUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = self.0.rsplit_once('@').map_or("", |(_, p)| p);
+        write!(f, "MetadataUrl(postgres://…@{place})")
+    }
 }
 
 /// The web pages' bounds (`web/ui/`).
@@ -264,6 +278,11 @@ const KEYS: &[Key] = &[
         why: "uploads are refused (507) below it, so that on a full disk deletes, garbage collection and metadata commits still have room to free space; auto is 64MiB, or 1% of a smaller filesystem (`off`: fill the disk)",
     },
     Key {
+        name: "metadata",
+        default: String::new,
+        why: "empty: the metadata (organisations, tokens, repositories, tags, manifests, the package index) is in DATA/meta.redb; postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE keeps it in PostgreSQL, shared by every node of a distributed deployment (the password may instead come from PGPASSWORD; it is never logged)",
+    },
+    Key {
         name: "public_url",
         default: String::new,
         why: "empty: challenges name http://<Host>/auth/token; set https://your.host when behind a TLS proxy",
@@ -373,6 +392,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub public_url: Option<String>,
     pub trusted_proxies: Option<String>,
+    /// `--metadata URL`: sets `metadata`.
+    pub metadata: Option<String>,
     /// `--fix-permissions`: sets `fix_permissions`.
     pub fix_permissions: bool,
 }
@@ -482,6 +503,9 @@ impl Config {
                 Source::Flag("--trusted-proxies"),
             )?;
         }
+        if let Some(m) = &flags.metadata {
+            layers.set("metadata", m.clone(), Source::Flag("--metadata"))?;
+        }
         if flags.fix_permissions {
             layers.set(
                 "fix_permissions",
@@ -553,6 +577,7 @@ impl Config {
                 ..berth_engine::package::ScanLimits::default()
             },
             min_free_space: min_free_space(l)?,
+            metadata: metadata(l)?,
             auth: auth(l)?,
             ui: UiSettings {
                 session_idle: duration(l, "ui.session_idle", 30 * DAY)?,
@@ -576,6 +601,24 @@ fn flatten(prefix: &str, table: toml::Table, out: &mut Vec<(String, toml::Value)
             other => out.push((key, other)),
         }
     }
+}
+
+fn metadata(l: &Layers) -> Result<Option<MetadataUrl>, ConfigError> {
+    let (url, src) = l.take("metadata");
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        // The value is not echoed: it may be a mistyped URL holding a password.
+        return Err(bad(
+            "metadata",
+            src,
+            "is not a postgres:// URL".into(),
+            "give postgres://USER@HOST[:PORT]/DATABASE, or leave it empty for DATA/meta.redb",
+        ));
+    }
+    Ok(Some(MetadataUrl(url.to_string())))
 }
 
 fn auth(l: &Layers) -> Result<AuthSettings, ConfigError> {
@@ -903,6 +946,30 @@ mod tests {
 
     /// The settings that may be turned off take `off` / `unlimited`, and a number or
     /// duration otherwise; a bad value names its key.
+    #[test]
+    fn metadata_is_embedded_or_a_postgres_url_never_echoed() {
+        assert_eq!(Config::load(&Flags::default(), &[]).unwrap().metadata, None);
+        let flags = Flags {
+            metadata: Some("postgres://u:hunter2@db:5432/berth".into()),
+            ..Flags::default()
+        };
+        let c = Config::load(&flags, &[]).unwrap();
+        assert_eq!(
+            c.metadata.as_ref().unwrap().0,
+            "postgres://u:hunter2@db:5432/berth"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let env = [(
+            "BERTH_METADATA".to_string(),
+            "mysql://u:hunter2@db/berth".to_string(),
+        )];
+        let e = Config::load(&Flags::default(), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metadata") && e.contains("postgres://"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
     #[test]
     fn min_free_space_is_auto_a_size_or_off() {
         let load = |v: &str| Config::load(&Flags::default(), &env(&[("BERTH_MIN_FREE_SPACE", v)]));

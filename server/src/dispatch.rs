@@ -146,6 +146,11 @@ pub struct CheckOutcome {
 }
 
 impl Store {
+    /// What opening the store repaired or upgraded.
+    pub fn repaired(&self) -> &[String] {
+        self.engine.repaired()
+    }
+
     /// Opens the engine in `cfg.data` (which `datadir::prepare` has made), with the open
     /// packs `fds` allows. The engine locks the directory for as long as the store is open.
     pub fn open(cfg: &Config, metrics: Arc<Metrics>, fds: &Plan) -> Result<Store, OpenError> {
@@ -161,6 +166,13 @@ impl Store {
                 ring.ring(what, e)
             }))),
             min_free_bytes: cfg.min_free_space,
+            metadata: match &cfg.metadata {
+                None => berth_engine::Metadata::Embedded,
+                Some(url) => berth_engine::Metadata::Postgres {
+                    url: url.0.clone(),
+                    limits: berth_engine::PgLimits::default(),
+                },
+            },
             ..EngineOptions::default()
         };
         let engine = Engine::open(&cfg.data, opts).map_err(|e| {

@@ -15,8 +15,47 @@ pub fn internal(detail: &dyn Display) -> String {
     format!("internal error (request id {id})")
 }
 
-/// The reply to a request the store failed: 507 when it is full, else an internal error.
+/// If the store failed because its database or object store cannot be reached for now,
+/// what the client is told (the log says which and why; the client is asked to retry).
+pub fn unavailable(e: &StoreError) -> Option<String> {
+    match e {
+        StoreError::Unavailable(why) => {
+            tracing::warn!(error = %why, "request failed: storage unavailable");
+            Some(UNAVAILABLE.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// `Retry-After` on a 503 for unreachable storage: the protocol core's own value.
+pub const RETRY_AFTER_SECS: u32 = berth_core::RETRY_UNAVAILABLE_SECS;
+
+/// What a client is told when storage cannot be reached.
+pub const UNAVAILABLE: &str =
+    "the registry's storage cannot be reached for now; retry in a few seconds";
+
+/// Status, code and message for a store failure outside the OCI protocol (the management
+/// and package APIs, the token endpoint): 503 when storage is unreachable, 507 when it is
+/// full, else 500 with a request id.
+pub fn store_status(e: &StoreError) -> (u16, &'static str, String) {
+    if let Some(m) = unavailable(e) {
+        return (503, "UNAVAILABLE", m);
+    }
+    match e.full_message() {
+        Some(m) => {
+            tracing::warn!(error = %e, "write refused: the store is full");
+            (507, "STORE_FULL", m.to_owned())
+        }
+        None => (500, "INTERNAL", internal(e)),
+    }
+}
+
+/// The reply to a request the store failed: 503 when storage is unreachable, 507 when it
+/// is full, else an internal error.
 pub fn store_reply(e: &StoreError) -> Reply {
+    if let Some(m) = unavailable(e) {
+        return Reply::Unavailable(m);
+    }
     match e.full_message() {
         Some(m) => {
             tracing::warn!(error = %e, "write refused: the store is full");

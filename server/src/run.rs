@@ -27,6 +27,7 @@ pub fn main() -> ExitCode {
             config,
             public_url,
             trusted_proxies,
+            metadata,
             fix_permissions,
         } => serve(Flags {
             listen,
@@ -34,23 +35,41 @@ pub fn main() -> ExitCode {
             config,
             public_url,
             trusted_proxies,
+            metadata,
             fix_permissions,
         }),
         Command::Check {
             data,
             config,
             quick,
+            metadata,
         } => check(
             Flags {
                 data,
                 config,
+                metadata,
                 ..Flags::default()
             },
             !quick,
         ),
-        Command::ResetAdminToken { data, config } => reset_admin_token(Flags {
+        Command::Migrate {
             data,
             config,
+            metadata,
+        } => migrate(Flags {
+            data,
+            config,
+            metadata,
+            ..Flags::default()
+        }),
+        Command::ResetAdminToken {
+            data,
+            config,
+            metadata,
+        } => reset_admin_token(Flags {
+            data,
+            config,
+            metadata,
             ..Flags::default()
         }),
         Command::Defaults => {
@@ -221,6 +240,22 @@ fn reset_admin_token(flags: Flags) -> ExitCode {
         }
         Err(e) => fail(format_args!("reset-admin-token failed: {e}")),
     }
+}
+
+fn migrate(flags: Flags) -> ExitCode {
+    let (dir, store) = match open_offline(flags) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    for line in store.repaired() {
+        say!("berth: {line}");
+    }
+    say!(
+        "berth: the metadata of the store in {} is at schema version {}",
+        dir.path.display(),
+        berth_engine::SCHEMA_VERSION
+    );
+    ExitCode::SUCCESS
 }
 
 fn check(flags: Flags, rehash: bool) -> ExitCode {

@@ -42,6 +42,35 @@ pub struct Registry {
     token: String,
 }
 
+/// With `BERTH_TEST_POSTGRES` set (the URL of a PostgreSQL server, ending in a database a
+/// role that may create databases connects to), a fresh database there for the server whose
+/// folder is `dir`, so the suite runs on PostgreSQL metadata too: its URL.
+pub fn postgres_metadata(dir: &std::path::Path) -> Option<String> {
+    let server = std::env::var("BERTH_TEST_POSTGRES").ok()?;
+    let name: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let out = Command::new("psql")
+        .arg(&server)
+        .args(["-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql (BERTH_TEST_POSTGRES is set: install postgresql-client)");
+    assert!(
+        out.status.success(),
+        "create database {name} on {server}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("BERTH_TEST_POSTGRES ends in /DATABASE");
+    Some(format!("{base}/{name}"))
+}
+
 impl Registry {
     /// Starts a server on a fresh data folder, provisioned as the type says.
     pub fn start() -> Registry {
@@ -56,15 +85,19 @@ impl Registry {
             .tempdir()
             .expect("create a temp dir for the registry");
         std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(url) = postgres_metadata(dir.path()) {
+            env.push(("BERTH_METADATA".into(), url));
+        }
         let mut r = Registry {
             child: None,
             addr: "127.0.0.1:0".parse().expect("literal socket address"),
             dir,
             starts: 0,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env,
             admin: String::new(),
             token: String::new(),
         };
@@ -252,6 +285,7 @@ impl Registry {
             .arg("check")
             .arg("--data")
             .arg(self.data_dir())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .output()
             .expect("run berth check")

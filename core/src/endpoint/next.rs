@@ -118,6 +118,7 @@ fn unanswered(reply: Reply) -> Next {
         Reply::Failed(msg) => respond::code(ErrorCode::Unknown, Some(msg)).into(),
         // DENIED: the spec's codes are a closed list, and this one is what a refusal is.
         Reply::StoreFull(msg) => respond::message(507, ErrorCode::Denied, &msg).into(),
+        Reply::Unavailable(msg) => respond::unavailable(&msg).into(),
         other => {
             let detail = format!(
                 "storage answered with an unexpected reply: {}",
@@ -145,5 +146,6 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::AppendRefused(_) => "AppendRefused",
         Reply::Failed(_) => "Failed",
         Reply::StoreFull(_) => "StoreFull",
+        Reply::Unavailable(_) => "Unavailable",
     }
 }

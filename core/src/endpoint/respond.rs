@@ -72,6 +72,17 @@ pub(crate) fn message(status: u16, code: ErrorCode, message: &str) -> Response {
     Response::json(ResponseHead::new(status), message_body(code, message))
 }
 
+/// 503 UNAVAILABLE with `Retry-After`: the store's database or object store cannot be
+/// reached for now.
+pub(crate) fn unavailable(message: &str) -> Response {
+    let mut head = ResponseHead::new(503);
+    head.header_fmt(
+        "Retry-After",
+        format_args!("{}", crate::need::RETRY_UNAVAILABLE_SECS),
+    );
+    Response::json(head, message_body(ErrorCode::Unavailable, message))
+}
+
 /// 400 for a chunked body whose framing broke (the connection then closes).
 pub(crate) fn malformed_body(why: &'static str) -> Response {
     let mut body = b"malformed chunked body: ".to_vec();

@@ -48,6 +48,8 @@ pub struct ModelStore {
     pub fail: bool,
     /// When set, every storage need is answered `Reply::StoreFull` with this message.
     pub full: Option<String>,
+    /// When set, every storage need is answered `Reply::Unavailable` with this message.
+    pub unavailable: Option<String>,
     /// Who may do what. The default allows everything, so tests about storage need no
     /// credentials.
     pub auth: AuthPolicy,
@@ -238,6 +240,7 @@ impl Default for ModelStore {
             max_upload: None,
             fail: false,
             full: None,
+            unavailable: None,
             auth: AuthPolicy::AllowAll,
             scripted_auth: VecDeque::new(),
             auth_log: Vec::new(),
@@ -362,6 +365,9 @@ impl ModelStore {
         }
         if let (Some(msg), false) = (&self.full, matches!(need, Need::Authorize(_))) {
             return Reply::StoreFull(msg.clone());
+        }
+        if let (Some(msg), false) = (&self.unavailable, matches!(need, Need::Authorize(_))) {
+            return Reply::Unavailable(msg.clone());
         }
         match need {
             Need::StatBlob { repo, digest } => {

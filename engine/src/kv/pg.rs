@@ -139,6 +139,12 @@ impl PgDb {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::new(format!("metadata database URL is not valid: {e}")))?;
+        // libpq's convention, so the password need not be in a URL on a command line.
+        if config.get_password().is_none() {
+            if let Some(p) = std::env::var_os("PGPASSWORD") {
+                config.password(p.as_encoded_bytes());
+            }
+        }
         config.connect_timeout(limits.connect_timeout);
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));

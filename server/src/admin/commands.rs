@@ -84,6 +84,7 @@ pub fn execute(
         }
         Command::Serve { .. }
         | Command::Check { .. }
+        | Command::Migrate { .. }
         | Command::Defaults
         | Command::ResetAdminToken { .. } => Err(AdminError::Unexpected(
             "not a management command".to_string(),

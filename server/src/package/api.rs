@@ -64,10 +64,13 @@ pub fn caller(
     let presented = credentials::parse(req.header("authorization"));
     match auth.authenticate(e, &presented, ctx) {
         Ok(c) => Ok(c.principal),
-        Err(AuthError::Store(s)) => Err(json_response(
-            500,
-            json!({"error": {"code": "INTERNAL", "message": crate::failure::internal(&s)}}),
-        )),
+        Err(AuthError::Store(s)) => {
+            let (status, code, message) = crate::failure::store_status(&s);
+            Err(json_response(
+                status,
+                json!({"error": {"code": code, "message": message}}),
+            ))
+        }
         Err(AuthError::Invalid(why)) => {
             if let Some(wait) = auth.failed(ctx, why) {
                 let mut r = json_response(

@@ -25,7 +25,7 @@ impl From<ViewError> for Failure {
         match e {
             ViewError::NotFound(m) => (404, "NOT_FOUND", m),
             ViewError::Bad(m) => (400, "BAD_REQUEST", m),
-            ViewError::Store(s) => (500, "INTERNAL", crate::failure::internal(&s)),
+            ViewError::Store(s) => crate::failure::store_status(&s),
         }
     }
 }

@@ -48,13 +48,8 @@ fn conflict(msg: impl Into<String>) -> Fail {
 
 impl From<StoreError> for Fail {
     fn from(e: StoreError) -> Self {
-        match e.full_message() {
-            Some(m) => {
-                tracing::warn!(error = %e, "management API: write refused, the store is full");
-                Fail(507, "STORE_FULL", m.to_owned())
-            }
-            None => Fail(500, "INTERNAL", crate::failure::internal(&e)),
-        }
+        let (status, code, message) = crate::failure::store_status(&e);
+        Fail(status, code, message)
     }
 }
 

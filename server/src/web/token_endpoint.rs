@@ -6,7 +6,7 @@
 //! The grant is the intersection of what was asked and what the credential allows; an
 //! empty grant is still a 200 (the registry refuses the operation later).
 
-use super::oci_error::error;
+use super::oci_error::{error, store_error};
 use crate::auth::bearer::{self, action_names, intersect, ClaimAccess, Claims};
 use crate::auth::cache::AuthCache;
 use crate::auth::credentials::{self, Presented};
@@ -87,9 +87,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
     };
     let caller = match caller {
         Ok(c) => c,
-        Err(AuthError::Store(err)) => {
-            return error(500, "UNKNOWN", &crate::failure::internal(&err));
-        }
+        Err(AuthError::Store(err)) => return store_error(&err),
         Err(AuthError::Invalid(why)) => {
             if let Some(wait) = auth.failed(ctx, why) {
                 let mut r = error(429, "TOOMANYREQUESTS", &ratelimit::throttled(wait));
@@ -110,9 +108,7 @@ pub fn answer(e: &Engine, auth: &Authority, req: &WebRequest, ctx: &Ctx) -> WebR
     };
     let access = match grants(e, auth, &caller, &parsed) {
         Ok(a) => a,
-        Err(err) => {
-            return error(500, "UNKNOWN", &crate::failure::internal(&err));
-        }
+        Err(err) => return store_error(&err),
     };
     let lifetime = auth.settings.bearer_lifetime.as_secs();
     let jti = random_bytes(12).map(hex::encode).unwrap_or_default();
