@@ -3,7 +3,7 @@
 //! HTTP/1.1 with credentials, build OCI content on disk, and drive real clients (skopeo,
 //! podman, docker, containerd's ctr) against it, and open its web pages in a real headless
 //! browser (chromium through chromedriver). For the distributed mode it also starts the
-//! services those nodes stand on: a PostgreSQL server.
+//! services those nodes stand on: a PostgreSQL server and a Garage (S3) cluster.
 //!
 //! What it never does: link the server crates. Every test goes through the binary and a
 //! socket, as a user's client would, so a test here fails exactly when a user would notice.
@@ -17,6 +17,7 @@ pub mod browser;
 pub mod clients;
 pub mod content;
 pub mod digest;
+pub mod garage;
 pub mod http;
 pub mod layout;
 pub mod postgres;
@@ -28,6 +29,7 @@ pub mod wait;
 pub use browser::Browser;
 pub use content::{Blob, Descriptor, Image};
 pub use digest::{sha256_digest, sha512_digest};
+pub use garage::Garage;
 pub use http::{Client, Expect, Request, Response};
 pub use postgres::Postgres;
 pub use registry::{repo, Registry, ORG, REGISTRY};
