@@ -1,9 +1,17 @@
 //! The services the distributed mode stands on, as the tests start them: a PostgreSQL that
-//! keeps what it committed across a crash, and a three-node Garage cluster that goes on
-//! with one node dead and takes it back. The later distributed tests build on these; if
+//! keeps what it committed across a crash, a three-node Garage cluster that goes on with
+//! one node dead and takes it back, and the round-robin front that spreads connections
+//! over nodes and steps around a dead one. The later distributed tests build on these; if
 //! one of them fails here, it is the harness, not Berth.
 
-use berth_tests::{Garage, Postgres};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use berth_tests::{Front, Garage, Postgres};
 
 #[test]
 fn postgres_accepts_sql_and_keeps_committed_rows_across_a_crash() {
@@ -125,4 +133,131 @@ fn garage_three_nodes_serve_s3_with_one_node_down_and_take_it_back() {
         (code.as_str(), &body[..]),
         ("200", &b"written through the restarted node"[..])
     );
+}
+
+/// A backend that answers each connection with its name and closes; `stop` closes its
+/// listener, so connecting to it is refused from then on.
+struct Backend {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(name: &'static str) -> Backend {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind a backend");
+        let addr = l.local_addr().expect("backend address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for c in l.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(mut c) = c {
+                    // Echo what the client sent after the name, to show bytes flow both ways.
+                    let mut got = Vec::new();
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = c.read_to_end(&mut got);
+                    let _ = c.write_all(format!("{name}:").as_bytes());
+                    let _ = c.write_all(&got);
+                }
+            }
+        });
+        Backend {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One connection through the front: sends `msg`, half-closes, reads the whole answer.
+fn ask(front: &Front, msg: &str) -> String {
+    let mut c = TcpStream::connect(front.addr()).expect("connect to the front");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    c.write_all(msg.as_bytes())
+        .expect("write through the front");
+    c.shutdown(Shutdown::Write).expect("half-close");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn front_spreads_connections_round_robin_and_skips_a_dead_backend() {
+    let mut backends = vec![
+        Backend::start("b0"),
+        Backend::start("b1"),
+        Backend::start("b2"),
+    ];
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let front = Front::start(&addrs);
+    assert_eq!(front.backends(), addrs);
+
+    let answers: Vec<String> = (0..9).map(|i| ask(&front, &format!("hello {i}"))).collect();
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(
+            a,
+            &format!("b{}:hello {i}", i % 3),
+            "connection {i} in turn"
+        );
+    }
+    for a in &addrs {
+        assert_eq!(front.connections(*a), 3);
+    }
+
+    // b1 dies: its turns go to the others, and no client is refused.
+    backends[1].stop();
+    let answers: Vec<String> = (0..6).map(|_| ask(&front, "x")).collect();
+    assert!(
+        answers.iter().all(|a| a == "b0:x" || a == "b2:x"),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| *a == "b0:x").count(),
+        3,
+        "{answers:?}"
+    );
+    assert_eq!(front.refused(), 0);
+
+    // Backends come and go at runtime.
+    front.remove(addrs[1]);
+    let b3 = Backend::start("b3");
+    front.add(b3.addr);
+    assert_eq!(front.backends(), vec![addrs[0], addrs[2], b3.addr]);
+    let answers: Vec<String> = (0..3).map(|_| ask(&front, "y")).collect();
+    let mut names: Vec<&str> = answers.iter().map(|a| &a[..2]).collect();
+    names.sort();
+    assert_eq!(names, ["b0", "b2", "b3"], "{answers:?}");
+
+    // With every backend gone the front closes the connection: nothing to answer.
+    for b in &mut backends {
+        b.stop();
+    }
+    front.remove(b3.addr);
+    drop(b3);
+    assert_eq!(ask(&front, "z"), "");
+    assert_eq!(front.refused(), 1);
+
+    // A large body both ways, to show the pump carries more than one buffer.
+    let big = Backend::start("big");
+    front.add(big.addr);
+    let msg = "0123456789abcdef".repeat(64 * 1024);
+    assert_eq!(ask(&front, &msg), format!("big:{msg}"));
 }
