@@ -62,6 +62,14 @@ else
     cargo test --workspace --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$summary"
 fi
 
+# The same engine suite and the protocol's conformance, client and access tests again, with
+# every store's metadata in PostgreSQL (a throwaway server; each store its own database).
+step "the engine's suite and the e2e conformance, skopeo and access tests on PostgreSQL"
+cargo run -q -p berth-tests --bin with-postgres -- bash -c "
+    cargo test -p berth-engine --tests --no-fail-fast &&
+    cargo test -p berth-tests --test e2e --no-fail-fast -- --test-threads $threads \
+        conformance_ skopeo:: auth::"
+
 if [[ -d fuzz ]]; then
     if ! cargo fuzz --version >/dev/null 2>&1; then
         step "cargo install cargo-fuzz"

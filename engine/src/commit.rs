@@ -306,6 +306,11 @@ impl<'t> Batch<'_, 't> {
         Ok(old)
     }
 
+    /// The store-wide values (`schema::META`), in the batch's transaction.
+    pub(crate) fn meta(&self) -> Result<Table<'t, &'static str, &'static [u8]>, StoreError> {
+        self.txn.open_table(schema::META)
+    }
+
     /// A pack file was created or renamed into `packs/`: the directory is synced before the
     /// commit.
     pub(crate) fn pack_entry_changed(&mut self) {
@@ -414,6 +419,12 @@ impl Committer {
     /// a write that failed costs one lookup.
     pub(crate) fn bump_tenancy_generation(&self) {
         self.tenancy_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A generation no caller saw before (high bit set, apart from any count kept in the
+    /// metadata), so a cached lookup is never trusted while the count cannot be read.
+    pub(crate) fn unique_generation(&self) -> u64 {
+        (1 << 63) | self.tenancy_generation.fetch_add(1, Ordering::AcqRel)
     }
 
     pub(crate) fn tenancy_generation(&self) -> u64 {

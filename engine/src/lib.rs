@@ -433,7 +433,11 @@ impl Engine {
             next_pack: AtomicU64::new(opened.next_pack),
             clock: opened.clock.clone(),
             failed_packs: Mutex::new(Vec::new()),
-            manifest_cache: manifest_cache::ManifestCache::new(opened.opts.manifest_cache_bytes),
+            // Another node may change a repository: its manifests are read afresh each time.
+            manifest_cache: manifest_cache::ManifestCache::new(match opened.opts.metadata {
+                Metadata::Embedded => opened.opts.manifest_cache_bytes,
+                Metadata::Postgres { .. } => 0,
+            }),
             repaired: opened.repaired,
             active_shared: AtomicU64::new(u64::MAX),
             gc: gc::State::default(),

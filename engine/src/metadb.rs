@@ -71,6 +71,21 @@ impl MetaDb {
         StoreError::new("metadata database: being reopened after a failed write")
     }
 
+    /// On PostgreSQL, the tenancy generation as committed by any node
+    /// (`schema::META_TENANCY_GENERATION`); `None` on redb, where this process's own count
+    /// is the truth.
+    pub(crate) fn shared_generation(&self) -> Option<Result<u64, StoreError>> {
+        use redb::TableHandle;
+        let pg = self.pg.as_ref()?;
+        Some(
+            pg.get_now::<&str>(
+                crate::schema::META.name(),
+                &crate::schema::META_TENANCY_GENERATION,
+            )
+            .and_then(|v| v.map_or(Ok(0), |b| crate::schema::decode_u64(&b).map_err(Into::into))),
+        )
+    }
+
     /// A read on the database; if an earlier reopen failed (the disk was still failing),
     /// it tries the reopen first, so reads come back as soon as the disk does, without
     /// waiting for the next write.

@@ -37,6 +37,14 @@ pub(crate) const META_SCHEMA: &str = "schema";
 /// numbers instead of scanning the blob table, and `check` compares them with a scan.
 pub(crate) const META_TOTALS: &str = "totals";
 
+/// In [`META`]: a count (u64 LE) bumped by every tenancy write that can change an access
+/// decision, in that write's transaction. Nodes sharing a PostgreSQL database read it to
+/// know whether what they cached of tokens and registries is still current.
+pub(crate) const META_TENANCY_GENERATION: &str = "tenancy_generation";
+/// In [`META`], prefixed to a name: a secret shared by every node of the store (the bearer
+/// tokens' signing key), made once by the first node that asks.
+pub(crate) const META_SECRET_PREFIX: &str = "secret:";
+
 /// Encoded blob key → [`BlobLoc`] (see [`encode_loc`]). One row per stored blob, whatever
 /// the number of repositories linking it.
 pub(crate) const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
@@ -414,6 +422,16 @@ pub(crate) fn count_totals(
 /// The schema version as stored in [`META`].
 pub(crate) fn encode_schema_version() -> [u8; 4] {
     SCHEMA_VERSION.to_le_bytes()
+}
+
+/// A count kept as u64 LE.
+pub(crate) fn decode_u64(b: &[u8]) -> Result<u64, Corrupt> {
+    let mut r = Reader(b);
+    let n = r.u64("count")?;
+    if !r.rest().is_empty() {
+        return Err(Corrupt("count"));
+    }
+    Ok(n)
 }
 
 pub(crate) fn decode_schema_version(b: &[u8]) -> Result<u32, Corrupt> {

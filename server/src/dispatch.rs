@@ -139,6 +139,22 @@ pub enum OpenError {
     Store(String),
 }
 
+/// The bearer tokens' signing key when the metadata is shared (PostgreSQL): every node
+/// verifies what any node signed, so the key lives with the metadata, made once by the
+/// first node. `None` on an embedded store, whose key is `DATA/token-key`.
+fn shared_token_key(engine: &Engine) -> Result<Option<[u8; 32]>, OpenError> {
+    let fresh = crate::secret::random_bytes(32).map_err(OpenError::Store)?;
+    let key = engine
+        .shared_secret("token-key", fresh)
+        .map_err(|e| OpenError::Store(format!("cannot read the shared token key: {e}")))?;
+    key.map(|k| {
+        k.try_into().map_err(|_| {
+            OpenError::Store("the shared token key in the metadata is not 32 bytes".into())
+        })
+    })
+    .transpose()
+}
+
 /// What `berth check` found.
 pub struct CheckOutcome {
     pub problems: Vec<String>,
@@ -186,7 +202,9 @@ impl Store {
             ),
             None => tracing::info!("the store is healthy again: writes succeed"),
         }));
-        let key = bootstrap::token_key(&cfg.data).map_err(OpenError::Store)?;
+        let key = shared_token_key(&engine)?
+            .map_or_else(|| bootstrap::token_key(&cfg.data), Ok)
+            .map_err(OpenError::Store)?;
         let auth = Authority::new(key, cfg.auth.clone(), metrics.clone());
         Ok(Store {
             engine,

@@ -54,17 +54,25 @@ pub fn postgres_metadata(dir: &std::path::Path) -> Option<String> {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    let out = Command::new("psql")
-        .arg(&server)
-        .args(["-v", "ON_ERROR_STOP=1", "-qc"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .expect("run psql (BERTH_TEST_POSTGRES is set: install postgresql-client)");
-    assert!(
-        out.status.success(),
-        "create database {name} on {server}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Tests start servers at once, and concurrent creations may find the template busy:
+    // retry a few times.
+    for attempt in 1.. {
+        let out = Command::new("psql")
+            .arg(&server)
+            .args(["-v", "ON_ERROR_STOP=1", "-qc"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .expect("run psql (BERTH_TEST_POSTGRES is set: install postgresql-client)");
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            attempt < 20,
+            "create database {name} on {server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (base, _) = server
         .rsplit_once('/')
         .expect("BERTH_TEST_POSTGRES ends in /DATABASE");
@@ -89,8 +97,10 @@ impl Registry {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        if let Some(url) = postgres_metadata(dir.path()) {
-            env.push(("BERTH_METADATA".into(), url));
+        if !env.iter().any(|(k, _)| k == "BERTH_METADATA") {
+            if let Some(url) = postgres_metadata(dir.path()) {
+                env.push(("BERTH_METADATA".into(), url));
+            }
         }
         let mut r = Registry {
             child: None,
@@ -104,6 +114,43 @@ impl Registry {
         r.spawn();
         r.provision();
         r
+    }
+
+    /// Another node of the same store: a server of its own (its own data folder, port and
+    /// log) on the same shared metadata and blobs (`BERTH_METADATA`, `BERTH_BLOBS` in the
+    /// environment this one was started with), with this one's admin and write tokens,
+    /// which the store already holds.
+    pub fn another_node(&self) -> Registry {
+        assert!(
+            self.env.iter().any(|(k, _)| k == "BERTH_METADATA"),
+            "another_node needs a registry started with BERTH_METADATA"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e-node-")
+            .tempdir()
+            .expect("create a temp dir for the node");
+        std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        let mut r = Registry {
+            child: None,
+            addr: "127.0.0.1:0".parse().expect("literal socket address"),
+            dir,
+            starts: 0,
+            env: self.env.clone(),
+            admin: self.admin.clone(),
+            token: self.token.clone(),
+        };
+        r.spawn();
+        r.write_authfile();
+        r
+    }
+
+    fn write_authfile(&self) {
+        let auth = format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            self.host(),
+            crate::auth::base64(format!("berth:{}", self.token).as_bytes())
+        );
+        std::fs::write(self.authfile(), auth).expect("write the clients' auth file");
     }
 
     fn provision(&mut self) {
@@ -124,12 +171,7 @@ impl Registry {
         self.token = admin
             .create_token(ORG, &["write_packages"], &[], None)
             .token;
-        let auth = format!(
-            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-            self.host(),
-            crate::auth::base64(format!("berth:{}", self.token).as_bytes())
-        );
-        std::fs::write(self.authfile(), auth).expect("write the clients' auth file");
+        self.write_authfile();
     }
 
     /// The admin token's secret (DATA/admin-token).

@@ -17,4 +17,5 @@ mod oras;
 mod package_cli;
 mod podman;
 mod robustness;
+mod shared_metadata;
 mod skopeo;

@@ -181,13 +181,17 @@ impl PgDb {
         })
     }
 
-    fn session(&self, begin: &str) -> Result<Arc<Session>, StoreError> {
-        let mut conn = self.pool.get().map_err(|e| {
+    fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        self.pool.get().map_err(|e| {
             StoreError::Unavailable(format!(
                 "metadata database: no connection to PostgreSQL at {}: {e}",
                 self.place
             ))
-        })?;
+        })
+    }
+
+    fn session(&self, begin: &str) -> Result<Arc<Session>, StoreError> {
+        let mut conn = self.connection()?;
         conn.batch(begin)?;
         Ok(Arc::new(Session {
             conn: Mutex::new(Some(conn)),
@@ -202,6 +206,19 @@ impl PgDb {
         self.session(&format!(
             "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({BATCH_LOCK})"
         ))
+    }
+
+    /// One row read outside any transaction (one statement): for a value checked on every
+    /// request, where a snapshot's `BEGIN` would double the cost.
+    pub(crate) fn get_now<K: OrderedKey>(
+        &self,
+        table: &str,
+        key: &K::SelfType<'_>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.connection()?;
+        let sql = format!("SELECT v FROM {} WHERE k = $1", relation(table));
+        let rows = conn.query(&sql, &[&K::ordered(key)])?;
+        Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
     }
 
     /// Creates table `name` in the batch `s` the first time this process opens it there.

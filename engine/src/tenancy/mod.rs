@@ -229,8 +229,28 @@ impl Engine {
     /// Changes whenever an org, registry or token changes in a way that can change an
     /// access decision (last-used times do not count). Read it before a lookup; a cached
     /// result is current while the generation still reads the same.
+    ///
+    /// On PostgreSQL another node may have made the change, so the count kept in the
+    /// database is read (one statement); if it cannot be read, a number never returned
+    /// before, so that the lookup runs and reports the failure.
     pub fn tenancy_generation(&self) -> u64 {
-        self.commit.tenancy_generation()
+        match self.inner.db.shared_generation() {
+            None => self.commit.tenancy_generation(),
+            Some(Ok(g)) => g,
+            Some(Err(_)) => self.commit.unique_generation(),
+        }
+    }
+
+    /// The secret `name` shared by every node of the store, made from `make` by the first
+    /// that asks; `None` on an embedded store, whose secrets are files in its folder.
+    pub fn shared_secret(&self, name: &str, make: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.inner.db.shared_generation().is_none() {
+            return Ok(None);
+        }
+        let key = format!("{}{name}", schema::META_SECRET_PREFIX);
+        Ok(Some(
+            self.commit.submit(KeepSecret { key, make })?.into_inner(),
+        ))
     }
 
     /// The token whose secret hashes to `hash`, revoked or expired ones included (the
@@ -462,11 +482,65 @@ impl Engine {
     where
         W: crate::commit::Write<Out = Result<T, Refusal>>,
     {
-        let outcome = self.commit.submit(w);
-        if decides {
+        let outcome = if decides {
+            let o = self.commit.submit(Decides(w));
             self.commit.bump_tenancy_generation();
-        }
+            o
+        } else {
+            self.commit.submit(w)
+        };
         outcome?.into_inner().map_err(TenancyError::from)
+    }
+}
+
+/// A tenancy write that can change an access decision: it also bumps the generation kept
+/// in the metadata, in its own transaction, so other nodes see the change on their next
+/// lookup.
+struct Decides<W>(W);
+
+impl<W: crate::commit::Write> crate::commit::Write for Decides<W> {
+    type Out = W::Out;
+    const DURABLE: bool = W::DURABLE;
+    fn apply(&self, b: &mut crate::commit::Batch<'_, '_>) -> Result<W::Out, StoreError> {
+        let out = self.0.apply(b)?;
+        let mut meta = b.meta()?;
+        let now = meta
+            .get(schema::META_TENANCY_GENERATION)?
+            .map(|v| schema::decode_u64(v.value()))
+            .transpose()?
+            .unwrap_or(0);
+        meta.insert(
+            schema::META_TENANCY_GENERATION,
+            &(now.wrapping_add(1)).to_le_bytes()[..],
+        )?;
+        Ok(out)
+    }
+    fn audit(&self) -> &[AuditRec] {
+        self.0.audit()
+    }
+    fn changed(out: &W::Out) -> bool {
+        W::changed(out)
+    }
+    fn failed(&self, inner: &crate::Inner) {
+        self.0.failed(inner)
+    }
+}
+
+/// Gets the secret at `key` in the metadata, storing `make` there first if there is none.
+struct KeepSecret {
+    key: String,
+    make: Vec<u8>,
+}
+
+impl crate::commit::Write for KeepSecret {
+    type Out = Vec<u8>;
+    fn apply(&self, b: &mut crate::commit::Batch<'_, '_>) -> Result<Vec<u8>, StoreError> {
+        let mut meta = b.meta()?;
+        if let Some(v) = meta.get(self.key.as_str())? {
+            return Ok(v.value().to_vec());
+        }
+        meta.insert(self.key.as_str(), &self.make[..])?;
+        Ok(self.make.clone())
     }
 }
 

@@ -30,9 +30,18 @@ pub fn on(dir: &Path, o: EngineOptions) -> EngineOptions {
         .unwrap()
         .is_empty();
     if !exists {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        // Another process of the test (a crash test's child) may create it at the same
+        // moment, and concurrent creations may find the template busy: retry a few times.
+        let mut tries = 0;
+        while let Err(e) = admin.batch_execute(&format!("CREATE DATABASE {name}")) {
+            let code = e.code().map(|c| c.code().to_owned());
+            if code.as_deref() == Some("42P04") {
+                break; // made by the other process
+            }
+            tries += 1;
+            assert!(tries < 20, "create database {name}: {e}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
     let mut cfg: postgres::Config = server.parse().unwrap();
     cfg.dbname(&name);

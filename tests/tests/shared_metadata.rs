@@ -1,0 +1,112 @@
+//! Several `berth serve` nodes on one PostgreSQL database: what one node acknowledges, every
+//! node answers from then on — tags, manifests, tokens and their revocation, bearer tokens
+//! signed by any node — with no cache in between.
+//!
+//! These nodes keep blob bytes in their own folders (object storage is what lets many nodes
+//! serve the same bytes), so the tests read manifests, tags and access decisions across
+//! nodes, never blob bytes.
+
+use berth_tests::content::{self, Blob};
+use berth_tests::postgres::Postgres;
+use berth_tests::Expect as _;
+use berth_tests::{Registry, Request};
+use serde_json::json;
+
+const NAME: &str = "e2e/tests/shared";
+
+fn three_nodes(pg: &Postgres) -> (Registry, Registry, Registry) {
+    let a = Registry::start_with_env(&[("BERTH_METADATA", &pg.url())]);
+    let b = a.another_node();
+    let c = a.another_node();
+    (a, b, c)
+}
+
+fn config(word: &str) -> Blob {
+    Blob::json(
+        content::OCI_CONFIG,
+        &json!({"architecture": "amd64", "os": "linux", "author": word,
+                "rootfs": {"type": "layers", "diff_ids": []}}),
+    )
+}
+
+#[test]
+fn a_tag_pushed_or_moved_on_one_node_is_served_by_every_node_at_once() {
+    let pg = Postgres::start();
+    let (a, b, c) = three_nodes(&pg);
+    assert!(a.data_dir().join("admin-token").exists());
+    assert!(
+        !b.data_dir().join("admin-token").exists(),
+        "only the first node on an empty database makes the admin token"
+    );
+
+    let (cfg1, cfg2) = (config("one"), config("two"));
+    let m1 = content::manifest(&cfg1.desc(), &[], Default::default());
+    let m2 = content::manifest(&cfg2.desc(), &[], Default::default());
+    let mut ca = a.client();
+    ca.push_blob(NAME, &cfg1).expect(201);
+    ca.put_manifest(NAME, "v1", &m1).expect(201);
+    for node in [&a, &b, &c] {
+        node.client().assert_manifest(NAME, "v1", &m1);
+    }
+    // The config was uploaded to a alone; the metadata says b holds it, so b takes a
+    // manifest that names it. Then the tag moves on b and c reads the move at once.
+    let mut cb = b.client();
+    cb.push_blob(NAME, &cfg2).expect(201);
+    cb.put_manifest(NAME, "v1", &m2).expect(201);
+    for node in [&c, &a, &b] {
+        node.client().assert_manifest(NAME, "v1", &m2);
+    }
+    let mut cc = c.client();
+    cc.delete(&format!("/v2/{NAME}/manifests/{}", m2.digest))
+        .expect(202);
+    for node in [&a, &b, &c] {
+        node.client()
+            .get(&format!("/v2/{NAME}/manifests/v1"))
+            .expect(404);
+        node.client()
+            .get(&format!("/v2/{NAME}/manifests/{}", m2.digest))
+            .expect(404);
+    }
+}
+
+#[test]
+fn a_token_made_on_one_node_works_on_all_and_its_revocation_on_another_is_refused_by_all() {
+    let pg = Postgres::start();
+    let (a, b, c) = three_nodes(&pg);
+    let t = a
+        .admin()
+        .create_token(berth_tests::registry::ORG, &["read_packages"], &[], None);
+    // One keep-alive connection per node, used before and after: each node caches what
+    // it verified on a connection, and must drop it when another node revokes the token.
+    let mut clients: Vec<_> = [&a, &b, &c].iter().map(|n| n.client_as(&t.token)).collect();
+    for cl in &mut clients {
+        cl.get("/v2/").expect(200);
+        cl.get("/v2/").expect(200);
+    }
+    c.admin().revoke(&t.id);
+    for cl in &mut clients {
+        cl.get("/v2/").expect(401);
+    }
+}
+
+#[test]
+fn a_bearer_token_from_one_node_is_accepted_by_the_others() {
+    let pg = Postgres::start();
+    let (a, b, c) = three_nodes(&pg);
+    let r = a
+        .client()
+        .send(Request::get(&format!(
+            "/auth/token?service=berth&scope=repository:{NAME}:pull,push"
+        )))
+        .expect(200);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let bearer = v["token"].as_str().expect("a token").to_owned();
+    for node in [&b, &c, &a] {
+        let mut cl = node.anonymous();
+        cl.send(
+            Request::get(&format!("/v2/{NAME}/tags/list"))
+                .header("Authorization", &berth_tests::auth::bearer(&bearer)),
+        )
+        .expect(404);
+    }
+}
