@@ -116,6 +116,12 @@ fn serve(flags: Flags) -> ExitCode {
     let store = match dispatch::Store::open(&cfg, metrics.clone(), &fds) {
         Ok(s) => Arc::new(s),
         Err(OpenError::InUse(e)) => return fail(e),
+        Err(OpenError::Store(e)) if cfg.metadata.is_some() => {
+            return fail(format_args!(
+                "cannot open the store: {e}; check that PostgreSQL is running and that \
+                 --metadata (or BERTH_METADATA) names it, with the right user and password"
+            ))
+        }
         Err(OpenError::Store(e)) => {
             return fail(format_args!(
                 "cannot open the store in {}: {e}; run `berth check --data {}` or pass --data DIR",

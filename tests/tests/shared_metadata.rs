@@ -110,3 +110,121 @@ fn a_bearer_token_from_one_node_is_accepted_by_the_others() {
         .expect(404);
     }
 }
+
+/// `berth serve` with a database it cannot use says which and why, and exits non-zero,
+/// never printing the password.
+#[test]
+fn a_database_that_refuses_the_password_or_is_not_there_stops_the_start_with_a_message() {
+    let mut pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |url: &str| {
+        let out = std::process::Command::new(berth_tests::binary::berth_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .args(["--metadata", url])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run berth serve");
+        assert!(!out.status.success(), "berth serve started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let wrong = pg.url().replace(pg.password(), "not-the-password-42");
+    let said = serve(&wrong);
+    assert!(said.contains("password authentication failed"), "{said}");
+    assert!(
+        said.contains(&pg.addr().to_string()),
+        "names the server: {said}"
+    );
+    assert!(
+        !said.contains("not-the-password-42"),
+        "prints no password: {said}"
+    );
+    pg.stop();
+    let said = serve(&pg.url());
+    assert!(
+        said.contains("metadata database") && said.contains(&pg.addr().to_string()),
+        "{said}"
+    );
+    assert!(!said.contains(pg.password()), "prints no password: {said}");
+}
+
+/// PostgreSQL stopped (as by a crash) and started again under pushes and pulls: requests
+/// meanwhile are 503 UNAVAILABLE with `Retry-After` and the error JSON, never a hang or
+/// another failure; the node reconnects by itself, and every push it acknowledged is there.
+#[test]
+fn postgres_restarted_under_load_fails_requests_cleanly_and_the_node_reconnects() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let mut pg = Postgres::start();
+    let a = Registry::start_with_env(&[("BERTH_METADATA", &pg.url())]);
+    let cfg = config("restart");
+    let m = content::manifest(&cfg.desc(), &[], Default::default());
+    let mut c = a.client();
+    c.push_blob(NAME, &cfg).expect(201);
+    c.put_manifest(NAME, "v1", &m).expect(201);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|t| {
+            let (stop, mut c, m) = (stop.clone(), a.client(), m.clone());
+            std::thread::spawn(move || {
+                let (mut acked, mut unavailable) = (Vec::new(), 0);
+                for i in 0.. {
+                    if stop.load(SeqCst) {
+                        break;
+                    }
+                    let tag = format!("t{t}-{i}");
+                    let put = Request::put(&format!("/v2/{NAME}/manifests/{tag}"))
+                        .header("Content-Type", &m.media_type)
+                        .body(m.bytes.clone());
+                    let get = Request::get(&format!("/v2/{NAME}/manifests/v1"))
+                        .header("Accept", &m.media_type);
+                    for (req, ok) in [(put, 201), (get, 200)] {
+                        let r = c.send(req);
+                        if r.status == ok {
+                            if ok == 201 {
+                                acked.push(tag.clone());
+                            }
+                            continue;
+                        }
+                        assert_eq!(r.status, 503, "neither {ok} nor 503:\n{r:?}");
+                        assert_eq!(r.error_codes(), vec!["UNAVAILABLE".to_owned()]);
+                        assert!(r.header("Retry-After").is_some(), "{r:?}");
+                        unavailable += 1;
+                    }
+                }
+                (acked, unavailable)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    pg.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start_again();
+    // The node comes back by itself: no restart, no operator.
+    let back = berth_tests::wait::until(Duration::from_secs(30), || {
+        (a.client()
+            .send(Request::get(&format!("/v2/{NAME}/manifests/v1")).header("Accept", &m.media_type))
+            .status
+            == 200)
+            .then_some(())
+    });
+    assert!(back.is_some(), "the node did not reconnect:\n{}", a.log());
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, SeqCst);
+    let mut acked = Vec::new();
+    let mut unavailable = 0;
+    for h in load {
+        let (a, u) = h.join().expect("a load thread failed");
+        acked.extend(a);
+        unavailable += u;
+    }
+    assert!(unavailable > 0, "no request met the database down");
+    assert!(!acked.is_empty());
+    let mut c = a.client();
+    for tag in &acked {
+        c.assert_manifest(NAME, tag, &m);
+    }
+}

@@ -115,20 +115,43 @@ impl std::fmt::Debug for PgDb {
     }
 }
 
+/// What went wrong, in PostgreSQL's own words when the server said it (the client's
+/// `Display` of a server error is only "db error").
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            // The client says "error connecting to server"; the reason is its source.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether the failure is one of reaching the server (worth retrying) rather than one the
+/// server reported about the request.
+fn unreachable(e: &postgres::Error) -> bool {
+    let code = e.code().map(|c| c.code());
+    e.is_closed()
+        || code.is_some_and(|c| {
+            c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "53300"
+        })
+        || (code.is_none() && e.as_db_error().is_none())
+}
+
 /// Turns a client error into the store's: a connection that failed or a server shutting
 /// down is [`StoreError::Unavailable`] (the caller may retry), anything else a database
 /// failure with PostgreSQL's message.
 pub(crate) fn db_error(e: postgres::Error) -> StoreError {
-    let code = e.code().map(|c| c.code().to_owned());
-    let unavailable = e.is_closed()
-        || code.as_deref().is_some_and(|c| {
-            c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "53300"
-        })
-        || (code.is_none() && e.as_db_error().is_none());
-    if unavailable {
-        StoreError::Unavailable(format!("metadata database: {e}"))
+    if unreachable(&e) {
+        StoreError::Unavailable(format!("metadata database: {}", describe(&e)))
     } else {
-        StoreError::new(format!("metadata database: {e}"))
+        StoreError::new(format!("metadata database: {}", describe(&e)))
     }
 }
 
@@ -158,12 +181,15 @@ impl PgDb {
         // One connection up front: the clear error at start is the client's own.
         let probe = Manager(config.clone());
         let first = r2d2::ManageConnection::connect(&probe).map_err(|e| {
-            let e = db_error(e);
-            match e {
-                StoreError::Unavailable(m) => {
-                    StoreError::Unavailable(format!("{m} (PostgreSQL at {place})"))
-                }
-                other => StoreError::new(format!("{other} (PostgreSQL at {place})")),
+            let why = describe(&e);
+            if unreachable(&e) {
+                StoreError::Unavailable(format!(
+                    "cannot reach the metadata database, PostgreSQL at {place}: {why}"
+                ))
+            } else {
+                StoreError::new(format!(
+                    "the metadata database, PostgreSQL at {place}, refused the connection: {why}"
+                ))
             }
         })?;
         drop(first);
