@@ -89,6 +89,7 @@ pub const SCHEMA_VERSION: u32 = schema::SCHEMA_VERSION;
 mod manifest;
 mod manifest_cache;
 mod metadb;
+pub mod objects;
 mod pack;
 pub mod package;
 mod package_store;
