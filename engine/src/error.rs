@@ -63,6 +63,11 @@ impl StoreError {
     }
 
     pub(crate) fn io(what: impl std::fmt::Display, e: std::io::Error) -> StoreError {
+        // A file system over the network (the object store behind `vfs`) says it cannot be
+        // reached this way: the request may be retried, and is answered 503.
+        if e.kind() == std::io::ErrorKind::NotConnected {
+            return StoreError::Unavailable(format!("{what}: {e}"));
+        }
         StoreError::Io {
             what: what.to_string(),
             source: Arc::new(e),

@@ -108,6 +108,9 @@ pub enum GcError {
     Store(#[from] StoreError),
 }
 
+/// The cluster-wide lock a collection holds (`metadb::MetaDb::cluster_lock`).
+const GC_LOCK: i64 = 0x62_65_72_74_68_67; // "berthg"
+
 /// Collections in this process: the one running, a request to stop it, and what they did
 /// since open (for `/metrics`).
 #[derive(Debug, Default)]
@@ -187,6 +190,10 @@ pub(crate) fn run(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<
         // transactions.
         Err(TryLockError::Poisoned(p)) => p.into_inner(),
         Err(TryLockError::WouldBlock) => return Err(GcError::Busy),
+    };
+    // Nodes sharing the metadata collect one at a time too.
+    let Some(_cluster) = inner.db.cluster_lock(GC_LOCK)? else {
+        return Err(GcError::Busy);
     };
     let r = collect(inner, commit, opts);
     // Cancelled runs count too: what they did is done.

@@ -86,6 +86,18 @@ impl MetaDb {
         )
     }
 
+    /// Takes the lock `key` across every node sharing the database, if free; on redb (one
+    /// process) there is nothing to share: always taken. `None` if another node holds it.
+    pub(crate) fn cluster_lock(&self, key: i64) -> Result<Option<crate::vfs::Held>, StoreError> {
+        match &self.pg {
+            None => Ok(Some(crate::vfs::Held::new(()))),
+            // The connection is not `Sync`; nothing uses it until it is dropped.
+            Some(pg) => Ok(pg
+                .try_lock(key)?
+                .map(|l| crate::vfs::Held::new(Mutex::new(l)))),
+        }
+    }
+
     /// A read on the database; if an earlier reopen failed (the disk was still failing),
     /// it tries the reopen first, so reads come back as soon as the disk does, without
     /// waiting for the next write.

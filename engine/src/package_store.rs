@@ -149,6 +149,9 @@ impl Write for PutListing {
     }
 }
 
+/// The cluster-wide lock of the package indexer ("berthi").
+const INDEXER_LOCK: i64 = 0x62_65_72_74_68_69;
+
 impl Engine {
     /// Applies a package-index write durably.
     fn submit<W: Write<Out = ()>>(&self, w: W) -> Result<(), StoreError> {
@@ -295,6 +298,13 @@ pub(crate) fn forget_every_listing(t: &mut Tables<'_>) -> Result<(), StoreError>
 }
 
 impl Engine {
+    /// The indexer's turn: nodes sharing the metadata work the package queue one at a time
+    /// (each would otherwise list the same layers), as long as what is returned lives.
+    /// `None` while another node's indexer has it; on an embedded store, always taken.
+    pub fn indexer_turn(&self) -> Result<Option<crate::vfs::Held>, StoreError> {
+        self.inner.db.cluster_lock(INDEXER_LOCK)
+    }
+
     /// Up to `limit` manifests waiting for package details, as (repository, manifest key),
     /// in key order. A row whose key does not decode (never written by this engine) is
     /// skipped.

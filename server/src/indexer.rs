@@ -149,6 +149,10 @@ struct Indexing<'a> {
 
 /// Works one batch of the queue; how many manifests it took off.
 fn work(x: &Indexing<'_>, stop: &crossbeam_channel::Receiver<()>) -> Result<usize, StoreError> {
+    // Another node's indexer is at it: nothing taken off here, so poll again later.
+    let Some(_turn) = x.e.indexer_turn()? else {
+        return Ok(0);
+    };
     let batch = x.e.package_queue(BATCH)?;
     let mut n = 0;
     for (repo, key) in batch {

@@ -186,14 +186,16 @@ impl Drop for Backend {
     }
 }
 
-/// One connection through the front: sends `msg`, half-closes, reads the whole answer.
+/// One connection through the front: sends `msg`, half-closes, reads the whole answer
+/// (empty if the front closed the connection).
 fn ask(front: &Front, msg: &str) -> String {
     let mut c = TcpStream::connect(front.addr()).expect("connect to the front");
     c.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
-    c.write_all(msg.as_bytes())
-        .expect("write through the front");
-    c.shutdown(Shutdown::Write).expect("half-close");
+    // A front with no backend closes the connection at once, maybe before these: the
+    // answer (empty) is what the caller checks.
+    let _ = c.write_all(msg.as_bytes());
+    let _ = c.shutdown(Shutdown::Write);
     let mut out = String::new();
     let _ = c.read_to_string(&mut out);
     out

@@ -228,3 +228,57 @@ fn postgres_restarted_under_load_fails_requests_cleanly_and_the_node_reconnects(
         c.assert_manifest(NAME, tag, &m);
     }
 }
+
+/// A `psql` session holding PostgreSQL advisory lock `key` until dropped: what another
+/// node's garbage collection or indexer holds while it runs.
+struct HeldLock(std::process::Child);
+
+impl HeldLock {
+    fn take(pg: &Postgres, key: i64) -> HeldLock {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("psql")
+            .arg(pg.url())
+            .args(["-qAt", "-v", "ON_ERROR_STOP=1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run psql");
+        let stdin = child.stdin.as_mut().expect("psql's stdin");
+        writeln!(stdin, "SELECT pg_advisory_lock({key});\n\\echo locked").unwrap();
+        stdin.flush().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("psql's stdout"));
+        let mut line = String::new();
+        while !line.trim().ends_with("locked") {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            assert!(n > 0, "psql ended before taking the lock");
+        }
+        HeldLock(child)
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+/// Garbage collection runs on one node at a time: while another node's collection holds
+/// the cluster-wide lock, a collection asked of this node says it is busy (409) and does
+/// nothing; once the other is done, it runs.
+#[test]
+fn garbage_collection_runs_on_one_node_at_a_time() {
+    let pg = Postgres::start();
+    let (a, b, _c) = three_nodes(&pg);
+    let gc_lock = 0x62_65_72_74_68_67; // engine/src/gc.rs GC_LOCK
+    let other = HeldLock::take(&pg, gc_lock);
+    for node in [&a, &b] {
+        let r = node.admin().call("POST", "/api/v1/gc", None);
+        assert_eq!(r.status, 409, "{r:?}");
+        assert!(r.text().contains("already running"), "{r:?}");
+    }
+    drop(other);
+    a.admin().call("POST", "/api/v1/gc", None).expect(200);
+    b.admin().call("POST", "/api/v1/gc", None).expect(200);
+}

@@ -196,7 +196,9 @@ impl PgDb {
         let pool = r2d2::Pool::builder()
             .max_size(limits.pool_size)
             .min_idle(Some(1))
-            .connection_timeout(limits.connect_timeout + limits.statement_timeout)
+            // Waiting for a connection (all busy, or the server down) ends as a 503 after
+            // this, not after a request timeout.
+            .connection_timeout(limits.connect_timeout)
             .test_on_check_out(false)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(probe);
@@ -247,6 +249,16 @@ impl PgDb {
         Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
     }
 
+    /// Takes the cluster-wide lock `key` if no session holds it: held while what is returned
+    /// lives, and released by PostgreSQL itself if this node dies (the lock belongs to the
+    /// connection). `None` if another node holds it.
+    pub(crate) fn try_lock(&self, key: i64) -> Result<Option<ClusterLock>, StoreError> {
+        let mut conn = self.connection()?;
+        let rows = conn.query("SELECT pg_try_advisory_lock($1)", &[&key])?;
+        let got = rows.first().is_some_and(|r| r.get::<_, bool>(0));
+        Ok(got.then_some(ClusterLock { conn, key }))
+    }
+
     /// Creates table `name` in the batch `s` the first time this process opens it there.
     pub(crate) fn ensure_table(&self, s: &Session, name: &str) -> Result<(), StoreError> {
         let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
@@ -267,6 +279,21 @@ impl PgDb {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+    }
+}
+
+/// A cluster-wide lock (a session-level advisory lock on its own pooled connection).
+pub(crate) struct ClusterLock {
+    conn: r2d2::PooledConnection<Manager>,
+    key: i64,
+}
+
+impl Drop for ClusterLock {
+    fn drop(&mut self) {
+        // If this fails the connection is broken, and PostgreSQL ends the lock with it.
+        let _ = self
+            .conn
+            .batch(&format!("SELECT pg_advisory_unlock({})", self.key));
     }
 }
 
