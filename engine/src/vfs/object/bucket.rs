@@ -1,5 +1,5 @@
-//! The bucket as [`ObjectFs`](super::ObjectFs) uses it: whole files in and out, and the
-//! object store's failures turned into the `io::Error` kinds the engine acts on.
+//! The bucket as `ObjectFs` uses it: whole files in and out, and the object store's
+//! failures turned into the `io::Error` kinds the engine acts on.
 //!
 //! The engine reads every failure of its files as an `io::Error`, and sorts them by kind
 //! alone: `NotConnected` becomes `StoreError::Unavailable` (503 with `Retry-After`, the

@@ -157,8 +157,11 @@ impl Cache {
                 let _ = self.local.remove(&format!("{TMP_DIR}/{name}"));
             }
             for name in self.local.list(CACHE_DIR)? {
-                let len = self.local.len_of(&cache_name(&name))?;
-                st.insert(&name, len);
+                match self.local.len_of(&cache_name(&name)) {
+                    Ok(len) => st.insert(&name, len),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
             st.ready = true;
             st.evict(&*self.local, self.bound);
@@ -407,16 +410,129 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
     use super::*;
     use crate::objects::{Credentials, Objects, ObjectsConfig};
     use crate::vfs::SimFs;
 
-    /// A cache over a simulated disk; its bucket is never reached by these tests.
-    fn cache(fs: &SimFs, bound: u64) -> Cache {
-        let mut c = ObjectsConfig::parse("s3://bucket?endpoint=http://127.0.0.1:9").unwrap();
+    /// A cache over a simulated disk whose bucket is at `endpoint`.
+    fn cache_at(fs: &SimFs, bound: u64, endpoint: &str) -> Cache {
+        let mut c = ObjectsConfig::parse(&format!("s3://bucket?endpoint={endpoint}")).unwrap();
         c.credentials = Some(Credentials::new("id", "secret"));
         let bucket = Bucket::new(Objects::open(c).unwrap());
         Cache::new(Arc::new(fs.clone()), bucket, bound)
+    }
+
+    /// A cache whose bucket these tests never reach.
+    fn cache(fs: &SimFs, bound: u64) -> Cache {
+        cache_at(fs, bound, "http://127.0.0.1:9")
+    }
+
+    /// An S3 endpoint of one object, `packs/a`, that counts the requests it gets and
+    /// answers each after a pause, so that readers arriving together overlap; anything
+    /// else is 404.
+    fn one_object_store(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let gets = Arc::new(AtomicUsize::new(0));
+        let counted = gets.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let (body, counted) = (body.clone(), counted.clone());
+                std::thread::spawn(move || {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_secs(1));
+                    let head = String::from_utf8_lossy(&req);
+                    let reply = if head.starts_with("GET /bucket/packs/a ") {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"1\"\r\n\
+                             Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n\
+                             Connection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(&body);
+                        r
+                    } else {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    };
+                    let _ = conn.write_all(&reply);
+                });
+            }
+        });
+        (endpoint, gets)
+    }
+
+    #[test]
+    fn readers_missing_the_same_pack_share_one_download_and_its_failure() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let (endpoint, gets) = one_object_store(body.clone());
+        let fs = SimFs::new();
+        let c = Arc::new(cache_at(&fs, 1 << 20, &endpoint));
+        let read_together = |file: &'static str| {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    let c = c.clone();
+                    std::thread::spawn(move || c.open(file, false))
+                })
+                .collect();
+            readers
+                .into_iter()
+                .map(|r| r.join().unwrap())
+                .collect::<Vec<_>>()
+        };
+        for f in read_together("a") {
+            let f = f.unwrap();
+            let mut got = vec![0u8; body.len()];
+            f.read_exact_at(&mut got, 0).unwrap();
+            assert!(got == body);
+        }
+        assert_eq!(
+            gets.load(Ordering::SeqCst),
+            1,
+            "one download for four readers"
+        );
+        assert_eq!(c.total(), body.len() as u64);
+        assert!(c.cached("a", false).unwrap().is_some());
+        assert!(fs.list(TMP_DIR).unwrap().is_empty());
+
+        for f in read_together("b") {
+            let e = f.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+            assert!(e.to_string().contains("packs/b"), "{e}");
+        }
+        assert_eq!(
+            gets.load(Ordering::SeqCst),
+            2,
+            "one request for four readers"
+        );
+        assert!(c.cached("b", false).unwrap().is_none());
+        assert!(
+            fs.list(TMP_DIR).unwrap().is_empty(),
+            "no partial copy is left"
+        );
+
+        c.forget("a").unwrap();
+        assert!(c.open("a", false).is_ok());
+        assert_eq!(
+            gets.load(Ordering::SeqCst),
+            3,
+            "a forgotten copy is fetched again"
+        );
     }
 
     fn put(c: &Cache, fs: &SimFs, file: &str, len: usize) {
