@@ -13,6 +13,7 @@ mod conformance_push;
 mod crash;
 mod distributed_infra;
 mod docker;
+mod object_fs;
 mod objects;
 mod oras;
 mod package_cli;

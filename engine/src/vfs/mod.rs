@@ -21,6 +21,7 @@
 //! The metadata database runs on the seam too: [`VfsBackend`] is redb's `StorageBackend`
 //! over a [`VfsFile`].
 
+mod object;
 mod real;
 pub mod sim;
 
@@ -28,6 +29,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+pub use object::ObjectFs;
 pub use real::GrowingMap;
 pub(crate) use real::RealFile;
 pub use real::{fs_space, RealFs};
