@@ -508,6 +508,12 @@ impl State {
         }
         match result {
             Ok(()) => {
+                // On a shared store a pack is written in one batch only: once its row
+                // committed it never changes, so other nodes may cache it for good and a
+                // collection anywhere may compact it.
+                if inner.fs.shared() && fx.shared_written {
+                    self.set_shared(inner, None);
+                }
                 // Before the replies, so a caller that got its answer never sees the
                 // consumed upload file still in `uploads/`.
                 for p in fx.delete_after {
@@ -619,7 +625,7 @@ impl State {
             self.set_shared(inner, None);
         }
         if self.shared.is_none() {
-            let id = inner.next_pack.fetch_add(1, Ordering::Relaxed);
+            let id = inner.new_pack_id()?;
             self.set_shared(inner, Some(SharedPack::create(&inner.packs, id)?));
             fx.dir_changed = true;
         }

@@ -398,6 +398,23 @@ pub struct Engine {
     commit: commit::Committer,
 }
 
+impl Inner {
+    /// The id of a new pack: the next number on a store of one process; on a shared store
+    /// (other nodes create packs in the same bucket) a random one, which no other node
+    /// will draw (63 bits: a collision is as likely as a hash's).
+    pub(crate) fn new_pack_id(&self) -> Result<u64, StoreError> {
+        if !self.fs.shared() {
+            return Ok(self
+                .next_pack
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        }
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b)
+            .map_err(|e| StoreError::new(format!("no randomness for a pack id: {e}")))?;
+        Ok((u64::from_le_bytes(b) >> 1).max(1))
+    }
+}
+
 impl Engine {
     /// Opens (creating if needed) the store in `dir`, repairing what a crash left.
     pub fn open(dir: &Path, opts: EngineOptions) -> Result<Engine, StoreError> {

@@ -156,8 +156,14 @@ pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Op
             repaired.push(format!("queued {n} manifests for package details"));
         }
 
-        // Pack tails past their committed length were never named by a committed row.
+        // Pack tails past their committed length were never named by a committed row. On a
+        // shared store another node may be writing a pack right now, and packs are written
+        // in one batch: nothing to cut, nothing to resume.
+        let shared = fs.shared();
         for entry in t.packs.iter()? {
+            if shared {
+                break;
+            }
             let (k, v) = entry?;
             let id = k.value();
             let row = schema::decode_pack(v.value())?;
@@ -186,7 +192,8 @@ pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Op
 
         // Sessions: keep those whose file is there; drop rows without a file.
         let mut dead_rows = Vec::new();
-        for entry in t.uploads.iter()? {
+        // On a shared store, sessions without a file here may be another node's.
+        for entry in t.uploads.iter()?.take_while(|_| !shared) {
             let (k, v) = entry?;
             let id = k.value().to_owned();
             match (UploadId::parse(&id), schema::decode_upload(v.value())) {
@@ -230,7 +237,9 @@ pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Op
         // Files no committed row names: packs renamed in by an upload whose commit never
         // happened, upload files whose session row never committed.
         let mut removed_any = false;
-        for name in list(fs, PACKS)? {
+        // On a shared store a pack no row names yet may be another node's, about to commit.
+        let unnamed = if shared { Vec::new() } else { list(fs, PACKS)? };
+        for name in unnamed {
             let Some(id) = parse_pack_file_name(&name) else {
                 continue;
             };

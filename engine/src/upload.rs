@@ -469,7 +469,7 @@ fn store(
             done => return linked(done),
         }
     }
-    let pack = inner.next_pack.fetch_add(1, Ordering::Relaxed);
+    let pack = inner.new_pack_id()?;
     let io = |what: &str, e| StoreError::io(format!("{what} upload {id} as pack {pack}"), e);
     file.write_all_at(&pack_header(KIND_SINGLE, pack), 0)
         .map_err(|e| io("write pack header of", e))?;

@@ -42,6 +42,10 @@ pub enum Command {
         /// node [default: DATA/meta.redb]
         #[arg(long, value_name = "URL")]
         metadata: Option<String>,
+        /// Keep blob bytes in S3-compatible object storage
+        /// (s3://BUCKET?endpoint=URL&region=R) [default: DATA/packs]
+        #[arg(long, value_name = "URL")]
+        blobs: Option<String>,
         /// Make data-directory entries other local users may read owner-only (0700/0600)
         /// instead of only warning about them
         #[arg(long)]
@@ -386,6 +390,7 @@ mod tests {
                 public_url: None,
                 trusted_proxies: None,
                 metadata: None,
+                blobs: None,
                 fix_permissions: false,
             }
         ));

@@ -67,6 +67,10 @@ pub struct Config {
     pub min_free_space: Option<u64>,
     /// Where the metadata lives: `None` for `DATA/meta.redb`, or a PostgreSQL URL.
     pub metadata: Option<MetadataUrl>,
+    /// Where blob bytes live: `None` for `DATA/packs`, or an S3 bucket (`s3://…`).
+    pub blobs: Option<String>,
+    /// Bytes of packs a node keeps in `DATA/cache` when the blobs are in a bucket.
+    pub blob_cache_bytes: u64,
     /// Tenancy and access control.
     pub auth: AuthSettings,
     /// The web pages: sign-in sessions and listings.
@@ -283,6 +287,16 @@ const KEYS: &[Key] = &[
         why: "empty: the metadata (organisations, tokens, repositories, tags, manifests, the package index) is in DATA/meta.redb; postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE keeps it in PostgreSQL, shared by every node of a distributed deployment (the password may instead come from PGPASSWORD; it is never logged)",
     },
     Key {
+        name: "blobs",
+        default: String::new,
+        why: "empty: blob bytes are in DATA/packs; s3://BUCKET?endpoint=URL&region=R keeps them in S3-compatible object storage (AWS S3, R2, MinIO, Ceph, Garage), credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (never logged)",
+    },
+    Key {
+        name: "blob_cache",
+        default: || "10GiB".into(),
+        why: "with blobs in a bucket, the packs a node read last are kept in DATA/cache (content never changes, so a copy is good forever): pulls of popular images are served from local disk",
+    },
+    Key {
         name: "public_url",
         default: String::new,
         why: "empty: challenges name http://<Host>/auth/token; set https://your.host when behind a TLS proxy",
@@ -394,6 +408,8 @@ pub struct Flags {
     pub trusted_proxies: Option<String>,
     /// `--metadata URL`: sets `metadata`.
     pub metadata: Option<String>,
+    /// `--blobs URL`: sets `blobs`.
+    pub blobs: Option<String>,
     /// `--fix-permissions`: sets `fix_permissions`.
     pub fix_permissions: bool,
 }
@@ -506,6 +522,9 @@ impl Config {
         if let Some(m) = &flags.metadata {
             layers.set("metadata", m.clone(), Source::Flag("--metadata"))?;
         }
+        if let Some(b) = &flags.blobs {
+            layers.set("blobs", b.clone(), Source::Flag("--blobs"))?;
+        }
         if flags.fix_permissions {
             layers.set(
                 "fix_permissions",
@@ -578,6 +597,8 @@ impl Config {
             },
             min_free_space: min_free_space(l)?,
             metadata: metadata(l)?,
+            blobs: blobs(l)?,
+            blob_cache_bytes: size(l, "blob_cache", 0, 1 << 50)? as u64,
             auth: auth(l)?,
             ui: UiSettings {
                 session_idle: duration(l, "ui.session_idle", 30 * DAY)?,
@@ -619,6 +640,23 @@ fn metadata(l: &Layers) -> Result<Option<MetadataUrl>, ConfigError> {
         ));
     }
     Ok(Some(MetadataUrl(url.to_string())))
+}
+
+fn blobs(l: &Layers) -> Result<Option<String>, ConfigError> {
+    let (url, src) = l.take("blobs");
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    match berth_engine::objects::ObjectsConfig::parse(url) {
+        Ok(_) => Ok(Some(url.to_string())),
+        Err(e) => Err(bad(
+            "blobs",
+            src,
+            e.to_string(),
+            "give s3://BUCKET?endpoint=http://HOST:PORT&region=REGION, or leave it empty for DATA/packs",
+        )),
+    }
 }
 
 fn auth(l: &Layers) -> Result<AuthSettings, ConfigError> {

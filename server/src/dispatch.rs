@@ -139,6 +139,27 @@ pub enum OpenError {
     Store(String),
 }
 
+/// The file system of the store: the data folder, with the packs in a bucket when `blobs`
+/// names one (checked now, so a wrong endpoint, bucket or key is said at start).
+fn blob_fs(cfg: &Config) -> Result<Arc<dyn berth_engine::vfs::Vfs>, OpenError> {
+    let local = Arc::new(berth_engine::vfs::RealFs::new(&cfg.data));
+    let Some(url) = &cfg.blobs else {
+        return Ok(local);
+    };
+    use berth_engine::objects::{Objects, ObjectsConfig};
+    let config = ObjectsConfig::parse(url).map_err(|e| OpenError::Store(e.to_string()))?;
+    let bucket = config.bucket.clone();
+    let objects = Objects::open(config).map_err(|e| OpenError::Store(e.to_string()))?;
+    objects
+        .probe()
+        .map_err(|e| OpenError::Store(format!("the object store holding bucket {bucket}: {e}")))?;
+    Ok(Arc::new(berth_engine::vfs::ObjectFs::new(
+        local,
+        objects,
+        cfg.blob_cache_bytes,
+    )))
+}
+
 /// The bearer tokens' signing key when the metadata is shared (PostgreSQL): every node
 /// verifies what any node signed, so the key lives with the metadata, made once by the
 /// first node. `None` on an embedded store, whose key is `DATA/token-key`.
@@ -191,7 +212,8 @@ impl Store {
             },
             ..EngineOptions::default()
         };
-        let engine = Engine::open(&cfg.data, opts).map_err(|e| {
+        let fs = blob_fs(cfg)?;
+        let engine = Engine::open_on(fs, opts, berth_engine::system_clock()).map_err(|e| {
             datadir::in_use(&e).map_or(OpenError::Store(e.to_string()), OpenError::InUse)
         })?;
         engine.watch_health(Box::new(|failing| match failing {

@@ -28,6 +28,7 @@ pub fn main() -> ExitCode {
             public_url,
             trusted_proxies,
             metadata,
+            blobs,
             fix_permissions,
         } => serve(Flags {
             listen,
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
             public_url,
             trusted_proxies,
             metadata,
+            blobs,
             fix_permissions,
         }),
         Command::Check {
@@ -116,10 +118,11 @@ fn serve(flags: Flags) -> ExitCode {
     let store = match dispatch::Store::open(&cfg, metrics.clone(), &fds) {
         Ok(s) => Arc::new(s),
         Err(OpenError::InUse(e)) => return fail(e),
-        Err(OpenError::Store(e)) if cfg.metadata.is_some() => {
+        Err(OpenError::Store(e)) if cfg.metadata.is_some() || cfg.blobs.is_some() => {
             return fail(format_args!(
-                "cannot open the store: {e}; check that PostgreSQL is running and that \
-                 --metadata (or BERTH_METADATA) names it, with the right user and password"
+                "cannot open the store: {e}; check that the services it names are running \
+                 and that --metadata and --blobs (BERTH_METADATA, BERTH_BLOBS) name them, \
+                 with the right credentials"
             ))
         }
         Err(OpenError::Store(e)) => {

@@ -10,35 +10,11 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
-use std::fmt;
 use subtle::ConstantTimeEq as _;
 
-/// A value that must never be printed: a token secret, a password, a bearer token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The secret itself: only for hashing, verifying or handing to its owner once.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// A value that must never be printed: a token secret, a password, a bearer token (the
+/// engine's type, which also holds the object store's keys).
+pub use berth_engine::objects::Secret;
 
 /// `n` bytes from the operating system's generator.
 pub fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
@@ -61,7 +37,7 @@ pub fn new_token_secret(prefix: &str) -> Result<Secret, String> {
             }
         }
     }
-    Ok(Secret(out))
+    Ok(Secret::new(out))
 }
 
 /// A token id: `tok_` + 16 hex digits.

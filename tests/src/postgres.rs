@@ -137,14 +137,19 @@ impl Postgres {
         self.running = false;
         let (display, out) = self.pg_ctl().args(["stop", "-m", "immediate"]).output();
         if !out.status.success() {
-            self.kill_postmaster();
-            panic!(
-                "`{display}` failed ({}):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                self.log()
-            );
+            self.fail_pg_ctl(&display, &out);
         }
+    }
+
+    /// Kills what `pg_ctl` left and panics with its output and the server's log.
+    fn fail_pg_ctl(&self, display: &str, out: &std::process::Output) -> ! {
+        self.kill_postmaster();
+        panic!(
+            "`{display}` failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
     }
 
     /// Starts the server on the same data and port (first start, or after `stop`), and
@@ -164,13 +169,7 @@ impl Postgres {
             .limit(START_LIMIT + Duration::from_secs(10))
             .output();
         if !out.status.success() {
-            self.kill_postmaster();
-            panic!(
-                "`{display}` failed ({}):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                self.log()
-            );
+            self.fail_pg_ctl(&display, &out);
         }
         self.running = true;
     }

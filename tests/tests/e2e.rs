@@ -11,6 +11,7 @@ mod conformance_management;
 mod conformance_pull;
 mod conformance_push;
 mod crash;
+mod distributed;
 mod distributed_infra;
 mod docker;
 mod object_fs;

@@ -69,7 +69,8 @@ pub enum ConfigError {
     },
 }
 
-/// A secret string that is never shown: `Debug` and `Display` print `***`.
+/// A value that must never be printed (a secret key, a token, a password): `Debug` and
+/// `Display` say it is redacted. The server's secrets are this type too.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -79,7 +80,7 @@ impl Secret {
         Secret(s.into())
     }
 
-    /// The secret itself, for the one place that signs with it.
+    /// The secret itself: only for signing, hashing, verifying or handing to its owner once.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -87,13 +88,13 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+        f.write_str("Secret(<redacted>)")
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+        f.write_str("<redacted>")
     }
 }
 

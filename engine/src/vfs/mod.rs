@@ -2,22 +2,25 @@
 //! database, their directories) is reached through [`Vfs`] and [`VfsFile`], never through
 //! `std::fs` directly.
 //!
-//! Two implementations exist. [`RealFs`] is the store's folder on a local disk (plain
+//! Three implementations exist. [`RealFs`] is the store's folder on a local disk (plain
 //! `pread`/`pwrite`/`fdatasync`, read-only maps for sending blobs). [`SimFs`] is a file
 //! system in memory that remembers, per file and per directory, what was written and what
 //! was made durable, so that a test can "crash" it at any sync point and reopen the store on
 //! what a power cut would have left, or make any operation fail the way a disk does (an
-//! `fsync` error, `ENOSPC`, `EIO`, a short write, a failing rename).
+//! `fsync` error, `ENOSPC`, `EIO`, a short write, a failing rename). [`ObjectFs`] keeps the
+//! `packs/` names in an S3 bucket, shared by every node of a distributed store, and every
+//! other name in a local folder: a pack is uploaded whole when synced (or renamed in from an
+//! upload file), and read from a node-local cache of whole packs filled on a miss, so maps
+//! and the send path are those of a disk.
 //!
 //! Names are `/`-separated and relative to the store's root (`packs/<id>.pack`,
 //! `uploads/<id>`, `meta.redb`): the engine never builds an absolute path, so a backend is
-//! free to keep its files anywhere. That is also where a second blob store plugs in: an
-//! object store serves the `packs/` and `uploads/` names (a ranged GET for `read_at`, a
-//! multipart upload for a file written once and renamed into `packs/`, `map` answered with a
-//! copy) while the metadata stays on a local file; the engine's rules — bytes synced before
-//! the row naming them commits, a pack never rewritten below its committed length — are
-//! what such a backend has to honour, and [`SimFs`] is how they are tested.
-//!
+//! free to keep its files anywhere. The engine's rules — bytes synced before the row naming
+//! them commits, a pack never rewritten below its committed length — are what a backend has
+//! to honour, and [`SimFs`] is how they are tested; a backend shared by several processes
+//! says so ([`Vfs::shared`]), and the engine then writes each pack in one batch and repairs
+//! no pack at open that another node may be writing.
+
 //! The metadata database runs on the seam too: [`VfsBackend`] is redb's `StorageBackend`
 //! over a [`VfsFile`].
 
@@ -75,6 +78,12 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     fn space(&self) -> io::Result<FsSpace>;
     /// `name` as the operator knows it (a path), for log messages.
     fn describe(&self, name: &str) -> String;
+    /// Whether other processes (other nodes) create and read this store's packs too: the
+    /// engine then draws pack ids at random, writes each shared pack in one batch only,
+    /// and at open repairs no pack it did not write (another node may be writing it).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// What the filesystem holding the store says about its room.

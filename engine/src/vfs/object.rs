@@ -94,6 +94,11 @@ fn is_packs_dir(dir: &str) -> bool {
 }
 
 impl Vfs for ObjectFs {
+    /// Every node of the store reads and writes the bucket's packs.
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn open(&self, name: &str, mode: OpenMode) -> io::Result<FileRef> {
         let Some(file) = pack_file(name)? else {
             return self.local().open(name, mode);

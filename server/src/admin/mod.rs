@@ -81,7 +81,7 @@ mod tests {
             assert_eq!(t.expose(), "berth_adm_file");
             assert_eq!(s, TokenSource::File(dir.path().join("admin-token")));
         }
-        assert_eq!(format!("{t:?}"), "Secret(..)");
+        assert_eq!(format!("{t:?}"), "Secret(<redacted>)");
     }
 
     #[test]

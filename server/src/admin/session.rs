@@ -86,19 +86,7 @@ impl std::fmt::Display for TokenSource {
 }
 
 /// A token secret; `Debug` redacts it so no error or log line can carry it.
-pub struct Secret(String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::secret::Secret;
 
 /// The token: BERTH_TOKEN if set and non-empty, else `DATA/admin-token`. Surrounding
 /// whitespace (the file's newline) is dropped; anything that could split a header is refused.
@@ -128,7 +116,7 @@ pub fn load_token(
     if t.is_empty() || t.bytes().any(|b| b < 0x21 || b == 0x7f) {
         return Err(AdminError::BadToken(source));
     }
-    Ok((Secret(t.to_string()), source))
+    Ok((Secret::new(t.to_string()), source))
 }
 
 /// The common arguments, once the token is loaded.
