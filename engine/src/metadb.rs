@@ -121,11 +121,7 @@ impl MetaDb {
     /// For the committer (and `open`) only: the one writer.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         if let Some(pg) = &self.pg {
-            return Ok(WriteTransaction::Pg {
-                s: pg.begin_write()?,
-                db: pg.clone(),
-                lazy: false,
-            });
+            return WriteTransaction::begin_pg(pg);
         }
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
         Ok(WriteTransaction::Redb(

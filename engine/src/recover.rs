@@ -87,11 +87,7 @@ pub(crate) fn open(fs: &dyn Vfs, opts: EngineOptions, clock: Clock) -> Result<Op
 
     let txn = match &db {
         crate::metadb::Opened::Redb(db) => crate::kv::WriteTransaction::Redb(db.begin_write()?),
-        crate::metadb::Opened::Pg(pg) => crate::kv::WriteTransaction::Pg {
-            s: pg.begin_write()?,
-            db: pg.clone(),
-            lazy: false,
-        },
+        crate::metadb::Opened::Pg(pg) => crate::kv::WriteTransaction::begin_pg(pg)?,
     };
     let mut resume_shared = None;
     let mut max_pack = 0u64;

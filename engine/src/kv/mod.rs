@@ -59,6 +59,15 @@ pub(crate) enum WriteTransaction {
 }
 
 impl WriteTransaction {
+    /// A batch on PostgreSQL: its transaction has taken the cluster-wide batch lock.
+    pub(crate) fn begin_pg(db: &Arc<pg::PgDb>) -> Result<WriteTransaction, StoreError> {
+        Ok(WriteTransaction::Pg {
+            s: db.begin_write()?,
+            db: db.clone(),
+            lazy: false,
+        })
+    }
+
     pub(crate) fn open_table<K: OrderedKey, V: Value + 'static>(
         &self,
         def: TableDefinition<'static, K, V>,
