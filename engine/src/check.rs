@@ -223,6 +223,8 @@ pub(crate) fn stats(inner: &Inner) -> Result<StoreStats, StoreError> {
         gc_blobs_removed: inner.gc.blobs.load(Relaxed),
         gc_pack_bytes_removed: inner.gc.pack_bytes.load(Relaxed),
         open_packs: inner.packs.open_count() as u64,
+        metadata_latency: inner.db.latency(),
+        object_latency: inner.fs.latency(),
     })
 }
 

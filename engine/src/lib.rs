@@ -81,7 +81,9 @@ mod gc;
 mod hasher;
 mod keys;
 mod kv;
+mod latency;
 pub use kv::pg::PgLimits;
+pub use latency::LatencySum;
 
 /// The version of the metadata's layout this build reads and writes; `open` upgrades older
 /// ones and refuses newer ones.
@@ -320,6 +322,11 @@ pub struct StoreStats {
     /// Pack files the read cache holds open now (at most `EngineOptions::open_packs`, and
     /// packs garbage collection just deleted).
     pub open_packs: u64,
+    /// Statements sent to the metadata database and the time they took, if it is
+    /// PostgreSQL.
+    pub metadata_latency: Option<LatencySum>,
+    /// Requests to the object store and the time they took, if blobs are in a bucket.
+    pub object_latency: Option<LatencySum>,
 }
 
 /// Whether the store can write, for `/healthz` and `/metrics`.

@@ -86,6 +86,11 @@ impl MetaDb {
         )
     }
 
+    /// Statements sent to PostgreSQL and their time; `None` on redb.
+    pub(crate) fn latency(&self) -> Option<crate::LatencySum> {
+        self.pg.as_ref().map(|pg| pg.latency.sum())
+    }
+
     /// Takes the lock `key` across every node sharing the database, if free; on redb (one
     /// process) there is nothing to share: always taken. `None` if another node holds it.
     pub(crate) fn cluster_lock(&self, key: i64) -> Result<Option<crate::vfs::Held>, StoreError> {

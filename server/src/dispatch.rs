@@ -417,6 +417,8 @@ impl Store {
             gc_blobs_removed: s.gc_blobs_removed,
             gc_pack_bytes_removed: s.gc_pack_bytes_removed,
             open_packs: s.open_packs,
+            metadata_latency: s.metadata_latency,
+            object_latency: s.object_latency,
         }
     }
 

@@ -79,6 +79,10 @@ pub struct Storage {
     pub free_bytes: u64,
     /// The reserve below which uploads are refused.
     pub min_free_bytes: u64,
+    /// Statements sent to PostgreSQL and their time (a distributed store's metadata).
+    pub metadata_latency: Option<berth_engine::LatencySum>,
+    /// Requests to the object store and their time (a distributed store's blob bytes).
+    pub object_latency: Option<berth_engine::LatencySum>,
 }
 
 /// How an authorization decision ended, for `berth_auth_decisions_total`.
@@ -241,6 +245,28 @@ impl Metrics {
             "berth_worker_job_duration_seconds_sum {}\nberth_worker_job_duration_seconds_count {jobs}",
             job_micros as f64 / 1e6
         );
+        for (name, help, sum) in [
+            (
+                "berth_metadata_request_duration_seconds",
+                "Time this node waited on PostgreSQL, per statement (the metadata of a distributed store).",
+                storage.metadata_latency,
+            ),
+            (
+                "berth_object_store_request_duration_seconds",
+                "Time this node waited on the object store, per request (the blob bytes of a distributed store).",
+                storage.object_latency,
+            ),
+        ] {
+            if let Some(l) = sum {
+                head(&mut o, name, "summary", help);
+                let _ = writeln!(
+                    o,
+                    "{name}_sum {}\n{name}_count {}",
+                    l.nanos as f64 / 1e9,
+                    l.count
+                );
+            }
+        }
         let gauges: [(&str, &str, &str, i128); 25] = [
             (
                 "berth_store_healthy",
@@ -462,8 +488,18 @@ mod tests {
         m.shard(1).closed();
         let text = m.render(&Storage {
             blob_bytes: 42,
+            metadata_latency: Some(berth_engine::LatencySum {
+                count: 4,
+                nanos: 1_500_000_000,
+            }),
             ..Storage::default()
         });
+        assert!(text.contains("berth_metadata_request_duration_seconds_sum 1.5\n"));
+        assert!(text.contains("berth_metadata_request_duration_seconds_count 4\n"));
+        assert!(
+            !text.contains("berth_object_store_request"),
+            "no object store, no series"
+        );
         assert!(
             text.contains("berth_requests_total{route=\"blob_get\",status=\"200\"} 2\n"),
             "{text}"

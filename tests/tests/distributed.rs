@@ -118,4 +118,17 @@ fn an_image_pushed_to_one_node_pulls_byte_exact_from_every_node_and_through_the_
     let out = a.scratch("down");
     pull_and_compare(&auth, &fresh.host(), "e2e/tests/dist/app:v1", &img, &out);
     cl.garage.start_node(2);
+
+    // Each node reports what it waited on its database and its object store.
+    let text = fresh.anonymous().get("/metrics").text();
+    for series in [
+        "berth_metadata_request_duration_seconds_count",
+        "berth_object_store_request_duration_seconds_count",
+    ] {
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"));
+        assert!(n > 0, "{series} {n}");
+    }
 }

@@ -25,6 +25,7 @@ use redb::Value;
 
 use super::guard::{AccessGuard, Entry};
 use super::order::OrderedKey;
+use crate::latency::Latency;
 use crate::StoreError;
 
 /// The advisory lock every batch takes (the bytes of "berth" as a number).
@@ -34,6 +35,8 @@ const BATCH_LOCK: i64 = 0x62_65_72_74_68;
 pub(crate) struct Conn {
     client: Client,
     prepared: HashMap<String, Statement>,
+    /// The database's, shared by every connection of the pool.
+    latency: Arc<Latency>,
 }
 
 impl Conn {
@@ -47,16 +50,20 @@ impl Conn {
     }
 
     fn query(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        let s = self.statement(sql).map_err(db_error)?;
-        self.client.query(&s, p).map_err(db_error)
+        let latency = self.latency.clone();
+        latency.time(|| {
+            let s = self.statement(sql).map_err(db_error)?;
+            self.client.query(&s, p).map_err(db_error)
+        })
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.client.batch_execute(sql).map_err(db_error)
+        let latency = self.latency.clone();
+        latency.time(|| self.client.batch_execute(sql).map_err(db_error))
     }
 }
 
-struct Manager(postgres::Config);
+struct Manager(postgres::Config, Arc<Latency>);
 
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
@@ -66,6 +73,7 @@ impl r2d2::ManageConnection for Manager {
         Ok(Conn {
             client: self.0.connect(NoTls)?,
             prepared: HashMap::new(),
+            latency: self.1.clone(),
         })
     }
 
@@ -103,6 +111,8 @@ impl Default for PgLimits {
 /// A PostgreSQL database holding a store's metadata.
 pub(crate) struct PgDb {
     pool: r2d2::Pool<Manager>,
+    /// Every statement's time, for `/metrics`.
+    pub(crate) latency: Arc<Latency>,
     /// Where, for messages: host and port, never the password.
     pub(crate) place: String,
     /// Tables this process created or found, so a batch issues `CREATE TABLE` once.
@@ -179,7 +189,8 @@ impl PgDb {
         config.application_name("berth");
         let place = place_of(&config);
         // One connection up front: the clear error at start is the client's own.
-        let probe = Manager(config.clone());
+        let latency = Arc::new(Latency::default());
+        let probe = Manager(config.clone(), latency.clone());
         let first = r2d2::ManageConnection::connect(&probe).map_err(|e| {
             let why = describe(&e);
             if unreachable(&e) {
@@ -204,6 +215,7 @@ impl PgDb {
             .build_unchecked(probe);
         Ok(PgDb {
             pool,
+            latency,
             place,
             created: Mutex::new(HashSet::new()),
         })

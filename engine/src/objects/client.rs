@@ -40,6 +40,8 @@ struct Inner {
     /// through a large blob), an inactivity timeout instead.
     streaming: AmazonS3,
     config: ObjectsConfig,
+    /// Every request's time (each wait in `block_on`), for `/metrics`.
+    latency: crate::latency::Latency,
     endpoint: String,
 }
 
@@ -121,6 +123,7 @@ impl Objects {
                 store,
                 streaming,
                 config,
+                latency: crate::latency::Latency::default(),
                 endpoint,
             }),
         })
@@ -253,9 +256,15 @@ impl Objects {
             .ok_or_else(|| op.other(BAD_KEY))
     }
 
-    /// Runs `f` to completion on the runtime, the calling thread waiting.
+    /// Runs `f` to completion on the runtime, the calling thread waiting (the wait counted
+    /// as one request's latency).
     pub(super) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.runtime().block_on(f)
+        self.inner.latency.time(|| self.runtime().block_on(f))
+    }
+
+    /// Requests made so far and the time the callers waited on them.
+    pub fn latency(&self) -> crate::LatencySum {
+        self.inner.latency.sum()
     }
 
     pub(super) fn runtime(&self) -> &tokio::runtime::Runtime {

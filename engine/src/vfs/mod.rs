@@ -84,6 +84,10 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     fn shared(&self) -> bool {
         false
     }
+    /// Requests to a remote service behind the files (an object store) and their time.
+    fn latency(&self) -> Option<crate::LatencySum> {
+        None
+    }
 }
 
 /// What the filesystem holding the store says about its room.

@@ -99,6 +99,10 @@ impl Vfs for ObjectFs {
         true
     }
 
+    fn latency(&self) -> Option<crate::LatencySum> {
+        Some(self.bucket().latency())
+    }
+
     fn open(&self, name: &str, mode: OpenMode) -> io::Result<FileRef> {
         let Some(file) = pack_file(name)? else {
             return self.local().open(name, mode);

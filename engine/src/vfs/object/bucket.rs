@@ -20,6 +20,11 @@ pub(super) struct Bucket {
 }
 
 impl Bucket {
+    /// The client's requests and their time.
+    pub(super) fn latency(&self) -> crate::LatencySum {
+        self.objects.latency()
+    }
+
     pub(super) fn new(objects: Objects) -> Bucket {
         Bucket { objects }
     }
