@@ -10,6 +10,7 @@
 //! (`cargo install garage`, about 25 CPU-minutes) into a cached folder; a missing binary
 //! fails the test with the command that installs it, never skips it.
 
+use berth_engine::objects::{Credentials, Objects, ObjectsConfig, RetrySettings};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -224,6 +225,21 @@ impl Garage {
             "s3://{BUCKET}?endpoint={}&region={REGION}",
             self.endpoint(i)
         )
+    }
+
+    /// A configuration of Berth's object store client for the bucket through node `i`,
+    /// with this cluster's key and 5 MiB parts (the smallest S3 takes), so an upload of a
+    /// few MiB is already a multipart one.
+    pub fn objects_config(&self, i: usize) -> ObjectsConfig {
+        let mut c = ObjectsConfig::parse(&self.url(i)).expect("the harness's URL parses");
+        c.credentials = Some(Credentials::new(self.key_id(), self.secret()));
+        c.part_size = 5 << 20;
+        c
+    }
+
+    /// A client of the bucket through node `i` (see [`Garage::objects_config`]).
+    pub fn objects(&self, i: usize) -> Objects {
+        Objects::open(self.objects_config(i)).expect("open the object store client")
     }
 
     /// `curl` signing for this cluster's key (`--aws-sigv4`, curl computes the signature)
@@ -462,4 +478,17 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut out = Vec::new();
     s.read_to_end(&mut out).ok()?;
     Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `c`, giving up on an unreachable endpoint within a few seconds rather than the
+/// client's default minute.
+pub fn impatient(mut c: ObjectsConfig) -> ObjectsConfig {
+    c.connect_timeout = Duration::from_secs(1);
+    c.retry = RetrySettings {
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(3),
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    };
+    c
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_engine::objects::{Credentials, Objects, ObjectsConfig, RetrySettings};
+use berth_engine::objects::Objects;
 use berth_engine::vfs::{ObjectFs, RealFs};
 use berth_engine::{
     system_clock, BlobKey, BlobLoc, Engine, EngineOptions, FinishError, GcOptions, ManifestRef,
@@ -27,28 +27,14 @@ const MIB: usize = 1 << 20;
 /// Blobs up to this go into shared packs; larger ones are packs of their own.
 const SMALL: usize = 2 * MIB;
 
-/// A client of `g`'s bucket through node `node`, with 5 MiB parts (the smallest S3
-/// takes), so a pack of a few MiB is already a multipart upload.
 fn objects(g: &Garage, node: usize) -> Objects {
-    let mut c = ObjectsConfig::parse(&g.url(node)).expect("the harness's URL parses");
-    c.credentials = Some(Credentials::new(g.key_id(), g.secret()));
-    c.part_size = 5 * MIB;
-    Objects::open(c).expect("open the object store client")
+    g.objects(node)
 }
 
 /// Like [`objects`], giving up on an unreachable node within a few seconds.
 fn impatient(g: &Garage, node: usize) -> Objects {
-    let mut c = ObjectsConfig::parse(&g.url(node)).expect("the harness's URL parses");
-    c.credentials = Some(Credentials::new(g.key_id(), g.secret()));
-    c.part_size = 5 * MIB;
-    c.connect_timeout = Duration::from_secs(1);
-    c.retry = RetrySettings {
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-    };
-    Objects::open(c).expect("open the object store client")
+    Objects::open(berth_tests::garage::impatient(g.objects_config(node)))
+        .expect("open the object store client")
 }
 
 fn opts(open_packs: usize) -> EngineOptions {

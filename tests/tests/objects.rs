@@ -8,17 +8,12 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use berth_engine::objects::{Credentials, Objects, ObjectsConfig, ObjectsError, RetrySettings};
+use berth_engine::objects::{Credentials, Objects, ObjectsConfig, ObjectsError};
 use berth_tests::content::random_bytes;
 use berth_tests::Garage;
 
-/// A client of `g`'s bucket through node `node`'s endpoint, with 5 MiB parts (the
-/// smallest S3 takes) so a multipart upload of a few MiB has several.
 fn objects(g: &Garage, node: usize) -> Objects {
-    let mut c = ObjectsConfig::parse(&g.url(node)).expect("the harness's URL parses");
-    c.credentials = Some(Credentials::new(g.key_id(), g.secret()));
-    c.part_size = 5 << 20;
-    Objects::open(c).expect("open the object store client")
+    g.objects(node)
 }
 
 /// Everything an `ObjectReader` yields, checking no chunk is larger than the store's
@@ -311,14 +306,7 @@ fn objects_unreachable_endpoint_fails_within_the_timeouts() {
     ))
     .unwrap();
     c.credentials = Some(Credentials::new("GKx", "secret-not-shown"));
-    c.connect_timeout = Duration::from_secs(1);
-    c.retry = RetrySettings {
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-    };
-    let o = Objects::open(c).unwrap();
+    let o = Objects::open(berth_tests::garage::impatient(c)).unwrap();
     let started = Instant::now();
     for e in [
         o.put("u/x", &b"x"[..]).unwrap_err(),
