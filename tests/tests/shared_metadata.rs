@@ -201,7 +201,13 @@ fn postgres_restarted_under_load_fails_requests_cleanly_and_the_node_reconnects(
         .collect();
     std::thread::sleep(Duration::from_millis(700));
     pg.stop();
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
+    // A web page needing the store says so too: 503, try again shortly.
+    let page = a.anonymous().get(&format!("/{}", berth_tests::ORG));
+    assert_eq!(page.status, 503, "{page:?}");
+    assert!(page.header("Retry-After").is_some(), "{page:?}");
+    assert!(page.text().contains("Temporarily unavailable"), "{page:?}");
+    std::thread::sleep(Duration::from_secs(1));
     pg.start_again();
     // The node comes back by itself: no restart, no operator.
     let back = berth_tests::wait::until(Duration::from_secs(30), || {

@@ -29,7 +29,7 @@ use berth_core::http::percent::percent_decode;
 use berth_core::{WebRequest, WebResponse};
 use berth_engine::StoreError;
 use respond::{cookie, cookie_value};
-use shell::failed;
+use shell::store_failed;
 pub use site::{Site, Viewer, RESERVED};
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ pub fn answer(site: &Site<'_>, req: &WebRequest, ctx: &Ctx) -> WebResponse {
         .for_request(ctx, forwarded_for(&req.headers).as_deref());
     let (viewer, stale) = match viewer(site, req, ctx) {
         Ok(v) => v,
-        Err(e) => return failed(&Viewer::ANONYMOUS, &e),
+        Err(e) => return store_failed(&Viewer::ANONYMOUS, &e),
     };
     let mut r = route(site, req, ctx, &viewer);
     if stale && !r.headers.iter().any(|(k, _)| k == "Set-Cookie") {
@@ -72,7 +72,7 @@ fn route(site: &Site<'_>, req: &WebRequest, ctx: &Ctx, v: &Viewer) -> WebRespons
         r.headers.push(respond::header("Allow", "GET, HEAD"));
         return r;
     }
-    page(site, req, v, &parts).unwrap_or_else(|e| failed(v, &e))
+    page(site, req, v, &parts).unwrap_or_else(|e| store_failed(v, &e))
 }
 
 /// An image's or a version's page: `package::path` tells an image's name (any number of

@@ -130,3 +130,22 @@ pub fn view_failed(v: &Viewer, e: ViewError) -> Result<WebResponse, StoreError> 
 pub fn failed(v: &Viewer, e: &dyn std::fmt::Display) -> WebResponse {
     problem(v, 500, "Something went wrong", &crate::failure::internal(e))
 }
+
+/// The page for a request the store failed: 503 (try again shortly) when its database or
+/// object store cannot be reached, 507 when it is full, else 500 naming a request id; the
+/// cause goes to the log.
+pub fn store_failed(v: &Viewer, e: &StoreError) -> WebResponse {
+    let (status, _, message) = crate::failure::store_status(e);
+    let title = match status {
+        503 => "Temporarily unavailable",
+        _ => "Something went wrong",
+    };
+    let mut r = problem(v, status, title, &message);
+    if status == 503 {
+        r.headers.push((
+            "Retry-After".into(),
+            crate::failure::RETRY_AFTER_SECS.to_string(),
+        ));
+    }
+    r
+}

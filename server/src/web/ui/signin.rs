@@ -6,7 +6,7 @@
 
 use super::respond::{cookie, cookie_value, header, html, redirect};
 use super::sessions::{self, csrf_ok, random_id};
-use super::shell::failed;
+use super::shell::{failed, store_failed};
 use super::shell::{page, problem};
 use super::site::{Site, Viewer};
 use crate::auth::{ratelimit, AuthError, Ctx};
@@ -66,7 +66,7 @@ fn sign_in(site: &Site<'_>, req: &WebRequest, ctx: &Ctx, v: &Viewer) -> WebRespo
             let msg = format!("That token was not accepted: {why}.");
             return form_page(v, 401, expected, Some(&msg));
         }
-        Err(AuthError::Store(e)) => return failed(v, &e),
+        Err(AuthError::Store(e)) => return store_failed(v, &e),
     };
     if let Some(old) = &v.session {
         site.sessions.end(old);
