@@ -189,14 +189,17 @@ pub(crate) struct FinishBlob {
     pub(crate) key: BlobKey,
     pub(crate) src: BlobSource,
     pub(crate) upload: UploadId,
+    /// The session's row must be there (a shared store's sessions, whose rows are durable
+    /// from the start): without it another node ended the session, and nothing is stored.
+    pub(crate) require_row: bool,
 }
 
 impl Write for FinishBlob {
     type Out = Result<BlobLoc, NotStored>;
 
     fn apply(&self, b: &mut Batch<'_, '_>) -> Result<Self::Out, StoreError> {
-        b.t.uploads.remove(self.upload.as_str())?;
-        if b.ended(&self.upload) {
+        let had_row = b.t.uploads.remove(self.upload.as_str())?.is_some();
+        if b.ended(&self.upload) || (self.require_row && !had_row) {
             if let BlobSource::Pack { pack, .. } = self.src {
                 b.delete_after(pack_name(pack));
             }

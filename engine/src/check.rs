@@ -181,14 +181,36 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
         }
     }
     for entry in txn.open_table(schema::UPLOADS)?.iter()? {
-        let (k, _) = entry?;
+        let (k, v) = entry?;
         let id = k.value();
-        if inner
-            .fs
-            .len_of(&crate::pack::format::upload_name(id))
-            .is_err()
-        {
-            p.push(format!("upload session {id} has no file"));
+        // A shared store's session lives in its parts, whichever node holds a file.
+        let shared = match schema::decode_upload(v.value()) {
+            Ok(row) => row.shared,
+            Err(c) => {
+                p.push(format!("upload session {id}: undecodable row ({})", c.0));
+                continue;
+            }
+        };
+        match shared {
+            Some(s) => {
+                for start in s.parts {
+                    let part = crate::pack::format::part_name(id, start);
+                    if inner.fs.len_of(&part).is_err() {
+                        p.push(format!(
+                            "upload session {id} is missing its part at {start}"
+                        ));
+                    }
+                }
+            }
+            None => {
+                if inner
+                    .fs
+                    .len_of(&crate::pack::format::upload_name(id))
+                    .is_err()
+                {
+                    p.push(format!("upload session {id} has no file"));
+                }
+            }
         }
     }
     check_tenancy(&txn, p)?;

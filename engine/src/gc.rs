@@ -220,6 +220,10 @@ fn collect(inner: &Inner, commit: &Committer, opts: GcOptions) -> Result<GcRepor
     } else {
         crate::upload::expire(inner, commit)?
     } as u64;
+    if !opts.dry_run && inner.fs.shared() {
+        // Parts of sessions that ended on a node that could not delete them.
+        crate::upload::sweep_parts(inner)?;
+    }
 
     // Links nothing references any more (their manifests were deleted), unused for the
     // grace: a dry run counts them as gone when it counts blobs.

@@ -72,6 +72,9 @@ pub(crate) struct RunningHash {
 }
 
 struct HashState {
+    /// Where hashing starts over after a rewind: the state handed to
+    /// [`RunningHash::resume`], and the data bytes it holds.
+    base: (Sha256, u64),
     sha: Sha256,
     /// Data bytes fed to `sha`.
     hashed: u64,
@@ -82,6 +85,18 @@ struct HashState {
 impl RunningHash {
     /// The hash of a session whose file holds `written` data bytes, none hashed yet.
     pub(crate) fn new(file: FileRef, written: u64) -> Arc<RunningHash> {
+        RunningHash::resume(file, written, Sha256::new(), 0)
+    }
+
+    /// The hash of a session whose first `hashed` data bytes `sha` already holds (a
+    /// session taken up from another node, whose file has none of them): only bytes past
+    /// `hashed` are read, and a rewind never goes below it.
+    pub(crate) fn resume(
+        file: FileRef,
+        written: u64,
+        sha: Sha256,
+        hashed: u64,
+    ) -> Arc<RunningHash> {
         Arc::new(RunningHash {
             file,
             written: AtomicU64::new(written),
@@ -89,8 +104,9 @@ impl RunningHash {
             abandoned: AtomicBool::new(false),
             writeback_from: AtomicU64::new(0),
             state: Mutex::new(HashState {
-                sha: Sha256::new(),
-                hashed: 0,
+                base: (sha.clone(), hashed),
+                sha,
+                hashed,
                 window: None,
             }),
         })
@@ -119,8 +135,9 @@ impl RunningHash {
         self.written.store(written, Ordering::SeqCst);
         let mut st = self.lock();
         if st.hashed > written {
-            st.sha = Sha256::new();
-            st.hashed = 0;
+            let (sha, hashed) = st.base.clone();
+            st.sha = sha;
+            st.hashed = hashed;
         }
     }
 
@@ -163,6 +180,7 @@ impl RunningHash {
             sha,
             hashed,
             window,
+            ..
         } = st;
         for fresh in [false, true] {
             if fresh {

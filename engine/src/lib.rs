@@ -532,6 +532,12 @@ impl Engine {
         self.inner.touches.forget_before(before);
     }
 
+    /// Whether other nodes share this store (its packs are in a bucket): upload sessions
+    /// then live in the metadata, and opening, looking up or cancelling one waits on it.
+    pub fn shared_store(&self) -> bool {
+        self.inner.fs.shared()
+    }
+
     /// What opening the store repaired or upgraded (also in `check`'s report).
     pub fn repaired(&self) -> &[String] {
         &self.inner.repaired

@@ -273,21 +273,79 @@ pub(crate) struct UploadRow {
     pub repo: String,
     /// Seconds since the Unix epoch when the session started.
     pub created: u64,
+    /// On a shared store, the session's durable state, so any node can take it up
+    /// (`upload/shared.rs`); `None` on a store of one node, whose session lives in its
+    /// upload file.
+    pub shared: Option<SharedUpload>,
 }
 
-/// created u64 LE, then the repository (u32 LE length + UTF-8).
+/// What every node needs to continue or finish a session another node started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SharedUpload {
+    /// Data bytes held by the parts.
+    pub len: u64,
+    /// Seconds since the Unix epoch of the last durable change, for expiry.
+    pub touched: u64,
+    /// SHA-256 state after `len` bytes (sha2's serialized state), so finishing on another
+    /// node hashes only what it receives itself.
+    pub sha256: Vec<u8>,
+    /// Where each part starts, ascending: part `i` holds bytes `parts[i]..parts[i + 1]`
+    /// (the last up to `len`), in the object `upload_part_name(id, parts[i])`.
+    pub parts: Vec<u64>,
+}
+
+/// created u64 LE, then the repository (u32 LE length + UTF-8); for a shared session then
+/// len u64 LE, touched u64 LE, the SHA-256 state (u32 LE length + bytes), the part count
+/// (u32 LE) and each part's start (u64 LE). Rows of a store of one node end after the
+/// repository, as rows before shared sessions did.
 pub(crate) fn encode_upload(u: &UploadRow) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + u.repo.len());
     out.extend_from_slice(&u.created.to_le_bytes());
     put_bytes(&mut out, u.repo.as_bytes());
+    if let Some(s) = &u.shared {
+        out.extend_from_slice(&s.len.to_le_bytes());
+        out.extend_from_slice(&s.touched.to_le_bytes());
+        put_bytes(&mut out, &s.sha256);
+        // A part per PATCH; the server bounds an upload's requests far below 4 billion.
+        let n = u32::try_from(s.parts.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&n.to_le_bytes());
+        for p in s.parts.iter().take(n as usize) {
+            out.extend_from_slice(&p.to_le_bytes());
+        }
+    }
     out
 }
 
 pub(crate) fn decode_upload(b: &[u8]) -> Result<UploadRow, Corrupt> {
+    const WHAT: &str = "upload row";
     let mut r = Reader(b);
-    let created = r.u64("upload row")?;
-    let repo = r.string("upload row")?;
-    Ok(UploadRow { repo, created })
+    let created = r.u64(WHAT)?;
+    let repo = r.string(WHAT)?;
+    if r.0.is_empty() {
+        return Ok(UploadRow {
+            repo,
+            created,
+            shared: None,
+        });
+    }
+    let len = r.u64(WHAT)?;
+    let touched = r.u64(WHAT)?;
+    let sha256 = r.bytes(WHAT)?.to_vec();
+    let n = r.u32(WHAT)?;
+    let mut parts = Vec::with_capacity((n as usize).min(r.0.len() / 8));
+    for _ in 0..n {
+        parts.push(r.u64(WHAT)?);
+    }
+    Ok(UploadRow {
+        repo,
+        created,
+        shared: Some(SharedUpload {
+            len,
+            touched,
+            sha256,
+            parts,
+        }),
+    })
 }
 
 // --- manifests --------------------------------------------------------------------------
@@ -737,11 +795,24 @@ mod tests {
             committed_len: 99,
         };
         assert_eq!(decode_pack(&encode_pack(&p)).unwrap(), p);
-        let u = UploadRow {
+        let mut u = UploadRow {
             repo: "a/b/c".into(),
             created: 17,
+            shared: None,
         };
         assert_eq!(decode_upload(&encode_upload(&u)).unwrap(), u);
+        u.shared = Some(SharedUpload {
+            len: 5 << 30,
+            touched: 18,
+            sha256: vec![9; 105],
+            parts: vec![0, 1 << 20, 3 << 30],
+        });
+        let b = encode_upload(&u);
+        assert_eq!(decode_upload(&b).unwrap(), u);
+        assert!(
+            decode_upload(&b[..b.len() - 1]).is_err(),
+            "a cut row is corrupt"
+        );
         let k = BlobKey::sha256_of(b"s");
         let m = decode_manifest(&encode_manifest("t/x", Some(&k), b"{}")).unwrap();
         assert_eq!(

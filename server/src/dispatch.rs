@@ -87,7 +87,24 @@ pub enum Route {
 /// A need that blocks (fsync, write transaction), owned so it can cross to a worker.
 pub enum Work {
     /// `fdatasync` of the upload file and a durable commit, before a PATCH's 202.
-    SyncUpload { repo: RepoName, upload: UploadId },
+    SyncUpload {
+        repo: RepoName,
+        upload: UploadId,
+    },
+    /// On a shared store, where a session's row is read or written durably: opening a
+    /// session (also a mount without `from`), its status, cancelling it.
+    StartUpload {
+        repo: RepoName,
+        mount: bool,
+    },
+    UploadStatus {
+        repo: RepoName,
+        upload: UploadId,
+    },
+    CancelUpload {
+        repo: RepoName,
+        upload: UploadId,
+    },
     FinishUpload {
         repo: RepoName,
         upload: UploadId,
@@ -436,6 +453,24 @@ impl Store {
     /// Answers a cheap need at once or hands back the blocking work.
     pub fn route(&self, need: Need<'_>, session: &mut Session) -> Route {
         let e = &self.engine;
+        if e.shared_store() {
+            // Session rows are in the shared metadata: no waiting on it here.
+            match need {
+                Need::StartUpload { repo } => {
+                    return Route::Later(Work::StartUpload { repo, mount: false })
+                }
+                Need::MountBlob {
+                    repo, from: None, ..
+                } => return Route::Later(Work::StartUpload { repo, mount: true }),
+                Need::UploadStatus { repo, upload } => {
+                    return Route::Later(Work::UploadStatus { repo, upload })
+                }
+                Need::CancelUpload { repo, upload } => {
+                    return Route::Later(Work::CancelUpload { repo, upload })
+                }
+                _ => {}
+            }
+        }
         let reply = match need {
             // Cheap: a token lookup or an HMAC, and a registry record read.
             Need::Authorize(req) => {
@@ -458,22 +493,11 @@ impl Store {
                     .map(|l| Reply::Blob(l.map(info))),
             ),
             // Session rows are posted to the engine's commit thread without waiting, so
-            // opening and cancelling cost a file create or unlink: inline.
-            Need::StartUpload { repo } => failed(e.start_upload(repo.as_str()).and_then(upload)),
-            Need::CancelUpload { repo, upload } => {
-                failed(e.cancel_upload(repo.as_str(), upload.as_str()).map(|gone| {
-                    Reply::Deleted(if gone {
-                        Deleted::Done
-                    } else {
-                        Deleted::NotFound
-                    })
-                }))
-            }
-            Need::UploadStatus { repo, upload: id } => failed(
-                e.upload_status(repo.as_str(), id.as_str())
-                    .and_then(|s| s.map(upload_info).transpose())
-                    .map(Reply::Upload),
-            ),
+            // opening and cancelling cost a file create or unlink: inline (on a shared
+            // store they went to the workers above).
+            Need::StartUpload { repo } => start_upload(e, &repo, false),
+            Need::CancelUpload { repo, upload } => cancel_upload(e, &repo, &upload),
+            Need::UploadStatus { repo, upload } => upload_status(e, &repo, &upload),
             Need::AppendUpload {
                 repo,
                 upload,
@@ -607,11 +631,7 @@ impl Store {
             // authorised to pull; without `from` there is none, so open a session.
             Need::MountBlob {
                 repo, from: None, ..
-            } => failed(
-                e.start_upload(repo.as_str())
-                    .and_then(upload_info)
-                    .map(|u| Reply::Mount(Mount::Started(u))),
-            ),
+            } => start_upload(e, &repo, true),
         };
         Route::Now(reply)
     }
@@ -620,6 +640,9 @@ impl Store {
     pub fn run(&self, work: Work) -> Reply {
         let e = &self.engine;
         match work {
+            Work::StartUpload { repo, mount } => start_upload(e, &repo, mount),
+            Work::UploadStatus { repo, upload } => upload_status(e, &repo, &upload),
+            Work::CancelUpload { repo, upload } => cancel_upload(e, &repo, &upload),
             Work::SyncUpload { repo, upload } => failed(
                 e.sync_upload(repo.as_str(), upload.as_str())
                     .and_then(|s| s.map(upload_info).transpose())
@@ -718,11 +741,7 @@ impl Store {
                 match e.mount_blob(repo.as_str(), &key(&digest), Some(from.as_str())) {
                     Ok(Some(done)) => Reply::Mount(Mount::Mounted(info(done.into_inner()))),
                     // Not mountable: open a session instead (spec §5.8, 202 fallback).
-                    Ok(None) => failed(
-                        e.start_upload(repo.as_str())
-                            .and_then(upload_info)
-                            .map(|u| Reply::Mount(Mount::Started(u))),
-                    ),
+                    Ok(None) => start_upload(e, &repo, true),
                     Err(err) => store_reply(&err),
                 }
             }
@@ -783,8 +802,38 @@ fn upload_info(s: UploadStatus) -> Result<UploadInfo, StoreError> {
     Ok(UploadInfo { id, offset: s.len })
 }
 
-fn upload(s: UploadStatus) -> Result<Reply, StoreError> {
-    upload_info(s).map(|u| Reply::Upload(Some(u)))
+/// Opens an upload session in `repo`: the answer to a POST, or to a mount that did not
+/// happen (spec §5.8, the 202 fallback).
+fn start_upload(e: &Engine, repo: &RepoName, mount: bool) -> Reply {
+    failed(
+        e.start_upload(repo.as_str())
+            .and_then(upload_info)
+            .map(|u| {
+                if mount {
+                    Reply::Mount(Mount::Started(u))
+                } else {
+                    Reply::Upload(Some(u))
+                }
+            }),
+    )
+}
+
+fn upload_status(e: &Engine, repo: &RepoName, id: &UploadId) -> Reply {
+    failed(
+        e.upload_status(repo.as_str(), id.as_str())
+            .and_then(|s| s.map(upload_info).transpose())
+            .map(Reply::Upload),
+    )
+}
+
+fn cancel_upload(e: &Engine, repo: &RepoName, id: &UploadId) -> Reply {
+    failed(e.cancel_upload(repo.as_str(), id.as_str()).map(|gone| {
+        Reply::Deleted(if gone {
+            Deleted::Done
+        } else {
+            Deleted::NotFound
+        })
+    }))
 }
 
 /// Audit entries for a change to `repo`, one per target, in its organisation's log (none

@@ -2,9 +2,12 @@
 //! (blob bytes), behind a round-robin front: what one node acknowledged, every node serves,
 //! bytes included, and a Garage node down stops nothing.
 
-use berth_tests::content::Image;
+use berth_tests::content::{self, Image};
+use berth_tests::digest::{sha256_digest, sha512_digest};
+use berth_tests::http::{with_query, Client, Response};
 use berth_tests::layout::{self, Layout};
-use berth_tests::{Front, Garage, Postgres, Registry};
+use berth_tests::Expect as _;
+use berth_tests::{Front, Garage, Postgres, Registry, Request};
 
 struct Cluster {
     nodes: Vec<Registry>,
@@ -131,4 +134,113 @@ fn an_image_pushed_to_one_node_pulls_byte_exact_from_every_node_and_through_the_
             .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"));
         assert!(n > 0, "{series} {n}");
     }
+}
+
+/// PATCH `bytes` at `start` (chunked style, `Content-Range`).
+fn patch(c: &mut Client, loc: &str, bytes: &[u8], start: usize) -> Response {
+    let range = format!("{start}-{}", start + bytes.len() - 1);
+    c.send(
+        Request::patch(loc)
+            .octets()
+            .header("Content-Range", &range)
+            .body(bytes.to_vec()),
+    )
+}
+
+/// The objects under `parts/` in the bucket: upload parts not yet removed.
+fn parts_left(garage: &Garage) -> Vec<String> {
+    garage
+        .objects(0)
+        .list("parts")
+        .unwrap()
+        .map(|o| o.unwrap().key)
+        .collect()
+}
+
+#[test]
+fn an_upload_moves_between_nodes_with_every_request_and_no_sticky_sessions() {
+    let cl = cluster();
+    let repo = "e2e/tests/dist/up";
+    let token = cl.nodes[0].token().to_string();
+    let mut c: Vec<Client> = cl.nodes.iter().map(|n| n.client_as(&token)).collect();
+    // A pack of its own and a blob copied into a shared pack, each closed on a node other
+    // than the one it started on; and a SHA-512 one, whose hash is not kept with the
+    // session, so the closing node fetches every part.
+    for (len, sha512) in [(3_000_000, false), (5_000, false), (2_000_001, true)] {
+        let bytes = content::random_bytes(len);
+        let digest = if sha512 {
+            sha512_digest(&bytes)
+        } else {
+            sha256_digest(&bytes)
+        };
+        let third = len / 3;
+        let loc = c[0].start_upload(repo);
+        let loc = patch(&mut c[1], &loc, &bytes[..third], 0)
+            .expect(202)
+            .location();
+        // Every node, the one that started it included, says what the session holds.
+        for n in c.iter_mut() {
+            let r = n.send(Request::get(&loc)).expect(204);
+            assert_eq!(r.must_header("Range"), format!("0-{}", third - 1), "{len}");
+        }
+        let loc = patch(&mut c[2], &loc, &bytes[third..2 * third], third)
+            .expect(202)
+            .location();
+        // The node that took the first PATCH holds a copy the third node moved past: the
+        // session's own length is what counts there too.
+        let r = patch(&mut c[1], &loc, &bytes[..10], 0).expect(416);
+        assert_eq!(
+            r.must_header("Range"),
+            format!("0-{}", 2 * third - 1),
+            "{len}"
+        );
+        // Closed on the first node, with the last bytes in the PUT.
+        let put = Request::put(&with_query(&loc, &format!("digest={digest}")))
+            .octets()
+            .body(bytes[2 * third..].to_vec());
+        let r = c[0].send(put).expect(201);
+        assert_eq!(r.must_header("Docker-Content-Digest"), digest);
+        for (i, n) in c.iter_mut().enumerate() {
+            let got = n.get(&format!("/v2/{repo}/blobs/{digest}")).expect(200);
+            assert!(got.body == bytes, "{len}: node {i} serves other bytes");
+            // The session is over everywhere.
+            n.send(Request::get(&loc)).expect(404);
+        }
+    }
+    assert_eq!(
+        parts_left(&cl.garage),
+        Vec::<String>::new(),
+        "parts of finished uploads"
+    );
+
+    // Cancelled on a third node: gone on all, its parts too.
+    let loc = c[0].start_upload(repo);
+    let loc = patch(&mut c[1], &loc, b"some bytes", 0)
+        .expect(202)
+        .location();
+    assert_eq!(parts_left(&cl.garage).len(), 1);
+    c[2].send(Request::delete(&loc)).expect(204);
+    for n in c.iter_mut() {
+        n.send(Request::get(&loc)).expect(404);
+    }
+    patch(&mut c[1], &loc, b"more", 10).expect(404);
+    assert_eq!(
+        parts_left(&cl.garage),
+        Vec::<String>::new(),
+        "parts of a cancelled upload"
+    );
+
+    // A wrong digest, closed on another node: refused, and the session is gone.
+    let bytes = content::random_bytes(100_000);
+    let loc = c[2].start_upload(repo);
+    let loc = patch(&mut c[0], &loc, &bytes, 0).expect(202).location();
+    let wrong = sha256_digest(b"other bytes");
+    let r = c[1].send(Request::put(&with_query(&loc, &format!("digest={wrong}"))));
+    assert_eq!(r.expect(400).error_codes(), ["DIGEST_INVALID"]);
+    c[2].send(Request::get(&loc)).expect(404);
+    assert_eq!(
+        parts_left(&cl.garage),
+        Vec::<String>::new(),
+        "parts of a refused upload"
+    );
 }

@@ -58,6 +58,10 @@ pub(crate) const PACKS: &str = "packs";
 /// The directory holding the files of uploads in progress.
 pub(crate) const UPLOADS: &str = "uploads";
 
+/// The directory of a shared store holding the durable parts of upload sessions
+/// (`upload/shared.rs`); only shared stores have one.
+pub(crate) const PARTS: &str = "parts";
+
 /// Pack `id`'s name in the store (`packs/<id>.pack`).
 pub(crate) fn pack_name(id: u64) -> String {
     format!("{PACKS}/{}", pack_file_name(id))
@@ -66,6 +70,17 @@ pub(crate) fn pack_name(id: u64) -> String {
 /// Upload `id`'s file in the store (`uploads/<id>`).
 pub(crate) fn upload_name(id: &str) -> String {
     format!("{UPLOADS}/{id}")
+}
+
+/// The part of upload `id` starting at data byte `start` (`parts/<id>.<start as 16 hex>`).
+pub(crate) fn part_name(id: &str, start: u64) -> String {
+    format!("{PARTS}/{id}.{start:016x}")
+}
+
+/// The upload id a file name in `parts/` belongs to, if it is one of ours.
+pub(crate) fn parse_part_file_name(name: &str) -> Option<&str> {
+    let (id, start) = name.split_once('.')?;
+    (start.len() == 16 && u64::from_str_radix(start, 16).is_ok()).then_some(id)
 }
 
 /// The pack id a file name in `packs/` stands for, if it is one of ours.

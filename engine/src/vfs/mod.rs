@@ -88,6 +88,44 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     fn latency(&self) -> Option<crate::LatencySum> {
         None
     }
+    /// Makes file `name` hold exactly bytes `at..at + len` of `from`, durable (and, on a
+    /// shared store, seen by every node) when this returns: a part of an upload session
+    /// another node may continue (`upload/shared.rs`). Written once, never changed.
+    fn put_part(&self, name: &str, from: &dyn VfsFile, at: u64, len: u64) -> io::Result<()> {
+        self.create_dir(parent(name))?;
+        let f = self.open(name, OpenMode::Create)?;
+        f.set_len(0)?;
+        copy_range(from, at, len, &*f, 0)?;
+        f.sync_data()?;
+        self.sync_dir(parent(name))
+    }
+    /// Writes the whole of file `name` (a part [`put_part`](Self::put_part) wrote) into
+    /// `into` from offset `at`; returns its length.
+    fn fetch_part(&self, name: &str, into: &dyn VfsFile, at: u64) -> io::Result<u64> {
+        let f = self.open(name, OpenMode::Read)?;
+        let len = f.len()?;
+        copy_range(&*f, 0, len, into, at)?;
+        Ok(len)
+    }
+}
+
+/// Copies `len` bytes of `from` at `at` to `to` at `to_at`, a megabyte at a time.
+fn copy_range(
+    from: &dyn VfsFile,
+    at: u64,
+    len: u64,
+    to: &dyn VfsFile,
+    to_at: u64,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; (1 << 20).min(len) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        from.read_exact_at(&mut buf[..n], at + done)?;
+        to.write_all_at(&buf[..n], to_at + done)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// What the filesystem holding the store says about its room.

@@ -1,7 +1,8 @@
 //! A store whose packs live in S3-compatible object storage and everything else in a local
 //! folder: the distributed mode's blob bytes, behind the same I/O seam as a disk.
 //!
-//! Names under `packs/` are objects with the same key in the bucket; every other name
+//! Names under `packs/` and `parts/` (the durable parts of upload sessions, which any
+//! node may continue) are objects with the same key in the bucket; every other name
 //! (`uploads/…`, `meta.redb`, `lock`) goes to the local [`Vfs`] unchanged. The engine is
 //! not told: its rules already fit a bucket.
 //! - A pack is written in two ways. A large blob's upload file becomes a pack by a rename,
@@ -31,9 +32,9 @@ use bucket::Bucket;
 use cache::Cache;
 use file::{missing, PackHandle};
 
-use super::{FileRef, FsSpace, Held, OpenMode, Vfs};
+use super::{FileRef, FsSpace, Held, OpenMode, Vfs, VfsFile};
 use crate::objects::Objects;
-use crate::pack::format::PACKS;
+use crate::pack::format::{PACKS, PARTS};
 
 /// Packs in a bucket, the rest of the store in a local folder (normally a
 /// [`RealFs`](super::RealFs) on the node's data folder), with up to `cache_bytes` of
@@ -93,6 +94,23 @@ fn is_packs_dir(dir: &str) -> bool {
     dir.trim_end_matches('/') == PACKS
 }
 
+/// Whether `dir` is `parts/` itself, which the bucket stands for.
+fn is_parts_dir(dir: &str) -> bool {
+    dir.trim_end_matches('/') == PARTS
+}
+
+/// The object key of `name` if it is an upload part (`parts/<file>`); a deeper name is
+/// refused, as for packs.
+fn part_key(name: &str) -> io::Result<Option<&str>> {
+    let Some(file) = name.strip_prefix(PARTS).and_then(|r| r.strip_prefix('/')) else {
+        return Ok(None);
+    };
+    if file.is_empty() || file.contains('/') || file == "." || file == ".." {
+        return Err(part_name_refused(name));
+    }
+    Ok(Some(name))
+}
+
 impl Vfs for ObjectFs {
     /// Every node of the store reads and writes the bucket's packs.
     fn shared(&self) -> bool {
@@ -103,7 +121,26 @@ impl Vfs for ObjectFs {
         Some(self.bucket().latency())
     }
 
+    /// Written once and read whole, by [`put_part`](Vfs::put_part) and
+    /// [`fetch_part`](Vfs::fetch_part), straight to and from the bucket.
+    fn put_part(&self, name: &str, from: &dyn VfsFile, at: u64, len: u64) -> io::Result<()> {
+        match part_key(name)? {
+            Some(key) => self.bucket().upload_range(key, from, at, len),
+            None => Err(part_name_refused(name)),
+        }
+    }
+
+    fn fetch_part(&self, name: &str, into: &dyn VfsFile, at: u64) -> io::Result<u64> {
+        match part_key(name)? {
+            Some(key) => self.bucket().download_at(key, into, at),
+            None => Err(part_name_refused(name)),
+        }
+    }
+
     fn open(&self, name: &str, mode: OpenMode) -> io::Result<FileRef> {
+        if part_key(name)?.is_some() {
+            return Err(not_a_part(name));
+        }
         let Some(file) = pack_file(name)? else {
             return self.local().open(name, mode);
         };
@@ -137,6 +174,9 @@ impl Vfs for ObjectFs {
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
+        if let Some(key) = part_key(name)? {
+            return self.bucket().delete(key);
+        }
         let Some(file) = pack_file(name)? else {
             return self.local().remove(name);
         };
@@ -145,14 +185,14 @@ impl Vfs for ObjectFs {
     }
 
     fn create_dir(&self, dir: &str) -> io::Result<()> {
-        if is_packs_dir(dir) {
+        if is_packs_dir(dir) || is_parts_dir(dir) {
             return Ok(());
         }
         self.local().create_dir(dir)
     }
 
     fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        if is_packs_dir(dir) {
+        if is_packs_dir(dir) || is_parts_dir(dir) {
             return Ok(());
         }
         self.local().sync_dir(dir)
@@ -160,13 +200,22 @@ impl Vfs for ObjectFs {
 
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {
         if is_packs_dir(dir) {
-            return self.bucket().list_packs();
+            return self.bucket().list_dir(PACKS);
+        }
+        if is_parts_dir(dir) {
+            return self.bucket().list_dir(PARTS);
         }
         self.local().list(dir)
     }
 
     /// The object's length: what is durable, whatever a local copy holds past it.
     fn len_of(&self, name: &str) -> io::Result<u64> {
+        if let Some(key) = part_key(name)? {
+            return self
+                .bucket()
+                .head(key)?
+                .ok_or_else(|| missing(self.bucket(), key));
+        }
         let Some(file) = pack_file(name)? else {
             return self.local().len_of(name);
         };
@@ -191,4 +240,20 @@ impl Vfs for ObjectFs {
             _ => self.local().describe(name),
         }
     }
+}
+
+/// Upload parts are whole objects, written and read only through the part calls.
+fn not_a_part(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{name}: upload parts are written and read whole (put_part, fetch_part)"),
+    )
+}
+
+/// A name the part calls cannot take: only `parts/<file>` is an upload part.
+fn part_name_refused(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{name}: not an upload part name (parts/<file>)"),
+    )
 }

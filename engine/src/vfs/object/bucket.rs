@@ -50,11 +50,11 @@ impl Bucket {
         self.objects.delete(key).map_err(io_error)
     }
 
-    /// The names (not keys) of the objects directly under `packs/`.
-    pub(super) fn list_packs(&self) -> io::Result<Vec<String>> {
-        let prefix = format!("{PACKS}/");
+    /// The names (not keys) of the objects directly under `dir/` (`packs`, `parts`).
+    pub(super) fn list_dir(&self, dir: &str) -> io::Result<Vec<String>> {
+        let prefix = format!("{dir}/");
         let mut names = Vec::new();
-        for info in self.objects.list(PACKS).map_err(io_error)? {
+        for info in self.objects.list(dir).map_err(io_error)? {
             let info = info.map_err(io_error)?;
             if let Some(name) = info.key.strip_prefix(&prefix) {
                 if !name.is_empty() && !name.contains('/') {
@@ -70,10 +70,15 @@ impl Bucket {
     /// short file taken for the pack.
     /// Local failures keep their OS error (the engine tells a full disk by its code).
     pub(super) fn download(&self, key: &str, into: &dyn VfsFile) -> io::Result<u64> {
+        self.download_at(key, into, 0)
+    }
+
+    /// [`download`](Self::download) into `into` from offset `base`.
+    pub(super) fn download_at(&self, key: &str, into: &dyn VfsFile, base: u64) -> io::Result<u64> {
         let mut reader = self.objects.reader(key, None).map_err(io_error)?;
         let mut at = 0u64;
         while let Some(chunk) = reader.next_chunk().map_err(io_error)? {
-            into.write_all_at(&chunk, at)?;
+            into.write_all_at(&chunk, base + at)?;
             at += chunk.len() as u64;
         }
         Ok(at)
@@ -84,11 +89,22 @@ impl Bucket {
     /// streamed from the file, which holds at most a few parts in memory and shows nothing
     /// until it completes (a failure leaves the object as it was).
     pub(super) fn upload(&self, key: &str, from: &dyn VfsFile, len: u64) -> io::Result<()> {
+        self.upload_range(key, from, 0, len)
+    }
+
+    /// [`upload`](Self::upload) of bytes `base..base + len` of `from`.
+    pub(super) fn upload_range(
+        &self,
+        key: &str,
+        from: &dyn VfsFile,
+        base: u64,
+        len: u64,
+    ) -> io::Result<()> {
         let part = self.objects.config().part_size.max(1);
         if len <= part as u64 {
             // Within one part, which fits in memory by the configuration's own bound.
             let mut buf = vec![0u8; len as usize];
-            from.read_exact_at(&mut buf, 0)?;
+            from.read_exact_at(&mut buf, base)?;
             return self.objects.put(key, buf).map_err(io_error);
         }
         let mut writer = self.objects.writer(key).map_err(io_error)?;
@@ -98,7 +114,7 @@ impl Bucket {
             // `part` fits in usize, so does anything smaller.
             let n = (len - at).min(part as u64) as usize;
             // A failed read drops the writer, which aborts the upload.
-            from.read_exact_at(&mut buf[..n], at)?;
+            from.read_exact_at(&mut buf[..n], base + at)?;
             writer.write(&buf[..n]).map_err(io_error)?;
             at += n as u64;
         }

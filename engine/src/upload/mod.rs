@@ -7,6 +7,14 @@
 //! server's network thread. An upload file starts
 //! with `UPLOAD_RESERVED` zero bytes (room for the pack and record headers), so a large
 //! finished upload becomes a pack by writing those headers and renaming the file.
+//!
+//! On a shared store (several nodes on one bucket and database) a session's durable state
+//! is its row and its parts in the bucket instead, so any node can continue it
+//! (`shared.rs`); the upload file is then this node's working copy.
+
+mod shared;
+
+pub(crate) use shared::sweep_parts;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +52,15 @@ pub(crate) struct Session {
     /// The session's row and its file's directory entry are durable (a sync made them so,
     /// or the session was restored from disk): later syncs only `fdatasync` the file.
     durable: bool,
+    /// On a shared store: the row as this node last wrote or read it, to tell whether
+    /// another node moved the session since (`shared.rs`); `None` otherwise.
+    known: Option<UploadRow>,
+    /// On a shared store: data bytes below this are in parts, not in the file (a session
+    /// taken up from another node), until a finish fetches them; 0 otherwise.
+    local_from: u64,
+    /// On a shared store: checked against its row since the last request here ended;
+    /// always `true` otherwise.
+    verified: bool,
 }
 
 /// A session and what readers may learn without waiting for it.
@@ -76,6 +93,8 @@ pub(crate) struct Sessions {
     map: RwLock<HashMap<UploadId, Arc<Slot>>>,
     last_sweep: AtomicU64,
     hashers: HasherPool,
+    /// Held while a session is taken up from its row (shared stores).
+    adopting: Mutex<()>,
 }
 
 impl Sessions {
@@ -84,6 +103,7 @@ impl Sessions {
             map: RwLock::new(HashMap::new()),
             last_sweep: AtomicU64::new(0),
             hashers: HasherPool::start()?,
+            adopting: Mutex::new(()),
         })
     }
 
@@ -105,6 +125,9 @@ impl Sessions {
             touched,
             ended: false,
             durable: true,
+            known: None,
+            local_from: 0,
+            verified: true,
         };
         self.write_map().insert(id, Slot::new(s));
     }
@@ -136,6 +159,28 @@ impl Sessions {
 
     fn remove(&self, id: &UploadId) {
         self.write_map().remove(id);
+    }
+
+    /// Removes `id` if it is still `slot` (not a copy taken up since).
+    fn remove_if(&self, id: &UploadId, slot: &Arc<Slot>) {
+        let mut map = self.write_map();
+        if map.get(id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(id);
+        }
+    }
+
+    /// Session `id` as this node should use it: on a shared store, checked against its
+    /// row (and taken up from it) once per request.
+    fn find(
+        &self,
+        inner: &Inner,
+        repo: &str,
+        id: &str,
+    ) -> Result<Option<(UploadId, Arc<Slot>)>, StoreError> {
+        if inner.fs.shared() {
+            return shared::current(inner, repo, id);
+        }
+        Ok(self.get(id))
     }
 }
 
@@ -181,14 +226,32 @@ pub(crate) fn start(
         let _ = inner.fs.remove(&name);
         return Err(StoreError::io(format!("size upload file {id}"), e));
     }
-    let row = UploadRow {
-        repo: repo.to_owned(),
-        created: now,
+    let shared = inner.fs.shared();
+    let row = if shared {
+        shared::fresh(repo, now)
+    } else {
+        UploadRow {
+            repo: repo.to_owned(),
+            created: now,
+            shared: None,
+        }
     };
-    if let Err(e) = commit.post(StartUpload {
-        id: id.clone(),
-        row,
-    }) {
+    // On a shared store the next request may reach another node, which must find the row:
+    // it is durable before the id is given out.
+    let posted = if shared {
+        commit
+            .submit(KeepUpload {
+                id: id.clone(),
+                row: row.clone(),
+            })
+            .map(|_| ())
+    } else {
+        commit.post(StartUpload {
+            id: id.clone(),
+            row: row.clone(),
+        })
+    };
+    if let Err(e) = posted {
         let _ = inner.fs.remove(&name);
         return Err(e);
     }
@@ -203,7 +266,11 @@ pub(crate) fn start(
         len: 0,
         touched: now,
         ended: false,
-        durable: false,
+        durable: shared,
+        known: shared.then_some(row),
+        local_from: 0,
+        // The next request may come after another node's.
+        verified: !shared,
     };
     inner.uploads.write_map().insert(id, Slot::new(s));
     Ok(status)
@@ -214,6 +281,9 @@ pub(crate) fn status(
     repo: &str,
     id: &str,
 ) -> Result<Option<UploadStatus>, StoreError> {
+    if inner.fs.shared() {
+        return shared::status(inner, repo, id);
+    }
     let Some((id, s)) = inner.uploads.get(id) else {
         return Ok(None);
     };
@@ -241,6 +311,9 @@ pub(crate) fn sync(
     repo: &str,
     id: &str,
 ) -> Result<Option<UploadStatus>, StoreError> {
+    if inner.fs.shared() {
+        return shared::sync(inner, commit, repo, id);
+    }
     let Some((id, s)) = inner.uploads.get(id) else {
         return Ok(None);
     };
@@ -251,6 +324,7 @@ pub(crate) fn sync(
         let row = (!g.durable).then(|| UploadRow {
             repo: g.repo.clone(),
             created: g.touched,
+            shared: None,
         });
         (g.file.clone(), g.len, row)
     };
@@ -305,7 +379,7 @@ pub(crate) fn append(
     offset: u64,
     bytes: &[u8],
 ) -> Result<u64, AppendError> {
-    let Some((_, s)) = inner.uploads.get(id) else {
+    let Some((_, s)) = inner.uploads.find(inner, repo, id)? else {
         return Err(AppendError::Unknown);
     };
     let Some(mut g) = live(&s, repo) else {
@@ -346,6 +420,7 @@ fn discard(inner: &Inner, commit: &Committer, id: &UploadId, slot: &Slot, s: &mu
     let _ = inner.fs.remove(&upload_name(id.as_str()));
     // A row left behind (if this fails) names a missing file, which the next open drops.
     let _ = commit.post(DropUpload { id: id.clone() });
+    shared::delete_parts(inner, id, s.known.as_ref());
 }
 
 pub(crate) fn finish(
@@ -355,7 +430,7 @@ pub(crate) fn finish(
     id: &str,
     want: &BlobKey,
 ) -> Result<Durable<BlobLoc>, FinishError> {
-    let Some((id, s)) = inner.uploads.get(id) else {
+    let Some((id, s)) = inner.uploads.find(inner, repo, id)? else {
         return Err(FinishError::Unknown);
     };
     // The session ends here, under its lock, and the lock is let go before the slow part
@@ -363,13 +438,19 @@ pub(crate) fn finish(
     // `cancel_upload` run on the server's event loop and take this lock, so holding it
     // across the finish would stall every connection of that loop. They find the session
     // ended and answer at once; expiry skips it.
-    let (file, hash, len) = {
+    let (file, hash, len, known, local_from) = {
         let Some(mut g) = live(&s, repo) else {
             return Err(FinishError::Unknown);
         };
         g.ended = true;
         s.publish(&g);
-        (g.file.clone(), g.hash.clone(), g.len)
+        (
+            g.file.clone(),
+            g.hash.clone(),
+            g.len,
+            g.known.clone(),
+            g.local_from,
+        )
     };
     let gone = || {
         hash.abandon();
@@ -377,6 +458,12 @@ pub(crate) fn finish(
         let _ = inner.fs.remove(&upload_name(id.as_str()));
         // A row left behind (if this fails) names a missing file, which the next open drops.
         let _ = commit.post(DropUpload { id: id.clone() });
+        shared::delete_parts(inner, &id, known.as_ref());
+    };
+    // Bytes other nodes received are fetched only when they are needed.
+    let fill = || match known.as_ref().and_then(|k| k.shared.as_ref()) {
+        Some(k) if local_from > 0 => shared::fill(inner, &id, &*file, k, local_from),
+        _ => Ok(()),
     };
     if inner.opts.max_upload_bytes.is_some_and(|max| len > max) {
         gone();
@@ -384,7 +471,12 @@ pub(crate) fn finish(
     }
     #[cfg(test)]
     test_gate::wait(repo);
-    let matches = match verify(&*file, &hash, len, want) {
+    let checked = match want.alg {
+        // SHA-512 is not kept with the session: hashed from the bytes, all of them here.
+        Alg::Sha512 => fill().and_then(|()| verify(&*file, &hash, len, want)),
+        Alg::Sha256 => verify(&*file, &hash, len, want),
+    };
+    let matches = match checked {
         Ok(m) => m,
         Err(e) => {
             gone();
@@ -398,8 +490,18 @@ pub(crate) fn finish(
     // From here the session is consumed whatever happens.
     hash.abandon();
     inner.uploads.remove(&id);
-    let r = store(inner, commit, repo, &id, &*file, len, want);
-    if !matches!(r, Ok(Some(_))) {
+    let src = Finished {
+        id: &id,
+        file: &*file,
+        len,
+        fill: &fill,
+        // On a shared store another node may have ended the session meanwhile.
+        require_row: known.is_some(),
+    };
+    let r = store(inner, commit, repo, src, want);
+    if matches!(r, Ok(Some(_))) {
+        shared::delete_parts(inner, &id, known.as_ref());
+    } else {
         // Whatever of the upload is left is no use to anyone now.
         gone();
     }
@@ -428,23 +530,42 @@ fn verify(
     Ok(got == want.hash)
 }
 
-/// Moves verified bytes into a pack and commits them; `None` if the session's registry was
-/// deleted meanwhile (nothing stored).
+/// A verified session's bytes, as [`store`] takes them.
+struct Finished<'a> {
+    id: &'a UploadId,
+    file: &'a dyn VfsFile,
+    len: u64,
+    /// Makes `file` hold all `len` bytes (a session taken up from another node lacks the
+    /// parts it did not receive); called only when the bytes are about to be stored.
+    fill: &'a dyn Fn() -> Result<(), StoreError>,
+    /// The session's row must still be there for the blob to be stored.
+    require_row: bool,
+}
+
+/// Moves verified bytes into a pack and commits them; `None` if the session ended meanwhile
+/// (its registry was deleted; on a shared store, another node ended it): nothing stored.
 fn store(
     inner: &Inner,
     commit: &Committer,
     repo: &str,
-    id: &UploadId,
-    file: &dyn VfsFile,
-    len: u64,
+    src: Finished<'_>,
     key: &BlobKey,
 ) -> Result<Option<Durable<BlobLoc>>, StoreError> {
+    let Finished {
+        id,
+        file,
+        len,
+        fill,
+        require_row,
+    } = src;
+    let require = std::cell::Cell::new(require_row);
     let finish = |src: BlobSource| {
         let w = FinishBlob {
             repo: repo.to_owned(),
             key: key.clone(),
             src,
             upload: id.clone(),
+            require_row: require.get(),
         };
         Ok::<_, StoreError>(commit.submit(w)?.transpose())
     };
@@ -457,6 +578,7 @@ fn store(
         )),
     };
     if len <= inner.opts.small_blob_bytes {
+        fill()?;
         let mut data = Vec::with_capacity(len as usize);
         hash_file(file, len, |b| data.extend_from_slice(b))?;
         return linked(finish(BlobSource::Bytes(data))?);
@@ -465,10 +587,12 @@ fn store(
         match finish(BlobSource::Existing)? {
             // Collected since it was seen: store these bytes after all (the upload file is
             // still here; only the session's row is gone).
-            Err(NotStored::Vanished) => {}
+            // That commit dropped the row: the next one must not look for it.
+            Err(NotStored::Vanished) => require.set(false),
             done => return linked(done),
         }
     }
+    fill()?;
     let pack = inner.new_pack_id()?;
     let io = |what: &str, e| StoreError::io(format!("{what} upload {id} as pack {pack}"), e);
     file.write_all_at(&pack_header(KIND_SINGLE, pack), 0)
@@ -542,7 +666,7 @@ pub(crate) fn cancel(
     repo: &str,
     id: &str,
 ) -> Result<bool, StoreError> {
-    let Some((id, s)) = inner.uploads.get(id) else {
+    let Some((id, s)) = inner.uploads.find(inner, repo, id)? else {
         return Ok(false);
     };
     let Some(mut g) = live(&s, repo) else {
@@ -593,6 +717,10 @@ pub(crate) fn count_expired(inner: &Inner) -> usize {
 
 /// Removes the sessions past expiry through `commit`, or with `None` only counts them.
 fn expire_or_count(inner: &Inner, commit: Option<&Committer>) -> Result<usize, StoreError> {
+    if inner.fs.shared() {
+        // Sessions move between nodes: their rows say when they were last used.
+        return shared::expire(inner, commit);
+    }
     let now = (inner.clock)();
     let expiry = inner.opts.upload_expiry_secs;
     let mut n = 0;
