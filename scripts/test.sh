@@ -62,13 +62,18 @@ else
     cargo test --workspace --no-fail-fast -- --test-threads "$threads" 2>&1 | tee "$summary"
 fi
 
-# The same engine suite and the protocol's conformance, client and access tests again, with
-# every store's metadata in PostgreSQL (a throwaway server; each store its own database).
-step "the engine's suite and the e2e conformance, skopeo and access tests on PostgreSQL"
-cargo run -q -p berth-tests --bin with-postgres -- bash -c "
-    cargo test -p berth-engine --tests --no-fail-fast &&
-    cargo test -p berth-tests --test e2e --no-fail-fast -- --test-threads $threads \
-        conformance_ skopeo:: auth::"
+# The same engine suite with every store's metadata in PostgreSQL (a throwaway server; each
+# store its own database).
+step "the engine's suite on PostgreSQL"
+cargo run -q -p berth-tests --bin with-postgres -- \
+    cargo test -p berth-engine --tests --no-fail-fast
+# The protocol's conformance, the clients and the access tests again, each registry a
+# distributed deployment: three nodes on a database and a bucket of their own (PostgreSQL and
+# a three-node Garage cluster) behind a round-robin front, no sticky sessions.
+step "the e2e conformance, client and access tests against three nodes on PostgreSQL and Garage"
+cargo run -q -p berth-tests --bin with-postgres -- --garage \
+    cargo test -p berth-tests --test e2e --no-fail-fast -- --test-threads "$threads" \
+        conformance_ skopeo:: podman:: docker:: oras:: auth::
 
 if [[ -d fuzz ]]; then
     if ! cargo fuzz --version >/dev/null 2>&1; then

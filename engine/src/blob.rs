@@ -121,7 +121,7 @@ impl Write for Mount {
             }
         }
         link(&mut b.t, &self.repo, &kb)?;
-        b.used(&self.repo, &kb);
+        b.used(&self.repo, &kb)?;
         Ok(Some(loc))
     }
 
@@ -218,7 +218,7 @@ impl Write for FinishBlob {
                 _ => b.delete_after(upload_file),
             }
             link(&mut b.t, &self.repo, &kb)?;
-            b.used(&self.repo, &kb);
+            b.used(&self.repo, &kb)?;
             return Ok(Ok(loc));
         }
         let loc = match &self.src {
@@ -244,7 +244,7 @@ impl Write for FinishBlob {
         };
         b.put_blob(&kb, &loc)?;
         link(&mut b.t, &self.repo, &kb)?;
-        b.used(&self.repo, &kb);
+        b.used(&self.repo, &kb)?;
         Ok(Ok(loc))
     }
 

@@ -167,6 +167,7 @@ impl Write for Barrier {
 pub(crate) struct Tables<'t> {
     pub(crate) blobs: Table<'t, &'static [u8], &'static [u8]>,
     pub(crate) links: Table<'t, RepoKey, ()>,
+    pub(crate) link_uses: Table<'t, RepoKey, u64>,
     pub(crate) linked_by: Table<'t, (&'static [u8], &'static str), ()>,
     pub(crate) repos: Table<'t, &'static str, ()>,
     pub(crate) manifests: Table<'t, RepoKey, &'static [u8]>,
@@ -190,6 +191,7 @@ impl<'t> Tables<'t> {
         Ok(Tables {
             blobs: txn.open_table(schema::BLOBS)?,
             links: txn.open_table(schema::BLOB_LINKS)?,
+            link_uses: txn.open_table(schema::LINK_USES)?,
             linked_by: txn.open_table(schema::BLOB_LINKED_BY)?,
             repos: txn.open_table(schema::REPOS)?,
             manifests: txn.open_table(schema::MANIFESTS)?,
@@ -259,10 +261,16 @@ impl<'t> Batch<'_, 't> {
         self.st.shared.as_ref().map(|sp| sp.id)
     }
 
-    /// `repo`'s link to the blob encoded as `kb` is made or named now (see `touch.rs`).
-    pub(crate) fn used(&self, repo: &str, kb: &[u8]) {
-        self.inner.touches.touch(repo, kb, (self.inner.clock)());
+    /// `repo`'s link to the blob encoded as `kb` is made or named now (see `touch.rs`); on
+    /// a shared store also written down, for the other nodes' collections.
+    pub(crate) fn used(&mut self, repo: &str, kb: &[u8]) -> Result<(), StoreError> {
+        let now = (self.inner.clock)();
+        self.inner.touches.touch(repo, kb, now);
         self.inner.gc.relinked(repo, kb);
+        if self.inner.fs.shared() {
+            self.t.link_uses.insert((repo, kb), now)?;
+        }
+        Ok(())
     }
 
     /// Stores blob `kb`'s location (replacing any), counting its bytes in the totals.

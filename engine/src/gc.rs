@@ -488,13 +488,19 @@ fn stale_links(inner: &Inner, cutoff: u64) -> Result<Vec<(String, Vec<u8>)>, Sto
             referenced.insert(link_hash(repo, target));
         }
     }
+    let uses = txn.open_table(schema::LINK_USES)?;
+    let shared = inner.fs.shared();
     let mut out = Vec::new();
     for entry in txn.open_table(schema::BLOB_LINKS)?.iter()? {
         let (k, _) = entry?;
         let (repo, kb) = k.value();
-        if !referenced.contains(&link_hash(repo, kb)) && inner.touches.last(repo, kb) <= cutoff {
-            out.push((repo.to_owned(), kb.to_vec()));
+        if referenced.contains(&link_hash(repo, kb)) || inner.touches.last(repo, kb) > cutoff {
+            continue;
         }
+        if shared && uses.get((repo, kb))?.is_some_and(|t| t.value() > cutoff) {
+            continue;
+        }
+        out.push((repo.to_owned(), kb.to_vec()));
     }
     Ok(out)
 }
@@ -606,10 +612,17 @@ fn apply_unlink_stale(
         // sees the mark after its own read (see `blob::stat`).
         inner.gc.any_unlinked.store(true, Relaxed);
         inner.gc.lock_unlinked().insert(h);
-        let gone = inner.touches.last(repo, kb) <= cutoff
+        // Another node's use, written down in its commit (shared stores only).
+        let used_elsewhere = inner.fs.shared()
+            && t.link_uses
+                .get((repo.as_str(), &kb[..]))?
+                .is_some_and(|u| u.value() > cutoff);
+        let gone = !used_elsewhere
+            && inner.touches.last(repo, kb) <= cutoff
             && t.links.remove((repo.as_str(), &kb[..]))?.is_some();
         if gone {
             t.linked_by.remove((&kb[..], repo.as_str()))?;
+            t.link_uses.remove((repo.as_str(), &kb[..]))?;
             removed.push(h);
         } else {
             inner.gc.lock_unlinked().remove(&h);

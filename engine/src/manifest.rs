@@ -136,12 +136,12 @@ impl Write for PutManifest {
             // Before any collection whose snapshot lacks these references can unlink them
             // (it checks uses again inside its transaction).
             for k in &m.blobs {
-                b.used(repo, &k.encode());
+                b.used(repo, &k.encode())?;
             }
             for k in &m.external {
                 let kb = k.encode();
                 if b.t.links.get((repo, &kb[..]))?.is_some() {
-                    b.used(repo, &kb);
+                    b.used(repo, &kb)?;
                 }
             }
         }

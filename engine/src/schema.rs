@@ -52,6 +52,12 @@ pub(crate) const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bl
 /// (repository, encoded blob key) → (): the blob is pullable from the repository.
 pub(crate) const BLOB_LINKS: TableDefinition<RepoKey, ()> = TableDefinition::new("blob_links");
 
+/// (repository, encoded blob key) → Unix seconds the link was last made or named by a
+/// manifest, written on a shared store only: each node's record of uses is its own
+/// (`touch.rs`), and garbage collection on one node must not take a link another node's
+/// push just made for unused. Removed with the link by garbage collection.
+pub(crate) const LINK_USES: TableDefinition<RepoKey, u64> = TableDefinition::new("link_uses");
+
 /// (encoded blob key, repository) → (): reverse of [`BLOB_LINKS`], so garbage collection can
 /// ask "does anyone still link this blob" without a scan.
 pub(crate) const BLOB_LINKED_BY: TableDefinition<(&[u8], &str), ()> =

@@ -293,6 +293,19 @@ impl Garage {
         self.nodes[i].child.is_some()
     }
 
+    /// What `BERTH_TEST_GARAGE` tells the test processes a `with-cluster` run starts, so
+    /// each registry they start gets a bucket of its own on this cluster ([`GarageRef`]).
+    pub fn env_value(&self) -> String {
+        serde_json::json!({
+            "bin": self.bin,
+            "conf": self.nodes[0].conf,
+            "key_id": self.key_id,
+            "secret": self.secret,
+            "endpoints": self.endpoints(),
+        })
+        .to_string()
+    }
+
     /// The `garage` CLI talking to node `i` (its configuration names its RPC address and
     /// the cluster's secret).
     pub fn cli(&self, i: usize) -> Cmd {
@@ -491,4 +504,71 @@ pub fn impatient(mut c: ObjectsConfig) -> ObjectsConfig {
         max_backoff: Duration::from_millis(200),
     };
     c
+}
+
+/// A Garage cluster another process started (`with-cluster`), as `BERTH_TEST_GARAGE`
+/// describes it ([`Garage::env_value`]): enough to make buckets on it and point nodes at
+/// them.
+pub struct GarageRef {
+    bin: PathBuf,
+    conf: PathBuf,
+    key_id: String,
+    secret: String,
+    endpoints: Vec<String>,
+}
+
+impl GarageRef {
+    /// The cluster `BERTH_TEST_GARAGE` names, if it is set; panics if it is unreadable.
+    pub fn from_env() -> Option<GarageRef> {
+        let text = std::env::var("BERTH_TEST_GARAGE").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("BERTH_TEST_GARAGE is not JSON ({e}): {text}"));
+        let s = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("BERTH_TEST_GARAGE lacks {k}: {text}"))
+                .to_string()
+        };
+        let endpoints = v["endpoints"]
+            .as_array()
+            .unwrap_or_else(|| panic!("BERTH_TEST_GARAGE lacks endpoints: {text}"))
+            .iter()
+            .filter_map(|e| e.as_str().map(str::to_string))
+            .collect();
+        Some(GarageRef {
+            bin: s("bin").into(),
+            conf: s("conf").into(),
+            key_id: s("key_id"),
+            secret: s("secret"),
+            endpoints,
+        })
+    }
+
+    /// Creates bucket `name` and lets the cluster's key read, write and own it.
+    pub fn create_bucket(&self, name: &str) {
+        let cli = || {
+            Cmd::new(&self.bin)
+                .arg("-c")
+                .arg(&self.conf)
+                .limit(Duration::from_secs(60))
+        };
+        cli().args(["bucket", "create", name]).run();
+        cli()
+            .args(["bucket", "allow", "--read", "--write", "--owner", name])
+            .args(["--key", &self.key_id])
+            .run();
+    }
+
+    /// The settings of a node on bucket `name` through Garage node `i % n`: `BERTH_BLOBS`
+    /// and the AWS credentials.
+    pub fn node_env(&self, name: &str, i: usize) -> Vec<(String, String)> {
+        let endpoint = &self.endpoints[i % self.endpoints.len()];
+        vec![
+            (
+                "BERTH_BLOBS".into(),
+                format!("s3://{name}?endpoint={endpoint}&region={REGION}"),
+            ),
+            ("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone()),
+        ]
+    }
 }

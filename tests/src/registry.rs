@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::binary::berth_bin;
+use crate::front::Front;
+use crate::garage::GarageRef;
 use crate::http::Client;
 use crate::wait;
 
@@ -40,20 +42,20 @@ pub struct Registry {
     env: Vec<(String, String)>,
     admin: String,
     token: String,
+    /// Under `with-cluster`: the other two nodes of its store and the front clients reach
+    /// all three through.
+    cluster: Option<(Front, Vec<Registry>)>,
 }
+
+/// The nodes a `with-cluster` run starts per registry: one the test controls and two more.
+const CLUSTER_NODES: usize = 3;
 
 /// With `BERTH_TEST_POSTGRES` set (the URL of a PostgreSQL server, ending in a database a
 /// role that may create databases connects to), a fresh database there for the server whose
 /// folder is `dir`, so the suite runs on PostgreSQL metadata too: its URL.
 pub fn postgres_metadata(dir: &std::path::Path) -> Option<String> {
     let server = std::env::var("BERTH_TEST_POSTGRES").ok()?;
-    let name: String = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let name = store_name(dir);
     // Tests start servers at once, and concurrent creations may find the template busy:
     // retry a few times.
     for attempt in 1.. {
@@ -79,6 +81,16 @@ pub fn postgres_metadata(dir: &std::path::Path) -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// The name of the database (and, with `_` as `-`, the bucket) of the store in `dir`.
+fn store_name(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
 impl Registry {
     /// Starts a server on a fresh data folder, provisioned as the type says.
     pub fn start() -> Registry {
@@ -97,10 +109,31 @@ impl Registry {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // Under `with-cluster` a store of its own (a database and a bucket) served by three
+        // nodes behind a front, unless the test chose its storage itself.
+        let garage = GarageRef::from_env().filter(|_| {
+            !env.iter()
+                .any(|(k, _)| k.starts_with("BERTH_METADATA") || k == "BERTH_BLOBS")
+        });
         if !env.iter().any(|(k, _)| k == "BERTH_METADATA") {
             if let Some(url) = postgres_metadata(dir.path()) {
                 env.push(("BERTH_METADATA".into(), url));
             }
+        }
+        // Every node names the front as its public URL, as a deployment behind a balancer
+        // must: the Download archive and the bearer realm carry it, the same on every node.
+        let front = garage.as_ref().map(|_| Front::start(&[]));
+        if let Some(f) = &front {
+            env.push(("BERTH_PUBLIC_URL".into(), f.url()));
+        }
+        if let Some(g) = &garage {
+            assert!(
+                env.iter().any(|(k, _)| k == "BERTH_METADATA"),
+                "BERTH_TEST_GARAGE needs BERTH_TEST_POSTGRES too (run under with-cluster)"
+            );
+            let bucket = store_name(dir.path()).replace('_', "-");
+            g.create_bucket(&bucket);
+            env.extend(g.node_env(&bucket, 0));
         }
         let mut r = Registry {
             child: None,
@@ -110,9 +143,28 @@ impl Registry {
             env,
             admin: String::new(),
             token: String::new(),
+            cluster: None,
         };
         r.spawn();
         r.provision();
+        if let Some(g) = garage {
+            let bucket = store_name(r.dir.path()).replace('_', "-");
+            let others: Vec<Registry> = (1..CLUSTER_NODES)
+                .map(|i| {
+                    let mut env = r.env.clone();
+                    env.retain(|(k, _)| k != "BERTH_BLOBS");
+                    env.extend(g.node_env(&bucket, i).into_iter().take(1));
+                    r.node_with(env)
+                })
+                .collect();
+            let front = front.expect("started with the bucket");
+            front.add(r.addr);
+            for o in &others {
+                front.add(o.addr);
+            }
+            r.cluster = Some((front, others));
+            r.write_authfile();
+        }
         r
     }
 
@@ -125,6 +177,11 @@ impl Registry {
             self.env.iter().any(|(k, _)| k == "BERTH_METADATA"),
             "another_node needs a registry started with BERTH_METADATA"
         );
+        self.node_with(self.env.clone())
+    }
+
+    /// A node of this store started with `env`.
+    fn node_with(&self, env: Vec<(String, String)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-node-")
             .tempdir()
@@ -135,9 +192,10 @@ impl Registry {
             addr: "127.0.0.1:0".parse().expect("literal socket address"),
             dir,
             starts: 0,
-            env: self.env.clone(),
+            env,
             admin: self.admin.clone(),
             token: self.token.clone(),
+            cluster: None,
         };
         r.spawn();
         r.write_authfile();
@@ -181,7 +239,7 @@ impl Registry {
 
     /// The management API as the admin (create orgs, registries, tokens; revoke).
     pub fn admin(&self) -> crate::auth::Admin {
-        crate::auth::Admin::new(self.addr, &self.admin)
+        crate::auth::Admin::new(self.addr(), &self.admin)
     }
 
     /// The provisioned write token of `ORG` (all its registries).
@@ -195,19 +253,29 @@ impl Registry {
         self.scratch("auth").join("auth.json")
     }
 
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT` where clients reach it: the server, or under `with-cluster` the
+    /// front of its three nodes.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        match &self.cluster {
+            Some((front, _)) => front.addr(),
+            None => self.addr,
+        }
+    }
+
+    /// How many nodes serve it behind [`addr`](Self::addr): 1, or under `with-cluster` 3,
+    /// which the front gives connections to in turn.
+    pub fn nodes(&self) -> usize {
+        1 + self.cluster.as_ref().map_or(0, |(_, others)| others.len())
     }
 
     /// `127.0.0.1:PORT` as clients write it in image references.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.addr().to_string()
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// The server's data folder.
@@ -229,12 +297,12 @@ impl Registry {
 
     /// A raw client presenting `token` as the Basic password, as docker and podman do.
     pub fn client_as(&self, token: &str) -> Client {
-        Client::new(self.addr).with_auth(&crate::auth::basic(token))
+        Client::new(self.addr()).with_auth(&crate::auth::basic(token))
     }
 
     /// A raw client sending no credentials.
     pub fn anonymous(&self) -> Client {
-        Client::new(self.addr)
+        Client::new(self.addr())
     }
 
     /// The `Authorization` value `client()` sends, for tests that write raw requests.

@@ -20,10 +20,19 @@ struct Cluster {
 /// one berth node's endpoint only — and the Garage cluster still serves it through the
 /// others' (replication 3, quorum 2).
 fn cluster() -> Cluster {
+    cluster_with(&[])
+}
+
+/// [`cluster`], with `extra` settings for every node.
+fn cluster_with(extra: &[(&str, &str)]) -> Cluster {
     let pg = Postgres::start();
     let garage = Garage::start(3);
     let env = |i: usize| {
-        vec![
+        let mut env: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.extend([
             ("BERTH_METADATA".to_string(), pg.url()),
             ("BERTH_BLOBS".to_string(), garage.url(i)),
             ("AWS_ACCESS_KEY_ID".to_string(), garage.key_id().to_string()),
@@ -31,7 +40,8 @@ fn cluster() -> Cluster {
                 "AWS_SECRET_ACCESS_KEY".to_string(),
                 garage.secret().to_string(),
             ),
-        ]
+        ]);
+        env
     };
     let first = env(0);
     let first: Vec<(&str, &str)> = first
@@ -243,4 +253,106 @@ fn an_upload_moves_between_nodes_with_every_request_and_no_sticky_sessions() {
         Vec::<String>::new(),
         "parts of a refused upload"
     );
+}
+
+/// A collection on one node while another node's push has uploaded its blobs but not yet
+/// its manifest: the blobs are linked and referenced by nothing, and the collecting node
+/// never saw them used (each node's record of uses is its own). The uses the pushing node
+/// wrote down with the links keep them, so the manifest that follows is accepted.
+#[test]
+fn a_push_racing_garbage_collection_on_another_node_keeps_its_blobs() {
+    let cl = cluster_with(&[("BERTH_GC_UNREFERENCED_AFTER", "2s")]);
+    // Every node has been up longer than the grace, so its own start no longer counts as a
+    // use of every link.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let repo = "e2e/tests/dist/race";
+    let token = cl.nodes[0].token().to_string();
+    let mut a = cl.nodes[0].client_as(&token);
+    let img = Image::random(2, 300_000);
+    a.push_blob(repo, &img.config);
+    for l in &img.layers {
+        a.push_blob(repo, l);
+    }
+    let r = cl.nodes[1]
+        .admin()
+        .call("POST", "/api/v1/gc", None)
+        .expect(200);
+    assert_eq!(r.json()["links_removed"], 0, "{r:?}");
+    a.put_manifest(repo, "v1", &img.manifest).expect(201);
+    // Collected again, now that the manifest references them: still there, on every node.
+    cl.nodes[2]
+        .admin()
+        .call("POST", "/api/v1/gc", None)
+        .expect(200);
+    for node in &cl.nodes {
+        let mut c = node.client_as(&token);
+        for b in img.blobs() {
+            c.assert_blob(repo, b);
+        }
+    }
+}
+
+/// `kill -9` of a node while clients push through the front: a push cut off is retried by
+/// its client, the front gives the retry to a live node, and every push acknowledged, before
+/// or after, pulls back byte-exact from every node, the restarted one included.
+#[test]
+fn a_node_killed_mid_push_loses_nothing_acknowledged_and_clients_retry_through_the_front() {
+    let mut cl = cluster();
+    let front = cl.front.addr().to_string();
+    let mut hosts: Vec<String> = cl.nodes.iter().map(|n| n.host()).collect();
+    hosts.push(front.clone());
+    let auth = authfile(&cl.nodes[0], &hosts);
+    // Layers large enough that the kill lands while some are being sent.
+    let images: Vec<Image> = (0..4).map(|_| Image::random(2, 12_000_000)).collect();
+    let src = cl.nodes[0].scratch("src");
+    let mut l = Layout::create(&src);
+    for (i, img) in images.iter().enumerate() {
+        l.add_image(img, Some(&format!("v{i}")));
+    }
+    l.write_index();
+    let pushed = std::thread::scope(|sc| {
+        let pushing = sc.spawn(|| {
+            let mut retried = 0;
+            for i in 0..images.len() {
+                for attempt in 1.. {
+                    let (cmd, out) = berth_tests::clients::skopeo()
+                        .arg("copy")
+                        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+                        .args(["--authfile", auth.to_str().unwrap()])
+                        .arg(format!("oci:{}:v{i}", src.display()))
+                        .arg(format!("docker://{front}/e2e/tests/dist/k{i}:v1"))
+                        .limit(std::time::Duration::from_secs(180))
+                        .output();
+                    if out.status.success() {
+                        break;
+                    }
+                    assert!(
+                        attempt < 5,
+                        "{cmd} failed {attempt} times:\n{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    retried += 1;
+                }
+            }
+            retried
+        });
+        // Into the pushes, one node dies.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        cl.nodes[1].kill_9();
+        pushing.join().unwrap()
+    });
+    eprintln!("pushes retried after the kill: {pushed}");
+    cl.nodes[1].start_again();
+    for (i, img) in images.iter().enumerate() {
+        for (n, node) in cl.nodes.iter().enumerate() {
+            let out = cl.nodes[0].scratch(&format!("k{i}-n{n}"));
+            pull_and_compare(
+                &auth,
+                &node.host(),
+                &format!("e2e/tests/dist/k{i}:v1"),
+                img,
+                &out,
+            );
+        }
+    }
 }
