@@ -73,7 +73,7 @@ cargo run -q -p berth-tests --bin with-postgres -- \
 step "the e2e conformance, client and access tests against three nodes on PostgreSQL and Garage"
 cargo run -q -p berth-tests --bin with-postgres -- --garage \
     cargo test -p berth-tests --test e2e --no-fail-fast -- --test-threads "$threads" \
-        conformance_ skopeo:: podman:: docker:: oras:: auth::
+        conformance_ skopeo:: podman:: docker:: oras:: auth:: package_cli::
 
 if [[ -d fuzz ]]; then
     if ! cargo fuzz --version >/dev/null 2>&1; then
