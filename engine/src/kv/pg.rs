@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -117,6 +118,11 @@ pub(crate) struct PgDb {
     pub(crate) place: String,
     /// Tables this process created or found, so a batch issues `CREATE TABLE` once.
     created: Mutex<HashSet<String>>,
+    /// The last wait for a connection failed: the server is down (or every connection
+    /// busy for the whole wait).
+    down: AtomicBool,
+    /// One caller is waiting for a connection while `down`.
+    probing: AtomicBool,
 }
 
 impl std::fmt::Debug for PgDb {
@@ -218,15 +224,38 @@ impl PgDb {
             latency,
             place,
             created: Mutex::new(HashSet::new()),
+            down: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
         })
     }
 
+    /// A connection from the pool, waiting up to the connect timeout for one. While the
+    /// server is down only one caller at a time waits (and reconnects once it is back);
+    /// the others take an idle connection if there is one, else fail at once: callers on
+    /// the server's event loops must not each stall for the whole timeout.
     fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|e| {
+        let unavailable = |e: &dyn std::fmt::Display| {
             StoreError::Unavailable(format!(
                 "metadata database: no connection to PostgreSQL at {}: {e}",
                 self.place
             ))
+        };
+        if self.down.load(Ordering::Acquire) {
+            if let Some(c) = self.pool.try_get() {
+                return Ok(c);
+            }
+            if self.probing.swap(true, Ordering::AcqRel) {
+                return Err(unavailable(&"it did not answer the last attempt"));
+            }
+            let got = self.pool.get();
+            self.probing.store(false, Ordering::Release);
+            let c = got.map_err(|e| unavailable(&e))?;
+            self.down.store(false, Ordering::Release);
+            return Ok(c);
+        }
+        self.pool.get().map_err(|e| {
+            self.down.store(true, Ordering::Release);
+            unavailable(&e)
         })
     }
 
