@@ -193,8 +193,8 @@ pub(crate) fn run(inner: &Inner, opts: CheckOptions) -> Result<CheckReport, Stor
         };
         match shared {
             Some(s) => {
-                for start in s.parts {
-                    let part = crate::pack::format::part_name(id, start);
+                for (start, tag) in s.parts {
+                    let part = crate::pack::format::part_name(id, start, tag);
                     if inner.fs.len_of(&part).is_err() {
                         p.push(format!(
                             "upload session {id} is missing its part at {start}"

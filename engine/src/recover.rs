@@ -320,14 +320,14 @@ mod tests {
         assert!(report
             .repaired
             .iter()
-            .any(|r| r.contains("schema version 1 to 4")));
+            .any(|r| r.contains("schema version 1 to 5")));
         assert!(e.list_orgs().unwrap().is_empty());
         e.create_org("acme", 1).unwrap();
         drop(e);
 
         set_version(dir.path(), schema::SCHEMA_VERSION + 1, false);
         let refused = Engine::open(dir.path(), EngineOptions::default());
-        assert!(refused.is_err_and(|e| e.to_string().contains("schema version 5")));
+        assert!(refused.is_err_and(|e| e.to_string().contains("schema version 6")));
     }
 
     #[test]

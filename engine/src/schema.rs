@@ -23,11 +23,13 @@ pub(crate) type RepoKeyPair = (&'static str, &'static [u8], &'static [u8]);
 /// History: 1, blobs/manifests/uploads/packs; 2, adds the tenancy tables ([`ORGS`] to
 /// [`AUDIT`]). A version-1 store is upgraded at open by creating those tables (nothing is
 /// rewritten), see [`SCHEMA_UPGRADABLE`]; 3, the package queue and layer listings; 4, the
-/// package index's versions, directories, push times and download counts.
-pub(crate) const SCHEMA_VERSION: u32 = 4;
+/// package index's versions, directories, push times and download counts; 5, a shared
+/// store's upload sessions in their rows ([`SharedUpload`]) and the link uses its nodes
+/// write down ([`LINK_USES`]), which a node of version 4 would ignore.
+pub(crate) const SCHEMA_VERSION: u32 = 5;
 
 /// Older versions `open` upgrades in place rather than refusing.
-pub(crate) const SCHEMA_UPGRADABLE: &[u32] = &[1, 2, 3];
+pub(crate) const SCHEMA_UPGRADABLE: &[u32] = &[1, 2, 3, 4];
 
 /// Store-wide values: `"schema"` → u32 LE.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -295,14 +297,15 @@ pub(crate) struct SharedUpload {
     /// SHA-256 state after `len` bytes (sha2's serialized state), so finishing on another
     /// node hashes only what it receives itself.
     pub sha256: Vec<u8>,
-    /// Where each part starts, ascending: part `i` holds bytes `parts[i]..parts[i + 1]`
-    /// (the last up to `len`), in the object `upload_part_name(id, parts[i])`.
-    pub parts: Vec<u64>,
+    /// Each part's start, ascending, and the tag that makes its object's name its own
+    /// (`part_name(id, start, tag)`), so two nodes racing to extend a session never write
+    /// one object: part `i` holds bytes `parts[i].0..parts[i + 1].0` (the last up to `len`).
+    pub parts: Vec<(u64, u64)>,
 }
 
 /// created u64 LE, then the repository (u32 LE length + UTF-8); for a shared session then
 /// len u64 LE, touched u64 LE, the SHA-256 state (u32 LE length + bytes), the part count
-/// (u32 LE) and each part's start (u64 LE). Rows of a store of one node end after the
+/// (u32 LE) and each part's start and tag (u64 LE each). Rows of a store of one node end after the
 /// repository, as rows before shared sessions did.
 pub(crate) fn encode_upload(u: &UploadRow) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + u.repo.len());
@@ -315,8 +318,9 @@ pub(crate) fn encode_upload(u: &UploadRow) -> Vec<u8> {
         // A part per PATCH; the server bounds an upload's requests far below 4 billion.
         let n = u32::try_from(s.parts.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&n.to_le_bytes());
-        for p in s.parts.iter().take(n as usize) {
-            out.extend_from_slice(&p.to_le_bytes());
+        for (start, tag) in s.parts.iter().take(n as usize) {
+            out.extend_from_slice(&start.to_le_bytes());
+            out.extend_from_slice(&tag.to_le_bytes());
         }
     }
     out
@@ -338,9 +342,9 @@ pub(crate) fn decode_upload(b: &[u8]) -> Result<UploadRow, Corrupt> {
     let touched = r.u64(WHAT)?;
     let sha256 = r.bytes(WHAT)?.to_vec();
     let n = r.u32(WHAT)?;
-    let mut parts = Vec::with_capacity((n as usize).min(r.0.len() / 8));
+    let mut parts = Vec::with_capacity((n as usize).min(r.0.len() / 16));
     for _ in 0..n {
-        parts.push(r.u64(WHAT)?);
+        parts.push((r.u64(WHAT)?, r.u64(WHAT)?));
     }
     Ok(UploadRow {
         repo,
@@ -811,7 +815,7 @@ mod tests {
             len: 5 << 30,
             touched: 18,
             sha256: vec![9; 105],
-            parts: vec![0, 1 << 20, 3 << 30],
+            parts: vec![(0, 7), (1 << 20, u64::MAX), (3 << 30, 0)],
         });
         let b = encode_upload(&u);
         assert_eq!(decode_upload(&b).unwrap(), u);

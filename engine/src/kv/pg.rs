@@ -242,14 +242,24 @@ impl PgDb {
         };
         if self.down.load(Ordering::Acquire) {
             if let Some(c) = self.pool.try_get() {
+                // A connection was free: whatever it meets, the pool is serving again.
+                self.down.store(false, Ordering::Release);
                 return Ok(c);
             }
             if self.probing.swap(true, Ordering::AcqRel) {
-                return Err(unavailable(&"it did not answer the last attempt"));
+                return Err(unavailable(
+                    &"the last wait for a connection ran out, and another is waiting now",
+                ));
             }
-            let got = self.pool.get();
-            self.probing.store(false, Ordering::Release);
-            let c = got.map_err(|e| unavailable(&e))?;
+            /// Lets the next caller wait, however this one's wait ends.
+            struct Probed<'a>(&'a AtomicBool);
+            impl Drop for Probed<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+            let _probed = Probed(&self.probing);
+            let c = self.pool.get().map_err(|e| unavailable(&e))?;
             self.down.store(false, Ordering::Release);
             return Ok(c);
         }

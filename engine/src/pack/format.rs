@@ -72,15 +72,18 @@ pub(crate) fn upload_name(id: &str) -> String {
     format!("{UPLOADS}/{id}")
 }
 
-/// The part of upload `id` starting at data byte `start` (`parts/<id>.<start as 16 hex>`).
-pub(crate) fn part_name(id: &str, start: u64) -> String {
-    format!("{PARTS}/{id}.{start:016x}")
+/// The part of upload `id` starting at data byte `start`, written by the writer that drew
+/// `tag` (`parts/<id>.<start as 16 hex>.<tag as 16 hex>`).
+pub(crate) fn part_name(id: &str, start: u64, tag: u64) -> String {
+    format!("{PARTS}/{id}.{start:016x}.{tag:016x}")
 }
 
 /// The upload id a file name in `parts/` belongs to, if it is one of ours.
 pub(crate) fn parse_part_file_name(name: &str) -> Option<&str> {
-    let (id, start) = name.split_once('.')?;
-    (start.len() == 16 && u64::from_str_radix(start, 16).is_ok()).then_some(id)
+    let mut it = name.split('.');
+    let (id, start, tag) = (it.next()?, it.next()?, it.next()?);
+    let hex = |s: &str| s.len() == 16 && u64::from_str_radix(s, 16).is_ok();
+    (it.next().is_none() && hex(start) && hex(tag)).then_some(id)
 }
 
 /// The pack id a file name in `packs/` stands for, if it is one of ours.

@@ -12,191 +12,38 @@
 //! is its row and its parts in the bucket instead, so any node can continue it
 //! (`shared.rs`); the upload file is then this node's working copy.
 
+mod session;
 mod shared;
 
+pub(crate) use session::Sessions;
 pub(crate) use shared::sweep_parts;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use session::{live, lock, DropUpload, Session, Slot, ENDED, SWEEP_EVERY_SECS};
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha512};
 
 use crate::blob::{BlobSource, FinishBlob, NotStored};
 use crate::commit::{Batch, Committer, Durable, Write};
-use crate::hasher::{HasherPool, RunningHash};
+use crate::hasher::RunningHash;
 use crate::keys::{Alg, BlobKey, UploadId};
 use crate::pack::format::{
     pack_header, pack_name, record_header, upload_name, KIND_SINGLE, PACK_HEADER_LEN, UPLOADS,
     UPLOAD_RESERVED,
 };
 use crate::schema::{self, UploadRow};
-use crate::vfs::{FileRef, OpenMode, VfsFile};
+use crate::vfs::{OpenMode, VfsFile};
 use crate::{blob, AppendError, BlobLoc, FinishError, Inner, StoreError, UploadStatus};
 
-/// Expired sessions are swept from `start_upload` at most this often.
-const SWEEP_EVERY_SECS: u64 = 60;
-
-pub(crate) struct Session {
-    repo: String,
-    file: FileRef,
-    /// Data bytes received (the file holds `UPLOAD_RESERVED + len`).
-    len: u64,
-    /// SHA-256 of the data, computed behind the appends.
-    hash: Arc<RunningHash>,
-    /// Seconds since the epoch of the last append (or start).
-    touched: u64,
-    /// Set once finished, cancelled, expired or ended with its registry: the session
-    /// accepts nothing more.
-    ended: bool,
-    /// The session's row and its file's directory entry are durable (a sync made them so,
-    /// or the session was restored from disk): later syncs only `fdatasync` the file.
-    durable: bool,
-    /// On a shared store: the row as this node last wrote or read it, to tell whether
-    /// another node moved the session since (`shared.rs`); `None` otherwise.
-    known: Option<UploadRow>,
-    /// On a shared store: data bytes below this are in parts, not in the file (a session
-    /// taken up from another node), until a finish fetches them; 0 otherwise.
-    local_from: u64,
-    /// On a shared store: checked against its row since the last request here ended;
-    /// always `true` otherwise.
-    verified: bool,
-}
-
-/// A session and what readers may learn without waiting for it.
-pub(crate) struct Slot {
-    repo: String,
-    /// The session's length, or [`ENDED`]; written under `s`'s lock, read without it, so
-    /// `upload_status` (answered on the event loop) never waits for an append or a finish.
-    mirror: AtomicU64,
-    s: Mutex<Session>,
-}
-
-const ENDED: u64 = u64::MAX;
-
-impl Slot {
-    fn new(s: Session) -> Arc<Slot> {
-        Arc::new(Slot {
-            repo: s.repo.clone(),
-            mirror: AtomicU64::new(s.len),
-            s: Mutex::new(s),
-        })
+/// Session `id` as this node should use it: on a shared store, checked against its
+/// row (and taken up from it) once per request.
+fn find(inner: &Inner, repo: &str, id: &str) -> Result<Option<(UploadId, Arc<Slot>)>, StoreError> {
+    if inner.fs.shared() {
+        return shared::current(inner, repo, id);
     }
-    fn publish(&self, s: &Session) {
-        let v = if s.ended { ENDED } else { s.len };
-        self.mirror.store(v, Ordering::Release);
-    }
-}
-
-/// The live sessions.
-pub(crate) struct Sessions {
-    map: RwLock<HashMap<UploadId, Arc<Slot>>>,
-    last_sweep: AtomicU64,
-    hashers: HasherPool,
-    /// Held while a session is taken up from its row (shared stores).
-    adopting: Mutex<()>,
-}
-
-impl Sessions {
-    pub(crate) fn new() -> Result<Sessions, StoreError> {
-        Ok(Sessions {
-            map: RwLock::new(HashMap::new()),
-            last_sweep: AtomicU64::new(0),
-            hashers: HasherPool::start()?,
-            adopting: Mutex::new(()),
-        })
-    }
-
-    /// Re-adds a session found at open; its hash is rebuilt from the file behind the next
-    /// append, or at finish.
-    pub(crate) fn restore(
-        &self,
-        id: UploadId,
-        repo: String,
-        file: FileRef,
-        len: u64,
-        touched: u64,
-    ) {
-        let s = Session {
-            repo,
-            hash: RunningHash::new(file.clone(), len),
-            file,
-            len,
-            touched,
-            ended: false,
-            durable: true,
-            known: None,
-            local_from: 0,
-            verified: true,
-        };
-        self.write_map().insert(id, Slot::new(s));
-    }
-
-    pub(crate) fn count(&self) -> usize {
-        self.read_map().len()
-    }
-
-    pub(crate) fn ids(&self) -> Vec<UploadId> {
-        self.read_map().keys().cloned().collect()
-    }
-
-    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<UploadId, Arc<Slot>>> {
-        // Poisoning means a thread panicked holding the lock; single inserts and removes
-        // never leave the map half-changed, so it is still sound to use.
-        self.map.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<UploadId, Arc<Slot>>> {
-        self.map.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The session `id` of `repo`, locked, if live.
-    fn get(&self, id: &str) -> Option<(UploadId, Arc<Slot>)> {
-        let id = UploadId::parse(id)?;
-        let s = self.read_map().get(&id)?.clone();
-        Some((id, s))
-    }
-
-    fn remove(&self, id: &UploadId) {
-        self.write_map().remove(id);
-    }
-
-    /// Removes `id` if it is still `slot` (not a copy taken up since).
-    fn remove_if(&self, id: &UploadId, slot: &Arc<Slot>) {
-        let mut map = self.write_map();
-        if map.get(id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-            map.remove(id);
-        }
-    }
-
-    /// Session `id` as this node should use it: on a shared store, checked against its
-    /// row (and taken up from it) once per request.
-    fn find(
-        &self,
-        inner: &Inner,
-        repo: &str,
-        id: &str,
-    ) -> Result<Option<(UploadId, Arc<Slot>)>, StoreError> {
-        if inner.fs.shared() {
-            return shared::current(inner, repo, id);
-        }
-        Ok(self.get(id))
-    }
-}
-
-fn lock(s: &Mutex<Session>) -> MutexGuard<'_, Session> {
-    // A panic mid-append leaves at worst a length the file does not back, which the
-    // digest check catches; keep serving the session.
-    s.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The session, locked, if it is live and belongs to `repo`.
-fn live<'a>(slot: &'a Slot, repo: &str) -> Option<MutexGuard<'a, Session>> {
-    if slot.repo != repo {
-        return None;
-    }
-    let g = lock(&slot.s);
-    (!g.ended).then_some(g)
+    Ok(inner.uploads.get(id))
 }
 
 pub(crate) fn start(
@@ -379,12 +226,26 @@ pub(crate) fn append(
     offset: u64,
     bytes: &[u8],
 ) -> Result<u64, AppendError> {
-    let Some((_, s)) = inner.uploads.find(inner, repo, id)? else {
+    let Some((_, s)) = find(inner, repo, id)? else {
         return Err(AppendError::Unknown);
     };
     let Some(mut g) = live(&s, repo) else {
         return Err(AppendError::Unknown);
     };
+    let durable = g
+        .known
+        .as_ref()
+        .and_then(|k| k.shared.as_ref())
+        .map(|k| k.len);
+    if durable.is_some_and(|d| offset == d && d < g.len) {
+        // A shared session resent from its durable length: the bytes past it came with a
+        // request that never ended in a sync (cut off, refused), so no one acknowledged
+        // them. They go; the hash starts over from a point they had not reached.
+        g.len = offset;
+        g.hash.rewound(offset);
+        let _ = g.file.set_len(UPLOAD_RESERVED + offset);
+        s.publish(&g);
+    }
     if offset != g.len {
         return Err(AppendError::Offset {
             got: offset,
@@ -418,9 +279,19 @@ fn discard(inner: &Inner, commit: &Committer, id: &UploadId, slot: &Slot, s: &mu
     slot.publish(s);
     inner.uploads.remove(id);
     let _ = inner.fs.remove(&upload_name(id.as_str()));
-    // A row left behind (if this fails) names a missing file, which the next open drops.
-    let _ = commit.post(DropUpload { id: id.clone() });
-    shared::delete_parts(inner, id, s.known.as_ref());
+    drop_row(inner, commit, id, s.known.as_ref());
+}
+
+/// Forgets an ended session's row: on a store of one node without waiting (a row left
+/// behind names a missing file, which the next open drops); on a shared store durably,
+/// then its parts.
+fn drop_row(inner: &Inner, commit: &Committer, id: &UploadId, known: Option<&UploadRow>) {
+    match known {
+        Some(row) => shared::end_row(inner, commit, id, row),
+        None => {
+            let _ = commit.post(DropUpload { id: id.clone() });
+        }
+    }
 }
 
 pub(crate) fn finish(
@@ -430,7 +301,7 @@ pub(crate) fn finish(
     id: &str,
     want: &BlobKey,
 ) -> Result<Durable<BlobLoc>, FinishError> {
-    let Some((id, s)) = inner.uploads.find(inner, repo, id)? else {
+    let Some((id, s)) = find(inner, repo, id)? else {
         return Err(FinishError::Unknown);
     };
     // The session ends here, under its lock, and the lock is let go before the slow part
@@ -456,13 +327,16 @@ pub(crate) fn finish(
         hash.abandon();
         inner.uploads.remove(&id);
         let _ = inner.fs.remove(&upload_name(id.as_str()));
-        // A row left behind (if this fails) names a missing file, which the next open drops.
-        let _ = commit.post(DropUpload { id: id.clone() });
-        shared::delete_parts(inner, &id, known.as_ref());
+        drop_row(inner, commit, &id, known.as_ref());
     };
-    // Bytes other nodes received are fetched only when they are needed.
+    // Bytes other nodes received are fetched only when they are needed, and once.
+    let filled = std::cell::Cell::new(local_from == 0);
     let fill = || match known.as_ref().and_then(|k| k.shared.as_ref()) {
-        Some(k) if local_from > 0 => shared::fill(inner, &id, &*file, k, local_from),
+        Some(k) if !filled.get() => {
+            shared::fill(inner, &id, &*file, k, local_from)?;
+            filled.set(true);
+            Ok(())
+        }
         _ => Ok(()),
     };
     if inner.opts.max_upload_bytes.is_some_and(|max| len > max) {
@@ -625,22 +499,6 @@ impl Write for StartUpload {
     }
 }
 
-/// Forgets a session's row, without waiting (a row left behind names a missing file,
-/// which the next open drops).
-struct DropUpload {
-    id: UploadId,
-}
-
-impl Write for DropUpload {
-    type Out = ();
-    const DURABLE: bool = false;
-
-    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
-        b.t.uploads.remove(self.id.as_str())?;
-        Ok(())
-    }
-}
-
 /// Writes a session's row again, durably (`sync_upload`): answered once it and everything
 /// queued before it are durable. A session its registry's deletion ended is not written.
 struct KeepUpload {
@@ -666,7 +524,7 @@ pub(crate) fn cancel(
     repo: &str,
     id: &str,
 ) -> Result<bool, StoreError> {
-    let Some((id, s)) = inner.uploads.find(inner, repo, id)? else {
+    let Some((id, s)) = find(inner, repo, id)? else {
         return Ok(false);
     };
     let Some(mut g) = live(&s, repo) else {

@@ -16,16 +16,21 @@
 //!
 //! Whether this node's copy is current is checked against the row at the first use after
 //! each request that ended here (a start or a sync), one metadata read per request, not per
-//! append. A sync commits only if the row still holds the state this node continued from
-//! (compare and set), so two nodes appending to one session at once cannot both win; the
-//! loser's PATCH answers as if the session were unknown.
+//! append; a copy holding bytes the row does not (a request cut off before its sync) is not
+//! current. A sync commits only if the row still holds the state this node continued from
+//! (compare and set), so two nodes appending to one session at once cannot both win; each
+//! part's name carries a tag its writer drew, so the loser deletes only its own object, and
+//! its PATCH answers as if the session were unknown.
+//!
+//! A session's row is dropped durably before its parts are deleted, and the expiry sweep
+//! drops a row only if no node changed it since the sweep read it.
 
 use std::sync::Arc;
 
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::Sha256;
 
-use super::{live, lock, Session, Slot};
+use super::session::{live, lock, Session, Slot, SWEEP_EVERY_SECS};
 use crate::commit::{Batch, Committer, Write};
 use crate::keys::UploadId;
 use crate::kv::ReadableTable;
@@ -108,6 +113,14 @@ pub(super) fn current(
             return Ok(Some((id, slot.clone())));
         }
     }
+    // One check at a time on this node, so two requests of one session take it up once,
+    // and each from the row as it is now. Taken with no session or map lock held, and
+    // neither is held waiting for it.
+    let _one = inner
+        .uploads
+        .adopting
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let found = row(inner, &id)?;
     let Some((row, state)) = found.and_then(|r| {
         let s = r.shared.clone()?;
@@ -119,20 +132,15 @@ pub(super) fn current(
     if row.repo != repo {
         return Ok(None);
     }
-    // One adoption at a time on this node, so two requests of one session take it up
-    // once. Taken with no session or map lock held, and neither is held waiting for it.
-    let _one = inner
-        .uploads
-        .adopting
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
     let local = inner.uploads.read_map().get(&id).cloned();
     if let Some(slot) = local {
         let mut g = lock(&slot.s);
         if g.ended {
             return Ok(None);
         }
-        if g.known.as_ref().and_then(|k| k.shared.as_ref()) == Some(&state) {
+        // Current: the row is as this node last saw it, and this copy holds nothing past
+        // it (bytes a request received and never made durable are not the session's).
+        if g.known.as_ref().and_then(|k| k.shared.as_ref()) == Some(&state) && g.len == state.len {
             g.verified = true;
             drop(g);
             return Ok(Some((id, slot)));
@@ -226,15 +234,27 @@ pub(super) fn sync(
     if len == prev.len {
         return Ok(Some(status));
     }
-    let sha = hash.digest(len)?.serialize().to_vec();
-    let part = part_name(id.as_str(), prev.len);
+    // Whatever fails from here leaves this copy ahead of the row: dropped, so the next
+    // request takes the session up from the row again.
+    let failed = |e: StoreError| {
+        forget(inner, &id);
+        e
+    };
+    let sha = hash.digest(len).map_err(failed)?.serialize().to_vec();
+    let tag = part_tag().map_err(failed)?;
+    let part = part_name(id.as_str(), prev.len, tag);
     inner
         .fs
         .put_part(&part, &*file, UPLOAD_RESERVED + prev.len, len - prev.len)
-        .map_err(|e| StoreError::io(format!("write {}", inner.fs.describe(&part)), e))?;
+        .map_err(|e| {
+            failed(StoreError::io(
+                format!("write {}", inner.fs.describe(&part)),
+                e,
+            ))
+        })?;
     let mut next = known.clone();
     let mut parts = prev.parts.clone();
-    parts.push(prev.len);
+    parts.push((prev.len, tag));
     next.shared = Some(SharedUpload {
         len,
         touched: (inner.clock)(),
@@ -246,6 +266,10 @@ pub(super) fn sync(
             id: id.clone(),
             from: prev,
             row: next.clone(),
+        })
+        .map_err(|e| {
+            let _ = inner.fs.remove(&part);
+            failed(e)
         })?
         .into_inner();
     if !moved {
@@ -268,12 +292,12 @@ pub(super) fn fill(
     known: &SharedUpload,
     local_from: u64,
 ) -> Result<(), StoreError> {
-    for (i, &start) in known.parts.iter().enumerate() {
+    for (i, &(start, tag)) in known.parts.iter().enumerate() {
         if start >= local_from {
             break;
         }
-        let end = known.parts.get(i + 1).copied().unwrap_or(known.len);
-        let part = part_name(id.as_str(), start);
+        let end = known.parts.get(i + 1).map_or(known.len, |p| p.0);
+        let part = part_name(id.as_str(), start, tag);
         let got = inner
             .fs
             .fetch_part(&part, file, UPLOAD_RESERVED + start)
@@ -296,7 +320,7 @@ pub(super) fn delete_parts(inner: &Inner, id: &UploadId, known: Option<&UploadRo
         .and_then(|k| k.shared.as_ref())
         .map_or(&[][..], |s| &s.parts[..])
     {
-        let _ = inner.fs.remove(&part_name(id.as_str(), *start));
+        let _ = inner.fs.remove(&part_name(id.as_str(), start.0, start.1));
     }
 }
 
@@ -335,27 +359,52 @@ pub(super) fn expire(inner: &Inner, commit: Option<&Committer>) -> Result<usize,
         }
         n += 1;
         if let Some(commit) = commit {
-            forget(inner, id);
-            commit.post(super::DropUpload { id: id.clone() })?;
-            delete_parts(inner, id, Some(row));
+            // Only if no node moved it since it was read here.
+            let dropped = commit
+                .submit(DropUnchanged {
+                    id: id.clone(),
+                    row: row.clone(),
+                })?
+                .into_inner();
+            if dropped {
+                forget(inner, id);
+                delete_parts(inner, id, Some(row));
+            }
         }
     }
     if commit.is_some() {
+        // This node's copies idle for a while whose session ended or moved elsewhere; a
+        // copy in use (or new since the rows were read) is left alone.
         for id in inner.uploads.ids() {
-            let stale = match rows.get(&id) {
-                None => true,
-                Some(row) => inner.uploads.read_map().get(&id).is_some_and(|slot| {
-                    slot.s.try_lock().is_ok_and(|g| {
-                        g.known.as_ref().and_then(|k| k.shared.as_ref()) != row.shared.as_ref()
-                    })
-                }),
-            };
+            let stale = inner.uploads.read_map().get(&id).is_some_and(|slot| {
+                slot.s.try_lock().is_ok_and(|g| {
+                    g.touched.saturating_add(SWEEP_EVERY_SECS) < now
+                        && g.known.as_ref().and_then(|k| k.shared.as_ref())
+                            != rows.get(&id).and_then(|r| r.shared.as_ref())
+                })
+            });
             if stale {
                 forget(inner, &id);
             }
         }
     }
     Ok(n)
+}
+
+/// Ends a session whose row is there (a shared store's): the row is dropped durably first,
+/// then the parts, so no row is ever left naming parts that are gone.
+pub(super) fn end_row(inner: &Inner, commit: &Committer, id: &UploadId, known: &UploadRow) {
+    let dropped = commit.submit(DropUploadNow { id: id.clone() });
+    if dropped.is_ok() {
+        delete_parts(inner, id, Some(known));
+    }
+}
+
+/// A fresh tag for a part's name.
+fn part_tag() -> Result<u64, StoreError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| StoreError::new(format!("random part tag: {e}")))?;
+    Ok(u64::from_le_bytes(b))
 }
 
 /// Removes parts no session row names: left by a node that died between writing a part
@@ -421,5 +470,42 @@ impl Write for SyncPart {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+/// Drops a session's row if it is still `row` (the expiry sweep's): answers whether it did.
+struct DropUnchanged {
+    id: UploadId,
+    row: UploadRow,
+}
+
+impl Write for DropUnchanged {
+    type Out = bool;
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<bool, StoreError> {
+        let now =
+            b.t.uploads
+                .get(self.id.as_str())?
+                .map(|v| schema::decode_upload(v.value()))
+                .transpose()?;
+        if now.as_ref() != Some(&self.row) {
+            return Ok(false);
+        }
+        b.t.uploads.remove(self.id.as_str())?;
+        Ok(true)
+    }
+}
+
+/// Drops a session's row, durably: its parts are deleted only after.
+struct DropUploadNow {
+    id: UploadId,
+}
+
+impl Write for DropUploadNow {
+    type Out = ();
+
+    fn apply(&self, b: &mut Batch<'_, '_>) -> Result<(), StoreError> {
+        b.t.uploads.remove(self.id.as_str())?;
+        Ok(())
     }
 }
